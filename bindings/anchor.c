@@ -1,0 +1,135 @@
+/* Payload anchoring: Lua values handed from one process to another are kept
+ * alive in one registry table, at slots recycled through a C free list. */
+#include "binding.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+halo_binding_t *halo__B;
+
+static int32_t slot_get(halo_binding_t *B) {
+  if (B->nfree) return B->free_slots[--B->nfree];
+  return ++B->next_slot;
+}
+
+static void slot_put(halo_binding_t *B, int32_t s) {
+  if (B->nfree == B->capfree) {
+    uint32_t nc = B->capfree ? B->capfree * 2 : 256;
+    int32_t *nf = realloc(B->free_slots, nc * sizeof *nf);
+    if (!nf) return; /* the slot is lost, not reused; memory is what ran out */
+    B->free_slots = nf;
+    B->capfree = nc;
+  }
+  B->free_slots[B->nfree++] = s;
+}
+
+halo_payload_t hb_anchor(halo_binding_t *B, lua_State *L, int idx) {
+  halo_payload_t pl;
+  switch (lua_type(L, idx)) {
+  case LUA_TNONE:
+  case LUA_TNIL: pl.tag = PL_NIL; pl.val = 0; return pl;
+  case LUA_TBOOLEAN: pl.tag = lua_toboolean(L, idx) ? PL_TRUE : PL_FALSE; pl.val = 0; return pl;
+  case LUA_TNUMBER: {
+    double d = lua_tonumber(L, idx);
+    pl.tag = PL_NUMBER;
+    memcpy(&pl.val, &d, sizeof d);
+    return pl;
+  }
+  default: {
+    if (idx < 0 && idx > LUA_REGISTRYINDEX) idx = lua_gettop(L) + idx + 1;
+    int32_t s = slot_get(B);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, B->slots_ref);
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, -2, s);
+    lua_pop(L, 1);
+    B->anchored++;
+    pl.tag = PL_ANCHOR;
+    pl.val = (uint64_t)s;
+    return pl;
+  }
+  }
+}
+
+void hb_push_payload(halo_binding_t *B, lua_State *L, halo_payload_t pl, int consume) {
+  switch (pl.tag) {
+  case PL_FALSE: lua_pushboolean(L, 0); return;
+  case PL_TRUE: lua_pushboolean(L, 1); return;
+  case PL_NUMBER: {
+    double d;
+    memcpy(&d, &pl.val, sizeof d);
+    lua_pushnumber(L, d);
+    return;
+  }
+  case PL_ANCHOR:
+    lua_rawgeti(L, LUA_REGISTRYINDEX, B->slots_ref);
+    lua_rawgeti(L, -1, (int)pl.val);
+    if (consume) {
+      lua_pushnil(L);
+      lua_rawseti(L, -3, (int)pl.val);
+      slot_put(B, (int32_t)pl.val);
+      B->anchored--;
+    }
+    lua_remove(L, -2);
+    return;
+  default: lua_pushnil(L); return;
+  }
+}
+
+void hb_release(halo_binding_t *B, halo_payload_t pl) {
+  if (pl.tag != PL_ANCHOR) return;
+  lua_State *L = hb_L(B);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, B->slots_ref);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, (int)pl.val);
+  lua_pop(L, 1);
+  slot_put(B, (int32_t)pl.val);
+  B->anchored--;
+}
+
+uint32_t hb_size(lua_State *L, int idx) {
+  switch (lua_type(L, idx)) {
+  case LUA_TSTRING: return (uint32_t)lua_objlen(L, idx);
+  case LUA_TNUMBER: return 8;
+  case LUA_TBOOLEAN: return 1;
+  case LUA_TTABLE: return 64 + 16 * (uint32_t)lua_objlen(L, idx);
+  default: return 0;
+  }
+}
+
+void hb_push_pid(halo_binding_t *B, lua_State *L, halo_pid_t pid) {
+  if (pid.node == B->node.crc) {
+    halo_proc_t *p = halo_proc_find(&B->node, pid.id);
+    if (p && p->href[HREF_PID]) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, p->href[HREF_PID]);
+      return;
+    }
+  }
+  char buf[HALO_PID_STRLEN];
+  int n = halo_pid_format(buf, sizeof buf, pid);
+  lua_pushlstring(L, buf, (size_t)n);
+}
+
+void hb_push_proc_pid(halo_binding_t *B, lua_State *L, halo_proc_t *p) {
+  hb_push_pid(B, L, halo_node_pid(&B->node, p->id));
+}
+
+int hb_error(lua_State *L, int code) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", halo_err_name(code), halo_strerror(code));
+  lua_pushstring(L, halo_err_name(code));
+  return 3;
+}
+
+int hb_errorf(lua_State *L, int code, const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", halo_err_name(code), buf);
+  lua_pushstring(L, halo_err_name(code));
+  return 3;
+}

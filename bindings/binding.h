@@ -1,0 +1,97 @@
+/*
+ * Shared by the files of bindings/: the per-node binding state, payload
+ * anchoring and the helpers that turn core results into Lua values.
+ * Internal to bindings/.
+ */
+#ifndef HALO_BINDING_H
+#define HALO_BINDING_H
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <uv.h>
+
+#include "alloc.h"
+#include "errors.h"
+#include "node.h"
+
+/* Payload tags. */
+enum { PL_NONE, PL_NIL, PL_FALSE, PL_TRUE, PL_NUMBER, PL_ANCHOR };
+
+/* Host references each process record owns (halo_proc_t.href). */
+enum { HREF_CO, HREF_INST, HREF_PID, HREF_ENV };
+
+typedef struct halo_binding {
+  halo_node_t node;
+  uv_loop_t loop;
+  lua_State *L;         /* thread that runs the node (inside core.run) */
+  lua_State *cur;       /* thread whose C code runs right now */
+  int slots_ref;        /* registry: anchor table */
+  int body_ref;         /* registry: the behavior body function */
+  int mt_cache_ref;     /* registry: behavior -> instance metatable (weak keys) */
+  int32_t *free_slots;
+  uint32_t nfree, capfree;
+  int32_t next_slot;
+  int64_t anchored;     /* payload anchors held */
+  int64_t refs;         /* process refs held */
+  halo_alloc_t alloc;
+  lua_Alloc old_allocf;
+  void *old_allocud;
+  uv_signal_t sigint, sigterm;
+  uv_timer_t deadline;
+  int use_signals, use_deadline, timed_out;
+  char *entry_error;    /* failure of the entry process (with traceback) */
+  uint64_t entry_id;
+} halo_binding_t;
+
+/** The node running in this Lua state, or NULL. */
+extern halo_binding_t *halo__B;
+
+/** The thread to push on when the core calls up. */
+static inline lua_State *hb_L(halo_binding_t *B) { return B->cur ? B->cur : B->L; }
+
+/** Anchors the value at idx and returns its payload. */
+halo_payload_t hb_anchor(halo_binding_t *B, lua_State *L, int idx);
+/** Pushes a payload's value; consume releases its anchor. */
+void hb_push_payload(halo_binding_t *B, lua_State *L, halo_payload_t pl, int consume);
+/** Releases a payload without pushing it. */
+void hb_release(halo_binding_t *B, halo_payload_t pl);
+/** Size estimate of the value at idx in bytes. */
+uint32_t hb_size(lua_State *L, int idx);
+
+/** Pushes the PID string of pid (cached for live local processes). */
+void hb_push_pid(halo_binding_t *B, lua_State *L, halo_pid_t pid);
+/** Pushes nil, "ECODE: text", "ECODE" and returns 3. */
+int hb_error(lua_State *L, int code);
+/** Pushes nil, "ECODE: <formatted>", "ECODE" and returns 3. */
+int hb_errorf(lua_State *L, int code, const char *fmt, ...);
+
+/** The running node or a Lua error. */
+halo_binding_t *hb_node(lua_State *L);
+/** The current process, or a Lua error naming the function when there is none
+ *  or when L is not that process's own coroutine (own = 1). */
+halo_proc_t *hb_self(lua_State *L, halo_binding_t *B, const char *fn, int own);
+
+/** Target parsed from a string: a PID, an alias, or a registered name. */
+typedef struct hb_target {
+  int kind;          /* HALO_TARGET_* */
+  halo_pid_t pid;    /* PID: as parsed; NAME/ALIAS: the owner when found */
+  const char *name;
+  uint64_t alias;
+  halo_proc_t *proc; /* local process behind it, or NULL */
+} hb_target_t;
+
+/** Parses the target at idx. Returns 0, or HALO_ENOPROC / HALO_EALIASUNKNOWN
+ *  for a local name or alias that does not exist (t->kind is set anyway). */
+int hb_target(lua_State *L, halo_binding_t *B, int idx, hb_target_t *t);
+
+/** Registers the functions of each file into the table on top. */
+void hb_open_process(lua_State *L);
+void hb_open_introspect(lua_State *L);
+
+/** Pushes p's PID string. */
+void hb_push_proc_pid(halo_binding_t *B, lua_State *L, halo_proc_t *p);
+
+/** Logs a record with p (or the node, when NULL) as its source. */
+void hb_log(halo_binding_t *B, halo_proc_t *p, int level, const char *msg, size_t len);
+
+#endif

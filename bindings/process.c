@@ -1,0 +1,652 @@
+/* Process operations of module halo.core: spawn, send, call, reply, waits,
+ * links and monitors, names, aliases, exits, timers, environment. */
+#include "binding.h"
+#include "clock.h"
+#include "process.h"
+#include "rel.h"
+#include "scheduler.h"
+#include "timer.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SPAWN_DEPTH 64
+
+/* -- Targets ------------------------------------------------------------------ */
+
+int hb_target(lua_State *L, halo_binding_t *B, int idx, hb_target_t *t) {
+  size_t len;
+  const char *s = luaL_checklstring(L, idx, &len);
+  halo_node_t *n = &B->node;
+  memset(t, 0, sizeof *t);
+  if (len && s[0] == '<') {
+    if (halo_pid_parse(s, len, &t->pid)) luaL_argerror(L, idx, "incorrect PID format, expected <crc.high.low>");
+    t->kind = HALO_TARGET_PID;
+    if (t->pid.node == n->crc) {
+      t->proc = halo_proc_find(n, t->pid.id);
+      if (!t->proc) return HALO_ENOPROC;
+    }
+    return 0;
+  }
+  if (len > 6 && memcmp(s, "Alias#", 6) == 0) {
+    uint32_t crc;
+    if (halo_ref_parse(s, len, "Alias", &crc, &t->alias))
+      luaL_argerror(L, idx, "incorrect Alias format, expected Alias#<crc.id0.id1.id2>");
+    t->kind = HALO_TARGET_ALIAS;
+    if (crc != n->crc) return HALO_ENOCONN;
+    t->proc = halo_alias_lookup(n, t->alias);
+    if (!t->proc) return HALO_EALIASUNKNOWN;
+    t->pid = halo_node_pid(n, t->proc->id);
+    return 0;
+  }
+  if (!len) luaL_argerror(L, idx, "empty process name");
+  t->kind = HALO_TARGET_NAME;
+  t->name = s;
+  t->proc = halo_name_lookup(n, s);
+  if (!t->proc) return HALO_ENOPROC;
+  t->pid = halo_node_pid(n, t->proc->id);
+  return 0;
+}
+
+/* -- Spawn -------------------------------------------------------------------- */
+
+static int get_bool(lua_State *L, int t, const char *k) {
+  if (!t) return 0;
+  lua_getfield(L, t, k);
+  int v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static const char *get_str(lua_State *L, int t, const char *k) {
+  if (!t) return NULL;
+  lua_getfield(L, t, k);
+  const char *v = NULL;
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "spawn option '%s' must be a string", k);
+    v = lua_tostring(L, -1);
+  }
+  lua_pop(L, 1); /* the options table keeps it alive */
+  return v;
+}
+
+static double get_num(lua_State *L, int t, const char *k, double def) {
+  if (!t) return def;
+  lua_getfield(L, t, k);
+  double v = def;
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isnumber(L, -1)) luaL_error(L, "spawn option '%s' must be a number", k);
+    v = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Pushes the instance metatable of a behavior ({__index = behavior}), cached. */
+static void push_instance_mt(lua_State *L, halo_binding_t *B, int beh) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, B->mt_cache_ref);
+  lua_pushvalue(L, beh);
+  lua_rawget(L, -2);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, beh);
+    lua_setfield(L, -2, "__index");
+    lua_pushvalue(L, beh);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_remove(L, -2);
+}
+
+/* Builds the child's environment: the parent's copy, then opts.env (keys upper-cased). */
+static int make_env(lua_State *L, halo_proc_t *parent, int opts) {
+  int has_parent = parent && parent->href[HREF_ENV];
+  lua_getfield(L, opts, "env");
+  int has_opts = lua_istable(L, -1);
+  if (!has_parent && !has_opts) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  int oenv = lua_gettop(L);
+  lua_newtable(L);
+  if (has_parent) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, parent->href[HREF_ENV]);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -5);
+    }
+    lua_pop(L, 1);
+  }
+  if (has_opts) {
+    lua_pushnil(L);
+    while (lua_next(L, oenv)) {
+      if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "env keys must be strings");
+      size_t kl;
+      const char *k = lua_tolstring(L, -2, &kl);
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (size_t i = 0; i < kl; i++) luaL_addchar(&b, (char)toupper((unsigned char)k[i]));
+      luaL_pushresult(&b);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    }
+  }
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pop(L, 1);
+  return ref;
+}
+
+/* Creates the record and coroutine; pushes nothing. Returns 0 or an error. */
+static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, int opts, int entry,
+                      halo_proc_t **out) {
+  halo_node_t *n = &B->node;
+  halo_proc_t *parent = n->current;
+  int func = lua_isfunction(L, beh);
+  halo_spawn_opts_t o = {0};
+  o.name = get_str(L, opts, "name");
+  o.parent = parent;
+  o.mailbox_limit = (uint32_t)get_num(L, opts, "mailbox_size", 0);
+  o.link_parent = get_bool(L, opts, "link_parent") || get_bool(L, opts, "link");
+  o.link_child = get_bool(L, opts, "link_child") || get_bool(L, opts, "link");
+  o.func = func;
+  o.kind = get_str(L, opts, "kind");
+  o.application = get_str(L, opts, "application");
+  o.behavior = get_str(L, opts, "behavior");
+  const char *lvl = get_str(L, opts, "log_level");
+  if (lvl && halo_log_level_parse(lvl, &o.log_level)) luaL_error(L, "unknown log level '%s'", lvl);
+  const char *leader = get_str(L, opts, "leader");
+  if (leader && halo_pid_parse(leader, strlen(leader), &o.leader))
+    luaL_error(L, "incorrect leader PID '%s'", leader);
+  if (!o.behavior && !func) {
+    lua_getfield(L, beh, "name");
+    if (lua_type(L, -1) == LUA_TSTRING) o.behavior = lua_tostring(L, -1);
+    lua_pop(L, 1); /* the behavior table keeps it alive */
+  }
+  if (!o.behavior) o.behavior = func ? "function" : "behavior";
+  if (!o.kind && !func) {
+    lua_getfield(L, beh, "kind");
+    if (lua_type(L, -1) == LUA_TSTRING) o.kind = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  halo_proc_t *p;
+  int rc = halo_proc_spawn(n, &o, &p);
+  if (rc) return rc;
+  if (entry) p->flags |= HALO_PF_ENTRY;
+  if (get_bool(L, opts, "trap_exit")) p->flags |= HALO_PF_TRAP;
+
+  lua_State *co = lua_newthread(L);
+  p->host = co;
+  p->href[HREF_CO] = luaL_ref(L, LUA_REGISTRYINDEX);
+  char buf[HALO_PID_STRLEN];
+  lua_pushlstring(L, buf, (size_t)halo_pid_format(buf, sizeof buf, halo_node_pid(n, p->id)));
+  p->href[HREF_PID] = luaL_ref(L, LUA_REGISTRYINDEX);
+  B->refs += 2;
+  if (opts) {
+    p->href[HREF_ENV] = make_env(L, parent, opts);
+    if (p->href[HREF_ENV]) B->refs++;
+  } else if (parent && parent->href[HREF_ENV]) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, parent->href[HREF_ENV]);
+    p->href[HREF_ENV] = luaL_ref(L, LUA_REGISTRYINDEX); /* shared until someone sets */
+    B->refs++;
+  }
+  if (func) {
+    lua_pushvalue(L, beh);
+    p->href[HREF_INST] = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, beh);
+    lua_pushvalue(L, args);
+    lua_xmove(L, co, 2);
+  } else {
+    lua_createtable(L, 0, 0);
+    push_instance_mt(L, B, beh);
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    p->href[HREF_INST] = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, B->body_ref);
+    lua_insert(L, -2);
+    lua_pushvalue(L, args);
+    lua_xmove(L, co, 3);
+  }
+  B->refs++;
+  *out = p;
+  return 0;
+}
+
+int hb_spawn_entry(lua_State *L, halo_binding_t *B, int fn_idx, int args_idx) {
+  halo_proc_t *p;
+  lua_newtable(L);
+  int opts = lua_gettop(L);
+  lua_pushliteral(L, "entry");
+  lua_setfield(L, opts, "behavior");
+  int rc = spawn_proc(L, B, fn_idx, args_idx, opts, 1, &p);
+  lua_pop(L, 1);
+  if (rc) return rc;
+  B->entry_id = p->id;
+  halo_proc_start(&B->node, p, NULL);
+  return 0;
+}
+
+/* core.spawn(behavior, args, opts) -> pid | pid, true (the caller must
+ * yield until the child's init is done) | nil, err, code */
+static int l_spawn(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_node_t *n = &B->node;
+  if (!lua_istable(L, 1) && !lua_isfunction(L, 1))
+    return luaL_argerror(L, 1, "behavior table or function expected");
+  int opts = lua_istable(L, 3) ? 3 : 0;
+  if (!opts && !lua_isnoneornil(L, 3)) return luaL_argerror(L, 3, "options table expected");
+  lua_settop(L, 3);
+  halo_proc_t *parent = n->current;
+  if (parent && parent->depth >= MAX_SPAWN_DEPTH)
+    return hb_errorf(L, HALO_ENOTALLOWED, "spawns nested more than %d deep", MAX_SPAWN_DEPTH);
+  halo_proc_t *p;
+  int rc = spawn_proc(L, B, 1, 2, opts, 0, &p);
+  if (rc) return hb_error(L, rc);
+  uint64_t id = p->id;
+  hb_push_proc_pid(B, L, p); /* pushed now: the record may be gone after start */
+  halo_payload_t reason = {0, 0};
+  rc = halo_proc_start(n, p, &reason);
+  B->cur = L;
+  if (rc == HALO_RUN_EXITED && !lua_isfunction(L, 1)) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    hb_push_payload(B, L, reason, 1);
+    const char *m = lua_tostring(L, -1);
+    lua_pushfstring(L, "%s: %s: %s", halo_err_name(HALO_EINIT), halo_strerror(HALO_EINIT),
+                    m ? m : luaL_typename(L, -1));
+    lua_remove(L, -2);
+    lua_pushstring(L, halo_err_name(HALO_EINIT));
+    return 3;
+  }
+  hb_release(B, reason);
+  if (rc == HALO_RUN_SUSPENDED && !lua_isfunction(L, 1) && parent && parent->host == L &&
+      halo_proc_find(n, id) == p && !(p->flags & HALO_PF_STARTED)) {
+    uint64_t timeout = (uint64_t)get_num(L, opts, "init_timeout", 5000);
+    rc = halo_proc_wait_spawn(n, parent, p, timeout);
+    if (rc) return hb_error(L, rc);
+    lua_pushboolean(L, 1);
+    return 2;
+  }
+  return 1;
+}
+
+/* -- Messages ------------------------------------------------------------------ */
+
+/* core.send(to, msg) -> true | nil, err, code */
+static int l_send(lua_State *L) {
+  halo_binding_t *B = halo__B;
+  if (!B) return luaL_error(L, "no halo node is running (use halo.run)");
+  B->cur = L;
+  halo_node_t *n = &B->node;
+  hb_target_t t;
+  int rc = hb_target(L, B, 1, &t);
+  if (rc) {
+    if (rc == HALO_ENOCONN) n->counters.send_errors_remote++;
+    else n->counters.send_errors_local++;
+    return hb_error(L, rc);
+  }
+  halo_payload_t pl = hb_anchor(B, L, 2);
+  if (t.proc) rc = halo_send_proc(n, n->current, t.proc, HALO_MSG_REGULAR, HALO_Q_MAIN, 0, pl, hb_size(L, 2));
+  else rc = halo_send(n, n->current, t.pid, HALO_MSG_REGULAR, HALO_Q_MAIN, 0, pl, hb_size(L, 2));
+  if (rc) {
+    hb_release(B, pl);
+    return hb_error(L, rc);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int call_kind(lua_State *L, int kind, int queue, const char *fn) {
+  halo_binding_t *B = hb_node(L);
+  halo_node_t *n = &B->node;
+  halo_proc_t *self = hb_self(L, B, fn, 1);
+  hb_target_t t;
+  int rc = hb_target(L, B, 1, &t);
+  if (rc) {
+    n->counters.call_errors_local++;
+    return hb_error(L, rc);
+  }
+  double timeout = luaL_optnumber(L, 3, 5000);
+  if (timeout < 0) return luaL_argerror(L, 3, "timeout must be >= 0 ms");
+  halo_payload_t pl = hb_anchor(B, L, 2);
+  int64_t ref = halo_call(n, self, t.pid, kind, queue, pl, hb_size(L, 2), (uint64_t)timeout);
+  if (ref < 0) {
+    hb_release(B, pl);
+    return hb_error(L, (int)ref);
+  }
+  lua_pushnumber(L, (double)ref);
+  return 1;
+}
+
+/* core.call(to, request, timeout_ms) -> ref (then yield) | nil, err, code */
+static int l_call(lua_State *L) { return call_kind(L, HALO_MSG_REQUEST, HALO_Q_MAIN, "halo.call"); }
+
+/* core.inspect(to, items, timeout_ms) -> ref (then yield) | nil, err, code */
+static int l_inspect(lua_State *L) { return call_kind(L, HALO_MSG_INSPECT, HALO_Q_URGENT, "halo.inspect"); }
+
+/* core.reply(to, ref, value) -> true | nil, err, code */
+static int l_reply(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  halo_pid_t to;
+  if (halo_pid_parse(s, len, &to)) return luaL_argerror(L, 1, "incorrect PID format, expected <crc.high.low>");
+  double ref = luaL_checknumber(L, 2);
+  halo_payload_t pl = hb_anchor(B, L, 3);
+  int rc = halo_reply(&B->node, B->node.current, to, (uint64_t)ref, pl);
+  if (rc) {
+    hb_release(B, pl);
+    return hb_error(L, rc);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.sleep(ms): the caller then yields. */
+static int l_sleep(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.sleep", 1);
+  double ms = luaL_checknumber(L, 1);
+  if (ms < 0) return luaL_argerror(L, 1, "must be >= 0");
+  int rc = halo_proc_sleep(&B->node, self, (uint64_t)ms);
+  if (rc) return hb_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.receive([timeout_ms]): function processes only; the caller then yields. */
+static int l_receive(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.receive", 1);
+  if (!(self->flags & HALO_PF_FUNC))
+    return luaL_error(L, "halo.receive is for function processes; behaviors get messages in handle_message");
+  uint64_t ms = UINT64_MAX;
+  if (!lua_isnoneornil(L, 1)) {
+    double d = luaL_checknumber(L, 1);
+    if (d < 0) return luaL_argerror(L, 1, "must be >= 0");
+    ms = (uint64_t)d;
+  }
+  int rc = halo_proc_receive(&B->node, self, ms);
+  if (rc) return hb_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.self() -> pid | nil outside processes */
+static int l_self(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  if (!B->node.current) return 0;
+  hb_push_proc_pid(B, L, B->node.current);
+  return 1;
+}
+
+/* -- Links, monitors, exits ------------------------------------------------ */
+
+static int rel_op(lua_State *L, int type, int add, const char *fn) {
+  halo_binding_t *B = hb_node(L);
+  halo_node_t *n = &B->node;
+  halo_proc_t *self = hb_self(L, B, fn, 0);
+  hb_target_t t;
+  int rc = hb_target(L, B, 1, &t);
+  if (add) {
+    if (rc) return hb_error(L, rc);
+    if (!t.proc) return hb_error(L, HALO_ENOCONN);
+    if (t.proc->state >= HALO_STATE_TERMINATED) return hb_error(L, HALO_ETERMINATED);
+    rc = halo_rel_add(n, self, type, t.proc, t.kind, t.name, t.alias);
+  } else {
+    uint64_t target = t.kind == HALO_TARGET_PID ? t.pid.id : 0;
+    rc = halo_rel_remove(n, self, type, t.kind, target, t.name, t.alias);
+  }
+  if (rc) return hb_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_link(lua_State *L) { return rel_op(L, HALO_REL_LINK, 1, "halo.link"); }
+static int l_unlink(lua_State *L) { return rel_op(L, HALO_REL_LINK, 0, "halo.unlink"); }
+static int l_monitor(lua_State *L) { return rel_op(L, HALO_REL_MONITOR, 1, "halo.monitor"); }
+static int l_demonitor(lua_State *L) { return rel_op(L, HALO_REL_MONITOR, 0, "halo.demonitor"); }
+
+/* core.exit(to, reason): sends an exit signal. */
+static int l_exit(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_node_t *n = &B->node;
+  if (lua_isnoneornil(L, 2)) return luaL_argerror(L, 2, "reason expected");
+  halo_proc_t *self = n->current;
+  hb_target_t t;
+  int rc = hb_target(L, B, 1, &t);
+  if (rc) return hb_error(L, rc);
+  if (self && t.proc &&
+      (t.proc == self || (t.pid.node == self->parent.node && t.pid.id == self->parent.id) ||
+       (t.pid.node == self->leader.node && t.pid.id == self->leader.id)))
+    return hb_errorf(L, HALO_ENOTALLOWED, "an exit signal may not go to the sender itself, its parent or its leader");
+  lua_createtable(L, 0, 3);
+  lua_pushliteral(L, "exit");
+  lua_setfield(L, -2, "kind");
+  if (self) hb_push_proc_pid(B, L, self);
+  else hb_push_pid(B, L, halo_node_pid(n, 1));
+  lua_setfield(L, -2, "pid");
+  lua_pushvalue(L, 2);
+  lua_setfield(L, -2, "reason");
+  halo_payload_t pl = hb_anchor(B, L, -1);
+  if (t.proc) {
+    halo_pid_t from = halo_node_pid(n, self ? self->id : 1);
+    rc = halo__enqueue(n, from, t.proc, HALO_MSG_EXIT, HALO_Q_URGENT, 0, pl, 0);
+    if (!rc && self) self->msgs_out++;
+  } else {
+    rc = halo_send(n, self, t.pid, HALO_MSG_EXIT, HALO_Q_URGENT, 0, pl, 0);
+  }
+  if (rc) {
+    hb_release(B, pl);
+    return hb_error(L, rc);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.kill(to) */
+static int l_kill(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  hb_target_t t;
+  int rc = hb_target(L, B, 1, &t);
+  if (rc) return hb_error(L, rc);
+  if (!t.proc) return hb_error(L, HALO_ENOTALLOWED);
+  rc = halo_proc_kill(&B->node, t.proc);
+  B->cur = L;
+  if (rc) return hb_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.trap_exit([flag]) -> previous flag */
+static int l_trap_exit(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.trap_exit", 0);
+  lua_pushboolean(L, (self->flags & HALO_PF_TRAP) != 0);
+  if (!lua_isnoneornil(L, 1)) {
+    if (lua_toboolean(L, 1)) self->flags |= HALO_PF_TRAP;
+    else self->flags &= (uint8_t)~HALO_PF_TRAP;
+  }
+  return 1;
+}
+
+/* -- Names and aliases ------------------------------------------------------- */
+
+static int l_register(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.register", 0);
+  const char *name = luaL_checkstring(L, 1);
+  if (name[0] == '<' || strncmp(name, "Alias#", 6) == 0)
+    return luaL_argerror(L, 1, "a name may not look like a PID or an alias");
+  int rc = halo_name_register(&B->node, self, name);
+  if (rc) return hb_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_unregister(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  int rc = halo_name_unregister(&B->node, luaL_checkstring(L, 1));
+  if (rc) return hb_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.whereis(name) -> pid | nil, err, code */
+static int l_whereis(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *p = halo_name_lookup(&B->node, luaL_checkstring(L, 1));
+  if (!p) return hb_error(L, HALO_ENOPROC);
+  hb_push_proc_pid(B, L, p);
+  return 1;
+}
+
+static int l_alias(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.alias", 0);
+  int64_t id = halo_alias_new(&B->node, self);
+  if (id < 0) return hb_error(L, (int)id);
+  char buf[HALO_REF_STRLEN];
+  lua_pushlstring(L, buf, (size_t)halo_ref_format(buf, sizeof buf, "Alias", B->node.crc, (uint64_t)id));
+  return 1;
+}
+
+static int l_unalias(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.unalias", 0);
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  uint32_t crc;
+  uint64_t id;
+  if (halo_ref_parse(s, len, "Alias", &crc, &id))
+    return luaL_argerror(L, 1, "incorrect Alias format, expected Alias#<crc.id0.id1.id2>");
+  int rc = halo_alias_delete(&B->node, self, id);
+  if (rc) return hb_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* -- Timers ------------------------------------------------------------------- */
+
+/* core.send_after(to, msg, ms) -> timer id | nil, err, code */
+static int l_send_after(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.send_after", 0);
+  hb_target_t t;
+  int rc = hb_target(L, B, 1, &t);
+  if (rc) return hb_error(L, rc);
+  double ms = luaL_checknumber(L, 3);
+  if (ms < 0) return luaL_argerror(L, 3, "must be >= 0");
+  halo_payload_t pl = hb_anchor(B, L, 2);
+  int64_t id = halo_timer_send_after(&B->node, self, t.pid, pl, hb_size(L, 2), (uint64_t)ms);
+  if (id < 0) {
+    hb_release(B, pl);
+    return hb_error(L, (int)id);
+  }
+  lua_pushnumber(L, (double)id);
+  return 1;
+}
+
+static int l_cancel_timer(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.cancel_timer", 0);
+  int rc = halo_timer_cancel(&B->node, self, (uint64_t)luaL_checknumber(L, 1));
+  if (rc) return hb_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* -- Environment ---------------------------------------------------------------- */
+
+static void push_upper(lua_State *L, int idx) {
+  size_t kl;
+  const char *k = luaL_checklstring(L, idx, &kl);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (size_t i = 0; i < kl; i++) luaL_addchar(&b, (char)toupper((unsigned char)k[i]));
+  luaL_pushresult(&b);
+}
+
+static int l_getenv(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.getenv", 0);
+  if (!self->href[HREF_ENV]) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, self->href[HREF_ENV]);
+  if (lua_isnoneornil(L, 1)) { /* a copy of the whole environment */
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, -3)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    }
+    return 1;
+  }
+  push_upper(L, 1);
+  lua_rawget(L, -2);
+  return 1;
+}
+
+static int l_setenv(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.setenv", 0);
+  /* Copy on write: a table shared with the parent is copied first. */
+  lua_newtable(L);
+  int t = lua_gettop(L);
+  if (self->href[HREF_ENV]) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, self->href[HREF_ENV]);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, t);
+    }
+    lua_pop(L, 1);
+    luaL_unref(L, LUA_REGISTRYINDEX, self->href[HREF_ENV]);
+    B->refs--;
+  }
+  push_upper(L, 1);
+  lua_pushvalue(L, 2);
+  lua_rawset(L, t);
+  lua_pushvalue(L, t);
+  self->href[HREF_ENV] = luaL_ref(L, LUA_REGISTRYINDEX);
+  B->refs++;
+  return 0;
+}
+
+/* core.set_log_level(level[, pid]) */
+static int l_set_log_level(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  int lvl;
+  if (halo_log_level_parse(luaL_checkstring(L, 1), &lvl)) return luaL_argerror(L, 1, "unknown log level");
+  halo_proc_t *p;
+  if (lua_isnoneornil(L, 2)) {
+    p = hb_self(L, B, "halo.set_log_level", 0);
+  } else {
+    hb_target_t t;
+    int rc = hb_target(L, B, 2, &t);
+    if (rc) return hb_error(L, rc);
+    if (!t.proc) return hb_error(L, HALO_ENOTALLOWED);
+    p = t.proc;
+  }
+  p->log_level = (int8_t)lvl;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+void hb_open_process(lua_State *L) {
+  static const luaL_Reg fns[] = {
+      {"spawn", l_spawn},         {"send", l_send},           {"call", l_call},
+      {"inspect", l_inspect},     {"reply", l_reply},         {"sleep", l_sleep},
+      {"receive", l_receive},     {"self", l_self},           {"link", l_link},
+      {"unlink", l_unlink},       {"monitor", l_monitor},     {"demonitor", l_demonitor},
+      {"exit", l_exit},           {"kill", l_kill},           {"trap_exit", l_trap_exit},
+      {"register", l_register},   {"unregister", l_unregister}, {"whereis", l_whereis},
+      {"alias", l_alias},         {"unalias", l_unalias},     {"send_after", l_send_after},
+      {"cancel_timer", l_cancel_timer}, {"getenv", l_getenv}, {"setenv", l_setenv},
+      {"set_log_level", l_set_log_level}, {NULL, NULL}};
+  luaL_register(L, NULL, fns);
+}

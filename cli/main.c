@@ -1,0 +1,198 @@
+/*
+ * The halo executable: `halo run FILE.lua [args]`, `halo run -e CODE`.
+ * It makes a LuaJIT state, puts halo.core in package.preload, sets the
+ * module search path and runs the entry as the node's first process.
+ */
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int luaopen_halo_core(lua_State *L);
+
+static const char *usage =
+    "usage: halo <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run [options] FILE.lua [args...]   start a node running FILE.lua as its first process\n"
+    "  run [options] -e CODE [args...]    the same with CODE as the entry\n"
+    "  help                               this text\n"
+    "\n"
+    "`halo run --help` lists the options of run.\n";
+
+static const char *run_usage =
+    "usage: halo run [options] (FILE.lua | -e CODE) [args...]\n"
+    "\n"
+    "Starts a node and runs the entry as its first process (a function process:\n"
+    "it may spawn, send, call, sleep and receive). The node stops when the entry\n"
+    "calls halo.shutdown([code]), when every process has ended, on SIGINT or\n"
+    "SIGTERM (processes are terminated children first, exit status 0), or when\n"
+    "the entry fails with an error (exit status 1).\n"
+    "\n"
+    "options:\n"
+    "  --name NAME           node name, name@host (default halo@localhost)\n"
+    "  --log-level LEVEL     trace, debug, info, warning, error, panic, disabled (default info)\n"
+    "  --lua-path DIR        add DIR to the module search path (repeatable; DIR/?.lua and\n"
+    "                        DIR/?/init.lua); the checkout's lua/, scenarios/ and mcp_tools/\n"
+    "                        are searched by default\n"
+    "  --watchdog-ms MS      log a callback running longer than MS (default 1000, 0 = off)\n"
+    "  --watchdog-hard-ms MS exit with status 70 when the loop is stuck for MS (default 30000)\n"
+    "  -e CODE               run CODE instead of a file\n"
+    "  -h, --help            this text\n"
+    "\n"
+    "The entry receives its arguments as `...` and in the global table `arg`.\n";
+
+static int fail(const char *msg, const char *extra) {
+  fprintf(stderr, "halo: %s%s\n", msg, extra ? extra : "");
+  return 2;
+}
+
+static void add_path(lua_State *L, const char *dir) {
+  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;", dir, dir);
+}
+
+/* The checkout this binary was built from, when it is still there. */
+static const char *source_dir(void) {
+#ifdef HALO_SOURCE_DIR
+  static char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/lua/halo/init.lua", HALO_SOURCE_DIR);
+  if (access(path, R_OK) == 0) return HALO_SOURCE_DIR;
+#endif
+  return NULL;
+}
+
+static int cmd_run(int argc, char **argv) {
+  const char *name = "halo@localhost", *level = "info", *code = NULL, *file = NULL;
+  const char *paths[64];
+  int npaths = 0, wd = 1000, wd_hard = 30000, i;
+  for (i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      fputs(run_usage, stdout);
+      return 0;
+    } else if (!strcmp(a, "--name") && i + 1 < argc) {
+      name = argv[++i];
+    } else if (!strcmp(a, "--log-level") && i + 1 < argc) {
+      level = argv[++i];
+    } else if (!strcmp(a, "--lua-path") && i + 1 < argc) {
+      if (npaths < 64) paths[npaths++] = argv[++i];
+    } else if (!strcmp(a, "--watchdog-ms") && i + 1 < argc) {
+      wd = atoi(argv[++i]);
+    } else if (!strcmp(a, "--watchdog-hard-ms") && i + 1 < argc) {
+      wd_hard = atoi(argv[++i]);
+    } else if (!strcmp(a, "-e") && i + 1 < argc) {
+      code = argv[++i];
+      i++;
+      break;
+    } else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "halo run: unknown or incomplete option '%s'\n\n%s", a, run_usage);
+      return 2;
+    } else {
+      file = a;
+      i++;
+      break;
+    }
+  }
+  if (!code && !file) {
+    fprintf(stderr, "halo run: a FILE.lua or -e CODE is required\n\n%s", run_usage);
+    return 2;
+  }
+
+  lua_State *L = luaL_newstate();
+  if (!L) return fail("cannot create a Lua state", NULL);
+  luaL_openlibs(L);
+
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "preload");
+  lua_pushcfunction(L, luaopen_halo_core);
+  lua_setfield(L, -2, "halo.core");
+  lua_pop(L, 1);
+  int base = lua_gettop(L);
+  for (int k = 0; k < npaths; k++) add_path(L, paths[k]);
+  const char *src = source_dir();
+  if (src) {
+    static const char *const sub[] = {"lua", "scenarios", "mcp_tools", "."};
+    for (int k = 0; k < 4; k++) {
+      char dir[PATH_MAX];
+      snprintf(dir, sizeof dir, "%s/%s", src, sub[k]);
+      add_path(L, dir);
+    }
+  }
+  lua_getfield(L, base, "path");
+  lua_concat(L, lua_gettop(L) - base);
+  lua_setfield(L, base, "path");
+  lua_pop(L, 1);
+
+  /* arg table: arg[0] = script, arg[1..] = arguments */
+  lua_createtable(L, argc - i, 1);
+  lua_pushstring(L, file ? file : "-e");
+  lua_rawseti(L, -2, 0);
+  for (int k = i; k < argc; k++) {
+    lua_pushstring(L, argv[k]);
+    lua_rawseti(L, -2, k - i + 1);
+  }
+  lua_setglobal(L, "arg");
+
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "halo");
+  if (lua_pcall(L, 1, 1, 0)) {
+    fprintf(stderr, "halo: cannot load the halo module: %s\n", lua_tostring(L, -1));
+    lua_close(L);
+    return 1;
+  }
+  lua_getfield(L, -1, "run");
+  int st = code ? luaL_loadbuffer(L, code, strlen(code), "=(command line)") : luaL_loadfile(L, file);
+  if (st) {
+    fprintf(stderr, "halo: %s\n", lua_tostring(L, -1));
+    lua_close(L);
+    return 1;
+  }
+  /* The entry gets the arguments as `...`. */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "halo.entry");
+  int has_wrapper = lua_pcall(L, 1, 1, 0) == 0;
+  if (!has_wrapper) {
+    fprintf(stderr, "halo: cannot load halo.entry: %s\n", lua_tostring(L, -1));
+    lua_close(L);
+    return 1;
+  }
+  lua_insert(L, -2);
+  lua_call(L, 1, 1); /* halo.entry(chunk) -> function(args) */
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "name");
+  lua_pushstring(L, level);
+  lua_setfield(L, -2, "log_level");
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "signals");
+  lua_pushinteger(L, wd);
+  lua_setfield(L, -2, "watchdog_ms");
+  lua_pushinteger(L, wd_hard);
+  lua_setfield(L, -2, "watchdog_hard_ms");
+  lua_getglobal(L, "arg");
+  lua_setfield(L, -2, "args");
+  if (lua_pcall(L, 2, 2, 0)) {
+    fprintf(stderr, "halo: %s\n", lua_tostring(L, -1));
+    lua_close(L);
+    return 1;
+  }
+  int exit_code = (int)lua_tointeger(L, -2);
+  if (!lua_isnil(L, -1)) fprintf(stderr, "halo: entry failed: %s\n", lua_tostring(L, -1));
+  lua_close(L);
+  return exit_code;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    fputs(usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!strcmp(argv[1], "run")) return cmd_run(argc - 2, argv + 2);
+  fprintf(stderr, "halo: unknown command '%s'\n\n%s", argv[1], usage);
+  return 2;
+}

@@ -1,0 +1,120 @@
+#include "node.h"
+#include "clock.h"
+#include "errors.h"
+#include "rel.h"
+#include "scheduler.h"
+#include "timer.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int halo_state_index(int state) {
+  switch (state) {
+  case HALO_STATE_INIT: return 0;
+  case HALO_STATE_SLEEP: return 1;
+  case HALO_STATE_RUNNING: return 2;
+  case HALO_STATE_WAIT: return 3;
+  case HALO_STATE_TERMINATED: return 4;
+  default: return 5;
+  }
+}
+
+static void on_idle(uv_idle_t *h) { halo_sched_slice(h->data); }
+
+/* The watchdog tells a loop stuck in code from a loop waiting in poll. */
+static void on_prepare(uv_prepare_t *h) {
+  halo_node_t *n = h->data;
+  __atomic_store_n(&n->wd_in_poll, 1, __ATOMIC_RELAXED);
+}
+
+static void on_check(uv_check_t *h) {
+  halo_node_t *n = h->data;
+  __atomic_store_n(&n->wd_busy_since, halo_clock_ns(), __ATOMIC_RELAXED);
+  __atomic_store_n(&n->wd_in_poll, 0, __ATOMIC_RELAXED);
+}
+
+int halo_node_init(halo_node_t *n, uv_loop_t *loop, const char *name) {
+  const char *at = strchr(name, '@');
+  if (!at || at == name || !at[1] || strchr(at + 1, '@') || strlen(name) > 255)
+    return HALO_EINCORRECT;
+  halo_clock_init();
+  memset(n, 0, sizeof *n);
+  n->loop = loop;
+  n->name = strdup(name);
+  if (!n->name) return HALO_ENOMEM;
+  n->crc = halo_crc32(name, strlen(name));
+  n->creation = (int64_t)time(NULL);
+  n->t_start = n->now = halo_clock_ns();
+  n->next_id = 1000;
+  n->batch = 64;
+  n->slice_ns = 2000000;
+  n->auto_stop = 1;
+  halo_imap_init(&n->procs);
+  halo_smap_init(&n->names);
+  halo_imap_init(&n->aliases);
+  halo_imap_init(&n->timers);
+  halo_smap_init(&n->strings);
+  halo_msgpool_init(&n->msgs);
+  halo_log_init(&n->log, n->crc);
+  return 0;
+}
+
+int halo_node_start(halo_node_t *n) {
+  uv_idle_init(n->loop, &n->idle);
+  uv_prepare_init(n->loop, &n->prepare);
+  uv_check_init(n->loop, &n->check);
+  n->idle.data = n->prepare.data = n->check.data = n;
+  n->wd_busy_since = halo_clock_ns();
+  uv_prepare_start(&n->prepare, on_prepare);
+  uv_check_start(&n->check, on_check);
+  if (n->rq_head || n->stopping) uv_idle_start(&n->idle, on_idle);
+  return 0;
+}
+
+void halo__node_kick(halo_node_t *n) {
+  if (n->idle.data && !uv_is_active((uv_handle_t *)&n->idle)) uv_idle_start(&n->idle, on_idle);
+}
+
+void halo_node_stop(halo_node_t *n, int exit_code) {
+  if (!n->stopping) n->exit_code = exit_code;
+  n->stopping = 1;
+  halo__node_kick(n);
+}
+
+void halo_node_close(halo_node_t *n) {
+  if (!n->idle.data) return;
+  uv_close((uv_handle_t *)&n->idle, NULL);
+  uv_close((uv_handle_t *)&n->prepare, NULL);
+  uv_close((uv_handle_t *)&n->check, NULL);
+  halo_timer_close_all(n);
+}
+
+const char *halo_node_intern(halo_node_t *n, const char *s) {
+  const char *v = halo_smap_get(&n->strings, s);
+  if (v) return v;
+  char *c = strdup(s);
+  if (!c || halo_smap_put(&n->strings, c, c)) {
+    free(c);
+    return NULL;
+  }
+  return c;
+}
+
+void halo_node_destroy(halo_node_t *n) {
+  while (n->free_procs) {
+    halo_proc_t *p = n->free_procs;
+    n->free_procs = p->next;
+    free(p);
+  }
+  for (size_t i = 0; i < n->strings.cap; i++)
+    if (n->strings.slots[i].val) free(n->strings.slots[i].val);
+  halo_smap_destroy(&n->strings);
+  halo_imap_destroy(&n->procs);
+  halo_smap_destroy(&n->names);
+  halo_imap_destroy(&n->aliases);
+  halo_imap_destroy(&n->timers);
+  halo_msgpool_destroy(&n->msgs);
+  free(n->name);
+  n->name = NULL;
+}

@@ -1,0 +1,157 @@
+/*
+ * The node: one per OS process in production (tests may run several one after
+ * another). It owns the process table, names, aliases, the run queue on a
+ * libuv loop, timers, counters and the log. The host layer plugs in through
+ * halo_node_hooks_t; that is the only way the core calls up.
+ */
+#ifndef HALO_NODE_H
+#define HALO_NODE_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "alloc.h"
+#include "log.h"
+#include "mailbox.h"
+#include "map.h"
+#include "pid.h"
+#include "process.h"
+
+/** A watcher being told that a target ended (link: EXIT, monitor: DOWN). */
+typedef struct halo_signal_info {
+  int kind;          /* HALO_MSG_EXIT or HALO_MSG_DOWN */
+  int target_kind;   /* HALO_TARGET_* */
+  halo_pid_t pid;    /* the process behind the target */
+  const char *name;  /* HALO_TARGET_NAME */
+  uint64_t alias;    /* HALO_TARGET_ALIAS */
+} halo_signal_info_t;
+
+typedef struct halo_node_hooks {
+  /** Runs p: delivers msg (p waits in RECEIVE), or with msg == NULL starts
+   *  init (first run) or continues a suspended callback (p->wake says why).
+   *  Returns enum halo_run; on EXITED the reason is in p->result. */
+  int (*run)(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg);
+  /** Runs p's terminate callback (p is TERMINATED, still registered). */
+  void (*terminate)(halo_node_t *n, halo_proc_t *p, const halo_payload_t *reason);
+  /** Releases host data of a record about to be freed. */
+  void (*free)(halo_node_t *n, halo_proc_t *p);
+  /** Anchors the same value once more (a second owner). */
+  halo_payload_t (*dup)(halo_node_t *n, const halo_payload_t *pl);
+  /** Releases a payload that will not be delivered. */
+  void (*release)(halo_node_t *n, halo_payload_t pl);
+  /** Builds the payload of an exit or down message for one watcher. */
+  halo_payload_t (*signal)(halo_node_t *n, const halo_signal_info_t *info,
+                           const halo_payload_t *reason);
+  /** Makes a payload of a reason text ("normal", "kill", "shutdown", ...). */
+  halo_payload_t (*reason)(halo_node_t *n, const char *text);
+  /** Called once when the node has stopped (every process gone). */
+  void (*stopped)(halo_node_t *n);
+} halo_node_hooks_t;
+
+/** Remote delivery: the cluster layer installs one. */
+typedef struct halo_route {
+  int (*send)(void *ud, halo_node_t *n, halo_proc_t *from, halo_pid_t to, int kind, int queue,
+              uint64_t ref, halo_payload_t pl, uint32_t size);
+  void *ud;
+} halo_route_t;
+
+typedef struct halo_node_counters {
+  uint64_t spawned, spawn_failed, terminated;
+  uint64_t send_errors_local, send_errors_remote;
+  uint64_t call_errors_local, call_errors_remote;
+  uint64_t late_replies;
+} halo_node_counters_t;
+
+struct halo_node {
+  uv_loop_t *loop;
+  char *name;
+  uint32_t crc;
+  int64_t creation;       /* unix seconds at start */
+  uint64_t t_start;       /* halo_clock_ns() at start */
+  uint64_t now;           /* last clock reading of the scheduler */
+
+  halo_imap_t procs;      /* id -> halo_proc_t */
+  halo_proc_t *first, *last;
+  uint64_t next_id;
+  uint32_t nprocs;        /* records in the table, zombees included */
+  uint32_t state_count[6];
+  halo_proc_t *free_procs;/* recycled records */
+  uint32_t nfree_procs;
+
+  halo_smap_t names;
+  halo_imap_t aliases;
+  uint64_t next_alias, next_ref;
+  halo_smap_t strings;    /* interned behavior/kind/application names */
+
+  halo_msgpool_t msgs;
+
+  /* run queue and scheduler */
+  halo_proc_t *rq_head, *rq_tail;
+  halo_proc_t *current;   /* the process whose code runs now, or NULL */
+  uv_idle_t idle;
+  uv_prepare_t prepare;
+  uv_check_t check;
+  uint32_t batch;         /* messages per process per turn */
+  uint64_t slice_ns;      /* scheduler time per loop iteration */
+
+  /* timers */
+  halo_imap_t timers;     /* id -> send_after timer */
+  uint64_t next_timer;
+  halo_timer_t *free_timers;
+  uint32_t ntimers;       /* armed timers of every kind */
+  uint32_t nhandles;      /* uv timer handles allocated */
+
+  halo_alloc_t *alloc;    /* optional accounting allocator */
+  halo_log_t log;
+  halo_node_hooks_t hooks;
+  void *host;
+  halo_route_t *route;
+  halo_node_counters_t counters;
+
+  int stopping;           /* stop requested */
+  int stopped;
+  int exit_code;
+  int auto_stop;          /* stop when the last process ends */
+
+  /* watchdog: written by the loop thread, read by the watchdog thread */
+  uint64_t wd_cb_seq, wd_cb_start, wd_cb_pid;
+  uint64_t wd_busy_since;
+  int wd_in_poll;
+  void *watchdog;
+};
+
+/** Initializes a node named name ("name@host") on loop. */
+int halo_node_init(halo_node_t *n, uv_loop_t *loop, const char *name);
+
+/** Releases everything; the node must have stopped and its loop run until
+ *  the handles closed (halo_node_close() then uv_run). */
+void halo_node_destroy(halo_node_t *n);
+
+/** Starts the scheduler's loop handles. */
+int halo_node_start(halo_node_t *n);
+
+/** Requests a stop with an exit code: every process is terminated
+ *  (children first, reason "shutdown") at the next safe point. */
+void halo_node_stop(halo_node_t *n, int exit_code);
+
+/** Closes the node's libuv handles (after it stopped). */
+void halo_node_close(halo_node_t *n);
+
+/** Interns a string for the node's lifetime. */
+const char *halo_node_intern(halo_node_t *n, const char *s);
+
+/** The node's PID for a local id. */
+static inline halo_pid_t halo_node_pid(const halo_node_t *n, uint64_t id) {
+  halo_pid_t p = {n->crc, id};
+  return p;
+}
+
+/** Live records (excluding zombees). */
+static inline uint32_t halo_node_alive(const halo_node_t *n) {
+  return n->nprocs - n->state_count[5];
+}
+
+/** Index of a state in state_count[]. */
+int halo_state_index(int state);
+
+#endif

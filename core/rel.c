@@ -1,0 +1,159 @@
+#include "rel.h"
+#include "errors.h"
+#include "process.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+halo_proc_ext_t *halo__proc_ext(halo_proc_t *p) {
+  if (!p->ext) p->ext = calloc(1, sizeof *p->ext);
+  return p->ext;
+}
+
+void halo__proc_ext_free(halo_proc_t *p) {
+  halo_proc_ext_t *x = p->ext;
+  if (!x) return;
+  for (uint32_t i = 0; i < x->watchers.len; i++) free(x->watchers.v[i].name);
+  for (uint32_t i = 0; i < x->watching.len; i++) free(x->watching.v[i].name);
+  free(x->watchers.v);
+  free(x->watching.v);
+  free(x->aliases);
+  free(x);
+  p->ext = NULL;
+}
+
+static int vec_push(halo_relvec_t *v, const halo_rel_t *r) {
+  if (v->len == v->cap) {
+    uint32_t nc = v->cap ? v->cap * 2 : 2;
+    halo_rel_t *nv = realloc(v->v, nc * sizeof *nv);
+    if (!nv) return HALO_ENOMEM;
+    v->v = nv;
+    v->cap = nc;
+  }
+  v->v[v->len++] = *r;
+  return 0;
+}
+
+static void vec_remove_at(halo_relvec_t *v, uint32_t i) {
+  free(v->v[i].name);
+  memmove(&v->v[i], &v->v[i + 1], (v->len - i - 1) * sizeof *v->v);
+  v->len--;
+}
+
+static int same(const halo_rel_t *r, uint64_t watcher, int type, int tkind, uint64_t target,
+                const char *name, uint64_t alias) {
+  if (r->watcher != watcher || r->type != type || r->tkind != tkind) return 0;
+  switch (tkind) {
+  case HALO_TARGET_NAME: return strcmp(r->name, name) == 0;
+  case HALO_TARGET_ALIAS: return r->alias == alias;
+  default: return r->target == target;
+  }
+}
+
+static int vec_find(const halo_relvec_t *v, uint64_t watcher, int type, int tkind,
+                    uint64_t target, const char *name, uint64_t alias) {
+  for (uint32_t i = 0; i < v->len; i++)
+    if (same(&v->v[i], watcher, type, tkind, target, name, alias)) return (int)i;
+  return -1;
+}
+
+int halo_rel_add(halo_node_t *n, halo_proc_t *watcher, int type, halo_proc_t *target,
+                 int tkind, const char *name, uint64_t alias) {
+  (void)n;
+  if (watcher == target) return HALO_ENOTALLOWED;
+  halo_proc_ext_t *wx = halo__proc_ext(watcher), *tx = halo__proc_ext(target);
+  if (!wx || !tx) return HALO_ENOMEM;
+  if (vec_find(&wx->watching, watcher->id, type, tkind, target->id, name, alias) >= 0)
+    return HALO_ETARGETEXIST;
+  halo_rel_t r = {watcher->id, target->id, alias, NULL, (uint8_t)type, (uint8_t)tkind};
+  halo_rel_t r2 = r;
+  if (tkind == HALO_TARGET_NAME) {
+    r.name = strdup(name);
+    r2.name = strdup(name);
+    if (!r.name || !r2.name) goto nomem;
+  }
+  if (vec_push(&wx->watching, &r)) goto nomem;
+  if (vec_push(&tx->watchers, &r2)) {
+    wx->watching.len--;
+    goto nomem;
+  }
+  return 0;
+nomem:
+  free(r.name);
+  free(r2.name);
+  return HALO_ENOMEM;
+}
+
+int halo_rel_remove(halo_node_t *n, halo_proc_t *watcher, int type, int tkind,
+                    uint64_t target, const char *name, uint64_t alias) {
+  if (!watcher->ext) return HALO_ETARGETUNKNOWN;
+  int i = vec_find(&watcher->ext->watching, watcher->id, type, tkind, target, name, alias);
+  if (i < 0) return HALO_ETARGETUNKNOWN;
+  uint64_t tid = watcher->ext->watching.v[i].target;
+  vec_remove_at(&watcher->ext->watching, (uint32_t)i);
+  halo_proc_t *t = halo_proc_find(n, tid);
+  if (t && t->ext) {
+    int j = vec_find(&t->ext->watchers, watcher->id, type, tkind, tid, name, alias);
+    if (j >= 0) vec_remove_at(&t->ext->watchers, (uint32_t)j);
+  }
+  return 0;
+}
+
+/* Tells one watcher that target p (in the form r names) ended, and drops
+ * the watcher's side of the relation. */
+static void notify(halo_node_t *n, halo_proc_t *p, const halo_rel_t *r, const halo_payload_t *reason) {
+  halo_proc_t *w = halo_proc_find(n, r->watcher);
+  if (!w) return;
+  if (w->ext) {
+    int j = vec_find(&w->ext->watching, r->watcher, r->type, r->tkind, r->target, r->name, r->alias);
+    if (j >= 0) vec_remove_at(&w->ext->watching, (uint32_t)j);
+  }
+  if (w->state >= HALO_STATE_TERMINATED) return;
+  halo_signal_info_t info = {r->type == HALO_REL_LINK ? HALO_MSG_EXIT : HALO_MSG_DOWN, r->tkind,
+                             halo_node_pid(n, p->id), r->name, r->alias};
+  halo_payload_t pl = n->hooks.signal(n, &info, reason);
+  int q = r->type == HALO_REL_LINK ? HALO_Q_URGENT : HALO_Q_SYSTEM;
+  if (halo__enqueue(n, info.pid, w, info.kind, q, 0, pl, 0)) n->hooks.release(n, pl);
+}
+
+void halo__rel_fire_all(halo_node_t *n, halo_proc_t *p, const halo_payload_t *reason) {
+  halo_proc_ext_t *x = p->ext;
+  if (!x) return;
+  /* Take the list first: notifying may run code that adds relations. */
+  halo_relvec_t watchers = x->watchers;
+  memset(&x->watchers, 0, sizeof x->watchers);
+  for (uint32_t i = 0; i < watchers.len; i++) {
+    notify(n, p, &watchers.v[i], reason);
+    free(watchers.v[i].name);
+  }
+  free(watchers.v);
+  while (x->watching.len) {
+    halo_rel_t *r = &x->watching.v[x->watching.len - 1];
+    halo_proc_t *t = halo_proc_find(n, r->target);
+    if (t && t->ext) {
+      int j = vec_find(&t->ext->watchers, p->id, r->type, r->tkind, r->target, r->name, r->alias);
+      if (j >= 0) vec_remove_at(&t->ext->watchers, (uint32_t)j);
+    }
+    vec_remove_at(&x->watching, x->watching.len - 1);
+  }
+}
+
+void halo__rel_fire_target(halo_node_t *n, halo_proc_t *p, int tkind, const char *name,
+                           uint64_t alias, const halo_payload_t *reason) {
+  halo_proc_ext_t *x = p->ext;
+  if (!x) return;
+  for (uint32_t i = 0; i < x->watchers.len;) {
+    halo_rel_t *r = &x->watchers.v[i];
+    int match = r->tkind == tkind &&
+                (tkind == HALO_TARGET_NAME ? strcmp(r->name, name) == 0 : r->alias == alias);
+    if (!match) {
+      i++;
+      continue;
+    }
+    halo_rel_t copy = *r;
+    copy.name = r->name ? strdup(r->name) : NULL;
+    vec_remove_at(&x->watchers, i);
+    notify(n, p, &copy, reason);
+    free(copy.name);
+  }
+}

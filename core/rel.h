@@ -1,0 +1,58 @@
+/*
+ * Links and monitors. Both are one-directional, as in the reference: when
+ * watcher W links to target T, T's end sends W an exit signal (urgent queue);
+ * when W monitors T, W gets a down message (system queue). Targets are PIDs,
+ * registered names or aliases. Each relation is stored twice: in the
+ * target's watcher list (to notify) and in the watcher's list (to show and
+ * to clean up when the watcher ends first).
+ */
+#ifndef HALO_REL_H
+#define HALO_REL_H
+
+#include "node.h"
+
+enum halo_rel_type { HALO_REL_LINK, HALO_REL_MONITOR };
+enum halo_target_kind { HALO_TARGET_PID, HALO_TARGET_NAME, HALO_TARGET_ALIAS };
+
+typedef struct halo_rel {
+  uint64_t watcher;  /* watcher id */
+  uint64_t target;   /* target process id */
+  uint64_t alias;    /* HALO_TARGET_ALIAS */
+  char *name;        /* HALO_TARGET_NAME, owned by the target-side copy */
+  uint8_t type, tkind;
+} halo_rel_t;
+
+typedef struct halo_relvec {
+  halo_rel_t *v;
+  uint32_t len, cap;
+} halo_relvec_t;
+
+struct halo_proc_ext {
+  halo_relvec_t watchers;  /* who is told when this process (or its name/alias) ends */
+  halo_relvec_t watching;  /* what this process links to or monitors */
+  uint64_t *aliases;
+  uint32_t naliases, capaliases;
+  halo_timer_t *timers;    /* armed send_after timers */
+  uint64_t spawner;        /* process waiting for this one's init */
+};
+
+/** Returns p's extension, allocating it on first use (NULL when out of memory). */
+halo_proc_ext_t *halo__proc_ext(halo_proc_t *p);
+
+/** Creates a relation. Errors: HALO_ETARGETEXIST, HALO_ENOTALLOWED (self), HALO_ENOMEM. */
+int halo_rel_add(halo_node_t *n, halo_proc_t *watcher, int type, halo_proc_t *target,
+                 int tkind, const char *name, uint64_t alias);
+/** Removes a relation: 0 or HALO_ETARGETUNKNOWN. */
+int halo_rel_remove(halo_node_t *n, halo_proc_t *watcher, int type, int tkind,
+                    uint64_t target, const char *name, uint64_t alias);
+
+/** Notifies every watcher of p (all target kinds) with reason and drops
+ *  the relations; drops p's own watching relations. */
+void halo__rel_fire_all(halo_node_t *n, halo_proc_t *p, const halo_payload_t *reason);
+/** Notifies watchers of one name or alias of p with reason and drops those relations. */
+void halo__rel_fire_target(halo_node_t *n, halo_proc_t *p, int tkind, const char *name,
+                           uint64_t alias, const halo_payload_t *reason);
+/** Frees p's extension. */
+void halo__proc_ext_free(halo_proc_t *p);
+
+#endif

@@ -1,0 +1,110 @@
+#include "watchdog.h"
+#include "clock.h"
+#include "errors.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct halo_watchdog {
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int stop;
+  halo_node_t *node;
+  uint64_t soft_ns, hard_ns;
+  uint64_t reported_seq;
+  uint64_t reports;
+};
+
+static void report(halo_watchdog_t *w, const char *what, uint64_t pid_id, uint64_t ms) {
+  halo_node_t *n = w->node;
+  char pid[HALO_PID_STRLEN] = "-", name[128] = "", beh[128] = "";
+  uint64_t seq = __atomic_load_n(&n->wd_cb_seq, __ATOMIC_RELAXED);
+  if (pid_id) {
+    halo_pid_format(pid, sizeof pid, halo_node_pid(n, pid_id));
+    /* The loop thread is inside this callback, so the record is stable;
+     * the sequence check below discards a report that raced its end. */
+    halo_proc_t *p = halo_proc_find(n, pid_id);
+    if (p) {
+      if (p->name) snprintf(name, sizeof name, " '%s'", p->name);
+      if (p->behavior) snprintf(beh, sizeof beh, " %s", p->behavior);
+    }
+  }
+  if (pid_id && seq != __atomic_load_n(&n->wd_cb_seq, __ATOMIC_RELAXED)) return;
+  fprintf(stderr, "[watchdog] %s: %s%s%s has been running for %llu ms\n", what, pid, name, beh,
+          (unsigned long long)ms);
+  fflush(stderr);
+}
+
+static void *run(void *arg) {
+  halo_watchdog_t *w = arg;
+  halo_node_t *n = w->node;
+  pthread_mutex_lock(&w->mu);
+  while (!w->stop) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 100 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+    if (w->stop) break;
+    uint64_t now = halo_clock_ns();
+    uint64_t start = __atomic_load_n(&n->wd_cb_start, __ATOMIC_RELAXED);
+    uint64_t seq = __atomic_load_n(&n->wd_cb_seq, __ATOMIC_RELAXED);
+    uint64_t pid = __atomic_load_n(&n->wd_cb_pid, __ATOMIC_RELAXED);
+    if (start && now > start && now - start > w->soft_ns && seq != w->reported_seq) {
+      w->reported_seq = seq;
+      w->reports++;
+      report(w, "slow callback", pid, (now - start) / 1000000u);
+    }
+    int in_poll = __atomic_load_n(&n->wd_in_poll, __ATOMIC_RELAXED);
+    uint64_t busy = __atomic_load_n(&n->wd_busy_since, __ATOMIC_RELAXED);
+    if (!in_poll && busy && now > busy && now - busy > w->hard_ns) {
+      report(w, "loop stuck past the hard limit, exiting", start ? pid : 0, (now - busy) / 1000000u);
+      _exit(70);
+    }
+  }
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
+}
+
+int halo_watchdog_start(halo_node_t *n, uint64_t soft_ms, uint64_t hard_ms) {
+  halo_watchdog_t *w = calloc(1, sizeof *w);
+  if (!w) return HALO_ENOMEM;
+  w->node = n;
+  w->soft_ns = (soft_ms ? soft_ms : 1000) * 1000000u;
+  w->hard_ns = (hard_ms ? hard_ms : 30000) * 1000000u;
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->cv, NULL);
+  if (pthread_create(&w->thread, NULL, run, w)) {
+    free(w);
+    return HALO_ENOMEM;
+  }
+  n->watchdog = w;
+  return 0;
+}
+
+void halo_watchdog_stop(halo_node_t *n) {
+  halo_watchdog_t *w = n->watchdog;
+  if (!w) return;
+  pthread_mutex_lock(&w->mu);
+  w->stop = 1;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  pthread_join(w->thread, NULL);
+  pthread_mutex_destroy(&w->mu);
+  pthread_cond_destroy(&w->cv);
+  free(w);
+  n->watchdog = NULL;
+}
+
+uint64_t halo_watchdog_reports(halo_node_t *n) {
+  halo_watchdog_t *w = n->watchdog;
+  return w ? w->reports : 0;
+}

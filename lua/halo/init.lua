@@ -1,0 +1,209 @@
+--- halo: the Lua API of the actor runtime.
+-- Processes are coroutines scheduled by the C core. A behavior is a table of
+-- callbacks called as methods on a per-process instance (self):
+--   init(args), handle_message(from, msg), handle_call(from, ref, request),
+--   handle_inspect(from, items), terminate(reason).
+-- A function spawned as a process runs once; it may sleep, call and receive.
+local core = require("halo.core")
+
+local yield = coroutine.yield
+local READY = core.READY
+local MSG_REGULAR, MSG_REQUEST, MSG_EVENT = core.MSG_REGULAR, core.MSG_REQUEST, core.MSG_EVENT
+local MSG_EXIT, MSG_DOWN, MSG_INSPECT, MSG_TIMEOUT = core.MSG_EXIT, core.MSG_DOWN, core.MSG_INSPECT, core.MSG_TIMEOUT
+local core_reply, core_log = core.reply, core.log
+
+local halo = {}
+
+do -- JSON encoders (lua-cjson) should print empty introspection lists as [].
+  local ok, cjson = pcall(require, "cjson")
+  local mt = ok and (cjson.empty_array_mt or cjson.array_mt)
+  if mt then debug.getregistry()["halo.array_mt"] = mt end
+end
+
+-- The body every behavior process runs: init, then one callback per message.
+-- A callback that returns a non-nil value ends the process with it as the
+-- reason (handle_call: its second return value).
+local function body(self, args)
+  local init = self.init
+  if init then init(self, args) end
+  local kind, from, msg, ref = yield(READY)
+  while true do
+    local stop
+    if kind == MSG_REGULAR or kind == MSG_DOWN or kind == MSG_EXIT then
+      local h = self.handle_message
+      if h then
+        stop = h(self, from, msg)
+      else
+        core_log("warning", "unhandled message from " .. from .. " (no handle_message)")
+      end
+    elseif kind == MSG_REQUEST then
+      local h = self.handle_call
+      if h then
+        local reply, reason = h(self, from, ref, msg)
+        if reply ~= nil then core_reply(from, ref, reply) end
+        stop = reason
+      else
+        core_log("warning", "unhandled call from " .. from .. " (no handle_call)")
+      end
+    elseif kind == MSG_INSPECT then
+      local h = self.handle_inspect
+      core_reply(from, ref, h and h(self, from, msg) or {})
+    elseif kind == MSG_EVENT then
+      local h = self.handle_event
+      if h then stop = h(self, from, msg) end
+    end
+    if stop ~= nil then return stop end
+    kind, from, msg, ref = yield(READY)
+  end
+end
+
+local function copy(t)
+  local c = {}
+  if t then for k, v in pairs(t) do c[k] = v end end
+  return c
+end
+
+--- Runs a node with fn as its entry process; returns when the node stops.
+-- opts: name ("name@host"), log_level, args (passed to fn), signals (stop on
+-- SIGINT/SIGTERM), timeout (ms: stop the node after it), watchdog_ms,
+-- watchdog_hard_ms. Returns exit_code, entry_error (string or nil), stats.
+function halo.run(fn, opts)
+  opts = opts or {}
+  return core.run(fn, opts.args, opts, body)
+end
+
+--- Spawns a process. behavior: a table of callbacks, a module name that
+-- returns one, or a function. opts: name, link, link_parent, link_child,
+-- mailbox_size, log_level, env, trap_exit, kind, behavior (display name),
+-- leader, init_timeout (ms, default 5000).
+-- Returns the PID once init is done, or nil, "ECODE: message", "ECODE".
+function halo.spawn(behavior, args, opts)
+  if type(behavior) == "string" then
+    local mod = require(behavior)
+    if opts == nil or opts.behavior == nil then
+      opts = copy(opts)
+      opts.behavior = behavior
+    end
+    behavior = mod
+  end
+  local pid, pending, code = core.spawn(behavior, args, opts)
+  if pending == true then
+    local ok, err, c = yield()
+    if not ok then
+      core.kill(pid)
+      if c == "EINIT" then err = "EINIT: init failed: " .. tostring(err) end
+      return nil, err, c
+    end
+    return pid
+  end
+  return pid, pending, code
+end
+
+--- Spawns and registers the process under name in one step.
+function halo.spawn_register(name, behavior, args, opts)
+  opts = copy(opts)
+  opts.name = name
+  return halo.spawn(behavior, args, opts)
+end
+
+--- Sends msg to a PID, registered name or alias. Returns true or nil, err, code.
+halo.send = core.send
+
+--- Calls to with request and waits for the reply (default timeout 5000 ms).
+-- Other messages stay queued meanwhile. Returns the reply or nil, err, code.
+function halo.call(to, request, timeout)
+  local ref, err, code = core.call(to, request, timeout)
+  if not ref then return nil, err, code end
+  local ok, v, c = yield()
+  if ok then return v end
+  return nil, v, c
+end
+
+--- Asks a process for its handle_inspect map.
+function halo.inspect(to, items, timeout)
+  local ref, err, code = core.inspect(to, items or {}, timeout)
+  if not ref then return nil, err, code end
+  local ok, v, c = yield()
+  if ok then return v end
+  return nil, v, c
+end
+
+--- Replies to a call later (when handle_call returned nil).
+halo.reply = core.reply
+
+--- Suspends the calling process for ms milliseconds; others keep running.
+function halo.sleep(ms)
+  local ok, err, code = core.sleep(ms)
+  if not ok then return nil, err, code end
+  yield()
+  return true
+end
+
+--- In a function process: waits for the next message (at most timeout ms).
+-- Returns from, msg, ref (ref only for calls) or nil, "ETIMEDOUT: timed out".
+function halo.receive(timeout)
+  while true do
+    core.receive(timeout)
+    local kind, from, msg, ref = yield()
+    if kind == MSG_TIMEOUT then return nil, "ETIMEDOUT: timed out", "ETIMEDOUT" end
+    if kind == MSG_INSPECT then
+      core_reply(from, ref, {})
+    else
+      return from, msg, kind == MSG_REQUEST and ref or nil
+    end
+  end
+end
+
+halo.self = core.self
+halo.link = core.link
+halo.unlink = core.unlink
+halo.monitor = core.monitor
+halo.demonitor = core.demonitor
+--- Sends an exit signal with reason to a process (not to self, parent or leader).
+halo.exit = core.exit
+halo.kill = core.kill
+halo.trap_exit = core.trap_exit
+halo.register = core.register
+halo.unregister = core.unregister
+halo.whereis = core.whereis
+halo.alias = core.alias
+halo.unalias = core.unalias
+halo.send_after = core.send_after
+halo.cancel_timer = core.cancel_timer
+halo.getenv = core.getenv
+halo.setenv = core.setenv
+halo.set_log_level = core.set_log_level
+--- Monotonic milliseconds (fractional).
+halo.now = core.now
+
+--- Stops the node (exit code, default 0) once the current callback returns.
+halo.shutdown = core.stop
+
+--- Logging at a level: trace, debug, info, warning, error, panic.
+function halo.log(level, fmt, ...)
+  if core.log_enabled(level) then
+    core_log(level, select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt))
+  end
+end
+
+--- True for the message a monitor delivers when its target ends.
+function halo.is_down(msg) return type(msg) == "table" and msg.kind == "down" end
+--- True for an exit signal delivered to a process that traps exits.
+function halo.is_exit(msg) return type(msg) == "table" and msg.kind == "exit" end
+
+-- Introspection: the one API every tool reads.
+halo.node_info = core.node_info
+halo.process_list = core.process_list
+halo.process_info = core.process_info
+halo.process_state = core.process_state
+halo.stats = core.stats
+
+--- PID of a registered name, or the name of a PID ("" when it has none).
+function halo.process_lookup(name_or_pid)
+  if type(name_or_pid) == "string" and name_or_pid:sub(1, 1) == "<" then
+    return core.process_name(name_or_pid)
+  end
+  return core.whereis(name_or_pid)
+end
+
+return halo
