@@ -110,6 +110,8 @@ void halo__proc_init_done(halo_node_t *n, halo_proc_t *p) {
 int halo_proc_start(halo_node_t *n, halo_proc_t *p, halo_payload_t *reason) {
   uint64_t id = p->id;
   p->depth = n->current ? n->current->depth + 1 : 0;
+  /* A function process has no init: its body runs from the start. */
+  if (p->flags & HALO_PF_FUNC) halo__proc_set_state(n, p, HALO_STATE_RUNNING);
   int rc = halo__sched_run(n, p, NULL);
   if (rc == HALO_RUN_EXITED && reason) *reason = n->hooks.dup(n, &p->result);
   halo__sched_after(n, p, rc);

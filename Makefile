@@ -1,0 +1,59 @@
+# halo — build, test, demo and benchmarks. Every target installs missing
+# Debian packages first (make deps is a no-op when they are present).
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc)
+PACKAGES   := build-essential cmake pkg-config libuv1-dev libluajit-5.1-dev luajit \
+              lua-cjson lua-cjson-dev node-llhttp lua-busted
+BENCH_PACKAGES := erlang-base
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps deps-bench build build-asan test test-c test-lua demo bench compare clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+deps-bench: deps
+	@dpkg-query -W -f='$${Status}' $(BENCH_PACKAGES) 2>/dev/null | grep -q "install ok installed" || \
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(BENCH_PACKAGES))
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHALO_WERROR=ON >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
+
+build-asan: deps
+	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DHALO_WERROR=ON -DHALO_SANITIZE=ON >/dev/null
+	@cmake --build $(BUILD_ASAN) -j $(JOBS) -- --no-print-directory
+
+# C unit tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-c: build-asan
+	cd $(BUILD_ASAN) && ctest --output-on-failure
+
+# Busted specs against the -Werror build, loading build/lua/halo/core.so.
+test-lua: build
+	HALO_BUILD=$(BUILD) busted --lua=luajit
+
+test: test-c test-lua
+
+# Until the five-node demo exists: processes ping-pong and print live counters.
+demo: build
+	./$(BUILD)/halo run examples/pingpong.lua
+
+bench: build
+	./bench/run
+
+compare: build deps-bench
+	./bench/compare
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

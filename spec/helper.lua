@@ -1,0 +1,47 @@
+--- Spec helper: runs a test body as the entry process of a fresh node and
+-- fails the spec when the node leaked processes, timers, Lua refs or
+-- message records after it stopped, or when it ran into its deadline.
+local halo = require("halo")
+
+local helper = {}
+
+--- Runs fn inside a node and returns what fn returned. opts go to halo.run
+-- (default timeout 10 s; watchdog off so tests with long sleeps stay quiet).
+function helper.run(fn, opts)
+  opts = opts or {}
+  opts.timeout = opts.timeout or 10000
+  if opts.watchdog_ms == nil then opts.watchdog_ms = 0 end
+  opts.log_level = opts.log_level or "panic"
+  local result = {}
+  local code, err, stats = halo.run(function()
+    result = { fn() }
+    halo.shutdown()
+  end, opts)
+  if err then error(err, 0) end
+  assert(not stats.timed_out, "the node ran into its deadline (a process never finished)")
+  assert(code == 0, "node exit code " .. tostring(code))
+  helper.check_leaks(stats)
+  return unpack(result, 1, table.maxn(result))
+end
+
+--- Fails unless a stopped node's stats show nothing left behind.
+function helper.check_leaks(stats)
+  local leaks = {}
+  for _, k in ipairs({ "processes", "timers", "refs", "messages" }) do
+    if stats[k] ~= 0 then leaks[#leaks + 1] = k .. "=" .. tostring(stats[k]) end
+  end
+  if stats.loop_closed ~= 1 then leaks[#leaks + 1] = "libuv loop not closed" end
+  assert(#leaks == 0, "leak after node stop: " .. table.concat(leaks, ", "))
+end
+
+--- Polls pred every ms (default 5) until it is true or timeout_ms passes.
+function helper.wait_until(pred, timeout_ms, ms)
+  local deadline = halo.now() + (timeout_ms or 2000)
+  while not pred() do
+    if halo.now() > deadline then return false end
+    halo.sleep(ms or 5)
+  end
+  return true
+end
+
+return helper
