@@ -1,0 +1,276 @@
+--- halo benchmarks W1-W7 (../../shared/reference/perf-anchors.md section 6).
+-- Runs as a node's entry: halo run bench/halo/bench.lua [--quick] [--only W1,W3]
+-- Prints one JSON object per result on stdout; progress goes to stderr.
+-- Protocol: one warm-up run, then 5 runs in this OS process; median, min, max.
+local halo = require("halo")
+
+local args = { ... }
+local quick, only = false, nil
+local i = 1
+while i <= #args do
+  local a = args[i]
+  if a == "--quick" then quick = true
+  elseif a == "--only" then only = {}; for w in args[i + 1]:gmatch("[^,]+") do only[w] = true end; i = i + 1
+  elseif a == "--mem" then -- internal: one W7 measurement in a fresh node
+    only = { W7 = true }; quick = args[i + 1]; i = i + 1
+  else error("unknown argument " .. a) end
+  i = i + 1
+end
+local RUNS = 5
+
+local function log(...) io.stderr:write(string.format(...), "\n") end
+local function scale(n) return quick and math.floor(n / 10) or n end
+
+local function emit(id, metric, vals, better)
+  table.sort(vals)
+  local med = vals[math.floor((#vals + 1) / 2)]
+  if #vals % 2 == 0 then med = (vals[#vals / 2] + vals[#vals / 2 + 1]) / 2 end
+  io.stdout:write(string.format(
+    '{"id":"%s","metric":"%s","median":%.2f,"min":%.2f,"max":%.2f,"runs":%d,"better":"%s","peer":"halo"}\n',
+    id, metric, med, vals[1], vals[#vals], #vals, better or "lower"))
+  io.stdout:flush()
+end
+
+-- Runs f once to warm up and RUNS times; f returns the figure (or a table of figures).
+local function measure(name, f)
+  local warm = f()
+  log("%s warm-up: %s", name, type(warm) == "table" and table.concat(warm, " / ") or tostring(warm))
+  local all = {}
+  for r = 1, RUNS do
+    local v = f()
+    if type(v) ~= "table" then v = { v } end
+    for k, x in ipairs(v) do all[k] = all[k] or {}; all[k][r] = x end
+    log("%s run %d: %s", name, r, table.concat(v, " / "))
+    collectgarbage()
+  end
+  return all
+end
+
+local function await(n)
+  for _ = 1, n do assert(halo.receive(120000), "benchmark timed out") end
+end
+
+-- W1: ping-pong -----------------------------------------------------------
+local Pinger = { name = "bench.pinger" }
+function Pinger:init(a) self.coord, self.limit = a.coord, a.limit end
+function Pinger:handle_message(from, n)
+  if n == "go" then return halo.send(self.peer, 1) and nil end
+  if type(n) == "string" then self.peer = n; return end
+  if n >= self.limit then halo.send(self.coord, "done"); return end
+  halo.send(from, n + 1)
+end
+
+local function w1(pairs_n)
+  local total = scale(10000000)
+  local per = math.floor(total / pairs_n)
+  local me = halo.self()
+  local as, bs = {}, {}
+  for p = 1, pairs_n do
+    as[p] = halo.spawn(Pinger, { coord = me, limit = per })
+    bs[p] = halo.spawn(Pinger, { coord = me, limit = per })
+    halo.send(as[p], bs[p])
+    halo.send(bs[p], as[p])
+  end
+  halo.sleep(1)
+  local t0 = halo.now()
+  for p = 1, pairs_n do halo.send(as[p], "go") end
+  await(pairs_n)
+  local dt = halo.now() - t0
+  for p = 1, pairs_n do halo.kill(as[p]); halo.kill(bs[p]) end
+  return dt * 1e6 / (per * pairs_n)
+end
+
+-- W2: one-way flood --------------------------------------------------------
+local Sink = { name = "bench.sink" }
+function Sink:init(a) self.coord, self.limit, self.n = a.coord, a.limit, 0 end
+function Sink:handle_message(_, _)
+  local n = self.n + 1
+  self.n = n
+  if n == self.limit then halo.send(self.coord, "done") end
+end
+
+local function flood(sink, count)
+  return function()
+    local send, yield = halo.send, halo.yield
+    for k = 1, count do
+      send(sink, k)
+      if k % 256 == 0 then yield() end
+    end
+  end
+end
+
+local function w2(npairs, count)
+  local me = halo.self()
+  local sinks = {}
+  for p = 1, npairs do sinks[p] = halo.spawn(Sink, { coord = me, limit = count }) end
+  local t0 = halo.now()
+  for p = 1, npairs do halo.spawn(flood(sinks[p], count)) end
+  await(npairs)
+  local dt = halo.now() - t0
+  for p = 1, npairs do halo.kill(sinks[p]) end
+  return dt * 1e6 / (npairs * count)
+end
+
+-- W3: fan-in ----------------------------------------------------------------
+local Fanin = { name = "bench.fanin" }
+function Fanin:init(a) self.coord, self.limit, self.n, self.peak = a.coord, a.limit, 0, 0 end
+function Fanin:handle_message(_, stamp)
+  local age = halo.now() - stamp
+  if age > self.peak then self.peak = age end
+  local n = self.n + 1
+  self.n = n
+  if n == self.limit then halo.send(self.coord, self.peak) end
+end
+
+local function w3()
+  local senders, per = 1000, scale(1000)
+  local me = halo.self()
+  local recv = halo.spawn(Fanin, { coord = me, limit = senders * per })
+  local fns = {}
+  for s = 1, senders do
+    fns[s] = function()
+      local send, now, yield = halo.send, halo.now, halo.yield
+      for k = 1, per do
+        send(recv, now())
+        if k % 100 == 0 then yield() end
+      end
+    end
+  end
+  local t0 = halo.now()
+  for s = 1, senders do halo.spawn(fns[s]) end
+  local _, peak = halo.receive(120000)
+  local dt = halo.now() - t0
+  halo.kill(recv)
+  return { dt * 1e6 / (senders * per), peak }
+end
+
+-- W4: ring ------------------------------------------------------------------
+local Ring = { name = "bench.ring" }
+function Ring:init(a) self.coord = a end
+function Ring:handle_message(_, n)
+  if type(n) == "string" then self.next = n; return end
+  if n == 0 then halo.send(self.coord, "done"); return end
+  halo.send(self.next, n - 1)
+end
+
+local function w4()
+  local size, laps = 10000, quick and 10 or 100
+  local me = halo.self()
+  local ring = {}
+  for k = 1, size do ring[k] = halo.spawn(Ring, me) end
+  for k = 1, size do halo.send(ring[k], ring[k % size + 1]) end
+  halo.sleep(1)
+  local hops = size * laps
+  local t0 = halo.now()
+  halo.send(ring[1], hops)
+  await(1)
+  local dt = halo.now() - t0
+  for k = 1, size do halo.kill(ring[k]) end
+  return dt * 1e6 / hops
+end
+
+-- W5: spawn + terminate churn -------------------------------------------------
+local function w5()
+  local count = scale(1000000)
+  local child = function() end
+  local opts = { monitor = true }
+  local spawn, receive = halo.spawn, halo.receive
+  local t0 = halo.now()
+  for _ = 1, count do
+    spawn(child, nil, opts)
+    receive()
+  end
+  return (halo.now() - t0) * 1e6 / count
+end
+
+-- W6: local call round trip -------------------------------------------------
+local Echo = { name = "bench.echo" }
+function Echo:handle_call(_, _, req) return req end
+
+local function w6()
+  local count = scale(1000000)
+  local server = halo.spawn(Echo)
+  local hist, over = {}, {}
+  local call, now, floor = halo.call, halo.now, math.floor
+  for k = 0, 65535 do hist[k] = 0 end
+  for k = 1, count do
+    local t0 = now()
+    call(server, k)
+    local ns = floor((now() - t0) * 1e6)
+    if ns < 65536 then hist[ns] = hist[ns] + 1 else over[#over + 1] = ns end
+  end
+  halo.kill(server)
+  table.sort(over)
+  local function pct(p)
+    local want, seen = math.ceil(count * p), 0
+    for k = 0, 65535 do
+      seen = seen + hist[k]
+      if seen >= want then return k end
+    end
+    return over[want - seen] or over[#over]
+  end
+  return { pct(0.5), pct(0.99) }
+end
+
+-- W7: memory per idle process (a fresh node per size) -------------------------
+local function w7(n)
+  local Idle = {}
+  collectgarbage(); collectgarbage()
+  local m0 = halo.memory()
+  local t0 = halo.now()
+  for _ = 1, n do halo.spawn(Idle) end
+  local spawn_ns = (halo.now() - t0) * 1e6 / n
+  collectgarbage(); collectgarbage()
+  local m1 = halo.memory()
+  local heap = (m1.lua - m0.lua + m1.c_heap - m0.c_heap) / n
+  local rss = (m1.rss - m0.rss) / n
+  log("W7 %d: lua %.0f B, C %.0f B, rss %.0f B per process, spawn %.0f ns (cold)", n,
+    (m1.lua - m0.lua) / n, (m1.c_heap - m0.c_heap) / n, rss, spawn_ns)
+  return heap, rss
+end
+
+local want = function(w) return not only or only[w] end
+
+if only and only.W7 and type(quick) == "string" then -- a child node measuring one size
+  local n = tonumber(quick)
+  local heap, rss = w7(n)
+  io.stdout:write(string.format("%f %f\n", heap, rss))
+  halo.shutdown()
+  return
+end
+
+log("halo bench: quick=%s nproc=%s", tostring(quick), io.popen("nproc"):read("*l"))
+if want("W1") then
+  for _, p in ipairs({ 1, 10, 100, 10000 }) do
+    emit("W1.pairs=" .. p, "ns/msg", measure("W1.pairs=" .. p, function() return w1(p) end)[1])
+  end
+end
+if want("W2") then
+  emit("W2.1to1", "ns/msg", measure("W2.1to1", function() return w2(1, scale(3000000)) end)[1])
+  emit("W2.2pairs", "ns/msg", measure("W2.2pairs", function() return w2(2, scale(1000000)) end)[1])
+end
+if want("W3") then
+  local r = measure("W3.fanin", w3)
+  emit("W3.fanin", "ns/msg", r[1])
+  emit("W3.fanin.peak_latency", "ms", r[2])
+end
+if want("W4") then emit("W4.ring", "ns/hop", measure("W4.ring", w4)[1]) end
+if want("W5") then emit("W5.spawn", "ns/op", measure("W5.spawn", w5)[1]) end
+if want("W6") then
+  local r = measure("W6.local", w6)
+  emit("W6.local.p50", "ns", r[1])
+  emit("W6.local.p99", "ns", r[2])
+end
+if want("W7") then
+  local sizes = quick and { 100000 } or { 100000, 1000000 }
+  local self_exe = io.open("/proc/self/exe") and "/proc/" .. io.open("/proc/self/stat"):read("*n") .. "/exe"
+  for _, n in ipairs(sizes) do
+    local label = n >= 1000000 and "1M" or math.floor(n / 1000) .. "k"
+    local cmd = string.format("%s run --watchdog-ms 0 --log-level error %s --mem %d", self_exe, arg[0], n)
+    local out = io.popen(cmd):read("*a")
+    local heap, rss = out:match("(%S+) (%S+)")
+    emit("W7.mem." .. label, "B/proc", { tonumber(heap) })
+    emit("W7.rss." .. label, "B/proc", { tonumber(rss) })
+  end
+end
+halo.shutdown()
