@@ -106,9 +106,24 @@ void hb_push_pid(halo_binding_t *B, lua_State *L, halo_pid_t pid) {
       return;
     }
   }
+  /* Messages often outlive their sender: keep the last strings formatted. */
+  int slot = (int)(pid.id & 255) + 1;
+  int local = pid.node == B->node.crc;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, B->pid_cache_ref);
+  if (local && B->pid_cache[slot - 1] == pid.id) {
+    lua_rawgeti(L, -1, slot);
+    lua_remove(L, -2);
+    return;
+  }
   char buf[HALO_PID_STRLEN];
   int n = halo_pid_format(buf, sizeof buf, pid);
   lua_pushlstring(L, buf, (size_t)n);
+  if (local) {
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, slot);
+    B->pid_cache[slot - 1] = pid.id;
+  }
+  lua_remove(L, -2);
 }
 
 void hb_push_proc_pid(halo_binding_t *B, lua_State *L, halo_proc_t *p) {

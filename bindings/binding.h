@@ -40,6 +40,9 @@ typedef struct halo_binding {
   uv_timer_t deadline;
   int use_signals, use_deadline, timed_out;
   char *entry_error;    /* failure of the entry process (with traceback) */
+  char pid_prefix[16];  /* "<CCCCCCCC.0." of this node, for the fast PID parse */
+  int pid_cache_ref;    /* registry: strings of recently seen PIDs of ended processes */
+  uint64_t pid_cache[256];
   uint64_t entry_id;
 } halo_binding_t;
 

@@ -10,6 +10,7 @@
 #include "timer.h"
 #include "watchdog.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -347,6 +348,9 @@ static int l_run(lua_State *L) {
   B->L = B->cur = L;
   lua_newtable(L);
   B->slots_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_createtable(L, 256, 0);
+  B->pid_cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  snprintf(B->pid_prefix, sizeof B->pid_prefix, "<%08X.0.", B->node.crc);
   lua_pushvalue(L, 4);
   B->body_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
@@ -415,6 +419,7 @@ static int l_run(lua_State *L) {
   halo__B = NULL;
   int closed = uv_loop_close(&B->loop);
   luaL_unref(L, LUA_REGISTRYINDEX, B->slots_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, B->pid_cache_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, B->body_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, B->mt_cache_ref);
   halo_node_destroy(n);

@@ -5,6 +5,7 @@
 #include "introspect.h"
 #include "rel.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -287,6 +288,22 @@ static int l_node_info(lua_State *L) {
   return 1;
 }
 
+/* core.memory() -> {lua = heap bytes, c_heap = malloc'ed bytes in use, rss = bytes} */
+static int l_memory(lua_State *L) {
+  struct mallinfo2 mi = mallinfo2();
+  long pages = 0, size;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f) {
+    if (fscanf(f, "%ld %ld", &size, &pages) != 2) pages = 0;
+    fclose(f);
+  }
+  lua_createtable(L, 0, 3);
+  SET_INT("lua", (double)lua_gc(L, LUA_GCCOUNT, 0) * 1024.0 + (double)lua_gc(L, LUA_GCCOUNTB, 0));
+  SET_INT("c_heap", mi.uordblks);
+  SET_INT("rss", (double)pages * (double)sysconf(_SC_PAGESIZE));
+  return 1;
+}
+
 /* core.stats() -> counts for leak checks and benchmarks */
 static int l_stats(lua_State *L) {
   halo_binding_t *B = hb_node(L);
@@ -310,6 +327,7 @@ void hb_open_introspect(lua_State *L) {
                                  {"process_name", l_process_name},
                                  {"node_info", l_node_info},
                                  {"stats", l_stats},
+                                 {"memory", l_memory},
                                  {NULL, NULL}};
   luaL_register(L, NULL, fns);
 }

@@ -20,6 +20,18 @@ int hb_target(lua_State *L, halo_binding_t *B, int idx, hb_target_t *t) {
   const char *s = luaL_checklstring(L, idx, &len);
   halo_node_t *n = &B->node;
   memset(t, 0, sizeof *t);
+  if (len > 12 && len < 24 && memcmp(s, B->pid_prefix, 12) == 0 && s[len - 1] == '>') {
+    /* Fast path: a local PID with a high part of 0. */
+    uint64_t id = 0;
+    size_t i = 12;
+    for (; i < len - 1 && s[i] >= '0' && s[i] <= '9'; i++) id = id * 10 + (uint64_t)(s[i] - '0');
+    if (i == len - 1 && i > 12 && id <= 0x7fffffffu) {
+      t->kind = HALO_TARGET_PID;
+      t->pid = halo_node_pid(n, id);
+      t->proc = halo_proc_find(n, id);
+      return t->proc ? 0 : HALO_ENOPROC;
+    }
+  }
   if (len && s[0] == '<') {
     if (halo_pid_parse(s, len, &t->pid)) luaL_argerror(L, idx, "incorrect PID format, expected <crc.high.low>");
     t->kind = HALO_TARGET_PID;
@@ -153,6 +165,7 @@ static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, int op
   o.link_parent = get_bool(L, opts, "link_parent") || get_bool(L, opts, "link");
   o.link_child = get_bool(L, opts, "link_child") || get_bool(L, opts, "link");
   o.func = func;
+  o.monitor = get_bool(L, opts, "monitor");
   o.kind = get_str(L, opts, "kind");
   o.application = get_str(L, opts, "application");
   o.behavior = get_str(L, opts, "behavior");
@@ -355,6 +368,13 @@ static int l_sleep(lua_State *L) {
   if (rc) return hb_error(L, rc);
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/* core.yield(): the caller then yields; it runs again after the other ready processes. */
+static int l_yield(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_yield(&B->node, hb_self(L, B, "halo.yield", 1));
+  return 0;
 }
 
 /* core.receive([timeout_ms]): function processes only; the caller then yields. */
@@ -641,7 +661,7 @@ void hb_open_process(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"spawn", l_spawn},         {"send", l_send},           {"call", l_call},
       {"inspect", l_inspect},     {"reply", l_reply},         {"sleep", l_sleep},
-      {"receive", l_receive},     {"self", l_self},           {"link", l_link},
+      {"receive", l_receive},     {"yield", l_yield},     {"self", l_self},           {"link", l_link},
       {"unlink", l_unlink},       {"monitor", l_monitor},     {"demonitor", l_demonitor},
       {"exit", l_exit},           {"kill", l_kill},           {"trap_exit", l_trap_exit},
       {"register", l_register},   {"unregister", l_unregister}, {"whereis", l_whereis},

@@ -85,6 +85,7 @@ int halo_proc_spawn(halo_node_t *n, const halo_spawn_opts_t *o, halo_proc_t **ou
   if (o->name) halo_name_register(n, p, o->name);
   if (o->parent && o->link_parent) halo_rel_add(n, p, HALO_REL_LINK, o->parent, HALO_TARGET_PID, NULL, 0);
   if (o->parent && o->link_child) halo_rel_add(n, o->parent, HALO_REL_LINK, p, HALO_TARGET_PID, NULL, 0);
+  if (o->parent && o->monitor) halo_rel_add(n, o->parent, HALO_REL_MONITOR, p, HALO_TARGET_PID, NULL, 0);
   *out = p;
   return 0;
 }
@@ -244,6 +245,14 @@ int halo_proc_sleep(halo_node_t *n, halo_proc_t *p, uint64_t ms) {
   if (rc) return rc;
   p->wait = HALO_WAIT_SLEEP;
   p->wait_state = p->state;
+  return 0;
+}
+
+int halo_proc_yield(halo_node_t *n, halo_proc_t *p) {
+  (void)n;
+  p->wait = HALO_WAIT_SLEEP;
+  p->wait_state = p->state;
+  p->wake = HALO_WAKE_TIMEOUT; /* runnable at once, after the others in the queue */
   return 0;
 }
 

@@ -87,6 +87,7 @@ typedef struct halo_spawn_opts {
   int link_parent;       /* the child gets an exit signal when the parent dies */
   int link_child;        /* the parent gets an exit signal when the child dies */
   int func;              /* function process */
+  int monitor;           /* the parent monitors the child (set up before init) */
 } halo_spawn_opts_t;
 
 /** Creates a process in state init and registers it (and its name).
@@ -126,6 +127,9 @@ int halo_reply(halo_node_t *n, halo_proc_t *from, halo_pid_t to, uint64_t ref, h
 
 /** p sleeps inside its callback for ms milliseconds. */
 int halo_proc_sleep(halo_node_t *n, halo_proc_t *p, uint64_t ms);
+
+/** p gives the CPU back: it goes to the tail of the run queue. */
+int halo_proc_yield(halo_node_t *n, halo_proc_t *p);
 
 /** A function process waits for its next message, at most ms (UINT64_MAX: forever). */
 int halo_proc_receive(halo_node_t *n, halo_proc_t *p, uint64_t ms);

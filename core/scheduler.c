@@ -52,7 +52,8 @@ int halo__sched_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
   p->flags |= HALO_PF_ACTIVE;
   __atomic_store_n(&n->wd_cb_pid, p->id, __ATOMIC_RELAXED);
   __atomic_store_n(&n->wd_cb_start, t0, __ATOMIC_RELAXED);
-  __atomic_add_fetch(&n->wd_cb_seq, 1, __ATOMIC_RELAXED);
+  /* Only this thread writes the sequence: no locked add on the hot path. */
+  __atomic_store_n(&n->wd_cb_seq, n->wd_cb_seq + 1, __ATOMIC_RELAXED);
 
   int rc = n->hooks.run(n, p, msg);
 
@@ -119,7 +120,10 @@ static void run_batch(halo_node_t *n, halo_proc_t *p) {
   after:
     halo__sched_after(n, p, rc);
     if (rc == HALO_RUN_EXITED || p->state >= HALO_STATE_TERMINATED) return;
-    if (rc == HALO_RUN_SUSPENDED && p->wait != HALO_WAIT_RECEIVE) return;
+    if (rc == HALO_RUN_SUSPENDED && p->wait != HALO_WAIT_RECEIVE) {
+      if (p->wake) halo_sched_ready(n, p); /* halo_proc_yield */
+      return;
+    }
   }
   if (halo__sched_runnable(p)) halo_sched_ready(n, p);
   else if (p->wait == HALO_WAIT_RECEIVE && p->state == HALO_STATE_RUNNING)

@@ -4,7 +4,7 @@
 local halo = require("halo")
 
 local pairs_n = tonumber((...)) or 4
-local seconds = tonumber(select(2, ...))
+local seconds = tonumber((select(2, ...)))
 
 local Player = { name = "example.player" }
 

@@ -74,7 +74,8 @@ end
 
 --- Spawns a process. behavior: a table of callbacks, a module name that
 -- returns one, or a function. opts: name, link, link_parent, link_child,
--- mailbox_size, log_level, env, trap_exit, kind, behavior (display name),
+-- monitor (the caller monitors the child from before its init), mailbox_size,
+-- log_level, env, trap_exit, kind, behavior (display name),
 -- leader, init_timeout (ms, default 5000).
 -- Returns the PID once init is done, or nil, "ECODE: message", "ECODE".
 function halo.spawn(behavior, args, opts)
@@ -139,6 +140,12 @@ function halo.sleep(ms)
   return true
 end
 
+--- Gives the CPU to the other ready processes and continues after them.
+function halo.yield()
+  core.yield()
+  yield()
+end
+
 --- In a function process: waits for the next message (at most timeout ms).
 -- Returns from, msg, ref (ref only for calls) or nil, "ETIMEDOUT: timed out".
 function halo.receive(timeout)
@@ -197,6 +204,7 @@ halo.process_list = core.process_list
 halo.process_info = core.process_info
 halo.process_state = core.process_state
 halo.stats = core.stats
+halo.memory = core.memory
 
 --- PID of a registered name, or the name of a PID ("" when it has none).
 function halo.process_lookup(name_or_pid)
