@@ -116,14 +116,29 @@ void hb_push_pid(halo_binding_t *B, lua_State *L, halo_pid_t pid) {
     return;
   }
   char buf[HALO_PID_STRLEN];
-  int n = halo_pid_format(buf, sizeof buf, pid);
-  lua_pushlstring(L, buf, (size_t)n);
+  size_t n = local ? hb_format_local_pid(B, buf, pid.id) : (size_t)halo_pid_format(buf, sizeof buf, pid);
+  lua_pushlstring(L, buf, n);
   if (local) {
     lua_pushvalue(L, -1);
     lua_rawseti(L, -3, slot);
     B->pid_cache[slot - 1] = pid.id;
   }
   lua_remove(L, -2);
+}
+
+size_t hb_format_local_pid(halo_binding_t *B, char *buf, uint64_t id) {
+  if (id >> 31) return (size_t)halo_pid_format(buf, HALO_PID_STRLEN, halo_node_pid(&B->node, id));
+  char digits[12];
+  int nd = 0;
+  do {
+    digits[nd++] = (char)('0' + id % 10);
+    id /= 10;
+  } while (id);
+  memcpy(buf, B->pid_prefix, 12);
+  for (int i = 0; i < nd; i++) buf[12 + i] = digits[nd - 1 - i];
+  buf[12 + nd] = '>';
+  buf[13 + nd] = 0;
+  return (size_t)(13 + nd);
 }
 
 void hb_push_proc_pid(halo_binding_t *B, lua_State *L, halo_proc_t *p) {

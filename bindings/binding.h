@@ -41,6 +41,8 @@ typedef struct halo_binding {
   int use_signals, use_deadline, timed_out;
   char *entry_error;    /* failure of the entry process (with traceback) */
   char pid_prefix[16];  /* "<CCCCCCCC.0." of this node, for the fast PID parse */
+  int co_pool[256];     /* registry refs of finished coroutines, ready for reuse */
+  int nco_pool;
   int pid_cache_ref;    /* registry: strings of recently seen PIDs of ended processes */
   uint64_t pid_cache[256];
   uint64_t entry_id;
@@ -90,6 +92,9 @@ int hb_target(lua_State *L, halo_binding_t *B, int idx, hb_target_t *t);
 /** Registers the functions of each file into the table on top. */
 void hb_open_process(lua_State *L);
 void hb_open_introspect(lua_State *L);
+
+/** Formats a local PID "<CCCCCCCC.0.N>" without printf; returns its length. */
+size_t hb_format_local_pid(halo_binding_t *B, char *buf, uint64_t id);
 
 /** Pushes p's PID string. */
 void hb_push_proc_pid(halo_binding_t *B, lua_State *L, halo_proc_t *p);

@@ -211,6 +211,14 @@ static void hook_terminate(halo_node_t *n, halo_proc_t *p, const halo_payload_t 
 static void hook_free(halo_node_t *n, halo_proc_t *p) {
   halo_binding_t *B = n->host;
   lua_State *L = hb_L(B);
+  lua_State *co = p->host;
+  /* A coroutine whose body returned is as good as new: keep it for the next spawn. */
+  if (co && p->href[HREF_CO] && lua_status(co) == 0 && lua_gettop(co) == 0 &&
+      B->nco_pool < (int)(sizeof B->co_pool / sizeof B->co_pool[0])) {
+    B->co_pool[B->nco_pool++] = p->href[HREF_CO];
+    p->href[HREF_CO] = 0;
+    B->refs--;
+  }
   for (int i = 0; i < 4; i++) {
     if (p->href[i]) {
       luaL_unref(L, LUA_REGISTRYINDEX, p->href[i]);
@@ -418,6 +426,7 @@ static int l_run(lua_State *L) {
   lua_setallocf(L, B->old_allocf, B->old_allocud);
   halo__B = NULL;
   int closed = uv_loop_close(&B->loop);
+  while (B->nco_pool) luaL_unref(L, LUA_REGISTRYINDEX, B->co_pool[--B->nco_pool]);
   luaL_unref(L, LUA_REGISTRYINDEX, B->slots_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, B->pid_cache_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, B->body_ref);

@@ -63,36 +63,50 @@ int hb_target(lua_State *L, halo_binding_t *B, int idx, hb_target_t *t) {
 
 /* -- Spawn -------------------------------------------------------------------- */
 
-static int get_bool(lua_State *L, int t, const char *k) {
-  if (!t) return 0;
-  lua_getfield(L, t, k);
-  int v = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return v;
+/* Spawn options, read in one pass over the options table. */
+typedef struct spawn_args {
+  const char *name, *kind, *application, *behavior, *log_level, *leader;
+  double mailbox_size, init_timeout;
+  int link, link_parent, link_child, monitor, trap_exit, env;
+} spawn_args_t;
+
+static const char *opt_string(lua_State *L, const char *k) {
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "spawn option '%s' must be a string", k);
+  return lua_tostring(L, -1); /* the options table keeps it alive */
 }
 
-static const char *get_str(lua_State *L, int t, const char *k) {
-  if (!t) return NULL;
-  lua_getfield(L, t, k);
-  const char *v = NULL;
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "spawn option '%s' must be a string", k);
-    v = lua_tostring(L, -1);
-  }
-  lua_pop(L, 1); /* the options table keeps it alive */
-  return v;
+static double opt_number(lua_State *L, const char *k) {
+  if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 0)
+    luaL_error(L, "spawn option '%s' must be a number >= 0", k);
+  return lua_tonumber(L, -1);
 }
 
-static double get_num(lua_State *L, int t, const char *k, double def) {
-  if (!t) return def;
-  lua_getfield(L, t, k);
-  double v = def;
-  if (!lua_isnil(L, -1)) {
-    if (!lua_isnumber(L, -1)) luaL_error(L, "spawn option '%s' must be a number", k);
-    v = lua_tonumber(L, -1);
+static void read_spawn_args(lua_State *L, int opts, spawn_args_t *a) {
+  memset(a, 0, sizeof *a);
+  a->init_timeout = 5000;
+  if (!opts) return;
+  lua_pushnil(L);
+  while (lua_next(L, opts)) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+    if (!strcmp(k, "name")) a->name = opt_string(L, k);
+    else if (!strcmp(k, "link")) a->link = lua_toboolean(L, -1);
+    else if (!strcmp(k, "monitor")) a->monitor = lua_toboolean(L, -1);
+    else if (!strcmp(k, "link_parent")) a->link_parent = lua_toboolean(L, -1);
+    else if (!strcmp(k, "link_child")) a->link_child = lua_toboolean(L, -1);
+    else if (!strcmp(k, "trap_exit")) a->trap_exit = lua_toboolean(L, -1);
+    else if (!strcmp(k, "mailbox_size")) a->mailbox_size = opt_number(L, k);
+    else if (!strcmp(k, "init_timeout")) a->init_timeout = opt_number(L, k);
+    else if (!strcmp(k, "kind")) a->kind = opt_string(L, k);
+    else if (!strcmp(k, "application")) a->application = opt_string(L, k);
+    else if (!strcmp(k, "behavior")) a->behavior = opt_string(L, k);
+    else if (!strcmp(k, "log_level")) a->log_level = opt_string(L, k);
+    else if (!strcmp(k, "leader")) a->leader = opt_string(L, k);
+    else if (!strcmp(k, "env")) {
+      if (!lua_istable(L, -1)) luaL_error(L, "spawn option 'env' must be a table");
+      a->env = 1;
+    } else luaL_error(L, "unknown spawn option '%s'", lua_type(L, -2) == LUA_TSTRING ? k : luaL_typename(L, -2));
+    lua_pop(L, 1);
   }
-  lua_pop(L, 1);
-  return v;
 }
 
 /* Pushes the instance metatable of a behavior ({__index = behavior}), cached. */
@@ -153,27 +167,26 @@ static int make_env(lua_State *L, halo_proc_t *parent, int opts) {
 }
 
 /* Creates the record and coroutine; pushes nothing. Returns 0 or an error. */
-static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, int opts, int entry,
-                      halo_proc_t **out) {
+static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, const spawn_args_t *a,
+                      int opts, int entry, halo_proc_t **out) {
   halo_node_t *n = &B->node;
   halo_proc_t *parent = n->current;
   int func = lua_isfunction(L, beh);
   halo_spawn_opts_t o = {0};
-  o.name = get_str(L, opts, "name");
+  o.name = a->name;
   o.parent = parent;
-  o.mailbox_limit = (uint32_t)get_num(L, opts, "mailbox_size", 0);
-  o.link_parent = get_bool(L, opts, "link_parent") || get_bool(L, opts, "link");
-  o.link_child = get_bool(L, opts, "link_child") || get_bool(L, opts, "link");
+  o.mailbox_limit = (uint32_t)a->mailbox_size;
+  o.link_parent = a->link_parent || a->link;
+  o.link_child = a->link_child || a->link;
   o.func = func;
-  o.monitor = get_bool(L, opts, "monitor");
-  o.kind = get_str(L, opts, "kind");
-  o.application = get_str(L, opts, "application");
-  o.behavior = get_str(L, opts, "behavior");
-  const char *lvl = get_str(L, opts, "log_level");
-  if (lvl && halo_log_level_parse(lvl, &o.log_level)) luaL_error(L, "unknown log level '%s'", lvl);
-  const char *leader = get_str(L, opts, "leader");
-  if (leader && halo_pid_parse(leader, strlen(leader), &o.leader))
-    luaL_error(L, "incorrect leader PID '%s'", leader);
+  o.monitor = a->monitor;
+  o.kind = a->kind;
+  o.application = a->application;
+  o.behavior = a->behavior;
+  if (a->log_level && halo_log_level_parse(a->log_level, &o.log_level))
+    luaL_error(L, "unknown log level '%s'", a->log_level);
+  if (a->leader && halo_pid_parse(a->leader, strlen(a->leader), &o.leader))
+    luaL_error(L, "incorrect leader PID '%s'", a->leader);
   if (!o.behavior && !func) {
     lua_getfield(L, beh, "name");
     if (lua_type(L, -1) == LUA_TSTRING) o.behavior = lua_tostring(L, -1);
@@ -189,16 +202,24 @@ static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, int op
   int rc = halo_proc_spawn(n, &o, &p);
   if (rc) return rc;
   if (entry) p->flags |= HALO_PF_ENTRY;
-  if (get_bool(L, opts, "trap_exit")) p->flags |= HALO_PF_TRAP;
+  if (a->trap_exit) p->flags |= HALO_PF_TRAP;
 
-  lua_State *co = lua_newthread(L);
+  lua_State *co;
+  if (B->nco_pool) {
+    p->href[HREF_CO] = B->co_pool[--B->nco_pool];
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->href[HREF_CO]);
+    co = lua_tothread(L, -1);
+    lua_pop(L, 1);
+  } else {
+    co = lua_newthread(L);
+    p->href[HREF_CO] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   p->host = co;
-  p->href[HREF_CO] = luaL_ref(L, LUA_REGISTRYINDEX);
   char buf[HALO_PID_STRLEN];
-  lua_pushlstring(L, buf, (size_t)halo_pid_format(buf, sizeof buf, halo_node_pid(n, p->id)));
+  lua_pushlstring(L, buf, hb_format_local_pid(B, buf, p->id));
   p->href[HREF_PID] = luaL_ref(L, LUA_REGISTRYINDEX);
   B->refs += 2;
-  if (opts) {
+  if (a->env) {
     p->href[HREF_ENV] = make_env(L, parent, opts);
     if (p->href[HREF_ENV]) B->refs++;
   } else if (parent && parent->href[HREF_ENV]) {
@@ -230,12 +251,10 @@ static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, int op
 
 int hb_spawn_entry(lua_State *L, halo_binding_t *B, int fn_idx, int args_idx) {
   halo_proc_t *p;
-  lua_newtable(L);
-  int opts = lua_gettop(L);
-  lua_pushliteral(L, "entry");
-  lua_setfield(L, opts, "behavior");
-  int rc = spawn_proc(L, B, fn_idx, args_idx, opts, 1, &p);
-  lua_pop(L, 1);
+  spawn_args_t a;
+  read_spawn_args(L, 0, &a);
+  a.behavior = "entry";
+  int rc = spawn_proc(L, B, fn_idx, args_idx, &a, 0, 1, &p);
   if (rc) return rc;
   B->entry_id = p->id;
   halo_proc_start(&B->node, p, NULL);
@@ -255,8 +274,10 @@ static int l_spawn(lua_State *L) {
   halo_proc_t *parent = n->current;
   if (parent && parent->depth >= MAX_SPAWN_DEPTH)
     return hb_errorf(L, HALO_ENOTALLOWED, "spawns nested more than %d deep", MAX_SPAWN_DEPTH);
+  spawn_args_t a;
+  read_spawn_args(L, opts, &a);
   halo_proc_t *p;
-  int rc = spawn_proc(L, B, 1, 2, opts, 0, &p);
+  int rc = spawn_proc(L, B, 1, 2, &a, opts, 0, &p);
   if (rc) return hb_error(L, rc);
   uint64_t id = p->id;
   hb_push_proc_pid(B, L, p); /* pushed now: the record may be gone after start */
@@ -277,7 +298,7 @@ static int l_spawn(lua_State *L) {
   hb_release(B, reason);
   if (rc == HALO_RUN_SUSPENDED && !lua_isfunction(L, 1) && parent && parent->host == L &&
       halo_proc_find(n, id) == p && !(p->flags & HALO_PF_STARTED)) {
-    uint64_t timeout = (uint64_t)get_num(L, opts, "init_timeout", 5000);
+    uint64_t timeout = (uint64_t)a.init_timeout;
     rc = halo_proc_wait_spawn(n, parent, p, timeout);
     if (rc) return hb_error(L, rc);
     lua_pushboolean(L, 1);
