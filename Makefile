@@ -10,7 +10,7 @@ BENCH_PACKAGES := erlang-base
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-bench build build-asan test test-c test-lua demo bench compare clean
+.PHONY: all deps deps-bench build build-asan test test-c test-lua test-lua-asan demo bench compare clean
 
 all: build
 
@@ -43,7 +43,13 @@ test-c: build-asan
 test-lua: build
 	HALO_BUILD=$(BUILD) busted --lua=luajit
 
-test: test-c test-lua
+# The same specs against the sanitized module, so the bindings get ASan+UBSan too.
+test-lua-asan: build-asan
+	ASAN_OPTIONS=detect_leaks=0 \
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	HALO_BUILD=$(BUILD_ASAN) busted --lua=luajit
+
+test: test-c test-lua test-lua-asan
 
 # Until the five-node demo exists: processes ping-pong and print live counters.
 demo: build
