@@ -101,8 +101,9 @@ int halo_ref_parse(const char *s, size_t n, const char *prefix, uint32_t *node, 
     size_t start = ++i;
     uint64_t x = 0;
     while (i < n && s[i] >= '0' && s[i] <= '9') {
-      if (x > (UINT64_MAX - 9) / 10) return HALO_EINCORRECT;
-      x = x * 10 + (uint64_t)(s[i++] - '0');
+      uint64_t d = (uint64_t)(s[i++] - '0');
+      if (x > (UINT64_MAX - d) / 10) return HALO_EINCORRECT;
+      x = x * 10 + d;
     }
     if (i == start) return HALO_EINCORRECT;
     if (parts++ == 0) v = x;

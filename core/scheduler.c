@@ -78,9 +78,9 @@ void halo__sched_after(halo_node_t *n, halo_proc_t *p, int rc) {
     if (!p->wait_timer) halo__proc_reap(n, p);
     return;
   }
-  /* A behavior's init is done when it first waits for messages; a function
-   * process counts as started after its first run. */
-  if (!(p->flags & HALO_PF_STARTED) && (rc == HALO_RUN_IDLE || (p->flags & HALO_PF_FUNC))) {
+  /* A behavior's init is done when it first waits for messages (function
+   * processes are started by halo_proc_start). */
+  if (!(p->flags & HALO_PF_STARTED) && rc == HALO_RUN_IDLE) {
     p->flags |= HALO_PF_STARTED;
     if (p->state == HALO_STATE_INIT) halo__proc_set_state(n, p, HALO_STATE_RUNNING);
     if (p->wait_state == HALO_STATE_INIT) p->wait_state = HALO_STATE_RUNNING;
@@ -102,7 +102,7 @@ void halo__sched_after(halo_node_t *n, halo_proc_t *p, int rc) {
 /* Runs one process for up to n->batch steps. */
 static void run_batch(halo_node_t *n, halo_proc_t *p) {
   for (uint32_t i = 0; i < n->batch; i++) {
-    int rc;
+    int rc, gone;
     if (p->wake) {
       if (p->wait == HALO_WAIT_RECEIVE && p->wake == HALO_WAKE_TIMEOUT && halo_mailbox_len(&p->mb))
         p->wake = HALO_WAKE_NONE; /* a message beat the receive timeout */
@@ -118,8 +118,10 @@ static void run_batch(halo_node_t *n, halo_proc_t *p) {
     rc = halo__sched_run(n, p, m);
     halo_msgpool_put(&n->msgs, m);
   after:
+    /* After an exit or as a zombee, halo__sched_after may free p. */
+    gone = rc == HALO_RUN_EXITED || p->state == HALO_STATE_ZOMBEE;
     halo__sched_after(n, p, rc);
-    if (rc == HALO_RUN_EXITED || p->state >= HALO_STATE_TERMINATED) return;
+    if (gone || p->state >= HALO_STATE_TERMINATED) return;
     if (rc == HALO_RUN_SUSPENDED && p->wait != HALO_WAIT_RECEIVE) {
       if (p->wake) halo_sched_ready(n, p); /* halo_proc_yield */
       return;

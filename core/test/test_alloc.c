@@ -1,0 +1,149 @@
+#include "check.h"
+
+#include "alloc.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+/* A plain lua_Alloc-shaped allocator over realloc/free that can be told to
+ * fail and counts what it holds. */
+typedef struct plain {
+  int fail;        /* next growing call returns NULL */
+  int64_t held;    /* bytes it believes are live */
+  uint64_t calls;
+} plain_t;
+
+static void *plain_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  plain_t *pl = ud;
+  pl->calls++;
+  if (nsize == 0) {
+    if (ptr) pl->held -= (int64_t)osize;
+    free(ptr);
+    return NULL;
+  }
+  if (pl->fail) {
+    pl->fail = 0;
+    return NULL;
+  }
+  void *r = realloc(ptr, nsize);
+  if (r) pl->held += (int64_t)nsize - (ptr ? (int64_t)osize : 0);
+  return r;
+}
+
+#define ALLOC(a, ptr, osize, nsize) halo_alloc_lua((a), (ptr), (osize), (nsize))
+
+static void test_unowned(void) {
+  plain_t pl = {0};
+  halo_alloc_t a;
+  halo_alloc_init(&a, plain_alloc, &pl);
+  CHECK(a.current == &a.unowned);
+  CHECK_EQ(halo_alloc_live(&a), 0);
+  /* With ptr == NULL, osize is Lua's type tag, not a size. */
+  void *p = ALLOC(&a, NULL, 5, 100);
+  CHECK(p != NULL);
+  CHECK_EQ(a.allocated, 100);
+  CHECK_EQ(a.freed, 0);
+  CHECK_EQ(a.unowned, 100);
+  CHECK_EQ(halo_alloc_live(&a), 100);
+  CHECK_EQ(a.calls, 1);
+  CHECK_EQ(pl.calls, 1);
+  p = ALLOC(&a, p, 100, 0);
+  CHECK(p == NULL);
+  CHECK_EQ(a.freed, 100);
+  CHECK_EQ(halo_alloc_live(&a), 0);
+  CHECK_EQ(a.unowned, 100); /* cumulative: frees are not attributed */
+  CHECK_EQ(pl.held, 0);
+}
+
+static void test_realloc(void) {
+  plain_t pl = {0};
+  halo_alloc_t a;
+  halo_alloc_init(&a, plain_alloc, &pl);
+  uint64_t proc = 0;
+  halo_alloc_attribute(&a, &proc);
+  char *p = ALLOC(&a, NULL, 0, 16);
+  for (int i = 0; i < 16; i++) p[i] = (char)i;
+  p = ALLOC(&a, p, 16, 64); /* growth: +48 */
+  CHECK_EQ(proc, 64);
+  CHECK_EQ(a.allocated, 64);
+  CHECK_EQ(halo_alloc_live(&a), 64);
+  for (int i = 0; i < 16; i++) CHECK_EQ(p[i], i);
+  p = ALLOC(&a, p, 64, 24); /* shrink: 40 freed, nothing attributed */
+  CHECK_EQ(proc, 64);
+  CHECK_EQ(a.freed, 40);
+  CHECK_EQ(halo_alloc_live(&a), 24);
+  p = ALLOC(&a, p, 24, 24); /* same size */
+  CHECK_EQ(a.allocated, 64);
+  CHECK_EQ(a.freed, 40);
+  CHECK_EQ(pl.held, halo_alloc_live(&a));
+  /* A failed growth counts nothing and leaves the block alone. */
+  uint64_t calls = a.calls;
+  pl.fail = 1;
+  CHECK(ALLOC(&a, p, 24, 1 << 20) == NULL);
+  CHECK_EQ(a.allocated, 64);
+  CHECK_EQ(a.freed, 40);
+  CHECK_EQ(proc, 64);
+  CHECK_EQ(a.calls, calls);
+  pl.fail = 1;
+  CHECK(ALLOC(&a, NULL, 3, 10) == NULL);
+  CHECK_EQ(a.allocated, 64);
+  ALLOC(&a, p, 24, 0);
+  CHECK_EQ(halo_alloc_live(&a), 0);
+  CHECK_EQ(a.allocated - a.freed, 0);
+  CHECK_EQ(pl.held, 0);
+  CHECK_EQ(a.unowned, 0);
+}
+
+static void test_attribution(void) {
+  plain_t pl = {0};
+  halo_alloc_t a;
+  halo_alloc_init(&a, plain_alloc, &pl);
+  uint64_t p1 = 0, p2 = 0;
+  void *blocks[6];
+  blocks[0] = ALLOC(&a, NULL, 0, 10); /* unowned */
+  uint64_t *prev = halo_alloc_attribute(&a, &p1);
+  CHECK(prev == &a.unowned);
+  blocks[1] = ALLOC(&a, NULL, 0, 20);
+  blocks[2] = ALLOC(&a, NULL, 0, 30);
+  /* Nested run of another process, then back. */
+  prev = halo_alloc_attribute(&a, &p2);
+  CHECK(prev == &p1);
+  blocks[3] = ALLOC(&a, NULL, 0, 40);
+  blocks[1] = ALLOC(&a, blocks[1], 20, 25); /* p2 grows p1's block: p2 pays */
+  prev = halo_alloc_attribute(&a, prev);
+  CHECK(prev == &p2);
+  CHECK(a.current == &p1);
+  blocks[4] = ALLOC(&a, NULL, 0, 50);
+  /* NULL returns attribution to the node. */
+  prev = halo_alloc_attribute(&a, NULL);
+  CHECK(prev == &p1);
+  CHECK(a.current == &a.unowned);
+  blocks[5] = ALLOC(&a, NULL, 0, 60);
+  CHECK_EQ(a.unowned, 70);
+  CHECK_EQ(p1, 100);
+  CHECK_EQ(p2, 45);
+  CHECK_EQ(a.allocated, 215);
+  CHECK_EQ(a.unowned + p1 + p2, a.allocated);
+  CHECK_EQ(halo_alloc_live(&a), 215);
+  /* Frees under any attribution lower the live total only. */
+  halo_alloc_attribute(&a, &p2);
+  size_t sizes[6] = {10, 25, 30, 40, 50, 60};
+  int64_t live = 215;
+  for (int i = 0; i < 6; i++) {
+    ALLOC(&a, blocks[i], sizes[i], 0);
+    live -= (int64_t)sizes[i];
+    CHECK_EQ(halo_alloc_live(&a), live);
+  }
+  CHECK_EQ(p1, 100);
+  CHECK_EQ(p2, 45);
+  CHECK_EQ(a.freed, 215);
+  CHECK_EQ(a.calls, 13);
+  CHECK_EQ(pl.held, 0);
+}
+
+int main(void) {
+  RUN_TEST(test_unowned);
+  RUN_TEST(test_realloc);
+  RUN_TEST(test_attribution);
+  return check_exit_code();
+}

@@ -1,0 +1,75 @@
+-- The halo executable: exit codes, --help, SIGTERM, the watchdog.
+local build = os.getenv("HALO_BUILD") or "build"
+local halo_bin = build .. "/halo"
+
+local function sh(cmd)
+  local f = io.popen(cmd .. " 2>&1; echo \"exit=$?\"")
+  local out = f:read("*a")
+  f:close()
+  return out, tonumber(out:match("exit=(%d+)%s*$"))
+end
+
+describe("the halo binary", function()
+  it("documents every run flag in --help", function()
+    local out, code = sh(halo_bin .. " run --help")
+    assert.equal(0, code)
+    for _, flag in ipairs({ "--name", "--log-level", "--lua-path", "--watchdog-ms", "--watchdog-hard-ms", "-e" }) do
+      assert.truthy(out:find(flag, 1, true), "missing " .. flag)
+    end
+  end)
+
+  it("rejects an unknown option with status 2", function()
+    local out, code = sh(halo_bin .. " run --bogus x.lua")
+    assert.equal(2, code)
+    assert.matches("unknown or incomplete option", out)
+  end)
+
+  it("passes arguments and exits with the shutdown code", function()
+    local out, code = sh(halo_bin .. [[ run -e 'local a, b = ...; print(a .. b); require("halo").shutdown(3)' x y]])
+    assert.equal(3, code)
+    assert.matches("xy", out)
+  end)
+
+  it("exits 1 with a traceback when the entry fails", function()
+    local out, code = sh(halo_bin .. [[ run -e 'error("kaboom")']])
+    assert.equal(1, code)
+    assert.matches("kaboom", out)
+    assert.matches("stack traceback", out)
+  end)
+
+  it("uses --name for PIDs and node_info", function()
+    local out, code = sh(halo_bin .. [[ run --name a@b -e 'print(require("halo").node_info().Name)']])
+    assert.equal(0, code)
+    assert.matches("a@b", out)
+    local _, bad = sh(halo_bin .. [[ run --name nohost -e 'print(1)']])
+    assert.equal(1, bad)
+  end)
+
+  it("stops on SIGTERM, terminating processes, with status 0", function()
+    local script = [[
+      local halo = require("halo")
+      halo.spawn({ terminate = function() print("terminated cleanly") end })
+      print("ready"); io.stdout:flush()
+      halo.sleep(60000)
+    ]]
+    local f = io.open("/tmp/halo_sigterm_spec.lua", "w")
+    f:write(script)
+    f:close()
+    local out, code = sh("(" .. halo_bin .. " run /tmp/halo_sigterm_spec.lua & p=$!; sleep 0.3; kill -TERM $p; wait $p)")
+    assert.equal(0, code)
+    assert.matches("terminated cleanly", out)
+    os.remove("/tmp/halo_sigterm_spec.lua")
+  end)
+
+  it("reports a slow callback once with its PID, name and behavior", function()
+    local out, code = sh(halo_bin .. [[ run --watchdog-ms 100 -e '
+      local halo = require("halo")
+      local pid = halo.spawn({ name = "busy.behavior", handle_call = function()
+        local t = halo.now(); while halo.now() - t < 400 do end; return 1 end }, nil, { name = "busy" })
+      halo.call(pid, 1); halo.shutdown()']])
+    assert.equal(0, code)
+    local _, n = out:gsub("slow callback", "")
+    assert.equal(1, n)
+    assert.matches("'busy' busy.behavior has been running for", out)
+  end)
+end)
