@@ -70,6 +70,9 @@ typedef struct spawn_args {
   int link, link_parent, link_child, monitor, trap_exit, env;
 } spawn_args_t;
 
+/* A registered name may not parse as a PID or an alias (it could never be addressed). */
+static int is_bad_name(const char *name) { return name[0] == '<' || strncmp(name, "Alias#", 6) == 0; }
+
 static const char *opt_string(lua_State *L, const char *k) {
   if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "spawn option '%s' must be a string", k);
   return lua_tostring(L, -1); /* the options table keeps it alive */
@@ -88,8 +91,10 @@ static void read_spawn_args(lua_State *L, int opts, spawn_args_t *a) {
   lua_pushnil(L);
   while (lua_next(L, opts)) {
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-    if (!strcmp(k, "name")) a->name = opt_string(L, k);
-    else if (!strcmp(k, "link")) a->link = lua_toboolean(L, -1);
+    if (!strcmp(k, "name")) {
+      a->name = opt_string(L, k);
+      if (is_bad_name(a->name)) luaL_error(L, "spawn option 'name' may not look like a PID or an alias");
+    } else if (!strcmp(k, "link")) a->link = lua_toboolean(L, -1);
     else if (!strcmp(k, "monitor")) a->monitor = lua_toboolean(L, -1);
     else if (!strcmp(k, "link_parent")) a->link_parent = lua_toboolean(L, -1);
     else if (!strcmp(k, "link_child")) a->link_child = lua_toboolean(L, -1);
@@ -520,7 +525,7 @@ static int l_register(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_t *self = hb_self(L, B, "halo.register", 0);
   const char *name = luaL_checkstring(L, 1);
-  if (name[0] == '<' || strncmp(name, "Alias#", 6) == 0)
+  if (is_bad_name(name))
     return luaL_argerror(L, 1, "a name may not look like a PID or an alias");
   int rc = halo_name_register(&B->node, self, name);
   if (rc) return hb_error(L, rc);
@@ -614,9 +619,14 @@ static void push_upper(lua_State *L, int idx) {
 static int l_getenv(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_t *self = hb_self(L, B, "halo.getenv", 0);
-  if (!self->href[HREF_ENV]) return 0;
+  lua_settop(L, 1); /* the key, or nil for all: the environment goes above it */
+  if (!self->href[HREF_ENV]) {
+    if (!lua_isnil(L, 1)) return 0;
+    lua_newtable(L);
+    return 1;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, self->href[HREF_ENV]);
-  if (lua_isnoneornil(L, 1)) { /* a copy of the whole environment */
+  if (lua_isnil(L, 1)) { /* a copy of the whole environment */
     lua_newtable(L);
     lua_pushnil(L);
     while (lua_next(L, -3)) {

@@ -28,7 +28,9 @@ const char *halo_state_name(int state) {
 }
 
 void halo__proc_set_state(halo_node_t *n, halo_proc_t *p, int state) {
-  if (p->state == state) return;
+  /* Zombee is final: a killed callback that goes on to call or spawn before
+   * it suspends must not look alive ("wait response") again. */
+  if (p->state == state || p->state == HALO_STATE_ZOMBEE) return;
   if (p->state) n->state_count[halo_state_index(p->state)]--;
   n->state_count[halo_state_index(state)]++;
   p->state = (uint8_t)state;
@@ -84,7 +86,7 @@ int halo_proc_spawn(halo_node_t *n, const halo_spawn_opts_t *o, halo_proc_t **ou
   n->nprocs++;
   if (o->name) halo_name_register(n, p, o->name);
   if (o->parent && o->link_parent) halo_rel_add(n, p, HALO_REL_LINK, o->parent, HALO_TARGET_PID, NULL, 0);
-  if (o->parent && o->link_child) halo_rel_add(n, o->parent, HALO_REL_LINK, p, HALO_TARGET_PID, NULL, 0);
+  if (o->parent && o->link_child) p->flags |= HALO_PF_LINK_CHILD;
   if (o->parent && o->monitor) halo_rel_add(n, o->parent, HALO_REL_MONITOR, p, HALO_TARGET_PID, NULL, 0);
   *out = p;
   return 0;
@@ -102,6 +104,11 @@ static void notify_spawner(halo_node_t *n, halo_proc_t *child, const halo_payloa
 }
 
 void halo__proc_init_done(halo_node_t *n, halo_proc_t *p) {
+  if (p->flags & HALO_PF_LINK_CHILD) {
+    halo_proc_t *parent = halo_proc_find(n, p->parent.id);
+    if (parent && parent->state < HALO_STATE_TERMINATED)
+      halo_rel_add(n, parent, HALO_REL_LINK, p, HALO_TARGET_PID, NULL, 0);
+  }
   p->init_ns = n->now - p->t_spawn;
   p->wakeups++; /* the post-init kick counts as a wake-up, as in the reference */
   n->counters.spawned++;
@@ -111,8 +118,12 @@ void halo__proc_init_done(halo_node_t *n, halo_proc_t *p) {
 int halo_proc_start(halo_node_t *n, halo_proc_t *p, halo_payload_t *reason) {
   uint64_t id = p->id;
   p->depth = n->current ? n->current->depth + 1 : 0;
-  /* A function process has no init: its body runs from the start. */
-  if (p->flags & HALO_PF_FUNC) halo__proc_set_state(n, p, HALO_STATE_RUNNING);
+  /* A function process has no init: it is started (InitTime 0) before its body runs. */
+  if (p->flags & HALO_PF_FUNC) {
+    halo__proc_set_state(n, p, HALO_STATE_RUNNING);
+    p->flags |= HALO_PF_STARTED;
+    halo__proc_init_done(n, p);
+  }
   int rc = halo__sched_run(n, p, NULL);
   if (rc == HALO_RUN_EXITED && reason) *reason = n->hooks.dup(n, &p->result);
   halo__sched_after(n, p, rc);

@@ -46,6 +46,7 @@ enum halo_proc_flag {
   HALO_PF_DEAD = 16,    /* terminate has run; only a zombee record remains */
   HALO_PF_ACTIVE = 32,  /* its code is on the C stack right now (maybe nested) */
   HALO_PF_STARTED = 64, /* init is done */
+  HALO_PF_LINK_CHILD = 128, /* the parent links to it once init is done */
 };
 
 struct halo_proc {
@@ -85,7 +86,8 @@ typedef struct halo_spawn_opts {
   const char *kind;      /* NULL: "actor" */
   const char *application;
   int link_parent;       /* the child gets an exit signal when the parent dies */
-  int link_child;        /* the parent gets an exit signal when the child dies */
+  int link_child;        /* the parent gets an exit signal when the child dies (set up
+                            once init succeeds: a failed spawn does not end the parent) */
   int func;              /* function process */
   int monitor;           /* the parent monitors the child (set up before init) */
 } halo_spawn_opts_t;

@@ -24,6 +24,16 @@ static halo_timer_t *timer_get(halo_node_t *n) {
   return t;
 }
 
+/* Timeout to pass to uv_timer_start for a wait of at least ms. libuv's loop
+ * time may come from a coarse clock a tick behind the precise one, so a
+ * plain ms could end the wait up to a tick early: add that lag. */
+static uint64_t timeout_ms(uv_loop_t *loop, uint64_t ms) {
+  uv_update_time(loop);
+  if (!ms) return 0;
+  uint64_t now = (uv_hrtime() + 999999) / 1000000, loop_now = uv_now(loop);
+  return ms + (now > loop_now ? now - loop_now : 0);
+}
+
 static void timer_put(halo_node_t *n, halo_timer_t *t) {
   uv_timer_stop(&t->h);
   t->owner = NULL;
@@ -49,8 +59,7 @@ int halo_timer_wait_start(halo_node_t *n, halo_proc_t *p, uint64_t ms) {
   if (!t) return HALO_ENOMEM;
   t->owner = p;
   p->wait_timer = t;
-  uv_update_time(n->loop);
-  uv_timer_start(&t->h, on_wait, ms, 0);
+  uv_timer_start(&t->h, on_wait, timeout_ms(n->loop, ms), 0);
   return 0;
 }
 
@@ -101,8 +110,7 @@ int64_t halo_timer_send_after(halo_node_t *n, halo_proc_t *owner, halo_pid_t to,
   t->onext = x->timers;
   if (x->timers) x->timers->oprev = t;
   x->timers = t;
-  uv_update_time(n->loop);
-  uv_timer_start(&t->h, on_send_after, ms, 0);
+  uv_timer_start(&t->h, on_send_after, timeout_ms(n->loop, ms), 0);
   return (int64_t)t->id;
 }
 

@@ -149,12 +149,14 @@ end
 --- In a function process: waits for the next message (at most timeout ms).
 -- Returns from, msg, ref (ref only for calls) or nil, "ETIMEDOUT: timed out".
 function halo.receive(timeout)
+  local deadline = timeout and core.now() + timeout
   while true do
     core.receive(timeout)
     local kind, from, msg, ref = yield()
     if kind == MSG_TIMEOUT then return nil, "ETIMEDOUT: timed out", "ETIMEDOUT" end
     if kind == MSG_INSPECT then
       core_reply(from, ref, {})
+      if deadline then timeout = math.max(0, math.ceil(deadline - core.now())) end -- inspects do not extend it
     else
       return from, msg, kind == MSG_REQUEST and ref or nil
     end
@@ -177,7 +179,10 @@ halo.alias = core.alias
 halo.unalias = core.unalias
 halo.send_after = core.send_after
 halo.cancel_timer = core.cancel_timer
+--- The calling process's environment variable (names are case-insensitive),
+-- or with no name a copy of the whole environment.
 halo.getenv = core.getenv
+--- Sets (nil: deletes) a variable in the calling process's own environment.
 halo.setenv = core.setenv
 halo.set_log_level = core.set_log_level
 --- Monotonic milliseconds (fractional).
