@@ -99,6 +99,9 @@ size_t hb_format_local_pid(halo_binding_t *B, char *buf, uint64_t id);
 /** Pushes p's PID string. */
 void hb_push_proc_pid(halo_binding_t *B, lua_State *L, halo_proc_t *p);
 
+/** Monotonic milliseconds; exported for the FFI. */
+double halo_now_ms(void);
+
 /** Logs a record with p (or the node, when NULL) as its source. */
 void hb_log(halo_binding_t *B, halo_proc_t *p, int level, const char *msg, size_t len);
 

@@ -447,10 +447,13 @@ static int l_stop(lua_State *L) {
   return 0;
 }
 
+/* Monotonic milliseconds for the FFI path of halo.now (the halo binary exports it). */
+double halo_now_ms(void) { return (double)halo_clock_ns() / 1e6; }
+
 /* core.now(): monotonic milliseconds (fractional). */
 static int l_now(lua_State *L) {
   halo_clock_init();
-  lua_pushnumber(L, (double)halo_clock_ns() / 1e6);
+  lua_pushnumber(L, halo_now_ms());
   return 1;
 }
 

@@ -187,6 +187,16 @@ halo.setenv = core.setenv
 halo.set_log_level = core.set_log_level
 --- Monotonic milliseconds (fractional).
 halo.now = core.now
+do -- In the halo binary the clock is reachable through the FFI: a direct call once compiled.
+  local ok, ffi = pcall(require, "ffi")
+  if ok and pcall(ffi.cdef, "double halo_now_ms(void);") then
+    local C = ffi.C
+    if pcall(function() return C.halo_now_ms end) then
+      core.now() -- calibrates the clock
+      halo.now = function() return C.halo_now_ms() end
+    end
+  end
+end
 
 --- Stops the node (exit code, default 0) once the current callback returns.
 halo.shutdown = core.stop
