@@ -9,6 +9,8 @@
 
 halo_binding_t *halo__B;
 
+const char *const hb_reasons[] = {"normal", "shutdown", "kill", "unregistered", "no connection"};
+
 static int32_t slot_get(halo_binding_t *B) {
   if (B->nfree) return B->free_slots[--B->nfree];
   return ++B->next_slot;
@@ -71,6 +73,11 @@ void hb_push_payload(halo_binding_t *B, lua_State *L, halo_payload_t pl, int con
       slot_put(B, (int32_t)pl.val);
       B->anchored--;
     }
+    lua_remove(L, -2);
+    return;
+  case PL_REASON:
+    lua_rawgeti(L, LUA_REGISTRYINDEX, B->reasons_ref);
+    lua_rawgeti(L, -1, (int)pl.val + 1);
     lua_remove(L, -2);
     return;
   default: lua_pushnil(L); return;

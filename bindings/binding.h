@@ -15,7 +15,13 @@
 #include "node.h"
 
 /* Payload tags. */
-enum { PL_NONE, PL_NIL, PL_FALSE, PL_TRUE, PL_NUMBER, PL_ANCHOR };
+enum { PL_NONE, PL_NIL, PL_FALSE, PL_TRUE, PL_NUMBER, PL_ANCHOR, PL_REASON };
+
+/* Reasons common enough to travel as constants (tag PL_REASON, val = index)
+ * instead of an anchored string per termination. */
+extern const char *const hb_reasons[];
+enum { HB_REASON_NORMAL, HB_REASON_SHUTDOWN, HB_REASON_KILL, HB_REASON_UNREGISTERED,
+       HB_REASON_NOCONN, HB_NREASONS };
 
 /* Host references each process record owns (halo_proc_t.href). */
 enum { HREF_CO, HREF_INST, HREF_PID, HREF_ENV };
@@ -43,6 +49,7 @@ typedef struct halo_binding {
   char pid_prefix[16];  /* "<CCCCCCCC.0." of this node, for the fast PID parse */
   int co_pool[256];     /* registry refs of finished coroutines, ready for reuse */
   int nco_pool;
+  int reasons_ref;      /* registry: array of the hb_reasons strings */
   int pid_cache_ref;    /* registry: strings of recently seen PIDs of ended processes */
   uint64_t pid_cache[256];
   uint64_t entry_id;

@@ -141,7 +141,10 @@ static int hook_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
       lua_pushvalue(co, 1);
       lua_xmove(co, L, 1);
     } else {
-      lua_pushliteral(L, "normal");
+      lua_settop(co, 0);
+      p->result.tag = PL_REASON;
+      p->result.val = HB_REASON_NORMAL;
+      return HALO_RUN_EXITED;
     }
     p->result = hb_anchor(B, L, -1);
     lua_pop(L, 1);
@@ -268,6 +271,11 @@ static halo_payload_t hook_signal(halo_node_t *n, const halo_signal_info_t *info
 static halo_payload_t hook_reason(halo_node_t *n, const char *text) {
   halo_binding_t *B = n->host;
   lua_State *L = hb_L(B);
+  for (int i = 0; i < HB_NREASONS; i++)
+    if (!strcmp(text, hb_reasons[i])) {
+      halo_payload_t c = {(uint64_t)i, PL_REASON};
+      return c;
+    }
   lua_pushstring(L, text);
   halo_payload_t r = hb_anchor(B, L, -1);
   lua_pop(L, 1);
@@ -358,6 +366,12 @@ static int l_run(lua_State *L) {
   B->slots_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_createtable(L, 256, 0);
   B->pid_cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_createtable(L, HB_NREASONS, 0);
+  for (int i = 0; i < HB_NREASONS; i++) {
+    lua_pushstring(L, hb_reasons[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  B->reasons_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   snprintf(B->pid_prefix, sizeof B->pid_prefix, "<%08X.0.", B->node.crc);
   lua_pushvalue(L, 4);
   B->body_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -429,6 +443,7 @@ static int l_run(lua_State *L) {
   while (B->nco_pool) luaL_unref(L, LUA_REGISTRYINDEX, B->co_pool[--B->nco_pool]);
   luaL_unref(L, LUA_REGISTRYINDEX, B->slots_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, B->pid_cache_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, B->reasons_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, B->body_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, B->mt_cache_ref);
   halo_node_destroy(n);
