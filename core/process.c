@@ -205,9 +205,16 @@ int64_t halo_call(halo_node_t *n, halo_proc_t *p, halo_pid_t to, int kind, int q
     return HALO_ENOTALLOWED;
   }
   uint64_t ref = ++n->next_ref;
-  rc = route(n, p, to, kind, queue, ref, request, size, &remote);
-  if (!rc) rc = halo_timer_wait_start(n, p, timeout_ms);
+  /* Arm the timer first: once routed, the request belongs to the receiver
+   * and a failure after that point could not hand it back. */
+  rc = halo_timer_wait_start(n, p, timeout_ms);
   if (rc) {
+    n->counters.call_errors_local++;
+    return rc;
+  }
+  rc = route(n, p, to, kind, queue, ref, request, size, &remote);
+  if (rc) {
+    halo_timer_wait_stop(n, p);
     if (remote) n->counters.call_errors_remote++;
     else n->counters.call_errors_local++;
     return rc;
