@@ -44,4 +44,14 @@ function helper.wait_until(pred, timeout_ms, ms)
   return true
 end
 
+--- In a function process: waits (2 s at most) for the down message of pid,
+-- skipping other messages; returns it.
+function helper.await_down(pid)
+  while true do
+    local from, msg = halo.receive(2000)
+    assert(from, "no down message for " .. pid)
+    if halo.is_down(msg) and msg.pid == pid then return msg end
+  end
+end
+
 return helper

@@ -1,13 +1,7 @@
 local halo = require("halo")
 local helper = require("helper")
 
-local function await_down(pid)
-  while true do
-    local from, msg = halo.receive(2000)
-    assert(from, "no down message for " .. pid)
-    if halo.is_down(msg) and msg.pid == pid then return msg end
-  end
-end
+local await_down = helper.await_down
 
 describe("halo.receive", function()
   it("returns from and msg in a function process", function()
