@@ -233,8 +233,7 @@ static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, const 
     B->refs++;
   }
   if (func) {
-    lua_pushvalue(L, beh);
-    p->href[HREF_INST] = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* The coroutine holds the function; only behaviors need an instance ref. */
     lua_pushvalue(L, beh);
     lua_pushvalue(L, args);
     lua_xmove(L, co, 2);
@@ -248,8 +247,8 @@ static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, const 
     lua_insert(L, -2);
     lua_pushvalue(L, args);
     lua_xmove(L, co, 3);
+    B->refs++;
   }
-  B->refs++;
   *out = p;
   return 0;
 }

@@ -91,8 +91,16 @@ void halo_node_close(halo_node_t *n) {
 }
 
 const char *halo_node_intern(halo_node_t *n, const char *s) {
+  /* Spawns repeat the same few names: check the last ones before hashing. */
+  for (int i = 0; i < 4; i++) {
+    const char *c = n->intern_recent[i];
+    if (c && c[0] == s[0] && strcmp(c, s) == 0) return c;
+  }
   const char *v = halo_smap_get(&n->strings, s);
-  if (v) return v;
+  if (v) {
+    n->intern_recent[n->intern_next++ & 3] = v;
+    return v;
+  }
   char *c = strdup(s);
   if (!c || halo_smap_put(&n->strings, c, c)) {
     free(c);

@@ -82,6 +82,8 @@ struct halo_node {
   halo_imap_t aliases;
   uint64_t next_alias, next_ref;
   halo_smap_t strings;    /* interned behavior/kind/application names */
+  const char *intern_recent[4]; /* last interned strings looked up */
+  uint32_t intern_next;
 
   halo_msgpool_t msgs;
 
