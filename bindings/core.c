@@ -97,7 +97,12 @@ static int hook_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
       /* An exit signal the process does not trap ends it with the signal's reason. */
       lua_State *L = hb_L(B);
       hb_push_payload(B, L, pl, 1);
-      lua_getfield(L, -1, "reason");
+      if (lua_istable(L, -1)) { /* rawget: this runs outside any pcall */
+        lua_pushliteral(L, "reason");
+        lua_rawget(L, -2);
+      } else {
+        lua_pushvalue(L, -1);
+      }
       p->result = hb_anchor(B, L, -1);
       lua_pop(L, 2);
       return HALO_RUN_EXITED;

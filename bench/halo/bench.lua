@@ -54,7 +54,7 @@ end
 local Pinger = { name = "bench.pinger" }
 function Pinger:init(a) self.coord, self.limit = a.coord, a.limit end
 function Pinger:handle_message(from, n)
-  if n == "go" then return halo.send(self.peer, 1) and nil end
+  if n == "go" then halo.send(self.peer, 1); return end
   if type(n) == "string" then self.peer = n; return end
   if n >= self.limit then halo.send(self.coord, "done"); return end
   halo.send(from, n + 1)
@@ -263,7 +263,9 @@ if want("W6") then
 end
 if want("W7") then
   local sizes = quick and { 100000 } or { 100000, 1000000 }
-  local self_exe = io.open("/proc/self/exe") and "/proc/" .. io.open("/proc/self/stat"):read("*n") .. "/exe"
+  local stat = io.open("/proc/self/stat")
+  local self_exe = "/proc/" .. stat:read("*n") .. "/exe" -- this halo binary, for the child nodes
+  stat:close()
   for _, n in ipairs(sizes) do
     local label = n >= 1000000 and "1M" or math.floor(n / 1000) .. "k"
     local cmd = string.format("%s run --watchdog-ms 0 --log-level error %s --mem %d", self_exe, arg[0], n)
