@@ -11,20 +11,53 @@ halo_binding_t *halo__B;
 
 const char *const hb_reasons[] = {"normal", "shutdown", "kill", "unregistered", "no connection"};
 
-static int32_t slot_get(halo_binding_t *B) {
-  if (B->nfree) return B->free_slots[--B->nfree];
-  return ++B->next_slot;
+/* A freed key holds false, never nil: luaL_ref hands out new keys at the
+ * registry's length when its own free list is empty, and a nil inside the
+ * array part could move that border below keys this node still owns. */
+int hb_key(halo_binding_t *B, lua_State *L) {
+  int k;
+  if (B->nfree) {
+    k = B->free_keys[--B->nfree];
+  } else {
+    if (B->nkeys == B->capfree) { /* room to take every key back later */
+      uint32_t nc = B->capfree ? B->capfree * 2 : 1024;
+      int *nf = realloc(B->free_keys, nc * sizeof *nf);
+      if (!nf) luaL_error(L, "out of memory");
+      B->free_keys = nf;
+      B->capfree = nc;
+    }
+    lua_pushboolean(L, 0);
+    k = luaL_ref(L, LUA_REGISTRYINDEX);
+    B->nkeys++;
+  }
+  lua_rawseti(L, LUA_REGISTRYINDEX, k);
+  return k;
 }
 
-static void slot_put(halo_binding_t *B, int32_t s) {
-  if (B->nfree == B->capfree) {
-    uint32_t nc = B->capfree ? B->capfree * 2 : 256;
-    int32_t *nf = realloc(B->free_slots, nc * sizeof *nf);
-    if (!nf) return; /* the slot is lost, not reused; memory is what ran out */
-    B->free_slots = nf;
-    B->capfree = nc;
+void hb_key_free(halo_binding_t *B, lua_State *L, int key) {
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, LUA_REGISTRYINDEX, key);
+  B->free_keys[B->nfree++] = key; /* capfree >= nkeys: always room */
+}
+
+void hb_keys_init(halo_binding_t *B, lua_State *L) {
+  for (int i = 0; i < HB_NREASONS; i++) {
+    lua_pushstring(L, hb_reasons[i]);
+    B->reason_key[i] = hb_key(B, L);
   }
-  B->free_slots[B->nfree++] = s;
+  for (int i = 0; i < 256; i++) {
+    lua_pushboolean(L, 0);
+    B->pid_cache_key[i] = hb_key(B, L);
+    B->pid_cache[i] = (uint64_t)(i ^ 1); /* never matches slot i: empty */
+  }
+}
+
+void hb_keys_close(halo_binding_t *B, lua_State *L) {
+  for (int i = 0; i < HB_NREASONS; i++) hb_key_free(B, L, B->reason_key[i]);
+  for (int i = 0; i < 256; i++) hb_key_free(B, L, B->pid_cache_key[i]);
+  while (B->nfree) luaL_unref(L, LUA_REGISTRYINDEX, B->free_keys[--B->nfree]);
+  free(B->free_keys);
+  B->free_keys = NULL;
 }
 
 halo_payload_t hb_anchor(halo_binding_t *B, lua_State *L, int idx) {
@@ -40,15 +73,11 @@ halo_payload_t hb_anchor(halo_binding_t *B, lua_State *L, int idx) {
     return pl;
   }
   default: {
-    if (idx < 0 && idx > LUA_REGISTRYINDEX) idx = lua_gettop(L) + idx + 1;
-    int32_t s = slot_get(B);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, B->slots_ref);
     lua_pushvalue(L, idx);
-    lua_rawseti(L, -2, s);
-    lua_pop(L, 1);
+    int k = hb_key(B, L);
     B->anchored++;
     pl.tag = PL_ANCHOR;
-    pl.val = (uint64_t)s;
+    pl.val = (uint64_t)k;
     return pl;
   }
   }
@@ -65,33 +94,20 @@ void hb_push_payload(halo_binding_t *B, lua_State *L, halo_payload_t pl, int con
     return;
   }
   case PL_ANCHOR:
-    lua_rawgeti(L, LUA_REGISTRYINDEX, B->slots_ref);
-    lua_rawgeti(L, -1, (int)pl.val);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, (int)pl.val);
     if (consume) {
-      lua_pushnil(L);
-      lua_rawseti(L, -3, (int)pl.val);
-      slot_put(B, (int32_t)pl.val);
+      hb_key_free(B, L, (int)pl.val);
       B->anchored--;
     }
-    lua_remove(L, -2);
     return;
-  case PL_REASON:
-    lua_rawgeti(L, LUA_REGISTRYINDEX, B->reasons_ref);
-    lua_rawgeti(L, -1, (int)pl.val + 1);
-    lua_remove(L, -2);
-    return;
+  case PL_REASON: lua_rawgeti(L, LUA_REGISTRYINDEX, B->reason_key[pl.val]); return;
   default: lua_pushnil(L); return;
   }
 }
 
 void hb_release(halo_binding_t *B, halo_payload_t pl) {
   if (pl.tag != PL_ANCHOR) return;
-  lua_State *L = hb_L(B);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, B->slots_ref);
-  lua_pushnil(L);
-  lua_rawseti(L, -2, (int)pl.val);
-  lua_pop(L, 1);
-  slot_put(B, (int32_t)pl.val);
+  hb_key_free(B, hb_L(B), (int)pl.val);
   B->anchored--;
 }
 
@@ -114,12 +130,10 @@ void hb_push_pid(halo_binding_t *B, lua_State *L, halo_pid_t pid) {
     }
   }
   /* Messages often outlive their sender: keep the last strings formatted. */
-  int slot = (int)(pid.id & 255) + 1;
+  int slot = (int)(pid.id & 255);
   int local = pid.node == B->node.crc;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, B->pid_cache_ref);
-  if (local && B->pid_cache[slot - 1] == pid.id) {
-    lua_rawgeti(L, -1, slot);
-    lua_remove(L, -2);
+  if (local && B->pid_cache[slot] == pid.id) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, B->pid_cache_key[slot]);
     return;
   }
   char buf[HALO_PID_STRLEN];
@@ -127,10 +141,9 @@ void hb_push_pid(halo_binding_t *B, lua_State *L, halo_pid_t pid) {
   lua_pushlstring(L, buf, n);
   if (local) {
     lua_pushvalue(L, -1);
-    lua_rawseti(L, -3, slot);
-    B->pid_cache[slot - 1] = pid.id;
+    lua_rawseti(L, LUA_REGISTRYINDEX, B->pid_cache_key[slot]);
+    B->pid_cache[slot] = pid.id;
   }
-  lua_remove(L, -2);
 }
 
 size_t hb_format_local_pid(halo_binding_t *B, char *buf, uint64_t id) {

@@ -23,6 +23,10 @@ extern const char *const hb_reasons[];
 enum { HB_REASON_NORMAL, HB_REASON_SHUTDOWN, HB_REASON_KILL, HB_REASON_UNREGISTERED,
        HB_REASON_NOCONN, HB_NREASONS };
 
+/* Added to the kind of an exit or down message that carries the bare reason
+ * (HALO_MF_REASON) when it is handed to Lua. */
+#define HB_MSG_BARE 16
+
 /* Host references each process record owns (halo_proc_t.href). */
 enum { HREF_CO, HREF_INST, HREF_PID, HREF_ENV };
 
@@ -31,12 +35,11 @@ typedef struct halo_binding {
   uv_loop_t loop;
   lua_State *L;         /* thread that runs the node (inside core.run) */
   lua_State *cur;       /* thread whose C code runs right now */
-  int slots_ref;        /* registry: anchor table */
   int body_ref;         /* registry: the behavior body function */
   int mt_cache_ref;     /* registry: behavior -> instance metatable (weak keys) */
-  int32_t *free_slots;
+  int *free_keys;       /* registry keys this node reserved and is not using */
   uint32_t nfree, capfree;
-  int32_t next_slot;
+  uint32_t nkeys;       /* registry keys reserved (in use + free) */
   int64_t anchored;     /* payload anchors held */
   int64_t refs;         /* process refs held */
   halo_alloc_t alloc;
@@ -49,8 +52,8 @@ typedef struct halo_binding {
   char pid_prefix[16];  /* "<CCCCCCCC.0." of this node, for the fast PID parse */
   int co_pool[256];     /* registry refs of finished coroutines, ready for reuse */
   int nco_pool;
-  int reasons_ref;      /* registry: array of the hb_reasons strings */
-  int pid_cache_ref;    /* registry: strings of recently seen PIDs of ended processes */
+  int reason_key[8];    /* registry keys of the hb_reasons strings */
+  int pid_cache_key[256]; /* registry keys of recently seen PID strings of ended processes */
   uint64_t pid_cache[256];
   uint64_t entry_id;
 } halo_binding_t;
@@ -60,6 +63,18 @@ extern halo_binding_t *halo__B;
 
 /** The thread to push on when the core calls up. */
 static inline lua_State *hb_L(halo_binding_t *B) { return B->cur ? B->cur : B->L; }
+
+/** Registry keys: the value on top is popped and stored in the registry at a
+ *  key this node owns; the key is returned. Keys are reserved once through
+ *  luaL_ref and then recycled by a C free list, so storing or reading a value
+ *  is one rawseti or rawgeti. */
+int hb_key(halo_binding_t *B, lua_State *L);
+/** Gives a key back (its value is dropped). */
+void hb_key_free(halo_binding_t *B, lua_State *L, int key);
+/** Reserves the node's fixed keys (reasons, PID cache). */
+void hb_keys_init(halo_binding_t *B, lua_State *L);
+/** Returns the fixed keys and every free key to the registry (node close). */
+void hb_keys_close(halo_binding_t *B, lua_State *L);
 
 /** Anchors the value at idx and returns its payload. */
 halo_payload_t hb_anchor(halo_binding_t *B, lua_State *L, int idx);

@@ -95,6 +95,10 @@ static int hook_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
     if (msg->kind == HALO_MSG_EXIT &&
         (!(p->flags & HALO_PF_TRAP) || (msg->from.id == p->parent.id && msg->from.node == p->parent.node))) {
       /* An exit signal the process does not trap ends it with the signal's reason. */
+      if (msg->flags & HALO_MF_REASON) {
+        p->result = pl; /* the bare reason: ownership moves */
+        return HALO_RUN_EXITED;
+      }
       lua_State *L = hb_L(B);
       hb_push_payload(B, L, pl, 1);
       if (lua_istable(L, -1)) { /* rawget: this runs outside any pcall */
@@ -108,7 +112,10 @@ static int hook_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
       return HALO_RUN_EXITED;
     }
     p->wait = HALO_WAIT_NONE;
-    lua_pushinteger(co, msg->kind);
+    /* A bare exit or down reason arrives as kind + MSG_BARE; halo's Lua side
+     * makes the {kind, pid, reason} table (a table template there beats
+     * building it field by field through the C API). */
+    lua_pushinteger(co, msg->kind + ((msg->flags & HALO_MF_REASON) ? HB_MSG_BARE : 0));
     hb_push_pid(B, co, msg->from);
     hb_push_payload(B, co, pl, 1);
     lua_pushnumber(co, (double)msg->ref);
@@ -227,9 +234,17 @@ static void hook_free(halo_node_t *n, halo_proc_t *p) {
     p->href[HREF_CO] = 0;
     B->refs--;
   }
+  /* The PID string moves into the cache of ended processes' PIDs (a key
+   * swap): down messages and late replies name this process next. */
+  if (p->href[HREF_PID]) {
+    int slot = (int)(p->id & 255), old = B->pid_cache_key[slot];
+    B->pid_cache_key[slot] = p->href[HREF_PID];
+    B->pid_cache[slot] = p->id;
+    p->href[HREF_PID] = old;
+  }
   for (int i = 0; i < 4; i++) {
     if (p->href[i]) {
-      luaL_unref(L, LUA_REGISTRYINDEX, p->href[i]);
+      hb_key_free(B, L, p->href[i]);
       p->href[i] = 0;
       B->refs--;
     }
@@ -240,6 +255,7 @@ static void hook_free(halo_node_t *n, halo_proc_t *p) {
 static void hook_release(halo_node_t *n, halo_payload_t pl) { hb_release(n->host, pl); }
 
 static halo_payload_t hook_dup(halo_node_t *n, const halo_payload_t *pl) {
+  if (pl->tag != PL_ANCHOR) return *pl; /* values, not references */
   halo_binding_t *B = n->host;
   lua_State *L = hb_L(B);
   hb_push_payload(B, L, *pl, 0);
@@ -367,16 +383,7 @@ static int l_run(lua_State *L) {
   n->hooks.reason = hook_reason;
   n->hooks.stopped = hook_stopped;
   B->L = B->cur = L;
-  lua_newtable(L);
-  B->slots_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_createtable(L, 256, 0);
-  B->pid_cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_createtable(L, HB_NREASONS, 0);
-  for (int i = 0; i < HB_NREASONS; i++) {
-    lua_pushstring(L, hb_reasons[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-  B->reasons_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  hb_keys_init(B, L);
   snprintf(B->pid_prefix, sizeof B->pid_prefix, "<%08X.0.", B->node.crc);
   lua_pushvalue(L, 4);
   B->body_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -445,14 +452,11 @@ static int l_run(lua_State *L) {
   lua_setallocf(L, B->old_allocf, B->old_allocud);
   halo__B = NULL;
   int closed = uv_loop_close(&B->loop);
-  while (B->nco_pool) luaL_unref(L, LUA_REGISTRYINDEX, B->co_pool[--B->nco_pool]);
-  luaL_unref(L, LUA_REGISTRYINDEX, B->slots_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, B->pid_cache_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, B->reasons_ref);
+  while (B->nco_pool) hb_key_free(B, L, B->co_pool[--B->nco_pool]);
+  hb_keys_close(B, L);
   luaL_unref(L, LUA_REGISTRYINDEX, B->body_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, B->mt_cache_ref);
   halo_node_destroy(n);
-  free(B->free_slots);
   free(B->entry_error);
   free(B);
   lua_pushinteger(L, closed == 0);
@@ -520,6 +524,7 @@ int luaopen_halo_core(lua_State *L) {
   K("MSG_EVENT", HALO_MSG_EVENT);
   K("MSG_EXIT", HALO_MSG_EXIT);
   K("MSG_DOWN", HALO_MSG_DOWN);
+  K("MSG_BARE", HB_MSG_BARE);
   K("MSG_INSPECT", HALO_MSG_INSPECT);
   K("MSG_LOG", HALO_MSG_LOG);
   K("MSG_TIMEOUT", HALO_MSG_TIMEOUT);

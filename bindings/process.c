@@ -132,7 +132,7 @@ static void push_instance_mt(lua_State *L, halo_binding_t *B, int beh) {
 }
 
 /* Builds the child's environment: the parent's copy, then opts.env (keys upper-cased). */
-static int make_env(lua_State *L, halo_proc_t *parent, int opts) {
+static int make_env(lua_State *L, halo_binding_t *B, halo_proc_t *parent, int opts) {
   int has_parent = parent && parent->href[HREF_ENV];
   lua_getfield(L, opts, "env");
   int has_opts = lua_istable(L, -1);
@@ -166,7 +166,7 @@ static int make_env(lua_State *L, halo_proc_t *parent, int opts) {
       lua_rawset(L, -4);
     }
   }
-  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  int ref = hb_key(B, L);
   lua_pop(L, 1);
   return ref;
 }
@@ -217,19 +217,19 @@ static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, const 
     lua_pop(L, 1);
   } else {
     co = lua_newthread(L);
-    p->href[HREF_CO] = luaL_ref(L, LUA_REGISTRYINDEX);
+    p->href[HREF_CO] = hb_key(B, L);
   }
   p->host = co;
   char buf[HALO_PID_STRLEN];
   lua_pushlstring(L, buf, hb_format_local_pid(B, buf, p->id));
-  p->href[HREF_PID] = luaL_ref(L, LUA_REGISTRYINDEX);
+  p->href[HREF_PID] = hb_key(B, L);
   B->refs += 2;
   if (a->env) {
-    p->href[HREF_ENV] = make_env(L, parent, opts);
+    p->href[HREF_ENV] = make_env(L, B, parent, opts);
     if (p->href[HREF_ENV]) B->refs++;
   } else if (parent && parent->href[HREF_ENV]) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, parent->href[HREF_ENV]);
-    p->href[HREF_ENV] = luaL_ref(L, LUA_REGISTRYINDEX); /* shared until someone sets */
+    p->href[HREF_ENV] = hb_key(B, L); /* shared until someone sets */
     B->refs++;
   }
   if (func) {
@@ -242,7 +242,7 @@ static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, const 
     push_instance_mt(L, B, beh);
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
-    p->href[HREF_INST] = luaL_ref(L, LUA_REGISTRYINDEX);
+    p->href[HREF_INST] = hb_key(B, L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, B->body_ref);
     lua_insert(L, -2);
     lua_pushvalue(L, args);
@@ -468,21 +468,15 @@ static int l_exit(lua_State *L) {
       (t.proc == self || (t.pid.node == self->parent.node && t.pid.id == self->parent.id) ||
        (t.pid.node == self->leader.node && t.pid.id == self->leader.id)))
     return hb_errorf(L, HALO_ENOTALLOWED, "an exit signal may not go to the sender itself, its parent or its leader");
-  lua_createtable(L, 0, 3);
-  lua_pushliteral(L, "exit");
-  lua_setfield(L, -2, "kind");
-  if (self) hb_push_proc_pid(B, L, self);
-  else hb_push_pid(B, L, halo_node_pid(n, 1));
-  lua_setfield(L, -2, "pid");
-  lua_pushvalue(L, 2);
-  lua_setfield(L, -2, "reason");
-  halo_payload_t pl = hb_anchor(B, L, -1);
+  /* The signal carries the bare reason; the receiver sees {kind = "exit", pid = sender, reason}. */
+  halo_payload_t pl = hb_anchor(B, L, 2);
+  int kind = HALO_MSG_EXIT | HALO_KIND_REASON;
   if (t.proc) {
     halo_pid_t from = halo_node_pid(n, self ? self->id : 1);
-    rc = halo__enqueue(n, from, t.proc, HALO_MSG_EXIT, HALO_Q_URGENT, 0, pl, 0);
+    rc = halo__enqueue(n, from, t.proc, kind, HALO_Q_URGENT, 0, pl, 0);
     if (!rc && self) self->msgs_out++;
   } else {
-    rc = halo_send(n, self, t.pid, HALO_MSG_EXIT, HALO_Q_URGENT, 0, pl, 0);
+    rc = halo_send(n, self, t.pid, kind, HALO_Q_URGENT, 0, pl, 0);
   }
   if (rc) {
     hb_release(B, pl);
@@ -655,14 +649,14 @@ static int l_setenv(lua_State *L) {
       lua_rawset(L, t);
     }
     lua_pop(L, 1);
-    luaL_unref(L, LUA_REGISTRYINDEX, self->href[HREF_ENV]);
+    hb_key_free(B, L, self->href[HREF_ENV]);
     B->refs--;
   }
   push_upper(L, 1);
   lua_pushvalue(L, 2);
   lua_rawset(L, t);
   lua_pushvalue(L, t);
-  self->href[HREF_ENV] = luaL_ref(L, LUA_REGISTRYINDEX);
+  self->href[HREF_ENV] = hb_key(B, L);
   B->refs++;
   return 0;
 }

@@ -25,6 +25,15 @@ enum halo_msg_kind {
   HALO_MSG_TIMEOUT, /* not queued: resumes a process whose receive timed out */
 };
 
+/* Message flags (halo_msg_t.flags). A send passes them in the kind argument,
+ * shifted by HALO_KIND_FLAGS_SHIFT. */
+enum {
+  HALO_MF_REASON = 1, /* EXIT/DOWN whose payload is the bare reason: the host
+                       * builds {kind, pid = from, reason} when it delivers it */
+};
+#define HALO_KIND_FLAGS_SHIFT 8
+#define HALO_KIND_REASON (HALO_MF_REASON << HALO_KIND_FLAGS_SHIFT)
+
 /** A payload is opaque to the core: a tag and a 64-bit value owned by the host layer. */
 typedef struct halo_payload {
   uint64_t val;

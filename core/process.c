@@ -146,7 +146,7 @@ int halo__enqueue(halo_node_t *n, halo_pid_t from, halo_proc_t *to, int kind, in
   m->ptag = pl.tag;
   m->size = size;
   m->kind = (uint8_t)kind;
-  m->flags = 0;
+  m->flags = (uint8_t)(kind >> HALO_KIND_FLAGS_SHIFT);
   int rc = halo_mailbox_push(&to->mb, queue, m);
   if (rc) {
     halo_msgpool_put(&n->msgs, m);

@@ -111,9 +111,19 @@ static void notify(halo_node_t *n, halo_proc_t *p, const halo_rel_t *r, const ha
   if (w->state >= HALO_STATE_TERMINATED) return;
   halo_signal_info_t info = {r->type == HALO_REL_LINK ? HALO_MSG_EXIT : HALO_MSG_DOWN, r->tkind,
                              halo_node_pid(n, p->id), r->name, r->alias};
-  halo_payload_t pl = n->hooks.signal(n, &info, reason);
+  /* A PID target needs nothing beyond sender and reason: the message carries
+   * the bare reason and the host shapes it on delivery. Names and aliases
+   * travel in a payload the host builds now. */
+  int kind = info.kind;
+  halo_payload_t pl;
+  if (r->tkind == HALO_TARGET_PID) {
+    pl = n->hooks.dup(n, reason);
+    kind |= HALO_KIND_REASON;
+  } else {
+    pl = n->hooks.signal(n, &info, reason);
+  }
   int q = r->type == HALO_REL_LINK ? HALO_Q_URGENT : HALO_Q_SYSTEM;
-  if (halo__enqueue(n, info.pid, w, info.kind, q, 0, pl, 0)) n->hooks.release(n, pl);
+  if (halo__enqueue(n, info.pid, w, kind, q, 0, pl, 0)) n->hooks.release(n, pl);
 }
 
 void halo__rel_fire_all(halo_node_t *n, halo_proc_t *p, const halo_payload_t *reason) {

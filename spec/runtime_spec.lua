@@ -26,6 +26,25 @@ describe("a node", function()
     assert.equal(16, b)
   end)
 
+  it("gives its registry keys back when it stops", function()
+    -- Anchored messages, PID strings and coroutines live at registry keys the
+    -- node reserves; a second node of the same size must reuse them all.
+    local reg = debug.getregistry()
+    local function busy()
+      helper.run(function()
+        local sink = halo.spawn(function() halo.sleep(20) end)
+        for i = 1, 3000 do
+          halo.spawn(function() halo.send(sink, { i }) end, nil, { monitor = true })
+        end
+        for _ = 1, 3000 do halo.receive() end
+      end)
+    end
+    busy()
+    local after_first = #reg
+    busy()
+    assert.equal(after_first, #reg)
+  end)
+
   it("reports an error in the entry with a traceback", function()
     local code, err = halo.run(function() error("boom") end, { log_level = "disabled", watchdog_ms = 0 })
     assert.equal(1, code)

@@ -47,6 +47,7 @@ typedef struct ev {
   uint64_t ref;
   uint8_t tag;   /* payload (EV_MSG), result (EV_WAKE) or reason (EV_TERM) */
   uint64_t val;
+  uint8_t flags; /* EV_MSG: message flags */
 } ev_t;
 
 typedef struct sigrec {
@@ -88,7 +89,7 @@ static void record(int what, halo_proc_t *p, int kind, int queue, uint64_t from,
     CHECK(!"event log full");
     return;
   }
-  H.ev[H.nev++] = (ev_t){what, p ? p->id : 0, kind, queue, from, ref, tag, val};
+  H.ev[H.nev++] = (ev_t){what, p ? p->id : 0, kind, queue, from, ref, tag, val, 0};
 }
 
 static halo_payload_t pl_int(uint64_t v) {
@@ -110,6 +111,7 @@ static int hook_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
     CHECK_EQ(p->wait, HALO_WAIT_RECEIVE);
     p->wait = HALO_WAIT_NONE;
     record(EV_MSG, p, msg->kind, msg->queue, msg->from.id, msg->ref, msg->ptag, msg->pval);
+    if (H.nev) H.ev[H.nev - 1].flags = msg->flags;
     consume(pl);
     if (msg->kind == HALO_MSG_REQUEST) {
       fp->count++;
@@ -822,13 +824,23 @@ static void test_links_monitors(void) {
   };
   for (int i = 0; i < 4; i++) {
     const ev_t *e = nth_ev(EV_MSG, want[i].w->id, 0);
-    const sigrec_t *s = sig_of(e);
-    CHECK(e && s);
-    if (!e || !s) continue;
+    CHECK(e != NULL);
+    if (!e) continue;
     CHECK(ev_index(e) > ev_index(term)); /* terminate runs before the watchers hear */
     CHECK_EQ(e->kind, want[i].kind);
     CHECK_EQ(e->queue, want[i].queue);
     CHECK_EQ(e->from, tid);
+    CHECK_EQ(want[i].w->ext->watching.len, 0); /* the relation is gone */
+    if (want[i].tkind == HALO_TARGET_PID) {
+      /* A PID target: the bare reason, no host payload built. */
+      CHECK_EQ(e->flags, HALO_MF_REASON);
+      CHECK(e->tag == PL_INT && e->val == 9);
+      continue;
+    }
+    CHECK_EQ(e->flags, 0);
+    const sigrec_t *s = sig_of(e);
+    CHECK(s != NULL);
+    if (!s) continue;
     CHECK_EQ(s->info.kind, want[i].kind);
     CHECK_EQ(s->info.target_kind, want[i].tkind);
     CHECK_EQ(s->info.pid.id, tid);
@@ -836,7 +848,6 @@ static void test_links_monitors(void) {
     CHECK(s->reason.tag == PL_INT && s->reason.val == 9);
     if (want[i].tkind == HALO_TARGET_NAME) CHECK_STR_EQ(s->name, "tgt");
     if (want[i].tkind == HALO_TARGET_ALIAS) CHECK_EQ(s->info.alias, alias);
-    CHECK_EQ(want[i].w->ext->watching.len, 0); /* the relation is gone */
   }
 
   /* A watcher that ends first leaves nothing in its target's list. */
@@ -962,8 +973,9 @@ static void test_kill(void) {
   CHECK_EQ(halo_proc_kill(&node, z), 0); /* again: nothing */
   CHECK_EQ(send_int(z, 1), HALO_ETERMINATED);
   RUN_UNTIL(count_ev(EV_MSG, m->id) == 2, 2000);
-  const sigrec_t *s = sig_of(nth_ev(EV_MSG, m->id, 1));
-  CHECK(s && s->info.pid.id == zid && s->reason.tag == PL_REASON && s->reason.val == R_KILL);
+  const ev_t *d = nth_ev(EV_MSG, m->id, 1);
+  CHECK(d && d->kind == HALO_MSG_DOWN && d->flags == HALO_MF_REASON && d->from == zid &&
+        d->tag == PL_REASON && d->val == R_KILL);
   run_for(10);
   CHECK(halo_proc_find(&node, zid) == z); /* still sleeping */
   RUN_UNTIL(halo_proc_find(&node, zid) == NULL, 2000);

@@ -11,6 +11,14 @@ local READY = core.READY
 local MSG_REGULAR, MSG_REQUEST, MSG_EVENT = core.MSG_REGULAR, core.MSG_REQUEST, core.MSG_EVENT
 local MSG_EXIT, MSG_DOWN, MSG_INSPECT, MSG_TIMEOUT = core.MSG_EXIT, core.MSG_DOWN, core.MSG_INSPECT, core.MSG_TIMEOUT
 local core_reply, core_log = core.reply, core.log
+local MSG_BARE = core.MSG_BARE
+
+-- An exit or down signal that reached the mailbox as its bare reason (kind +
+-- MSG_BARE) becomes the message a process sees.
+local function signal_msg(kind, from, reason)
+  if kind == MSG_EXIT then return { kind = "exit", pid = from, reason = reason } end
+  return { kind = "down", pid = from, reason = reason }
+end
 
 local halo = {}
 
@@ -29,6 +37,10 @@ local function body(self, args)
   local kind, from, msg, ref = yield(READY)
   while true do
     local stop
+    if kind > MSG_BARE then
+      kind = kind - MSG_BARE
+      msg = signal_msg(kind, from, msg)
+    end
     if kind == MSG_REGULAR or kind == MSG_DOWN or kind == MSG_EXIT then
       local h = self.handle_message
       if h then
@@ -153,6 +165,7 @@ function halo.receive(timeout)
   while true do
     core.receive(timeout)
     local kind, from, msg, ref = yield()
+    if kind > MSG_BARE then return from, signal_msg(kind - MSG_BARE, from, msg) end
     if kind == MSG_TIMEOUT then return nil, "ETIMEDOUT: timed out", "ETIMEDOUT" end
     if kind == MSG_INSPECT then
       core_reply(from, ref, {})
