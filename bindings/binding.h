@@ -121,8 +121,11 @@ size_t hb_format_local_pid(halo_binding_t *B, char *buf, uint64_t id);
 /** Pushes p's PID string. */
 void hb_push_proc_pid(halo_binding_t *B, lua_State *L, halo_proc_t *p);
 
-/** Monotonic milliseconds; exported for the FFI. */
+/** Monotonic milliseconds; reached from Lua through the FFI (core.FFI_NOW). */
 double halo_now_ms(void);
+/** halo.send of a number to a local process without the Lua C API; 0 when
+ *  queued, nonzero (nothing done) when the regular path must handle it. */
+int halo_send_number(const char *to, size_t len, double v);
 
 /** Logs a record with p (or the node, when NULL) as its source. */
 void hb_log(halo_binding_t *B, halo_proc_t *p, int level, const char *msg, size_t len);

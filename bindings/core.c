@@ -472,7 +472,7 @@ static int l_stop(lua_State *L) {
 }
 
 /* Monotonic milliseconds for the FFI path of halo.now (the halo binary exports it). */
-double halo_now_ms(void) { return (double)halo_clock_ns() / 1e6; }
+double halo_now_ms(void) { return (double)halo_clock_ns() * 1e-6; }
 
 /* core.now(): monotonic milliseconds (fractional). */
 static int l_now(lua_State *L) {
@@ -518,6 +518,11 @@ int luaopen_halo_core(lua_State *L) {
   luaL_register(L, NULL, fns);
   lua_pushlightuserdata(L, &ready_token);
   lua_setfield(L, -2, "READY");
+  /* C entry points for LuaJIT's FFI: a compiled trace calls them directly. */
+  lua_pushlightuserdata(L, (void *)(uintptr_t)halo_now_ms);
+  lua_setfield(L, -2, "FFI_NOW");
+  lua_pushlightuserdata(L, (void *)(uintptr_t)halo_send_number);
+  lua_setfield(L, -2, "FFI_SEND_NUMBER");
 #define K(name, v) lua_pushinteger(L, v), lua_setfield(L, -2, name)
   K("MSG_REGULAR", HALO_MSG_REGULAR);
   K("MSG_REQUEST", HALO_MSG_REQUEST);

@@ -15,9 +15,11 @@
 
 /* -- Targets ------------------------------------------------------------------ */
 
-int hb_target(lua_State *L, halo_binding_t *B, int idx, hb_target_t *t) {
-  size_t len;
-  const char *s = luaL_checklstring(L, idx, &len);
+/* Malformed target strings (hb_target raises for them). */
+enum { BAD_PID = 1, BAD_ALIAS, BAD_EMPTY };
+
+/* Resolves a target string without touching Lua: 0, a HALO_E* code, or BAD_*. */
+static int target_parse(halo_binding_t *B, const char *s, size_t len, hb_target_t *t) {
   halo_node_t *n = &B->node;
   memset(t, 0, sizeof *t);
   if (len > 12 && len < 24 && memcmp(s, B->pid_prefix, 12) == 0 && s[len - 1] == '>') {
@@ -33,7 +35,7 @@ int hb_target(lua_State *L, halo_binding_t *B, int idx, hb_target_t *t) {
     }
   }
   if (len && s[0] == '<') {
-    if (halo_pid_parse(s, len, &t->pid)) luaL_argerror(L, idx, "incorrect PID format, expected <crc.high.low>");
+    if (halo_pid_parse(s, len, &t->pid)) return BAD_PID;
     t->kind = HALO_TARGET_PID;
     if (t->pid.node == n->crc) {
       t->proc = halo_proc_find(n, t->pid.id);
@@ -43,8 +45,7 @@ int hb_target(lua_State *L, halo_binding_t *B, int idx, hb_target_t *t) {
   }
   if (len > 6 && memcmp(s, "Alias#", 6) == 0) {
     uint32_t crc;
-    if (halo_ref_parse(s, len, "Alias", &crc, &t->alias))
-      luaL_argerror(L, idx, "incorrect Alias format, expected Alias#<crc.id0.id1.id2>");
+    if (halo_ref_parse(s, len, "Alias", &crc, &t->alias)) return BAD_ALIAS;
     t->kind = HALO_TARGET_ALIAS;
     if (crc != n->crc) return HALO_ENOCONN;
     t->proc = halo_alias_lookup(n, t->alias);
@@ -52,12 +53,44 @@ int hb_target(lua_State *L, halo_binding_t *B, int idx, hb_target_t *t) {
     t->pid = halo_node_pid(n, t->proc->id);
     return 0;
   }
-  if (!len) luaL_argerror(L, idx, "empty process name");
+  if (!len) return BAD_EMPTY;
   t->kind = HALO_TARGET_NAME;
   t->name = s;
   t->proc = halo_name_lookup(n, s);
   if (!t->proc) return HALO_ENOPROC;
   t->pid = halo_node_pid(n, t->proc->id);
+  return 0;
+}
+
+int hb_target(lua_State *L, halo_binding_t *B, int idx, hb_target_t *t) {
+  size_t len;
+  const char *s = luaL_checklstring(L, idx, &len);
+  int rc = target_parse(B, s, len, t);
+  switch (rc) {
+  case BAD_PID: return luaL_argerror(L, idx, "incorrect PID format, expected <crc.high.low>");
+  case BAD_ALIAS: return luaL_argerror(L, idx, "incorrect Alias format, expected Alias#<crc.id0.id1.id2>");
+  case BAD_EMPTY: return luaL_argerror(L, idx, "empty process name");
+  default: return rc;
+  }
+}
+
+/* The FFI fast path of halo.send for number messages to local processes:
+ * no Lua C API, so a compiled loop calls it directly. Any other outcome
+ * (an error, a remote target, no node) returns nonzero without side effects
+ * and halo.send takes the regular path, which reports it. */
+int halo_send_number(const char *to, size_t len, double v) {
+  halo_binding_t *B = halo__B;
+  if (!B) return -1;
+  hb_target_t t;
+  if (target_parse(B, to, len, &t) || !t.proc) return -1;
+  halo_node_t *n = &B->node;
+  halo_payload_t pl;
+  pl.tag = PL_NUMBER;
+  memcpy(&pl.val, &v, sizeof v);
+  halo_proc_t *from = n->current;
+  int rc = halo__enqueue(n, halo_node_pid(n, from ? from->id : 1), t.proc, HALO_MSG_REGULAR, HALO_Q_MAIN, 0, pl, 8);
+  if (rc) return -1; /* nothing was queued: the regular path counts and reports it */
+  if (from) from->msgs_out++;
   return 0;
 }
 

@@ -69,6 +69,8 @@ struct halo_node {
   int64_t creation;       /* unix seconds at start */
   uint64_t t_start;       /* halo_clock_ns() at start */
   uint64_t now;           /* last clock reading of the scheduler */
+  halo_proc_t *open;      /* process whose batch leaves its running time open */
+  uint64_t open_t0;       /* ... since this reading */
 
   halo_imap_t procs;      /* id -> halo_proc_t */
   halo_proc_t *first, *last;

@@ -57,10 +57,25 @@ int halo__sched_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
 
   int rc = n->hooks.run(n, p, msg);
 
+  p->flags &= (uint8_t)~HALO_PF_ACTIVE;
+  int open = !prev && n->open == p;
+  if (open && rc == HALO_RUN_IDLE && p->state < HALO_STATE_TERMINATED) {
+    /* Inside a batch a callback that went back to waiting costs no clock
+     * read: run_batch closes the interval once for all of them. */
+    n->current = prev;
+    if (n->alloc) halo_alloc_attribute(n->alloc, prev_alloc);
+    __atomic_store_n(&n->wd_cb_pid, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&n->wd_cb_start, 0, __ATOMIC_RELAXED);
+    return rc;
+  }
   uint64_t t1 = halo_clock_ns();
   n->now = t1;
-  p->flags &= (uint8_t)~HALO_PF_ACTIVE;
-  p->running_ns += t1 - t0;
+  if (open) {
+    p->running_ns += t1 - n->open_t0;
+    n->open = NULL;
+  } else {
+    p->running_ns += t1 - t0;
+  }
   if (rc == HALO_RUN_SUSPENDED && p->wait != HALO_WAIT_RECEIVE) p->t_suspend = t1;
   n->current = prev;
   if (n->alloc) halo_alloc_attribute(n->alloc, prev_alloc);
@@ -99,8 +114,21 @@ void halo__sched_after(halo_node_t *n, halo_proc_t *p, int rc) {
   else halo__proc_set_state(n, p, HALO_STATE_RUNNING);
 }
 
-/* Runs one process for up to n->batch steps. */
+/* Ends p's open batch interval: one clock read for the callbacks it ran. */
+static void close_batch(halo_node_t *n, halo_proc_t *p) {
+  if (n->open != p) return;
+  uint64_t t1 = halo_clock_ns();
+  p->running_ns += t1 - n->open_t0;
+  n->now = t1;
+  n->open = NULL;
+}
+
+/* Runs one process for up to n->batch steps. Callbacks that return to
+ * waiting share one clock read at the end (see halo__sched_run); anything
+ * else (suspend, exit, kill) closes the interval at once. */
 static void run_batch(halo_node_t *n, halo_proc_t *p) {
+  n->open = p;
+  n->open_t0 = n->now;
   for (uint32_t i = 0; i < n->batch; i++) {
     int rc, gone;
     if (p->wake) {
@@ -111,7 +139,10 @@ static void run_batch(halo_node_t *n, halo_proc_t *p) {
         goto after;
       }
     }
-    if (p->wait != HALO_WAIT_RECEIVE) return;
+    if (p->wait != HALO_WAIT_RECEIVE) {
+      close_batch(n, p);
+      return;
+    }
     halo_msg_t *m = halo_mailbox_pop(&p->mb);
     if (!m) break;
     halo_timer_wait_stop(n, p);
@@ -119,14 +150,19 @@ static void run_batch(halo_node_t *n, halo_proc_t *p) {
     halo_msgpool_put(&n->msgs, m);
   after:
     /* After an exit or as a zombee, halo__sched_after may free p. */
-    gone = rc == HALO_RUN_EXITED || p->state == HALO_STATE_ZOMBEE;
+    gone = rc == HALO_RUN_EXITED || p->state == HALO_STATE_ZOMBEE; /* interval closed */
     halo__sched_after(n, p, rc);
-    if (gone || p->state >= HALO_STATE_TERMINATED) return;
-    if (rc == HALO_RUN_SUSPENDED && p->wait != HALO_WAIT_RECEIVE) {
-      if (p->wake) halo_sched_ready(n, p); /* halo_proc_yield */
+    if (gone) return;
+    if (p->state >= HALO_STATE_TERMINATED) {
+      close_batch(n, p);
       return;
     }
+    if (rc == HALO_RUN_SUSPENDED && p->wait != HALO_WAIT_RECEIVE) {
+      if (p->wake) halo_sched_ready(n, p); /* halo_proc_yield */
+      return; /* closed: only IDLE leaves it open */
+    }
   }
+  close_batch(n, p);
   if (halo__sched_runnable(p)) halo_sched_ready(n, p);
   else if (p->wait == HALO_WAIT_RECEIVE && p->state == HALO_STATE_RUNNING)
     halo__proc_set_state(n, p, HALO_STATE_SLEEP);

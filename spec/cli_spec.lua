@@ -72,4 +72,20 @@ describe("the halo binary", function()
     assert.equal(1, n)
     assert.matches("'busy' busy.behavior has been running for", out)
   end)
+
+  it("does not take a long batch of short callbacks for one slow callback", function()
+    -- 20 queued messages of 30 ms each run in one scheduler batch (600 ms)
+    -- whose callbacks share one clock reading; none of them passes 250 ms.
+    local out, code = sh(halo_bin .. [[ run --watchdog-ms 250 -e '
+      local halo = require("halo")
+      local done = 0
+      local pid = halo.spawn({ handle_message = function()
+        local t = halo.now(); while halo.now() - t < 30 do end; done = done + 1 end })
+      for i = 1, 20 do halo.send(pid, i) end
+      while done < 20 do halo.sleep(10) end
+      print("handled " .. done); halo.shutdown()']])
+    assert.equal(0, code)
+    assert.matches("handled 20", out)
+    assert.not_matches("slow callback", out)
+  end)
 end)

@@ -122,6 +122,24 @@ end
 --- Sends msg to a PID, registered name or alias. Returns true or nil, err, code.
 halo.send = core.send
 
+-- LuaJIT's FFI calls C without the Lua C API, and a compiled loop calls it
+-- directly: the clock, and sends of numbers to local processes (anything
+-- else, and every error, takes core.send).
+local ffi_ok, ffi = pcall(require, "ffi")
+if ffi_ok and core.FFI_NOW then
+  local now_ms = ffi.cast("double (*)(void)", core.FFI_NOW)
+  local send_number = ffi.cast("int (*)(const char *, size_t, double)", core.FFI_SEND_NUMBER)
+  local core_send = core.send
+  core.now() -- calibrates the clock
+  halo.now = function() return now_ms() end
+  halo.send = function(to, msg)
+    if type(msg) == "number" and type(to) == "string" and send_number(to, #to, msg) == 0 then
+      return true
+    end
+    return core_send(to, msg)
+  end
+end
+
 --- Calls to with request and waits for the reply (default timeout 5000 ms).
 -- Other messages stay queued meanwhile. Returns the reply or nil, err, code.
 function halo.call(to, request, timeout)
@@ -199,17 +217,7 @@ halo.getenv = core.getenv
 halo.setenv = core.setenv
 halo.set_log_level = core.set_log_level
 --- Monotonic milliseconds (fractional).
-halo.now = core.now
-do -- In the halo binary the clock is reachable through the FFI: a direct call once compiled.
-  local ok, ffi = pcall(require, "ffi")
-  if ok and pcall(ffi.cdef, "double halo_now_ms(void);") then
-    local C = ffi.C
-    if pcall(function() return C.halo_now_ms end) then
-      core.now() -- calibrates the clock
-      halo.now = function() return C.halo_now_ms() end
-    end
-  end
-end
+halo.now = halo.now or core.now
 
 --- Stops the node (exit code, default 0) once the current callback returns.
 halo.shutdown = core.stop
