@@ -31,8 +31,7 @@ void *halo_imap_get(const halo_imap_t *m, uint64_t key) {
   }
 }
 
-static int igrow(halo_imap_t *m) {
-  size_t ncap = m->cap ? m->cap * 2 : 16;
+static int iresize(halo_imap_t *m, size_t ncap) {
   halo_imap_slot_t *ns = calloc(ncap, sizeof *ns), *old = m->slots;
   size_t ocap = m->cap;
   if (!ns) return HALO_ENOMEM;
@@ -49,7 +48,7 @@ static int igrow(halo_imap_t *m) {
 }
 
 int halo_imap_put(halo_imap_t *m, uint64_t key, void *val) {
-  if ((m->len + 1) * 4 > m->cap * 3 && igrow(m)) return HALO_ENOMEM;
+  if ((m->len + 1) * 4 > m->cap * 3 && iresize(m, m->cap ? m->cap * 2 : 16)) return HALO_ENOMEM;
   size_t mask = m->cap - 1, i = ihash(key) & mask;
   while (m->slots[i].val && m->slots[i].key != key) i = (i + 1) & mask;
   if (!m->slots[i].val) m->len++;
@@ -78,6 +77,9 @@ void *halo_imap_del(halo_imap_t *m, uint64_t key) {
   m->slots[i].val = NULL;
   m->slots[i].key = 0;
   m->len--;
+  /* A map that emptied after a burst gives its memory (and its cache
+   * footprint) back; it grows at 3/4 full and shrinks below 1/8. */
+  if (m->cap > 64 && m->len * 8 < m->cap) (void)iresize(m, m->cap / 2);
   return old;
 }
 

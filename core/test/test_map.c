@@ -157,6 +157,33 @@ static void test_imap_growth(void) {
   halo_imap_destroy(&m);
 }
 
+static void test_imap_shrink(void) {
+  halo_imap_t m;
+  halo_imap_init(&m);
+  const uint64_t N = 50000;
+  for (uint64_t k = 1; k <= N; k++) CHECK_EQ(halo_imap_put(&m, k, V(k)), 0);
+  size_t big = m.cap;
+  CHECK(big >= 65536);
+  /* Drain all but 20 keys: the table halves its way back down, keeping every
+   * survivor reachable and the probe invariant at each step. */
+  for (uint64_t k = 1; k <= N - 20; k++) {
+    CHECK(halo_imap_del(&m, k) == V(k));
+    if ((k & 4095) == 0) CHECK(imap_invariant(&m));
+  }
+  CHECK(imap_invariant(&m));
+  CHECK_EQ(m.len, 20);
+  CHECK(m.cap <= 256 && m.cap >= 32);
+  for (uint64_t k = N - 19; k <= N; k++) CHECK(halo_imap_get(&m, k) == V(k));
+  for (uint64_t k = 1; k <= N - 20; k += 997) CHECK(halo_imap_get(&m, k) == NULL);
+  /* Never below 64 slots, and it grows again. */
+  for (uint64_t k = N - 19; k <= N; k++) CHECK(halo_imap_del(&m, k) == V(k));
+  CHECK(m.cap >= 64);
+  for (uint64_t k = 1; k <= 1000; k++) CHECK_EQ(halo_imap_put(&m, k, V(k)), 0);
+  CHECK(imap_invariant(&m));
+  for (uint64_t k = 1; k <= 1000; k++) CHECK(halo_imap_get(&m, k) == V(k));
+  halo_imap_destroy(&m);
+}
+
 static void test_imap_random(void) {
   enum { KEYS = 300, OPS = 200000 };
   void *ref[KEYS + 1] = {0};
@@ -292,6 +319,7 @@ int main(void) {
   for (int i = 0; i < 4000; i++) snprintf(skeys[i], sizeof skeys[i], "proc.%d", i);
   RUN_TEST(test_imap_basic);
   RUN_TEST(test_imap_collisions);
+  RUN_TEST(test_imap_shrink);
   RUN_TEST(test_imap_growth);
   RUN_TEST(test_imap_random);
   RUN_TEST(test_smap_basic);
