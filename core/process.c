@@ -77,7 +77,9 @@ int halo_proc_spawn(halo_node_t *n, const halo_spawn_opts_t *o, halo_proc_t **ou
   else p->log_level = (int8_t)(o->parent ? o->parent->log_level : n->log.level);
   p->behavior = halo_node_intern(n, o->behavior ? o->behavior : "function");
   p->kind = halo_node_intern(n, o->kind ? o->kind : "actor");
-  p->application = halo_node_intern(n, o->application ? o->application : "");
+  /* A process belongs to its parent's application unless told otherwise. */
+  p->application = o->application ? halo_node_intern(n, o->application)
+                                  : o->parent ? o->parent->application : halo_node_intern(n, "");
   if (o->func) p->flags |= HALO_PF_FUNC;
   p->prev = n->last;
   if (n->last) n->last->next = p;

@@ -250,4 +250,16 @@ function halo.process_lookup(name_or_pid)
   return core.whereis(name_or_pid)
 end
 
+-- The platform modules load on first use: halo.supervisor, halo.pool, ...
+local submodules = { supervisor = true, pool = true, event = true, application = true, cron = true }
+setmetatable(halo, {
+  __index = function(t, k)
+    if submodules[k] then
+      local m = require("halo." .. k)
+      rawset(t, k, m)
+      return m
+    end
+  end,
+})
+
 return halo
