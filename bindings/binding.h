@@ -111,9 +111,16 @@ typedef struct hb_target {
  *  for a local name or alias that does not exist (t->kind is set anyway). */
 int hb_target(lua_State *L, halo_binding_t *B, int idx, hb_target_t *t);
 
+/** The local process named by the target at idx, or NULL with *err set
+ *  (remote targets: HALO_ENOTALLOWED). */
+halo_proc_t *hb_check_proc(lua_State *L, halo_binding_t *B, int idx, int *err);
+/** Pushes a new table that JSON encoders print as [] when it stays empty. */
+void hb_new_array(lua_State *L, int n);
+
 /** Registers the functions of each file into the table on top. */
 void hb_open_process(lua_State *L);
 void hb_open_introspect(lua_State *L);
+void hb_open_platform(lua_State *L);
 
 /** Formats a local PID "<CCCCCCCC.0.N>" without printf; returns its length. */
 size_t hb_format_local_pid(halo_binding_t *B, char *buf, uint64_t id);

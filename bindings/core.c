@@ -536,5 +536,6 @@ int luaopen_halo_core(lua_State *L) {
 #undef K
   hb_open_process(L);
   hb_open_introspect(L);
+  hb_open_platform(L);
   return 1;
 }

@@ -46,7 +46,7 @@ static void push_short(halo_binding_t *B, lua_State *L, halo_proc_t *p, uint64_t
   SET_INT("MemoryAllocated", p->alloc_bytes);
 }
 
-static halo_proc_t *check_proc(lua_State *L, halo_binding_t *B, int idx, int *err) {
+halo_proc_t *hb_check_proc(lua_State *L, halo_binding_t *B, int idx, int *err) {
   hb_target_t t;
   *err = hb_target(L, B, idx, &t);
   if (!*err && !t.proc) *err = HALO_ENOTALLOWED; /* remote: not through this API */
@@ -54,7 +54,7 @@ static halo_proc_t *check_proc(lua_State *L, halo_binding_t *B, int idx, int *er
 }
 
 /* An empty Lua table that JSON encoders should emit as [] (cjson's array mt). */
-static void new_array(lua_State *L, int n) {
+void hb_new_array(lua_State *L, int n) {
   lua_createtable(L, n, 0);
   lua_getfield(L, LUA_REGISTRYINDEX, "halo.array_mt");
   if (lua_istable(L, -1)) lua_setmetatable(L, -2);
@@ -114,7 +114,7 @@ static int l_process_list(lua_State *L) {
   size_t count;
   halo_proc_t **ps = halo_process_list(&B->node, &f, &count);
   uint64_t now = halo_clock_ns();
-  new_array(L, (int)count);
+  hb_new_array(L, (int)count);
   for (size_t i = 0; i < count; i++) {
     push_short(B, L, ps[i], now);
     lua_rawseti(L, -2, (int)i + 1);
@@ -125,7 +125,7 @@ static int l_process_list(lua_State *L) {
 
 static void push_rels(halo_binding_t *B, lua_State *L, halo_proc_t *p, int type, int tkind,
                       const char *field) {
-  new_array(L, 0);
+  hb_new_array(L, 0);
   int k = 0;
   if (p->ext) {
     for (uint32_t i = 0; i < p->ext->watching.len; i++) {
@@ -147,7 +147,7 @@ static void push_rels(halo_binding_t *B, lua_State *L, halo_proc_t *p, int type,
 static int l_process_info(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   int err;
-  halo_proc_t *p = check_proc(L, B, 1, &err);
+  halo_proc_t *p = hb_check_proc(L, B, 1, &err);
   if (!p) return hb_error(L, err);
   uint64_t now = halo_clock_ns();
   push_short(B, L, p, now);
@@ -178,7 +178,7 @@ static int l_process_info(lua_State *L) {
     lua_pop(L, 1);
   }
   lua_setfield(L, -2, "Env");
-  new_array(L, 0);
+  hb_new_array(L, 0);
   if (p->ext)
     for (uint32_t i = 0; i < p->ext->naliases; i++) {
       char buf[HALO_REF_STRLEN];
@@ -186,9 +186,9 @@ static int l_process_info(lua_State *L) {
       lua_rawseti(L, -2, (int)i + 1);
     }
   lua_setfield(L, -2, "Aliases");
-  new_array(L, 0);
+  hb_new_array(L, 0);
   lua_setfield(L, -2, "Events");
-  new_array(L, 0);
+  hb_new_array(L, 0);
   lua_setfield(L, -2, "Metas");
   push_rels(B, L, p, HALO_REL_LINK, HALO_TARGET_PID, "LinksPID");
   push_rels(B, L, p, HALO_REL_LINK, HALO_TARGET_NAME, "LinksProcessID");
@@ -198,7 +198,7 @@ static int l_process_info(lua_State *L) {
   push_rels(B, L, p, HALO_REL_MONITOR, HALO_TARGET_ALIAS, "MonitorsAlias");
   static const char *const empty[] = {"LinksEvent", "LinksNode", "MonitorsEvent", "MonitorsNode"};
   for (int i = 0; i < 4; i++) {
-    new_array(L, 0);
+    hb_new_array(L, 0);
     lua_setfield(L, -2, empty[i]);
   }
   SET_BOOL("KeepNetworkOrder", 1);
@@ -210,7 +210,7 @@ static int l_process_info(lua_State *L) {
 static int l_process_state(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   int err;
-  halo_proc_t *p = check_proc(L, B, 1, &err);
+  halo_proc_t *p = hb_check_proc(L, B, 1, &err);
   if (!p) return hb_error(L, err);
   lua_pushstring(L, halo_state_name(p->state));
   return 1;
@@ -220,7 +220,7 @@ static int l_process_state(lua_State *L) {
 static int l_process_name(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   int err;
-  halo_proc_t *p = check_proc(L, B, 1, &err);
+  halo_proc_t *p = hb_check_proc(L, B, 1, &err);
   if (!p) return hb_error(L, err);
   lua_pushstring(L, p->name ? p->name : "");
   return 1;
@@ -244,7 +244,7 @@ static int l_node_info(lua_State *L) {
   SET_STR("License", "MIT");
   lua_setfield(L, -2, "Framework");
   SET_STR("LogLevel", halo_log_level_name(n->log.level));
-  new_array(L, 6);
+  hb_new_array(L, 6);
   for (int i = 0; i < 6; i++) {
     lua_pushnumber(L, (double)n->log.counts[i]);
     lua_rawseti(L, -2, i + 1);

@@ -4,9 +4,12 @@
 #include "log.h"
 #include "node.h"
 #include "rel.h"
+#include "pool.h"
 #include "scheduler.h"
 #include "timer.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,6 +142,8 @@ int halo_proc_start(halo_node_t *n, halo_proc_t *p, halo_payload_t *reason) {
 int halo__enqueue(halo_node_t *n, halo_pid_t from, halo_proc_t *to, int kind, int queue,
                   uint64_t ref, halo_payload_t pl, uint32_t size) {
   if (to->state >= HALO_STATE_TERMINATED) return HALO_ETERMINATED;
+  if (to->ext && to->ext->pool && queue == HALO_Q_MAIN && (kind & 0xff) <= HALO_MSG_EVENT)
+    return halo__pool_route(n, to, from, kind, ref, pl, size);
   halo_msg_t *m = halo_msgpool_get(&n->msgs);
   if (!m) return HALO_ENOMEM;
   m->from = from;
@@ -161,6 +166,28 @@ int halo__enqueue(halo_node_t *n, halo_pid_t from, halo_proc_t *to, int kind, in
     halo_sched_ready(n, to);
   }
   return 0;
+}
+
+void halo_log_proc(halo_node_t *n, halo_proc_t *p, int level, const char *fmt, ...) {
+  int active = p ? p->log_level : n->log.level;
+  if (level < active || level >= HALO_LOG_DISABLED) return;
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int len = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (len < 0) return;
+  halo_log_record_t rec = {0};
+  rec.time = halo_clock_wall_ns();
+  rec.level = level;
+  if (p) {
+    rec.pid = halo_node_pid(n, p->id);
+    rec.name = p->name;
+    rec.behavior = p->behavior;
+  }
+  rec.msg = buf;
+  rec.len = (size_t)len < sizeof buf ? (size_t)len : sizeof buf - 1;
+  halo_log_emit(&n->log, &rec);
 }
 
 int halo_send_proc(halo_node_t *n, halo_proc_t *from, halo_proc_t *to, int kind, int queue,

@@ -114,6 +114,10 @@ halo_proc_t *halo_proc_find(halo_node_t *n, uint64_t id);
 int halo_send(halo_node_t *n, halo_proc_t *from, halo_pid_t to, int kind, int queue,
               uint64_t ref, halo_payload_t pl, uint32_t size);
 
+/** Logs a record with p (NULL: the node) as its source, if p's level lets it through. */
+void halo_log_proc(halo_node_t *n, halo_proc_t *p, int level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /** Sends to a local process record (no lookup). Same contract as halo_send. */
 int halo_send_proc(halo_node_t *n, halo_proc_t *from, halo_proc_t *to, int kind, int queue,
                    uint64_t ref, halo_payload_t pl, uint32_t size);

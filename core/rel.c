@@ -1,4 +1,5 @@
 #include "rel.h"
+#include "pool.h"
 #include "errors.h"
 #include "process.h"
 
@@ -18,6 +19,7 @@ void halo__proc_ext_free(halo_proc_t *p) {
   free(x->watchers.v);
   free(x->watching.v);
   free(x->aliases);
+  halo__pool_free(p);
   free(x);
   p->ext = NULL;
 }

@@ -34,6 +34,7 @@ struct halo_proc_ext {
   uint32_t naliases, capaliases;
   halo_timer_t *timers;    /* armed send_after timers */
   uint64_t spawner;        /* process waiting for this one's init */
+  struct halo_pool *pool;  /* set when the process is a pool (pool.h) */
 };
 
 /** Returns p's extension, allocating it on first use (NULL when out of memory). */

@@ -1,0 +1,37 @@
+/*
+ * Pools: a process whose main-queue traffic (messages, calls, events) is
+ * forwarded at enqueue time to one of its workers, round-robin, keeping the
+ * original sender and ref (so a worker's reply goes straight to the caller).
+ * A worker that is gone or whose mailbox is full is skipped; when none can
+ * take the message it is dropped, counted as unhandled and logged; the sender
+ * already had its success, as in the reference. Urgent and system traffic
+ * (exits, downs, inspect) still reach the pool process itself, whose Lua code
+ * replaces dead workers.
+ */
+#ifndef HALO_POOL_H
+#define HALO_POOL_H
+
+#include "node.h"
+
+typedef struct halo_pool {
+  uint64_t *workers; /* worker process ids, in round-robin order */
+  uint32_t nworkers, cap, next;
+  uint64_t forwarded, unhandled, restarts;
+} halo_pool_t;
+
+/** Makes p a pool with these workers (replacing any earlier list). A worker
+ *  may not be p itself. Errors: HALO_ENOTALLOWED, HALO_ENOMEM. */
+int halo_pool_set_workers(halo_node_t *n, halo_proc_t *p, const uint64_t *ids, uint32_t count);
+/** Replaces worker old_id by new_id (a restart, counted). HALO_EUNKNOWN when
+ *  old_id is not a worker of p. */
+int halo_pool_replace_worker(halo_node_t *n, halo_proc_t *p, uint64_t old_id, uint64_t new_id);
+/** p's pool, or NULL when p is not a pool. */
+const halo_pool_t *halo_pool_of(const halo_proc_t *p);
+
+/** Forwards a main-queue message sent to pool process p (called by enqueue).
+ *  Returns 0 when a worker took it or it was dropped (and released). */
+int halo__pool_route(halo_node_t *n, halo_proc_t *p, halo_pid_t from, int kind, uint64_t ref,
+                     halo_payload_t pl, uint32_t size);
+void halo__pool_free(halo_proc_t *p);
+
+#endif
