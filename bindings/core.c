@@ -268,12 +268,25 @@ static halo_payload_t hook_signal(halo_node_t *n, const halo_signal_info_t *info
                                   const halo_payload_t *reason) {
   halo_binding_t *B = n->host;
   lua_State *L = hb_L(B);
+  if (info->notice) { /* to an event's producer: first subscriber came, last one left */
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, info->notice == HALO_NOTICE_EVENT_START ? "event_start" : "event_stop");
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, info->name);
+    lua_setfield(L, -2, "event");
+    halo_payload_t r = hb_anchor(B, L, -1);
+    lua_pop(L, 1);
+    return r;
+  }
   lua_createtable(L, 0, 4);
   lua_pushstring(L, info->kind == HALO_MSG_EXIT ? "exit" : "down");
   lua_setfield(L, -2, "kind");
   hb_push_pid(B, L, info->pid);
   lua_setfield(L, -2, "pid");
-  if (info->target_kind == HALO_TARGET_NAME) {
+  if (info->target_kind == HALO_TARGET_EVENT) {
+    lua_pushstring(L, info->name);
+    lua_setfield(L, -2, "event");
+  } else if (info->target_kind == HALO_TARGET_NAME) {
     lua_pushstring(L, info->name);
     lua_setfield(L, -2, "name");
   } else if (info->target_kind == HALO_TARGET_ALIAS) {

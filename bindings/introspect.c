@@ -266,7 +266,11 @@ static int l_node_info(lua_State *L) {
   SET_INT("LateReplies", n->counters.late_replies);
   SET_INT("RegisteredNames", n->names.len);
   SET_INT("RegisteredAliases", n->aliases.len);
-  SET_INT("RegisteredEvents", 0);
+  SET_INT("RegisteredEvents", n->events.len);
+  SET_INT("EventsPublished", n->counters.events_published);
+  SET_INT("EventsReceived", 0); /* from remote nodes: the cluster layer */
+  SET_INT("EventsLocalSent", n->counters.events_local_sent);
+  SET_INT("EventsRemoteSent", 0);
   SET_INT("Timers", n->ntimers);
   SET_INT("MemoryAlloc", (double)lua_gc(L, LUA_GCCOUNT, 0) * 1024.0 + (double)lua_gc(L, LUA_GCCOUNTB, 0));
   SET_INT("MemoryAllocated", n->alloc ? n->alloc->allocated : 0);

@@ -2,10 +2,13 @@
  * the per-message work they need lives in core/, these functions set it up
  * and read it back. */
 #include "binding.h"
+#include "clock.h"
+#include "event.h"
 #include "pool.h"
 #include "rel.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Parses a local PID string at idx into its process id, or raises. */
 static uint64_t check_local_pid(lua_State *L, halo_binding_t *B, int idx) {
@@ -78,10 +81,152 @@ static int l_pool_info(lua_State *L) {
   return 1;
 }
 
+/* -- Events ---------------------------------------------------------------------- */
+
+static int rel_type(lua_State *L, int idx) {
+  const char *t = luaL_checkstring(L, idx);
+  if (!strcmp(t, "link")) return HALO_REL_LINK;
+  if (!strcmp(t, "monitor")) return HALO_REL_MONITOR;
+  return luaL_argerror(L, idx, "'link' or 'monitor' expected");
+}
+
+static const char *check_event_name(lua_State *L, int idx) {
+  size_t len;
+  const char *name = luaL_checklstring(L, idx, &len);
+  if (!len || strlen(name) != len) luaL_argerror(L, idx, "event name must be a non-empty string without NUL");
+  return name;
+}
+
+static int ok_or_error(lua_State *L, int rc) {
+  if (rc) return hb_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.event_register(name, buffer, notify, open) */
+static int l_event_register(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.event.register", 0);
+  const char *name = check_event_name(L, 1);
+  lua_Number buffer = luaL_optnumber(L, 2, 0);
+  if (buffer < 0 || buffer > 1e6 || buffer != (lua_Number)(uint32_t)buffer)
+    return luaL_argerror(L, 2, "buffer must be a whole number from 0 to 1000000");
+  halo_event_opts_t o = {(uint32_t)buffer, lua_toboolean(L, 3), lua_toboolean(L, 4)};
+  return ok_or_error(L, halo_event_register(&B->node, self, name, &o));
+}
+
+static int l_event_unregister(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.event.unregister", 0);
+  return ok_or_error(L, halo_event_unregister(&B->node, self, check_event_name(L, 1)));
+}
+
+/* core.event_publish(name, value) */
+static int l_event_publish(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  const char *name = check_event_name(L, 1);
+  if (lua_isnoneornil(L, 2)) return luaL_argerror(L, 2, "a message expected");
+  halo_payload_t pl = hb_anchor(B, L, 2);
+  return ok_or_error(L, halo_event_publish(&B->node, B->node.current, name, pl, hb_size(L, 2)));
+}
+
+/* core.event_subscribe(name, "link"|"monitor") -> { buffered... } */
+static int l_event_subscribe(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.event.link/monitor", 0);
+  const char *name = check_event_name(L, 1);
+  halo_event_t *ev;
+  int rc = halo_event_subscribe(&B->node, self, name, rel_type(L, 2), &ev);
+  if (rc) return hb_error(L, rc);
+  hb_new_array(L, (int)ev->ring_len);
+  for (uint32_t i = 0; i < ev->ring_len; i++) {
+    hb_push_payload(B, L, halo_event_buffered(ev, i), 0);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  return 1;
+}
+
+static int l_event_unsubscribe(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.event.unlink/demonitor", 0);
+  return ok_or_error(L, halo_event_unsubscribe(&B->node, self, check_event_name(L, 1), rel_type(L, 2)));
+}
+
+#define SET_NUM(k, v) (lua_pushnumber(L, (double)(v)), lua_setfield(L, -2, k))
+
+static void push_event_info(lua_State *L, halo_binding_t *B, const halo_event_t *ev) {
+  lua_createtable(L, 0, 14);
+  lua_pushstring(L, ev->name);
+  lua_setfield(L, -2, "Name");
+  char crc[9]; /* pid_prefix is "<CCCCCCCC.0.": the 8 hex digits */
+  memcpy(crc, B->pid_prefix + 1, 8);
+  crc[8] = 0;
+  lua_pushfstring(L, "Event#<%s:%s>", crc, ev->name);
+  lua_setfield(L, -2, "Event");
+  hb_push_pid(B, L, halo_node_pid(&B->node, ev->producer));
+  lua_setfield(L, -2, "Producer");
+  SET_NUM("BufferSize", ev->buffer_size);
+  SET_NUM("CurrentBuffer", ev->ring_len);
+  lua_pushboolean(L, ev->notify);
+  lua_setfield(L, -2, "Notify");
+  lua_pushboolean(L, ev->open);
+  lua_setfield(L, -2, "Open");
+  SET_NUM("Subscribers", ev->nsubs);
+  SET_NUM("CreatedAt", ev->created_at);
+  SET_NUM("MessagesPublished", ev->published);
+  SET_NUM("MessagesLocalSent", ev->local_sent);
+  SET_NUM("MessagesRemoteSent", ev->remote_sent);
+  SET_NUM("LastPublishedAt", ev->last_published_at);
+}
+
+/* core.event_info(name) -> EventInfo | nil, err */
+static int l_event_info(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_event_t *ev = halo_event_find(&B->node, check_event_name(L, 1));
+  if (!ev) return hb_error(L, HALO_EEVENTUNKNOWN);
+  push_event_info(L, B, ev);
+  return 1;
+}
+
+typedef struct list_ctx {
+  lua_State *L;
+  halo_binding_t *B;
+  int i;
+} list_ctx_t;
+
+static void list_one(void *ud, const halo_event_t *ev) {
+  list_ctx_t *c = ud;
+  push_event_info(c->L, c->B, ev);
+  lua_rawseti(c->L, -2, ++c->i);
+}
+
+/* core.event_list() -> { EventInfo... } (unfiltered, unsorted) */
+static int l_event_list(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  hb_new_array(L, (int)B->node.events.len);
+  list_ctx_t c = {L, B, 0};
+  halo_event_each(&B->node, list_one, &c);
+  return 1;
+}
+
+/* core.time_ns() -> wall-clock unix ns (a double: ~256 ns resolution today) */
+static int l_time_ns(lua_State *L) {
+  lua_pushnumber(L, (double)halo_clock_wall_ns());
+  return 1;
+}
+
 void hb_open_platform(lua_State *L) {
   static const luaL_Reg fns[] = {{"pool_set_workers", l_pool_set_workers},
                                  {"pool_replace_worker", l_pool_replace_worker},
                                  {"pool_info", l_pool_info},
+                                 {"event_register", l_event_register},
+                                 {"event_unregister", l_event_unregister},
+                                 {"event_publish", l_event_publish},
+                                 {"event_subscribe", l_event_subscribe},
+                                 {"event_unsubscribe", l_event_unsubscribe},
+                                 {"event_info", l_event_info},
+                                 {"event_list", l_event_list},
+                                 {"time_ns", l_time_ns},
                                  {NULL, NULL}};
   luaL_register(L, NULL, fns);
 }

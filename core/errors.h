@@ -28,6 +28,7 @@
   X(MALFORMED, "malformed value")                                             \
   X(TOOLARGE, "too large")                                                    \
   X(INIT, "init failed")                                                      \
+  X(EVENTUNKNOWN, "unknown event")                                            \
   X(UNKNOWN, "unknown")
 
 enum {

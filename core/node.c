@@ -1,4 +1,5 @@
 #include "node.h"
+#include "event.h"
 #include "clock.h"
 #include "errors.h"
 #include "rel.h"
@@ -52,6 +53,7 @@ int halo_node_init(halo_node_t *n, uv_loop_t *loop, const char *name) {
   n->auto_stop = 1;
   halo_imap_init(&n->procs);
   halo_smap_init(&n->names);
+  halo_smap_init(&n->events);
   halo_imap_init(&n->aliases);
   halo_imap_init(&n->timers);
   halo_smap_init(&n->strings);
@@ -120,6 +122,7 @@ void halo_node_destroy(halo_node_t *n) {
   halo_smap_destroy(&n->strings);
   halo_imap_destroy(&n->procs);
   halo_smap_destroy(&n->names);
+  halo__event_destroy_all(n);
   halo_imap_destroy(&n->aliases);
   halo_imap_destroy(&n->timers);
   halo_msgpool_destroy(&n->msgs);

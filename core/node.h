@@ -21,10 +21,13 @@
 typedef struct halo_signal_info {
   int kind;          /* HALO_MSG_EXIT or HALO_MSG_DOWN */
   int target_kind;   /* HALO_TARGET_* */
-  halo_pid_t pid;    /* the process behind the target */
-  const char *name;  /* HALO_TARGET_NAME */
+  halo_pid_t pid;    /* the process behind the target (an event's producer) */
+  const char *name;  /* HALO_TARGET_NAME, HALO_TARGET_EVENT */
   uint64_t alias;    /* HALO_TARGET_ALIAS */
+  int notice;        /* HALO_NOTICE_*: a notice to an event's producer (no reason) */
 } halo_signal_info_t;
+
+enum { HALO_NOTICE_NONE, HALO_NOTICE_EVENT_START, HALO_NOTICE_EVENT_STOP };
 
 typedef struct halo_node_hooks {
   /** Runs p: delivers msg (p waits in RECEIVE), or with msg == NULL starts
@@ -39,7 +42,8 @@ typedef struct halo_node_hooks {
   halo_payload_t (*dup)(halo_node_t *n, const halo_payload_t *pl);
   /** Releases a payload that will not be delivered. */
   void (*release)(halo_node_t *n, halo_payload_t pl);
-  /** Builds the payload of an exit or down message for one watcher. */
+  /** Builds the payload of an exit or down message for one watcher (reason
+   *  is NULL for an event notice). */
   halo_payload_t (*signal)(halo_node_t *n, const halo_signal_info_t *info,
                            const halo_payload_t *reason);
   /** Makes a payload of a reason text ("normal", "kill", "shutdown", ...). */
@@ -60,6 +64,7 @@ typedef struct halo_node_counters {
   uint64_t send_errors_local, send_errors_remote;
   uint64_t call_errors_local, call_errors_remote;
   uint64_t late_replies;
+  uint64_t events_published, events_local_sent;
 } halo_node_counters_t;
 
 struct halo_node {
@@ -81,6 +86,7 @@ struct halo_node {
   uint32_t nfree_procs;
 
   halo_smap_t names;
+  halo_smap_t events;     /* name -> halo_event_t (event.h) */
   halo_imap_t aliases;
   uint64_t next_alias, next_ref;
   halo_smap_t strings;    /* interned behavior/kind/application names */

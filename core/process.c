@@ -5,6 +5,7 @@
 #include "node.h"
 #include "rel.h"
 #include "pool.h"
+#include "event.h"
 #include "scheduler.h"
 #include "timer.h"
 
@@ -377,6 +378,7 @@ void halo__proc_terminate(halo_node_t *n, halo_proc_t *p, halo_payload_t reason,
     n->current = prev;
   }
   halo__rel_fire_all(n, p, &reason);
+  if (p->ext && (p->ext->nowned || p->ext->nevsubs)) halo__event_proc_ended(n, p, &reason);
   if (p->name) {
     halo_smap_del(&n->names, p->name);
     free(p->name);

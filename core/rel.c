@@ -20,6 +20,8 @@ void halo__proc_ext_free(halo_proc_t *p) {
   free(x->watching.v);
   free(x->aliases);
   halo__pool_free(p);
+  free(x->owned);
+  free(x->evsubs);
   free(x);
   p->ext = NULL;
 }
@@ -112,7 +114,7 @@ static void notify(halo_node_t *n, halo_proc_t *p, const halo_rel_t *r, const ha
   }
   if (w->state >= HALO_STATE_TERMINATED) return;
   halo_signal_info_t info = {r->type == HALO_REL_LINK ? HALO_MSG_EXIT : HALO_MSG_DOWN, r->tkind,
-                             halo_node_pid(n, p->id), r->name, r->alias};
+                             halo_node_pid(n, p->id), r->name, r->alias, 0};
   /* A PID target needs nothing beyond sender and reason: the message carries
    * the bare reason and the host shapes it on delivery. Names and aliases
    * travel in a payload the host builds now. */

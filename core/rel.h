@@ -12,7 +12,7 @@
 #include "node.h"
 
 enum halo_rel_type { HALO_REL_LINK, HALO_REL_MONITOR };
-enum halo_target_kind { HALO_TARGET_PID, HALO_TARGET_NAME, HALO_TARGET_ALIAS };
+enum halo_target_kind { HALO_TARGET_PID, HALO_TARGET_NAME, HALO_TARGET_ALIAS, HALO_TARGET_EVENT };
 
 typedef struct halo_rel {
   uint64_t watcher;  /* watcher id */
@@ -35,6 +35,10 @@ struct halo_proc_ext {
   halo_timer_t *timers;    /* armed send_after timers */
   uint64_t spawner;        /* process waiting for this one's init */
   struct halo_pool *pool;  /* set when the process is a pool (pool.h) */
+  struct halo_event **owned;               /* events it produces (event.h) */
+  uint32_t nowned, capowned;
+  struct halo_evsub { struct halo_event *ev; uint8_t type; } *evsubs; /* its subscriptions */
+  uint32_t nevsubs, capevsubs;
 };
 
 /** Returns p's extension, allocating it on first use (NULL when out of memory). */

@@ -2,7 +2,8 @@
 -- Processes are coroutines scheduled by the C core. A behavior is a table of
 -- callbacks called as methods on a per-process instance (self):
 --   init(args), handle_message(from, msg), handle_call(from, ref, request),
---   handle_inspect(from, items), terminate(reason).
+--   handle_event(event, message, time), handle_inspect(from, items),
+--   terminate(reason).
 -- A function spawned as a process runs once; it may sleep, call and receive.
 local core = require("halo.core")
 
@@ -62,7 +63,11 @@ local function body(self, args)
       core_reply(from, ref, h and h(self, from, msg) or {})
     elseif kind == MSG_EVENT then
       local h = self.handle_event
-      if h then stop = h(self, from, msg) end
+      if h then
+        stop = h(self, msg.event, msg.message, msg.time)
+      else
+        core_log("warning", "unhandled event " .. tostring(msg.event) .. " (no handle_event)")
+      end
     end
     if stop ~= nil then return stop end
     kind, from, msg, ref = yield(READY)
