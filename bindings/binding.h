@@ -130,6 +130,8 @@ void hb_push_proc_pid(halo_binding_t *B, lua_State *L, halo_proc_t *p);
 
 /** Monotonic milliseconds; reached from Lua through the FFI (core.FFI_NOW). */
 double halo_now_ms(void);
+/** 1 when a record of level would pass the running source's level (FFI). */
+int halo_log_enabled(int level);
 /** halo.send of a number to a local process without the Lua C API; 0 when
  *  queued, nonzero (nothing done) when the regular path must handle it. */
 int halo_send_number(const char *to, size_t len, double v);

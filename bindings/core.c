@@ -302,6 +302,42 @@ static halo_payload_t hook_signal(halo_node_t *n, const halo_signal_info_t *info
   return r;
 }
 
+/* A log record as a process logger receives it. */
+static halo_payload_t hook_log_record(halo_node_t *n, const halo_log_record_t *rec) {
+  halo_binding_t *B = n->host;
+  lua_State *L = hb_L(B);
+  lua_createtable(L, 0, 5);
+  lua_pushliteral(L, "log");
+  lua_setfield(L, -2, "kind");
+  lua_pushnumber(L, (double)rec->time);
+  lua_setfield(L, -2, "time");
+  lua_pushstring(L, halo_log_level_name(rec->level));
+  lua_setfield(L, -2, "level");
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, rec->pid.id ? "process" : "node");
+  lua_setfield(L, -2, "type");
+  lua_pushstring(L, n->name);
+  lua_setfield(L, -2, "node");
+  if (rec->pid.id) {
+    hb_push_pid(B, L, rec->pid);
+    lua_setfield(L, -2, "pid");
+  }
+  if (rec->name) {
+    lua_pushstring(L, rec->name);
+    lua_setfield(L, -2, "name");
+  }
+  if (rec->behavior) {
+    lua_pushstring(L, rec->behavior);
+    lua_setfield(L, -2, "behavior");
+  }
+  lua_setfield(L, -2, "source");
+  lua_pushlstring(L, rec->msg, rec->len);
+  lua_setfield(L, -2, "message");
+  halo_payload_t r = hb_anchor(B, L, -1);
+  lua_pop(L, 1);
+  return r;
+}
+
 static halo_payload_t hook_reason(halo_node_t *n, const char *text) {
   halo_binding_t *B = n->host;
   lua_State *L = hb_L(B);
@@ -394,6 +430,7 @@ static int l_run(lua_State *L) {
   n->hooks.dup = hook_dup;
   n->hooks.signal = hook_signal;
   n->hooks.reason = hook_reason;
+  n->hooks.log_record = hook_log_record;
   n->hooks.stopped = hook_stopped;
   B->L = B->cur = L;
   hb_keys_init(B, L);
@@ -536,6 +573,8 @@ int luaopen_halo_core(lua_State *L) {
   lua_setfield(L, -2, "FFI_NOW");
   lua_pushlightuserdata(L, (void *)(uintptr_t)halo_send_number);
   lua_setfield(L, -2, "FFI_SEND_NUMBER");
+  lua_pushlightuserdata(L, (void *)(uintptr_t)halo_log_enabled);
+  lua_setfield(L, -2, "FFI_LOG_ENABLED");
 #define K(name, v) lua_pushinteger(L, v), lua_setfield(L, -2, name)
   K("MSG_REGULAR", HALO_MSG_REGULAR);
   K("MSG_REQUEST", HALO_MSG_REQUEST);

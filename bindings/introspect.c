@@ -250,6 +250,27 @@ static int l_node_info(lua_State *L) {
     lua_rawseti(L, -2, i + 1);
   }
   lua_setfield(L, -2, "LogMessages");
+  {
+    static const char *const kinds[] = {"plain", "color", "json", "process"};
+    static const int levels[] = {HALO_LOG_TRACE, HALO_LOG_DEBUG, HALO_LOG_INFO, HALO_LOG_WARNING,
+                                 HALO_LOG_ERROR, HALO_LOG_PANIC};
+    hb_new_array(L, (int)n->log.nloggers);
+    for (uint32_t i = 0; i < n->log.nloggers; i++) {
+      const halo_logger_t *lg = &n->log.loggers[i];
+      lua_createtable(L, 0, 3);
+      SET_STR("Name", lg->name);
+      SET_STR("Behavior", kinds[lg->format]);
+      hb_new_array(L, 6);
+      for (int k = 0, j = 0; k < 6; k++)
+        if (lg->levels & (1u << k)) {
+          lua_pushstring(L, halo_log_level_name(levels[k]));
+          lua_rawseti(L, -2, ++j);
+        }
+      lua_setfield(L, -2, "Levels");
+      lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_setfield(L, -2, "Loggers");
+  }
   SET_INT("ProcessesTotal", n->nprocs);
   SET_INT("ProcessesInit", n->state_count[0]);
   SET_INT("ProcessesSleep", n->state_count[1]);

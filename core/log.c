@@ -2,6 +2,7 @@
 #include "errors.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -12,6 +13,93 @@ void halo_log_init(halo_log_t *log, uint32_t node_crc) {
   memset(log, 0, sizeof *log);
   log->level = HALO_LOG_INFO;
   log->node_crc = node_crc;
+  halo_log_add(log, "default", HALO_LOGGER_PLAIN, HALO_LOG_ALL_LEVELS, stderr, 0);
+}
+
+static void free_logger(halo_logger_t *lg) {
+  if (lg->owns_out && lg->out) fclose(lg->out);
+  free(lg->name);
+}
+
+void halo_log_destroy(halo_log_t *log) {
+  for (uint32_t i = 0; i < log->nloggers; i++) free_logger(&log->loggers[i]);
+  free(log->loggers);
+  log->loggers = NULL;
+  log->nloggers = log->cap = 0;
+}
+
+static int find(const halo_log_t *log, const char *name) {
+  for (uint32_t i = 0; i < log->nloggers; i++)
+    if (strcmp(log->loggers[i].name, name) == 0) return (int)i;
+  return -1;
+}
+
+static halo_logger_t *push(halo_log_t *log, const char *name) {
+  if (log->nloggers == log->cap) {
+    uint32_t nc = log->cap ? log->cap * 2 : 4;
+    halo_logger_t *nl = realloc(log->loggers, nc * sizeof *nl);
+    if (!nl) return NULL;
+    log->loggers = nl;
+    log->cap = nc;
+  }
+  halo_logger_t *lg = &log->loggers[log->nloggers];
+  memset(lg, 0, sizeof *lg);
+  if (!(lg->name = strdup(name))) return NULL;
+  log->nloggers++;
+  return lg;
+}
+
+int halo_log_add(halo_log_t *log, const char *name, int format, uint8_t levels, FILE *out, int owns_out) {
+  if (!name || !*name || !out || format < HALO_LOGGER_PLAIN || format > HALO_LOGGER_JSON) return HALO_EINCORRECT;
+  if (find(log, name) >= 0) return HALO_ETAKEN;
+  halo_logger_t *lg = push(log, name);
+  if (!lg) return HALO_ENOMEM;
+  lg->format = format;
+  lg->levels = levels & HALO_LOG_ALL_LEVELS;
+  lg->out = out;
+  lg->owns_out = owns_out;
+  return 0;
+}
+
+int halo_log_add_process(halo_log_t *log, const char *name, uint64_t pid, uint8_t levels, halo_pid_t source) {
+  if (!name || !*name) return HALO_EINCORRECT;
+  if (find(log, name) >= 0) return HALO_ETAKEN;
+  if (halo_log_find_process(log, pid)) return HALO_ENOTALLOWED;
+  halo_logger_t *lg = push(log, name);
+  if (!lg) return HALO_ENOMEM;
+  lg->format = HALO_LOGGER_PROCESS;
+  lg->levels = levels & HALO_LOG_ALL_LEVELS;
+  lg->pid = pid;
+  lg->source = source;
+  return 0;
+}
+
+static void remove_at(halo_log_t *log, uint32_t i) {
+  free_logger(&log->loggers[i]);
+  memmove(&log->loggers[i], &log->loggers[i + 1], (log->nloggers - i - 1) * sizeof *log->loggers);
+  log->nloggers--;
+}
+
+int halo_log_remove(halo_log_t *log, const char *name) {
+  int i = find(log, name);
+  if (i < 0) return HALO_EUNKNOWN;
+  remove_at(log, (uint32_t)i);
+  return 0;
+}
+
+void halo_log_remove_process(halo_log_t *log, uint64_t pid) {
+  for (uint32_t i = 0; i < log->nloggers; i++) {
+    if (log->loggers[i].format == HALO_LOGGER_PROCESS && log->loggers[i].pid == pid) {
+      remove_at(log, i);
+      return;
+    }
+  }
+}
+
+const halo_logger_t *halo_log_find_process(const halo_log_t *log, uint64_t pid) {
+  for (uint32_t i = 0; i < log->nloggers; i++)
+    if (log->loggers[i].format == HALO_LOGGER_PROCESS && log->loggers[i].pid == pid) return &log->loggers[i];
+  return NULL;
 }
 
 const char *halo_log_level_name(int level) {
@@ -41,26 +129,113 @@ int halo_log_level_index(int level) {
   }
 }
 
-void halo_log_write_plain(FILE *out, uint32_t node_crc, const halo_log_record_t *rec) {
-  char ts[40], src[HALO_PID_STRLEN];
-  time_t secs = (time_t)(rec->time / 1000000000u);
+static void timestamp(char *ts, size_t size, uint64_t ns) {
+  time_t secs = (time_t)(ns / 1000000000u);
   struct tm tm;
   localtime_r(&secs, &tm);
-  size_t k = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(ts + k, sizeof ts - k, ".%06u", (unsigned)(rec->time % 1000000000u / 1000u));
+  size_t k = strftime(ts, size, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(ts + k, size - k, ".%06u", (unsigned)(ns % 1000000000u / 1000u));
+}
+
+/* JSON string body of s[0..len) (no quotes), escaped. */
+static void json_str(FILE *out, const char *s, size_t len) {
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    switch (c) {
+    case '"': fputs("\\\"", out); break;
+    case '\\': fputs("\\\\", out); break;
+    case '\n': fputs("\\n", out); break;
+    case '\r': fputs("\\r", out); break;
+    case '\t': fputs("\\t", out); break;
+    default:
+      if (c < 0x20) fprintf(out, "\\u%04x", c);
+      else fputc(c, out);
+    }
+  }
+}
+
+/* ANSI colors of the colored console format. */
+static const char *level_color(int level) {
+  switch (level) {
+  case HALO_LOG_TRACE: return "\033[2m";
+  case HALO_LOG_DEBUG: return "\033[35m";
+  case HALO_LOG_WARNING: return "\033[33m";
+  case HALO_LOG_ERROR: return "\033[1;31m";
+  case HALO_LOG_PANIC: return "\033[1;37;41m";
+  default: return "";
+  }
+}
+
+void halo_log_write(FILE *out, int format, const halo_log_t *log, const halo_log_record_t *rec) {
+  char ts[40], src[HALO_PID_STRLEN];
   if (rec->pid.id) halo_pid_format(src, sizeof src, rec->pid);
-  else snprintf(src, sizeof src, "%08X", node_crc);
+  else snprintf(src, sizeof src, "%08X", log->node_crc);
+  if (format == HALO_LOGGER_JSON) {
+    fprintf(out, "{\"time\":%llu,\"level\":\"%s\",\"source\":{\"type\":\"%s\"",
+            (unsigned long long)rec->time, halo_log_level_name(rec->level), rec->pid.id ? "process" : "node");
+    if (log->node_name) {
+      fputs(",\"node\":\"", out);
+      json_str(out, log->node_name, strlen(log->node_name));
+      fputc('"', out);
+    }
+    if (rec->pid.id) fprintf(out, ",\"pid\":\"%s\"", src);
+    if (rec->name) {
+      fputs(",\"name\":\"", out);
+      json_str(out, rec->name, strlen(rec->name));
+      fputc('"', out);
+    }
+    if (rec->behavior) {
+      fputs(",\"behavior\":\"", out);
+      json_str(out, rec->behavior, strlen(rec->behavior));
+      fputc('"', out);
+    }
+    fputs("},\"message\":\"", out);
+    json_str(out, rec->msg, rec->len);
+    fputs("\"}\n", out);
+    fflush(out);
+    return;
+  }
+  timestamp(ts, sizeof ts, rec->time);
+  if (format == HALO_LOGGER_COLOR) {
+    /* time faint; level tag colored; node CRC green, PID blue, name green */
+    const char *lc = level_color(rec->level), *lend = *lc ? "\033[0m" : "";
+    int faint = rec->level == HALO_LOG_TRACE;
+    fprintf(out, "\033[2m%s\033[0m %s[%s]%s %s%s\033[0m", ts, lc, halo_log_level_name(rec->level), lend,
+            rec->pid.id ? "\033[34m" : "\033[32m", src);
+    if (rec->name) fprintf(out, " \033[32m'%s'\033[0m", rec->name);
+    if (rec->behavior) fprintf(out, " %s", rec->behavior);
+    fprintf(out, ": %s%.*s%s\n", faint ? "\033[2m" : "", (int)rec->len, rec->msg, faint ? "\033[0m" : "");
+    fflush(out);
+    return;
+  }
   fprintf(out, "%s [%s] %s%s%s%s%s%s: %.*s\n", ts, halo_log_level_name(rec->level), src,
           rec->name ? " '" : "", rec->name ? rec->name : "", rec->name ? "'" : "",
           rec->behavior ? " " : "", rec->behavior ? rec->behavior : "", (int)rec->len, rec->msg);
   fflush(out);
 }
 
+static int source_matches(const halo_logger_t *lg, const halo_log_record_t *rec) {
+  if (!lg->source.node) return 1;
+  return rec->pid.id == lg->source.id && (!rec->pid.id || rec->pid.node == lg->source.node);
+}
+
 void halo_log_emit(halo_log_t *log, const halo_log_record_t *rec) {
   int i = halo_log_level_index(rec->level);
-  if (i >= 0) log->counts[i]++;
-  if (log->sink) log->sink(log->sink_ud, rec);
-  else halo_log_write_plain(stderr, log->node_crc, rec);
+  if (i < 0) return;
+  log->counts[i]++;
+  uint8_t bit = (uint8_t)(1u << i);
+  for (uint32_t k = 0; k < log->nloggers; k++) {
+    halo_logger_t *lg = &log->loggers[k];
+    if (!(lg->levels & bit)) continue;
+    if (lg->format != HALO_LOGGER_PROCESS) {
+      lg->records++;
+      halo_log_write(lg->out, lg->format, log, rec);
+    } else if (rec->pid.id != lg->pid && source_matches(lg, rec) && log->proc_sink) {
+      /* never its own records: a logger process that logs cannot loop */
+      lg->records++;
+      log->proc_sink(log->proc_ud, lg, rec);
+    }
+  }
 }
 
 void halo_log_node(halo_log_t *log, int level, const char *fmt, ...) {

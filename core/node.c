@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "errors.h"
 #include "rel.h"
+#include "process.h"
 #include "scheduler.h"
 #include "timer.h"
 
@@ -35,6 +36,17 @@ static void on_check(uv_check_t *h) {
   __atomic_store_n(&n->wd_in_poll, 0, __ATOMIC_RELAXED);
 }
 
+/* A record for a process logger: into its log queue, from the record's source. */
+static void log_to_process(void *ud, const halo_logger_t *lg, const halo_log_record_t *rec) {
+  halo_node_t *n = ud;
+  halo_proc_t *p = halo_proc_find(n, lg->pid);
+  if (!p || p->state >= HALO_STATE_TERMINATED || !n->hooks.log_record) return;
+  halo_payload_t pl = n->hooks.log_record(n, rec);
+  halo_pid_t from = rec->pid.id ? rec->pid : halo_node_pid(n, 1);
+  if (halo__enqueue(n, from, p, HALO_MSG_LOG, HALO_Q_LOG, 0, pl, (uint32_t)rec->len))
+    n->hooks.release(n, pl);
+}
+
 int halo_node_init(halo_node_t *n, uv_loop_t *loop, const char *name) {
   const char *at = strchr(name, '@');
   if (!at || at == name || !at[1] || strchr(at + 1, '@') || strlen(name) > 255)
@@ -59,6 +71,9 @@ int halo_node_init(halo_node_t *n, uv_loop_t *loop, const char *name) {
   halo_smap_init(&n->strings);
   halo_msgpool_init(&n->msgs);
   halo_log_init(&n->log, n->crc);
+  n->log.node_name = n->name;
+  n->log.proc_sink = log_to_process;
+  n->log.proc_ud = n;
   return 0;
 }
 
@@ -126,6 +141,7 @@ void halo_node_destroy(halo_node_t *n) {
   halo_imap_destroy(&n->aliases);
   halo_imap_destroy(&n->timers);
   halo_msgpool_destroy(&n->msgs);
+  halo_log_destroy(&n->log);
   free(n->name);
   n->name = NULL;
 }

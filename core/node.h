@@ -48,6 +48,8 @@ typedef struct halo_node_hooks {
                            const halo_payload_t *reason);
   /** Makes a payload of a reason text ("normal", "kill", "shutdown", ...). */
   halo_payload_t (*reason)(halo_node_t *n, const char *text);
+  /** Builds the payload of a log record for a process logger (NULL: none). */
+  halo_payload_t (*log_record)(halo_node_t *n, const halo_log_record_t *rec);
   /** Called once when the node has stopped (every process gone). */
   void (*stopped)(halo_node_t *n);
 } halo_node_hooks_t;

@@ -379,6 +379,7 @@ void halo__proc_terminate(halo_node_t *n, halo_proc_t *p, halo_payload_t reason,
   }
   halo__rel_fire_all(n, p, &reason);
   if (p->ext && (p->ext->nowned || p->ext->nevsubs)) halo__event_proc_ended(n, p, &reason);
+  if (n->log.nloggers) halo_log_remove_process(&n->log, p->id);
   if (p->name) {
     halo_smap_del(&n->names, p->name);
     free(p->name);

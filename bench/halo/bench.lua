@@ -275,4 +275,25 @@ if want("W7") then
     emit("W7.rss." .. label, "B/proc", { tonumber(rss) })
   end
 end
+-- L1: halo's own figures (no Erlang peer): a log call below the active
+-- level, and one that writes (to /dev/null through a plain logger).
+if want("L1") then
+  local n = scale(10000000)
+  local function below()
+    local debug_, t0 = halo.log.debug, halo.now()
+    for i = 1, n do debug_("value %d", i) end
+    return (halo.now() - t0) * 1e6 / n
+  end
+  halo.log.set_level("info")
+  emit("L1.log_below_level", "ns/call", measure("L1.log_below_level", below)[1])
+  assert(halo.log.remove_logger("default"))
+  assert(halo.log.add_logger("devnull", { output = "/dev/null" }))
+  local m = scale(200000)
+  local function written()
+    local info, t0 = halo.log.info, halo.now()
+    for i = 1, m do info("value %d", i) end
+    return (halo.now() - t0) * 1e6 / m
+  end
+  emit("L1.log_written", "ns/call", measure("L1.log_written", written)[1])
+end
 halo.shutdown()

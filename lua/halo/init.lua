@@ -2,8 +2,8 @@
 -- Processes are coroutines scheduled by the C core. A behavior is a table of
 -- callbacks called as methods on a per-process instance (self):
 --   init(args), handle_message(from, msg), handle_call(from, ref, request),
---   handle_event(event, message, time), handle_inspect(from, items),
---   terminate(reason).
+--   handle_event(event, message, time), handle_log(record),
+--   handle_inspect(from, items), terminate(reason).
 -- A function spawned as a process runs once; it may sleep, call and receive.
 local core = require("halo.core")
 
@@ -11,6 +11,7 @@ local yield = coroutine.yield
 local READY = core.READY
 local MSG_REGULAR, MSG_REQUEST, MSG_EVENT = core.MSG_REGULAR, core.MSG_REQUEST, core.MSG_EVENT
 local MSG_EXIT, MSG_DOWN, MSG_INSPECT, MSG_TIMEOUT = core.MSG_EXIT, core.MSG_DOWN, core.MSG_INSPECT, core.MSG_TIMEOUT
+local MSG_LOG = core.MSG_LOG
 local core_reply, core_log = core.reply, core.log
 local MSG_BARE = core.MSG_BARE
 
@@ -61,6 +62,9 @@ local function body(self, args)
     elseif kind == MSG_INSPECT then
       local h = self.handle_inspect
       core_reply(from, ref, h and h(self, from, msg) or {})
+    elseif kind == MSG_LOG then
+      local h = self.handle_log
+      if h then stop = h(self, msg) end
     elseif kind == MSG_EVENT then
       local h = self.handle_event
       if h then
@@ -227,12 +231,9 @@ halo.now = halo.now or core.now
 --- Stops the node (exit code, default 0) once the current callback returns.
 halo.shutdown = core.stop
 
---- Logging at a level: trace, debug, info, warning, error, panic.
-function halo.log(level, fmt, ...)
-  if core.log_enabled(level) then
-    core_log(level, select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt))
-  end
-end
+--- Logging: halo.log(level, fmt, ...), halo.log.info(fmt, ...), loggers,
+-- levels and subscriptions (see halo/log.lua).
+halo.log = require("halo.log")
 
 --- True for the message a monitor delivers when its target ends.
 function halo.is_down(msg) return type(msg) == "table" and msg.kind == "down" end
