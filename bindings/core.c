@@ -398,6 +398,8 @@ int hb_spawn_entry(lua_State *L, halo_binding_t *B, int fn_idx, int args_idx);
 /* core.run(entry, args, options, body) -> exit_code, entry_error, stats
  * Runs a node until it stops. options: name, log_level, signals (bool),
  * timeout (ms), watchdog_ms, watchdog_hard_ms. */
+static int node_serial;
+
 static int l_run(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_checktype(L, 3, LUA_TTABLE);
@@ -410,6 +412,7 @@ static int l_run(lua_State *L) {
 
   halo_binding_t *B = calloc(1, sizeof *B);
   if (!B) return luaL_error(L, "out of memory");
+  node_serial++;
   int rc = uv_loop_init(&B->loop);
   if (rc) {
     free(B);
@@ -553,6 +556,13 @@ static int l_log_enabled(lua_State *L) {
   return 1;
 }
 
+/* core.node_serial() -> number of the node run in this Lua state (1, 2, ...):
+ * Lua modules keep per-node state keyed by it. */
+static int l_node_serial(lua_State *L) {
+  lua_pushinteger(L, node_serial);
+  return 1;
+}
+
 /* core.running() -> bool */
 static int l_running(lua_State *L) {
   lua_pushboolean(L, halo__B != NULL);
@@ -563,6 +573,7 @@ int luaopen_halo_core(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"run", l_run},         {"stop", l_stop},       {"now", l_now},
       {"log", l_log},         {"log_enabled", l_log_enabled}, {"running", l_running},
+      {"node_serial", l_node_serial},
       {NULL, NULL}};
   lua_newtable(L);
   luaL_register(L, NULL, fns);

@@ -367,6 +367,18 @@ int halo_log_enabled(int level) {
   return level >= active && level < HALO_LOG_DISABLED;
 }
 
+/* core.error(code[, detail]) -> nil, "ECODE: text[: detail]", "ECODE": the
+ * error triple of a halo code name, for Lua modules. */
+static int l_error(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  for (int code = HALO__ERR_FIRST + 1; code < HALO__ERR_LAST; code++) {
+    if (strcmp(halo_err_name(code), name)) continue;
+    if (lua_isnoneornil(L, 2)) return hb_error(L, code);
+    return hb_errorf(L, code, "%s: %s", halo_strerror(code), luaL_checkstring(L, 2));
+  }
+  return luaL_argerror(L, 1, "unknown error code");
+}
+
 void hb_open_platform(lua_State *L) {
   static const luaL_Reg fns[] = {{"pool_set_workers", l_pool_set_workers},
                                  {"pool_replace_worker", l_pool_replace_worker},
@@ -379,6 +391,7 @@ void hb_open_platform(lua_State *L) {
                                  {"event_info", l_event_info},
                                  {"event_list", l_event_list},
                                  {"time_ns", l_time_ns},
+                                 {"error", l_error},
                                  {"log_add", l_log_add},
                                  {"log_remove", l_log_remove},
                                  {"log_loggers", l_log_loggers},

@@ -29,6 +29,13 @@
   X(TOOLARGE, "too large")                                                    \
   X(INIT, "init failed")                                                      \
   X(EVENTUNKNOWN, "unknown event")                                            \
+  X(APPUNKNOWN, "unknown application")                                        \
+  X(APPDEPENDS, "dependency fail")                                            \
+  X(APPSTATE, "application is in running/stopping state")                     \
+  X(APPEMPTY, "application has no items")                                     \
+  X(APPSTOPPING, "application stopping is in progress")                       \
+  X(APPRUNNING, "application is still running")                               \
+  X(CRONSPEC, "incorrect cron spec")                                          \
   X(UNKNOWN, "unknown")
 
 enum {

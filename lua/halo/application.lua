@@ -1,0 +1,362 @@
+--- halo.application: named groups of processes started and stopped as one.
+--
+--   halo.application.load({
+--     name = "shop", description = "the shop", version = "1.2.0",
+--     mode = "transient",               -- temporary (default) | transient | permanent
+--     depends = { "db" },               -- started first
+--     env = { REGION = "eu" },          -- added to every member's environment
+--     weight = 10, tags = { "web" }, log_level = "info",
+--     group = {                         -- members, started in order
+--       { behavior = "shop.sup", name = "shop_sup", args = { ... } },
+--       { behavior = Cache, options = { mailbox_size = 1000 } },
+--     },
+--   })
+--   assert(halo.application.start("shop"))
+--
+-- Modes decide what a direct member's end does: temporary - nothing (the
+-- application stops when its last member is gone); transient - stop the
+-- application when the reason is abnormal (not normal or shutdown);
+-- permanent - stop it on any member's end, and then stop the node (exit 1).
+-- Stopping sends the members shutdown exits newest first, waiting for each
+-- (5 s, then kill). Every process a member spawns belongs to the
+-- application too (process info Application). States: loaded, running,
+-- stopping. A controller process (behavior halo.applications) starts the
+-- members and watches them while any application runs.
+local halo = require("halo")
+local core = require("halo.core")
+
+local M = {}
+
+local MODES = { temporary = true, transient = true, permanent = true }
+local SPEC_KEYS = { name = true, description = true, version = true, env = true, depends = true, weight = true,
+                    mode = true, group = true, log_level = true, tags = true }
+local MEMBER_KEYS = { behavior = true, name = true, args = true, options = true }
+local RESERVED = { name = true, application = true, link = true, link_parent = true, link_child = true,
+                   monitor = true }
+local STOP_WAIT = 5000
+
+-- Per node run: the applications and the controller's PID.
+local reg = { serial = nil }
+local function registry()
+  local s = core.node_serial()
+  if reg.serial ~= s then reg = { serial = s, apps = {}, names = {}, controller = nil } end
+  return reg
+end
+
+local function check(spec)
+  if type(spec) ~= "table" then error("application spec table expected", 3) end
+  for k in pairs(spec) do
+    if not SPEC_KEYS[k] then error(("application spec: unknown field '%s'"):format(tostring(k)), 3) end
+  end
+  if type(spec.name) ~= "string" or spec.name == "" then error("application spec: name (a non-empty string) is required", 3) end
+  if spec.mode ~= nil and not MODES[spec.mode] then
+    error("application spec: mode must be temporary, transient or permanent", 3)
+  end
+  if type(spec.group) ~= "table" then error("application spec: group (a list of members) is required", 3) end
+  for i, m in ipairs(spec.group) do
+    if type(m) ~= "table" then error(("application spec: group[%d] must be a table"):format(i), 3) end
+    for k in pairs(m) do
+      if not MEMBER_KEYS[k] then error(("application spec: group[%d]: unknown field '%s'"):format(i, tostring(k)), 3) end
+    end
+    local bt = type(m.behavior)
+    if bt ~= "table" and bt ~= "string" and bt ~= "function" then
+      error(("application spec: group[%d]: behavior must be a table, a module name or a function"):format(i), 3)
+    end
+    for k in pairs(m.options or {}) do
+      if RESERVED[k] then error(("application spec: group[%d]: option '%s' is set by the application"):format(i, k), 3) end
+    end
+  end
+  for _, k in ipairs({ "depends", "tags" }) do
+    if spec[k] ~= nil then
+      if type(spec[k]) ~= "table" then error(("application spec: %s must be a list of strings"):format(k), 3) end
+      for _, v in ipairs(spec[k]) do
+        if type(v) ~= "string" then error(("application spec: %s must be a list of strings"):format(k), 3) end
+      end
+    end
+  end
+  if spec.env ~= nil and type(spec.env) ~= "table" then error("application spec: env must be a table", 3) end
+  if spec.weight ~= nil and type(spec.weight) ~= "number" then error("application spec: weight must be a number", 3) end
+end
+
+--- Loads an application spec (raises on a malformed spec). Returns true or
+-- nil, "ETAKEN: resource is taken", "ETAKEN" when the name is loaded already.
+function M.load(spec)
+  check(spec)
+  local r = registry()
+  if r.apps[spec.name] then return core.error("ETAKEN", "application " .. spec.name) end
+  if #spec.group == 0 then return core.error("EAPPEMPTY") end
+  r.apps[spec.name] = { spec = spec, name = spec.name, state = "loaded", mode = spec.mode or "temporary",
+                        weight = spec.weight or 0, members = {}, started_at = nil, parent = "" }
+  r.names[#r.names + 1] = spec.name
+  return true
+end
+
+--- Removes a loaded (not running) application.
+function M.unload(name)
+  local r = registry()
+  local app = r.apps[name]
+  if not app then return core.error("EAPPUNKNOWN") end
+  if app.state ~= "loaded" then return core.error("EAPPRUNNING") end
+  r.apps[name] = nil
+  for i, n in ipairs(r.names) do
+    if n == name then table.remove(r.names, i) break end
+  end
+  return true
+end
+
+-- The controller process ---------------------------------------------------------
+
+local Controller = { name = "halo.applications", kind = "system" }
+
+local function is_normal(reason) return reason == "normal" or reason == "shutdown" end
+
+local function alive(pid)
+  local st = halo.process_state(pid)
+  return st ~= nil and st ~= "terminated" and st ~= "zombee"
+end
+
+-- Stops the members newest first: a shutdown exit (from their parent, the
+-- controller: not trappable), up to STOP_WAIT ms each, then kill.
+local function stop_members(app)
+  app.state = "stopping"
+  for i = #app.members, 1, -1 do
+    local pid = app.members[i]
+    app.members[i] = nil
+    reg.owner[pid] = nil
+    if alive(pid) then
+      halo.exit(pid, "shutdown")
+      local deadline, step = halo.now() + STOP_WAIT, 0
+      while alive(pid) do
+        if halo.now() >= deadline then
+          halo.log.warning("application %s: member %s did not stop in %d ms, killing it", app.name, pid, STOP_WAIT)
+          halo.kill(pid)
+          break
+        end
+        if step == 0 then halo.yield() else halo.sleep(math.min(2 ^ (step - 1), 20)) end
+        step = step + 1
+      end
+    end
+  end
+  app.state = "loaded"
+  app.started_at = nil
+  app.parent = ""
+end
+
+local function start_app(name, chain)
+  local r = reg
+  local app = r.apps[name]
+  if not app then return core.error("EAPPUNKNOWN", name) end
+  if app.state == "running" then return core.error("EAPPRUNNING") end
+  if app.state ~= "loaded" then return core.error("EAPPSTATE") end
+  chain = chain or {}
+  if chain[name] then return core.error("EAPPDEPENDS", "circular dependency on " .. name) end
+  chain[name] = true
+  for _, dep in ipairs(app.spec.depends or {}) do
+    local d = r.apps[dep]
+    if not d then return core.error("EAPPDEPENDS", ("%s needs %s, which is not loaded"):format(name, dep)) end
+    if d.state ~= "running" then
+      local ok, err = start_app(dep, chain)
+      if not ok then return core.error("EAPPDEPENDS", ("%s needs %s: %s"):format(name, dep, tostring(err))) end
+    end
+  end
+  chain[name] = nil
+  app.state = "initializing"
+  local spec = app.spec
+  for i, m in ipairs(spec.group) do
+    local opts = { application = name, monitor = true, name = m.name, log_level = spec.log_level }
+    for k, v in pairs(m.options or {}) do opts[k] = v end
+    if spec.env then
+      local env = {}
+      for k, v in pairs(spec.env) do env[k] = v end
+      for k, v in pairs(opts.env or {}) do env[k] = v end
+      opts.env = env
+    end
+    local pid, err = halo.spawn(m.behavior, m.args, opts)
+    if not pid then
+      halo.log.error("application %s: member %d failed to start: %s", name, i, tostring(err))
+      stop_members(app)
+      return nil, err, err and err:match("^(%u+):")
+    end
+    app.members[#app.members + 1] = pid
+    r.owner[pid] = app
+  end
+  app.state = "running"
+  app.started_at = halo.now()
+  app.parent = halo.node_info().Name
+  halo.log.info("application %s started (%s)", name, app.mode)
+  return true
+end
+
+function Controller:init() reg.owner = reg.owner or {} end
+
+-- With no application running the controller ends (so that a node whose
+-- work is done can stop); the next start spawns a new one.
+local function idle_reason()
+  for _, a in pairs(reg.apps) do
+    if a.state ~= "loaded" then return nil end
+  end
+  return "normal"
+end
+
+function Controller:handle_call(_, _, req)
+  if req[1] == "start" then return { start_app(req[2]) }, idle_reason() end
+  if req[1] == "stop" then
+    local app = reg.apps[req[2]]
+    if not app then return { core.error("EAPPUNKNOWN", req[2]) } end
+    if app.state == "stopping" then return { core.error("EAPPSTOPPING") } end
+    if app.state ~= "running" then return { core.error("EAPPSTATE") } end
+    stop_members(app)
+    halo.log.info("application %s stopped", app.name)
+    return { true }, idle_reason()
+  end
+  return { nil, "EINCORRECT: unknown request", "EINCORRECT" }
+end
+
+-- A member ended: apply the application's mode.
+function Controller:handle_message(_, msg)
+  if not halo.is_down(msg) then return end
+  local app = reg.owner[msg.pid]
+  if not app then return end
+  reg.owner[msg.pid] = nil
+  for i, pid in ipairs(app.members) do
+    if pid == msg.pid then table.remove(app.members, i) break end
+  end
+  if app.state ~= "running" then return end
+  local stop = app.mode == "permanent" or (app.mode == "transient" and not is_normal(msg.reason))
+  if stop then
+    halo.log.error("application %s (%s) stopped: member %s ended with %s", app.name, app.mode, msg.pid, tostring(msg.reason))
+    stop_members(app)
+    if app.mode == "permanent" then
+      halo.log.error("permanent application %s failed: stopping the node", app.name)
+      halo.shutdown(1)
+    end
+  elseif #app.members == 0 then
+    app.state, app.started_at, app.parent = "loaded", nil, ""
+    halo.log.info("application %s stopped: no members left", app.name)
+  end
+  return idle_reason()
+end
+
+local function controller()
+  local r = registry()
+  if r.controller and alive(r.controller) then return r.controller end
+  r.owner = {}
+  local pid = assert(halo.spawn(Controller, nil, { name = "halo_applications" }))
+  r.controller = pid
+  return pid
+end
+
+--- Starts a loaded application (its dependencies first). Returns true or
+-- nil, err, code (EAPPUNKNOWN, EAPPRUNNING, EAPPDEPENDS, EINIT, ...).
+function M.start(name, timeout)
+  if not registry().apps[name] then return core.error("EAPPUNKNOWN", name) end
+  local r, err, code = halo.call(controller(), { "start", name }, timeout or 60000)
+  if not r and (code == "ENOPROC" or code == "ETERMINATED") then -- it just went idle
+    r, err, code = halo.call(controller(), { "start", name }, timeout or 60000)
+  end
+  if not r then return nil, err, code end
+  return r[1], r[2], r[3]
+end
+
+--- Stops a running application: members newest first, each waited for.
+function M.stop(name, timeout)
+  local r = registry()
+  if not r.apps[name] then return core.error("EAPPUNKNOWN", name) end
+  if r.apps[name].state == "loaded" or not r.controller then return core.error("EAPPSTATE") end
+  local res, err, code = halo.call(r.controller, { "stop", name }, timeout or 60000)
+  if not res then return nil, err, code end
+  return res[1], res[2], res[3]
+end
+
+-- Introspection --------------------------------------------------------------------
+
+local function uptime(app) return app.started_at and math.floor((halo.now() - app.started_at) / 1000) or 0 end
+
+--- ApplicationInfo: Name, Description, Version, Weight, Tags, Env, Depends,
+-- Mode, State, Parent, Uptime (s), Group (member PIDs).
+function M.info(name)
+  local app = registry().apps[name]
+  if not app then return core.error("EAPPUNKNOWN", name) end
+  local spec = app.spec
+  local env = {}
+  for k, v in pairs(spec.env or {}) do env[tostring(k):upper()] = v end
+  local group = {}
+  for i, pid in ipairs(app.members) do group[i] = pid end
+  local deps = {}
+  for i, d in ipairs(spec.depends or {}) do deps[i] = d end
+  local tags = {}
+  for i, t in ipairs(spec.tags or {}) do tags[i] = t end
+  return { Name = name, Description = spec.description or "", Version = spec.version or "",
+           Weight = app.weight, Tags = tags, Env = env,
+           Depends = { Applications = deps, Network = false }, Mode = app.mode, State = app.state,
+           Parent = app.parent, Uptime = uptime(app), Group = group }
+end
+
+--- Applications as short rows (name, state, mode, description, version,
+-- uptime, weight, tags, processes), filtered by state, mode, name
+-- (substring) and min_uptime (s).
+function M.list(filter)
+  filter = filter or {}
+  for k in pairs(filter) do
+    if k ~= "state" and k ~= "mode" and k ~= "name" and k ~= "min_uptime" then
+      error(("unknown application filter '%s'"):format(tostring(k)), 2)
+    end
+  end
+  local r = registry()
+  local out = {}
+  for _, name in ipairs(r.names) do
+    local app = r.apps[name]
+    local row = { name = name, state = app.state, mode = app.mode, uptime = uptime(app),
+                  processes = #app.members }
+    if app.spec.description and app.spec.description ~= "" then row.description = app.spec.description end
+    if app.spec.version and app.spec.version ~= "" then row.version = app.spec.version end
+    if app.weight ~= 0 then row.weight = app.weight end
+    if app.spec.tags and #app.spec.tags > 0 then row.tags = app.spec.tags end
+    local ok = (not filter.state or filter.state:lower() == app.state)
+      and (not filter.mode or filter.mode:lower() == app.mode)
+      and (not filter.name or name:find(filter.name, 1, true))
+      and (not filter.min_uptime or filter.min_uptime <= 0 or row.uptime >= filter.min_uptime)
+    if ok then out[#out + 1] = row end
+  end
+  local mt = debug.getregistry()["halo.array_mt"]
+  if mt then setmetatable(out, mt) end
+  return out
+end
+
+--- ProcessShortInfo of the application's processes (its members and every
+-- process they spawned), at most limit (default 100).
+function M.processes(name, limit)
+  local app = registry().apps[name]
+  if not app then return core.error("EAPPUNKNOWN", name) end
+  if app.state == "loaded" then return core.error("EAPPSTATE", "application " .. name .. " is not running") end
+  if not limit or limit < 1 then limit = 100 end
+  return halo.process_list({ application = name, limit = limit })
+end
+
+--- The supervision tree of a running application: one node per member,
+-- { pid, name, behavior, state, children = {...} } nested by parent.
+function M.tree(name)
+  local app = registry().apps[name]
+  if not app then return core.error("EAPPUNKNOWN", name) end
+  local procs = halo.process_list({ application = name })
+  local kids = {}
+  for _, p in ipairs(procs) do
+    local list = kids[p.Parent]
+    if not list then list = {}; kids[p.Parent] = list end
+    list[#list + 1] = p
+  end
+  local function node(p)
+    local n = { pid = p.PID, name = p.Name, behavior = p.Behavior, state = p.State, children = {} }
+    for _, c in ipairs(kids[p.PID] or {}) do n.children[#n.children + 1] = node(c) end
+    return n
+  end
+  local by_pid = {}
+  for _, p in ipairs(procs) do by_pid[p.PID] = p end
+  local tree = { name = name, state = app.state, mode = app.mode, children = {} }
+  for _, pid in ipairs(app.members) do
+    if by_pid[pid] then tree.children[#tree.children + 1] = node(by_pid[pid]) end
+  end
+  return tree
+end
+
+return M
