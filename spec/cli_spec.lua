@@ -73,6 +73,21 @@ describe("the halo binary", function()
     assert.matches("'busy' busy.behavior has been running for", out)
   end)
 
+  it("runs the shop example end to end", function()
+    local out, code = sh(halo_bin .. " run --log-level error examples/shop.lua 1")
+    assert.equal(0, code)
+    local cjson = require("cjson")
+    local tree = cjson.decode(out:match("tree: (%b{})"))
+    assert.equal("shop_sup", tree.name)
+    assert.equal(4, #tree.children)
+    assert.equal(3, #tree.children[2].children) -- the pool's packers
+    local orders = cjson.decode(out:match("orders: (%b{})"))
+    assert.is_true(tonumber(orders.messages_forwarded) > 0)
+    local ev = cjson.decode(out:match("event: (%b{})"))
+    assert.equal("active", ev.state)
+    assert.matches("shop stopped: loaded", out)
+  end)
+
   it("does not take a long batch of short callbacks for one slow callback", function()
     -- 20 queued messages of 30 ms each run in one scheduler batch (600 ms)
     -- whose callbacks share one clock reading; none of them passes 250 ms.
