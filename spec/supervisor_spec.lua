@@ -278,3 +278,39 @@ describe("halo.supervisor", function()
     end
   end)
 end)
+
+describe("halo.stop_process", function()
+  it("stops a child at once, kills one that traps the exit after the wait, and ignores the dead", function()
+    local r = helper.run(function()
+      local idle = assert(halo.spawn({ handle_message = function() end }))
+      local stubborn = assert(halo.spawn(function()
+        assert(helper.wait_until(function() return false end, 10000))
+      end))
+      local trapper = assert(halo.spawn(function()
+        halo.trap_exit(true)
+        local stop = false
+        while not stop do
+          local _, msg = halo.receive(5000)
+          stop = msg == "quit"
+        end
+      end))
+      local t0 = halo.now()
+      local out = { idle = halo.stop_process(idle), idle_state = halo.process_state(idle),
+                    stubborn = halo.stop_process(stubborn, 50), stubborn_ms = halo.now() - t0,
+                    stubborn_state = halo.process_state(stubborn), again = halo.stop_process(idle) }
+      -- not its parent: a process that traps exits keeps running until killed
+      assert(halo.spawn(function() return halo.stop_process(trapper, 30) end, nil, { monitor = true }))
+      local _, down = halo.receive(1000)
+      out.trapper = down.reason
+      out.trapper_state = halo.process_state(trapper)
+      return out
+    end)
+    assert.equal("stopped", r.idle)
+    assert.is_nil(r.idle_state)
+    assert.equal("killed", r.stubborn)
+    assert.is_true(r.stubborn_ms >= 50)
+    assert.equal("stopped", r.again)
+    assert.equal("killed", r.trapper) -- it trapped the exit: killed after the wait
+    assert.is_nil(r.trapper_state)
+  end)
+end)

@@ -123,18 +123,8 @@ local function stop_members(app)
     local pid = app.members[i]
     app.members[i] = nil
     reg.owner[pid] = nil
-    if alive(pid) then
-      halo.exit(pid, "shutdown")
-      local deadline, step = halo.now() + STOP_WAIT, 0
-      while alive(pid) do
-        if halo.now() >= deadline then
-          halo.log.warning("application %s: member %s did not stop in %d ms, killing it", app.name, pid, STOP_WAIT)
-          halo.kill(pid)
-          break
-        end
-        if step == 0 then halo.yield() else halo.sleep(math.min(2 ^ (step - 1), 20)) end
-        step = step + 1
-      end
+    if halo.stop_process(pid, STOP_WAIT) == "killed" then
+      halo.log.warning("application %s: member %s did not stop in %d ms, killed", app.name, pid, STOP_WAIT)
     end
   end
   app.state = "loaded"

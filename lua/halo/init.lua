@@ -203,6 +203,34 @@ function halo.receive(timeout)
   end
 end
 
+--- Stops a process: a "shutdown" exit, then up to wait_ms (default 5000)
+-- for it to end, then kill. From its parent the exit cannot be trapped.
+-- Returns "stopped" or "killed" (a process stuck in a callback becomes a zombee).
+function halo.stop_process(pid, wait_ms)
+  local function alive()
+    local st = core.process_state(pid)
+    return st ~= nil and st ~= "terminated" and st ~= "zombee"
+  end
+  if not alive() then return "stopped" end
+  wait_ms = wait_ms or 5000
+  if wait_ms <= 0 then
+    core.kill(pid)
+    return "killed"
+  end
+  core.exit(pid, "shutdown")
+  local deadline, step = core.now() + wait_ms, 0
+  while alive() do
+    if core.now() >= deadline then
+      core.kill(pid)
+      return "killed"
+    end
+    -- first let it run, then poll with a growing pause (at most 20 ms)
+    if step == 0 then halo.yield() else halo.sleep(math.min(2 ^ (step - 1), 20)) end
+    step = step + 1
+  end
+  return "stopped"
+end
+
 halo.self = core.self
 halo.link = core.link
 halo.unlink = core.unlink

@@ -100,11 +100,6 @@ end
 
 local function is_normal(reason) return reason == "normal" or reason == "shutdown" end
 
-local function alive(pid)
-  local st = halo.process_state(pid)
-  return st ~= nil and st ~= "terminated" and st ~= "zombee"
-end
-
 -- The supervisor process ------------------------------------------------------
 
 local Sup = { name = "halo.supervisor", kind = "supervisor" }
@@ -132,20 +127,8 @@ local function stop_child(self, rec)
   rec.pid = nil
   self.by_pid[pid] = nil
   local wait = rec.spec.shutdown or 5000
-  if wait == 0 then
-    halo.kill(pid)
-    return
-  end
-  halo.exit(pid, "shutdown")
-  local deadline, step = halo.now() + wait, 0
-  while alive(pid) do
-    if halo.now() >= deadline then
-      halo.log("warning", "supervisor: child %s '%s' did not stop within %d ms, killing it", pid, rec.spec.name, wait)
-      halo.kill(pid)
-      return
-    end
-    if step == 0 then halo.yield() else halo.sleep(math.min(2 ^ (step - 1), 20)) end
-    step = step + 1
+  if halo.stop_process(pid, wait) == "killed" and wait > 0 then
+    halo.log("warning", "supervisor: child %s '%s' did not stop within %d ms, killed", pid, rec.spec.name, wait)
   end
 end
 
