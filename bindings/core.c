@@ -506,10 +506,10 @@ static int l_run(lua_State *L) {
   halo__B = NULL;
   int closed = uv_loop_close(&B->loop);
   while (B->nco_pool) hb_key_free(B, L, B->co_pool[--B->nco_pool]);
-  hb_keys_close(B, L);
   luaL_unref(L, LUA_REGISTRYINDEX, B->body_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, B->mt_cache_ref);
-  halo_node_destroy(n);
+  halo_node_destroy(n); /* may release payloads (events): before the keys go */
+  hb_keys_close(B, L);
   free(B->entry_error);
   free(B);
   lua_pushinteger(L, closed == 0);

@@ -58,6 +58,27 @@ static int l_pool_replace_worker(lua_State *L) {
   return 1;
 }
 
+/* core.pool_forward(kind, from, ref, msg): hands a message that reached the
+ * pool process itself to a worker, as if it had been routed on arrival. */
+static int l_pool_forward(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.pool", 0);
+  int kind = (int)luaL_checkinteger(L, 1);
+  if (kind != HALO_MSG_REGULAR && kind != HALO_MSG_REQUEST && kind != HALO_MSG_EVENT)
+    return luaL_argerror(L, 1, "message kind expected");
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  halo_pid_t from;
+  if (halo_pid_parse(s, len, &from)) return luaL_argerror(L, 2, "PID expected");
+  uint64_t ref = (uint64_t)luaL_optnumber(L, 3, 0);
+  if (!halo_pool_of(self)) return hb_error(L, HALO_ENOTALLOWED);
+  halo_payload_t pl = hb_anchor(B, L, 4);
+  self->msgs_in--; /* counted once already, when it arrived */
+  halo__pool_route(&B->node, self, from, kind, ref, pl, hb_size(L, 4));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* core.pool_info(pid) -> { workers = {pid...}, forwarded, unhandled, restarts } | nil, err */
 static int l_pool_info(lua_State *L) {
   halo_binding_t *B = hb_node(L);
@@ -323,6 +344,7 @@ static int l_log_subscribe(lua_State *L) {
       source = t.pid;
     }
   }
+  if (self->state == HALO_STATE_ZOMBEE) return hb_error(L, HALO_ETERMINATED); /* its cleanup has run */
   return ok_or_error(L, halo_log_add_process(&B->node.log, name, self->id, levels, source));
 }
 
@@ -383,6 +405,7 @@ void hb_open_platform(lua_State *L) {
   static const luaL_Reg fns[] = {{"pool_set_workers", l_pool_set_workers},
                                  {"pool_replace_worker", l_pool_replace_worker},
                                  {"pool_info", l_pool_info},
+                                 {"pool_forward", l_pool_forward},
                                  {"event_register", l_event_register},
                                  {"event_unregister", l_event_unregister},
                                  {"event_publish", l_event_publish},

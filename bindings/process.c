@@ -83,6 +83,9 @@ int halo_send_number(const char *to, size_t len, double v) {
   if (!B) return -1;
   hb_target_t t;
   if (target_parse(B, to, len, &t) || !t.proc) return -1;
+  /* A pool may drop and log the message; logging can reach process loggers
+   * through host hooks, which must not run inside a compiled trace. */
+  if (t.proc->ext && t.proc->ext->pool) return -1;
   halo_node_t *n = &B->node;
   halo_payload_t pl;
   pl.tag = PL_NUMBER;

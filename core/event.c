@@ -69,6 +69,7 @@ static void drop_sub_at(halo_node_t *n, halo_event_t *ev, uint32_t i) {
 
 int halo_event_register(halo_node_t *n, halo_proc_t *p, const char *name, const halo_event_opts_t *o) {
   if (!name || !*name) return HALO_EINCORRECT;
+  if (p->state == HALO_STATE_ZOMBEE) return HALO_ETERMINATED; /* its cleanup has run */
   if (halo_smap_get(&n->events, name)) return HALO_ETAKEN;
   halo_proc_ext_t *x = halo__proc_ext(p);
   if (!x || vec_grow((void **)&x->owned, &x->capowned, x->nowned, sizeof *x->owned)) return HALO_ENOMEM;
@@ -164,6 +165,8 @@ int halo_event_publish(halo_node_t *n, halo_proc_t *p, const char *name, halo_pa
 int halo_event_subscribe(halo_node_t *n, halo_proc_t *p, const char *name, int type, halo_event_t **out) {
   halo_event_t *ev = halo_smap_get(&n->events, name);
   if (!ev) return HALO_EEVENTUNKNOWN;
+  if (p->state == HALO_STATE_ZOMBEE) return HALO_ETERMINATED;
+  if (ev->producer == p->id) return HALO_ENOTALLOWED;
   for (uint32_t i = 0; i < ev->nsubs; i++)
     if (ev->subs[i].pid == p->id && ev->subs[i].type == type) return HALO_ETARGETEXIST;
   halo_proc_ext_t *x = halo__proc_ext(p);

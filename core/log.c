@@ -224,14 +224,16 @@ void halo_log_emit(halo_log_t *log, const halo_log_record_t *rec) {
   if (i < 0) return;
   log->counts[i]++;
   uint8_t bit = (uint8_t)(1u << i);
+  /* Records of logger processes go to stream loggers only: loggers that log
+   * while handling records could otherwise feed each other without end. */
+  int from_logger = rec->pid.id && halo_log_find_process(log, rec->pid.id) != NULL;
   for (uint32_t k = 0; k < log->nloggers; k++) {
     halo_logger_t *lg = &log->loggers[k];
     if (!(lg->levels & bit)) continue;
     if (lg->format != HALO_LOGGER_PROCESS) {
       lg->records++;
       halo_log_write(lg->out, lg->format, log, rec);
-    } else if (rec->pid.id != lg->pid && source_matches(lg, rec) && log->proc_sink) {
-      /* never its own records: a logger process that logs cannot loop */
+    } else if (!from_logger && source_matches(lg, rec) && log->proc_sink) {
       lg->records++;
       log->proc_sink(log->proc_ud, lg, rec);
     }

@@ -75,8 +75,8 @@ void halo_log_destroy(halo_log_t *log);
  *  when the name is in use (out is then left alone), HALO_EINCORRECT for a
  *  bad format or empty name. */
 int halo_log_add(halo_log_t *log, const char *name, int format, uint8_t levels, FILE *out, int owns_out);
-/** Adds a process logger: records (except the process's own) go to pid
- *  through proc_sink. HALO_ETAKEN, HALO_ENOTALLOWED (the process is a
+/** Adds a process logger: records go to pid through proc_sink, except
+ *  those whose source is a logger process (its own included). HALO_ETAKEN, HALO_ENOTALLOWED (the process is a
  *  logger already). */
 int halo_log_add_process(halo_log_t *log, const char *name, uint64_t pid, uint8_t levels, halo_pid_t source);
 /** Removes a logger by name: 0 or HALO_EUNKNOWN. */

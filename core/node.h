@@ -126,7 +126,8 @@ struct halo_node {
   int auto_stop;          /* stop when the last process ends */
 
   /* watchdog: written by the loop thread, read by the watchdog thread */
-  uint64_t wd_cb_seq, wd_cb_start, wd_cb_pid;
+  uint64_t wd_cb_seq, wd_cb_start;
+  halo_proc_t *wd_cb_proc; /* innermost process running a callback, or NULL */
   uint64_t wd_busy_since;
   int wd_in_poll;
   void *watchdog;

@@ -42,7 +42,6 @@ int halo__sched_runnable(const halo_proc_t *p) {
 int halo__sched_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
   halo_proc_t *prev = n->current;
   uint64_t t0 = prev ? halo_clock_ns() : n->now;
-  uint64_t prev_start = n->wd_cb_start;
   uint64_t *prev_alloc = n->alloc ? halo_alloc_attribute(n->alloc, &p->alloc_bytes) : NULL;
   if (p->t_suspend) {
     p->running_ns += t0 - p->t_suspend;
@@ -50,10 +49,15 @@ int halo__sched_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
   }
   n->current = p;
   p->flags |= HALO_PF_ACTIVE;
-  __atomic_store_n(&n->wd_cb_pid, p->id, __ATOMIC_RELAXED);
-  __atomic_store_n(&n->wd_cb_start, t0, __ATOMIC_RELAXED);
-  /* Only this thread writes the sequence: no locked add on the hot path. */
-  __atomic_store_n(&n->wd_cb_seq, n->wd_cb_seq + 1, __ATOMIC_RELAXED);
+  /* The watchdog times top-level callbacks: a nested run (a child's init
+   * inside its spawner's callback) keeps the spawner's sequence and start,
+   * and only names the innermost process. */
+  __atomic_store_n(&n->wd_cb_proc, p, __ATOMIC_RELEASE);
+  if (!prev) {
+    __atomic_store_n(&n->wd_cb_start, t0, __ATOMIC_RELAXED);
+    /* Only this thread writes the sequence: no locked add on the hot path. */
+    __atomic_store_n(&n->wd_cb_seq, n->wd_cb_seq + 1, __ATOMIC_RELAXED);
+  }
 
   int rc = n->hooks.run(n, p, msg);
 
@@ -64,8 +68,8 @@ int halo__sched_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
      * read: run_batch closes the interval once for all of them. */
     n->current = prev;
     if (n->alloc) halo_alloc_attribute(n->alloc, prev_alloc);
-    __atomic_store_n(&n->wd_cb_pid, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&n->wd_cb_start, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&n->wd_cb_proc, NULL, __ATOMIC_RELEASE);
     return rc;
   }
   uint64_t t1 = halo_clock_ns();
@@ -79,8 +83,8 @@ int halo__sched_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
   if (rc == HALO_RUN_SUSPENDED && p->wait != HALO_WAIT_RECEIVE) p->t_suspend = t1;
   n->current = prev;
   if (n->alloc) halo_alloc_attribute(n->alloc, prev_alloc);
-  __atomic_store_n(&n->wd_cb_pid, prev ? prev->id : 0, __ATOMIC_RELAXED);
-  __atomic_store_n(&n->wd_cb_start, prev ? prev_start : 0, __ATOMIC_RELAXED);
+  if (!prev) __atomic_store_n(&n->wd_cb_start, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&n->wd_cb_proc, prev, __ATOMIC_RELEASE);
   return rc;
 }
 

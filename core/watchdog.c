@@ -21,21 +21,24 @@ struct halo_watchdog {
   uint64_t reports;
 };
 
-static void report(halo_watchdog_t *w, const char *what, uint64_t pid_id, uint64_t ms) {
+static void report(halo_watchdog_t *w, const char *what, halo_proc_t *p, uint64_t ms) {
   halo_node_t *n = w->node;
   char pid[HALO_PID_STRLEN] = "-", name[128] = "", beh[128] = "";
   uint64_t seq = __atomic_load_n(&n->wd_cb_seq, __ATOMIC_RELAXED);
-  if (pid_id) {
-    halo_pid_format(pid, sizeof pid, halo_node_pid(n, pid_id));
-    /* The loop thread is inside this callback, so the record is stable;
-     * the sequence check below discards a report that raced its end. */
-    halo_proc_t *p = halo_proc_find(n, pid_id);
-    if (p) {
-      if (p->name) snprintf(name, sizeof name, " '%s'", p->name);
-      if (p->behavior) snprintf(beh, sizeof beh, " %s", p->behavior);
-    }
+  if (p) {
+    /* Straight from the record the loop thread published (no map walk from
+     * this thread, which could meet a map being resized). The record stays
+     * put while its callback runs, and a report is only made for a callback
+     * that has run for the soft limit; the window in which the callback
+     * could end and its record be freed during these few reads is tiny, and
+     * the sequence check drops such a report. Behavior names are interned
+     * for the node's life. */
+    halo_pid_format(pid, sizeof pid, halo_node_pid(n, p->id));
+    const char *nm = p->name, *bh = p->behavior;
+    if (nm) snprintf(name, sizeof name, " '%s'", nm);
+    if (bh) snprintf(beh, sizeof beh, " %s", bh);
   }
-  if (pid_id && seq != __atomic_load_n(&n->wd_cb_seq, __ATOMIC_RELAXED)) return;
+  if (p && seq != __atomic_load_n(&n->wd_cb_seq, __ATOMIC_RELAXED)) return;
   fprintf(stderr, "[watchdog] %s: %s%s%s has been running for %llu ms\n", what, pid, name, beh,
           (unsigned long long)ms);
   fflush(stderr);
@@ -58,7 +61,7 @@ static void *run(void *arg) {
     uint64_t now = halo_clock_ns();
     uint64_t start = __atomic_load_n(&n->wd_cb_start, __ATOMIC_RELAXED);
     uint64_t seq = __atomic_load_n(&n->wd_cb_seq, __ATOMIC_RELAXED);
-    uint64_t pid = __atomic_load_n(&n->wd_cb_pid, __ATOMIC_RELAXED);
+    halo_proc_t *proc = __atomic_load_n(&n->wd_cb_proc, __ATOMIC_ACQUIRE);
     /* Inside a batch the scheduler stamps a callback with the batch's clock
      * reading (it reads the clock once per batch). A callback whose sequence
      * number the previous poll had not seen began after that poll, so the
@@ -73,12 +76,12 @@ static void *run(void *arg) {
     if (start && now > start && now - start > w->soft_ns && seq != w->reported_seq) {
       w->reported_seq = seq;
       w->reports++;
-      report(w, "slow callback", pid, (now - start) / 1000000u);
+      report(w, "slow callback", proc, (now - start) / 1000000u);
     }
     int in_poll = __atomic_load_n(&n->wd_in_poll, __ATOMIC_RELAXED);
     uint64_t busy = __atomic_load_n(&n->wd_busy_since, __ATOMIC_RELAXED);
     if (!in_poll && busy && now > busy && now - busy > w->hard_ns) {
-      report(w, "loop stuck past the hard limit, exiting", start ? pid : 0, (now - busy) / 1000000u);
+      report(w, "loop stuck past the hard limit, exiting", start ? proc : NULL, (now - busy) / 1000000u);
       _exit(70);
     }
   }

@@ -185,6 +185,25 @@ describe("halo.application", function()
     assert.same({ "start bad.a", "stop bad.a shutdown" }, r.log)
   end)
 
+  it("answers a start that queued behind the stop of the last running application", function()
+    local r = helper.run(function()
+      local log = {}
+      assert(halo.application.load(app("A", log)))
+      assert(halo.application.load(app("B", log)))
+      assert(halo.application.start("A"))
+      local res = {}
+      assert(halo.spawn(function() res.stop = { halo.application.stop("A") } end))
+      assert(halo.spawn(function() res.start = { halo.application.start("B", 2000) } end))
+      assert(helper.wait_until(function() return res.stop and res.start end, 3000))
+      local state = halo.application.info("B").State
+      halo.application.stop("B")
+      return { res = res, state = state }
+    end)
+    assert.same({ true }, r.res.stop)
+    assert.same({ true }, r.res.start)
+    assert.equal("running", r.state)
+  end)
+
   it("rejects malformed specs and duplicate names", function()
     local cases = {
       { {}, "name %(a non%-empty string%) is required" },

@@ -88,6 +88,21 @@ describe("the halo binary", function()
     assert.matches("shop stopped: loaded", out)
   end)
 
+  it("reports a slow callback that keeps spawning", function()
+    local out, code = sh(halo_bin .. [[ run --watchdog-ms 250 -e '
+      local halo = require("halo")
+      local pid = halo.spawn({ name = "spawner", handle_call = function()
+        local t = halo.now()
+        while halo.now() - t < 700 do
+          halo.spawn(function() end)
+          local u = halo.now(); while halo.now() - u < 20 do end
+        end
+        return 1 end })
+      halo.call(pid, 1, 5000); halo.shutdown()']])
+    assert.equal(0, code)
+    assert.matches("slow callback: <[%x.]+%d> spawner has been running for", out)
+  end)
+
   it("does not take a long batch of short callbacks for one slow callback", function()
     -- 20 queued messages of 30 ms each run in one scheduler batch (600 ms)
     -- whose callbacks share one clock reading; none of them passes 250 ms.

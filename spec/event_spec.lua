@@ -235,4 +235,31 @@ describe("halo.event", function()
     assert.same({ "e_demand", "e_idle" }, r.quiet)
     assert.same({}, r.none)
   end)
+
+  it("refuses a producer its own event, and a killed process new events or subscriptions", function()
+    local r = helper.run(function()
+      local out = {}
+      local prod = assert(halo.spawn({
+        init = function() assert(halo.event.register("own", { notify = true })) end,
+        handle_call = function()
+          out.self_sub = { halo.event.monitor("own") }
+          halo.kill(halo.self()) -- a zombee from here on; its cleanup has run
+          out.zombee_register = { halo.event.register("late", { buffer = 2 }) }
+          out.zombee_sub = { halo.event.link("own") }
+          out.zombee_logger = { halo.log.subscribe() }
+          halo.sleep(20)
+        end,
+      }))
+      halo.call(prod, "go", 200)
+      out.late = { halo.event.info("late") }
+      out.loggers = #halo.log.loggers()
+      return out
+    end)
+    assert.equal("ENOTALLOWED", r.self_sub[3])
+    assert.equal("ETERMINATED", r.zombee_register[3])
+    assert.equal("EEVENTUNKNOWN", r.zombee_sub[3]) -- "own" ended with its producer
+    assert.equal("ETERMINATED", r.zombee_logger[3])
+    assert.equal("EEVENTUNKNOWN", r.late[3])
+    assert.equal(1, r.loggers) -- only "default"
+  end)
 end)

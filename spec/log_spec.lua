@@ -160,4 +160,26 @@ describe("halo.log", function()
     end)
     assert.equal(0, r)
   end)
+
+  it("does not pass records of logger processes to other logger processes", function()
+    local r = helper.run(function()
+      assert(halo.log.remove_logger("default"))
+      local seen = { 0, 0, 0 }
+      local subs = {}
+      for i = 1, 3 do
+        subs[i] = assert(halo.spawn({
+          init = function() assert(halo.log.subscribe({ levels = { "info" } })) end,
+          handle_log = function(_, rec)
+            seen[i] = seen[i] + 1
+            halo.log.info("logger %d saw: %s", i, rec.message) -- would echo forever without the rule
+          end,
+        }))
+      end
+      halo.log.info("one record")
+      halo.sleep(50)
+      for i = 1, 3 do halo.kill(subs[i]) end
+      return seen
+    end, { log_level = "info" })
+    assert.same({ 1, 1, 1 }, r)
+  end)
 end)

@@ -111,6 +111,22 @@ describe("halo.pool", function()
     assert.equal("ENOPROC", r.info[3])
   end)
 
+  it("passes on messages that reached the pool before its workers were set", function()
+    local r = helper.run(function()
+      local log = {}
+      local w = worker(log)
+      w.init = function() halo.send("early", "hello from init") end -- before the pool routes
+      local pool = assert(halo.pool.start({ size = 2, worker = w }, { name = "early" }))
+      assert(helper.wait_until(function() return #log == 2 end))
+      local insp = halo.inspect(pool)
+      halo.kill(pool)
+      return { log = log, insp = insp }
+    end)
+    assert.equal("hello from init", r.log[1][3])
+    assert.equal("hello from init", r.log[2][3])
+    assert.equal("2", r.insp.messages_forwarded)
+  end)
+
   it("rejects a malformed spec", function()
     local cases = {
       { {}, "worker %(a behavior table or module name%) is required" },

@@ -279,6 +279,29 @@ describe("halo.supervisor", function()
   end)
 end)
 
+describe("halo.supervisor with temporary siblings", function()
+  it("does not restart a temporary child stopped by all_for_one", function()
+    local r = helper.run(function()
+      local log = {}
+      local s = spec("all_for_one", log)
+      s.children[1].restart = "permanent"
+      s.children[3].restart = "temporary"
+      local sup = assert(halo.supervisor.start(s))
+      local a = halo.whereis("w_a")
+      halo.send(a, "crash")
+      assert(helper.wait_until(function() return halo.whereis("w_a") and halo.whereis("w_a") ~= a end))
+      assert(helper.wait_until(function() return halo.whereis("w_b") end))
+      halo.sleep(10)
+      local kids = halo.supervisor.children(sup)
+      local out = { kids = #kids, c = halo.whereis("w_c") }
+      halo.supervisor.stop(sup)
+      return out
+    end)
+    assert.equal(2, r.kids)
+    assert.is_nil(r.c)
+  end)
+end)
+
 describe("halo.stop_process", function()
   it("stops a child at once, kills one that traps the exit after the wait, and ignores the dead", function()
     local r = helper.run(function()

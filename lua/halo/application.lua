@@ -185,6 +185,9 @@ local function idle_reason()
   for _, a in pairs(reg.apps) do
     if a.state ~= "loaded" then return nil end
   end
+  -- requests that queued up meanwhile are answered first
+  local q = halo.process_info(halo.self()).MailboxQueues
+  if q.Urgent + q.System + q.Main + q.Log > 0 then return nil end
   return "normal"
 end
 
@@ -203,8 +206,7 @@ function Controller:handle_call(_, _, req)
 end
 
 -- A member ended: apply the application's mode.
-function Controller:handle_message(_, msg)
-  if not halo.is_down(msg) then return end
+local function member_down(msg)
   local app = reg.owner[msg.pid]
   if not app then return end
   reg.owner[msg.pid] = nil
@@ -224,6 +226,10 @@ function Controller:handle_message(_, msg)
     app.state, app.started_at, app.parent = "loaded", nil, ""
     halo.log.info("application %s stopped: no members left", app.name)
   end
+end
+
+function Controller:handle_message(_, msg)
+  if halo.is_down(msg) then member_down(msg) end
   return idle_reason()
 end
 

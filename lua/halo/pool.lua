@@ -68,14 +68,27 @@ function Pool:init(spec)
     local pid, err = spawn_worker(self)
     if not pid then error(("pool: worker %d failed to start: %s"):format(i, tostring(err)), 0) end
     workers[i] = pid
+    assert(core.pool_set_workers(workers)) -- forwarding starts with the first worker
   end
-  assert(core.pool_set_workers(workers))
+end
+
+-- Traffic that reached the pool itself: sent before its first worker was
+-- up. It goes on to a worker now, sender and ref kept.
+function Pool:handle_call(from, ref, req)
+  core.pool_forward(core.MSG_REQUEST, from, ref, req)
+end
+
+function Pool:handle_event(event, message, time)
+  core.pool_forward(core.MSG_EVENT, halo.self(), 0, { event = event, message = message, time = time })
 end
 
 -- A worker ended: start another in its place (a few tries, backing off; the
 -- forwarding skips the empty slot meanwhile).
-function Pool:handle_message(_, msg)
-  if not halo.is_down(msg) then return end
+function Pool:handle_message(from, msg)
+  if not halo.is_down(msg) or not msg.pid then
+    core.pool_forward(core.MSG_REGULAR, from, 0, msg)
+    return
+  end
   local delay = 50
   for attempt = 1, 6 do
     local pid, err = spawn_worker(self)

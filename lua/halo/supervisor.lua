@@ -200,12 +200,15 @@ local function child_ended(self, rec, reason)
     return M.EXCEEDED
   end
   local from, to = index_of(self, rec), index_of(self, rec)
-  if self.strategy == "all_for_one" then
-    from, to = 1, #self.children
-    stop_all(self)
-  elseif self.strategy == "rest_for_one" then
+  if self.strategy == "all_for_one" or self.strategy == "rest_for_one" then
+    if self.strategy == "all_for_one" then from = 1 end
+    stop_all(self, from)
+    -- temporary siblings stopped here are not restarted: they leave the list
+    for i = #self.children, from, -1 do
+      local r = self.children[i]
+      if r ~= rec and restart_type(self, r) == "temporary" then table.remove(self.children, i) end
+    end
     to = #self.children
-    stop_all(self, from + 1)
   end
   for i = from, to do
     local r = self.children[i]
