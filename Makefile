@@ -7,10 +7,13 @@ JOBS       ?= $(shell nproc)
 PACKAGES   := build-essential cmake pkg-config libuv1-dev libluajit-5.1-dev luajit \
               lua-cjson lua-cjson-dev node-llhttp lua-busted
 BENCH_PACKAGES := erlang-base
+FUZZ_PACKAGES  := clang
+FUZZ_SECONDS   ?= 60
+BUILD_FUZZ     ?= build-fuzz
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-bench build build-asan test test-c test-lua test-lua-asan demo bench compare clean
+.PHONY: all deps deps-bench build build-asan test test-c test-lua test-lua-asan demo bench compare fuzz clean
 
 all: build
 
@@ -61,5 +64,19 @@ bench: build
 compare: build deps-bench
 	./bench/compare
 
+# libFuzzer on the MessagePack decoder for FUZZ_SECONDS (default 60); the
+# corpus (seeded with encodings of assorted values) stays in $(BUILD_FUZZ).
+FUZZ_SRC := fuzz/fuzz_decode.c bindings/codec.c core/msgpack.c core/pid.c core/errors.c
+fuzz: build
+	@dpkg-query -W -f='$${Status}' $(FUZZ_PACKAGES) 2>/dev/null | grep -q "install ok installed" || \
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(FUZZ_PACKAGES))
+	@mkdir -p $(BUILD_FUZZ)/corpus
+	clang -g -O1 -DHALO_FUZZ -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  -Icore -Ibindings $$(pkg-config --cflags luajit libuv) $(FUZZ_SRC) \
+	  $$(pkg-config --libs luajit libuv) -lm -o $(BUILD_FUZZ)/fuzz_decode
+	LUA_CPATH="$(BUILD)/lua/?.so" luajit fuzz/seeds.lua $(BUILD_FUZZ)/corpus
+	./$(BUILD_FUZZ)/fuzz_decode -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -print_final_stats=1 $(BUILD_FUZZ)/corpus
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

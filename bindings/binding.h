@@ -117,6 +117,14 @@ halo_proc_t *hb_check_proc(lua_State *L, halo_binding_t *B, int idx, int *err);
 /** Pushes a new table that JSON encoders print as [] when it stays empty. */
 void hb_new_array(lua_State *L, int n);
 
+/** MessagePack codec (codec.c): encodes the value at idx into w; 0 or a
+ *  HALO_E* code with a reason in err. */
+struct halo_mpw;
+int hb_encode(lua_State *L, int idx, struct halo_mpw *w, int max_depth, char *err, size_t errlen);
+/** Decodes exactly one value from buf and pushes it; 0 or a code (nothing pushed). */
+int hb_decode(lua_State *L, const void *buf, size_t len, int max_depth, char *err, size_t errlen);
+void hb_open_codec(lua_State *L);
+
 /** Registers the functions of each file into the table on top. */
 void hb_open_process(lua_State *L);
 void hb_open_introspect(lua_State *L);

@@ -600,5 +600,6 @@ int luaopen_halo_core(lua_State *L) {
   hb_open_process(L);
   hb_open_introspect(L);
   hb_open_platform(L);
+  hb_open_codec(L);
   return 1;
 }
