@@ -1,0 +1,88 @@
+/* SHA-256 and HMAC-SHA256 against the published test vectors (FIPS 180-2
+ * examples, RFC 4231). */
+#include "check.h"
+#include "sha256.h"
+
+#include <stdlib.h>
+
+static void hex(const uint8_t *d, char *out) {
+  for (int i = 0; i < HALO_SHA256_LEN; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void expect_sha(const char *msg, size_t n, const char *want) {
+  uint8_t d[HALO_SHA256_LEN];
+  char h[65];
+  halo_sha256(msg, n, d);
+  hex(d, h);
+  CHECK_STR_EQ(h, want);
+}
+
+static void test_sha256_vectors(void) {
+  expect_sha("", 0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  expect_sha("abc", 3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  const char *m448 = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  expect_sha(m448, strlen(m448), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  const char *m896 = "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu";
+  expect_sha(m896, strlen(m896), "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
+  /* a million 'a', fed in uneven pieces */
+  halo_sha256_t c;
+  halo_sha256_init(&c);
+  char *a = malloc(1000000);
+  memset(a, 'a', 1000000);
+  size_t off = 0, step = 1;
+  while (off < 1000000) {
+    size_t take = step < 1000000 - off ? step : 1000000 - off;
+    halo_sha256_update(&c, a + off, take);
+    off += take;
+    step = step * 3 % 997 + 1;
+  }
+  free(a);
+  uint8_t d[HALO_SHA256_LEN];
+  char h[65];
+  halo_sha256_final(&c, d);
+  hex(d, h);
+  CHECK_STR_EQ(h, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+static void expect_hmac(const void *key, size_t kl, const void *msg, size_t ml, const char *want) {
+  uint8_t d[HALO_SHA256_LEN];
+  char h[65];
+  halo_hmac_sha256(key, kl, msg, ml, d);
+  hex(d, h);
+  CHECK_STR_EQ(h, want);
+}
+
+static void test_hmac_rfc4231(void) {
+  uint8_t k1[20], k3[20], d3[50], k6[131];
+  memset(k1, 0x0b, sizeof k1);
+  expect_hmac(k1, 20, "Hi There", 8, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  expect_hmac("Jefe", 4, "what do ya want for nothing?", 28,
+              "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  memset(k3, 0xaa, sizeof k3);
+  memset(d3, 0xdd, sizeof d3);
+  expect_hmac(k3, 20, d3, 50, "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe");
+  memset(k6, 0xaa, sizeof k6);
+  const char *m6 = "Test Using Larger Than Block-Size Key - Hash Key First";
+  expect_hmac(k6, 131, m6, strlen(m6), "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+  const char *m7 = "This is a test using a larger than block-size key and a larger than block-size data. The key needs to be hashed before being used by the HMAC algorithm.";
+  expect_hmac(k6, 131, m7, strlen(m7), "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
+}
+
+static void test_digest_equal(void) {
+  uint8_t a[HALO_SHA256_LEN], b[HALO_SHA256_LEN];
+  halo_sha256("x", 1, a);
+  memcpy(b, a, sizeof a);
+  CHECK(halo_digest_equal(a, b));
+  for (int i = 0; i < HALO_SHA256_LEN; i++) {
+    b[i] ^= 1;
+    CHECK(!halo_digest_equal(a, b));
+    b[i] ^= 1;
+  }
+}
+
+int main(void) {
+  RUN_TEST(test_sha256_vectors);
+  RUN_TEST(test_hmac_rfc4231);
+  RUN_TEST(test_digest_equal);
+  return check_exit_code();
+}
