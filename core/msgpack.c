@@ -131,7 +131,7 @@ void halo_mpw_ext(halo_mpw_t *w, int8_t type, const void *data, uint32_t n) {
   static const uint8_t fix[17] = {[1] = 0xd4, [2] = 0xd5, [4] = 0xd6, [8] = 0xd7, [16] = 0xd8};
   uint8_t *p;
   if (n <= 16 && fix[n]) {
-    if (!(p = room(w, 2))) return;
+    if (!(p = room(w, 1))) return;
     p[0] = fix[n];
   } else if (n <= UINT8_MAX) {
     if (!(p = room(w, 2))) return;

@@ -70,7 +70,8 @@ int halo_mpr_next(halo_mpr_t *r, halo_mp_obj_t *o);
 int halo_mp_id(const halo_mp_obj_t *o, uint32_t *node, uint64_t *id);
 
 /** Checks that buf holds exactly one well-formed value nested at most
- *  max_depth deep. 0, or HALO_EMALFORMED with *err (static text) set. */
+ *  max_depth (at most 255) deep. 0, or HALO_EMALFORMED with *err (static
+ *  text) set. */
 int halo_mp_validate(const void *buf, size_t len, int max_depth, const char **err);
 
 #endif
