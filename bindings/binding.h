@@ -56,6 +56,8 @@ typedef struct halo_binding {
   int pid_cache_key[256]; /* registry keys of recently seen PID strings of ended processes */
   uint64_t pid_cache[256];
   uint64_t entry_id;
+  struct halo_net *net; /* the transport, once started */
+  char codec_err[160];  /* why the last payload could not be encoded for the wire */
 } halo_binding_t;
 
 /** The node running in this Lua state, or NULL. */
@@ -124,6 +126,15 @@ int hb_encode(lua_State *L, int idx, struct halo_mpw *w, int max_depth, char *er
 /** Decodes exactly one value from buf and pushes it; 0 or a code (nothing pushed). */
 int hb_decode(lua_State *L, const void *buf, size_t len, int max_depth, char *err, size_t errlen);
 void hb_open_codec(lua_State *L);
+
+/** Transport (net.c): starts it with a cookie, listening on "host:port"
+ *  (NULL: 127.0.0.1, the default port or the next free one); pushes the
+ *  port, or nil, err, code. */
+int hb_net_start(lua_State *L, halo_binding_t *B, const char *cookie, const char *listen);
+/** Closes connections and the acceptor (node stop); hb_net_free after the loop ends. */
+void hb_net_stop(halo_binding_t *B);
+void hb_net_free(halo_binding_t *B);
+void hb_open_net(lua_State *L);
 
 /** Registers the functions of each file into the table on top. */
 void hb_open_process(lua_State *L);

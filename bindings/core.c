@@ -356,6 +356,7 @@ static void close_cb(uv_handle_t *h) { (void)h; }
 
 static void hook_stopped(halo_node_t *n) {
   halo_binding_t *B = n->host;
+  hb_net_stop(B);
   halo_node_close(n);
   if (B->use_signals) {
     uv_close((uv_handle_t *)&B->sigint, close_cb);
@@ -475,6 +476,30 @@ static int l_run(lua_State *L) {
   if (wd_soft > 0) halo_watchdog_start(n, (uint64_t)wd_soft, (uint64_t)wd_hard);
 
   halo_node_start(n);
+  {
+    /* the transport, when asked for: opts.cookie, opts.listen ("host:port") */
+    const char *cookie = opt_str(L, 3, "cookie", NULL), *listen = opt_str(L, 3, "listen", NULL);
+    if (cookie || listen) {
+      int top = lua_gettop(L);
+      char random_cookie[17];
+      if (!cookie || !*cookie) {
+        static const char abc[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        unsigned char r[16];
+        if (uv_random(NULL, NULL, r, sizeof r, 0, NULL)) memset(r, 7, sizeof r);
+        for (int i = 0; i < 16; i++) random_cookie[i] = abc[r[i] % (sizeof abc - 1)];
+        random_cookie[16] = 0;
+        cookie = random_cookie;
+        halo_log_node(&n->log, HALO_LOG_WARNING,
+                      "no cookie given (--cookie or HALO_COOKIE): using a random one, no other node can connect");
+      }
+      hb_net_start(L, B, cookie, listen);
+      if (lua_isnil(L, top + 1)) {
+        halo_log_node(&n->log, HALO_LOG_ERROR, "network: %s", lua_tostring(L, top + 2));
+        halo_node_stop(n, 1);
+      }
+      lua_settop(L, top);
+    }
+  }
   hb_spawn_entry(L, B, 1, 2);
   uv_run(&B->loop, UV_RUN_DEFAULT);
   halo_watchdog_stop(n);
@@ -508,6 +533,7 @@ static int l_run(lua_State *L) {
   while (B->nco_pool) hb_key_free(B, L, B->co_pool[--B->nco_pool]);
   luaL_unref(L, LUA_REGISTRYINDEX, B->body_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, B->mt_cache_ref);
+  hb_net_free(B);
   halo_node_destroy(n); /* may release payloads (events): before the keys go */
   hb_keys_close(B, L);
   free(B->entry_error);
@@ -601,5 +627,6 @@ int luaopen_halo_core(lua_State *L) {
   hb_open_introspect(L);
   hb_open_platform(L);
   hb_open_codec(L);
+  hb_open_net(L);
   return 1;
 }

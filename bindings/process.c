@@ -349,6 +349,17 @@ static int l_spawn(lua_State *L) {
 
 /* -- Messages ------------------------------------------------------------------ */
 
+/* An error of a send: with the codec's reason when the value could not be
+ * encoded for another node. */
+static int hb_remote_error(lua_State *L, halo_binding_t *B, int rc) {
+  if (B->codec_err[0]) {
+    int r = hb_errorf(L, rc, "cannot send to another node: %s", B->codec_err);
+    B->codec_err[0] = 0;
+    return r;
+  }
+  return hb_error(L, rc);
+}
+
 /* core.send(to, msg) -> true | nil, err, code */
 static int l_send(lua_State *L) {
   halo_binding_t *B = halo__B;
@@ -363,11 +374,12 @@ static int l_send(lua_State *L) {
     return hb_error(L, rc);
   }
   halo_payload_t pl = hb_anchor(B, L, 2);
+  B->codec_err[0] = 0;
   if (t.proc) rc = halo_send_proc(n, n->current, t.proc, HALO_MSG_REGULAR, HALO_Q_MAIN, 0, pl, hb_size(L, 2));
   else rc = halo_send(n, n->current, t.pid, HALO_MSG_REGULAR, HALO_Q_MAIN, 0, pl, hb_size(L, 2));
   if (rc) {
     hb_release(B, pl);
-    return hb_error(L, rc);
+    return hb_remote_error(L, B, rc);
   }
   lua_pushboolean(L, 1);
   return 1;
@@ -386,10 +398,11 @@ static int call_kind(lua_State *L, int kind, int queue, const char *fn) {
   double timeout = luaL_optnumber(L, 3, 5000);
   if (timeout < 0) return luaL_argerror(L, 3, "timeout must be >= 0 ms");
   halo_payload_t pl = hb_anchor(B, L, 2);
+  B->codec_err[0] = 0;
   int64_t ref = halo_call(n, self, t.pid, kind, queue, pl, hb_size(L, 2), (uint64_t)timeout);
   if (ref < 0) {
     hb_release(B, pl);
-    return hb_error(L, (int)ref);
+    return hb_remote_error(L, B, (int)ref);
   }
   lua_pushnumber(L, (double)ref);
   return 1;

@@ -42,6 +42,9 @@ static const char *run_usage =
     "                        are searched by default\n"
     "  --watchdog-ms MS      log a callback running longer than MS (default 1000, 0 = off)\n"
     "  --watchdog-hard-ms MS exit with status 70 when the loop is stuck for MS (default 30000)\n"
+    "  --cookie SECRET       the cluster's shared secret (or HALO_COOKIE); starts the network\n"
+    "  --listen HOST:PORT    accept other nodes here (default 127.0.0.1:11144, or the next\n"
+    "                        free port); starts the network\n"
     "  -e CODE               run CODE instead of a file\n"
     "  -h, --help            this text\n"
     "\n"
@@ -68,6 +71,7 @@ static const char *source_dir(void) {
 
 static int cmd_run(int argc, char **argv) {
   const char *name = "halo@localhost", *level = "info", *code = NULL, *file = NULL;
+  const char *cookie = getenv("HALO_COOKIE"), *listen = NULL;
   const char *paths[64];
   int npaths = 0, wd = 1000, wd_hard = 30000, i;
   for (i = 0; i < argc; i++) {
@@ -85,6 +89,10 @@ static int cmd_run(int argc, char **argv) {
       wd = atoi(argv[++i]);
     } else if (!strcmp(a, "--watchdog-hard-ms") && i + 1 < argc) {
       wd_hard = atoi(argv[++i]);
+    } else if (!strcmp(a, "--cookie") && i + 1 < argc) {
+      cookie = argv[++i];
+    } else if (!strcmp(a, "--listen") && i + 1 < argc) {
+      listen = argv[++i];
     } else if (!strcmp(a, "-e") && i + 1 < argc) {
       code = argv[++i];
       i++;
@@ -174,6 +182,14 @@ static int cmd_run(int argc, char **argv) {
   lua_setfield(L, -2, "watchdog_ms");
   lua_pushinteger(L, wd_hard);
   lua_setfield(L, -2, "watchdog_hard_ms");
+  if (cookie) {
+    lua_pushstring(L, cookie);
+    lua_setfield(L, -2, "cookie");
+  }
+  if (listen) {
+    lua_pushstring(L, listen);
+    lua_setfield(L, -2, "listen");
+  }
   lua_getglobal(L, "arg");
   lua_setfield(L, -2, "args");
   if (lua_pcall(L, 2, 2, 0)) {

@@ -23,6 +23,7 @@ enum halo_msg_kind {
   HALO_MSG_INSPECT,
   HALO_MSG_LOG,
   HALO_MSG_TIMEOUT, /* not queued: resumes a process whose receive timed out */
+  HALO_MSG_REPLY,   /* not queued: a reply on its way to another node */
 };
 
 /* Message flags (halo_msg_t.flags). A send passes them in the kind argument,

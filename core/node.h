@@ -29,6 +29,8 @@ typedef struct halo_signal_info {
 
 enum { HALO_NOTICE_NONE, HALO_NOTICE_EVENT_START, HALO_NOTICE_EVENT_STOP };
 
+struct halo_mpw;
+
 typedef struct halo_node_hooks {
   /** Runs p: delivers msg (p waits in RECEIVE), or with msg == NULL starts
    *  init (first run) or continues a suspended callback (p->wake says why).
@@ -48,6 +50,10 @@ typedef struct halo_node_hooks {
                            const halo_payload_t *reason);
   /** Makes a payload of a reason text ("normal", "kill", "shutdown", ...). */
   halo_payload_t (*reason)(halo_node_t *n, const char *text);
+  /** Encodes a payload for the wire (MessagePack into w); 0 or an error. */
+  int (*encode)(halo_node_t *n, halo_payload_t pl, struct halo_mpw *w);
+  /** Decodes bytes from the wire into a payload the receiver will own. */
+  int (*decode)(halo_node_t *n, const void *buf, size_t len, halo_payload_t *out);
   /** Builds the payload of a log record for a process logger (NULL: none). */
   halo_payload_t (*log_record)(halo_node_t *n, const halo_log_record_t *rec);
   /** Called once when the node has stopped (every process gone). */

@@ -260,7 +260,7 @@ int halo_reply(halo_node_t *n, halo_proc_t *from, halo_pid_t to, uint64_t ref, h
   if (to.node != n->crc) {
     /* The cluster layer carries replies; without it there is no route. */
     if (!n->route) return HALO_ENOCONN;
-    int rc = n->route->send(n->route->ud, n, from, to, HALO_MSG_REQUEST, HALO_Q_URGENT, ref, pl, 0);
+    int rc = n->route->send(n->route->ud, n, from, to, HALO_MSG_REPLY, HALO_Q_URGENT, ref, pl, 0);
     if (!rc && from) from->msgs_out++;
     return rc;
   }

@@ -285,7 +285,8 @@ function halo.process_lookup(name_or_pid)
 end
 
 -- The platform modules load on first use: halo.supervisor, halo.pool, ...
-local submodules = { supervisor = true, pool = true, event = true, application = true, cron = true, codec = true }
+local submodules = { supervisor = true, pool = true, event = true, application = true, cron = true, codec = true,
+                     net = true }
 setmetatable(halo, {
   __index = function(t, k)
     if submodules[k] then

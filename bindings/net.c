@@ -1,0 +1,171 @@
+/* The Lua face of the transport (core/net.c): starting it, dialing,
+ * reading its state, and the payload codec hooks it calls. */
+#include "binding.h"
+#include "clock.h"
+#include "msgpack.h"
+#include "net.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define WIRE_DEPTH 64
+
+static int hook_encode(halo_node_t *n, halo_payload_t pl, struct halo_mpw *w) {
+  halo_binding_t *B = n->host;
+  lua_State *L = hb_L(B);
+  hb_push_payload(B, L, pl, 0);
+  int rc = hb_encode(L, -1, w, WIRE_DEPTH, B->codec_err, sizeof B->codec_err);
+  lua_pop(L, 1);
+  return rc;
+}
+
+static int hook_decode(halo_node_t *n, const void *buf, size_t len, halo_payload_t *out) {
+  halo_binding_t *B = n->host;
+  lua_State *L = hb_L(B);
+  int rc = hb_decode(L, buf, len, WIRE_DEPTH, NULL, 0);
+  if (rc) return rc;
+  *out = hb_anchor(B, L, -1);
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* Splits "host:port" (the last colon; [v6]:port allowed). */
+static int split_addr(const char *s, char *host, size_t hsize, int *port) {
+  const char *colon = strrchr(s, ':');
+  if (!colon || colon == s || !colon[1]) return -1;
+  size_t hl = (size_t)(colon - s);
+  if (s[0] == '[' && hl > 2 && s[hl - 1] == ']') s++, hl -= 2;
+  if (hl >= hsize) return -1;
+  memcpy(host, s, hl);
+  host[hl] = 0;
+  char *end;
+  long p = strtol(colon + 1, &end, 10);
+  if (*end || p < 0 || p > 65535) return -1;
+  *port = (int)p;
+  return 0;
+}
+
+int hb_net_start(lua_State *L, halo_binding_t *B, const char *cookie, const char *listen) {
+  if (B->net) return hb_errorf(L, HALO_ETAKEN, "the network is running already");
+  char host[128] = "127.0.0.1";
+  int port = 0;
+  if (listen && split_addr(listen, host, sizeof host, &port))
+    return luaL_error(L, "listen address must be host:port, got '%s'", listen);
+  halo_net_t *net = calloc(1, sizeof *net);
+  if (!net || halo_net_init(net, &B->node, cookie)) {
+    free(net);
+    return hb_error(L, HALO_ENOMEM);
+  }
+  B->node.hooks.encode = hook_encode;
+  B->node.hooks.decode = hook_decode;
+  int rc = halo_net_listen(net, host, port);
+  if (rc) {
+    halo_net_close(net);
+    free(net);
+    return hb_errorf(L, rc, "cannot listen on %s:%d: %s", host, port ? port : HALO_NET_DEFAULT_PORT, halo_strerror(rc));
+  }
+  B->net = net;
+  halo_log_proc(&B->node, NULL, HALO_LOG_INFO, "listening on %s:%d", net->host, net->port);
+  lua_pushinteger(L, net->port);
+  return 1;
+}
+
+void hb_net_stop(halo_binding_t *B) {
+  if (!B->net) return;
+  halo_net_close(B->net);
+}
+
+void hb_net_free(halo_binding_t *B) {
+  free(B->net);
+  B->net = NULL;
+}
+
+/* core.net_start(cookie, "host:port") -> port | nil, err */
+static int l_net_start(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  const char *cookie = luaL_checkstring(L, 1);
+  if (!*cookie) return luaL_argerror(L, 1, "cookie must not be empty");
+  return hb_net_start(L, B, cookie, luaL_optstring(L, 2, NULL));
+}
+
+/* core.net_connect("host:port") -> true | nil, err: dials; the handshake goes on in the background */
+static int l_net_connect(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  if (!B->net) return hb_errorf(L, HALO_ENOTALLOWED, "the network is not started (--cookie / --listen)");
+  char host[128];
+  int port;
+  const char *addr = luaL_checkstring(L, 1);
+  if (split_addr(addr, host, sizeof host, &port) || !port) return luaL_argerror(L, 1, "host:port expected");
+  int rc = halo_net_connect(B->net, host, port);
+  if (rc) return hb_errorf(L, rc, "cannot dial %s: %s", addr, halo_strerror(rc));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+#define SET_NUM(k, v) (lua_pushnumber(L, (double)(v)), lua_setfield(L, -2, k))
+
+static void push_peer(lua_State *L, const halo_peer_t *p) {
+  lua_createtable(L, 0, 10);
+  lua_pushstring(L, p->name);
+  lua_setfield(L, -2, "Name");
+  lua_pushboolean(L, p->conn != NULL);
+  lua_setfield(L, -2, "Connected");
+  lua_pushboolean(L, p->dialed);
+  lua_setfield(L, -2, "Dialed");
+  SET_NUM("ConnectionUptime", p->conn ? (halo_clock_ns() - p->connected_at) / 1000000000u : 0);
+  SET_NUM("MessagesIn", p->msgs_in);
+  SET_NUM("MessagesOut", p->msgs_out);
+  SET_NUM("BytesIn", p->bytes_in);
+  SET_NUM("BytesOut", p->bytes_out);
+  SET_NUM("MaxMessageSize", p->max_message);
+}
+
+/* core.net_peer(name) -> RemoteNodeInfo | nil, err */
+static int l_net_peer(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  const char *name = luaL_checkstring(L, 1);
+  halo_peer_t *p = B->net ? halo_imap_get(&B->net->peers, halo_crc32(name, strlen(name))) : NULL;
+  if (!p) return hb_error(L, HALO_ENOCONN);
+  push_peer(L, p);
+  return 1;
+}
+
+/* core.net_info() -> NetworkInfo */
+static int l_net_info(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_net_t *net = B->net;
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, net ? "enabled" : "disabled");
+  lua_setfield(L, -2, "Mode");
+  hb_new_array(L, 1);
+  if (net && net->acceptor) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, net->host);
+    lua_setfield(L, -2, "Host");
+    SET_NUM("Port", net->port);
+    lua_rawseti(L, -2, 1);
+  }
+  lua_setfield(L, -2, "Acceptors");
+  hb_new_array(L, 0);
+  int k = 0;
+  if (net)
+    for (size_t i = 0; i < net->peers.cap; i++) {
+      const halo_peer_t *p = net->peers.slots[i].val;
+      if (!p) continue;
+      push_peer(L, p);
+      lua_rawseti(L, -2, ++k);
+    }
+  lua_setfield(L, -2, "Nodes");
+  SET_NUM("HandshakeErrors", net ? net->handshake_errors : 0);
+  SET_NUM("ConnectionsEstablished", net ? net->connections_established : 0);
+  SET_NUM("ConnectionsLost", net ? net->connections_lost : 0);
+  SET_NUM("ProtocolErrors", net ? net->protocol_errors : 0);
+  return 1;
+}
+
+void hb_open_net(lua_State *L) {
+  static const luaL_Reg fns[] = {{"net_start", l_net_start}, {"net_connect", l_net_connect},
+                                 {"net_peer", l_net_peer},   {"net_info", l_net_info},
+                                 {NULL, NULL}};
+  luaL_register(L, NULL, fns);
+}

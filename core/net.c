@@ -1,0 +1,506 @@
+#include "net.h"
+#include "clock.h"
+#include "errors.h"
+#include "msgpack.h"
+#include "process.h"
+#include "sha256.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { F_HELLO = 1, F_CHALLENGE, F_PROOF, F_WELCOME, F_REJECT, F_MSG = 16, F_REPLY };
+enum { C_CONNECTING, C_HELLO_SENT, C_WAIT_HELLO, C_WAIT_PROOF, C_WAIT_WELCOME, C_UP };
+
+#define NONCE 16
+#define VERSION 1
+#define HANDSHAKE_FRAME_MAX 1024
+
+struct halo_conn {
+  halo_conn_t *next, *prev;
+  halo_net_t *net;
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  uv_connect_t connect;
+  int state, dialer, closing, open_handles;
+  uint8_t nonce_self[NONCE], nonce_peer[NONCE];
+  char peer_name[256];
+  halo_peer_t *peer;
+  uint8_t *rbuf;
+  size_t rlen, rcap;
+};
+
+typedef struct wreq {
+  uv_write_t req;
+  uv_buf_t buf;
+  uint8_t data[];
+} wreq_t;
+
+static void put32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static void put64(uint8_t *p, uint64_t v) {
+  for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
+}
+static uint64_t get64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+  return v;
+}
+
+/* -- closing ----------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h) {
+  halo_conn_t *c = h->data;
+  if (--c->open_handles > 0) return;
+  free(c->rbuf);
+  free(c);
+}
+
+static void conn_close(halo_conn_t *c, const char *why) {
+  if (c->closing) return;
+  c->closing = 1;
+  halo_net_t *net = c->net;
+  if (c->prev) c->prev->next = c->next;
+  else net->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  if (c->peer && c->peer->conn == c) {
+    c->peer->conn = NULL;
+    net->connections_lost++;
+    halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "connection to %s lost: %s", c->peer->name, why);
+  } else if (why && c->state != C_UP) {
+    halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "connection %s%s failed: %s", c->peer_name[0] ? "with " : "",
+                  c->peer_name, why);
+  }
+  uv_timer_stop(&c->timer);
+  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+static void handshake_failed(halo_conn_t *c, const char *why) {
+  c->net->handshake_errors++;
+  conn_close(c, why);
+}
+
+/* -- writing ----------------------------------------------------------------- */
+
+static void on_written(uv_write_t *req, int status) {
+  wreq_t *w = (wreq_t *)req;
+  halo_conn_t *c = req->handle->data;
+  if (status < 0 && !c->closing) conn_close(c, uv_strerror(status));
+  free(w);
+}
+
+/* Sends one frame: type, then the pieces a and b as its body. */
+static int send_frame(halo_conn_t *c, uint8_t type, const void *a, size_t alen, const void *b, size_t blen) {
+  if (c->closing) return HALO_ENOCONN;
+  size_t body = 1 + alen + blen;
+  if (body > UINT32_MAX) return HALO_ETOOLARGE;
+  wreq_t *w = malloc(sizeof *w + 4 + body);
+  if (!w) return HALO_ENOMEM;
+  put32(w->data, (uint32_t)body);
+  w->data[4] = type;
+  if (alen) memcpy(w->data + 5, a, alen);
+  if (blen) memcpy(w->data + 5 + alen, b, blen);
+  w->buf = uv_buf_init((char *)w->data, (unsigned)(4 + body));
+  int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &w->buf, 1, on_written);
+  if (rc) {
+    free(w);
+    conn_close(c, uv_strerror(rc));
+    return HALO_ENOCONN;
+  }
+  if (c->peer && c->state == C_UP) c->peer->bytes_out += 4 + body;
+  return 0;
+}
+
+/* -- handshake --------------------------------------------------------------- */
+
+static void mac(halo_net_t *net, char tag, const uint8_t *n1, const uint8_t *n2, const char *a, const char *b,
+                uint8_t out[HALO_SHA256_LEN]) {
+  uint8_t msg[1 + 2 * NONCE + 2 * 256 + 1];
+  size_t k = 0, al = strlen(a), bl = strlen(b);
+  msg[k++] = (uint8_t)tag;
+  memcpy(msg + k, n1, NONCE), k += NONCE;
+  memcpy(msg + k, n2, NONCE), k += NONCE;
+  memcpy(msg + k, a, al), k += al;
+  msg[k++] = 0;
+  memcpy(msg + k, b, bl), k += bl;
+  halo_hmac_sha256(net->cookie, strlen(net->cookie), msg, k, out);
+}
+
+/* A name field: length byte, then "name@host". */
+static int read_name(const uint8_t **p, const uint8_t *end, char out[256]) {
+  if (*p >= end) return -1;
+  size_t n = **p;
+  (*p)++;
+  if (n == 0 || (size_t)(end - *p) < n) return -1;
+  memcpy(out, *p, n);
+  out[n] = 0;
+  *p += n;
+  if (strlen(out) != n || !strchr(out, '@')) return -1;
+  return 0;
+}
+
+static void reject(halo_conn_t *c, const char *why) {
+  send_frame(c, F_REJECT, why, strlen(why), NULL, 0);
+  handshake_failed(c, why);
+}
+
+static void on_timeout(uv_timer_t *t) {
+  halo_conn_t *c = t->data;
+  if (c->state != C_UP) handshake_failed(c, "handshake timed out");
+}
+
+/* Which of two links between the same pair survives: the one dialed by the
+ * node with the smaller name (both sides decide alike). */
+static const char *dialer_name(const halo_conn_t *c) { return c->dialer ? c->net->node->name : c->peer_name; }
+
+static void established(halo_conn_t *c, uint32_t max_message) {
+  halo_net_t *net = c->net;
+  uint32_t crc = halo_crc32(c->peer_name, strlen(c->peer_name));
+  halo_peer_t *peer = halo_imap_get(&net->peers, crc);
+  if (!peer) {
+    peer = calloc(1, sizeof *peer);
+    if (!peer || !(peer->name = strdup(c->peer_name)) || halo_imap_put(&net->peers, crc, peer)) {
+      if (peer) free(peer->name);
+      free(peer);
+      conn_close(c, "out of memory");
+      return;
+    }
+    peer->crc = crc;
+  }
+  if (peer->conn && peer->conn != c) {
+    if (strcmp(dialer_name(c), dialer_name(peer->conn)) > 0) {
+      c->state = C_UP;
+      conn_close(c, NULL); /* the other link stays */
+      return;
+    }
+    halo_conn_t *old = peer->conn;
+    peer->conn = NULL; /* not a loss: replaced */
+    old->peer = NULL;
+    conn_close(old, NULL);
+  }
+  uv_timer_stop(&c->timer);
+  c->state = C_UP;
+  c->peer = peer;
+  peer->conn = c;
+  peer->dialed = c->dialer;
+  peer->connected_at = halo_clock_ns();
+  peer->max_message = max_message;
+  net->connections_established++;
+  halo_log_proc(net->node, NULL, HALO_LOG_INFO, "connected to %s (%s)", peer->name, c->dialer ? "dialed" : "accepted");
+}
+
+static void on_hello(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
+  halo_net_t *net = c->net;
+  if (p >= end || *p++ != VERSION) return reject(c, "unsupported protocol version");
+  if (read_name(&p, end, c->peer_name) || end - p != NONCE) return handshake_failed(c, "malformed hello");
+  memcpy(c->nonce_peer, p, NONCE);
+  if (!strcmp(c->peer_name, net->node->name)) return reject(c, "duplicate node name");
+  uint8_t body[1 + 255 + NONCE + HALO_SHA256_LEN];
+  size_t nl = strlen(net->node->name), k = 0;
+  body[k++] = (uint8_t)nl;
+  memcpy(body + k, net->node->name, nl), k += nl;
+  memcpy(body + k, c->nonce_self, NONCE), k += NONCE;
+  mac(net, 'A', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, body + k), k += HALO_SHA256_LEN;
+  send_frame(c, F_CHALLENGE, body, k, NULL, 0);
+  c->state = C_WAIT_PROOF;
+}
+
+static void on_challenge(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
+  halo_net_t *net = c->net;
+  char name[256];
+  uint8_t want[HALO_SHA256_LEN];
+  if (read_name(&p, end, name) || end - p != NONCE + HALO_SHA256_LEN) return handshake_failed(c, "malformed challenge");
+  memcpy(c->nonce_peer, p, NONCE);
+  if (!strcmp(name, net->node->name)) return reject(c, "duplicate node name");
+  snprintf(c->peer_name, sizeof c->peer_name, "%s", name);
+  mac(net, 'A', c->nonce_self, c->nonce_peer, c->peer_name, net->node->name, want);
+  if (!halo_digest_equal(want, p + NONCE)) return reject(c, "the acceptor's proof does not match our cookie");
+  uint8_t body[HALO_SHA256_LEN + 4];
+  mac(net, 'D', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, body);
+  put32(body + HALO_SHA256_LEN, net->max_message);
+  send_frame(c, F_PROOF, body, sizeof body, NULL, 0);
+  c->state = C_WAIT_WELCOME;
+}
+
+static void on_proof(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
+  halo_net_t *net = c->net;
+  uint8_t want[HALO_SHA256_LEN], body[4];
+  if (end - p != HALO_SHA256_LEN + 4) return handshake_failed(c, "malformed proof");
+  mac(net, 'D', c->nonce_self, c->nonce_peer, c->peer_name, net->node->name, want);
+  if (!halo_digest_equal(want, p)) return reject(c, "the dialer's proof does not match our cookie");
+  put32(body, net->max_message);
+  send_frame(c, F_WELCOME, body, sizeof body, NULL, 0);
+  established(c, get32(p + HALO_SHA256_LEN));
+}
+
+/* -- messages ---------------------------------------------------------------- */
+
+/* MSG body: u16 kind (with flags), u8 queue, u64 from, u64 to, u64 ref, payload. */
+#define MSG_HEAD 27
+
+static void on_msg(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *end) {
+  halo_net_t *net = c->net;
+  halo_node_t *n = net->node;
+  if (end - p < MSG_HEAD) {
+    net->protocol_errors++;
+    return conn_close(c, "malformed message frame");
+  }
+  int kind = (int)(p[0] << 8 | p[1]), queue = p[2];
+  halo_pid_t from = {c->peer->crc, get64(p + 3)};
+  halo_pid_t to = {n->crc, get64(p + 11)};
+  uint64_t ref = get64(p + 19);
+  const uint8_t *pl_bytes = p + MSG_HEAD;
+  size_t pl_len = (size_t)(end - pl_bytes);
+  c->peer->msgs_in++;
+  halo_payload_t pl;
+  if (queue >= HALO_NQUEUES || !n->hooks.decode || n->hooks.decode(n, pl_bytes, pl_len, &pl)) {
+    net->protocol_errors++;
+    halo_log_proc(n, NULL, HALO_LOG_WARNING, "dropped an undecodable message from %s", c->peer->name);
+    return;
+  }
+  if (type == F_REPLY) {
+    if (halo_reply(n, NULL, to, ref, pl)) n->hooks.release(n, pl); /* late: counted by halo_reply */
+    return;
+  }
+  halo_proc_t *t = halo_proc_find(n, to.id);
+  if (!t || halo__enqueue(n, from, t, kind, queue, ref, pl, (uint32_t)pl_len)) n->hooks.release(n, pl);
+}
+
+static void dispatch(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *end) {
+  switch (c->state) {
+  case C_WAIT_HELLO:
+    if (type == F_HELLO) return on_hello(c, p, end);
+    break;
+  case C_HELLO_SENT:
+    if (type == F_CHALLENGE) return on_challenge(c, p, end);
+    break;
+  case C_WAIT_PROOF:
+    if (type == F_PROOF) return on_proof(c, p, end);
+    break;
+  case C_WAIT_WELCOME:
+    if (type == F_WELCOME && end - p == 4) return established(c, get32(p));
+    break;
+  case C_UP:
+    if (type == F_MSG || type == F_REPLY) return on_msg(c, type, p, end);
+    c->net->protocol_errors++;
+    return conn_close(c, "unexpected frame type");
+  }
+  if (type == F_REJECT) {
+    char why[128];
+    size_t l = (size_t)(end - p) < sizeof why - 1 ? (size_t)(end - p) : sizeof why - 1;
+    memcpy(why, p, l);
+    why[l] = 0;
+    return handshake_failed(c, why);
+  }
+  handshake_failed(c, "unexpected frame during the handshake");
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  halo_conn_t *c = h->data;
+  (void)suggested;
+  if (c->rcap - c->rlen < 65536) {
+    size_t nc = c->rcap ? c->rcap * 2 : 65536;
+    while (nc - c->rlen < 65536) nc *= 2;
+    uint8_t *nb = realloc(c->rbuf, nc);
+    if (!nb) {
+      *buf = uv_buf_init(NULL, 0);
+      return;
+    }
+    c->rbuf = nb;
+    c->rcap = nc;
+  }
+  *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  halo_conn_t *c = s->data;
+  (void)buf;
+  if (nread < 0) return conn_close(c, nread == UV_EOF ? "closed by the peer" : uv_strerror((int)nread));
+  if (nread == 0) return;
+  c->rlen += (size_t)nread;
+  if (c->peer && c->state == C_UP) c->peer->bytes_in += (uint64_t)nread;
+  size_t off = 0;
+  while (!c->closing && c->rlen - off >= 4) {
+    uint32_t len = get32(c->rbuf + off);
+    size_t limit = c->state == C_UP ? (c->net->max_message ? c->net->max_message + 64u : HALO_NET_MAX_FRAME)
+                                    : HANDSHAKE_FRAME_MAX;
+    if (len == 0 || len > limit) {
+      c->net->protocol_errors++;
+      if (c->state != C_UP) return handshake_failed(c, "oversized or empty frame");
+      return conn_close(c, "received a frame over the size limit");
+    }
+    if (c->rlen - off - 4 < len) break;
+    const uint8_t *f = c->rbuf + off + 4;
+    off += 4 + (size_t)len;
+    dispatch(c, f[0], f + 1, f + len);
+  }
+  if (c->closing) return;
+  memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+  c->rlen -= off;
+}
+
+/* -- connections --------------------------------------------------------------- */
+
+static halo_conn_t *conn_new(halo_net_t *net, int dialer) {
+  halo_conn_t *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->net = net;
+  c->dialer = dialer;
+  uv_tcp_init(net->node->loop, &c->tcp);
+  uv_timer_init(net->node->loop, &c->timer);
+  c->tcp.data = c->timer.data = c->connect.data = c;
+  c->open_handles = 2;
+  if (uv_random(NULL, NULL, c->nonce_self, NONCE, 0, NULL)) {
+    for (int i = 0; i < NONCE; i++) c->nonce_self[i] = (uint8_t)(halo_clock_ns() >> (i % 8));
+  }
+  c->next = net->conns;
+  if (net->conns) net->conns->prev = c;
+  net->conns = c;
+  uv_timer_start(&c->timer, on_timeout, HALO_NET_HANDSHAKE_MS, 0);
+  return c;
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  halo_net_t *net = server->data;
+  if (status < 0) return;
+  halo_conn_t *c = conn_new(net, 0);
+  if (!c) return;
+  if (uv_accept(server, (uv_stream_t *)&c->tcp)) return conn_close(c, "accept failed");
+  c->state = C_WAIT_HELLO;
+  uv_tcp_nodelay(&c->tcp, 1);
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void on_connected(uv_connect_t *req, int status) {
+  halo_conn_t *c = req->data;
+  if (c->closing) return;
+  if (status < 0) return handshake_failed(c, uv_strerror(status));
+  halo_net_t *net = c->net;
+  uv_tcp_nodelay(&c->tcp, 1);
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  uint8_t body[2 + 255 + NONCE];
+  size_t nl = strlen(net->node->name), k = 0;
+  body[k++] = VERSION;
+  body[k++] = (uint8_t)nl;
+  memcpy(body + k, net->node->name, nl), k += nl;
+  memcpy(body + k, c->nonce_self, NONCE), k += NONCE;
+  c->state = C_HELLO_SENT;
+  send_frame(c, F_HELLO, body, k, NULL, 0);
+}
+
+/* -- routing --------------------------------------------------------------------- */
+
+static int route_send(void *ud, halo_node_t *n, halo_proc_t *from, halo_pid_t to, int kind, int queue,
+                      uint64_t ref, halo_payload_t pl, uint32_t size) {
+  halo_net_t *net = ud;
+  (void)size;
+  halo_peer_t *peer = halo_imap_get(&net->peers, to.node);
+  if (!peer || !peer->conn) return HALO_ENOCONN;
+  if (!n->hooks.encode) return HALO_ENOTALLOWED;
+  halo_mpw_t w;
+  halo_mpw_init(&w, peer->max_message ? peer->max_message : HALO_NET_MAX_FRAME - 64);
+  int rc = n->hooks.encode(n, pl, &w);
+  if (rc) {
+    halo_mpw_free(&w);
+    return rc;
+  }
+  uint8_t head[MSG_HEAD];
+  int reply = kind == HALO_MSG_REPLY;
+  head[0] = (uint8_t)(kind >> 8), head[1] = (uint8_t)kind, head[2] = (uint8_t)queue;
+  put64(head + 3, from ? from->id : 1);
+  put64(head + 11, to.id);
+  put64(head + 19, ref);
+  rc = send_frame(peer->conn, reply ? F_REPLY : F_MSG, head, sizeof head, w.buf, w.len);
+  halo_mpw_free(&w);
+  if (rc) return rc;
+  peer->msgs_out++;
+  n->hooks.release(n, pl); /* sent: the route owned it */
+  return 0;
+}
+
+/* -- API ----------------------------------------------------------------------------- */
+
+int halo_net_init(halo_net_t *net, halo_node_t *n, const char *cookie) {
+  memset(net, 0, sizeof *net);
+  net->node = n;
+  if (!(net->cookie = strdup(cookie))) return HALO_ENOMEM;
+  halo_imap_init(&net->peers);
+  net->route.send = route_send;
+  net->route.ud = net;
+  n->route = &net->route;
+  return 0;
+}
+
+static void free_handle(uv_handle_t *h) { free(h); }
+
+int halo_net_listen(halo_net_t *net, const char *host, int port) {
+  if (net->acceptor) return HALO_ETAKEN;
+  int first = port ? port : HALO_NET_DEFAULT_PORT, last = port ? port : first + 99, rc = 0;
+  for (int p = first; p <= last; p++) {
+    struct sockaddr_storage addr;
+    if (uv_ip4_addr(host, p, (struct sockaddr_in *)&addr) && uv_ip6_addr(host, p, (struct sockaddr_in6 *)&addr))
+      return HALO_EINCORRECT;
+    uv_tcp_t *t = malloc(sizeof *t);
+    if (!t) return HALO_ENOMEM;
+    uv_tcp_init(net->node->loop, t);
+    t->data = net;
+    rc = uv_tcp_bind(t, (const struct sockaddr *)&addr, 0);
+    if (!rc) rc = uv_listen((uv_stream_t *)t, 128, on_connection);
+    if (!rc) {
+      net->acceptor = t;
+      net->port = p;
+      snprintf(net->host, sizeof net->host, "%s", host);
+      return 0;
+    }
+    uv_close((uv_handle_t *)t, free_handle); /* a failed bind spoils the handle */
+    if (rc != UV_EADDRINUSE) break;
+  }
+  return rc;
+}
+
+int halo_net_connect(halo_net_t *net, const char *host, int port) {
+  struct sockaddr_storage addr;
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr))
+    return HALO_EINCORRECT;
+  halo_conn_t *c = conn_new(net, 1);
+  if (!c) return HALO_ENOMEM;
+  c->state = C_CONNECTING;
+  int rc = uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&addr, on_connected);
+  if (rc) {
+    handshake_failed(c, uv_strerror(rc));
+    return rc;
+  }
+  return 0;
+}
+
+halo_peer_t *halo_net_peer_by_name(halo_net_t *net, const char *name) {
+  halo_peer_t *p = halo_imap_get(&net->peers, halo_crc32(name, strlen(name)));
+  return p && p->conn ? p : NULL;
+}
+
+static void free_peers(halo_net_t *net) {
+  for (size_t i = 0; i < net->peers.cap; i++) {
+    halo_peer_t *p = net->peers.slots[i].val;
+    if (!p) continue;
+    free(p->name);
+    free(p);
+  }
+  halo_imap_destroy(&net->peers);
+}
+
+void halo_net_close(halo_net_t *net) {
+  while (net->conns) {
+    halo_conn_t *c = net->conns;
+    if (c->peer) c->peer->conn = NULL;
+    c->peer = NULL;
+    conn_close(c, NULL);
+  }
+  if (net->acceptor) uv_close((uv_handle_t *)net->acceptor, free_handle);
+  net->acceptor = NULL;
+  if (net->node->route == &net->route) net->node->route = NULL;
+  free_peers(net);
+  free(net->cookie);
+  net->cookie = NULL;
+}

@@ -1,0 +1,65 @@
+/*
+ * The inter-node transport: an acceptor, dialed connections, the handshake
+ * and message frames. One TCP link per peer for now (pools, fragmentation,
+ * compression and keep-alive come next).
+ *
+ * Frames: a 4-byte big-endian length of what follows, a type byte, a body.
+ * Handshake (the cookie never crosses the wire; each side proves it knows
+ * it with an HMAC over both per-connection nonces and both names):
+ *   dialer   -> HELLO     {version, dialer name, nonce_d}
+ *   acceptor -> CHALLENGE {acceptor name, nonce_a, HMAC(cookie, "A"|nonce_d|nonce_a|name_a|name_d)}
+ *   dialer   -> PROOF     {HMAC(cookie, "D"|nonce_a|nonce_d|name_d|name_a), max message size}
+ *   acceptor -> WELCOME   {max message size}     or REJECT {reason} at any step
+ * Then MSG frames: kind, queue, from id, to id, ref, payload (MessagePack
+ * made by the host's encode hook). A protocol error closes the link; the
+ * node keeps serving.
+ */
+#ifndef HALO_NET_H
+#define HALO_NET_H
+
+#include <uv.h>
+
+#include "node.h"
+
+#define HALO_NET_DEFAULT_PORT 11144
+#define HALO_NET_HANDSHAKE_MS 5000
+#define HALO_NET_MAX_FRAME (64u << 20)
+
+typedef struct halo_conn halo_conn_t;
+
+typedef struct halo_peer {
+  char *name;               /* "name@host" */
+  uint32_t crc;
+  halo_conn_t *conn;        /* established link, or NULL */
+  int dialed;               /* this side dialed */
+  uint64_t connected_at;    /* halo_clock_ns() */
+  uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+  uint32_t max_message;     /* the peer's limit, 0 = none */
+} halo_peer_t;
+
+typedef struct halo_net {
+  halo_node_t *node;
+  uv_tcp_t *acceptor;      /* NULL until listening */
+  char host[64];
+  int port;
+  char *cookie;
+  uint32_t max_message;     /* ours, advertised */
+  halo_imap_t peers;        /* crc -> halo_peer_t */
+  halo_conn_t *conns;       /* every open connection (handshaking or not) */
+  halo_route_t route;
+  uint64_t handshake_errors, connections_established, connections_lost, protocol_errors;
+} halo_net_t;
+
+/** Starts the transport of node n with this cookie; routes remote sends. */
+int halo_net_init(halo_net_t *net, halo_node_t *n, const char *cookie);
+/** Listens on host:port; port 0 = HALO_NET_DEFAULT_PORT, trying the next
+ *  ports when taken (up to 100). The chosen port is in net->port. */
+int halo_net_listen(halo_net_t *net, const char *host, int port);
+/** Dials "host:port"; the handshake runs in the background. */
+int halo_net_connect(halo_net_t *net, const char *host, int port);
+/** The established peer with this node name, or NULL. */
+halo_peer_t *halo_net_peer_by_name(halo_net_t *net, const char *name);
+/** Closes everything (node stop). */
+void halo_net_close(halo_net_t *net);
+
+#endif

@@ -1,0 +1,49 @@
+--- halo.net: the inter-node transport (C: core/net.c, bindings/net.c).
+-- A node joins the network with --cookie / --listen (or halo.run options
+-- cookie, listen), then:
+--   assert(halo.net.connect("b@host", "10.0.0.2:11144"))  -- dial and wait for the handshake
+--   halo.send(remote_pid, msg); halo.call(remote_pid, req)  -- as if local
+--   halo.net.info(); halo.net.node("b@host")
+-- Both sides prove the shared cookie (HMAC-SHA256 over per-connection
+-- nonces; the cookie never crosses the wire). This first version keeps one
+-- TCP link per peer and needs an explicit connect; registrars, automatic
+-- connects, link pools, fragmentation and compression come next.
+local halo = require("halo")
+local core = require("halo.core")
+
+local M = {}
+
+--- Starts the transport: opts.cookie (required), opts.listen ("host:port").
+-- Returns the port listened on.
+function M.start(opts)
+  opts = opts or {}
+  return core.net_start(opts.cookie, opts.listen)
+end
+
+--- Dials address ("host:port") and waits (default 5000 ms) until node `name`
+-- is connected. Returns true, or nil, err, code (ENOCONN when the handshake
+-- or the dial failed, ETIMEDOUT).
+function M.connect(name, address, timeout)
+  local p = core.net_peer(name)
+  if p and p.Connected then return true end
+  local errors = core.net_info().HandshakeErrors
+  local ok, err, code = core.net_connect(address)
+  if not ok then return nil, err, code end
+  local deadline = halo.now() + (timeout or 5000)
+  while halo.now() < deadline do
+    p = core.net_peer(name)
+    if p and p.Connected then return true end
+    if core.net_info().HandshakeErrors > errors then
+      return core.error("ENOCONN", ("handshake with %s at %s failed (see the log)"):format(name, address))
+    end
+    halo.sleep(5)
+  end
+  return nil, "ETIMEDOUT: timed out", "ETIMEDOUT"
+end
+
+--- NetworkInfo: Mode, Acceptors, Nodes, HandshakeErrors, ConnectionsEstablished, ...
+M.info = core.net_info
+--- RemoteNodeInfo of a peer: Name, Connected, Dialed, ConnectionUptime, MessagesIn/Out, BytesIn/Out, ...
+M.node = core.net_peer
+
+return M

@@ -1,0 +1,136 @@
+-- Two real halo processes over real TCP: the spec's node (a@localhost) and a
+-- second `halo` started in the background (b@localhost) that runs an echo.
+local halo = require("halo")
+local helper = require("helper")
+
+local build = os.getenv("HALO_BUILD") or "build"
+local halo_bin = build .. "/halo"
+
+local B_SCRIPT = [[
+local halo = require("halo")
+local info = halo.net.info()
+local echo = halo.spawn({
+  handle_message = function(_, from, msg) halo.send(from, { echo = msg, node = "b" }) end,
+  handle_call = function(_, from, ref, req)
+    if req == "slow" then halo.sleep(300) end
+    return { reply = req, from = from }
+  end,
+}, nil, { name = "echo" })
+local f = io.open(arg[1], "w"); f:write(info.Acceptors[1].Port, " ", echo, "\n"); f:close()
+halo.receive()
+]]
+
+-- Starts node b with cookie; returns its port, its echo PID and a stop function.
+local function start_b(cookie)
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p " .. dir)
+  local script, out = dir .. "/b.lua", dir .. "/b.out"
+  local f = assert(io.open(script, "w"))
+  f:write(B_SCRIPT)
+  f:close()
+  os.execute(("%s run --name b@localhost --cookie %s --listen 127.0.0.1:0 --log-level error %s %s > %s/b.log 2>&1 & echo $! > %s/b.pid")
+    :format(halo_bin, cookie, script, out, dir, dir))
+  local port, echo
+  for _ = 1, 200 do
+    local r = io.open(out)
+    if r then
+      port, echo = r:read("*n"), r:read("*l")
+      r:close()
+      if port and echo then break end
+    end
+    os.execute("sleep 0.02")
+  end
+  assert(port and echo, "node b did not start")
+  local pid = io.open(dir .. "/b.pid"):read("*n")
+  return port, echo:match("%S+"), function()
+    os.execute("kill " .. pid .. " 2>/dev/null; sleep 0.1")
+    os.execute("rm -rf " .. dir)
+  end
+end
+
+local function a(fn, cookie, name)
+  return helper.run(fn, { name = name or "a@localhost", cookie = cookie or "secret", listen = "127.0.0.1:0" })
+end
+
+describe("the transport", function()
+  local port, echo, stop
+  setup(function() port, echo, stop = start_b("secret") end)
+  teardown(function() stop() end)
+
+  it("sends, receives and calls between two halo processes", function()
+    local r = a(function()
+      assert(halo.net.connect("b@localhost", "127.0.0.1:" .. port))
+      assert(halo.send(echo, { hello = "world", n = 1.5, list = { 1, 2, 3 }, me = halo.self() }))
+      local from, msg = halo.receive(2000)
+      local reply = halo.call(echo, "question", 2000)
+      local slow = { halo.call(echo, "slow", 50) } -- times out; the late reply is dropped
+      halo.sleep(400)
+      local info = halo.net.info()
+      return { from = from, msg = msg, reply = reply, me = halo.self(), peer = halo.net.node("b@localhost"),
+               info = info, slow = slow, late = halo.node_info().LateReplies }
+    end)
+    assert.equal(echo, r.from)
+    assert.same({ hello = "world", n = 1.5, list = { 1, 2, 3 }, me = r.me }, r.msg.echo)
+    assert.equal("b", r.msg.node)
+    assert.same({ reply = "question", from = r.me }, r.reply)
+    assert.equal("ETIMEDOUT", r.slow[3])
+    assert.equal(1, r.late)
+    assert.is_true(r.peer.Connected)
+    assert.is_true(r.peer.Dialed)
+    assert.equal(3, r.peer.MessagesOut)
+    assert.equal(3, r.peer.MessagesIn)
+    assert.is_true(r.peer.BytesIn > 0 and r.peer.BytesOut > 0)
+    assert.equal("enabled", r.info.Mode)
+    assert.equal(1, r.info.ConnectionsEstablished)
+    assert.equal(0, r.info.HandshakeErrors)
+  end)
+
+  it("refuses a wrong cookie on both sides and keeps serving", function()
+    local r = a(function()
+      local res = { halo.net.connect("b@localhost", "127.0.0.1:" .. port, 2000) }
+      return { res = res, info = halo.net.info(), send = { halo.send(echo, 1) } }
+    end, "not-the-cookie")
+    assert.is_nil(r.res[1])
+    assert.equal("ENOCONN", r.res[3])
+    assert.matches("handshake with b@localhost", r.res[2])
+    assert.equal(1, r.info.HandshakeErrors)
+    assert.equal("ENOCONN", r.send[3])
+    -- b still serves a node with the right cookie
+    local ok = a(function() return halo.net.connect("b@localhost", "127.0.0.1:" .. port) end)
+    assert.is_true(ok)
+  end)
+
+  it("rejects a node that takes b's name", function()
+    local r = a(function()
+      return { halo.net.connect("b@localhost", "127.0.0.1:" .. port, 2000) }
+    end, "secret", "b@localhost")
+    assert.is_nil(r[1])
+    assert.equal("ENOCONN", r[3])
+  end)
+
+  it("survives garbage on the wire and a peer that vanishes mid-frame", function()
+    -- garbage: a huge length, then random bytes; then half a frame and a hang-up
+    assert(os.execute(("bash -c \"exec 3<>/dev/tcp/127.0.0.1/%d; printf '\\377\\377\\377\\377garbage' >&3; exec 3>&-\""):format(port)) == 0)
+    assert(os.execute(("bash -c \"exec 3<>/dev/tcp/127.0.0.1/%d; printf '\\000\\000\\000\\100\\001\\001' >&3; exec 3>&-\""):format(port)) == 0)
+    local r = a(function()
+      assert(halo.net.connect("b@localhost", "127.0.0.1:" .. port))
+      assert(halo.send(echo, "still there?"))
+      local _, msg = halo.receive(2000)
+      return msg
+    end)
+    assert.equal("still there?", r.echo)
+  end)
+
+  it("reports what cannot travel", function()
+    local r = a(function()
+      assert(halo.net.connect("b@localhost", "127.0.0.1:" .. port))
+      return { fn = { halo.send(echo, { f = print }) }, other = { halo.send("<00ABCDEF.0.5>", 1) },
+               errors = halo.node_info().SendErrorsRemote }
+    end)
+    assert.is_nil(r.fn[1])
+    assert.matches("cannot encode a function", r.fn[2])
+    assert.equal("ENOCONN", r.other[3])
+    assert.equal(2, r.errors)
+  end)
+end)
