@@ -118,6 +118,7 @@ static void push_peer(lua_State *L, const halo_peer_t *p) {
   SET_NUM("BytesIn", p->bytes_in);
   SET_NUM("BytesOut", p->bytes_out);
   SET_NUM("MaxMessageSize", p->max_message);
+  SET_NUM("Reconnections", p->reconnections);
 }
 
 /* core.net_peer(name) -> RemoteNodeInfo | nil, err */

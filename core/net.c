@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { F_HELLO = 1, F_CHALLENGE, F_PROOF, F_WELCOME, F_REJECT, F_MSG = 16, F_REPLY };
+enum { F_HELLO = 1, F_CHALLENGE, F_PROOF, F_WELCOME, F_REJECT, F_PING, F_MSG = 16, F_REPLY };
 enum { C_CONNECTING, C_HELLO_SENT, C_WAIT_HELLO, C_WAIT_PROOF, C_WAIT_WELCOME, C_UP };
 
 #define NONCE 16
@@ -25,6 +25,10 @@ struct halo_conn {
   uint8_t nonce_self[NONCE], nonce_peer[NONCE];
   char peer_name[256];
   halo_peer_t *peer;
+  halo_peer_t *redial;      /* the peer this dial re-establishes */
+  char host[64];            /* dialed address */
+  int port;
+  uint64_t last_rx, last_tx;
   uint8_t *rbuf;
   size_t rlen, rcap;
 };
@@ -48,13 +52,22 @@ static uint64_t get64(const uint8_t *p) {
   return v;
 }
 
+static void on_tick(uv_timer_t *t);
+
 /* -- closing ----------------------------------------------------------------- */
+
+static void free_handle(uv_handle_t *h) { free(h); }
 
 static void on_handle_closed(uv_handle_t *h) {
   halo_conn_t *c = h->data;
   if (--c->open_handles > 0) return;
   free(c->rbuf);
   free(c);
+}
+
+static void schedule_redial(halo_peer_t *p) {
+  p->backoff_ms = p->backoff_ms ? (p->backoff_ms * 2 > 5000 ? 5000 : p->backoff_ms * 2) : 100;
+  p->retry_at = halo_clock_ns() + (uint64_t)p->backoff_ms * 1000000u;
 }
 
 static void conn_close(halo_conn_t *c, const char *why) {
@@ -64,10 +77,18 @@ static void conn_close(halo_conn_t *c, const char *why) {
   if (c->prev) c->prev->next = c->next;
   else net->conns = c->next;
   if (c->next) c->next->prev = c->prev;
+  if (c->redial) {
+    c->redial->dialing = 0;
+    if (!c->redial->conn && !net->closing) schedule_redial(c->redial);
+  }
   if (c->peer && c->peer->conn == c) {
     c->peer->conn = NULL;
     net->connections_lost++;
     halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "connection to %s lost: %s", c->peer->name, why);
+    if (c->peer->port && !net->closing) {
+      c->peer->backoff_ms = 0;
+      schedule_redial(c->peer);
+    }
   } else if (why && c->state != C_UP) {
     halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "connection %s%s failed: %s", c->peer_name[0] ? "with " : "",
                   c->peer_name, why);
@@ -110,6 +131,7 @@ static int send_frame(halo_conn_t *c, uint8_t type, const void *a, size_t alen, 
     return HALO_ENOCONN;
   }
   if (c->peer && c->state == C_UP) c->peer->bytes_out += 4 + body;
+  c->last_tx = halo_clock_ns();
   return 0;
 }
 
@@ -183,8 +205,17 @@ static void established(halo_conn_t *c, uint32_t max_message) {
   uv_timer_stop(&c->timer);
   c->state = C_UP;
   c->peer = peer;
+  if (peer->connected_at) peer->reconnections++;
   peer->conn = c;
   peer->dialed = c->dialer;
+  if (c->dialer) { /* ours to re-dial if it goes */
+    snprintf(peer->host, sizeof peer->host, "%s", c->host);
+    peer->port = c->port;
+  }
+  peer->retry_at = 0;
+  peer->backoff_ms = 0;
+  if (c->redial) c->redial->dialing = 0;
+  c->redial = NULL;
   peer->connected_at = halo_clock_ns();
   peer->max_message = max_message;
   net->connections_established++;
@@ -284,6 +315,7 @@ static void dispatch(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *
     break;
   case C_UP:
     if (type == F_MSG || type == F_REPLY) return on_msg(c, type, p, end);
+    if (type == F_PING) return; /* its arrival is the point */
     c->net->protocol_errors++;
     return conn_close(c, "unexpected frame type");
   }
@@ -320,6 +352,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread < 0) return conn_close(c, nread == UV_EOF ? "closed by the peer" : uv_strerror((int)nread));
   if (nread == 0) return;
   c->rlen += (size_t)nread;
+  c->last_rx = halo_clock_ns();
   if (c->peer && c->state == C_UP) c->peer->bytes_in += (uint64_t)nread;
   size_t off = 0;
   while (!c->closing && c->rlen - off >= 4) {
@@ -429,11 +462,16 @@ int halo_net_init(halo_net_t *net, halo_node_t *n, const char *cookie) {
   halo_imap_init(&net->peers);
   net->route.send = route_send;
   net->route.ud = net;
+  net->keepalive_ms = 1000;
+  net->keepalive_misses = 3;
+  if (!(net->tick = malloc(sizeof *net->tick))) return HALO_ENOMEM;
+  uv_timer_init(n->loop, net->tick);
+  net->tick->data = net;
+  uv_timer_start(net->tick, on_tick, 100, 100);
+  uv_unref((uv_handle_t *)net->tick);
   n->route = &net->route;
   return 0;
 }
-
-static void free_handle(uv_handle_t *h) { free(h); }
 
 int halo_net_listen(halo_net_t *net, const char *host, int port) {
   if (net->acceptor) return HALO_ETAKEN;
@@ -460,19 +498,46 @@ int halo_net_listen(halo_net_t *net, const char *host, int port) {
   return rc;
 }
 
-int halo_net_connect(halo_net_t *net, const char *host, int port) {
+static int dial(halo_net_t *net, const char *host, int port, halo_peer_t *redial) {
   struct sockaddr_storage addr;
   if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr))
     return HALO_EINCORRECT;
   halo_conn_t *c = conn_new(net, 1);
   if (!c) return HALO_ENOMEM;
   c->state = C_CONNECTING;
+  snprintf(c->host, sizeof c->host, "%s", host);
+  c->port = port;
+  c->redial = redial;
+  if (redial) redial->dialing = 1;
   int rc = uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&addr, on_connected);
   if (rc) {
     handshake_failed(c, uv_strerror(rc));
     return rc;
   }
   return 0;
+}
+
+int halo_net_connect(halo_net_t *net, const char *host, int port) { return dial(net, host, port, NULL); }
+
+/* Every 100 ms: ping quiet links, drop silent ones, re-dial lost peers. */
+static void on_tick(uv_timer_t *t) {
+  halo_net_t *net = t->data;
+  uint64_t now = halo_clock_ns(), period = (uint64_t)net->keepalive_ms * 1000000u;
+  for (halo_conn_t *c = net->conns, *next; c; c = next) {
+    next = c->next;
+    if (c->state != C_UP || c->closing || !period) continue;
+    if (now - c->last_rx > period * net->keepalive_misses) {
+      conn_close(c, "the peer went silent (no keep-alive)");
+      continue;
+    }
+    if (now - c->last_tx >= period) send_frame(c, F_PING, NULL, 0, NULL, 0);
+  }
+  for (size_t i = 0; i < net->peers.cap; i++) {
+    halo_peer_t *p = net->peers.slots[i].val;
+    if (!p || p->conn || p->dialing || !p->retry_at || now < p->retry_at) continue;
+    p->retry_at = 0;
+    if (dial(net, p->host, p->port, p)) schedule_redial(p);
+  }
 }
 
 halo_peer_t *halo_net_peer_by_name(halo_net_t *net, const char *name) {
@@ -491,6 +556,9 @@ static void free_peers(halo_net_t *net) {
 }
 
 void halo_net_close(halo_net_t *net) {
+  net->closing = 1;
+  if (net->tick) uv_close((uv_handle_t *)net->tick, free_handle);
+  net->tick = NULL;
   while (net->conns) {
     halo_conn_t *c = net->conns;
     if (c->peer) c->peer->conn = NULL;

@@ -35,6 +35,13 @@ typedef struct halo_peer {
   uint64_t connected_at;    /* halo_clock_ns() */
   uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
   uint32_t max_message;     /* the peer's limit, 0 = none */
+  /* re-dialing a peer this side dialed, after its link was lost */
+  char host[64];
+  int port;                 /* 0: not ours to re-dial */
+  int dialing;              /* a dial is under way */
+  uint64_t retry_at;        /* halo_clock_ns() of the next attempt, 0 = none */
+  uint32_t backoff_ms;
+  uint64_t reconnections;
 } halo_peer_t;
 
 typedef struct halo_net {
@@ -48,6 +55,10 @@ typedef struct halo_net {
   halo_conn_t *conns;       /* every open connection (handshaking or not) */
   halo_route_t route;
   uint64_t handshake_errors, connections_established, connections_lost, protocol_errors;
+  uv_timer_t *tick;         /* keep-alive and re-dial */
+  uint32_t keepalive_ms;    /* ping a quiet link this often (default 1000) */
+  uint32_t keepalive_misses;/* declare the peer dead after this many quiet periods (default 3) */
+  int closing;
 } halo_net_t;
 
 /** Starts the transport of node n with this cookie; routes remote sends. */
@@ -55,7 +66,9 @@ int halo_net_init(halo_net_t *net, halo_node_t *n, const char *cookie);
 /** Listens on host:port; port 0 = HALO_NET_DEFAULT_PORT, trying the next
  *  ports when taken (up to 100). The chosen port is in net->port. */
 int halo_net_listen(halo_net_t *net, const char *host, int port);
-/** Dials "host:port"; the handshake runs in the background. */
+/** Dials "host:port"; the handshake runs in the background. A peer dialed
+ *  this way is re-dialed (backing off from 100 ms to 5 s) when its link is
+ *  lost; a quiet link is pinged and a silent peer dropped. */
 int halo_net_connect(halo_net_t *net, const char *host, int port);
 /** The established peer with this node name, or NULL. */
 halo_peer_t *halo_net_peer_by_name(halo_net_t *net, const char *name);

@@ -20,8 +20,9 @@ local f = io.open(arg[1], "w"); f:write(info.Acceptors[1].Port, " ", echo, "\n")
 halo.receive()
 ]]
 
--- Starts node b with cookie; returns its port, its echo PID and a stop function.
-local function start_b(cookie)
+-- Starts node b with cookie (listening on `listen`, default any free port);
+-- returns its port, its echo PID, a stop function and its OS process id.
+local function start_b(cookie, listen)
   local dir = os.tmpname()
   os.remove(dir)
   os.execute("mkdir -p " .. dir)
@@ -29,8 +30,8 @@ local function start_b(cookie)
   local f = assert(io.open(script, "w"))
   f:write(B_SCRIPT)
   f:close()
-  os.execute(("%s run --name b@localhost --cookie %s --listen 127.0.0.1:0 --log-level error %s %s > %s/b.log 2>&1 & echo $! > %s/b.pid")
-    :format(halo_bin, cookie, script, out, dir, dir))
+  os.execute(("%s run --name b@localhost --cookie %s --listen %s --log-level error %s %s > %s/b.log 2>&1 & echo $! > %s/b.pid")
+    :format(halo_bin, cookie, listen or "127.0.0.1:0", script, out, dir, dir))
   local port, echo
   for _ = 1, 200 do
     local r = io.open(out)
@@ -44,9 +45,9 @@ local function start_b(cookie)
   assert(port and echo, "node b did not start")
   local pid = io.open(dir .. "/b.pid"):read("*n")
   return port, echo:match("%S+"), function()
-    os.execute("kill " .. pid .. " 2>/dev/null; sleep 0.1")
+    os.execute("kill -CONT " .. pid .. " 2>/dev/null; kill " .. pid .. " 2>/dev/null; sleep 0.1")
     os.execute("rm -rf " .. dir)
-  end
+  end, pid
 end
 
 local function a(fn, cookie, name)
@@ -132,5 +133,44 @@ describe("the transport", function()
     assert.matches("cannot encode a function", r.fn[2])
     assert.equal("ENOCONN", r.other[3])
     assert.equal(2, r.errors)
+  end)
+
+  it("re-dials a peer that went away and counts the reconnection", function()
+    local r = a(function()
+      assert(halo.net.connect("b@localhost", "127.0.0.1:" .. port))
+      stop() -- b goes away ...
+      assert(helper.wait_until(function() return not halo.net.node("b@localhost").Connected end, 3000))
+      local p2, echo2
+      p2, echo2, stop = start_b("secret", "127.0.0.1:" .. port) -- ... and comes back on the same port
+      assert(helper.wait_until(function() return halo.net.node("b@localhost").Connected end, 5000))
+      assert(halo.send(echo2, "again"))
+      local _, msg = halo.receive(2000)
+      echo = echo2
+      return { msg = msg, peer = halo.net.node("b@localhost"), info = halo.net.info(), p2 = p2 }
+    end)
+    assert.equal(port, r.p2)
+    assert.equal("again", r.msg.echo)
+    assert.equal(1, r.peer.Reconnections)
+    assert.equal(1, r.info.ConnectionsLost)
+    assert.equal(2, r.info.ConnectionsEstablished)
+  end)
+end)
+
+describe("the transport's keep-alive", function()
+  it("notices a peer that stops answering, without any traffic, and gets it back", function()
+    local port, _, stop, pid = start_b("secret")
+    local r = a(function()
+      assert(halo.net.connect("b@localhost", "127.0.0.1:" .. port))
+      os.execute("kill -STOP " .. pid) -- frozen: its socket stays open, nothing comes back
+      local t0 = halo.now()
+      assert(helper.wait_until(function() return not halo.net.node("b@localhost").Connected end, 8000))
+      local ms = halo.now() - t0
+      os.execute("kill -CONT " .. pid)
+      assert(helper.wait_until(function() return halo.net.node("b@localhost").Connected end, 8000))
+      return { ms = ms, peer = halo.net.node("b@localhost") }
+    end)
+    stop()
+    assert.is_true(r.ms >= 2000 and r.ms < 6000, "noticed after " .. r.ms .. " ms")
+    assert.equal(1, r.peer.Reconnections)
   end)
 end)
