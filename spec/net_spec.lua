@@ -156,6 +156,51 @@ describe("the transport", function()
   end)
 end)
 
+describe("simultaneous connects", function()
+  it("settle on one link that both sides keep", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir)
+    local f = assert(io.open(dir .. "/c.lua", "w"))
+    f:write([[
+local halo = require("halo")
+local aport = tonumber(arg[2])
+local echo = halo.spawn({ handle_message = function(_, from, msg) halo.send(from, { echo = msg }) end })
+local out = io.open(arg[1], "w"); out:write(halo.net.info().Acceptors[1].Port, " ", echo, "\n"); out:close()
+halo.net.connect("a@localhost", "127.0.0.1:" .. aport, 3000) -- while a dials us
+halo.receive()
+]])
+    f:close()
+    local r = a(function()
+      local aport = halo.net.info().Acceptors[1].Port
+      os.execute(("%s run --name c@localhost --cookie secret --listen 127.0.0.1:0 --log-level error %s/c.lua %s/c.out %d > %s/c.log 2>&1 & echo $! > %s/c.pid")
+        :format(halo_bin, dir, dir, aport, dir, dir))
+      local port, echo
+      assert(helper.wait_until(function()
+        local o = io.open(dir .. "/c.out")
+        if not o then return false end
+        port, echo = o:read("*n"), o:read("*l")
+        o:close()
+        return port and echo
+      end, 3000))
+      assert(halo.net.connect("c@localhost", "127.0.0.1:" .. port))
+      halo.sleep(300) -- both dials have settled
+      local replies = 0
+      for i = 1, 5 do
+        assert(halo.send(echo:match("%S+"), i))
+        local _, msg = halo.receive(1000)
+        if msg and msg.echo == i then replies = replies + 1 end
+      end
+      halo.sleep(1200)
+      return { replies = replies, peer = halo.net.node("c@localhost"), info = halo.net.info() }
+    end)
+    os.execute("kill $(cat " .. dir .. "/c.pid) 2>/dev/null; rm -rf " .. dir)
+    assert.equal(5, r.replies)
+    assert.is_true(r.peer.Connected)
+    assert.equal(0, r.info.ConnectionsLost)
+  end)
+end)
+
 describe("the transport's keep-alive", function()
   it("notices a peer that stops answering, without any traffic, and gets it back", function()
     local port, _, stop, pid = start_b("secret")
