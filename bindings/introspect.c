@@ -131,7 +131,8 @@ static void push_rels(halo_binding_t *B, lua_State *L, halo_proc_t *p, int type,
     for (uint32_t i = 0; i < p->ext->watching.len; i++) {
       halo_rel_t *r = &p->ext->watching.v[i];
       if (r->type != type || r->tkind != tkind) continue;
-      if (tkind == HALO_TARGET_PID) hb_push_pid(B, L, halo_node_pid(&B->node, r->target));
+      if (tkind == HALO_TARGET_PID)
+        hb_push_pid(B, L, r->tnode ? (halo_pid_t){r->tnode, r->target} : halo_node_pid(&B->node, r->target));
       else if (tkind == HALO_TARGET_NAME) lua_pushstring(L, r->name);
       else {
         char buf[HALO_REF_STRLEN];

@@ -485,6 +485,13 @@ static int rel_op(lua_State *L, int type, int add, const char *fn) {
   halo_proc_t *self = hb_self(L, B, fn, 0);
   hb_target_t t;
   int rc = hb_target(L, B, 1, &t);
+  int remote = t.kind == HALO_TARGET_PID && t.pid.node != n->crc;
+  if (remote && (rc == 0 || rc == HALO_ENOCONN)) { /* another node's PID */
+    rc = add ? halo_rel_add_remote(n, self, type, t.pid) : halo_rel_remove_remote(n, self, type, t.pid);
+    if (rc) return hb_error(L, rc);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   if (add) {
     if (rc) return hb_error(L, rc);
     if (!t.proc) return hb_error(L, HALO_ENOCONN);

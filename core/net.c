@@ -3,12 +3,13 @@
 #include "errors.h"
 #include "msgpack.h"
 #include "process.h"
+#include "rel.h"
 #include "sha256.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { F_HELLO = 1, F_CHALLENGE, F_PROOF, F_WELCOME, F_REJECT, F_PING, F_MSG = 16, F_REPLY };
+enum { F_HELLO = 1, F_CHALLENGE, F_PROOF, F_WELCOME, F_REJECT, F_PING, F_MSG = 16, F_REPLY, F_REL };
 enum { C_CONNECTING, C_HELLO_SENT, C_WAIT_HELLO, C_WAIT_PROOF, C_WAIT_WELCOME, C_UP };
 
 #define NONCE 16
@@ -85,6 +86,10 @@ static void conn_close(halo_conn_t *c, const char *why) {
     c->peer->conn = NULL;
     net->connections_lost++;
     halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "connection to %s lost: %s", c->peer->name, why);
+    /* links and monitors across this link end with "no connection" */
+    halo_payload_t reason = net->node->hooks.reason(net->node, "no connection");
+    halo__rel_node_down(net->node, c->peer->crc, &reason);
+    net->node->hooks.release(net->node, reason);
     if (c->peer->port && !net->closing) {
       c->peer->backoff_ms = 0;
       schedule_redial(c->peer);
@@ -296,7 +301,19 @@ static void on_msg(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *en
     return;
   }
   halo_proc_t *t = halo_proc_find(n, to.id);
+  int base = kind & 0xff;
+  if (t && (kind >> HALO_KIND_FLAGS_SHIFT) & HALO_MF_REASON && (base == HALO_MSG_EXIT || base == HALO_MSG_DOWN))
+    halo__rel_remote_fired(n, t, base == HALO_MSG_EXIT ? HALO_REL_LINK : HALO_REL_MONITOR, from);
   if (!t || halo__enqueue(n, from, t, kind, queue, ref, pl, (uint32_t)pl_len)) n->hooks.release(n, pl);
+}
+
+/* REL body: u8 add, u8 type, u64 watcher (there), u64 target (here). */
+static void on_rel(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
+  if (end - p != 18 || p[0] > 1 || p[1] > HALO_REL_MONITOR) {
+    c->net->protocol_errors++;
+    return conn_close(c, "malformed link/monitor frame");
+  }
+  halo__rel_remote_request(c->net->node, p[0], p[1], (halo_pid_t){c->peer->crc, get64(p + 2)}, get64(p + 10));
 }
 
 static void dispatch(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *end) {
@@ -315,6 +332,7 @@ static void dispatch(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *
     break;
   case C_UP:
     if (type == F_MSG || type == F_REPLY) return on_msg(c, type, p, end);
+    if (type == F_REL) return on_rel(c, p, end);
     if (type == F_PING) return; /* its arrival is the point */
     c->net->protocol_errors++;
     return conn_close(c, "unexpected frame type");
@@ -453,6 +471,19 @@ static int route_send(void *ud, halo_node_t *n, halo_proc_t *from, halo_pid_t to
   return 0;
 }
 
+static int route_rel(void *ud, halo_node_t *n, int add, int type, uint64_t watcher, halo_pid_t target) {
+  halo_net_t *net = ud;
+  (void)n;
+  halo_peer_t *peer = halo_imap_get(&net->peers, target.node);
+  if (!peer || !peer->conn) return HALO_ENOCONN;
+  uint8_t body[18];
+  body[0] = (uint8_t)(add != 0);
+  body[1] = (uint8_t)type;
+  put64(body + 2, watcher);
+  put64(body + 10, target.id);
+  return send_frame(peer->conn, F_REL, body, sizeof body, NULL, 0);
+}
+
 /* -- API ----------------------------------------------------------------------------- */
 
 int halo_net_init(halo_net_t *net, halo_node_t *n, const char *cookie) {
@@ -461,6 +492,7 @@ int halo_net_init(halo_net_t *net, halo_node_t *n, const char *cookie) {
   if (!(net->cookie = strdup(cookie))) return HALO_ENOMEM;
   halo_imap_init(&net->peers);
   net->route.send = route_send;
+  net->route.rel = route_rel;
   net->route.ud = net;
   net->keepalive_ms = 1000;
   net->keepalive_misses = 3;

@@ -64,6 +64,8 @@ typedef struct halo_node_hooks {
 typedef struct halo_route {
   int (*send)(void *ud, halo_node_t *n, halo_proc_t *from, halo_pid_t to, int kind, int queue,
               uint64_t ref, halo_payload_t pl, uint32_t size);
+  /** Asks target's node to add (or drop) a link/monitor from local watcher id. */
+  int (*rel)(void *ud, halo_node_t *n, int add, int type, uint64_t watcher, halo_pid_t target);
   void *ud;
 } halo_route_t;
 

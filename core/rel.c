@@ -46,7 +46,7 @@ static void vec_remove_at(halo_relvec_t *v, uint32_t i) {
 
 static int same(const halo_rel_t *r, uint64_t watcher, int type, int tkind, uint64_t target,
                 const char *name, uint64_t alias) {
-  if (r->watcher != watcher || r->type != type || r->tkind != tkind) return 0;
+  if (r->watcher != watcher || r->type != type || r->tkind != tkind || r->wnode || r->tnode) return 0;
   switch (tkind) {
   case HALO_TARGET_NAME: return strcmp(r->name, name) == 0;
   case HALO_TARGET_ALIAS: return r->alias == alias;
@@ -69,7 +69,7 @@ int halo_rel_add(halo_node_t *n, halo_proc_t *watcher, int type, halo_proc_t *ta
   if (!wx || !tx) return HALO_ENOMEM;
   if (vec_find(&wx->watching, watcher->id, type, tkind, target->id, name, alias) >= 0)
     return HALO_ETARGETEXIST;
-  halo_rel_t r = {watcher->id, target->id, alias, NULL, (uint8_t)type, (uint8_t)tkind};
+  halo_rel_t r = {watcher->id, target->id, alias, NULL, (uint8_t)type, (uint8_t)tkind, 0, 0};
   halo_rel_t r2 = r;
   if (tkind == HALO_TARGET_NAME) {
     r.name = strdup(name);
@@ -106,6 +106,14 @@ int halo_rel_remove(halo_node_t *n, halo_proc_t *watcher, int type, int tkind,
 /* Tells one watcher that target p (in the form r names) ended, and drops
  * the watcher's side of the relation. */
 static void notify(halo_node_t *n, halo_proc_t *p, const halo_rel_t *r, const halo_payload_t *reason) {
+  if (r->wnode) { /* a watcher on another node: the bare reason travels */
+    int kind = (r->type == HALO_REL_LINK ? HALO_MSG_EXIT : HALO_MSG_DOWN) | HALO_KIND_REASON;
+    int q = r->type == HALO_REL_LINK ? HALO_Q_URGENT : HALO_Q_SYSTEM;
+    halo_payload_t pl = n->hooks.dup(n, reason);
+    if (!n->route || n->route->send(n->route->ud, n, p, (halo_pid_t){r->wnode, r->watcher}, kind, q, 0, pl, 0))
+      n->hooks.release(n, pl);
+    return;
+  }
   halo_proc_t *w = halo_proc_find(n, r->watcher);
   if (!w) return;
   if (w->ext) {
@@ -143,6 +151,11 @@ void halo__rel_fire_all(halo_node_t *n, halo_proc_t *p, const halo_payload_t *re
   free(watchers.v);
   while (x->watching.len) {
     halo_rel_t *r = &x->watching.v[x->watching.len - 1];
+    if (r->tnode) {
+      if (n->route && n->route->rel) n->route->rel(n->route->ud, n, 0, r->type, p->id, (halo_pid_t){r->tnode, r->target});
+      vec_remove_at(&x->watching, x->watching.len - 1);
+      continue;
+    }
     halo_proc_t *t = halo_proc_find(n, r->target);
     if (t && t->ext) {
       int j = vec_find(&t->ext->watchers, p->id, r->type, r->tkind, r->target, r->name, r->alias);
@@ -169,5 +182,90 @@ void halo__rel_fire_target(halo_node_t *n, halo_proc_t *p, int tkind, const char
     vec_remove_at(&x->watchers, i);
     notify(n, p, &copy, reason);
     free(copy.name);
+  }
+}
+
+/* -- across nodes ------------------------------------------------------------ */
+
+static int find_remote(const halo_relvec_t *v, uint64_t watcher, uint32_t wnode, int type, halo_pid_t target,
+                       uint32_t tnode) {
+  for (uint32_t i = 0; i < v->len; i++) {
+    const halo_rel_t *r = &v->v[i];
+    if (r->watcher == watcher && r->wnode == wnode && r->type == type && r->target == target.id &&
+        r->tnode == tnode && r->tkind == HALO_TARGET_PID)
+      return (int)i;
+  }
+  return -1;
+}
+
+int halo_rel_add_remote(halo_node_t *n, halo_proc_t *watcher, int type, halo_pid_t target) {
+  halo_proc_ext_t *x = halo__proc_ext(watcher);
+  if (!x) return HALO_ENOMEM;
+  if (find_remote(&x->watching, watcher->id, 0, type, target, target.node) >= 0) return HALO_ETARGETEXIST;
+  if (!n->route || !n->route->rel) return HALO_ENOCONN;
+  halo_rel_t r = {watcher->id, target.id, 0, NULL, (uint8_t)type, HALO_TARGET_PID, 0, target.node};
+  if (vec_push(&x->watching, &r)) return HALO_ENOMEM;
+  int rc = n->route->rel(n->route->ud, n, 1, type, watcher->id, target);
+  if (rc) x->watching.len--;
+  return rc;
+}
+
+int halo_rel_remove_remote(halo_node_t *n, halo_proc_t *watcher, int type, halo_pid_t target) {
+  if (!watcher->ext) return HALO_ETARGETUNKNOWN;
+  int i = find_remote(&watcher->ext->watching, watcher->id, 0, type, target, target.node);
+  if (i < 0) return HALO_ETARGETUNKNOWN;
+  vec_remove_at(&watcher->ext->watching, (uint32_t)i);
+  if (n->route && n->route->rel) n->route->rel(n->route->ud, n, 0, type, watcher->id, target);
+  return 0;
+}
+
+void halo__rel_remote_request(halo_node_t *n, int add, int type, halo_pid_t watcher, uint64_t target) {
+  halo_proc_t *t = halo_proc_find(n, target);
+  if (!add) {
+    if (t && t->ext) {
+      int i = find_remote(&t->ext->watchers, watcher.id, watcher.node, type, (halo_pid_t){0, target}, 0);
+      if (i >= 0) vec_remove_at(&t->ext->watchers, (uint32_t)i);
+    }
+    return;
+  }
+  halo_proc_ext_t *x = t && t->state < HALO_STATE_TERMINATED ? halo__proc_ext(t) : NULL;
+  halo_rel_t r = {watcher.id, target, 0, NULL, (uint8_t)type, HALO_TARGET_PID, watcher.node, 0};
+  if (x && find_remote(&x->watchers, watcher.id, watcher.node, type, (halo_pid_t){0, target}, 0) >= 0) return;
+  if (x && !vec_push(&x->watchers, &r)) return;
+  /* no such process (or out of memory): the watcher hears of it at once */
+  halo_payload_t reason = n->hooks.reason(n, "unknown process");
+  halo_proc_t stand = {0};
+  stand.id = target;
+  notify(n, &stand, &r, &reason);
+  n->hooks.release(n, reason);
+}
+
+void halo__rel_remote_fired(halo_node_t *n, halo_proc_t *watcher, int type, halo_pid_t target) {
+  (void)n;
+  if (!watcher->ext) return;
+  int i = find_remote(&watcher->ext->watching, watcher->id, 0, type, target, target.node);
+  if (i >= 0) vec_remove_at(&watcher->ext->watching, (uint32_t)i);
+}
+
+void halo__rel_node_down(halo_node_t *n, uint32_t crc, const halo_payload_t *reason) {
+  for (halo_proc_t *p = n->first; p; p = p->next) {
+    halo_proc_ext_t *x = p->ext;
+    if (!x || p->state >= HALO_STATE_TERMINATED) continue;
+    for (uint32_t i = 0; i < x->watchers.len;) {
+      if (x->watchers.v[i].wnode == crc) vec_remove_at(&x->watchers, i);
+      else i++;
+    }
+    for (uint32_t i = 0; i < x->watching.len;) {
+      halo_rel_t r = x->watching.v[i];
+      if (r.tnode != crc) {
+        i++;
+        continue;
+      }
+      vec_remove_at(&x->watching, i);
+      int kind = (r.type == HALO_REL_LINK ? HALO_MSG_EXIT : HALO_MSG_DOWN) | HALO_KIND_REASON;
+      int q = r.type == HALO_REL_LINK ? HALO_Q_URGENT : HALO_Q_SYSTEM;
+      halo_payload_t pl = n->hooks.dup(n, reason);
+      if (halo__enqueue(n, (halo_pid_t){crc, r.target}, p, kind, q, 0, pl, 0)) n->hooks.release(n, pl);
+    }
   }
 }

@@ -20,6 +20,8 @@ typedef struct halo_rel {
   uint64_t alias;    /* HALO_TARGET_ALIAS */
   char *name;        /* HALO_TARGET_NAME, owned by the target-side copy */
   uint8_t type, tkind;
+  uint32_t wnode;    /* the watcher's node when it is on another node, else 0 */
+  uint32_t tnode;    /* the target's node when it is on another node, else 0 */
 } halo_rel_t;
 
 typedef struct halo_relvec {
@@ -50,6 +52,22 @@ int halo_rel_add(halo_node_t *n, halo_proc_t *watcher, int type, halo_proc_t *ta
 /** Removes a relation: 0 or HALO_ETARGETUNKNOWN. */
 int halo_rel_remove(halo_node_t *n, halo_proc_t *watcher, int type, int tkind,
                     uint64_t target, const char *name, uint64_t alias);
+
+/** Remote PID targets: records that watcher links to / monitors target (on
+ *  another node) and asks that node to tell it. HALO_ETARGETEXIST,
+ *  HALO_ENOCONN (no route or no link to that node). */
+int halo_rel_add_remote(halo_node_t *n, halo_proc_t *watcher, int type, halo_pid_t target);
+/** Drops such a relation (and tells the other node). 0 or HALO_ETARGETUNKNOWN. */
+int halo_rel_remove_remote(halo_node_t *n, halo_proc_t *watcher, int type, halo_pid_t target);
+/** From another node: watcher (there) links to / monitors local target id.
+ *  When the target does not exist the watcher is told at once ("unknown process"). */
+void halo__rel_remote_request(halo_node_t *n, int add, int type, halo_pid_t watcher, uint64_t target);
+/** An exit or down from a remote target arrived for local watcher: its side
+ *  of the relation goes. */
+void halo__rel_remote_fired(halo_node_t *n, halo_proc_t *watcher, int type, halo_pid_t target);
+/** The link to node crc is gone: local watchers of its processes get
+ *  reason (an exit or a down), and its watchers of local processes are dropped. */
+void halo__rel_node_down(halo_node_t *n, uint32_t crc, const halo_payload_t *reason);
 
 /** Notifies every watcher of p (all target kinds) with reason and drops
  *  the relations; drops p's own watching relations. */

@@ -13,6 +13,9 @@ local echo = halo.spawn({
   handle_message = function(_, from, msg) halo.send(from, { echo = msg, node = "b" }) end,
   handle_call = function(_, from, ref, req)
     if req == "slow" then halo.sleep(300) end
+    if req == "victim" then -- a process that ends with the reason it is sent
+      return halo.spawn({ handle_message = function(_, _, why) return why end })
+    end
     return { reply = req, from = from }
   end,
 }, nil, { name = "echo" })
@@ -44,8 +47,8 @@ local function start_b(cookie, listen)
   end
   assert(port and echo, "node b did not start")
   local pid = io.open(dir .. "/b.pid"):read("*n")
-  return port, echo:match("%S+"), function()
-    os.execute("kill -CONT " .. pid .. " 2>/dev/null; kill " .. pid .. " 2>/dev/null; sleep 0.1")
+  return port, echo:match("%S+"), function(hard) -- hard: SIGKILL, no goodbyes
+    os.execute("kill -CONT " .. pid .. " 2>/dev/null; kill " .. (hard and "-KILL " or "") .. pid .. " 2>/dev/null; sleep 0.1")
     os.execute("rm -rf " .. dir)
   end, pid
 end
@@ -153,6 +156,71 @@ describe("the transport", function()
     assert.equal(1, r.peer.Reconnections)
     assert.equal(1, r.info.ConnectionsLost)
     assert.equal(2, r.info.ConnectionsEstablished)
+  end)
+end)
+
+describe("links and monitors across nodes", function()
+  it("deliver downs and exits, unknown processes and demonitors", function()
+    local port, echo, stop = start_b("secret")
+    local r = a(function()
+      assert(halo.net.connect("b@localhost", "127.0.0.1:" .. port))
+      local out = {}
+      -- monitor: a down with the remote reason; the relation shows, then goes
+      local v1 = halo.call(echo, "victim")
+      assert(halo.monitor(v1))
+      out.monitors = halo.process_info(halo.self()).MonitorsPID
+      halo.send(v1, "died on purpose")
+      local _, down = halo.receive(2000)
+      out.down, out.v1 = down, v1
+      out.after = halo.process_info(halo.self()).MonitorsPID
+      -- link from a process that traps exits
+      local v2 = halo.call(echo, "victim")
+      local got = {}
+      local watcher = assert(halo.spawn(function()
+        halo.trap_exit(true)
+        assert(halo.link(v2))
+        got.linked = true
+        local _, m = halo.receive(2000)
+        got.exit = m
+      end))
+      assert(helper.wait_until(function() return got.linked end))
+      halo.send(v2, "linked end")
+      assert(helper.wait_until(function() return got.exit end, 2000))
+      out.exit, out.v2 = got.exit, v2
+      -- a PID that does not exist there
+      assert(halo.monitor(v1))
+      local _, gone = halo.receive(2000)
+      out.gone = gone
+      -- demonitor: nothing arrives
+      local v3 = halo.call(echo, "victim")
+      assert(halo.monitor(v3))
+      assert(halo.demonitor(v3))
+      out.demonitor_again = { halo.demonitor(v3) }
+      halo.send(v3, "quiet")
+      out.quiet = { halo.receive(300) }
+      -- an exit signal to a remote process
+      local v4 = halo.call(echo, "victim")
+      assert(halo.monitor(v4))
+      assert(halo.exit(v4, "bye"))
+      local _, d4 = halo.receive(2000)
+      out.d4 = d4
+      -- the link goes: monitors of its processes end with "no connection"
+      local v5 = halo.call(echo, "victim")
+      assert(halo.monitor(v5))
+      stop(true)
+      local _, lost = halo.receive(5000)
+      out.lost, out.v5 = lost, v5
+      return out
+    end)
+    assert.same({ r.v1 }, r.monitors)
+    assert.same({ kind = "down", pid = r.v1, reason = "died on purpose" }, r.down)
+    assert.same({}, r.after)
+    assert.same({ kind = "exit", pid = r.v2, reason = "linked end" }, r.exit)
+    assert.same({ kind = "down", pid = r.v1, reason = "unknown process" }, r.gone)
+    assert.equal("ETARGETUNKNOWN", r.demonitor_again[3])
+    assert.equal("ETIMEDOUT", r.quiet[3])
+    assert.equal("bye", r.d4.reason)
+    assert.same({ kind = "down", pid = r.v5, reason = "no connection" }, r.lost)
   end)
 end)
 
