@@ -133,6 +133,8 @@ void hb_open_codec(lua_State *L);
 int hb_net_start(lua_State *L, halo_binding_t *B, const char *cookie, const char *listen);
 /** Closes connections and the acceptor (node stop); hb_net_free after the loop ends. */
 void hb_net_stop(halo_binding_t *B);
+/** 0 when addr is "host:port". */
+int hb_net_check_addr(const char *addr);
 void hb_net_free(halo_binding_t *B);
 void hb_open_net(lua_State *L);
 

@@ -203,7 +203,9 @@ static int decode_value(lua_State *L, halo_mpr_t *r, int depth, codec_err_t *e) 
     if (depth <= 0) return set_err(e, HALO_EMALFORMED, "%s", "nested too deep");
     int map = o.type == HALO_MP_MAP;
     uint32_t n = o.v.n;
-    lua_createtable(L, map ? 0 : (int)n, map ? (int)n : 0);
+    /* presize, but not blindly: a count is only bounded by the bytes left */
+    int pre = n > 4096 ? 4096 : (int)n;
+    lua_createtable(L, map ? 0 : pre, map ? pre : 0);
     int t = lua_gettop(L);
     for (uint32_t i = 0; i < n; i++) {
       int rc = decode_value(L, r, depth - 1, e);

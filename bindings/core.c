@@ -410,6 +410,11 @@ static int l_run(lua_State *L) {
   const char *level = opt_str(L, 3, "log_level", "info");
   int lvl;
   if (halo_log_level_parse(level, &lvl)) return luaL_error(L, "unknown log level '%s'", level);
+  /* every option that can raise is read before any state exists */
+  const char *cookie = opt_str(L, 3, "cookie", NULL), *listen = opt_str(L, 3, "listen", NULL);
+  if (listen && hb_net_check_addr(listen)) return luaL_error(L, "listen address must be host:port, got '%s'", listen);
+  int timeout = opt_int(L, 3, "timeout", 0);
+  int wd_soft = opt_int(L, 3, "watchdog_ms", 1000), wd_hard = opt_int(L, 3, "watchdog_hard_ms", 30000);
 
   halo_binding_t *B = calloc(1, sizeof *B);
   if (!B) return luaL_error(L, "out of memory");
@@ -464,7 +469,6 @@ static int l_run(lua_State *L) {
     uv_signal_start(&B->sigint, on_signal, SIGINT);
     uv_signal_start(&B->sigterm, on_signal, SIGTERM);
   }
-  int timeout = opt_int(L, 3, "timeout", 0);
   if (timeout > 0) {
     B->use_deadline = 1;
     uv_timer_init(&B->loop, &B->deadline);
@@ -472,13 +476,11 @@ static int l_run(lua_State *L) {
     uv_timer_start(&B->deadline, on_deadline, (uint64_t)timeout, 0);
     uv_unref((uv_handle_t *)&B->deadline);
   }
-  int wd_soft = opt_int(L, 3, "watchdog_ms", 1000), wd_hard = opt_int(L, 3, "watchdog_hard_ms", 30000);
   if (wd_soft > 0) halo_watchdog_start(n, (uint64_t)wd_soft, (uint64_t)wd_hard);
 
   halo_node_start(n);
   {
     /* the transport, when asked for: opts.cookie, opts.listen ("host:port") */
-    const char *cookie = opt_str(L, 3, "cookie", NULL), *listen = opt_str(L, 3, "listen", NULL);
     if (cookie || listen) {
       int top = lua_gettop(L);
       char random_cookie[17];

@@ -19,13 +19,32 @@ static int hook_encode(halo_node_t *n, halo_payload_t pl, struct halo_mpw *w) {
   return rc;
 }
 
+typedef struct decode_job {
+  halo_binding_t *B;
+  const void *buf;
+  size_t len;
+  int rc;
+  halo_payload_t out;
+} decode_job_t;
+
+static int decode_protected(lua_State *L) {
+  decode_job_t *j = lua_touserdata(L, 1);
+  j->rc = hb_decode(L, j->buf, j->len, WIRE_DEPTH, NULL, 0);
+  if (!j->rc) j->out = hb_anchor(j->B, L, -1);
+  return 0;
+}
+
+/* Runs from the loop's read callback, outside any pcall: a Lua error here
+ * (out of memory on a huge message) must not unwind through libuv. */
 static int hook_decode(halo_node_t *n, const void *buf, size_t len, halo_payload_t *out) {
   halo_binding_t *B = n->host;
-  lua_State *L = hb_L(B);
-  int rc = hb_decode(L, buf, len, WIRE_DEPTH, NULL, 0);
-  if (rc) return rc;
-  *out = hb_anchor(B, L, -1);
-  lua_pop(L, 1);
+  decode_job_t j = {B, buf, len, HALO_EMALFORMED, {0, 0}};
+  if (lua_cpcall(hb_L(B), decode_protected, &j)) {
+    lua_pop(hb_L(B), 1);
+    return HALO_ENOMEM;
+  }
+  if (j.rc) return j.rc;
+  *out = j.out;
   return 0;
 }
 
@@ -50,7 +69,7 @@ int hb_net_start(lua_State *L, halo_binding_t *B, const char *cookie, const char
   char host[128] = "127.0.0.1";
   int port = 0;
   if (listen && split_addr(listen, host, sizeof host, &port))
-    return luaL_error(L, "listen address must be host:port, got '%s'", listen);
+    return hb_errorf(L, HALO_EINCORRECT, "listen address must be host:port, got '%s'", listen);
   halo_net_t *net = calloc(1, sizeof *net);
   if (!net || halo_net_init(net, &B->node, cookie)) {
     free(net);
@@ -68,6 +87,12 @@ int hb_net_start(lua_State *L, halo_binding_t *B, const char *cookie, const char
   halo_log_proc(&B->node, NULL, HALO_LOG_INFO, "listening on %s:%d", net->host, net->port);
   lua_pushinteger(L, net->port);
   return 1;
+}
+
+int hb_net_check_addr(const char *addr) {
+  char host[128];
+  int port;
+  return split_addr(addr, host, sizeof host, &port);
 }
 
 void hb_net_stop(halo_binding_t *B) {
@@ -88,7 +113,7 @@ static int l_net_start(lua_State *L) {
   return hb_net_start(L, B, cookie, luaL_optstring(L, 2, NULL));
 }
 
-/* core.net_connect("host:port") -> true | nil, err: dials; the handshake goes on in the background */
+/* core.net_connect("host:port") -> dial id | nil, err: dials; the handshake goes on in the background */
 static int l_net_connect(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   if (!B->net) return hb_errorf(L, HALO_ENOTALLOWED, "the network is not started (--cookie / --listen)");
@@ -96,9 +121,21 @@ static int l_net_connect(lua_State *L) {
   int port;
   const char *addr = luaL_checkstring(L, 1);
   if (split_addr(addr, host, sizeof host, &port) || !port) return luaL_argerror(L, 1, "host:port expected");
-  int rc = halo_net_connect(B->net, host, port);
+  uint64_t id = 0;
+  int rc = halo_net_connect(B->net, host, port, &id);
   if (rc) return hb_errorf(L, rc, "cannot dial %s: %s", addr, halo_strerror(rc));
-  lua_pushboolean(L, 1);
+  lua_pushnumber(L, (double)id);
+  return 1;
+}
+
+/* core.net_dial(id) -> true (connected) | false (under way) | nil, err, code (failed) */
+static int l_net_dial(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  const char *why = NULL;
+  int r = B->net ? halo_net_dial_result(B->net, (uint64_t)luaL_checknumber(L, 1), &why) : -1;
+  if (r > 0) lua_pushboolean(L, 1);
+  else if (r == 0) lua_pushboolean(L, 0);
+  else return hb_errorf(L, HALO_ENOCONN, "%s", why ? why : "the network is not started");
   return 1;
 }
 
@@ -166,6 +203,7 @@ static int l_net_info(lua_State *L) {
 
 void hb_open_net(lua_State *L) {
   static const luaL_Reg fns[] = {{"net_start", l_net_start}, {"net_connect", l_net_connect},
+                                 {"net_dial", l_net_dial},
                                  {"net_peer", l_net_peer},   {"net_info", l_net_info},
                                  {NULL, NULL}};
   luaL_register(L, NULL, fns);

@@ -25,8 +25,10 @@ struct halo_conn {
   int state, dialer, closing, open_handles;
   uint8_t nonce_self[NONCE], nonce_peer[NONCE];
   char peer_name[256];
+  uint64_t peer_creation;
   halo_peer_t *peer;
   halo_peer_t *redial;      /* the peer this dial re-establishes */
+  uint64_t dial_id;         /* this side's dial, reported once in net->results */
   char host[64];            /* dialed address */
   int port;
   uint64_t last_rx, last_tx;
@@ -66,6 +68,25 @@ static void on_handle_closed(uv_handle_t *h) {
   free(c);
 }
 
+static void report_dial(halo_conn_t *c, int ok, const char *why) {
+  if (!c->dial_id) return;
+  halo_net_t *net = c->net;
+  struct halo_dial_result *r = &net->results[net->next_result++ % 32];
+  r->id = c->dial_id;
+  r->ok = ok;
+  snprintf(r->why, sizeof r->why, "%s", why ? why : "closed");
+  c->dial_id = 0;
+}
+
+int halo_net_dial_result(halo_net_t *net, uint64_t id, const char **why) {
+  for (int i = 0; i < 32; i++) {
+    if (net->results[i].id != id) continue;
+    if (why) *why = net->results[i].why;
+    return net->results[i].ok ? 1 : -1;
+  }
+  return 0;
+}
+
 static void schedule_redial(halo_peer_t *p) {
   p->backoff_ms = p->backoff_ms ? (p->backoff_ms * 2 > 5000 ? 5000 : p->backoff_ms * 2) : 100;
   p->retry_at = halo_clock_ns() + (uint64_t)p->backoff_ms * 1000000u;
@@ -74,6 +95,7 @@ static void schedule_redial(halo_peer_t *p) {
 static void conn_close(halo_conn_t *c, const char *why) {
   if (c->closing) return;
   c->closing = 1;
+  report_dial(c, 0, why);
   halo_net_t *net = c->net;
   if (c->prev) c->prev->next = c->next;
   else net->conns = c->next;
@@ -95,8 +117,8 @@ static void conn_close(halo_conn_t *c, const char *why) {
       schedule_redial(c->peer);
     }
   } else if (why && c->state != C_UP) {
-    halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "connection %s%s failed: %s", c->peer_name[0] ? "with " : "",
-                  c->peer_name, why);
+    halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "connection %s%s%s%s failed: %s", c->peer_name[0] ? "with " : "",
+                  c->peer_name, c->port ? (c->peer_name[0] ? " at " : "to ") : "", c->port ? c->host : "", why);
   }
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -142,9 +164,12 @@ static int send_frame(halo_conn_t *c, uint8_t type, const void *a, size_t alen, 
 
 /* -- handshake --------------------------------------------------------------- */
 
+/* HMAC(cookie, tag | nonce1 | nonce2 | name1 | 0 | name2 | creation | max):
+ * bound to both nonces, both names, the prover's creation id and the
+ * message size limit it advertises. */
 static void mac(halo_net_t *net, char tag, const uint8_t *n1, const uint8_t *n2, const char *a, const char *b,
-                uint8_t out[HALO_SHA256_LEN]) {
-  uint8_t msg[1 + 2 * NONCE + 2 * 256 + 1];
+                uint64_t creation, uint32_t max, uint8_t out[HALO_SHA256_LEN]) {
+  uint8_t msg[1 + 2 * NONCE + 2 * 256 + 1 + 12];
   size_t k = 0, al = strlen(a), bl = strlen(b);
   msg[k++] = (uint8_t)tag;
   memcpy(msg + k, n1, NONCE), k += NONCE;
@@ -152,6 +177,8 @@ static void mac(halo_net_t *net, char tag, const uint8_t *n1, const uint8_t *n2,
   memcpy(msg + k, a, al), k += al;
   msg[k++] = 0;
   memcpy(msg + k, b, bl), k += bl;
+  put64(msg + k, creation), k += 8;
+  put32(msg + k, max), k += 4;
   halo_hmac_sha256(net->cookie, strlen(net->cookie), msg, k, out);
 }
 
@@ -178,14 +205,24 @@ static void on_timeout(uv_timer_t *t) {
   if (c->state != C_UP) handshake_failed(c, "handshake timed out");
 }
 
-/* Which of two links between the same pair survives: the one dialed by the
- * node with the smaller name (both sides decide alike). */
+/* Which of two links between the same pair survives. Dialed by different
+ * nodes: the one the smaller name dialed. Dialed by the same node: the one
+ * whose dialer nonce is smaller. Both sides decide alike. */
 static const char *dialer_name(const halo_conn_t *c) { return c->dialer ? c->net->node->name : c->peer_name; }
+static const uint8_t *dialer_nonce(const halo_conn_t *c) { return c->dialer ? c->nonce_self : c->nonce_peer; }
+static int keep_first(const halo_conn_t *a, const halo_conn_t *b) {
+  int d = strcmp(dialer_name(a), dialer_name(b));
+  if (d) return d < 0;
+  return memcmp(dialer_nonce(a), dialer_nonce(b), NONCE) < 0;
+}
 
 static void established(halo_conn_t *c, uint32_t max_message) {
   halo_net_t *net = c->net;
   uint32_t crc = halo_crc32(c->peer_name, strlen(c->peer_name));
+  if (crc == net->node->crc) return handshake_failed(c, "the peer's name hashes like ours");
   halo_peer_t *peer = halo_imap_get(&net->peers, crc);
+  if (peer && strcmp(peer->name, c->peer_name))
+    return handshake_failed(c, "another node name with the same hash is known");
   if (!peer) {
     peer = calloc(1, sizeof *peer);
     if (!peer || !(peer->name = strdup(c->peer_name)) || halo_imap_put(&net->peers, crc, peer)) {
@@ -196,8 +233,14 @@ static void established(halo_conn_t *c, uint32_t max_message) {
     }
     peer->crc = crc;
   }
+  int replaced = 0;
   if (peer->conn && peer->conn != c) {
-    if (strcmp(dialer_name(c), dialer_name(peer->conn)) > 0) {
+    if (peer->creation != c->peer_creation) {
+      /* a second node that calls itself the same: the one we know stays */
+      return handshake_failed(c, "a node of that name is connected already");
+    }
+    if (!keep_first(c, peer->conn)) {
+      report_dial(c, 1, NULL); /* connected: through the other link */
       c->state = C_UP;
       conn_close(c, NULL); /* the other link stays */
       return;
@@ -206,12 +249,15 @@ static void established(halo_conn_t *c, uint32_t max_message) {
     peer->conn = NULL; /* not a loss: replaced */
     old->peer = NULL;
     conn_close(old, NULL);
+    replaced = 1;
   }
   uv_timer_stop(&c->timer);
+  report_dial(c, 1, NULL);
   c->state = C_UP;
   c->peer = peer;
-  if (peer->connected_at) peer->reconnections++;
+  if (peer->connected_at && !replaced) peer->reconnections++;
   peer->conn = c;
+  peer->creation = c->peer_creation;
   peer->dialed = c->dialer;
   if (c->dialer) { /* ours to re-dial if it goes */
     snprintf(peer->host, sizeof peer->host, "%s", c->host);
@@ -227,48 +273,65 @@ static void established(halo_conn_t *c, uint32_t max_message) {
   halo_log_proc(net->node, NULL, HALO_LOG_INFO, "connected to %s (%s)", peer->name, c->dialer ? "dialed" : "accepted");
 }
 
+/* Acceptor: HELLO {version, name_d, nonce_d, creation_d} -> CHALLENGE {name_a,
+ * nonce_a, creation_a}. Nothing derived from the cookie leaves before the
+ * dialer has proved itself. */
 static void on_hello(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
   if (p >= end || *p++ != VERSION) return reject(c, "unsupported protocol version");
-  if (read_name(&p, end, c->peer_name) || end - p != NONCE) return handshake_failed(c, "malformed hello");
+  if (read_name(&p, end, c->peer_name) || end - p != NONCE + 8) return handshake_failed(c, "malformed hello");
   memcpy(c->nonce_peer, p, NONCE);
+  c->peer_creation = get64(p + NONCE);
   if (!strcmp(c->peer_name, net->node->name)) return reject(c, "duplicate node name");
-  uint8_t body[1 + 255 + NONCE + HALO_SHA256_LEN];
+  uint8_t body[1 + 255 + NONCE + 8];
   size_t nl = strlen(net->node->name), k = 0;
   body[k++] = (uint8_t)nl;
   memcpy(body + k, net->node->name, nl), k += nl;
   memcpy(body + k, c->nonce_self, NONCE), k += NONCE;
-  mac(net, 'A', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, body + k), k += HALO_SHA256_LEN;
-  send_frame(c, F_CHALLENGE, body, k, NULL, 0);
+  put64(body + k, net->creation), k += 8;
+  if (send_frame(c, F_CHALLENGE, body, k, NULL, 0) || c->closing) return;
   c->state = C_WAIT_PROOF;
 }
 
+/* Dialer: CHALLENGE -> PROOF {MAC_D, max_d}. */
 static void on_challenge(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
   char name[256];
-  uint8_t want[HALO_SHA256_LEN];
-  if (read_name(&p, end, name) || end - p != NONCE + HALO_SHA256_LEN) return handshake_failed(c, "malformed challenge");
+  if (read_name(&p, end, name) || end - p != NONCE + 8) return handshake_failed(c, "malformed challenge");
   memcpy(c->nonce_peer, p, NONCE);
+  c->peer_creation = get64(p + NONCE);
   if (!strcmp(name, net->node->name)) return reject(c, "duplicate node name");
   snprintf(c->peer_name, sizeof c->peer_name, "%s", name);
-  mac(net, 'A', c->nonce_self, c->nonce_peer, c->peer_name, net->node->name, want);
-  if (!halo_digest_equal(want, p + NONCE)) return reject(c, "the acceptor's proof does not match our cookie");
   uint8_t body[HALO_SHA256_LEN + 4];
-  mac(net, 'D', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, body);
+  mac(net, 'D', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, net->creation, net->max_message, body);
   put32(body + HALO_SHA256_LEN, net->max_message);
-  send_frame(c, F_PROOF, body, sizeof body, NULL, 0);
+  if (send_frame(c, F_PROOF, body, sizeof body, NULL, 0) || c->closing) return;
   c->state = C_WAIT_WELCOME;
 }
 
+/* Acceptor: PROOF checked -> WELCOME {MAC_A, max_a}. */
 static void on_proof(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
-  uint8_t want[HALO_SHA256_LEN], body[4];
+  uint8_t want[HALO_SHA256_LEN], body[HALO_SHA256_LEN + 4];
   if (end - p != HALO_SHA256_LEN + 4) return handshake_failed(c, "malformed proof");
-  mac(net, 'D', c->nonce_self, c->nonce_peer, c->peer_name, net->node->name, want);
+  uint32_t max_d = get32(p + HALO_SHA256_LEN);
+  mac(net, 'D', c->nonce_self, c->nonce_peer, c->peer_name, net->node->name, c->peer_creation, max_d, want);
   if (!halo_digest_equal(want, p)) return reject(c, "the dialer's proof does not match our cookie");
-  put32(body, net->max_message);
-  send_frame(c, F_WELCOME, body, sizeof body, NULL, 0);
-  established(c, get32(p + HALO_SHA256_LEN));
+  mac(net, 'A', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, net->creation, net->max_message, body);
+  put32(body + HALO_SHA256_LEN, net->max_message);
+  if (send_frame(c, F_WELCOME, body, sizeof body, NULL, 0) || c->closing) return;
+  established(c, max_d);
+}
+
+/* Dialer: WELCOME checked -> established. */
+static void on_welcome(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
+  halo_net_t *net = c->net;
+  uint8_t want[HALO_SHA256_LEN];
+  if (end - p != HALO_SHA256_LEN + 4) return handshake_failed(c, "malformed welcome");
+  uint32_t max_a = get32(p + HALO_SHA256_LEN);
+  mac(net, 'A', c->nonce_self, c->nonce_peer, c->peer_name, net->node->name, c->peer_creation, max_a, want);
+  if (!halo_digest_equal(want, p)) return handshake_failed(c, "the acceptor's proof does not match our cookie");
+  established(c, max_a);
 }
 
 /* -- messages ---------------------------------------------------------------- */
@@ -328,7 +391,7 @@ static void dispatch(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *
     if (type == F_PROOF) return on_proof(c, p, end);
     break;
   case C_WAIT_WELCOME:
-    if (type == F_WELCOME && end - p == 4) return established(c, get32(p));
+    if (type == F_WELCOME) return on_welcome(c, p, end);
     break;
   case C_UP:
     if (type == F_MSG || type == F_REPLY) return on_msg(c, type, p, end);
@@ -367,7 +430,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   halo_conn_t *c = s->data;
   (void)buf;
-  if (nread < 0) return conn_close(c, nread == UV_EOF ? "closed by the peer" : uv_strerror((int)nread));
+  if (nread < 0) {
+    const char *why = nread == UV_EOF ? "closed by the peer" : uv_strerror((int)nread);
+    return c->state == C_UP ? conn_close(c, why) : handshake_failed(c, why);
+  }
   if (nread == 0) return;
   c->rlen += (size_t)nread;
   c->last_rx = halo_clock_ns();
@@ -390,6 +456,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (c->closing) return;
   memmove(c->rbuf, c->rbuf + off, c->rlen - off);
   c->rlen -= off;
+  if (!c->rlen && c->rcap > (1u << 20)) { /* after a big frame: back to small */
+    free(c->rbuf);
+    c->rbuf = NULL;
+    c->rcap = 0;
+  }
 }
 
 /* -- connections --------------------------------------------------------------- */
@@ -397,15 +468,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 static halo_conn_t *conn_new(halo_net_t *net, int dialer) {
   halo_conn_t *c = calloc(1, sizeof *c);
   if (!c) return NULL;
+  if (uv_random(NULL, NULL, c->nonce_self, NONCE, 0, NULL)) {
+    /* no system randomness: refuse rather than use guessable nonces */
+    halo_log_proc(net->node, NULL, HALO_LOG_ERROR, "no randomness for a handshake nonce");
+    free(c);
+    return NULL;
+  }
   c->net = net;
   c->dialer = dialer;
   uv_tcp_init(net->node->loop, &c->tcp);
   uv_timer_init(net->node->loop, &c->timer);
   c->tcp.data = c->timer.data = c->connect.data = c;
   c->open_handles = 2;
-  if (uv_random(NULL, NULL, c->nonce_self, NONCE, 0, NULL)) {
-    for (int i = 0; i < NONCE; i++) c->nonce_self[i] = (uint8_t)(halo_clock_ns() >> (i % 8));
-  }
+
   c->next = net->conns;
   if (net->conns) net->conns->prev = c;
   net->conns = c;
@@ -431,12 +506,13 @@ static void on_connected(uv_connect_t *req, int status) {
   halo_net_t *net = c->net;
   uv_tcp_nodelay(&c->tcp, 1);
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-  uint8_t body[2 + 255 + NONCE];
+  uint8_t body[2 + 255 + NONCE + 8];
   size_t nl = strlen(net->node->name), k = 0;
   body[k++] = VERSION;
   body[k++] = (uint8_t)nl;
   memcpy(body + k, net->node->name, nl), k += nl;
   memcpy(body + k, c->nonce_self, NONCE), k += NONCE;
+  put64(body + k, net->creation), k += 8;
   c->state = C_HELLO_SENT;
   send_frame(c, F_HELLO, body, k, NULL, 0);
 }
@@ -490,6 +566,7 @@ int halo_net_init(halo_net_t *net, halo_node_t *n, const char *cookie) {
   memset(net, 0, sizeof *net);
   net->node = n;
   if (!(net->cookie = strdup(cookie))) return HALO_ENOMEM;
+  if (uv_random(NULL, NULL, &net->creation, sizeof net->creation, 0, NULL)) return HALO_ENOMEM;
   halo_imap_init(&net->peers);
   net->route.send = route_send;
   net->route.rel = route_rel;
@@ -530,7 +607,7 @@ int halo_net_listen(halo_net_t *net, const char *host, int port) {
   return rc;
 }
 
-static int dial(halo_net_t *net, const char *host, int port, halo_peer_t *redial) {
+static int dial(halo_net_t *net, const char *host, int port, halo_peer_t *redial, uint64_t *id) {
   struct sockaddr_storage addr;
   if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr))
     return HALO_EINCORRECT;
@@ -541,15 +618,19 @@ static int dial(halo_net_t *net, const char *host, int port, halo_peer_t *redial
   c->port = port;
   c->redial = redial;
   if (redial) redial->dialing = 1;
+  c->dial_id = ++net->next_dial;
+  if (id) *id = c->dial_id;
   int rc = uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&addr, on_connected);
   if (rc) {
-    handshake_failed(c, uv_strerror(rc));
-    return rc;
+    handshake_failed(c, uv_strerror(rc)); /* schedules the next re-dial, if any */
+    return redial ? 0 : rc;
   }
   return 0;
 }
 
-int halo_net_connect(halo_net_t *net, const char *host, int port) { return dial(net, host, port, NULL); }
+int halo_net_connect(halo_net_t *net, const char *host, int port, uint64_t *id) {
+  return dial(net, host, port, NULL, id);
+}
 
 /* Every 100 ms: ping quiet links, drop silent ones, re-dial lost peers. */
 static void on_tick(uv_timer_t *t) {
@@ -568,7 +649,7 @@ static void on_tick(uv_timer_t *t) {
     halo_peer_t *p = net->peers.slots[i].val;
     if (!p || p->conn || p->dialing || !p->retry_at || now < p->retry_at) continue;
     p->retry_at = 0;
-    if (dial(net, p->host, p->port, p)) schedule_redial(p);
+    if (dial(net, p->host, p->port, p, NULL)) schedule_redial(p);
   }
 }
 

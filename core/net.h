@@ -5,11 +5,14 @@
  *
  * Frames: a 4-byte big-endian length of what follows, a type byte, a body.
  * Handshake (the cookie never crosses the wire; each side proves it knows
- * it with an HMAC over both per-connection nonces and both names):
- *   dialer   -> HELLO     {version, dialer name, nonce_d}
- *   acceptor -> CHALLENGE {acceptor name, nonce_a, HMAC(cookie, "A"|nonce_d|nonce_a|name_a|name_d)}
- *   dialer   -> PROOF     {HMAC(cookie, "D"|nonce_a|nonce_d|name_d|name_a), max message size}
- *   acceptor -> WELCOME   {max message size}     or REJECT {reason} at any step
+ * it with an HMAC over both per-connection nonces, both names, its creation
+ * id and its size limit; the acceptor proves itself only after the dialer):
+ *   dialer   -> HELLO     {version, name_d, nonce_d, creation_d}
+ *   acceptor -> CHALLENGE {name_a, nonce_a, creation_a}
+ *   dialer   -> PROOF     {HMAC(cookie, "D"|nonce_a|nonce_d|name_d|name_a|creation_d|max_d), max_d}
+ *   acceptor -> WELCOME   {HMAC(cookie, "A"|nonce_d|nonce_a|name_a|name_d|creation_a|max_a), max_a}
+ *   or REJECT {reason} at any step. Frames after the handshake are not
+ *   authenticated or encrypted: run clusters on a trusted network.
  * Then MSG frames: kind, queue, from id, to id, ref, payload (MessagePack
  * made by the host's encode hook). A protocol error closes the link; the
  * node keeps serving.
@@ -35,6 +38,7 @@ typedef struct halo_peer {
   uint64_t connected_at;    /* halo_clock_ns() */
   uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
   uint32_t max_message;     /* the peer's limit, 0 = none */
+  uint64_t creation;        /* the peer's random id for this run (same name, other node: refused) */
   /* re-dialing a peer this side dialed, after its link was lost */
   char host[64];
   int port;                 /* 0: not ours to re-dial */
@@ -50,11 +54,15 @@ typedef struct halo_net {
   char host[64];
   int port;
   char *cookie;
+  uint64_t creation;        /* random per start: tells two nodes of one name apart */
   uint32_t max_message;     /* ours, advertised */
   halo_imap_t peers;        /* crc -> halo_peer_t */
   halo_conn_t *conns;       /* every open connection (handshaking or not) */
   halo_route_t route;
   uint64_t handshake_errors, connections_established, connections_lost, protocol_errors;
+  struct halo_dial_result { uint64_t id; int ok; char why[96]; } results[32]; /* recent dials */
+  uint32_t next_result;
+  uint64_t next_dial;
   uv_timer_t *tick;         /* keep-alive and re-dial */
   uint32_t keepalive_ms;    /* ping a quiet link this often (default 1000) */
   uint32_t keepalive_misses;/* declare the peer dead after this many quiet periods (default 3) */
@@ -66,10 +74,13 @@ int halo_net_init(halo_net_t *net, halo_node_t *n, const char *cookie);
 /** Listens on host:port; port 0 = HALO_NET_DEFAULT_PORT, trying the next
  *  ports when taken (up to 100). The chosen port is in net->port. */
 int halo_net_listen(halo_net_t *net, const char *host, int port);
-/** Dials "host:port"; the handshake runs in the background. A peer dialed
+/** How dial id ended: 1 connected, -1 failed (*why set), 0 still under way
+ *  (or too old to remember). */
+int halo_net_dial_result(halo_net_t *net, uint64_t id, const char **why);
+/** Dials "host:port"; the handshake runs in the background; *id names it. A peer dialed
  *  this way is re-dialed (backing off from 100 ms to 5 s) when its link is
  *  lost; a quiet link is pinged and a silent peer dropped. */
-int halo_net_connect(halo_net_t *net, const char *host, int port);
+int halo_net_connect(halo_net_t *net, const char *host, int port, uint64_t *id);
 /** The established peer with this node name, or NULL. */
 halo_peer_t *halo_net_peer_by_name(halo_net_t *net, const char *name);
 /** Closes everything (node stop). */

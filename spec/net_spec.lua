@@ -97,7 +97,7 @@ describe("the transport", function()
     end, "not-the-cookie")
     assert.is_nil(r.res[1])
     assert.equal("ENOCONN", r.res[3])
-    assert.matches("handshake with b@localhost", r.res[2])
+    assert.matches("b@localhost at 127.0.0.1:%d+: .*cookie", r.res[2])
     assert.equal(1, r.info.HandshakeErrors)
     assert.equal("ENOCONN", r.send[3])
     -- b still serves a node with the right cookie
@@ -221,6 +221,40 @@ describe("links and monitors across nodes", function()
     assert.equal("ETIMEDOUT", r.quiet[3])
     assert.equal("bye", r.d4.reason)
     assert.same({ kind = "down", pid = r.v5, reason = "no connection" }, r.lost)
+  end)
+end)
+
+describe("node identity", function()
+  it("keeps the first of two nodes that share a name", function()
+    local p1, echo1, stop1 = start_b("secret")
+    local p2, _, stop2 = start_b("secret")
+    local r = a(function()
+      assert(halo.net.connect("b@localhost", "127.0.0.1:" .. p1))
+      local core = require("halo.core")
+      local id = assert(core.net_connect("127.0.0.1:" .. p2)) -- the other b
+      local second
+      assert(helper.wait_until(function()
+        local done, why = core.net_dial(id)
+        if done ~= false then second = { done, why } end
+        return second ~= nil
+      end, 3000))
+      assert(halo.send(echo1, "first"))
+      local _, msg = halo.receive(2000)
+      return { second = second, msg = msg, info = halo.net.info() }
+    end)
+    stop1()
+    stop2()
+    assert.is_nil(r.second[1])
+    assert.matches("a node of that name is connected already", r.second[2])
+    assert.equal("first", r.msg.echo)
+    assert.equal(0, r.info.ConnectionsLost)
+  end)
+
+  it("refuses a bad listen address before starting anything", function()
+    local ok, err = pcall(halo.run, function() end, { cookie = "x", listen = "nonsense" })
+    assert.is_false(ok)
+    assert.matches("listen address must be host:port", err)
+    assert.equal(7, helper.run(function() return 7 end)) -- the Lua state is still fine
   end)
 end)
 

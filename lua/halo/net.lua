@@ -26,15 +26,18 @@ end
 function M.connect(name, address, timeout)
   local p = core.net_peer(name)
   if p and p.Connected then return true end
-  local errors = core.net_info().HandshakeErrors
-  local ok, err, code = core.net_connect(address)
-  if not ok then return nil, err, code end
+  local id, err, code = core.net_connect(address)
+  if not id then return nil, err, code end
   local deadline = halo.now() + (timeout or 5000)
   while halo.now() < deadline do
+    local done, why = core.net_dial(id)
+    if done == nil then
+      return core.error("ENOCONN", ("%s at %s: %s"):format(name, address, why:gsub("^ENOCONN: no connection: ", "")))
+    end
     p = core.net_peer(name)
     if p and p.Connected then return true end
-    if core.net_info().HandshakeErrors > errors then
-      return core.error("ENOCONN", ("handshake with %s at %s failed (see the log)"):format(name, address))
+    if done then -- connected, but to another node than the one named
+      return core.error("ENOCONN", ("%s answers as another node, not %s"):format(address, name))
     end
     halo.sleep(5)
   end
