@@ -201,9 +201,17 @@ static int l_net_info(lua_State *L) {
   return 1;
 }
 
+/* core.crc32(string) -> number: the CRC node names are identified by */
+static int l_crc32(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  lua_pushnumber(L, halo_crc32(s, n));
+  return 1;
+}
+
 void hb_open_net(lua_State *L) {
   static const luaL_Reg fns[] = {{"net_start", l_net_start}, {"net_connect", l_net_connect},
-                                 {"net_dial", l_net_dial},
+                                 {"net_dial", l_net_dial},    {"crc32", l_crc32},
                                  {"net_peer", l_net_peer},   {"net_info", l_net_info},
                                  {NULL, NULL}};
   luaL_register(L, NULL, fns);

@@ -35,7 +35,29 @@ static int target_parse(halo_binding_t *B, const char *s, size_t len, hb_target_
     }
   }
   if (len && s[0] == '<') {
-    if (halo_pid_parse(s, len, &t->pid)) return BAD_PID;
+    if (halo_pid_parse(s, len, &t->pid)) {
+      /* "<CCCCCCCC.name>": a registered name on the node with that CRC */
+      static char name[256];
+      char *end;
+      if (len < 12 || len - 11 >= sizeof name || s[9] != '.' || s[len - 1] != '>') return BAD_PID;
+      for (int i = 1; i < 9; i++)
+        if (!isxdigit((unsigned char)s[i])) return BAD_PID;
+      memcpy(name, s + 10, len - 11);
+      name[len - 11] = 0;
+      if (!name[0] || strlen(name) != len - 11) return BAD_PID;
+      char crc_hex[9];
+      memcpy(crc_hex, s + 1, 8);
+      crc_hex[8] = 0;
+      t->kind = HALO_TARGET_NAME;
+      t->name = name;
+      t->pid.node = (uint32_t)strtoul(crc_hex, &end, 16);
+      t->pid.id = 0;
+      if (t->pid.node != n->crc) return 0; /* another node: routed by name */
+      t->proc = halo_name_lookup(n, name);
+      if (!t->proc) return HALO_ENOPROC;
+      t->pid = halo_node_pid(n, t->proc->id);
+      return 0;
+    }
     t->kind = HALO_TARGET_PID;
     if (t->pid.node == n->crc) {
       t->proc = halo_proc_find(n, t->pid.id);
@@ -67,7 +89,7 @@ int hb_target(lua_State *L, halo_binding_t *B, int idx, hb_target_t *t) {
   const char *s = luaL_checklstring(L, idx, &len);
   int rc = target_parse(B, s, len, t);
   switch (rc) {
-  case BAD_PID: return luaL_argerror(L, idx, "incorrect PID format, expected <crc.high.low>");
+  case BAD_PID: return luaL_argerror(L, idx, "incorrect PID format, expected <crc.high.low> (or <crc.name>)");
   case BAD_ALIAS: return luaL_argerror(L, idx, "incorrect Alias format, expected Alias#<crc.id0.id1.id2>");
   case BAD_EMPTY: return luaL_argerror(L, idx, "empty process name");
   default: return rc;
@@ -376,6 +398,8 @@ static int l_send(lua_State *L) {
   halo_payload_t pl = hb_anchor(B, L, 2);
   B->codec_err[0] = 0;
   if (t.proc) rc = halo_send_proc(n, n->current, t.proc, HALO_MSG_REGULAR, HALO_Q_MAIN, 0, pl, hb_size(L, 2));
+  else if (t.kind == HALO_TARGET_NAME)
+    rc = halo_send_name(n, n->current, t.pid.node, t.name, HALO_MSG_REGULAR, HALO_Q_MAIN, pl, hb_size(L, 2));
   else rc = halo_send(n, n->current, t.pid, HALO_MSG_REGULAR, HALO_Q_MAIN, 0, pl, hb_size(L, 2));
   if (rc) {
     hb_release(B, pl);
@@ -395,6 +419,8 @@ static int call_kind(lua_State *L, int kind, int queue, const char *fn) {
     n->counters.call_errors_local++;
     return hb_error(L, rc);
   }
+  if (t.kind == HALO_TARGET_NAME && !t.proc)
+    return hb_errorf(L, HALO_ENOTALLOWED, "calls to a name on another node are not supported yet: call its PID");
   double timeout = luaL_optnumber(L, 3, 5000);
   if (timeout < 0) return luaL_argerror(L, 3, "timeout must be >= 0 ms");
   halo_payload_t pl = hb_anchor(B, L, 2);
@@ -520,6 +546,8 @@ static int l_exit(lua_State *L) {
   hb_target_t t;
   int rc = hb_target(L, B, 1, &t);
   if (rc) return hb_error(L, rc);
+  if (t.kind == HALO_TARGET_NAME && !t.proc)
+    return hb_errorf(L, HALO_ENOTALLOWED, "exit signals to a name on another node are not supported yet");
   if (self && t.proc &&
       (t.proc == self || (t.pid.node == self->parent.node && t.pid.id == self->parent.id) ||
        (t.pid.node == self->leader.node && t.pid.id == self->leader.id)))

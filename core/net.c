@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { F_HELLO = 1, F_CHALLENGE, F_PROOF, F_WELCOME, F_REJECT, F_PING, F_MSG = 16, F_REPLY, F_REL };
+enum { F_HELLO = 1, F_CHALLENGE, F_PROOF, F_WELCOME, F_REJECT, F_PING, F_MSG = 16, F_REPLY, F_REL, F_MSG_NAME };
 enum { C_CONNECTING, C_HELLO_SENT, C_WAIT_HELLO, C_WAIT_PROOF, C_WAIT_WELCOME, C_UP };
 
 #define NONCE 16
@@ -342,9 +342,37 @@ static void on_welcome(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
 static void on_msg(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
   halo_node_t *n = net->node;
+  char name[256];
   if (end - p < MSG_HEAD) {
     net->protocol_errors++;
     return conn_close(c, "malformed message frame");
+  }
+  if (type == F_MSG_NAME) { /* the head, then a name, then the payload */
+    const uint8_t *q = p + MSG_HEAD;
+    size_t nl = q < end ? *q : 0;
+    if (!nl || (size_t)(end - q) < 1 + nl) {
+      net->protocol_errors++;
+      return conn_close(c, "malformed message frame");
+    }
+    memcpy(name, q + 1, nl);
+    name[nl] = 0;
+    halo_proc_t *t = strlen(name) == nl ? halo_name_lookup(n, name) : NULL;
+    /* re-enter below as a message to that process (or to nobody) */
+    uint8_t head[MSG_HEAD];
+    memcpy(head, p, MSG_HEAD);
+    put64(head + 11, t ? t->id : 0);
+    const uint8_t *payload = q + 1 + nl;
+    halo_payload_t pl;
+    c->peer->msgs_in++;
+    if (!n->hooks.decode || n->hooks.decode(n, payload, (size_t)(end - payload), &pl)) {
+      net->protocol_errors++;
+      return;
+    }
+    int kind = (int)(head[0] << 8 | head[1]), queue = head[2];
+    halo_pid_t from = {c->peer->crc, get64(head + 3)};
+    if (!t || queue >= HALO_NQUEUES || halo__enqueue(n, from, t, kind, queue, 0, pl, (uint32_t)(end - payload)))
+      n->hooks.release(n, pl);
+    return;
   }
   int kind = (int)(p[0] << 8 | p[1]), queue = p[2];
   halo_pid_t from = {c->peer->crc, get64(p + 3)};
@@ -394,7 +422,7 @@ static void dispatch(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *
     if (type == F_WELCOME) return on_welcome(c, p, end);
     break;
   case C_UP:
-    if (type == F_MSG || type == F_REPLY) return on_msg(c, type, p, end);
+    if (type == F_MSG || type == F_REPLY || type == F_MSG_NAME) return on_msg(c, type, p, end);
     if (type == F_REL) return on_rel(c, p, end);
     if (type == F_PING) return; /* its arrival is the point */
     c->net->protocol_errors++;
@@ -547,6 +575,38 @@ static int route_send(void *ud, halo_node_t *n, halo_proc_t *from, halo_pid_t to
   return 0;
 }
 
+static int route_send_name(void *ud, halo_node_t *n, halo_proc_t *from, uint32_t node, const char *name, int kind,
+                           int queue, halo_payload_t pl, uint32_t size) {
+  halo_net_t *net = ud;
+  (void)size;
+  size_t nl = strlen(name);
+  halo_peer_t *peer = halo_imap_get(&net->peers, node);
+  if (!peer || !peer->conn) return HALO_ENOCONN;
+  if (!nl || nl > 255) return HALO_EINCORRECT;
+  if (!n->hooks.encode) return HALO_ENOTALLOWED;
+  halo_mpw_t w;
+  halo_mpw_init(&w, peer->max_message ? peer->max_message : HALO_NET_MAX_FRAME - 320);
+  int rc = n->hooks.encode(n, pl, &w);
+  if (rc) {
+    halo_mpw_free(&w);
+    return rc;
+  }
+  /* one frame: the message head (to id 0), the name's length and bytes, the payload */
+  uint8_t prefix[MSG_HEAD + 1 + 255];
+  prefix[0] = (uint8_t)(kind >> 8), prefix[1] = (uint8_t)kind, prefix[2] = (uint8_t)queue;
+  put64(prefix + 3, from ? from->id : 1);
+  put64(prefix + 11, 0);
+  put64(prefix + 19, 0);
+  prefix[MSG_HEAD] = (uint8_t)nl;
+  memcpy(prefix + MSG_HEAD + 1, name, nl);
+  rc = send_frame(peer->conn, F_MSG_NAME, prefix, MSG_HEAD + 1 + nl, w.buf, w.len);
+  halo_mpw_free(&w);
+  if (rc) return rc;
+  peer->msgs_out++;
+  n->hooks.release(n, pl); /* sent: the route owned it */
+  return 0;
+}
+
 static int route_rel(void *ud, halo_node_t *n, int add, int type, uint64_t watcher, halo_pid_t target) {
   halo_net_t *net = ud;
   (void)n;
@@ -570,6 +630,7 @@ int halo_net_init(halo_net_t *net, halo_node_t *n, const char *cookie) {
   halo_imap_init(&net->peers);
   net->route.send = route_send;
   net->route.rel = route_rel;
+  net->route.send_name = route_send_name;
   net->route.ud = net;
   net->keepalive_ms = 1000;
   net->keepalive_misses = 3;

@@ -227,6 +227,16 @@ int halo_send(halo_node_t *n, halo_proc_t *from, halo_pid_t to, int kind, int qu
   return rc;
 }
 
+int halo_send_name(halo_node_t *n, halo_proc_t *from, uint32_t node, const char *name, int kind, int queue,
+                   halo_payload_t pl, uint32_t size) {
+  int rc = n->route && n->route->send_name
+               ? n->route->send_name(n->route->ud, n, from, node, name, kind, queue, pl, size)
+               : HALO_ENOCONN;
+  if (rc) n->counters.send_errors_remote++;
+  else if (from) from->msgs_out++;
+  return rc;
+}
+
 int64_t halo_call(halo_node_t *n, halo_proc_t *p, halo_pid_t to, int kind, int queue,
                   halo_payload_t request, uint32_t size, uint64_t timeout_ms) {
   int remote, rc;

@@ -118,6 +118,11 @@ int halo_send(halo_node_t *n, halo_proc_t *from, halo_pid_t to, int kind, int qu
 void halo_log_proc(halo_node_t *n, halo_proc_t *p, int level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/** Sends to a name registered on another node (through the route). Same
+ *  contract as halo_send; counted as a remote send error on failure. */
+int halo_send_name(halo_node_t *n, halo_proc_t *from, uint32_t node, const char *name, int kind, int queue,
+                   halo_payload_t pl, uint32_t size);
+
 /** Sends to a local process record (no lookup). Same contract as halo_send. */
 int halo_send_proc(halo_node_t *n, halo_proc_t *from, halo_proc_t *to, int kind, int queue,
                    uint64_t ref, halo_payload_t pl, uint32_t size);

@@ -90,6 +90,25 @@ describe("the transport", function()
     assert.equal(0, r.info.HandshakeErrors)
   end)
 
+  it("sends to a name registered on the other node", function()
+    local r = a(function()
+      assert(halo.net.connect("b@localhost", "127.0.0.1:" .. port))
+      local to = halo.net.process_id("echo", "b@localhost")
+      assert(halo.send(to, "by name"))
+      local from, msg = halo.receive(2000)
+      local nobody = { halo.send(halo.net.process_id("nobody", "b@localhost"), 1) } -- not told, as in the reference
+      local local_name = { halo.send(halo.net.process_id("nope", "a@localhost"), 1) }
+      local offline = { halo.send(halo.net.process_id("echo", "z@localhost"), 1) }
+      return { to = to, from = from, msg = msg, nobody = nobody, local_name = local_name, offline = offline }
+    end)
+    assert.matches("^<%x%x%x%x%x%x%x%x%.echo>$", r.to)
+    assert.equal(echo, r.from)
+    assert.equal("by name", r.msg.echo)
+    assert.same({ true }, r.nobody)
+    assert.equal("ENOPROC", r.local_name[3])
+    assert.equal("ENOCONN", r.offline[3])
+  end)
+
   it("refuses a wrong cookie on both sides and keeps serving", function()
     local r = a(function()
       local res = { halo.net.connect("b@localhost", "127.0.0.1:" .. port, 2000) }

@@ -44,6 +44,15 @@ function M.connect(name, address, timeout)
   return nil, "ETIMEDOUT: timed out", "ETIMEDOUT"
 end
 
+--- The address of a process registered as `name` on node `node`
+-- ("<CCCCCCCC.name>", the reference's ProcessID form): halo.send takes it.
+function M.process_id(name, node)
+  if type(name) ~= "string" or name == "" or type(node) ~= "string" or not node:find("@", 1, true) then
+    error("process_id(name, node): a name and a node name@host expected", 2)
+  end
+  return ("<%08X.%s>"):format(core.crc32(node), name)
+end
+
 --- NetworkInfo: Mode, Acceptors, Nodes, HandshakeErrors, ConnectionsEstablished, ...
 M.info = core.net_info
 --- RemoteNodeInfo of a peer: Name, Connected, Dialed, ConnectionUptime, MessagesIn/Out, BytesIn/Out, ...
