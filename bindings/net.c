@@ -10,13 +10,29 @@
 
 #define WIRE_DEPTH 64
 
+typedef struct encode_job {
+  halo_binding_t *B;
+  halo_payload_t pl;
+  struct halo_mpw *w;
+  int rc;
+} encode_job_t;
+
+static int encode_protected(lua_State *L) {
+  encode_job_t *j = lua_touserdata(L, 1);
+  hb_push_payload(j->B, L, j->pl, 0);
+  j->rc = hb_encode(L, -1, j->w, WIRE_DEPTH, j->B->codec_err, sizeof j->B->codec_err);
+  return 0;
+}
+
+/* May run from the scheduler outside any pcall (a link firing): protected. */
 static int hook_encode(halo_node_t *n, halo_payload_t pl, struct halo_mpw *w) {
   halo_binding_t *B = n->host;
-  lua_State *L = hb_L(B);
-  hb_push_payload(B, L, pl, 0);
-  int rc = hb_encode(L, -1, w, WIRE_DEPTH, B->codec_err, sizeof B->codec_err);
-  lua_pop(L, 1);
-  return rc;
+  encode_job_t j = {B, pl, w, HALO_ENOMEM};
+  if (lua_cpcall(hb_L(B), encode_protected, &j)) {
+    lua_pop(hb_L(B), 1);
+    return HALO_ENOMEM;
+  }
+  return j.rc;
 }
 
 typedef struct decode_job {
@@ -113,7 +129,8 @@ static int l_net_start(lua_State *L) {
   return hb_net_start(L, B, cookie, luaL_optstring(L, 2, NULL));
 }
 
-/* core.net_connect("host:port") -> dial id | nil, err: dials; the handshake goes on in the background */
+/* core.net_connect("host:port"[, expected node name]) -> dial id | nil, err: dials; the
+ * handshake goes on in the background */
 static int l_net_connect(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   if (!B->net) return hb_errorf(L, HALO_ENOTALLOWED, "the network is not started (--cookie / --listen)");
@@ -122,7 +139,7 @@ static int l_net_connect(lua_State *L) {
   const char *addr = luaL_checkstring(L, 1);
   if (split_addr(addr, host, sizeof host, &port) || !port) return luaL_argerror(L, 1, "host:port expected");
   uint64_t id = 0;
-  int rc = halo_net_connect(B->net, host, port, &id);
+  int rc = halo_net_connect(B->net, host, port, luaL_optstring(L, 2, NULL), &id);
   if (rc) return hb_errorf(L, rc, "cannot dial %s: %s", addr, halo_strerror(rc));
   lua_pushnumber(L, (double)id);
   return 1;

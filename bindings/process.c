@@ -511,6 +511,7 @@ static int rel_op(lua_State *L, int type, int add, const char *fn) {
   halo_proc_t *self = hb_self(L, B, fn, 0);
   hb_target_t t;
   int rc = hb_target(L, B, 1, &t);
+  if (add && self->state >= HALO_STATE_TERMINATED) return hb_error(L, HALO_ETERMINATED); /* cleanup has run */
   int remote = t.kind == HALO_TARGET_PID && t.pid.node != n->crc;
   if (remote && (rc == 0 || rc == HALO_ENOCONN)) { /* another node's PID */
     rc = add ? halo_rel_add_remote(n, self, type, t.pid) : halo_rel_remove_remote(n, self, type, t.pid);

@@ -31,9 +31,12 @@ enum halo_msg_kind {
 enum {
   HALO_MF_REASON = 1, /* EXIT/DOWN whose payload is the bare reason: the host
                        * builds {kind, pid = from, reason} when it delivers it */
+  HALO_MF_NOTICE = 2, /* EXIT/DOWN telling a remote watcher that its link or
+                       * monitor fired (not a halo.exit): the relation goes */
 };
 #define HALO_KIND_FLAGS_SHIFT 8
 #define HALO_KIND_REASON (HALO_MF_REASON << HALO_KIND_FLAGS_SHIFT)
+#define HALO_KIND_NOTICE (HALO_MF_NOTICE << HALO_KIND_FLAGS_SHIFT)
 
 /** A payload is opaque to the core: a tag and a 64-bit value owned by the host layer. */
 typedef struct halo_payload {

@@ -29,6 +29,7 @@ struct halo_conn {
   halo_peer_t *peer;
   halo_peer_t *redial;      /* the peer this dial re-establishes */
   uint64_t dial_id;         /* this side's dial, reported once in net->results */
+  char expect[256];         /* the node this dial means to reach ("" = any) */
   char host[64];            /* dialed address */
   int port;
   uint64_t last_rx, last_tx;
@@ -216,13 +217,26 @@ static int keep_first(const halo_conn_t *a, const halo_conn_t *b) {
   return memcmp(dialer_nonce(a), dialer_nonce(b), NONCE) < 0;
 }
 
+/* Why the peer may not join (NULL: it may): its name's hash clashes with
+ * ours, with 0 (the "local" marker of relations) or with a known node, or a
+ * node of that name from another run is connected. */
+static const char *admission(halo_conn_t *c) {
+  halo_net_t *net = c->net;
+  uint32_t crc = halo_crc32(c->peer_name, strlen(c->peer_name));
+  if (crc == net->node->crc || crc == 0) return "the node name's hash is not usable here";
+  halo_peer_t *peer = halo_imap_get(&net->peers, crc);
+  if (peer && strcmp(peer->name, c->peer_name)) return "another node name with the same hash is known";
+  if (peer && peer->conn && peer->conn != c && peer->creation != c->peer_creation)
+    return "a node of that name is connected already";
+  return NULL;
+}
+
 static void established(halo_conn_t *c, uint32_t max_message) {
   halo_net_t *net = c->net;
   uint32_t crc = halo_crc32(c->peer_name, strlen(c->peer_name));
-  if (crc == net->node->crc) return handshake_failed(c, "the peer's name hashes like ours");
+  const char *no = admission(c);
+  if (no) return handshake_failed(c, no);
   halo_peer_t *peer = halo_imap_get(&net->peers, crc);
-  if (peer && strcmp(peer->name, c->peer_name))
-    return handshake_failed(c, "another node name with the same hash is known");
   if (!peer) {
     peer = calloc(1, sizeof *peer);
     if (!peer || !(peer->name = strdup(c->peer_name)) || halo_imap_put(&net->peers, crc, peer)) {
@@ -235,10 +249,6 @@ static void established(halo_conn_t *c, uint32_t max_message) {
   }
   int replaced = 0;
   if (peer->conn && peer->conn != c) {
-    if (peer->creation != c->peer_creation) {
-      /* a second node that calls itself the same: the one we know stays */
-      return handshake_failed(c, "a node of that name is connected already");
-    }
     if (!keep_first(c, peer->conn)) {
       report_dial(c, 1, NULL); /* connected: through the other link */
       c->state = C_UP;
@@ -301,6 +311,12 @@ static void on_challenge(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   memcpy(c->nonce_peer, p, NONCE);
   c->peer_creation = get64(p + NONCE);
   if (!strcmp(name, net->node->name)) return reject(c, "duplicate node name");
+  if (c->expect[0] && strcmp(name, c->expect)) {
+    /* not the node we meant to reach: no proof for it */
+    char why[600];
+    snprintf(why, sizeof why, "answered as %s, not %s", name, c->expect);
+    return handshake_failed(c, why);
+  }
   snprintf(c->peer_name, sizeof c->peer_name, "%s", name);
   uint8_t body[HALO_SHA256_LEN + 4];
   mac(net, 'D', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, net->creation, net->max_message, body);
@@ -317,6 +333,8 @@ static void on_proof(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   uint32_t max_d = get32(p + HALO_SHA256_LEN);
   mac(net, 'D', c->nonce_self, c->nonce_peer, c->peer_name, net->node->name, c->peer_creation, max_d, want);
   if (!halo_digest_equal(want, p)) return reject(c, "the dialer's proof does not match our cookie");
+  const char *no = admission(c); /* refused before WELCOME: the dialer must not think it joined */
+  if (no) return reject(c, no);
   mac(net, 'A', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, net->creation, net->max_message, body);
   put32(body + HALO_SHA256_LEN, net->max_message);
   if (send_frame(c, F_WELCOME, body, sizeof body, NULL, 0) || c->closing) return;
@@ -393,7 +411,7 @@ static void on_msg(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *en
   }
   halo_proc_t *t = halo_proc_find(n, to.id);
   int base = kind & 0xff;
-  if (t && (kind >> HALO_KIND_FLAGS_SHIFT) & HALO_MF_REASON && (base == HALO_MSG_EXIT || base == HALO_MSG_DOWN))
+  if (t && (kind >> HALO_KIND_FLAGS_SHIFT) & HALO_MF_NOTICE && (base == HALO_MSG_EXIT || base == HALO_MSG_DOWN))
     halo__rel_remote_fired(n, t, base == HALO_MSG_EXIT ? HALO_REL_LINK : HALO_REL_MONITOR, from);
   if (!t || halo__enqueue(n, from, t, kind, queue, ref, pl, (uint32_t)pl_len)) n->hooks.release(n, pl);
 }
@@ -433,6 +451,7 @@ static void dispatch(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *
     size_t l = (size_t)(end - p) < sizeof why - 1 ? (size_t)(end - p) : sizeof why - 1;
     memcpy(why, p, l);
     why[l] = 0;
+    if (c->redial) c->redial->port = 0; /* a refusal is an answer: no more re-dials */
     return handshake_failed(c, why);
   }
   handshake_failed(c, "unexpected frame during the handshake");
@@ -668,7 +687,7 @@ int halo_net_listen(halo_net_t *net, const char *host, int port) {
   return rc;
 }
 
-static int dial(halo_net_t *net, const char *host, int port, halo_peer_t *redial, uint64_t *id) {
+static int dial(halo_net_t *net, const char *host, int port, const char *expect, halo_peer_t *redial, uint64_t *id) {
   struct sockaddr_storage addr;
   if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr))
     return HALO_EINCORRECT;
@@ -681,6 +700,7 @@ static int dial(halo_net_t *net, const char *host, int port, halo_peer_t *redial
   if (redial) redial->dialing = 1;
   c->dial_id = ++net->next_dial;
   if (id) *id = c->dial_id;
+  snprintf(c->expect, sizeof c->expect, "%s", expect ? expect : "");
   int rc = uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&addr, on_connected);
   if (rc) {
     handshake_failed(c, uv_strerror(rc)); /* schedules the next re-dial, if any */
@@ -689,8 +709,8 @@ static int dial(halo_net_t *net, const char *host, int port, halo_peer_t *redial
   return 0;
 }
 
-int halo_net_connect(halo_net_t *net, const char *host, int port, uint64_t *id) {
-  return dial(net, host, port, NULL, id);
+int halo_net_connect(halo_net_t *net, const char *host, int port, const char *expect, uint64_t *id) {
+  return dial(net, host, port, expect, NULL, id);
 }
 
 /* Every 100 ms: ping quiet links, drop silent ones, re-dial lost peers. */
@@ -710,7 +730,7 @@ static void on_tick(uv_timer_t *t) {
     halo_peer_t *p = net->peers.slots[i].val;
     if (!p || p->conn || p->dialing || !p->retry_at || now < p->retry_at) continue;
     p->retry_at = 0;
-    if (dial(net, p->host, p->port, p, NULL)) schedule_redial(p);
+    if (dial(net, p->host, p->port, p->name, p, NULL)) schedule_redial(p);
   }
 }
 

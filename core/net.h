@@ -77,10 +77,12 @@ int halo_net_listen(halo_net_t *net, const char *host, int port);
 /** How dial id ended: 1 connected, -1 failed (*why set), 0 still under way
  *  (or too old to remember). */
 int halo_net_dial_result(halo_net_t *net, uint64_t id, const char **why);
-/** Dials "host:port"; the handshake runs in the background; *id names it. A peer dialed
+/** Dials "host:port"; the handshake runs in the background; *id names it.
+ *  expect (or NULL) is the node name the dialer means to reach: another
+ *  name answering gets no proof. A peer dialed
  *  this way is re-dialed (backing off from 100 ms to 5 s) when its link is
  *  lost; a quiet link is pinged and a silent peer dropped. */
-int halo_net_connect(halo_net_t *net, const char *host, int port, uint64_t *id);
+int halo_net_connect(halo_net_t *net, const char *host, int port, const char *expect, uint64_t *id);
 /** The established peer with this node name, or NULL. */
 halo_peer_t *halo_net_peer_by_name(halo_net_t *net, const char *name);
 /** Closes everything (node stop). */

@@ -57,6 +57,10 @@ int halo_node_init(halo_node_t *n, uv_loop_t *loop, const char *name) {
   n->name = strdup(name);
   if (!n->name) return HALO_ENOMEM;
   n->crc = halo_crc32(name, strlen(name));
+  if (!n->crc) { /* 0 marks "this node" in relations: such a name cannot join a cluster */
+    free(n->name);
+    return HALO_EINCORRECT;
+  }
   n->creation = (int64_t)time(NULL);
   n->t_start = n->now = halo_clock_ns();
   n->next_id = 1000;

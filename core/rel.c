@@ -107,11 +107,19 @@ int halo_rel_remove(halo_node_t *n, halo_proc_t *watcher, int type, int tkind,
  * the watcher's side of the relation. */
 static void notify(halo_node_t *n, halo_proc_t *p, const halo_rel_t *r, const halo_payload_t *reason) {
   if (r->wnode) { /* a watcher on another node: the bare reason travels */
-    int kind = (r->type == HALO_REL_LINK ? HALO_MSG_EXIT : HALO_MSG_DOWN) | HALO_KIND_REASON;
+    int kind = (r->type == HALO_REL_LINK ? HALO_MSG_EXIT : HALO_MSG_DOWN) | HALO_KIND_REASON | HALO_KIND_NOTICE;
     int q = r->type == HALO_REL_LINK ? HALO_Q_URGENT : HALO_Q_SYSTEM;
+    halo_pid_t to = {r->wnode, r->watcher};
+    if (!n->route) return;
     halo_payload_t pl = n->hooks.dup(n, reason);
-    if (!n->route || n->route->send(n->route->ud, n, p, (halo_pid_t){r->wnode, r->watcher}, kind, q, 0, pl, 0))
-      n->hooks.release(n, pl);
+    int rc = n->route->send(n->route->ud, n, p, to, kind, q, 0, pl, 0);
+    if (rc) n->hooks.release(n, pl);
+    if (rc && rc != HALO_ENOCONN) {
+      /* the reason cannot travel (a function, too big, ...): the watcher is
+       * told anyway, with a stand-in (no connection: its node cleans up) */
+      pl = n->hooks.reason(n, "unsendable reason");
+      if (n->route->send(n->route->ud, n, p, to, kind, q, 0, pl, 0)) n->hooks.release(n, pl);
+    }
     return;
   }
   halo_proc_t *w = halo_proc_find(n, r->watcher);
@@ -206,7 +214,10 @@ int halo_rel_add_remote(halo_node_t *n, halo_proc_t *watcher, int type, halo_pid
   halo_rel_t r = {watcher->id, target.id, 0, NULL, (uint8_t)type, HALO_TARGET_PID, 0, target.node};
   if (vec_push(&x->watching, &r)) return HALO_ENOMEM;
   int rc = n->route->rel(n->route->ud, n, 1, type, watcher->id, target);
-  if (rc) x->watching.len--;
+  if (rc) { /* a failed write may have run node_down already: remove by identity */
+    int i = find_remote(&x->watching, watcher->id, 0, type, target, target.node);
+    if (i >= 0) vec_remove_at(&x->watching, (uint32_t)i);
+  }
   return rc;
 }
 

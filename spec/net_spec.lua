@@ -16,6 +16,10 @@ local echo = halo.spawn({
     if req == "victim" then -- a process that ends with the reason it is sent
       return halo.spawn({ handle_message = function(_, _, why) return why end })
     end
+    if req == "victim_fn" then -- one whose reason cannot travel
+      return halo.spawn({ handle_message = function() return { f = print } end })
+    end
+    if req == "poke_me" then return { halo.exit(from, "poke") } end
     return { reply = req, from = from }
   end,
 }, nil, { name = "echo" })
@@ -124,6 +128,12 @@ describe("the transport", function()
     assert.is_true(ok)
   end)
 
+  it("gives no proof to a node that answers under another name", function()
+    local r = a(function() return { halo.net.connect("x@localhost", "127.0.0.1:" .. port, 2000) } end)
+    assert.is_nil(r[1])
+    assert.matches("answered as b@localhost, not x@localhost", r[2])
+  end)
+
   it("rejects a node that takes b's name", function()
     local r = a(function()
       return { halo.net.connect("b@localhost", "127.0.0.1:" .. port, 2000) }
@@ -223,6 +233,25 @@ describe("links and monitors across nodes", function()
       assert(halo.exit(v4, "bye"))
       local _, d4 = halo.receive(2000)
       out.d4 = d4
+      -- a reason that cannot travel still ends the monitor
+      local v6 = halo.call(echo, "victim_fn")
+      assert(halo.monitor(v6))
+      halo.send(v6, "go")
+      local _, d6 = halo.receive(2000)
+      out.d6 = d6
+      -- halo.exit from a process this one links to: the link stays
+      local w = {}
+      assert(halo.spawn(function()
+        halo.trap_exit(true)
+        assert(halo.link(echo))
+        halo.call(echo, "poke_me")
+        local _, m = halo.receive(1000)
+        w.msg = m
+        w.links = halo.process_info(halo.self()).LinksPID
+        w.unlink = { halo.unlink(echo) }
+      end))
+      assert(helper.wait_until(function() return w.unlink end, 3000))
+      out.w = w
       -- the link goes: monitors of its processes end with "no connection"
       local v5 = halo.call(echo, "victim")
       assert(halo.monitor(v5))
@@ -240,6 +269,10 @@ describe("links and monitors across nodes", function()
     assert.equal("ETIMEDOUT", r.quiet[3])
     assert.equal("bye", r.d4.reason)
     assert.same({ kind = "down", pid = r.v5, reason = "no connection" }, r.lost)
+    assert.equal("unsendable reason", r.d6.reason)
+    assert.same({ kind = "exit", pid = echo, reason = "poke" }, r.w.msg)
+    assert.same({ echo }, r.w.links)
+    assert.same({ true }, r.w.unlink)
   end)
 end)
 

@@ -26,7 +26,7 @@ end
 function M.connect(name, address, timeout)
   local p = core.net_peer(name)
   if p and p.Connected then return true end
-  local id, err, code = core.net_connect(address)
+  local id, err, code = core.net_connect(address, name)
   if not id then return nil, err, code end
   local deadline = halo.now() + (timeout or 5000)
   while halo.now() < deadline do
