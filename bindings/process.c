@@ -419,13 +419,14 @@ static int call_kind(lua_State *L, int kind, int queue, const char *fn) {
     n->counters.call_errors_local++;
     return hb_error(L, rc);
   }
-  if (t.kind == HALO_TARGET_NAME && !t.proc)
-    return hb_errorf(L, HALO_ENOTALLOWED, "calls to a name on another node are not supported yet: call its PID");
+
   double timeout = luaL_optnumber(L, 3, 5000);
   if (timeout < 0) return luaL_argerror(L, 3, "timeout must be >= 0 ms");
   halo_payload_t pl = hb_anchor(B, L, 2);
   B->codec_err[0] = 0;
-  int64_t ref = halo_call(n, self, t.pid, kind, queue, pl, hb_size(L, 2), (uint64_t)timeout);
+  int64_t ref = t.kind == HALO_TARGET_NAME && !t.proc  /* a name on another node */
+                    ? halo_call_name(n, self, t.pid.node, t.name, kind, queue, pl, hb_size(L, 2), (uint64_t)timeout)
+                    : halo_call(n, self, t.pid, kind, queue, pl, hb_size(L, 2), (uint64_t)timeout);
   if (ref < 0) {
     hb_release(B, pl);
     return hb_remote_error(L, B, (int)ref);

@@ -388,7 +388,8 @@ static void on_msg(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *en
     }
     int kind = (int)(head[0] << 8 | head[1]), queue = head[2];
     halo_pid_t from = {c->peer->crc, get64(head + 3)};
-    if (!t || queue >= HALO_NQUEUES || halo__enqueue(n, from, t, kind, queue, 0, pl, (uint32_t)(end - payload)))
+    uint64_t ref = get64(head + 19);
+    if (!t || queue >= HALO_NQUEUES || halo__enqueue(n, from, t, kind, queue, ref, pl, (uint32_t)(end - payload)))
       n->hooks.release(n, pl);
     return;
   }
@@ -595,7 +596,7 @@ static int route_send(void *ud, halo_node_t *n, halo_proc_t *from, halo_pid_t to
 }
 
 static int route_send_name(void *ud, halo_node_t *n, halo_proc_t *from, uint32_t node, const char *name, int kind,
-                           int queue, halo_payload_t pl, uint32_t size) {
+                           int queue, uint64_t ref, halo_payload_t pl, uint32_t size) {
   halo_net_t *net = ud;
   (void)size;
   size_t nl = strlen(name);
@@ -615,7 +616,7 @@ static int route_send_name(void *ud, halo_node_t *n, halo_proc_t *from, uint32_t
   prefix[0] = (uint8_t)(kind >> 8), prefix[1] = (uint8_t)kind, prefix[2] = (uint8_t)queue;
   put64(prefix + 3, from ? from->id : 1);
   put64(prefix + 11, 0);
-  put64(prefix + 19, 0);
+  put64(prefix + 19, ref);
   prefix[MSG_HEAD] = (uint8_t)nl;
   memcpy(prefix + MSG_HEAD + 1, name, nl);
   rc = send_frame(peer->conn, F_MSG_NAME, prefix, MSG_HEAD + 1 + nl, w.buf, w.len);

@@ -230,17 +230,30 @@ int halo_send(halo_node_t *n, halo_proc_t *from, halo_pid_t to, int kind, int qu
 int halo_send_name(halo_node_t *n, halo_proc_t *from, uint32_t node, const char *name, int kind, int queue,
                    halo_payload_t pl, uint32_t size) {
   int rc = n->route && n->route->send_name
-               ? n->route->send_name(n->route->ud, n, from, node, name, kind, queue, pl, size)
+               ? n->route->send_name(n->route->ud, n, from, node, name, kind, queue, 0, pl, size)
                : HALO_ENOCONN;
   if (rc) n->counters.send_errors_remote++;
   else if (from) from->msgs_out++;
   return rc;
 }
 
+static int64_t call_to(halo_node_t *n, halo_proc_t *p, halo_pid_t to, const char *name, int kind, int queue,
+                       halo_payload_t request, uint32_t size, uint64_t timeout_ms);
+
 int64_t halo_call(halo_node_t *n, halo_proc_t *p, halo_pid_t to, int kind, int queue,
                   halo_payload_t request, uint32_t size, uint64_t timeout_ms) {
+  return call_to(n, p, to, NULL, kind, queue, request, size, timeout_ms);
+}
+
+int64_t halo_call_name(halo_node_t *n, halo_proc_t *p, uint32_t node, const char *name, int kind, int queue,
+                       halo_payload_t request, uint32_t size, uint64_t timeout_ms) {
+  return call_to(n, p, (halo_pid_t){node, 0}, name, kind, queue, request, size, timeout_ms);
+}
+
+static int64_t call_to(halo_node_t *n, halo_proc_t *p, halo_pid_t to, const char *name, int kind, int queue,
+                       halo_payload_t request, uint32_t size, uint64_t timeout_ms) {
   int remote, rc;
-  if (to.node == n->crc && to.id == p->id) {
+  if (!name && to.node == n->crc && to.id == p->id) {
     n->counters.call_errors_local++;
     return HALO_ENOTALLOWED;
   }
@@ -252,7 +265,15 @@ int64_t halo_call(halo_node_t *n, halo_proc_t *p, halo_pid_t to, int kind, int q
     n->counters.call_errors_local++;
     return rc;
   }
-  rc = route(n, p, to, kind, queue, ref, request, size, &remote);
+  if (name) { /* a name on another node */
+    remote = 1;
+    rc = n->route && n->route->send_name
+             ? n->route->send_name(n->route->ud, n, p, to.node, name, kind, queue, ref, request, size)
+             : HALO_ENOCONN;
+    if (!rc) p->msgs_out++;
+  } else {
+    rc = route(n, p, to, kind, queue, ref, request, size, &remote);
+  }
   if (rc) {
     halo_timer_wait_stop(n, p);
     if (remote) n->counters.call_errors_remote++;

@@ -118,6 +118,10 @@ int halo_send(halo_node_t *n, halo_proc_t *from, halo_pid_t to, int kind, int qu
 void halo_log_proc(halo_node_t *n, halo_proc_t *p, int level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/** halo_call to a name registered on another node (through the route). */
+int64_t halo_call_name(halo_node_t *n, halo_proc_t *p, uint32_t node, const char *name, int kind, int queue,
+                       halo_payload_t request, uint32_t size, uint64_t timeout_ms);
+
 /** Sends to a name registered on another node (through the route). Same
  *  contract as halo_send; counted as a remote send error on failure. */
 int halo_send_name(halo_node_t *n, halo_proc_t *from, uint32_t node, const char *name, int kind, int queue,

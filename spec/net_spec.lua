@@ -100,15 +100,20 @@ describe("the transport", function()
       local to = halo.net.process_id("echo", "b@localhost")
       assert(halo.send(to, "by name"))
       local from, msg = halo.receive(2000)
+      local called = halo.call(to, "call by name", 2000)
       local nobody = { halo.send(halo.net.process_id("nobody", "b@localhost"), 1) } -- not told, as in the reference
+      local nobody_call = { halo.call(halo.net.process_id("nobody", "b@localhost"), 1, 200) }
       local local_name = { halo.send(halo.net.process_id("nope", "a@localhost"), 1) }
       local offline = { halo.send(halo.net.process_id("echo", "z@localhost"), 1) }
-      return { to = to, from = from, msg = msg, nobody = nobody, local_name = local_name, offline = offline }
+      return { to = to, from = from, msg = msg, nobody = nobody, local_name = local_name, offline = offline,
+               called = called, nobody_call = nobody_call, me = halo.self() }
     end)
     assert.matches("^<%x%x%x%x%x%x%x%x%.echo>$", r.to)
     assert.equal(echo, r.from)
     assert.equal("by name", r.msg.echo)
     assert.same({ true }, r.nobody)
+    assert.same({ reply = "call by name", from = r.me }, r.called)
+    assert.equal("ETIMEDOUT", r.nobody_call[3])
     assert.equal("ENOPROC", r.local_name[3])
     assert.equal("ENOCONN", r.offline[3])
   end)
