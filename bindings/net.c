@@ -158,21 +158,44 @@ static int l_net_dial(lua_State *L) {
 
 #define SET_NUM(k, v) (lua_pushnumber(L, (double)(v)), lua_setfield(L, -2, k))
 
+/* RemoteNodeInfo, with the reference's field names; the fragmentation and
+ * compression counters stay 0 until those features exist. Connected and
+ * Dialed are halo's additions. */
 static void push_peer(lua_State *L, const halo_peer_t *p) {
-  lua_createtable(L, 0, 10);
+  static const char *const zero[] = {"FragmentsSent", "FragmentMessagesSent", "FragmentsReceived",
+                                     "FragmentMessagesRecv", "FragmentTimeouts", "CompressedSent",
+                                     "CompressedBytesSent", "CompressedOrigBytesSent", "DecompressedRecv",
+                                     "DecompressedBytesRecv", "DecompressedOrigRecv", "TransitBytesIn",
+                                     "TransitBytesOut", "ClockSkew"};
+  lua_createtable(L, 0, 32);
   lua_pushstring(L, p->name);
-  lua_setfield(L, -2, "Name");
+  lua_setfield(L, -2, "Node");
   lua_pushboolean(L, p->conn != NULL);
   lua_setfield(L, -2, "Connected");
   lua_pushboolean(L, p->dialed);
   lua_setfield(L, -2, "Dialed");
   SET_NUM("ConnectionUptime", p->conn ? (halo_clock_ns() - p->connected_at) / 1000000000u : 0);
+  lua_pushliteral(L, HALO_NET_PROTO);
+  lua_setfield(L, -2, "ProtoVersion");
+  lua_pushliteral(L, HALO_NET_HANDSHAKE);
+  lua_setfield(L, -2, "HandshakeVersion");
+  SET_NUM("PoolSize", 1);
+  SET_NUM("PoolLen", p->conn ? 1 : 0);
+  hb_new_array(L, 1);
+  if (p->dialed && p->port) {
+    lua_pushfstring(L, "%s:%d", p->host, p->port);
+    lua_rawseti(L, -2, 1);
+  }
+  lua_setfield(L, -2, "PoolDSN");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "TLS");
   SET_NUM("MessagesIn", p->msgs_in);
   SET_NUM("MessagesOut", p->msgs_out);
   SET_NUM("BytesIn", p->bytes_in);
   SET_NUM("BytesOut", p->bytes_out);
   SET_NUM("MaxMessageSize", p->max_message);
   SET_NUM("Reconnections", p->reconnections);
+  for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++) SET_NUM(zero[i], 0);
 }
 
 /* core.net_peer(name) -> RemoteNodeInfo | nil, err */
@@ -201,16 +224,21 @@ static int l_net_info(lua_State *L) {
     lua_rawseti(L, -2, 1);
   }
   lua_setfield(L, -2, "Acceptors");
-  hb_new_array(L, 0);
+  hb_new_array(L, 0); /* the connected nodes' names */
   int k = 0;
   if (net)
     for (size_t i = 0; i < net->peers.cap; i++) {
       const halo_peer_t *p = net->peers.slots[i].val;
-      if (!p) continue;
-      push_peer(L, p);
+      if (!p || !p->conn) continue;
+      lua_pushstring(L, p->name);
       lua_rawseti(L, -2, ++k);
     }
   lua_setfield(L, -2, "Nodes");
+  SET_NUM("MaxMessageSize", net ? net->max_message : 0);
+  lua_pushliteral(L, HALO_NET_PROTO);
+  lua_setfield(L, -2, "ProtoVersion");
+  lua_pushliteral(L, HALO_NET_HANDSHAKE);
+  lua_setfield(L, -2, "HandshakeVersion");
   SET_NUM("HandshakeErrors", net ? net->handshake_errors : 0);
   SET_NUM("ConnectionsEstablished", net ? net->connections_established : 0);
   SET_NUM("ConnectionsLost", net ? net->connections_lost : 0);

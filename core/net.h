@@ -25,6 +25,8 @@
 #include "node.h"
 
 #define HALO_NET_DEFAULT_PORT 11144
+#define HALO_NET_HANDSHAKE "HHS:R1" /* version strings in the reference's style */
+#define HALO_NET_PROTO "HNP:R1"
 #define HALO_NET_HANDSHAKE_MS 5000
 #define HALO_NET_MAX_FRAME (64u << 20)
 

@@ -53,9 +53,14 @@ function M.process_id(name, node)
   return ("<%08X.%s>"):format(core.crc32(node), name)
 end
 
---- NetworkInfo: Mode, Acceptors, Nodes, HandshakeErrors, ConnectionsEstablished, ...
+--- NetworkInfo: Mode, Acceptors, Nodes (connected names), MaxMessageSize,
+-- HandshakeVersion, ProtoVersion, ConnectionsEstablished, ConnectionsLost,
+-- and halo's HandshakeErrors, ProtocolErrors.
 M.info = core.net_info
---- RemoteNodeInfo of a peer: Name, Connected, Dialed, ConnectionUptime, MessagesIn/Out, BytesIn/Out, ...
+--- RemoteNodeInfo of a peer (the reference's fields: Node, ConnectionUptime,
+-- PoolSize, PoolLen, PoolDSN, MessagesIn/Out, BytesIn/Out, Reconnections,
+-- MaxMessageSize, fragmentation and compression counters, ...) plus
+-- Connected and Dialed; nil, "ENOCONN: no connection" for an unknown node.
 M.node = core.net_peer
 
 return M
