@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "msgpack.h"
 #include "net.h"
+#include "rel.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -158,14 +159,12 @@ static int l_net_dial(lua_State *L) {
 
 #define SET_NUM(k, v) (lua_pushnumber(L, (double)(v)), lua_setfield(L, -2, k))
 
-/* RemoteNodeInfo, with the reference's field names; the fragmentation and
- * compression counters stay 0 until those features exist. Connected and
+/* RemoteNodeInfo, with the reference's field names; the fragmentation
+ * counters stay 0 until fragmentation exists. Connected and
  * Dialed are halo's additions. */
 static void push_peer(lua_State *L, const halo_peer_t *p) {
   static const char *const zero[] = {"FragmentsSent", "FragmentMessagesSent", "FragmentsReceived",
-                                     "FragmentMessagesRecv", "FragmentTimeouts", "CompressedSent",
-                                     "CompressedBytesSent", "CompressedOrigBytesSent", "DecompressedRecv",
-                                     "DecompressedBytesRecv", "DecompressedOrigRecv", "TransitBytesIn",
+                                     "FragmentMessagesRecv", "FragmentTimeouts", "TransitBytesIn",
                                      "TransitBytesOut", "ClockSkew"};
   lua_createtable(L, 0, 32);
   lua_pushstring(L, p->name);
@@ -195,6 +194,12 @@ static void push_peer(lua_State *L, const halo_peer_t *p) {
   SET_NUM("BytesOut", p->bytes_out);
   SET_NUM("MaxMessageSize", p->max_message);
   SET_NUM("Reconnections", p->reconnections);
+  SET_NUM("CompressedSent", p->compressed_sent);
+  SET_NUM("CompressedBytesSent", p->compressed_bytes);
+  SET_NUM("CompressedOrigBytesSent", p->compressed_orig);
+  SET_NUM("DecompressedRecv", p->decompressed_recv);
+  SET_NUM("DecompressedBytesRecv", p->decompressed_bytes);
+  SET_NUM("DecompressedOrigRecv", p->decompressed_orig);
   for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++) SET_NUM(zero[i], 0);
 }
 
@@ -246,6 +251,18 @@ static int l_net_info(lua_State *L) {
   return 1;
 }
 
+/* core.net_compress(on): compress the calling process's messages to other
+ * nodes when they are larger than the threshold (1024 bytes). */
+static int l_net_compress(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.net.compress", 0);
+  halo_proc_ext_t *x = halo__proc_ext(self);
+  if (!x) return hb_error(L, HALO_ENOMEM);
+  x->compress = (uint8_t)lua_toboolean(L, 1);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* core.crc32(string) -> number: the CRC node names are identified by */
 static int l_crc32(lua_State *L) {
   size_t n;
@@ -257,6 +274,7 @@ static int l_crc32(lua_State *L) {
 void hb_open_net(lua_State *L) {
   static const luaL_Reg fns[] = {{"net_start", l_net_start}, {"net_connect", l_net_connect},
                                  {"net_dial", l_net_dial},    {"crc32", l_crc32},
+                                 {"net_compress", l_net_compress},
                                  {"net_peer", l_net_peer},   {"net_info", l_net_info},
                                  {NULL, NULL}};
   luaL_register(L, NULL, fns);

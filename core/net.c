@@ -7,6 +7,7 @@
 #include "sha256.h"
 
 #include <stdlib.h>
+#include <zlib.h>
 #include <string.h>
 
 enum { F_HELLO = 1, F_CHALLENGE, F_PROOF, F_WELCOME, F_REJECT, F_PING, F_MSG = 16, F_REPLY, F_REL, F_MSG_NAME };
@@ -357,64 +358,82 @@ static void on_welcome(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
 /* MSG body: u16 kind (with flags), u8 queue, u64 from, u64 to, u64 ref, payload. */
 #define MSG_HEAD 27
 
-static void on_msg(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *end) {
+/* A compressed payload: u32 original length, then a zlib stream. Returns a
+ * malloc'ed buffer with *len set, or NULL. */
+static uint8_t *inflate_payload(const uint8_t *p, size_t n, size_t *len) {
+  if (n < 4) return NULL;
+  uLongf out = get32(p);
+  if (out == 0 || out > HALO_NET_MAX_FRAME) return NULL;
+  uint8_t *buf = malloc(out);
+  if (!buf) return NULL;
+  if (uncompress(buf, &out, p + 4, (uLong)(n - 4)) != Z_OK || out != get32(p)) {
+    free(buf);
+    return NULL;
+  }
+  *len = out;
+  return buf;
+}
+
+/* MSG, REPLY and MSG_NAME frames (zipped: the payload is compressed). */
+static void on_msg(halo_conn_t *c, int type, int zipped, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
   halo_node_t *n = net->node;
-  char name[256];
+  halo_peer_t *peer = c->peer;
   if (end - p < MSG_HEAD) {
     net->protocol_errors++;
     return conn_close(c, "malformed message frame");
   }
-  if (type == F_MSG_NAME) { /* the head, then a name, then the payload */
-    const uint8_t *q = p + MSG_HEAD;
-    size_t nl = q < end ? *q : 0;
-    if (!nl || (size_t)(end - q) < 1 + nl) {
+  int kind = (int)(p[0] << 8 | p[1]), queue = p[2];
+  halo_pid_t from = {peer->crc, get64(p + 3)};
+  halo_pid_t to = {n->crc, get64(p + 11)};
+  uint64_t ref = get64(p + 19);
+  const uint8_t *payload = p + MSG_HEAD;
+  halo_proc_t *t = NULL;
+  if (type == F_MSG_NAME) { /* the head, a name, then the payload */
+    char name[256];
+    size_t nl = payload < end ? *payload : 0;
+    if (!nl || (size_t)(end - payload) < 1 + nl) {
       net->protocol_errors++;
       return conn_close(c, "malformed message frame");
     }
-    memcpy(name, q + 1, nl);
+    memcpy(name, payload + 1, nl);
     name[nl] = 0;
-    halo_proc_t *t = strlen(name) == nl ? halo_name_lookup(n, name) : NULL;
-    /* re-enter below as a message to that process (or to nobody) */
-    uint8_t head[MSG_HEAD];
-    memcpy(head, p, MSG_HEAD);
-    put64(head + 11, t ? t->id : 0);
-    const uint8_t *payload = q + 1 + nl;
-    halo_payload_t pl;
-    c->peer->msgs_in++;
-    if (!n->hooks.decode || n->hooks.decode(n, payload, (size_t)(end - payload), &pl)) {
+    t = strlen(name) == nl ? halo_name_lookup(n, name) : NULL;
+    payload += 1 + nl;
+  } else {
+    t = halo_proc_find(n, to.id);
+  }
+  size_t len = (size_t)(end - payload);
+  uint8_t *plain = NULL;
+  peer->msgs_in++;
+  if (zipped) {
+    size_t wire = len;
+    if (!(plain = inflate_payload(payload, len, &len))) {
       net->protocol_errors++;
+      halo_log_proc(n, NULL, HALO_LOG_WARNING, "dropped a message from %s: bad compressed data", peer->name);
       return;
     }
-    int kind = (int)(head[0] << 8 | head[1]), queue = head[2];
-    halo_pid_t from = {c->peer->crc, get64(head + 3)};
-    uint64_t ref = get64(head + 19);
-    if (!t || queue >= HALO_NQUEUES || halo__enqueue(n, from, t, kind, queue, ref, pl, (uint32_t)(end - payload)))
-      n->hooks.release(n, pl);
-    return;
+    payload = plain;
+    peer->decompressed_recv++;
+    peer->decompressed_bytes += wire;
+    peer->decompressed_orig += len;
   }
-  int kind = (int)(p[0] << 8 | p[1]), queue = p[2];
-  halo_pid_t from = {c->peer->crc, get64(p + 3)};
-  halo_pid_t to = {n->crc, get64(p + 11)};
-  uint64_t ref = get64(p + 19);
-  const uint8_t *pl_bytes = p + MSG_HEAD;
-  size_t pl_len = (size_t)(end - pl_bytes);
-  c->peer->msgs_in++;
   halo_payload_t pl;
-  if (queue >= HALO_NQUEUES || !n->hooks.decode || n->hooks.decode(n, pl_bytes, pl_len, &pl)) {
+  int bad = queue >= HALO_NQUEUES || !n->hooks.decode || n->hooks.decode(n, payload, len, &pl);
+  free(plain);
+  if (bad) {
     net->protocol_errors++;
-    halo_log_proc(n, NULL, HALO_LOG_WARNING, "dropped an undecodable message from %s", c->peer->name);
+    halo_log_proc(n, NULL, HALO_LOG_WARNING, "dropped an undecodable message from %s", peer->name);
     return;
   }
   if (type == F_REPLY) {
     if (halo_reply(n, NULL, to, ref, pl)) n->hooks.release(n, pl); /* late: counted by halo_reply */
     return;
   }
-  halo_proc_t *t = halo_proc_find(n, to.id);
   int base = kind & 0xff;
   if (t && (kind >> HALO_KIND_FLAGS_SHIFT) & HALO_MF_NOTICE && (base == HALO_MSG_EXIT || base == HALO_MSG_DOWN))
     halo__rel_remote_fired(n, t, base == HALO_MSG_EXIT ? HALO_REL_LINK : HALO_REL_MONITOR, from);
-  if (!t || halo__enqueue(n, from, t, kind, queue, ref, pl, (uint32_t)pl_len)) n->hooks.release(n, pl);
+  if (!t || halo__enqueue(n, from, t, kind, queue, ref, pl, (uint32_t)len)) n->hooks.release(n, pl);
 }
 
 /* REL body: u8 add, u8 type, u64 watcher (there), u64 target (here). */
@@ -441,7 +460,8 @@ static void dispatch(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *
     if (type == F_WELCOME) return on_welcome(c, p, end);
     break;
   case C_UP:
-    if (type == F_MSG || type == F_REPLY || type == F_MSG_NAME) return on_msg(c, type, p, end);
+    if ((type & 0x7f) == F_MSG || (type & 0x7f) == F_REPLY || (type & 0x7f) == F_MSG_NAME)
+      return on_msg(c, type & 0x7f, type & 0x80, p, end);
     if (type == F_REL) return on_rel(c, p, end);
     if (type == F_PING) return; /* its arrival is the point */
     c->net->protocol_errors++;
@@ -567,6 +587,30 @@ static void on_connected(uv_connect_t *req, int status) {
 
 /* -- routing --------------------------------------------------------------------- */
 
+/* Sends a message frame: prefix, then the encoded payload, compressed when
+ * the sending process asked for it and the payload is over the threshold
+ * (and compression makes it smaller). */
+static int send_payload(halo_net_t *net, halo_peer_t *peer, halo_proc_t *from, uint8_t type, const uint8_t *prefix,
+                        size_t plen, const halo_mpw_t *w) {
+  if (from && from->ext && from->ext->compress && w->len > net->compress_threshold) {
+    uLongf zlen = compressBound((uLong)w->len);
+    uint8_t *z = malloc(4 + zlen);
+    if (z && compress2(z + 4, &zlen, w->buf, (uLong)w->len, Z_BEST_SPEED) == Z_OK && 4 + zlen < w->len) {
+      put32(z, (uint32_t)w->len);
+      int rc = send_frame(peer->conn, type | 0x80, prefix, plen, z, 4 + zlen);
+      free(z);
+      if (!rc) {
+        peer->compressed_sent++;
+        peer->compressed_bytes += 4 + zlen;
+        peer->compressed_orig += w->len;
+      }
+      return rc;
+    }
+    free(z);
+  }
+  return send_frame(peer->conn, type, prefix, plen, w->buf, w->len);
+}
+
 static int route_send(void *ud, halo_node_t *n, halo_proc_t *from, halo_pid_t to, int kind, int queue,
                       uint64_t ref, halo_payload_t pl, uint32_t size) {
   halo_net_t *net = ud;
@@ -587,7 +631,7 @@ static int route_send(void *ud, halo_node_t *n, halo_proc_t *from, halo_pid_t to
   put64(head + 3, from ? from->id : 1);
   put64(head + 11, to.id);
   put64(head + 19, ref);
-  rc = send_frame(peer->conn, reply ? F_REPLY : F_MSG, head, sizeof head, w.buf, w.len);
+  rc = send_payload(net, peer, from, reply ? F_REPLY : F_MSG, head, sizeof head, &w);
   halo_mpw_free(&w);
   if (rc) return rc;
   peer->msgs_out++;
@@ -619,7 +663,7 @@ static int route_send_name(void *ud, halo_node_t *n, halo_proc_t *from, uint32_t
   put64(prefix + 19, ref);
   prefix[MSG_HEAD] = (uint8_t)nl;
   memcpy(prefix + MSG_HEAD + 1, name, nl);
-  rc = send_frame(peer->conn, F_MSG_NAME, prefix, MSG_HEAD + 1 + nl, w.buf, w.len);
+  rc = send_payload(net, peer, from, F_MSG_NAME, prefix, MSG_HEAD + 1 + nl, &w);
   halo_mpw_free(&w);
   if (rc) return rc;
   peer->msgs_out++;
@@ -653,6 +697,7 @@ int halo_net_init(halo_net_t *net, halo_node_t *n, const char *cookie) {
   net->route.send_name = route_send_name;
   net->route.ud = net;
   net->keepalive_ms = 1000;
+  net->compress_threshold = 1024;
   net->keepalive_misses = 3;
   if (!(net->tick = malloc(sizeof *net->tick))) return HALO_ENOMEM;
   uv_timer_init(n->loop, net->tick);

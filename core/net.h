@@ -48,6 +48,8 @@ typedef struct halo_peer {
   uint64_t retry_at;        /* halo_clock_ns() of the next attempt, 0 = none */
   uint32_t backoff_ms;
   uint64_t reconnections;
+  uint64_t compressed_sent, compressed_bytes, compressed_orig;       /* wire bytes, original bytes */
+  uint64_t decompressed_recv, decompressed_bytes, decompressed_orig;
 } halo_peer_t;
 
 typedef struct halo_net {
@@ -58,6 +60,7 @@ typedef struct halo_net {
   char *cookie;
   uint64_t creation;        /* random per start: tells two nodes of one name apart */
   uint32_t max_message;     /* ours, advertised */
+  uint32_t compress_threshold; /* compress payloads larger than this (default 1024) for processes that ask */
   halo_imap_t peers;        /* crc -> halo_peer_t */
   halo_conn_t *conns;       /* every open connection (handshaking or not) */
   halo_route_t route;

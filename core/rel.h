@@ -37,6 +37,7 @@ struct halo_proc_ext {
   halo_timer_t *timers;    /* armed send_after timers */
   uint64_t spawner;        /* process waiting for this one's init */
   struct halo_pool *pool;  /* set when the process is a pool (pool.h) */
+  uint8_t compress;        /* compress its messages to other nodes (net.h) */
   struct halo_event **owned;               /* events it produces (event.h) */
   uint32_t nowned, capowned;
   struct halo_evsub { struct halo_event *ev; uint8_t type; } *evsubs; /* its subscriptions */

@@ -123,6 +123,31 @@ describe("the transport", function()
     assert.equal("ENOCONN", r.offline[3])
   end)
 
+  it("compresses large messages of a process that asks, and only those", function()
+    local big = string.rep("halo compresses this line well. ", 4000) -- 128 KB
+    local r = a(function()
+      assert(halo.net.connect("b@localhost", "127.0.0.1:" .. port))
+      local before = halo.net.node("b@localhost")
+      assert(halo.send(echo, big)) -- not asked for: plain
+      local _, m1 = halo.receive(3000)
+      local plain = halo.net.node("b@localhost")
+      assert(halo.net.compress(true))
+      assert(halo.send(echo, big))
+      local _, m2 = halo.receive(3000)
+      assert(halo.send(echo, "small")) -- under the threshold: plain
+      halo.receive(3000)
+      return { m1 = m1, m2 = m2, before = before, plain = plain, after = halo.net.node("b@localhost") }
+    end)
+    assert.equal(big, r.m1.echo)
+    assert.equal(big, r.m2.echo)
+    assert.equal(0, r.plain.CompressedSent)
+    assert.equal(1, r.after.CompressedSent)
+    assert.is_true(r.after.CompressedBytesSent < r.after.CompressedOrigBytesSent / 10)
+    assert.is_true(r.after.CompressedOrigBytesSent > 128000)
+    -- b's echo does not compress its answer: the bytes on the wire show it
+    assert.is_true(r.after.BytesOut - r.plain.BytesOut < 20000)
+  end)
+
   it("refuses a wrong cookie on both sides and keeps serving", function()
     local r = a(function()
       local res = { halo.net.connect("b@localhost", "127.0.0.1:" .. port, 2000) }

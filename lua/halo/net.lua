@@ -53,6 +53,10 @@ function M.process_id(name, node)
   return ("<%08X.%s>"):format(core.crc32(node), name)
 end
 
+--- Compresses the calling process's messages to other nodes (zlib) when
+-- their encoding is over 1024 bytes and compression makes them smaller.
+function M.compress(on) return core.net_compress(on ~= false) end
+
 --- NetworkInfo: Mode, Acceptors, Nodes (connected names), MaxMessageSize,
 -- HandshakeVersion, ProtoVersion, ConnectionsEstablished, ConnectionsLost,
 -- and halo's HandshakeErrors, ProtocolErrors.
