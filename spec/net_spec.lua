@@ -52,7 +52,12 @@ local function start_b(cookie, listen)
   assert(port and echo, "node b did not start")
   local pid = io.open(dir .. "/b.pid"):read("*n")
   return port, echo:match("%S+"), function(hard) -- hard: SIGKILL, no goodbyes
-    os.execute("kill -CONT " .. pid .. " 2>/dev/null; kill " .. (hard and "-KILL " or "") .. pid .. " 2>/dev/null; sleep 0.1")
+    os.execute("kill -CONT " .. pid .. " 2>/dev/null; kill " .. (hard and "-KILL " or "") .. pid .. " 2>/dev/null")
+    -- wait until it is gone (its port free again), at most 5 s; a zombie
+    -- counts as gone (nobody may be reaping it here). Only shell builtins
+    -- and sleep, without the sanitizer preload the ASan run sets.
+    os.execute("unset LD_PRELOAD; i=0; while [ $i -lt 100 ] && [ -r /proc/" .. pid .. "/stat ]; do " ..
+      "read -r x y st rest < /proc/" .. pid .. "/stat; [ \"$st\" = Z ] && break; i=$((i+1)); sleep 0.05; done")
     os.execute("rm -rf " .. dir)
   end, pid
 end
