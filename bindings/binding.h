@@ -78,6 +78,11 @@ void hb_keys_init(halo_binding_t *B, lua_State *L);
 /** Returns the fixed keys and every free key to the registry (node close). */
 void hb_keys_close(halo_binding_t *B, lua_State *L);
 
+/* Field setters for the table on top of L (introspection tables). */
+#define SET_INT(k, v) (lua_pushnumber(L, (double)(v)), lua_setfield(L, -2, k))
+#define SET_STR(k, v) (lua_pushstring(L, v), lua_setfield(L, -2, k))
+#define SET_BOOL(k, v) (lua_pushboolean(L, v), lua_setfield(L, -2, k))
+
 /** Anchors the value at idx and returns its payload. */
 halo_payload_t hb_anchor(halo_binding_t *B, lua_State *L, int idx);
 /** Pushes a payload's value; consume releases its anchor. */

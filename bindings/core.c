@@ -34,20 +34,7 @@ halo_proc_t *hb_self(lua_State *L, halo_binding_t *B, const char *fn, int own) {
 }
 
 void hb_log(halo_binding_t *B, halo_proc_t *p, int level, const char *msg, size_t len) {
-  halo_node_t *n = &B->node;
-  int active = p ? p->log_level : n->log.level;
-  if (level < active) return;
-  halo_log_record_t rec = {0};
-  rec.time = halo_clock_wall_ns();
-  rec.level = level;
-  if (p) {
-    rec.pid = halo_node_pid(n, p->id);
-    rec.name = p->name;
-    rec.behavior = p->behavior;
-  }
-  rec.msg = msg;
-  rec.len = len;
-  halo_log_emit(&n->log, &rec);
+  halo_log_proc_msg(&B->node, p, level, msg, len);
 }
 
 static int is_normal_reason(lua_State *L, int idx) {

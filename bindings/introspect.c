@@ -11,9 +11,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#define SET_INT(k, v) (lua_pushnumber(L, (double)(v)), lua_setfield(L, -2, k))
-#define SET_STR(k, v) (lua_pushstring(L, v), lua_setfield(L, -2, k))
-#define SET_BOOL(k, v) (lua_pushboolean(L, v), lua_setfield(L, -2, k))
 
 static void set_pid(halo_binding_t *B, lua_State *L, const char *k, halo_pid_t pid) {
   hb_push_pid(B, L, pid);

@@ -157,8 +157,6 @@ static int l_net_dial(lua_State *L) {
   return 1;
 }
 
-#define SET_NUM(k, v) (lua_pushnumber(L, (double)(v)), lua_setfield(L, -2, k))
-
 /* RemoteNodeInfo, with the reference's field names; the fragmentation
  * counters stay 0 until fragmentation exists. Connected and
  * Dialed are halo's additions. */
@@ -167,40 +165,36 @@ static void push_peer(lua_State *L, const halo_peer_t *p) {
                                      "FragmentMessagesRecv", "FragmentTimeouts", "TransitBytesIn",
                                      "TransitBytesOut", "ClockSkew"};
   lua_createtable(L, 0, 32);
-  lua_pushstring(L, p->name);
-  lua_setfield(L, -2, "Node");
-  lua_pushboolean(L, p->conn != NULL);
-  lua_setfield(L, -2, "Connected");
-  lua_pushboolean(L, p->dialed);
-  lua_setfield(L, -2, "Dialed");
-  SET_NUM("ConnectionUptime", p->conn ? (halo_clock_ns() - p->connected_at) / 1000000000u : 0);
+  SET_STR("Node", p->name);
+  SET_BOOL("Connected", p->conn != NULL);
+  SET_BOOL("Dialed", p->dialed);
+  SET_INT("ConnectionUptime", p->conn ? (halo_clock_ns() - p->connected_at) / 1000000000u : 0);
   lua_pushliteral(L, HALO_NET_PROTO);
   lua_setfield(L, -2, "ProtoVersion");
   lua_pushliteral(L, HALO_NET_HANDSHAKE);
   lua_setfield(L, -2, "HandshakeVersion");
-  SET_NUM("PoolSize", 1);
-  SET_NUM("PoolLen", p->conn ? 1 : 0);
+  SET_INT("PoolSize", 1);
+  SET_INT("PoolLen", p->conn ? 1 : 0);
   hb_new_array(L, 1);
   if (p->dialed && p->port) {
     lua_pushfstring(L, "%s:%d", p->host, p->port);
     lua_rawseti(L, -2, 1);
   }
   lua_setfield(L, -2, "PoolDSN");
-  lua_pushboolean(L, 0);
-  lua_setfield(L, -2, "TLS");
-  SET_NUM("MessagesIn", p->msgs_in);
-  SET_NUM("MessagesOut", p->msgs_out);
-  SET_NUM("BytesIn", p->bytes_in);
-  SET_NUM("BytesOut", p->bytes_out);
-  SET_NUM("MaxMessageSize", p->max_message);
-  SET_NUM("Reconnections", p->reconnections);
-  SET_NUM("CompressedSent", p->compressed_sent);
-  SET_NUM("CompressedBytesSent", p->compressed_bytes);
-  SET_NUM("CompressedOrigBytesSent", p->compressed_orig);
-  SET_NUM("DecompressedRecv", p->decompressed_recv);
-  SET_NUM("DecompressedBytesRecv", p->decompressed_bytes);
-  SET_NUM("DecompressedOrigRecv", p->decompressed_orig);
-  for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++) SET_NUM(zero[i], 0);
+  SET_BOOL("TLS", 0);
+  SET_INT("MessagesIn", p->msgs_in);
+  SET_INT("MessagesOut", p->msgs_out);
+  SET_INT("BytesIn", p->bytes_in);
+  SET_INT("BytesOut", p->bytes_out);
+  SET_INT("MaxMessageSize", p->max_message);
+  SET_INT("Reconnections", p->reconnections);
+  SET_INT("CompressedSent", p->compressed_sent);
+  SET_INT("CompressedBytesSent", p->compressed_bytes);
+  SET_INT("CompressedOrigBytesSent", p->compressed_orig);
+  SET_INT("DecompressedRecv", p->decompressed_recv);
+  SET_INT("DecompressedBytesRecv", p->decompressed_bytes);
+  SET_INT("DecompressedOrigRecv", p->decompressed_orig);
+  for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++) SET_INT(zero[i], 0);
 }
 
 /* core.net_peer(name) -> RemoteNodeInfo | nil, err */
@@ -218,14 +212,12 @@ static int l_net_info(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_net_t *net = B->net;
   lua_createtable(L, 0, 8);
-  lua_pushstring(L, net ? "enabled" : "disabled");
-  lua_setfield(L, -2, "Mode");
+  SET_STR("Mode", net ? "enabled" : "disabled");
   hb_new_array(L, 1);
   if (net && net->acceptor) {
     lua_createtable(L, 0, 2);
-    lua_pushstring(L, net->host);
-    lua_setfield(L, -2, "Host");
-    SET_NUM("Port", net->port);
+    SET_STR("Host", net->host);
+    SET_INT("Port", net->port);
     lua_rawseti(L, -2, 1);
   }
   lua_setfield(L, -2, "Acceptors");
@@ -239,15 +231,15 @@ static int l_net_info(lua_State *L) {
       lua_rawseti(L, -2, ++k);
     }
   lua_setfield(L, -2, "Nodes");
-  SET_NUM("MaxMessageSize", net ? net->max_message : 0);
+  SET_INT("MaxMessageSize", net ? net->max_message : 0);
   lua_pushliteral(L, HALO_NET_PROTO);
   lua_setfield(L, -2, "ProtoVersion");
   lua_pushliteral(L, HALO_NET_HANDSHAKE);
   lua_setfield(L, -2, "HandshakeVersion");
-  SET_NUM("HandshakeErrors", net ? net->handshake_errors : 0);
-  SET_NUM("ConnectionsEstablished", net ? net->connections_established : 0);
-  SET_NUM("ConnectionsLost", net ? net->connections_lost : 0);
-  SET_NUM("ProtocolErrors", net ? net->protocol_errors : 0);
+  SET_INT("HandshakeErrors", net ? net->handshake_errors : 0);
+  SET_INT("ConnectionsEstablished", net ? net->connections_established : 0);
+  SET_INT("ConnectionsLost", net ? net->connections_lost : 0);
+  SET_INT("ProtocolErrors", net ? net->protocol_errors : 0);
   return 1;
 }
 

@@ -174,12 +174,9 @@ static int l_event_unsubscribe(lua_State *L) {
   return ok_or_error(L, halo_event_unsubscribe(&B->node, self, check_event_name(L, 1), rel_type(L, 2)));
 }
 
-#define SET_NUM(k, v) (lua_pushnumber(L, (double)(v)), lua_setfield(L, -2, k))
-
 static void push_event_info(lua_State *L, halo_binding_t *B, const halo_event_t *ev) {
   lua_createtable(L, 0, 14);
-  lua_pushstring(L, ev->name);
-  lua_setfield(L, -2, "Name");
+  SET_STR("Name", ev->name);
   char crc[9]; /* pid_prefix is "<CCCCCCCC.0.": the 8 hex digits */
   memcpy(crc, B->pid_prefix + 1, 8);
   crc[8] = 0;
@@ -187,18 +184,16 @@ static void push_event_info(lua_State *L, halo_binding_t *B, const halo_event_t 
   lua_setfield(L, -2, "Event");
   hb_push_pid(B, L, halo_node_pid(&B->node, ev->producer));
   lua_setfield(L, -2, "Producer");
-  SET_NUM("BufferSize", ev->buffer_size);
-  SET_NUM("CurrentBuffer", ev->ring_len);
-  lua_pushboolean(L, ev->notify);
-  lua_setfield(L, -2, "Notify");
-  lua_pushboolean(L, ev->open);
-  lua_setfield(L, -2, "Open");
-  SET_NUM("Subscribers", ev->nsubs);
-  SET_NUM("CreatedAt", ev->created_at);
-  SET_NUM("MessagesPublished", ev->published);
-  SET_NUM("MessagesLocalSent", ev->local_sent);
-  SET_NUM("MessagesRemoteSent", ev->remote_sent);
-  SET_NUM("LastPublishedAt", ev->last_published_at);
+  SET_INT("BufferSize", ev->buffer_size);
+  SET_INT("CurrentBuffer", ev->ring_len);
+  SET_BOOL("Notify", ev->notify);
+  SET_BOOL("Open", ev->open);
+  SET_INT("Subscribers", ev->nsubs);
+  SET_INT("CreatedAt", ev->created_at);
+  SET_INT("MessagesPublished", ev->published);
+  SET_INT("MessagesLocalSent", ev->local_sent);
+  SET_INT("MessagesRemoteSent", ev->remote_sent);
+  SET_INT("LastPublishedAt", ev->last_published_at);
 }
 
 /* core.event_info(name) -> EventInfo | nil, err */
@@ -308,10 +303,8 @@ static int l_log_loggers(lua_State *L) {
   for (uint32_t i = 0; i < log->nloggers; i++) {
     const halo_logger_t *lg = &log->loggers[i];
     lua_createtable(L, 0, 4);
-    lua_pushstring(L, lg->name);
-    lua_setfield(L, -2, "name");
-    lua_pushstring(L, formats[lg->format]);
-    lua_setfield(L, -2, "format");
+    SET_STR("name", lg->name);
+    SET_STR("format", formats[lg->format]);
     push_levels(L, lg->levels);
     lua_setfield(L, -2, "levels");
     if (lg->format == HALO_LOGGER_PROCESS) {

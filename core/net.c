@@ -611,43 +611,16 @@ static int send_payload(halo_net_t *net, halo_peer_t *peer, halo_proc_t *from, u
   return send_frame(peer->conn, type, prefix, plen, w->buf, w->len);
 }
 
-static int route_send(void *ud, halo_node_t *n, halo_proc_t *from, halo_pid_t to, int kind, int queue,
-                      uint64_t ref, halo_payload_t pl, uint32_t size) {
-  halo_net_t *net = ud;
-  (void)size;
-  halo_peer_t *peer = halo_imap_get(&net->peers, to.node);
-  if (!peer || !peer->conn) return HALO_ENOCONN;
-  if (!n->hooks.encode) return HALO_ENOTALLOWED;
-  halo_mpw_t w;
-  halo_mpw_init(&w, peer->max_message ? peer->max_message : HALO_NET_MAX_FRAME - 64);
-  int rc = n->hooks.encode(n, pl, &w);
-  if (rc) {
-    halo_mpw_free(&w);
-    return rc;
-  }
-  uint8_t head[MSG_HEAD];
-  int reply = kind == HALO_MSG_REPLY;
-  head[0] = (uint8_t)(kind >> 8), head[1] = (uint8_t)kind, head[2] = (uint8_t)queue;
-  put64(head + 3, from ? from->id : 1);
-  put64(head + 11, to.id);
-  put64(head + 19, ref);
-  rc = send_payload(net, peer, from, reply ? F_REPLY : F_MSG, head, sizeof head, &w);
-  halo_mpw_free(&w);
-  if (rc) return rc;
-  peer->msgs_out++;
-  n->hooks.release(n, pl); /* sent: the route owned it */
-  return 0;
-}
-
-static int route_send_name(void *ud, halo_node_t *n, halo_proc_t *from, uint32_t node, const char *name, int kind,
-                           int queue, uint64_t ref, halo_payload_t pl, uint32_t size) {
-  halo_net_t *net = ud;
-  (void)size;
-  size_t nl = strlen(name);
+/* Encodes pl and sends it to node `node` as one frame: the message head,
+ * then (for a name target) the name's length and bytes, then the payload.
+ * On success the route owns pl and releases it; on failure the caller does. */
+static int send_message(halo_net_t *net, halo_node_t *n, halo_proc_t *from, uint32_t node, uint64_t to_id,
+                        const char *name, int kind, int queue, uint64_t ref, halo_payload_t pl) {
   halo_peer_t *peer = halo_imap_get(&net->peers, node);
   if (!peer || !peer->conn) return HALO_ENOCONN;
-  if (!nl || nl > 255) return HALO_EINCORRECT;
   if (!n->hooks.encode) return HALO_ENOTALLOWED;
+  size_t nl = name ? strlen(name) : 0;
+  if (name && (!nl || nl > 255)) return HALO_EINCORRECT;
   halo_mpw_t w;
   halo_mpw_init(&w, peer->max_message ? peer->max_message : HALO_NET_MAX_FRAME - 320);
   int rc = n->hooks.encode(n, pl, &w);
@@ -655,20 +628,35 @@ static int route_send_name(void *ud, halo_node_t *n, halo_proc_t *from, uint32_t
     halo_mpw_free(&w);
     return rc;
   }
-  /* one frame: the message head (to id 0), the name's length and bytes, the payload */
   uint8_t prefix[MSG_HEAD + 1 + 255];
   prefix[0] = (uint8_t)(kind >> 8), prefix[1] = (uint8_t)kind, prefix[2] = (uint8_t)queue;
   put64(prefix + 3, from ? from->id : 1);
-  put64(prefix + 11, 0);
+  put64(prefix + 11, to_id);
   put64(prefix + 19, ref);
-  prefix[MSG_HEAD] = (uint8_t)nl;
-  memcpy(prefix + MSG_HEAD + 1, name, nl);
-  rc = send_payload(net, peer, from, F_MSG_NAME, prefix, MSG_HEAD + 1 + nl, &w);
+  size_t plen = MSG_HEAD;
+  if (name) {
+    prefix[plen++] = (uint8_t)nl;
+    memcpy(prefix + plen, name, nl), plen += nl;
+  }
+  uint8_t type = name ? F_MSG_NAME : kind == HALO_MSG_REPLY ? F_REPLY : F_MSG;
+  rc = send_payload(net, peer, from, type, prefix, plen, &w);
   halo_mpw_free(&w);
   if (rc) return rc;
   peer->msgs_out++;
   n->hooks.release(n, pl); /* sent: the route owned it */
   return 0;
+}
+
+static int route_send(void *ud, halo_node_t *n, halo_proc_t *from, halo_pid_t to, int kind, int queue,
+                      uint64_t ref, halo_payload_t pl, uint32_t size) {
+  (void)size;
+  return send_message(ud, n, from, to.node, to.id, NULL, kind, queue, ref, pl);
+}
+
+static int route_send_name(void *ud, halo_node_t *n, halo_proc_t *from, uint32_t node, const char *name, int kind,
+                           int queue, uint64_t ref, halo_payload_t pl, uint32_t size) {
+  (void)size;
+  return send_message(ud, n, from, node, 0, name, kind, queue, ref, pl);
 }
 
 static int route_rel(void *ud, halo_node_t *n, int add, int type, uint64_t watcher, halo_pid_t target) {

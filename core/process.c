@@ -169,15 +169,9 @@ int halo__enqueue(halo_node_t *n, halo_pid_t from, halo_proc_t *to, int kind, in
   return 0;
 }
 
-void halo_log_proc(halo_node_t *n, halo_proc_t *p, int level, const char *fmt, ...) {
+void halo_log_proc_msg(halo_node_t *n, halo_proc_t *p, int level, const char *msg, size_t len) {
   int active = p ? p->log_level : n->log.level;
   if (level < active || level >= HALO_LOG_DISABLED) return;
-  char buf[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  int len = vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  if (len < 0) return;
   halo_log_record_t rec = {0};
   rec.time = halo_clock_wall_ns();
   rec.level = level;
@@ -186,9 +180,21 @@ void halo_log_proc(halo_node_t *n, halo_proc_t *p, int level, const char *fmt, .
     rec.name = p->name;
     rec.behavior = p->behavior;
   }
-  rec.msg = buf;
-  rec.len = (size_t)len < sizeof buf ? (size_t)len : sizeof buf - 1;
+  rec.msg = msg;
+  rec.len = len;
   halo_log_emit(&n->log, &rec);
+}
+
+void halo_log_proc(halo_node_t *n, halo_proc_t *p, int level, const char *fmt, ...) {
+  int active = p ? p->log_level : n->log.level;
+  if (level < active || level >= HALO_LOG_DISABLED) return; /* before formatting */
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int len = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (len < 0) return;
+  halo_log_proc_msg(n, p, level, buf, (size_t)len < sizeof buf ? (size_t)len : sizeof buf - 1);
 }
 
 int halo_send_proc(halo_node_t *n, halo_proc_t *from, halo_proc_t *to, int kind, int queue,

@@ -114,7 +114,9 @@ halo_proc_t *halo_proc_find(halo_node_t *n, uint64_t id);
 int halo_send(halo_node_t *n, halo_proc_t *from, halo_pid_t to, int kind, int queue,
               uint64_t ref, halo_payload_t pl, uint32_t size);
 
-/** Logs a record with p (NULL: the node) as its source, if p's level lets it through. */
+/** Logs msg[0..len) with p (NULL: the node) as its source, if p's level lets it through. */
+void halo_log_proc_msg(halo_node_t *n, halo_proc_t *p, int level, const char *msg, size_t len);
+/** The same, printf-style. */
 void halo_log_proc(halo_node_t *n, halo_proc_t *p, int level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -110,10 +110,6 @@ local Controller = { name = "halo.applications", kind = "system" }
 
 local function is_normal(reason) return reason == "normal" or reason == "shutdown" end
 
-local function alive(pid)
-  local st = halo.process_state(pid)
-  return st ~= nil and st ~= "terminated" and st ~= "zombee"
-end
 
 -- Stops the members newest first: a shutdown exit (from their parent, the
 -- controller: not trappable), up to STOP_WAIT ms each, then kill.
@@ -235,7 +231,7 @@ end
 
 local function controller()
   local r = registry()
-  if r.controller and alive(r.controller) then return r.controller end
+  if r.controller and halo.alive(r.controller) then return r.controller end
   r.owner = {}
   local pid = assert(halo.spawn(Controller, nil, { name = "halo_applications" }))
   r.controller = pid

@@ -313,8 +313,7 @@ end
 
 local function scheduler()
   local r = registry()
-  local st = r.pid and halo.process_state(r.pid)
-  if st and st ~= "terminated" and st ~= "zombee" then return r.pid end
+  if r.pid and halo.alive(r.pid) then return r.pid end
   r.pid = assert(halo.spawn(Cron, nil, { name = "halo_cron" }))
   return r.pid
 end

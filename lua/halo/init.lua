@@ -203,15 +203,18 @@ function halo.receive(timeout)
   end
 end
 
+--- True while a local process exists and can still run (not terminated, not a zombee).
+function halo.alive(pid)
+  local st = core.process_state(pid)
+  return st ~= nil and st ~= "terminated" and st ~= "zombee"
+end
+
 --- Stops a process: a "shutdown" exit, then up to wait_ms (default 5000)
 -- for it to end, then kill. From its parent the exit cannot be trapped.
 -- Returns "stopped" or "killed" (a process stuck in a callback becomes a zombee).
 function halo.stop_process(pid, wait_ms)
-  local function alive()
-    local st = core.process_state(pid)
-    return st ~= nil and st ~= "terminated" and st ~= "zombee"
-  end
-  if not alive() then return "stopped" end
+  local alive = halo.alive
+  if not alive(pid) then return "stopped" end
   wait_ms = wait_ms or 5000
   if wait_ms <= 0 then
     core.kill(pid)
@@ -219,7 +222,7 @@ function halo.stop_process(pid, wait_ms)
   end
   core.exit(pid, "shutdown")
   local deadline, step = core.now() + wait_ms, 0
-  while alive() do
+  while alive(pid) do
     if core.now() >= deadline then
       core.kill(pid)
       return "killed"

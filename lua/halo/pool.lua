@@ -106,8 +106,7 @@ function Pool:handle_inspect()
   local info = core.pool_info(halo.self())
   local alive = 0
   for _, pid in ipairs(info.workers) do
-    local st = halo.process_state(pid)
-    if st and st ~= "terminated" and st ~= "zombee" then alive = alive + 1 end
+    if halo.alive(pid) then alive = alive + 1 end
   end
   return {
     pool_size = tostring(self.size),
