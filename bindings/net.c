@@ -157,28 +157,26 @@ static int l_net_dial(lua_State *L) {
   return 1;
 }
 
-/* RemoteNodeInfo, with the reference's field names; the fragmentation
- * counters stay 0 until fragmentation exists. Connected and
- * Dialed are halo's additions. */
+/* RemoteNodeInfo, with the reference's field names (proxy transit and
+ * clock skew, which halo does not do, read 0). Connected and Dialed are
+ * halo's additions. */
 static void push_peer(lua_State *L, const halo_peer_t *p) {
-  static const char *const zero[] = {"FragmentsSent", "FragmentMessagesSent", "FragmentsReceived",
-                                     "FragmentMessagesRecv", "FragmentTimeouts", "TransitBytesIn",
-                                     "TransitBytesOut", "ClockSkew"};
+  static const char *const zero[] = {"TransitBytesIn", "TransitBytesOut", "ClockSkew"};
   lua_createtable(L, 0, 32);
   SET_STR("Node", p->name);
-  SET_BOOL("Connected", p->conn != NULL);
+  SET_BOOL("Connected", p->live > 0);
   SET_BOOL("Dialed", p->dialed);
-  SET_INT("ConnectionUptime", p->conn ? (halo_clock_ns() - p->connected_at) / 1000000000u : 0);
+  SET_INT("ConnectionUptime", p->live ? (halo_clock_ns() - p->connected_at) / 1000000000u : 0);
   lua_pushliteral(L, HALO_NET_PROTO);
   lua_setfield(L, -2, "ProtoVersion");
   lua_pushliteral(L, HALO_NET_HANDSHAKE);
   lua_setfield(L, -2, "HandshakeVersion");
-  SET_INT("PoolSize", 1);
-  SET_INT("PoolLen", p->conn ? 1 : 0);
-  hb_new_array(L, 1);
-  if (p->dialed && p->port) {
+  SET_INT("PoolSize", p->pool_size);
+  SET_INT("PoolLen", p->live);
+  hb_new_array(L, p->live); /* the links this side dialed (all to the address it dialed) */
+  for (int i = 0; p->dialed && p->port && i < p->live; i++) {
     lua_pushfstring(L, "%s:%d", p->host, p->port);
-    lua_rawseti(L, -2, 1);
+    lua_rawseti(L, -2, i + 1);
   }
   lua_setfield(L, -2, "PoolDSN");
   SET_BOOL("TLS", 0);
@@ -194,6 +192,11 @@ static void push_peer(lua_State *L, const halo_peer_t *p) {
   SET_INT("DecompressedRecv", p->decompressed_recv);
   SET_INT("DecompressedBytesRecv", p->decompressed_bytes);
   SET_INT("DecompressedOrigRecv", p->decompressed_orig);
+  SET_INT("FragmentsSent", p->frag_sent);
+  SET_INT("FragmentMessagesSent", p->frag_msgs_sent);
+  SET_INT("FragmentsReceived", p->frag_recv);
+  SET_INT("FragmentMessagesRecv", p->frag_msgs_recv);
+  SET_INT("FragmentTimeouts", p->frag_timeouts);
   for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++) SET_INT(zero[i], 0);
 }
 
@@ -226,7 +229,7 @@ static int l_net_info(lua_State *L) {
   if (net)
     for (size_t i = 0; i < net->peers.cap; i++) {
       const halo_peer_t *p = net->peers.slots[i].val;
-      if (!p || !p->conn) continue;
+      if (!p || !p->live) continue;
       lua_pushstring(L, p->name);
       lua_rawseti(L, -2, ++k);
     }

@@ -515,8 +515,13 @@ static int rel_op(lua_State *L, int type, int add, const char *fn) {
   if (add && self->state >= HALO_STATE_TERMINATED) return hb_error(L, HALO_ETERMINATED); /* cleanup has run */
   int remote = t.kind == HALO_TARGET_PID && t.pid.node != n->crc;
   if (remote && (rc == 0 || rc == HALO_ENOCONN)) { /* another node's PID */
+    if (add && self->host != L) return luaL_error(L, "%s must be called from the process's own coroutine", fn);
     rc = add ? halo_rel_add_remote(n, self, type, t.pid) : halo_rel_remove_remote(n, self, type, t.pid);
     if (rc) return hb_error(L, rc);
+    if (add) { /* the caller yields until the other node confirms */
+      lua_pushliteral(L, "wait");
+      return 1;
+    }
     lua_pushboolean(L, 1);
     return 1;
   }

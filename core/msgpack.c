@@ -40,6 +40,8 @@ static uint8_t *room(halo_mpw_t *w, size_t n) {
   return at;
 }
 
+uint8_t *halo_mpw_reserve(halo_mpw_t *w, size_t n) { return room(w, n); }
+
 static void be(uint8_t *p, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; i--) {
     p[i] = (uint8_t)v;

@@ -23,6 +23,9 @@ typedef struct halo_mpw {
 void halo_mpw_init(halo_mpw_t *w, size_t max);
 /** Frees the buffer. */
 void halo_mpw_free(halo_mpw_t *w);
+/** Appends n raw bytes left for the caller to fill; NULL (w->err set) when
+ *  they do not fit. The pointer is valid until the next write. */
+uint8_t *halo_mpw_reserve(halo_mpw_t *w, size_t n);
 
 void halo_mpw_nil(halo_mpw_t *w);
 void halo_mpw_bool(halo_mpw_t *w, int v);

@@ -10,12 +10,16 @@
 #include <zlib.h>
 #include <string.h>
 
-enum { F_HELLO = 1, F_CHALLENGE, F_PROOF, F_WELCOME, F_REJECT, F_PING, F_MSG = 16, F_REPLY, F_REL, F_MSG_NAME };
-enum { C_CONNECTING, C_HELLO_SENT, C_WAIT_HELLO, C_WAIT_PROOF, C_WAIT_WELCOME, C_UP };
+enum { F_HELLO = 1, F_CHALLENGE, F_PROOF, F_WELCOME, F_REJECT, F_PING, F_YIELD,
+       F_MSG = 16, F_REPLY, F_REL, F_MSG_NAME, F_FRAG };
+enum { C_CONNECTING, C_HELLO_SENT, C_WAIT_HELLO, C_WAIT_PROOF, C_WAIT_WELCOME, C_UP, C_YIELDED };
 
-#define NONCE 16
+#define NONCE HALO_NET_NONCE
 #define VERSION 1
+#define HELLO_JOIN 1
 #define HANDSHAKE_FRAME_MAX 1024
+#define FLUSH_AT (256u << 10)  /* write at once when a link's buffer passes this */
+#define SPARE_MAX (4u << 20)   /* keep a written buffer for reuse up to this size */
 
 struct halo_conn {
   halo_conn_t *next, *prev;
@@ -24,38 +28,50 @@ struct halo_conn {
   uv_timer_t timer;
   uv_connect_t connect;
   int state, dialer, closing, open_handles;
+  int join;                 /* a pool member joining an existing session */
+  int slot;                 /* its index in peer->links once up */
   uint8_t nonce_self[NONCE], nonce_peer[NONCE];
+  uint8_t session[NONCE];   /* join: the session it joins */
   char peer_name[256];
   uint64_t peer_creation;
-  halo_peer_t *peer;
-  halo_peer_t *redial;      /* the peer this dial re-establishes */
+  halo_peer_t *peer;        /* set once up */
+  halo_peer_t *redial;      /* the peer this dial re-establishes or joins */
   uint64_t dial_id;         /* this side's dial, reported once in net->results */
   char expect[256];         /* the node this dial means to reach ("" = any) */
+  char why[128];            /* YIELD: the peer's reason */
   char host[64];            /* dialed address */
   int port;
   uint64_t last_rx, last_tx;
   uint8_t *rbuf;
   size_t rlen, rcap;
+  halo_mpw_t out;           /* frames not yet handed to the socket */
+  uint8_t *spare;           /* a written buffer kept for reuse */
+  size_t spare_cap;
+  int writing;              /* uv_writes in flight */
 };
 
 typedef struct wreq {
   uv_write_t req;
   uv_buf_t buf;
-  uint8_t data[];
+  uint8_t *data;            /* the buffer given up by the link */
+  size_t cap;
 } wreq_t;
+
+typedef struct assembly {
+  uint8_t *buf;
+  uint32_t total, got;
+  uint64_t started;
+} assembly_t;
 
 static void put32(uint8_t *p, uint32_t v) {
   p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
 }
 static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
 static void put64(uint8_t *p, uint64_t v) {
-  for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
+  put32(p, (uint32_t)(v >> 32));
+  put32(p + 4, (uint32_t)v);
 }
-static uint64_t get64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = v << 8 | p[i];
-  return v;
-}
+static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) << 32 | get32(p + 4); }
 
 static void on_tick(uv_timer_t *t);
 
@@ -67,6 +83,8 @@ static void on_handle_closed(uv_handle_t *h) {
   halo_conn_t *c = h->data;
   if (--c->open_handles > 0) return;
   free(c->rbuf);
+  halo_mpw_free(&c->out);
+  free(c->spare);
   free(c);
 }
 
@@ -94,29 +112,62 @@ static void schedule_redial(halo_peer_t *p) {
   p->retry_at = halo_clock_ns() + (uint64_t)p->backoff_ms * 1000000u;
 }
 
+static void flush(halo_conn_t *c);
+
+/* Drops what is being reassembled from p; counted as timed out (lost). */
+static void drop_assemblies(halo_peer_t *p, int all, uint64_t older_than) {
+  for (size_t i = 0; i < p->assemblies.cap; i++) {
+    assembly_t *a = p->assemblies.slots[i].val;
+    if (!a || (!all && a->started >= older_than)) continue;
+    halo_imap_del(&p->assemblies, p->assemblies.slots[i].key);
+    free(a->buf);
+    free(a);
+    p->frag_timeouts++;
+    i = (size_t)-1; /* the map may have shrunk: rescan */
+  }
+}
+
+/* The peer has no link left: links and monitors across it end. */
+static void peer_lost(halo_net_t *net, halo_peer_t *p, const char *why) {
+  net->connections_lost++;
+  halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "connection to %s lost: %s", p->name, why);
+  halo_payload_t reason = net->node->hooks.reason(net->node, "no connection");
+  halo__rel_node_down(net->node, p->crc, &reason);
+  net->node->hooks.release(net->node, reason);
+  if (p->port && !net->closing) {
+    p->backoff_ms = 0;
+    schedule_redial(p);
+  }
+}
+
+/* Closes c. why == NULL: a quiet close (a duplicate, a replaced link,
+ * the node stopping): nothing is counted or logged. */
 static void conn_close(halo_conn_t *c, const char *why) {
   if (c->closing) return;
+  flush(c); /* what is buffered (a REJECT, the last frames) goes first */
+  if (c->closing) return; /* the write failed and closed it */
   c->closing = 1;
   report_dial(c, 0, why);
   halo_net_t *net = c->net;
   if (c->prev) c->prev->next = c->next;
   else net->conns = c->next;
   if (c->next) c->next->prev = c->prev;
-  if (c->redial) {
-    c->redial->dialing = 0;
-    if (!c->redial->conn && !net->closing) schedule_redial(c->redial);
+  halo_peer_t *r = c->redial;
+  if (r) {
+    if (c->join) r->joining--;
+    else r->dialing = 0;
+    if (c->join) r->join_retry_at = halo_clock_ns() + 1000000000u;
+    else if (!r->live && !net->closing) schedule_redial(r);
   }
-  if (c->peer && c->peer->conn == c) {
-    c->peer->conn = NULL;
-    net->connections_lost++;
-    halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "connection to %s lost: %s", c->peer->name, why);
-    /* links and monitors across this link end with "no connection" */
-    halo_payload_t reason = net->node->hooks.reason(net->node, "no connection");
-    halo__rel_node_down(net->node, c->peer->crc, &reason);
-    net->node->hooks.release(net->node, reason);
-    if (c->peer->port && !net->closing) {
-      c->peer->backoff_ms = 0;
-      schedule_redial(c->peer);
+  halo_peer_t *p = c->peer;
+  if (p && p->links[c->slot] == c) {
+    p->links[c->slot] = NULL;
+    if (--p->live == 0) {
+      if (why) peer_lost(net, p, why);
+    } else if (why) {
+      halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "a link to %s was lost (%d of %d left): %s", p->name,
+                    p->live, p->pool_size, why);
+      p->join_retry_at = 0;
     }
   } else if (why && c->state != C_UP) {
     halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "connection %s%s%s%s failed: %s", c->peer_name[0] ? "with " : "",
@@ -137,30 +188,106 @@ static void handshake_failed(halo_conn_t *c, const char *why) {
 static void on_written(uv_write_t *req, int status) {
   wreq_t *w = (wreq_t *)req;
   halo_conn_t *c = req->handle->data;
-  if (status < 0 && !c->closing) conn_close(c, uv_strerror(status));
+  c->writing--;
+  if (!c->spare && w->cap <= SPARE_MAX && !c->closing) {
+    c->spare = w->data;
+    c->spare_cap = w->cap;
+  } else {
+    free(w->data);
+  }
   free(w);
+  if (status < 0 && !c->closing) conn_close(c, uv_strerror(status));
+}
+
+/* Hands the buffered frames to the socket: written at once when it takes
+ * them, else queued behind the writes in flight (the buffer goes with them
+ * and a fresh one takes its place). */
+static void flush(halo_conn_t *c) {
+  if (c->closing || !c->out.len || c->state == C_CONNECTING) return;
+  size_t off = 0;
+  if (!c->writing) {
+    uv_buf_t b = uv_buf_init((char *)c->out.buf, (unsigned)c->out.len);
+    int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (r == (int)c->out.len) {
+      c->out.len = 0;
+      return;
+    }
+    if (r < 0 && r != UV_EAGAIN) {
+      c->out.len = 0;
+      return conn_close(c, uv_strerror(r));
+    }
+    if (r > 0) off = (size_t)r;
+  }
+  wreq_t *w = malloc(sizeof *w);
+  if (!w) {
+    c->out.len = 0;
+    return conn_close(c, "out of memory");
+  }
+  w->data = c->out.buf;
+  w->cap = c->out.cap;
+  w->buf = uv_buf_init((char *)c->out.buf + off, (unsigned)(c->out.len - off));
+  c->out.buf = c->spare;
+  c->out.cap = c->spare ? c->spare_cap : 0;
+  c->out.len = 0;
+  c->spare = NULL;
+  int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &w->buf, 1, on_written);
+  if (rc) {
+    free(w->data);
+    free(w);
+    return conn_close(c, uv_strerror(rc));
+  }
+  c->writing++;
+}
+
+void halo_net_flush(halo_net_t *net) {
+  for (halo_conn_t *c = net->conns, *next; c; c = next) {
+    next = c->next; /* a failed write unlinks c */
+    if (c->out.len) flush(c);
+  }
+}
+
+static void on_prepare(uv_prepare_t *h) { halo_net_flush(h->data); }
+
+/* Starts a frame of this type with head bytes of body to fill; returns the
+ * frame's offset in c->out, or -1 (out of memory). */
+static long frame_begin(halo_conn_t *c, uint8_t type, const void *head, size_t hlen) {
+  size_t start = c->out.len;
+  uint8_t *p = halo_mpw_reserve(&c->out, 5 + hlen);
+  if (!p) {
+    c->out.err = 0;
+    c->out.len = start;
+    return -1;
+  }
+  p[4] = type;
+  if (hlen) memcpy(p + 5, head, hlen);
+  return (long)start;
+}
+
+/* Closes the frame begun at start: its length, counters, an early write of
+ * a full buffer. */
+static void frame_end(halo_conn_t *c, size_t start) {
+  size_t len = c->out.len - start;
+  put32(c->out.buf + start, (uint32_t)(len - 4));
+  if (c->peer) c->peer->bytes_out += len;
+  c->last_tx = halo_clock_ns();
+  if (c->out.len >= FLUSH_AT) flush(c);
 }
 
 /* Sends one frame: type, then the pieces a and b as its body. */
 static int send_frame(halo_conn_t *c, uint8_t type, const void *a, size_t alen, const void *b, size_t blen) {
   if (c->closing) return HALO_ENOCONN;
-  size_t body = 1 + alen + blen;
-  if (body > UINT32_MAX) return HALO_ETOOLARGE;
-  wreq_t *w = malloc(sizeof *w + 4 + body);
-  if (!w) return HALO_ENOMEM;
-  put32(w->data, (uint32_t)body);
-  w->data[4] = type;
-  if (alen) memcpy(w->data + 5, a, alen);
-  if (blen) memcpy(w->data + 5 + alen, b, blen);
-  w->buf = uv_buf_init((char *)w->data, (unsigned)(4 + body));
-  int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &w->buf, 1, on_written);
-  if (rc) {
-    free(w);
-    conn_close(c, uv_strerror(rc));
-    return HALO_ENOCONN;
+  long start = frame_begin(c, type, a, alen);
+  if (start < 0) return HALO_ENOMEM;
+  if (blen) {
+    uint8_t *p = halo_mpw_reserve(&c->out, blen);
+    if (!p) {
+      c->out.err = 0;
+      c->out.len = (size_t)start;
+      return HALO_ENOMEM;
+    }
+    memcpy(p, b, blen);
   }
-  if (c->peer && c->state == C_UP) c->peer->bytes_out += 4 + body;
-  c->last_tx = halo_clock_ns();
+  frame_end(c, (size_t)start);
   return 0;
 }
 
@@ -202,98 +329,184 @@ static void reject(halo_conn_t *c, const char *why) {
   handshake_failed(c, why);
 }
 
+/* Not now (see net.h): not a failure, nothing counted; the dialer retries. */
+static void yield(halo_conn_t *c, const char *why) {
+  send_frame(c, F_YIELD, why, strlen(why), NULL, 0);
+  conn_close(c, NULL);
+}
+
 static void on_timeout(uv_timer_t *t) {
   halo_conn_t *c = t->data;
+  if (c->state == C_YIELDED) {
+    char why[200];
+    snprintf(why, sizeof why, "the peer said not now (%s) and did not connect itself", c->why);
+    return conn_close(c, why);
+  }
   if (c->state != C_UP) handshake_failed(c, "handshake timed out");
 }
 
-/* Which of two links between the same pair survives. Dialed by different
- * nodes: the one the smaller name dialed. Dialed by the same node: the one
- * whose dialer nonce is smaller. Both sides decide alike. */
-static const char *dialer_name(const halo_conn_t *c) { return c->dialer ? c->net->node->name : c->peer_name; }
-static const uint8_t *dialer_nonce(const halo_conn_t *c) { return c->dialer ? c->nonce_self : c->nonce_peer; }
-static int keep_first(const halo_conn_t *a, const halo_conn_t *b) {
-  int d = strcmp(dialer_name(a), dialer_name(b));
+/* Whether the session c opens replaces p's current one, when both got
+ * through (dials by address, whose target name was not known in time):
+ * dialed by different nodes, the one the smaller name dialed wins; dialed by
+ * the same node, the one with the smaller session id (the dialer's nonce).
+ * Both sides decide alike. */
+static int replaces(const halo_conn_t *c, const halo_peer_t *p) {
+  const char *self = c->net->node->name;
+  int d = strcmp(c->dialer ? self : c->peer_name, p->dialed ? self : p->name);
   if (d) return d < 0;
-  return memcmp(dialer_nonce(a), dialer_nonce(b), NONCE) < 0;
+  return memcmp(c->dialer ? c->nonce_self : c->nonce_peer, p->session, NONCE) < 0;
 }
 
-/* Why the peer may not join (NULL: it may): its name's hash clashes with
- * ours, with 0 (the "local" marker of relations) or with a known node, or a
- * node of that name from another run is connected. */
-static const char *admission(halo_conn_t *c) {
-  halo_net_t *net = c->net;
-  uint32_t crc = halo_crc32(c->peer_name, strlen(c->peer_name));
-  if (crc == net->node->crc || crc == 0) return "the node name's hash is not usable here";
-  halo_peer_t *peer = halo_imap_get(&net->peers, crc);
-  if (peer && strcmp(peer->name, c->peer_name)) return "another node name with the same hash is known";
-  if (peer && peer->conn && peer->conn != c && peer->creation != c->peer_creation)
-    return "a node of that name is connected already";
+/* Our own session-opening dial of `name` that is still handshaking. */
+static halo_conn_t *own_dial(halo_net_t *net, const char *name, const halo_conn_t *except) {
+  for (halo_conn_t *d = net->conns; d; d = d->next)
+    if (d != except && d->dialer && !d->join && !d->closing && d->state != C_UP &&
+        (!strcmp(d->expect, name) || !strcmp(d->peer_name, name)))
+      return d;
   return NULL;
 }
 
-static void established(halo_conn_t *c, uint32_t max_message) {
+/* Why the peer may not join (NULL: it may). final: a refusal that stands
+ * (REJECT), else not now (YIELD). */
+static const char *admission(halo_conn_t *c, int *final) {
   halo_net_t *net = c->net;
   uint32_t crc = halo_crc32(c->peer_name, strlen(c->peer_name));
-  const char *no = admission(c);
-  if (no) return handshake_failed(c, no);
+  *final = 1;
+  if (crc == net->node->crc || crc == 0) return "the node name's hash is not usable here";
   halo_peer_t *peer = halo_imap_get(&net->peers, crc);
-  if (!peer) {
-    peer = calloc(1, sizeof *peer);
-    if (!peer || !(peer->name = strdup(c->peer_name)) || halo_imap_put(&net->peers, crc, peer)) {
-      if (peer) free(peer->name);
-      free(peer);
-      conn_close(c, "out of memory");
-      return;
-    }
-    peer->crc = crc;
+  if (peer && strcmp(peer->name, c->peer_name)) return "another node name with the same hash is known";
+  *final = 0;
+  if (c->join) {
+    if (!peer || !peer->live || peer->creation != c->peer_creation || memcmp(peer->session, c->session, NONCE))
+      return "no such session";
+    if (peer->live >= peer->pool_size) return "the pool is full";
+    return NULL;
   }
-  int replaced = 0;
-  if (peer->conn && peer->conn != c) {
-    if (!keep_first(c, peer->conn)) {
-      report_dial(c, 1, NULL); /* connected: through the other link */
-      c->state = C_UP;
-      conn_close(c, NULL); /* the other link stays */
-      return;
-    }
-    halo_conn_t *old = peer->conn;
-    peer->conn = NULL; /* not a loss: replaced */
-    old->peer = NULL;
-    conn_close(old, NULL);
-    replaced = 1;
+  if (peer && peer->live && peer->creation != c->peer_creation) return "a node of that name is connected already";
+  return NULL;
+}
+
+/* The next free slot of p's pool, or -1. */
+static int free_slot(const halo_peer_t *p) {
+  for (int i = 0; i < p->pool_size && i < HALO_NET_POOL_MAX; i++)
+    if (!p->links[i]) return i;
+  return -1;
+}
+
+static void dial_joins(halo_net_t *net, halo_peer_t *p);
+
+/* Ends a session-opening link that lost to another one (quietly). */
+static void lose_quietly(halo_conn_t *c) {
+  report_dial(c, 1, NULL); /* connected: through the other session */
+  c->state = C_UP;
+  conn_close(c, NULL);
+}
+
+/* Closes p's links without counting a loss: a session replaced them. */
+static void drop_session(halo_peer_t *p) {
+  for (int i = 0; i < HALO_NET_POOL_MAX; i++) {
+    halo_conn_t *l = p->links[i];
+    if (!l) continue;
+    p->links[i] = NULL;
+    p->live--;
+    l->peer = NULL;
+    conn_close(l, NULL);
   }
+}
+
+static halo_peer_t *peer_get(halo_net_t *net, const char *name) {
+  uint32_t crc = halo_crc32(name, strlen(name));
+  halo_peer_t *peer = halo_imap_get(&net->peers, crc);
+  if (peer) return peer;
+  peer = calloc(1, sizeof *peer);
+  if (!peer || !(peer->name = strdup(name)) || halo_imap_put(&net->peers, crc, peer)) {
+    if (peer) free(peer->name);
+    free(peer);
+    return NULL;
+  }
+  peer->crc = crc;
+  halo_imap_init(&peer->assemblies);
+  return peer;
+}
+
+static void established(halo_conn_t *c, uint32_t max_message, int pool_size) {
+  halo_net_t *net = c->net;
+  int final;
+  const char *no = admission(c, &final);
+  if (no && c->join) return conn_close(c, NULL); /* the session went meanwhile */
+  if (no) return handshake_failed(c, no);
+  halo_peer_t *peer = peer_get(net, c->peer_name);
+  if (!peer) return conn_close(c, "out of memory");
+  int opened = 0;
+  if (!c->join) {
+    if (peer->live) { /* a session is up already (dials whose names were not known in time) */
+      if (peer->creation == c->peer_creation && !replaces(c, peer)) return lose_quietly(c);
+      drop_session(peer); /* replaced: not a loss */
+    } else if (peer->connected_at) {
+      drop_assemblies(peer, 1, 0); /* from the session that was lost */
+    }
+    memcpy(peer->session, c->dialer ? c->nonce_self : c->nonce_peer, NONCE);
+    peer->pool_size = pool_size < 1 ? 1 : pool_size > HALO_NET_POOL_MAX ? HALO_NET_POOL_MAX : pool_size;
+    peer->creation = c->peer_creation;
+    peer->max_message = max_message;
+    peer->dialed = c->dialer;
+    peer->connected_at = halo_clock_ns();
+    if (c->dialer) { /* ours to re-dial if it goes */
+      snprintf(peer->host, sizeof peer->host, "%s", c->host);
+      peer->port = c->port;
+    }
+    peer->retry_at = 0;
+    peer->backoff_ms = 0;
+    peer->join_retry_at = 0;
+    opened = 1;
+  }
+  int slot = free_slot(peer);
+  if (slot < 0) return conn_close(c, NULL);
   uv_timer_stop(&c->timer);
   report_dial(c, 1, NULL);
   c->state = C_UP;
   c->peer = peer;
-  if (peer->connected_at && !replaced) peer->reconnections++;
-  peer->conn = c;
-  peer->creation = c->peer_creation;
-  peer->dialed = c->dialer;
-  if (c->dialer) { /* ours to re-dial if it goes */
-    snprintf(peer->host, sizeof peer->host, "%s", c->host);
-    peer->port = c->port;
+  c->slot = slot;
+  if (c->redial) {
+    if (c->join) c->redial->joining--;
+    else c->redial->dialing = 0;
   }
-  peer->retry_at = 0;
-  peer->backoff_ms = 0;
-  if (c->redial) c->redial->dialing = 0;
   c->redial = NULL;
-  peer->connected_at = halo_clock_ns();
-  peer->max_message = max_message;
+  peer->links[slot] = c;
+  peer->live++;
+  if (peer->links_made++ >= (uint64_t)peer->pool_size) peer->reconnections++;
+  if (!opened) return;
   net->connections_established++;
   halo_log_proc(net->node, NULL, HALO_LOG_INFO, "connected to %s (%s)", peer->name, c->dialer ? "dialed" : "accepted");
+  /* our dials of it that yielded (or still run) are answered by this session */
+  for (halo_conn_t *d; (d = own_dial(net, peer->name, c));) lose_quietly(d);
+  if (c->dialer) dial_joins(net, peer);
 }
 
-/* Acceptor: HELLO {version, name_d, nonce_d, creation_d} -> CHALLENGE {name_a,
- * nonce_a, creation_a}. Nothing derived from the cookie leaves before the
- * dialer has proved itself. */
+/* Acceptor: HELLO {version, flags, name_d, nonce_d, creation_d[, session]}
+ * -> CHALLENGE {name_a, nonce_a, creation_a}. Nothing derived from the
+ * cookie leaves before the dialer has proved itself. */
 static void on_hello(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
   if (p >= end || *p++ != VERSION) return reject(c, "unsupported protocol version");
-  if (read_name(&p, end, c->peer_name) || end - p != NONCE + 8) return handshake_failed(c, "malformed hello");
+  if (p >= end || *p > HELLO_JOIN) return handshake_failed(c, "malformed hello");
+  c->join = *p++ == HELLO_JOIN;
+  if (read_name(&p, end, c->peer_name) || end - p != NONCE + 8 + (c->join ? NONCE : 0))
+    return handshake_failed(c, "malformed hello");
   memcpy(c->nonce_peer, p, NONCE);
   c->peer_creation = get64(p + NONCE);
+  if (c->join) memcpy(c->session, p + NONCE + 8, NONCE);
   if (!strcmp(c->peer_name, net->node->name)) return reject(c, "duplicate node name");
+  if (!c->join) {
+    halo_peer_t *peer = halo_net_peer_by_name(net, c->peer_name);
+    if (peer && peer->creation == c->peer_creation) return yield(c, "connected already");
+    halo_conn_t *mine = own_dial(net, c->peer_name, NULL);
+    if (mine) { /* both dial: the smaller name's dial goes on */
+      if (strcmp(net->node->name, c->peer_name) < 0) return yield(c, "simultaneous connect: our dial goes on");
+      mine->state = C_YIELDED; /* the peer will say so too; its dial answers ours */
+      snprintf(mine->why, sizeof mine->why, "simultaneous connect: yours goes on");
+    }
+  }
   uint8_t body[1 + 255 + NONCE + 8];
   size_t nl = strlen(net->node->name), k = 0;
   body[k++] = (uint8_t)nl;
@@ -326,37 +539,46 @@ static void on_challenge(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   c->state = C_WAIT_WELCOME;
 }
 
-/* Acceptor: PROOF checked -> WELCOME {MAC_A, max_a}. */
+/* Acceptor: PROOF checked -> WELCOME {MAC_A, max_a, pool size}. */
 static void on_proof(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
-  uint8_t want[HALO_SHA256_LEN], body[HALO_SHA256_LEN + 4];
+  uint8_t want[HALO_SHA256_LEN], body[HALO_SHA256_LEN + 5];
   if (end - p != HALO_SHA256_LEN + 4) return handshake_failed(c, "malformed proof");
   uint32_t max_d = get32(p + HALO_SHA256_LEN);
   mac(net, 'D', c->nonce_self, c->nonce_peer, c->peer_name, net->node->name, c->peer_creation, max_d, want);
   if (!halo_digest_equal(want, p)) return reject(c, "the dialer's proof does not match our cookie");
-  const char *no = admission(c); /* refused before WELCOME: the dialer must not think it joined */
-  if (no) return reject(c, no);
+  int final;
+  const char *no = admission(c, &final); /* refused before WELCOME: the dialer must not think it joined */
+  if (no) return final ? reject(c, no) : yield(c, no);
   mac(net, 'A', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, net->creation, net->max_message, body);
   put32(body + HALO_SHA256_LEN, net->max_message);
+  body[HALO_SHA256_LEN + 4] = (uint8_t)net->pool_size;
   if (send_frame(c, F_WELCOME, body, sizeof body, NULL, 0) || c->closing) return;
-  established(c, max_d);
+  established(c, max_d, net->pool_size);
 }
 
 /* Dialer: WELCOME checked -> established. */
 static void on_welcome(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
   uint8_t want[HALO_SHA256_LEN];
-  if (end - p != HALO_SHA256_LEN + 4) return handshake_failed(c, "malformed welcome");
+  if (end - p != HALO_SHA256_LEN + 5) return handshake_failed(c, "malformed welcome");
   uint32_t max_a = get32(p + HALO_SHA256_LEN);
   mac(net, 'A', c->nonce_self, c->nonce_peer, c->peer_name, net->node->name, c->peer_creation, max_a, want);
   if (!halo_digest_equal(want, p)) return handshake_failed(c, "the acceptor's proof does not match our cookie");
-  established(c, max_a);
+  established(c, max_a, p[HALO_SHA256_LEN + 4]);
 }
 
 /* -- messages ---------------------------------------------------------------- */
 
 /* MSG body: u16 kind (with flags), u8 queue, u64 from, u64 to, u64 ref, payload. */
 #define MSG_HEAD 27
+/* FRAG body: u64 id, u32 total, u32 offset, bytes of the whole frame (type byte first). */
+#define FRAG_HEAD 16
+
+static void protocol_error(halo_conn_t *c, const char *why) {
+  c->net->protocol_errors++;
+  conn_close(c, why);
+}
 
 /* A compressed payload: u32 original length, then a zlib stream. Returns a
  * malloc'ed buffer with *len set, or NULL. */
@@ -379,10 +601,7 @@ static void on_msg(halo_conn_t *c, int type, int zipped, const uint8_t *p, const
   halo_net_t *net = c->net;
   halo_node_t *n = net->node;
   halo_peer_t *peer = c->peer;
-  if (end - p < MSG_HEAD) {
-    net->protocol_errors++;
-    return conn_close(c, "malformed message frame");
-  }
+  if (end - p < MSG_HEAD) return protocol_error(c, "malformed message frame");
   int kind = (int)(p[0] << 8 | p[1]), queue = p[2];
   halo_pid_t from = {peer->crc, get64(p + 3)};
   halo_pid_t to = {n->crc, get64(p + 11)};
@@ -392,10 +611,7 @@ static void on_msg(halo_conn_t *c, int type, int zipped, const uint8_t *p, const
   if (type == F_MSG_NAME) { /* the head, a name, then the payload */
     char name[256];
     size_t nl = payload < end ? *payload : 0;
-    if (!nl || (size_t)(end - payload) < 1 + nl) {
-      net->protocol_errors++;
-      return conn_close(c, "malformed message frame");
-    }
+    if (!nl || (size_t)(end - payload) < 1 + nl) return protocol_error(c, "malformed message frame");
     memcpy(name, payload + 1, nl);
     name[nl] = 0;
     t = strlen(name) == nl ? halo_name_lookup(n, name) : NULL;
@@ -436,17 +652,65 @@ static void on_msg(halo_conn_t *c, int type, int zipped, const uint8_t *p, const
   if (!t || halo__enqueue(n, from, t, kind, queue, ref, pl, (uint32_t)len)) n->hooks.release(n, pl);
 }
 
-/* REL body: u8 add, u8 type, u64 watcher (there), u64 target (here). */
+/* REL body: u8 add, u8 type, u64 watcher (there), u64 target (here), u64
+ * ref (non-zero: the watcher waits for a REPLY with it). */
 static void on_rel(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
-  if (end - p != 18 || p[0] > 1 || p[1] > HALO_REL_MONITOR) {
-    c->net->protocol_errors++;
-    return conn_close(c, "malformed link/monitor frame");
+  if (end - p != 26 || p[0] > 1 || p[1] > HALO_REL_MONITOR) return protocol_error(c, "malformed link/monitor frame");
+  halo__rel_remote_request(c->net->node, p[0], p[1], (halo_pid_t){c->peer->crc, get64(p + 2)}, get64(p + 10),
+                           get64(p + 18));
+}
+
+static void dispatch_up(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *end);
+
+/* A piece of a fragmented frame; the last one dispatches the whole. They
+ * come in order (one sender's frames share a link). */
+static void on_frag(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
+  halo_net_t *net = c->net;
+  halo_peer_t *peer = c->peer;
+  if (end - p <= FRAG_HEAD) return protocol_error(c, "malformed fragment");
+  uint64_t id = get64(p);
+  uint32_t total = get32(p + 8), off = get32(p + 12), n = (uint32_t)(end - p - FRAG_HEAD);
+  uint32_t limit = net->max_message ? net->max_message + 64u : HALO_NET_MAX_FRAME;
+  if (total < 2 || total > limit || off > total || n > total - off) return protocol_error(c, "malformed fragment");
+  assembly_t *a = halo_imap_get(&peer->assemblies, id);
+  if (!a) {
+    if (off) return protocol_error(c, "a fragment out of order");
+    if (peer->assemblies.len >= net->max_assemblies) return protocol_error(c, "too many fragmented messages at once");
+    if (!(a = calloc(1, sizeof *a)) || !(a->buf = malloc(total)) || halo_imap_put(&peer->assemblies, id, a)) {
+      if (a) free(a->buf);
+      free(a);
+      return conn_close(c, "out of memory");
+    }
+    a->total = total;
+    a->started = halo_clock_ns();
+  } else if (off != a->got || total != a->total) {
+    return protocol_error(c, "a fragment out of order");
   }
-  halo__rel_remote_request(c->net->node, p[0], p[1], (halo_pid_t){c->peer->crc, get64(p + 2)}, get64(p + 10));
+  memcpy(a->buf + off, p + FRAG_HEAD, n);
+  a->got += n;
+  peer->frag_recv++;
+  if (a->got < a->total) return;
+  halo_imap_del(&peer->assemblies, id);
+  peer->frag_msgs_recv++;
+  int type = a->buf[0];
+  if ((type & 0x7f) == F_FRAG) protocol_error(c, "a fragment inside a fragment");
+  else dispatch_up(c, type, a->buf + 1, a->buf + a->total);
+  free(a->buf);
+  free(a);
+}
+
+static void dispatch_up(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *end) {
+  int base = type & 0x7f;
+  if (base == F_MSG || base == F_REPLY || base == F_MSG_NAME) return on_msg(c, base, type & 0x80, p, end);
+  if (type == F_REL) return on_rel(c, p, end);
+  if (type == F_FRAG) return on_frag(c, p, end);
+  if (type == F_PING) return; /* its arrival is the point */
+  protocol_error(c, "unexpected frame type");
 }
 
 static void dispatch(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *end) {
   switch (c->state) {
+  case C_UP: return dispatch_up(c, type, p, end);
   case C_WAIT_HELLO:
     if (type == F_HELLO) return on_hello(c, p, end);
     break;
@@ -459,21 +723,24 @@ static void dispatch(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *
   case C_WAIT_WELCOME:
     if (type == F_WELCOME) return on_welcome(c, p, end);
     break;
-  case C_UP:
-    if ((type & 0x7f) == F_MSG || (type & 0x7f) == F_REPLY || (type & 0x7f) == F_MSG_NAME)
-      return on_msg(c, type & 0x7f, type & 0x80, p, end);
-    if (type == F_REL) return on_rel(c, p, end);
-    if (type == F_PING) return; /* its arrival is the point */
-    c->net->protocol_errors++;
-    return conn_close(c, "unexpected frame type");
+  case C_YIELDED:
+    return; /* waiting for the peer's own dial; nothing here matters */
   }
+  char why[128];
+  size_t l = (size_t)(end - p) < sizeof why - 1 ? (size_t)(end - p) : sizeof why - 1;
+  memcpy(why, p, l);
+  why[l] = 0;
   if (type == F_REJECT) {
-    char why[128];
-    size_t l = (size_t)(end - p) < sizeof why - 1 ? (size_t)(end - p) : sizeof why - 1;
-    memcpy(why, p, l);
-    why[l] = 0;
-    if (c->redial) c->redial->port = 0; /* a refusal is an answer: no more re-dials */
+    if (c->redial && !c->join) c->redial->port = 0; /* a refusal is an answer: no more re-dials */
     return handshake_failed(c, why);
+  }
+  if (type == F_YIELD && c->dialer) {
+    if (halo_net_peer_by_name(c->net, c->peer_name[0] ? c->peer_name : c->expect)) return lose_quietly(c);
+    if (c->join) return conn_close(c, NULL); /* the tick tries again */
+    c->state = C_YIELDED; /* until the peer's dial arrives, or the timer ends it */
+    snprintf(c->why, sizeof c->why, "%s", why);
+    uv_timer_start(&c->timer, on_timeout, 2000, 0);
+    return;
   }
   handshake_failed(c, "unexpected frame during the handshake");
 }
@@ -498,9 +765,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   halo_conn_t *c = s->data;
   (void)buf;
+  if (c->state == C_YIELDED) { /* the peer closes it: the wait goes on (see on_timeout) */
+    uv_read_stop(s);
+    return;
+  }
   if (nread < 0) {
     const char *why = nread == UV_EOF ? "closed by the peer" : uv_strerror((int)nread);
-    return c->state == C_UP ? conn_close(c, why) : handshake_failed(c, why);
+    return c->state == C_UP || c->state == C_YIELDED ? conn_close(c, why) : handshake_failed(c, why);
   }
   if (nread == 0) return;
   c->rlen += (size_t)nread;
@@ -548,7 +819,6 @@ static halo_conn_t *conn_new(halo_net_t *net, int dialer) {
   uv_timer_init(net->node->loop, &c->timer);
   c->tcp.data = c->timer.data = c->connect.data = c;
   c->open_handles = 2;
-
   c->next = net->conns;
   if (net->conns) net->conns->prev = c;
   net->conns = c;
@@ -574,74 +844,132 @@ static void on_connected(uv_connect_t *req, int status) {
   halo_net_t *net = c->net;
   uv_tcp_nodelay(&c->tcp, 1);
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-  uint8_t body[2 + 255 + NONCE + 8];
+  uint8_t body[3 + 255 + 2 * NONCE + 8];
   size_t nl = strlen(net->node->name), k = 0;
   body[k++] = VERSION;
+  body[k++] = c->join ? HELLO_JOIN : 0;
   body[k++] = (uint8_t)nl;
   memcpy(body + k, net->node->name, nl), k += nl;
   memcpy(body + k, c->nonce_self, NONCE), k += NONCE;
   put64(body + k, net->creation), k += 8;
+  if (c->join) memcpy(body + k, c->session, NONCE), k += NONCE;
+  int yielded = c->state == C_YIELDED; /* the peer's dial came first: stay quiet */
   c->state = C_HELLO_SENT;
-  send_frame(c, F_HELLO, body, k, NULL, 0);
+  if (yielded) c->state = C_YIELDED;
+  else send_frame(c, F_HELLO, body, k, NULL, 0);
 }
 
 /* -- routing --------------------------------------------------------------------- */
 
-/* Sends a message frame: prefix, then the encoded payload, compressed when
- * the sending process asked for it and the payload is over the threshold
- * (and compression makes it smaller). */
-static int send_payload(halo_net_t *net, halo_peer_t *peer, halo_proc_t *from, uint8_t type, const uint8_t *prefix,
-                        size_t plen, const halo_mpw_t *w) {
-  if (from && from->ext && from->ext->compress && w->len > net->compress_threshold) {
-    uLongf zlen = compressBound((uLong)w->len);
-    uint8_t *z = malloc(4 + zlen);
-    if (z && compress2(z + 4, &zlen, w->buf, (uLong)w->len, Z_BEST_SPEED) == Z_OK && 4 + zlen < w->len) {
-      put32(z, (uint32_t)w->len);
-      int rc = send_frame(peer->conn, type | 0x80, prefix, plen, z, 4 + zlen);
-      free(z);
-      if (!rc) {
-        peer->compressed_sent++;
-        peer->compressed_bytes += 4 + zlen;
-        peer->compressed_orig += w->len;
-      }
-      return rc;
-    }
-    free(z);
+/* The link for messages from sender id: the same one every time while the
+ * pool holds, so one sender's messages stay ordered. */
+static halo_conn_t *pick_link(const halo_peer_t *p, uint64_t from) {
+  int k = p->pool_size > 0 ? p->pool_size : 1;
+  int i = (int)((from % 255) % (uint64_t)k);
+  for (int j = 0; j < HALO_NET_POOL_MAX; j++) {
+    halo_conn_t *c = p->links[(i + j) % HALO_NET_POOL_MAX];
+    if (c) return c;
   }
-  return send_frame(peer->conn, type, prefix, plen, w->buf, w->len);
+  return NULL;
 }
 
-/* Encodes pl and sends it to node `node` as one frame: the message head,
- * then (for a name target) the name's length and bytes, then the payload.
- * On success the route owns pl and releases it; on failure the caller does. */
+/* Replaces the payload at [at, c->out.len) by its zlib compression when
+ * that makes it smaller; returns 1 when it did. */
+static int compress_in_place(halo_conn_t *c, size_t at) {
+  size_t n = c->out.len - at;
+  uLongf zlen = compressBound((uLong)n);
+  uint8_t *z = malloc(zlen);
+  int done = z && compress2(z, &zlen, c->out.buf + at, (uLong)n, Z_BEST_SPEED) == Z_OK && 4 + zlen < n;
+  if (done) {
+    put32(c->out.buf + at, (uint32_t)n);
+    memcpy(c->out.buf + at + 4, z, zlen);
+    c->out.len = at + 4 + zlen;
+    halo_peer_t *p = c->peer;
+    p->compressed_sent++;
+    p->compressed_bytes += 4 + zlen;
+    p->compressed_orig += n;
+  }
+  free(z);
+  return done;
+}
+
+/* Splits the frame at [start, c->out.len) into FRAG frames in place: the
+ * pieces move right, last first, to make room for their heads. */
+static int fragment_in_place(halo_conn_t *c, size_t start) {
+  halo_peer_t *p = c->peer;
+  size_t body = c->out.len - start - 4, piece = c->net->fragment_size;
+  size_t count = (body + piece - 1) / piece, grow = count * (4 + 1 + FRAG_HEAD) - 4;
+  if (!halo_mpw_reserve(&c->out, grow)) {
+    c->out.err = 0;
+    c->out.len = start;
+    return HALO_ENOMEM;
+  }
+  uint8_t *b = c->out.buf + start;
+  uint64_t id = ++p->next_frag;
+  for (size_t i = count; i-- > 0;) {
+    size_t off = i * piece, n = body - off < piece ? body - off : piece;
+    uint8_t *f = b + i * (4 + 1 + FRAG_HEAD + piece);
+    memmove(f + 5 + FRAG_HEAD, b + 4 + off, n); /* its destination is never left of its source */
+    put32(f, (uint32_t)(1 + FRAG_HEAD + n));
+    f[4] = F_FRAG;
+    put64(f + 5, id);
+    put32(f + 13, (uint32_t)body);
+    put32(f + 17, (uint32_t)off);
+  }
+  p->frag_sent += count;
+  p->frag_msgs_sent++;
+  return 0;
+}
+
+/* Encodes pl straight into the link's buffer as one frame: the message
+ * head, then (for a name target) the name's length and bytes, then the
+ * payload, compressed when the sending process asked for it and the payload
+ * is over the threshold (and compression makes it smaller), in fragments
+ * when the frame is over the fragment size. On success the route owns pl
+ * and releases it; on failure the caller does. */
 static int send_message(halo_net_t *net, halo_node_t *n, halo_proc_t *from, uint32_t node, uint64_t to_id,
                         const char *name, int kind, int queue, uint64_t ref, halo_payload_t pl) {
   halo_peer_t *peer = halo_imap_get(&net->peers, node);
-  if (!peer || !peer->conn) return HALO_ENOCONN;
+  halo_conn_t *c = peer ? pick_link(peer, from ? from->id : 1) : NULL;
+  if (!c || c->closing) return HALO_ENOCONN;
   if (!n->hooks.encode) return HALO_ENOTALLOWED;
   size_t nl = name ? strlen(name) : 0;
   if (name && (!nl || nl > 255)) return HALO_EINCORRECT;
-  halo_mpw_t w;
-  halo_mpw_init(&w, peer->max_message ? peer->max_message : HALO_NET_MAX_FRAME - 320);
-  int rc = n->hooks.encode(n, pl, &w);
-  if (rc) {
-    halo_mpw_free(&w);
-    return rc;
-  }
-  uint8_t prefix[MSG_HEAD + 1 + 255];
-  prefix[0] = (uint8_t)(kind >> 8), prefix[1] = (uint8_t)kind, prefix[2] = (uint8_t)queue;
-  put64(prefix + 3, from ? from->id : 1);
-  put64(prefix + 11, to_id);
-  put64(prefix + 19, ref);
-  size_t plen = MSG_HEAD;
+  uint8_t head[MSG_HEAD + 1 + 255];
+  head[0] = (uint8_t)(kind >> 8), head[1] = (uint8_t)kind, head[2] = (uint8_t)queue;
+  put64(head + 3, from ? from->id : 1);
+  put64(head + 11, to_id);
+  put64(head + 19, ref);
+  size_t hlen = MSG_HEAD;
   if (name) {
-    prefix[plen++] = (uint8_t)nl;
-    memcpy(prefix + plen, name, nl), plen += nl;
+    head[hlen++] = (uint8_t)nl;
+    memcpy(head + hlen, name, nl), hlen += nl;
   }
   uint8_t type = name ? F_MSG_NAME : kind == HALO_MSG_REPLY ? F_REPLY : F_MSG;
-  rc = send_payload(net, peer, from, type, prefix, plen, &w);
-  halo_mpw_free(&w);
-  if (rc) return rc;
+  long start = frame_begin(c, type, head, hlen);
+  if (start < 0) return HALO_ENOMEM;
+  size_t at = c->out.len;
+  int zip = from && from->ext && from->ext->compress;
+  size_t limit = peer->max_message && !zip ? peer->max_message : HALO_NET_MAX_FRAME - 320;
+  c->out.max = at + limit;
+  int rc = n->hooks.encode(n, pl, &c->out);
+  c->out.max = 0;
+  if (!rc && zip && c->out.len - at > net->compress_threshold && compress_in_place(c, at))
+    c->out.buf[start + 4] |= 0x80;
+  if (!rc && peer->max_message && c->out.len - at > peer->max_message) rc = HALO_ETOOLARGE;
+  if (rc) {
+    c->out.err = 0;
+    c->out.len = (size_t)start;
+    return rc;
+  }
+  if (net->fragment_size && c->out.len - (size_t)start - 4 > net->fragment_size) {
+    if ((rc = fragment_in_place(c, (size_t)start))) return rc;
+    peer->bytes_out += c->out.len - (size_t)start;
+    c->last_tx = halo_clock_ns();
+    if (c->out.len >= FLUSH_AT) flush(c);
+  } else {
+    frame_end(c, (size_t)start);
+  }
   peer->msgs_out++;
   n->hooks.release(n, pl); /* sent: the route owned it */
   return 0;
@@ -659,17 +987,20 @@ static int route_send_name(void *ud, halo_node_t *n, halo_proc_t *from, uint32_t
   return send_message(ud, n, from, node, 0, name, kind, queue, ref, pl);
 }
 
-static int route_rel(void *ud, halo_node_t *n, int add, int type, uint64_t watcher, halo_pid_t target) {
+static int route_rel(void *ud, halo_node_t *n, int add, int type, uint64_t watcher, halo_pid_t target,
+                     uint64_t ref) {
   halo_net_t *net = ud;
   (void)n;
   halo_peer_t *peer = halo_imap_get(&net->peers, target.node);
-  if (!peer || !peer->conn) return HALO_ENOCONN;
-  uint8_t body[18];
+  halo_conn_t *c = peer ? pick_link(peer, watcher) : NULL;
+  if (!c) return HALO_ENOCONN;
+  uint8_t body[26];
   body[0] = (uint8_t)(add != 0);
   body[1] = (uint8_t)type;
   put64(body + 2, watcher);
   put64(body + 10, target.id);
-  return send_frame(peer->conn, F_REL, body, sizeof body, NULL, 0);
+  put64(body + 18, ref);
+  return send_frame(c, F_REL, body, sizeof body, NULL, 0);
 }
 
 /* -- API ----------------------------------------------------------------------------- */
@@ -687,11 +1018,19 @@ int halo_net_init(halo_net_t *net, halo_node_t *n, const char *cookie) {
   net->keepalive_ms = 1000;
   net->compress_threshold = 1024;
   net->keepalive_misses = 3;
-  if (!(net->tick = malloc(sizeof *net->tick))) return HALO_ENOMEM;
+  net->pool_size = 3;
+  net->fragment_size = 65000;
+  net->fragment_timeout_ms = 30000;
+  net->max_assemblies = 1000;
+  if (!(net->tick = malloc(sizeof *net->tick)) || !(net->flush = malloc(sizeof *net->flush))) return HALO_ENOMEM;
   uv_timer_init(n->loop, net->tick);
   net->tick->data = net;
   uv_timer_start(net->tick, on_tick, 100, 100);
   uv_unref((uv_handle_t *)net->tick);
+  uv_prepare_init(n->loop, net->flush);
+  net->flush->data = net;
+  uv_prepare_start(net->flush, on_prepare);
+  uv_unref((uv_handle_t *)net->flush);
   n->route = &net->route;
   return 0;
 }
@@ -721,7 +1060,10 @@ int halo_net_listen(halo_net_t *net, const char *host, int port) {
   return rc;
 }
 
-static int dial(halo_net_t *net, const char *host, int port, const char *expect, halo_peer_t *redial, uint64_t *id) {
+/* Dials host:port: a session-opening dial (join == 0; for = the peer it
+ * re-establishes, or NULL) or a pool member joining for's session. */
+static int dial(halo_net_t *net, const char *host, int port, const char *expect, halo_peer_t *for_peer, int join,
+                uint64_t *id) {
   struct sockaddr_storage addr;
   if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr))
     return HALO_EINCORRECT;
@@ -730,24 +1072,40 @@ static int dial(halo_net_t *net, const char *host, int port, const char *expect,
   c->state = C_CONNECTING;
   snprintf(c->host, sizeof c->host, "%s", host);
   c->port = port;
-  c->redial = redial;
-  if (redial) redial->dialing = 1;
-  c->dial_id = ++net->next_dial;
+  c->redial = for_peer;
+  c->join = join;
+  if (join) {
+    for_peer->joining++;
+    memcpy(c->session, for_peer->session, NONCE);
+  } else if (for_peer) {
+    for_peer->dialing = 1;
+  }
+  if (!join) c->dial_id = ++net->next_dial;
   if (id) *id = c->dial_id;
   snprintf(c->expect, sizeof c->expect, "%s", expect ? expect : "");
   int rc = uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&addr, on_connected);
   if (rc) {
     handshake_failed(c, uv_strerror(rc)); /* schedules the next re-dial, if any */
-    return redial ? 0 : rc;
+    return for_peer ? 0 : rc;
   }
   return 0;
 }
 
-int halo_net_connect(halo_net_t *net, const char *host, int port, const char *expect, uint64_t *id) {
-  return dial(net, host, port, expect, NULL, id);
+/* Opens the rest of p's pool (this side dialed its session). */
+static void dial_joins(halo_net_t *net, halo_peer_t *p) {
+  while (p->port && p->dialed && p->live && p->live + p->joining < p->pool_size && !net->closing)
+    if (dial(net, p->host, p->port, p->name, p, 1, NULL)) {
+      p->join_retry_at = halo_clock_ns() + 1000000000u;
+      break;
+    }
 }
 
-/* Every 100 ms: ping quiet links, drop silent ones, re-dial lost peers. */
+int halo_net_connect(halo_net_t *net, const char *host, int port, const char *expect, uint64_t *id) {
+  return dial(net, host, port, expect, NULL, 0, id);
+}
+
+/* Every 100 ms: ping quiet links, drop silent ones, re-dial lost peers and
+ * links, drop fragmented messages that stopped coming. */
 static void on_tick(uv_timer_t *t) {
   halo_net_t *net = t->data;
   uint64_t now = halo_clock_ns(), period = (uint64_t)net->keepalive_ms * 1000000u;
@@ -760,23 +1118,29 @@ static void on_tick(uv_timer_t *t) {
     }
     if (now - c->last_tx >= period) send_frame(c, F_PING, NULL, 0, NULL, 0);
   }
+  uint64_t stale = now - (uint64_t)net->fragment_timeout_ms * 1000000u;
   for (size_t i = 0; i < net->peers.cap; i++) {
     halo_peer_t *p = net->peers.slots[i].val;
-    if (!p || p->conn || p->dialing || !p->retry_at || now < p->retry_at) continue;
+    if (!p) continue;
+    if (p->assemblies.len) drop_assemblies(p, 0, stale);
+    if (p->live && p->dialed && p->live + p->joining < p->pool_size && now >= p->join_retry_at) dial_joins(net, p);
+    if (p->live || p->dialing || !p->retry_at || now < p->retry_at) continue;
     p->retry_at = 0;
-    if (dial(net, p->host, p->port, p->name, p, NULL)) schedule_redial(p);
+    if (dial(net, p->host, p->port, p->name, p, 0, NULL)) schedule_redial(p);
   }
 }
 
 halo_peer_t *halo_net_peer_by_name(halo_net_t *net, const char *name) {
   halo_peer_t *p = halo_imap_get(&net->peers, halo_crc32(name, strlen(name)));
-  return p && p->conn ? p : NULL;
+  return p && p->live ? p : NULL;
 }
 
 static void free_peers(halo_net_t *net) {
   for (size_t i = 0; i < net->peers.cap; i++) {
     halo_peer_t *p = net->peers.slots[i].val;
     if (!p) continue;
+    drop_assemblies(p, 1, 0);
+    halo_imap_destroy(&p->assemblies);
     free(p->name);
     free(p);
   }
@@ -787,9 +1151,11 @@ void halo_net_close(halo_net_t *net) {
   net->closing = 1;
   if (net->tick) uv_close((uv_handle_t *)net->tick, free_handle);
   net->tick = NULL;
+  if (net->flush) uv_close((uv_handle_t *)net->flush, free_handle);
+  net->flush = NULL;
   while (net->conns) {
     halo_conn_t *c = net->conns;
-    if (c->peer) c->peer->conn = NULL;
+    if (c->peer) c->peer->links[c->slot] = NULL;
     c->peer = NULL;
     conn_close(c, NULL);
   }

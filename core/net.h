@@ -1,21 +1,31 @@
 /*
- * The inter-node transport: an acceptor, dialed connections, the handshake
- * and message frames. One TCP link per peer for now (pools, fragmentation,
- * compression and keep-alive come next).
+ * The inter-node transport: an acceptor, dialed connections, the handshake,
+ * a pool of TCP links per peer and message frames.
  *
  * Frames: a 4-byte big-endian length of what follows, a type byte, a body.
  * Handshake (the cookie never crosses the wire; each side proves it knows
  * it with an HMAC over both per-connection nonces, both names, its creation
  * id and its size limit; the acceptor proves itself only after the dialer):
- *   dialer   -> HELLO     {version, name_d, nonce_d, creation_d}
+ *   dialer   -> HELLO     {version, flags, name_d, nonce_d, creation_d[, session]}
  *   acceptor -> CHALLENGE {name_a, nonce_a, creation_a}
  *   dialer   -> PROOF     {HMAC(cookie, "D"|nonce_a|nonce_d|name_d|name_a|creation_d|max_d), max_d}
- *   acceptor -> WELCOME   {HMAC(cookie, "A"|nonce_d|nonce_a|name_a|name_d|creation_a|max_a), max_a}
- *   or REJECT {reason} at any step. Frames after the handshake are not
- *   authenticated or encrypted: run clusters on a trusted network.
- * Then MSG frames: kind, queue, from id, to id, ref, payload (MessagePack
- * made by the host's encode hook). A protocol error closes the link; the
- * node keeps serving.
+ *   acceptor -> WELCOME   {HMAC(cookie, "A"|nonce_d|nonce_a|name_a|name_d|creation_a|max_a), max_a, pool size}
+ *   or REJECT {reason} (final: the dialer stops re-dialing) or YIELD
+ *   {reason} (not now: the peer is connected already, or both sides dialed
+ *   at once and the dial of the node with the smaller name goes on).
+ * The first link of a peer opens a session (its id is the dialer's nonce);
+ * the dialer then opens the rest of the pool (the acceptor's size, default
+ * 3) with HELLO flag JOIN carrying that session id, each with its own full
+ * proof. A sender's messages to a peer always take the link its PID picks,
+ * so they stay ordered. Frames after the handshake are not authenticated or
+ * encrypted: run clusters on a trusted network.
+ * Message frames: kind, queue, from id, to id, ref, payload (MessagePack
+ * made by the host's encode hook), zlib-compressed when the sender asked
+ * (type | 0x80); a frame over the fragment size travels as FRAG frames
+ * {id, total, offset, bytes} reassembled by the receiver. Writes are
+ * coalesced: frames go into the link's buffer, written once per loop
+ * iteration (or when the buffer passes 256 KB). A protocol error closes the
+ * link; the node keeps serving.
  */
 #ifndef HALO_NET_H
 #define HALO_NET_H
@@ -29,13 +39,19 @@
 #define HALO_NET_PROTO "HNP:R1"
 #define HALO_NET_HANDSHAKE_MS 5000
 #define HALO_NET_MAX_FRAME (64u << 20)
+#define HALO_NET_POOL_MAX 8
+#define HALO_NET_NONCE 16
 
 typedef struct halo_conn halo_conn_t;
 
 typedef struct halo_peer {
   char *name;               /* "name@host" */
   uint32_t crc;
-  halo_conn_t *conn;        /* established link, or NULL */
+  halo_conn_t *links[HALO_NET_POOL_MAX]; /* established links by slot */
+  int pool_size;            /* links wanted (the acceptor's setting) */
+  int live;                 /* established links now; the peer is connected while > 0 */
+  uint8_t session[HALO_NET_NONCE]; /* id of the current session (joins must name it) */
+  uint64_t links_made;      /* links established so far: past the pool size, each is a replacement */
   int dialed;               /* this side dialed */
   uint64_t connected_at;    /* halo_clock_ns() */
   uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
@@ -45,11 +61,16 @@ typedef struct halo_peer {
   char host[64];
   int port;                 /* 0: not ours to re-dial */
   int dialing;              /* a dial is under way */
+  int joining;              /* join dials under way */
+  uint64_t join_retry_at;   /* no join dial before this halo_clock_ns() */
   uint64_t retry_at;        /* halo_clock_ns() of the next attempt, 0 = none */
   uint32_t backoff_ms;
   uint64_t reconnections;
   uint64_t compressed_sent, compressed_bytes, compressed_orig;       /* wire bytes, original bytes */
   uint64_t decompressed_recv, decompressed_bytes, decompressed_orig;
+  uint64_t frag_sent, frag_msgs_sent, frag_recv, frag_msgs_recv, frag_timeouts;
+  uint64_t next_frag;       /* id of the next fragmented message to it */
+  halo_imap_t assemblies;   /* fragment id -> messages being reassembled */
 } halo_peer_t;
 
 typedef struct halo_net {
@@ -61,6 +82,11 @@ typedef struct halo_net {
   uint64_t creation;        /* random per start: tells two nodes of one name apart */
   uint32_t max_message;     /* ours, advertised */
   uint32_t compress_threshold; /* compress payloads larger than this (default 1024) for processes that ask */
+  int pool_size;            /* links per peer we ask dialers for (default 3, at most HALO_NET_POOL_MAX) */
+  uint32_t fragment_size;   /* frames over this travel in fragments (default 65000; 0 = never) */
+  uint32_t fragment_timeout_ms; /* an incomplete message is dropped after this (default 30000) */
+  uint32_t max_assemblies;  /* messages being reassembled per peer (default 1000) */
+  uv_prepare_t *flush;      /* writes the links' buffers once per loop iteration */
   halo_imap_t peers;        /* crc -> halo_peer_t */
   halo_conn_t *conns;       /* every open connection (handshaking or not) */
   halo_route_t route;
@@ -88,6 +114,8 @@ int halo_net_dial_result(halo_net_t *net, uint64_t id, const char **why);
  *  this way is re-dialed (backing off from 100 ms to 5 s) when its link is
  *  lost; a quiet link is pinged and a silent peer dropped. */
 int halo_net_connect(halo_net_t *net, const char *host, int port, const char *expect, uint64_t *id);
+/** Writes every link's buffered frames now (the loop does it before each poll). */
+void halo_net_flush(halo_net_t *net);
 /** The established peer with this node name, or NULL. */
 halo_peer_t *halo_net_peer_by_name(halo_net_t *net, const char *name);
 /** Closes everything (node stop). */

@@ -68,7 +68,7 @@ typedef struct halo_route {
   int (*send_name)(void *ud, halo_node_t *n, halo_proc_t *from, uint32_t node, const char *name, int kind,
                    int queue, uint64_t ref, halo_payload_t pl, uint32_t size);
   /** Asks target's node to add (or drop) a link/monitor from local watcher id. */
-  int (*rel)(void *ud, halo_node_t *n, int add, int type, uint64_t watcher, halo_pid_t target);
+  int (*rel)(void *ud, halo_node_t *n, int add, int type, uint64_t watcher, halo_pid_t target, uint64_t ref);
   void *ud;
 } halo_route_t;
 

@@ -2,6 +2,7 @@
 #include "pool.h"
 #include "errors.h"
 #include "process.h"
+#include "timer.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -160,7 +161,8 @@ void halo__rel_fire_all(halo_node_t *n, halo_proc_t *p, const halo_payload_t *re
   while (x->watching.len) {
     halo_rel_t *r = &x->watching.v[x->watching.len - 1];
     if (r->tnode) {
-      if (n->route && n->route->rel) n->route->rel(n->route->ud, n, 0, r->type, p->id, (halo_pid_t){r->tnode, r->target});
+      if (n->route && n->route->rel)
+        n->route->rel(n->route->ud, n, 0, r->type, p->id, (halo_pid_t){r->tnode, r->target}, 0);
       vec_remove_at(&x->watching, x->watching.len - 1);
       continue;
     }
@@ -213,12 +215,20 @@ int halo_rel_add_remote(halo_node_t *n, halo_proc_t *watcher, int type, halo_pid
   if (!n->route || !n->route->rel) return HALO_ENOCONN;
   halo_rel_t r = {watcher->id, target.id, 0, NULL, (uint8_t)type, HALO_TARGET_PID, 0, target.node};
   if (vec_push(&x->watching, &r)) return HALO_ENOMEM;
-  int rc = n->route->rel(n->route->ud, n, 1, type, watcher->id, target);
+  uint64_t ref = ++n->next_ref;
+  int rc = halo_timer_wait_start(n, watcher, HALO_REL_ACK_MS);
+  if (!rc && (rc = n->route->rel(n->route->ud, n, 1, type, watcher->id, target, ref))) halo_timer_wait_stop(n, watcher);
   if (rc) { /* a failed write may have run node_down already: remove by identity */
     int i = find_remote(&x->watching, watcher->id, 0, type, target, target.node);
     if (i >= 0) vec_remove_at(&x->watching, (uint32_t)i);
+    return rc;
   }
-  return rc;
+  /* the watcher waits for the other node's word, like a call */
+  watcher->wait = HALO_WAIT_REPLY;
+  watcher->wait_ref = ref;
+  watcher->wait_state = watcher->state;
+  halo__proc_set_state(n, watcher, HALO_STATE_WAIT);
+  return 0;
 }
 
 int halo_rel_remove_remote(halo_node_t *n, halo_proc_t *watcher, int type, halo_pid_t target) {
@@ -226,11 +236,18 @@ int halo_rel_remove_remote(halo_node_t *n, halo_proc_t *watcher, int type, halo_
   int i = find_remote(&watcher->ext->watching, watcher->id, 0, type, target, target.node);
   if (i < 0) return HALO_ETARGETUNKNOWN;
   vec_remove_at(&watcher->ext->watching, (uint32_t)i);
-  if (n->route && n->route->rel) n->route->rel(n->route->ud, n, 0, type, watcher->id, target);
+  if (n->route && n->route->rel) n->route->rel(n->route->ud, n, 0, type, watcher->id, target, 0);
   return 0;
 }
 
-void halo__rel_remote_request(halo_node_t *n, int add, int type, halo_pid_t watcher, uint64_t target) {
+/* Tells a remote watcher its relation is in place (ref: what it waits on). */
+static void ack(halo_node_t *n, halo_pid_t watcher, uint64_t ref) {
+  if (!ref) return;
+  halo_payload_t ok = n->hooks.reason(n, "ok");
+  if (halo_reply(n, NULL, watcher, ref, ok)) n->hooks.release(n, ok);
+}
+
+void halo__rel_remote_request(halo_node_t *n, int add, int type, halo_pid_t watcher, uint64_t target, uint64_t ref) {
   halo_proc_t *t = halo_proc_find(n, target);
   if (!add) {
     if (t && t->ext) {
@@ -241,14 +258,16 @@ void halo__rel_remote_request(halo_node_t *n, int add, int type, halo_pid_t watc
   }
   halo_proc_ext_t *x = t && t->state < HALO_STATE_TERMINATED ? halo__proc_ext(t) : NULL;
   halo_rel_t r = {watcher.id, target, 0, NULL, (uint8_t)type, HALO_TARGET_PID, watcher.node, 0};
-  if (x && find_remote(&x->watchers, watcher.id, watcher.node, type, (halo_pid_t){0, target}, 0) >= 0) return;
-  if (x && !vec_push(&x->watchers, &r)) return;
+  if (x && find_remote(&x->watchers, watcher.id, watcher.node, type, (halo_pid_t){0, target}, 0) >= 0)
+    return ack(n, watcher, ref);
+  if (x && !vec_push(&x->watchers, &r)) return ack(n, watcher, ref);
   /* no such process (or out of memory): the watcher hears of it at once */
   halo_payload_t reason = n->hooks.reason(n, "unknown process");
   halo_proc_t stand = {0};
   stand.id = target;
   notify(n, &stand, &r, &reason);
   n->hooks.release(n, reason);
+  ack(n, watcher, ref);
 }
 
 void halo__rel_remote_fired(halo_node_t *n, halo_proc_t *watcher, int type, halo_pid_t target) {

@@ -12,6 +12,8 @@
 #include "node.h"
 
 enum halo_rel_type { HALO_REL_LINK, HALO_REL_MONITOR };
+
+#define HALO_REL_ACK_MS 5000
 enum halo_target_kind { HALO_TARGET_PID, HALO_TARGET_NAME, HALO_TARGET_ALIAS, HALO_TARGET_EVENT };
 
 typedef struct halo_rel {
@@ -55,14 +57,17 @@ int halo_rel_remove(halo_node_t *n, halo_proc_t *watcher, int type, int tkind,
                     uint64_t target, const char *name, uint64_t alias);
 
 /** Remote PID targets: records that watcher links to / monitors target (on
- *  another node) and asks that node to tell it. HALO_ETARGETEXIST,
+ *  another node) and asks that node to tell it; the watcher then waits (like
+ *  a call, at most HALO_REL_ACK_MS) until that node confirms, so whatever
+ *  happens after the wait sees the relation in place. HALO_ETARGETEXIST,
  *  HALO_ENOCONN (no route or no link to that node). */
 int halo_rel_add_remote(halo_node_t *n, halo_proc_t *watcher, int type, halo_pid_t target);
 /** Drops such a relation (and tells the other node). 0 or HALO_ETARGETUNKNOWN. */
 int halo_rel_remove_remote(halo_node_t *n, halo_proc_t *watcher, int type, halo_pid_t target);
-/** From another node: watcher (there) links to / monitors local target id.
- *  When the target does not exist the watcher is told at once ("unknown process"). */
-void halo__rel_remote_request(halo_node_t *n, int add, int type, halo_pid_t watcher, uint64_t target);
+/** From another node: watcher (there) links to / monitors local target id,
+ *  confirmed with a reply to ref (when not 0). When the target does not
+ *  exist the watcher is told at once ("unknown process"). */
+void halo__rel_remote_request(halo_node_t *n, int add, int type, halo_pid_t watcher, uint64_t target, uint64_t ref);
 /** An exit or down from a remote target arrived for local watcher: its side
  *  of the relation goes. */
 void halo__rel_remote_fired(halo_node_t *n, halo_proc_t *watcher, int type, halo_pid_t target);

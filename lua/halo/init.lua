@@ -235,9 +235,20 @@ function halo.stop_process(pid, wait_ms)
 end
 
 halo.self = core.self
-halo.link = core.link
+-- A link or monitor to another node's process returns once that node has
+-- it in place (so a message sent after it cannot overtake it).
+local function relate(op)
+  return function(to)
+    local r, err, code = op(to)
+    if r ~= "wait" then return r, err, code end
+    local ok, v, c = yield()
+    if ok then return true end
+    return nil, v, c
+  end
+end
+halo.link = relate(core.link)
 halo.unlink = core.unlink
-halo.monitor = core.monitor
+halo.monitor = relate(core.monitor)
 halo.demonitor = core.demonitor
 --- Sends an exit signal with reason to a process (not to self, parent or leader).
 halo.exit = core.exit
