@@ -11,6 +11,7 @@
 #include "watchdog.h"
 
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -440,6 +441,7 @@ static int l_run(lua_State *L) {
   lua_setmetatable(L, -2);
   B->mt_cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
+  signal(SIGPIPE, SIG_IGN); /* a peer gone mid-write is an error return, not the end of the node */
   B->old_allocf = lua_getallocf(L, &B->old_allocud);
   halo_alloc_init(&B->alloc, (halo_alloc_fn)B->old_allocf, B->old_allocud);
   lua_setallocf(L, (lua_Alloc)halo_alloc_lua, &B->alloc);
@@ -517,6 +519,7 @@ static int l_run(lua_State *L) {
   lua_setfield(L, -2, "spawned");
 
   lua_setallocf(L, B->old_allocf, B->old_allocud);
+  halo_alloc_release(&B->alloc);
   halo__B = NULL;
   int closed = uv_loop_close(&B->loop);
   while (B->nco_pool) hb_key_free(B, L, B->co_pool[--B->nco_pool]);

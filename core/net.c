@@ -4,6 +4,7 @@
 #include "msgpack.h"
 #include "process.h"
 #include "rel.h"
+#include "scheduler.h"
 #include "sha256.h"
 
 #include <stdlib.h>
@@ -20,6 +21,8 @@ enum { C_CONNECTING, C_HELLO_SENT, C_WAIT_HELLO, C_WAIT_PROOF, C_WAIT_WELCOME, C
 #define HANDSHAKE_FRAME_MAX 1024
 #define FLUSH_AT (256u << 10)  /* write at once when a link's buffer passes this */
 #define SPARE_MAX (4u << 20)   /* keep a written buffer for reuse up to this size */
+#define CONGESTED (8u << 20)   /* bytes waiting on a link that make its senders wait */
+#define DRAINED (2u << 20)     /* ... until no more than this waits */
 
 struct halo_conn {
   halo_conn_t *next, *prev;
@@ -45,6 +48,8 @@ struct halo_conn {
   uint8_t *rbuf;
   size_t rlen, rcap;
   halo_mpw_t out;           /* frames not yet handed to the socket */
+  uint64_t *throttled;      /* processes that sent while it was congested */
+  uint32_t nthrottled, capthrottled;
   uint8_t *spare;           /* a written buffer kept for reuse */
   size_t spare_cap;
   int writing;              /* uv_writes in flight */
@@ -83,6 +88,7 @@ static void on_handle_closed(uv_handle_t *h) {
   halo_conn_t *c = h->data;
   if (--c->open_handles > 0) return;
   free(c->rbuf);
+  free(c->throttled);
   halo_mpw_free(&c->out);
   free(c->spare);
   free(c);
@@ -113,6 +119,36 @@ static void schedule_redial(halo_peer_t *p) {
 }
 
 static void flush(halo_conn_t *c);
+
+static size_t waiting(halo_conn_t *c) { return uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + c->out.len; }
+
+/* A sender that found the link congested waits for it at its next yield. */
+static void throttle(halo_conn_t *c, halo_proc_t *p) {
+  halo_proc_ext_t *x = halo__proc_ext(p);
+  if (!x || x->throttled) return;
+  if (c->nthrottled == c->capthrottled) {
+    uint32_t cap = c->capthrottled ? c->capthrottled * 2 : 8;
+    uint64_t *v = realloc(c->throttled, cap * sizeof *v);
+    if (!v) return;
+    c->throttled = v;
+    c->capthrottled = cap;
+  }
+  c->throttled[c->nthrottled++] = p->id;
+  x->throttled = HALO_THROTTLED;
+}
+
+/* The link drained (or closed): its senders go on. */
+static void unthrottle(halo_conn_t *c) {
+  halo_node_t *n = c->net->node;
+  for (uint32_t i = 0; i < c->nthrottled; i++) {
+    halo_proc_t *p = halo_proc_find(n, c->throttled[i]);
+    if (!p || !p->ext) continue;
+    int parked = p->ext->throttled == HALO_PARKED;
+    p->ext->throttled = 0;
+    if (parked && p->wait == HALO_WAIT_SLEEP && !p->wake) halo_sched_wake(n, p, HALO_WAKE_TIMEOUT);
+  }
+  c->nthrottled = 0;
+}
 
 /* Drops what is being reassembled from p; counted as timed out (lost). */
 static void drop_assemblies(halo_peer_t *p, int all, uint64_t older_than) {
@@ -173,6 +209,7 @@ static void conn_close(halo_conn_t *c, const char *why) {
     halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "connection %s%s%s%s failed: %s", c->peer_name[0] ? "with " : "",
                   c->peer_name, c->port ? (c->peer_name[0] ? " at " : "to ") : "", c->port ? c->host : "", why);
   }
+  unthrottle(c);
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
   uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -196,7 +233,8 @@ static void on_written(uv_write_t *req, int status) {
     free(w->data);
   }
   free(w);
-  if (status < 0 && !c->closing) conn_close(c, uv_strerror(status));
+  if (status < 0 && !c->closing) return conn_close(c, uv_strerror(status));
+  if (c->nthrottled && !c->closing && waiting(c) <= DRAINED) unthrottle(c);
 }
 
 /* Hands the buffered frames to the socket: written at once when it takes
@@ -972,6 +1010,7 @@ static int send_message(halo_net_t *net, halo_node_t *n, halo_proc_t *from, uint
   }
   peer->msgs_out++;
   n->hooks.release(n, pl); /* sent: the route owned it */
+  if (from && waiting(c) > CONGESTED && !c->closing) throttle(c, from);
   return 0;
 }
 

@@ -337,6 +337,10 @@ int halo_proc_yield(halo_node_t *n, halo_proc_t *p) {
   (void)n;
   p->wait = HALO_WAIT_SLEEP;
   p->wait_state = p->state;
+  if (p->ext && p->ext->throttled) { /* parked: the congested link wakes it */
+    p->ext->throttled = HALO_PARKED;
+    return 0;
+  }
   p->wake = HALO_WAKE_TIMEOUT; /* runnable at once, after the others in the queue */
   return 0;
 }

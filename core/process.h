@@ -147,6 +147,9 @@ int halo_proc_sleep(halo_node_t *n, halo_proc_t *p, uint64_t ms);
 
 /** p gives the CPU back: it goes to the tail of the run queue. */
 int halo_proc_yield(halo_node_t *n, halo_proc_t *p);
+/** Back-pressure: a process that sent on a congested link (ext->throttled)
+ *  is parked at its next yield until the link drains (net.c wakes it). */
+enum { HALO_THROTTLED = 1, HALO_PARKED = 2 };
 
 /** A function process waits for its next message, at most ms (UINT64_MAX: forever). */
 int halo_proc_receive(halo_node_t *n, halo_proc_t *p, uint64_t ms);

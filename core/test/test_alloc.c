@@ -141,7 +141,64 @@ static void test_attribution(void) {
   CHECK_EQ(pl.held, 0);
 }
 
+/* Big blocks: rounded up, kept when freed, reused, moved across the
+ * threshold with their contents; a big block the inner allocator handed out
+ * before goes back to it. */
+static void test_big(void) {
+  plain_t pl = {0};
+  halo_alloc_t a;
+  halo_alloc_init(&a, plain_alloc, &pl);
+  unsigned char *p = ALLOC(&a, NULL, 0, 100000);
+  CHECK(p != NULL);
+  CHECK_EQ(pl.held, 131072);
+  for (int i = 0; i < 100000; i++) p[i] = (unsigned char)(i * 7);
+  CHECK(ALLOC(&a, p, 100000, 120000) == p); /* still fits its 128 KB */
+  CHECK(ALLOC(&a, p, 120000, 0) == NULL);
+  CHECK_EQ(pl.held, 131072); /* kept, not returned */
+  CHECK_EQ(a.kept_bytes, 131072);
+  uint64_t calls = pl.calls;
+  unsigned char *q = ALLOC(&a, NULL, 0, 70000);
+  CHECK(q == p); /* the kept block again, without the inner allocator */
+  CHECK_EQ(pl.calls, calls);
+  CHECK_EQ(a.kept_bytes, 0);
+  for (int i = 0; i < 70000; i++) q[i] = (unsigned char)(i * 13);
+  unsigned char *r = ALLOC(&a, q, 70000, 200000); /* grows into a 256 KB block */
+  CHECK(r != NULL && r != q);
+  int same = 1;
+  for (int i = 0; i < 70000; i++) same &= r[i] == (unsigned char)(i * 13);
+  CHECK(same);
+  CHECK_EQ(a.kept_bytes, 131072); /* the old one is kept */
+  unsigned char *s = ALLOC(&a, r, 200000, 1000); /* shrinks out of the big blocks */
+  CHECK(s != NULL);
+  same = 1;
+  for (int i = 0; i < 1000; i++) same &= s[i] == (unsigned char)(i * 13);
+  CHECK(same);
+  CHECK_EQ(a.kept_bytes, 131072 + 262144);
+  ALLOC(&a, s, 1000, 0);
+  /* allocated by the inner allocator before the wrapper: returned to it */
+  void *x = plain_alloc(&pl, NULL, 0, 90000);
+  int64_t held = pl.held;
+  ALLOC(&a, x, 90000, 0);
+  CHECK_EQ(pl.held, held - 90000);
+  CHECK_EQ(a.kept_bytes, 131072 + 262144);
+  /* at most HALO_ALLOC_KEEP bytes are kept */
+  void *m[3];
+  for (int i = 0; i < 3; i++) m[i] = ALLOC(&a, NULL, 0, 32u << 20);
+  for (int i = 0; i < 3; i++) ALLOC(&a, m[i], 32u << 20, 0);
+  CHECK(a.kept_bytes <= HALO_ALLOC_KEEP);
+  /* a failing inner allocator: NULL, the old block intact */
+  unsigned char *t = ALLOC(&a, NULL, 0, 100);
+  t[0] = 42;
+  pl.fail = 1;
+  CHECK(ALLOC(&a, t, 100, 1u << 27) == NULL); /* over 64 MB: the inner allocator's, which fails */
+  CHECK_EQ(t[0], 42);
+  ALLOC(&a, t, 100, 0);
+  halo_alloc_release(&a);
+  CHECK_EQ(pl.held, 0);
+}
+
 int main(void) {
+  RUN_TEST(test_big);
   RUN_TEST(test_unowned);
   RUN_TEST(test_realloc);
   RUN_TEST(test_attribution);
