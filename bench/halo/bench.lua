@@ -13,6 +13,8 @@ while i <= #args do
   elseif a == "--only" then only = {}; for w in args[i + 1]:gmatch("[^,]+") do only[w] = true end; i = i + 1
   elseif a == "--mem" then -- internal: one W7 measurement in a fresh node
     only = { W7 = true }; quick = args[i + 1]; i = i + 1
+  elseif a == "--peer" then -- internal: the other node of W6r/W8 (args: our coordinator's node, port)
+    only = { peer = args[i + 1], port = args[i + 2] }; i = i + 2
   else error("unknown argument " .. a) end
   i = i + 1
 end
@@ -32,11 +34,11 @@ local function emit(id, metric, vals, better)
 end
 
 -- Runs f once to warm up and RUNS times; f returns the figure (or a table of figures).
-local function measure(name, f)
+local function measure(name, f, runs)
   local warm = f()
   log("%s warm-up: %s", name, type(warm) == "table" and table.concat(warm, " / ") or tostring(warm))
   local all = {}
-  for r = 1, RUNS do
+  for r = 1, runs or RUNS do
     local v = f()
     if type(v) ~= "table" then v = { v } end
     for k, x in ipairs(v) do all[k] = all[k] or {}; all[k][r] = x end
@@ -229,6 +231,113 @@ local function w7(n)
   return heap, rss
 end
 
+-- W6r and W8: a second halo node (another OS process) on loopback --------------
+-- It serves an echo for calls and makes sinks on request; each sink tells
+-- the coordinator (on the first node) when it has had its share.
+local RemoteSink = { name = "bench.rsink" }
+function RemoteSink:init(a) self.coord, self.limit, self.n = a.coord, a.limit, 0 end
+function RemoteSink:handle_message()
+  local n = self.n + 1
+  self.n = n
+  if n == self.limit then halo.send(self.coord, "done"); self.n = 0 end
+end
+local Sinks = { name = "bench.sinks" }
+function Sinks:handle_call(_, _, req) -- {n, limit, coord} -> list of sink PIDs
+  if self.made then for _, p in ipairs(self.made) do halo.kill(p) end end
+  self.made = {}
+  for k = 1, req[1] do self.made[k] = halo.spawn(RemoteSink, { coord = req[3], limit = req[2] }) end
+  return self.made
+end
+
+if only and only.peer then
+  halo.spawn(Echo, nil, { name = "echo" })
+  halo.spawn(Sinks, nil, { name = "sinks" })
+  assert(halo.net.connect(only.peer, "127.0.0.1:" .. only.port, 10000))
+  halo.receive() -- until the first node kills us
+  return
+end
+
+local peer_node, peer_os_pid
+local function start_peer()
+  if peer_node then return end
+  local cookie = string.format("bench-%d-%d", os.time(), math.random(1e9))
+  local port = halo.net.start({ cookie = cookie, listen = "127.0.0.1:0" })
+  local stat = io.open("/proc/self/stat")
+  local self_exe = "/proc/" .. stat:read("*n") .. "/exe"
+  stat:close()
+  -- with BENCH_CPU=N this node is pinned to N; the peer gets the next CPU
+  local cpu = os.getenv("BENCH_CPU")
+  local pin = ""
+  if cpu then pin = string.format("taskset -c %d ", (tonumber(cpu) + 1) % tonumber(io.popen("nproc"):read("*l"))) end
+  local cmd = string.format("%s%s run --name benchpeer@localhost --cookie %s --listen 127.0.0.1:0 --watchdog-ms 0 " ..
+    "--log-level error %s --peer %s %d > /dev/null 2>&1 & echo $!", pin, self_exe, cookie, arg[0], halo.node_info().Name, port)
+  peer_os_pid = tonumber(io.popen(cmd):read("*l"))
+  peer_node = "benchpeer@localhost"
+  local t0 = halo.now()
+  while not (halo.net.node(peer_node) or {}).Connected do
+    assert(halo.now() - t0 < 10000, "the peer node did not connect")
+    halo.sleep(10)
+  end
+  halo.sleep(200) -- its pool of links fills
+end
+local function stop_peer()
+  if peer_os_pid then os.execute("kill " .. peer_os_pid .. " 2>/dev/null") end
+end
+
+local function w6r()
+  local count = scale(100000)
+  local server = halo.net.process_id("echo", peer_node)
+  local hist, over = {}, {}
+  local call, now, floor = halo.call, halo.now, math.floor
+  for k = 0, 65535 do hist[k] = 0 end
+  for k = 1, count do
+    local t0 = now()
+    assert(call(server, k))
+    local ns = floor((now() - t0) * 1e6)
+    if ns < 65536 then hist[ns] = hist[ns] + 1 else over[#over + 1] = ns end
+  end
+  table.sort(over)
+  local function pct(p)
+    local want, seen = math.ceil(count * p), 0
+    for k = 0, 65535 do
+      seen = seen + hist[k]
+      if seen >= want then return k end
+    end
+    return over[want - seen] or over[#over]
+  end
+  return { pct(0.5), pct(0.99) }
+end
+
+local PAYLOADS = { -- name, value, bytes counted for MB/s, messages
+  { "int", 12345, 8, 1000000 }, { "100B", string.rep("x", 100), 100, 1000000 },
+  { "1KB", string.rep("k", 1024), 1024, 1000000 }, { "10KB", string.rep("t", 10240), 10240, 200000 },
+  { "200KB", string.rep("m", 204800), 204800, 10000 },
+}
+
+local function w8(npairs, payload, count)
+  local per = math.floor(count / npairs)
+  local me = halo.self()
+  local sinks = assert(halo.call(halo.net.process_id("sinks", peer_node), { npairs, per, me }, 10000))
+  local senders = {}
+  for k = 1, npairs do
+    senders[k] = halo.spawn(function()
+      local _, go = halo.receive()
+      local send, sink = halo.send, sinks[k]
+      for j = 1, per do
+        send(sink, payload)
+        if j % 256 == 0 then halo.yield() end
+      end
+      return go
+    end)
+  end
+  halo.sleep(1)
+  local t0 = halo.now()
+  for k = 1, npairs do halo.send(senders[k], "go") end
+  await(npairs)
+  local dt = halo.now() - t0
+  return per * npairs / (dt / 1000)
+end
+
 local want = function(w) return not only or only[w] end
 
 if only and only.W7 and type(quick) == "string" then -- a child node measuring one size
@@ -261,6 +370,25 @@ if want("W6") then
   emit("W6.local.p50", "ns", r[1])
   emit("W6.local.p99", "ns", r[2])
 end
+if want("W6r") or want("W8") then start_peer() end
+if want("W6r") then
+  local r = measure("W6r.remote_call", w6r)
+  emit("W6r.remote_call.p50", "ns", r[1])
+  emit("W6r.remote_call.p99", "ns", r[2])
+end
+if want("W8") then
+  for _, np in ipairs({ 1, 100 }) do
+    for _, pl in ipairs(PAYLOADS) do
+      local id = string.format("W8.%s.%dp", pl[1], np)
+      local r = measure(id, function() return w8(np, pl[2], scale(pl[4])) end, 3)[1]
+      emit(id, "msg/s", r, "higher")
+      local mb = {}
+      for k, v in ipairs(r) do mb[k] = v * pl[3] / 1e6 end
+      emit(id .. ".MB", "MB/s", mb, "higher")
+    end
+  end
+end
+stop_peer()
 if want("W7") then
   local sizes = quick and { 100000 } or { 100000, 1000000 }
   local stat = io.open("/proc/self/stat")
