@@ -57,6 +57,7 @@ typedef struct halo_binding {
   uint64_t pid_cache[256];
   uint64_t entry_id;
   struct halo_net *net; /* the transport, once started */
+  struct halo_registrar *registrar; /* how it finds other nodes, when it does */
   char codec_err[160];  /* why the last payload could not be encoded for the wire */
 } halo_binding_t;
 
@@ -135,7 +136,10 @@ void hb_open_codec(lua_State *L);
 /** Transport (net.c): starts it with a cookie, listening on "host:port"
  *  (NULL: 127.0.0.1, the default port or the next free one); pushes the
  *  port, or nil, err, code. */
-int hb_net_start(lua_State *L, halo_binding_t *B, const char *cookie, const char *listen);
+int hb_net_start(lua_State *L, halo_binding_t *B, const char *cookie, const char *listen, const char *registrar);
+/** 0 when registrar names a kind of registrar halo has ("embedded",
+ *  "embedded:PORT", "none"), else -1 with *why set. */
+int hb_registrar_check(const char *registrar, int *port, const char **why);
 /** Closes connections and the acceptor (node stop); hb_net_free after the loop ends. */
 void hb_net_stop(halo_binding_t *B);
 /** 0 when addr is "host:port". */

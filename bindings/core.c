@@ -401,6 +401,9 @@ static int l_run(lua_State *L) {
   /* every option that can raise is read before any state exists */
   const char *cookie = opt_str(L, 3, "cookie", NULL), *listen = opt_str(L, 3, "listen", NULL);
   if (listen && hb_net_check_addr(listen)) return luaL_error(L, "listen address must be host:port, got '%s'", listen);
+  const char *registrar = opt_str(L, 3, "registrar", NULL), *why;
+  int reg_port;
+  if (hb_registrar_check(registrar, &reg_port, &why)) return luaL_error(L, "registrar: %s", why);
   int timeout = opt_int(L, 3, "timeout", 0);
   int wd_soft = opt_int(L, 3, "watchdog_ms", 1000), wd_hard = opt_int(L, 3, "watchdog_hard_ms", 30000);
 
@@ -483,7 +486,7 @@ static int l_run(lua_State *L) {
         halo_log_node(&n->log, HALO_LOG_WARNING,
                       "no cookie given (--cookie or HALO_COOKIE): using a random one, no other node can connect");
       }
-      hb_net_start(L, B, cookie, listen);
+      hb_net_start(L, B, cookie, listen, registrar);
       if (lua_isnil(L, top + 1)) {
         halo_log_node(&n->log, HALO_LOG_ERROR, "network: %s", lua_tostring(L, top + 2));
         halo_node_stop(n, 1);

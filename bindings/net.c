@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "msgpack.h"
 #include "net.h"
+#include "registrar.h"
 #include "rel.h"
 
 #include <stdlib.h>
@@ -81,7 +82,24 @@ static int split_addr(const char *s, char *host, size_t hsize, int *port) {
   return 0;
 }
 
-int hb_net_start(lua_State *L, halo_binding_t *B, const char *cookie, const char *listen) {
+int hb_registrar_check(const char *registrar, int *port, const char **why) {
+  *port = 0;
+  if (!registrar || !strcmp(registrar, "embedded") || !strcmp(registrar, "none")) return 0;
+  if (!strncmp(registrar, "embedded:", 9)) {
+    char *end;
+    long p = strtol(registrar + 9, &end, 10);
+    if (*end || p <= 0 || p > 65535) return *why = "embedded:PORT needs a port from 1 to 65535", -1;
+    *port = (int)p;
+    return 0;
+  }
+  if (!strncmp(registrar, "etcd://", 7)) return *why = "etcd is not supported yet (embedded or none)", -1;
+  return *why = "unknown kind (embedded, embedded:PORT or none)", -1;
+}
+
+int hb_net_start(lua_State *L, halo_binding_t *B, const char *cookie, const char *listen, const char *registrar) {
+  const char *why;
+  int reg_port;
+  if (hb_registrar_check(registrar, &reg_port, &why)) return hb_errorf(L, HALO_EINCORRECT, "registrar: %s", why);
   if (B->net) return hb_errorf(L, HALO_ETAKEN, "the network is running already");
   char host[128] = "127.0.0.1";
   int port = 0;
@@ -102,6 +120,14 @@ int hb_net_start(lua_State *L, halo_binding_t *B, const char *cookie, const char
   }
   B->net = net;
   halo_log_proc(&B->node, NULL, HALO_LOG_INFO, "listening on %s:%d", net->host, net->port);
+  if (!registrar || strcmp(registrar, "none")) {
+    halo_registrar_t *r = calloc(1, sizeof *r);
+    if (!r || (rc = halo_registrar_start(r, net, reg_port))) {
+      free(r);
+      return hb_errorf(L, rc ? rc : HALO_ENOMEM, "cannot start the registrar");
+    }
+    B->registrar = r;
+  }
   lua_pushinteger(L, net->port);
   return 1;
 }
@@ -113,11 +139,14 @@ int hb_net_check_addr(const char *addr) {
 }
 
 void hb_net_stop(halo_binding_t *B) {
+  if (B->registrar) halo_registrar_stop(B->registrar);
   if (!B->net) return;
   halo_net_close(B->net);
 }
 
 void hb_net_free(halo_binding_t *B) {
+  free(B->registrar);
+  B->registrar = NULL;
   free(B->net);
   B->net = NULL;
 }
@@ -127,7 +156,7 @@ static int l_net_start(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   const char *cookie = luaL_checkstring(L, 1);
   if (!*cookie) return luaL_argerror(L, 1, "cookie must not be empty");
-  return hb_net_start(L, B, cookie, luaL_optstring(L, 2, NULL));
+  return hb_net_start(L, B, cookie, luaL_optstring(L, 2, NULL), luaL_optstring(L, 3, NULL));
 }
 
 /* core.net_connect("host:port"[, expected node name]) -> dial id | nil, err: dials; the
@@ -258,6 +287,55 @@ static int l_net_compress(lua_State *L) {
   return 1;
 }
 
+/* core.net_registrar() -> RegistrarInfo (the reference's fields) plus
+ * halo's Port, Registered, Error, Elections */
+static int l_net_registrar(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_registrar_t *r = B->registrar;
+  if (!r || !r->net) return hb_errorf(L, HALO_ENOTALLOWED, "no registrar (the network is off or --registrar none)");
+  lua_createtable(L, 0, 12);
+  lua_pushfstring(L, "127.0.0.1:%d", r->port);
+  lua_setfield(L, -2, "Server");
+  SET_BOOL("EmbeddedServer", r->serving);
+  SET_BOOL("Registered", r->serving || r->registered);
+  SET_BOOL("SupportRegisterProxy", 0);
+  SET_BOOL("SupportRegisterApplication", 0);
+  SET_BOOL("SupportConfig", 0);
+  SET_BOOL("SupportEvent", 0);
+  lua_pushliteral(L, HALO_REGISTRAR_VERSION);
+  lua_setfield(L, -2, "Version");
+  SET_STR("Error", r->error);
+  SET_INT("Elections", r->elections);
+  return 1;
+}
+
+/* core.net_nodes() -> the names of the other nodes the registrar knows */
+static int l_net_nodes(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_registrar_t *r = B->registrar;
+  uint32_t n = r && r->net ? r->nnodes : 0;
+  hb_new_array(L, (int)n);
+  for (uint32_t i = 0; i < n; i++) {
+    lua_pushstring(L, r->nodes[i].name);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  return 1;
+}
+
+/* core.net_resolve(name) -> {Host, Port} | nil, err */
+static int l_net_resolve(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  const char *name = luaL_checkstring(L, 1);
+  char host[64];
+  int port;
+  if (!B->registrar || !B->registrar->net) return hb_error(L, HALO_ENOROUTE);
+  if (halo_registrar_resolve(B->registrar, name, host, &port)) return hb_error(L, HALO_ENOROUTE);
+  lua_createtable(L, 0, 2);
+  SET_STR("Host", host);
+  SET_INT("Port", port);
+  return 1;
+}
+
 /* core.crc32(string) -> number: the CRC node names are identified by */
 static int l_crc32(lua_State *L) {
   size_t n;
@@ -271,6 +349,8 @@ void hb_open_net(lua_State *L) {
                                  {"net_dial", l_net_dial},    {"crc32", l_crc32},
                                  {"net_compress", l_net_compress},
                                  {"net_peer", l_net_peer},   {"net_info", l_net_info},
+                                 {"net_registrar", l_net_registrar}, {"net_nodes", l_net_nodes},
+                                 {"net_resolve", l_net_resolve},
                                  {NULL, NULL}};
   luaL_register(L, NULL, fns);
 }

@@ -45,6 +45,8 @@ static const char *run_usage =
     "  --cookie SECRET       the cluster's shared secret (or HALO_COOKIE); starts the network\n"
     "  --listen HOST:PORT    accept other nodes here (default 127.0.0.1:11144, or the next\n"
     "                        free port); starts the network\n"
+    "  --registrar KIND      how nodes find each other: embedded (default; the first node of\n"
+    "                        the host serves on 127.0.0.1:4499), embedded:PORT, or none\n"
     "  -e CODE               run CODE instead of a file\n"
     "  -h, --help            this text\n"
     "\n"
@@ -71,7 +73,7 @@ static const char *source_dir(void) {
 
 static int cmd_run(int argc, char **argv) {
   const char *name = "halo@localhost", *level = "info", *code = NULL, *file = NULL;
-  const char *cookie = getenv("HALO_COOKIE"), *listen = NULL;
+  const char *cookie = getenv("HALO_COOKIE"), *listen = NULL, *registrar = NULL;
   const char *paths[64];
   int npaths = 0, wd = 1000, wd_hard = 30000, i;
   for (i = 0; i < argc; i++) {
@@ -93,6 +95,8 @@ static int cmd_run(int argc, char **argv) {
       cookie = argv[++i];
     } else if (!strcmp(a, "--listen") && i + 1 < argc) {
       listen = argv[++i];
+    } else if (!strcmp(a, "--registrar") && i + 1 < argc) {
+      registrar = argv[++i];
     } else if (!strcmp(a, "-e") && i + 1 < argc) {
       code = argv[++i];
       i++;
@@ -189,6 +193,10 @@ static int cmd_run(int argc, char **argv) {
   if (listen) {
     lua_pushstring(L, listen);
     lua_setfield(L, -2, "listen");
+  }
+  if (registrar) {
+    lua_pushstring(L, registrar);
+    lua_setfield(L, -2, "registrar");
   }
   lua_getglobal(L, "arg");
   lua_setfield(L, -2, "args");

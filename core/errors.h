@@ -36,6 +36,7 @@
   X(APPSTOPPING, "application stopping is in progress")                       \
   X(APPRUNNING, "application is still running")                               \
   X(CRONSPEC, "incorrect cron spec")                                          \
+  X(NOROUTE, "no route")                                                      \
   X(UNKNOWN, "unknown")
 
 enum {

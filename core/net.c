@@ -1205,3 +1205,15 @@ void halo_net_close(halo_net_t *net) {
   free(net->cookie);
   net->cookie = NULL;
 }
+
+int halo_net_ensure(halo_net_t *net, const char *name, const char *host, int port) {
+  if (halo_net_peer_by_name(net, name) || own_dial(net, name, NULL)) return 0;
+  halo_peer_t *p = halo_imap_get(&net->peers, halo_crc32(name, strlen(name)));
+  if (p && p->dialing) return 0;
+  return dial(net, host, port, name, NULL, 0, NULL);
+}
+
+void halo_net_forget(halo_net_t *net, const char *name) {
+  halo_peer_t *p = halo_imap_get(&net->peers, halo_crc32(name, strlen(name)));
+  if (p && !strcmp(p->name, name)) p->port = 0, p->retry_at = 0;
+}

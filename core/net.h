@@ -116,6 +116,10 @@ int halo_net_dial_result(halo_net_t *net, uint64_t id, const char **why);
 int halo_net_connect(halo_net_t *net, const char *host, int port, const char *expect, uint64_t *id);
 /** Writes every link's buffered frames now (the loop does it before each poll). */
 void halo_net_flush(halo_net_t *net);
+/** Dials node name at host:port unless it is connected or being dialed. */
+int halo_net_ensure(halo_net_t *net, const char *name, const char *host, int port);
+/** Stops re-dialing node name (it left the cluster). */
+void halo_net_forget(halo_net_t *net, const char *name);
 /** The established peer with this node name, or NULL. */
 halo_peer_t *halo_net_peer_by_name(halo_net_t *net, const char *name);
 /** Closes everything (node stop). */

@@ -51,7 +51,7 @@ local function start_b(cookie, listen)
   local f = assert(io.open(script, "w"))
   f:write(B_SCRIPT)
   f:close()
-  os.execute(("%s run --name b@localhost --cookie %s --listen %s --log-level error %s %s > %s/b.log 2>&1 & echo $! > %s/b.pid")
+  os.execute(("%s run --name b@localhost --cookie %s --listen %s --registrar none --log-level error %s %s > %s/b.log 2>&1 & echo $! > %s/b.pid")
     :format(halo_bin, cookie, listen or "127.0.0.1:0", script, out, dir, dir))
   local port, echo
   for _ = 1, 200 do
@@ -77,7 +77,8 @@ local function start_b(cookie, listen)
 end
 
 local function a(fn, cookie, name)
-  return helper.run(fn, { name = name or "a@localhost", cookie = cookie or "secret", listen = "127.0.0.1:0" })
+  return helper.run(fn, { name = name or "a@localhost", cookie = cookie or "secret", listen = "127.0.0.1:0",
+                          registrar = "none" })
 end
 
 describe("the transport", function()
@@ -437,7 +438,7 @@ halo.receive()
     f:close()
     local r = a(function()
       local aport = halo.net.info().Acceptors[1].Port
-      os.execute(("%s run --name c@localhost --cookie secret --listen 127.0.0.1:0 --log-level error %s/c.lua %s/c.out %d > %s/c.log 2>&1 & echo $! > %s/c.pid")
+      os.execute(("%s run --name c@localhost --cookie secret --listen 127.0.0.1:0 --registrar none --log-level error %s/c.lua %s/c.out %d > %s/c.log 2>&1 & echo $! > %s/c.pid")
         :format(halo_bin, dir, dir, aport, dir, dir))
       local port, echo
       assert(helper.wait_until(function()

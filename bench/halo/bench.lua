@@ -261,7 +261,7 @@ local peer_node, peer_os_pid
 local function start_peer()
   if peer_node then return end
   local cookie = string.format("bench-%d-%d", os.time(), math.random(1e9))
-  local port = halo.net.start({ cookie = cookie, listen = "127.0.0.1:0" })
+  local port = halo.net.start({ cookie = cookie, listen = "127.0.0.1:0", registrar = "none" })
   local stat = io.open("/proc/self/stat")
   local self_exe = "/proc/" .. stat:read("*n") .. "/exe"
   stat:close()
@@ -269,7 +269,7 @@ local function start_peer()
   local cpu = os.getenv("BENCH_CPU")
   local pin = ""
   if cpu then pin = string.format("taskset -c %d ", (tonumber(cpu) + 1) % tonumber(io.popen("nproc"):read("*l"))) end
-  local cmd = string.format("%s%s run --name benchpeer@localhost --cookie %s --listen 127.0.0.1:0 --watchdog-ms 0 " ..
+  local cmd = string.format("%s%s run --name benchpeer@localhost --cookie %s --listen 127.0.0.1:0 --registrar none --watchdog-ms 0 " ..
     "--log-level error %s --peer %s %d > /dev/null 2>&1 & echo $!", pin, self_exe, cookie, arg[0], halo.node_info().Name, port)
   peer_os_pid = tonumber(io.popen(cmd):read("*l"))
   peer_node = "benchpeer@localhost"

@@ -13,12 +13,22 @@ local core = require("halo.core")
 
 local M = {}
 
---- Starts the transport: opts.cookie (required), opts.listen ("host:port").
+--- Starts the transport: opts.cookie (required), opts.listen ("host:port"),
+-- opts.registrar ("embedded" (default), "embedded:PORT" or "none").
 -- Returns the port listened on.
 function M.start(opts)
   opts = opts or {}
-  return core.net_start(opts.cookie, opts.listen)
+  return core.net_start(opts.cookie, opts.listen, opts.registrar)
 end
+
+--- RegistrarInfo: Server, EmbeddedServer (this node serves), Version
+-- ("ESRD:R1"), the Support* capabilities, and halo's Registered, Error
+-- (the last refusal) and Elections (times this node took the server role).
+M.registrar = core.net_registrar
+--- The other nodes the registrar knows (the cluster as discovered).
+M.nodes = core.net_nodes
+--- Where node `name` listens: {Host, Port}, or nil, "ENOROUTE: no route".
+M.resolve = core.net_resolve
 
 --- Dials address ("host:port") and waits (default 5000 ms) until node `name`
 -- is connected. Returns true, or nil, err, code (ENOCONN when the handshake
