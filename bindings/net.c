@@ -92,8 +92,13 @@ int hb_registrar_check(const char *registrar, int *port, const char **why) {
     *port = (int)p;
     return 0;
   }
-  if (!strncmp(registrar, "etcd://", 7)) return *why = "etcd is not supported yet (embedded or none)", -1;
-  return *why = "unknown kind (embedded, embedded:PORT or none)", -1;
+  if (!strncmp(registrar, "etcd://", 7)) { /* run by lua/halo/etcd.lua, not here */
+    char host[128];
+    int p;
+    if (split_addr(registrar + 7, host, sizeof host, &p) || !p) return *why = "etcd://HOST:PORT expected", -1;
+    return 0;
+  }
+  return *why = "unknown kind (embedded, embedded:PORT, etcd://HOST:PORT or none)", -1;
 }
 
 int hb_net_start(lua_State *L, halo_binding_t *B, const char *cookie, const char *listen, const char *registrar) {
@@ -120,7 +125,7 @@ int hb_net_start(lua_State *L, halo_binding_t *B, const char *cookie, const char
   }
   B->net = net;
   halo_log_proc(&B->node, NULL, HALO_LOG_INFO, "listening on %s:%d", net->host, net->port);
-  if (!registrar || strcmp(registrar, "none")) {
+  if (!registrar || (strcmp(registrar, "none") && strncmp(registrar, "etcd://", 7))) {
     halo_registrar_t *r = calloc(1, sizeof *r);
     if (!r || (rc = halo_registrar_start(r, net, reg_port))) {
       free(r);
@@ -309,15 +314,16 @@ static int l_net_registrar(lua_State *L) {
   return 1;
 }
 
-/* core.net_nodes() -> the names of the other nodes the registrar knows */
+/* core.net_nodes() -> the names of the other nodes the registrars know */
 static int l_net_nodes(lua_State *L) {
   halo_binding_t *B = hb_node(L);
-  halo_registrar_t *r = B->registrar;
-  uint32_t n = r && r->net ? r->nnodes : 0;
-  hb_new_array(L, (int)n);
-  for (uint32_t i = 0; i < n; i++) {
-    lua_pushstring(L, r->nodes[i].name);
-    lua_rawseti(L, -2, (int)i + 1);
+  hb_new_array(L, 0);
+  int k = 0;
+  for (size_t i = 0; B->net && i < B->net->routes.cap; i++) {
+    const halo_net_route_t *r = B->net->routes.slots[i].val;
+    if (!r) continue;
+    lua_pushstring(L, r->name);
+    lua_rawseti(L, -2, ++k);
   }
   return 1;
 }
@@ -325,14 +331,34 @@ static int l_net_nodes(lua_State *L) {
 /* core.net_resolve(name) -> {Host, Port} | nil, err */
 static int l_net_resolve(lua_State *L) {
   halo_binding_t *B = hb_node(L);
-  const char *name = luaL_checkstring(L, 1);
-  char host[64];
-  int port;
-  if (!B->registrar || !B->registrar->net) return hb_error(L, HALO_ENOROUTE);
-  if (halo_registrar_resolve(B->registrar, name, host, &port)) return hb_error(L, HALO_ENOROUTE);
+  size_t nl;
+  const char *name = luaL_checklstring(L, 1, &nl);
+  if (!B->net) return hb_error(L, HALO_ENOROUTE);
+  const halo_net_route_t *r = halo_net_route(B->net, halo_crc32(name, nl));
+  int self = !strcmp(name, B->node.name);
+  if (!self && (!r || strcmp(r->name, name))) return hb_error(L, HALO_ENOROUTE);
   lua_createtable(L, 0, 2);
-  SET_STR("Host", host);
-  SET_INT("Port", port);
+  SET_STR("Host", self ? B->net->host : r->host);
+  SET_INT("Port", self ? B->net->port : r->port);
+  return 1;
+}
+
+/* core.net_route_set(name, host, port) -> true | nil, err: a registrar
+ * learned where a node listens (dialed now: the mesh; kept for sends). */
+static int l_net_route_set(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  if (!B->net) return hb_errorf(L, HALO_ENOTALLOWED, "the network is not started");
+  int rc = halo_net_route_set(B->net, luaL_checkstring(L, 1), luaL_checkstring(L, 2), (int)luaL_checkinteger(L, 3));
+  if (rc) return hb_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.net_route_del(name): the node left. */
+static int l_net_route_del(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  if (B->net) halo_net_route_del(B->net, luaL_checkstring(L, 1));
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -350,7 +376,8 @@ void hb_open_net(lua_State *L) {
                                  {"net_compress", l_net_compress},
                                  {"net_peer", l_net_peer},   {"net_info", l_net_info},
                                  {"net_registrar", l_net_registrar}, {"net_nodes", l_net_nodes},
-                                 {"net_resolve", l_net_resolve},
+                                 {"net_resolve", l_net_resolve}, {"net_route_set", l_net_route_set},
+                                 {"net_route_del", l_net_route_del},
                                  {NULL, NULL}};
   luaL_register(L, NULL, fns);
 }

@@ -1050,6 +1050,7 @@ int halo_net_init(halo_net_t *net, halo_node_t *n, const char *cookie) {
   if (!(net->cookie = strdup(cookie))) return HALO_ENOMEM;
   if (uv_random(NULL, NULL, &net->creation, sizeof net->creation, 0, NULL)) return HALO_ENOMEM;
   halo_imap_init(&net->peers);
+  halo_imap_init(&net->routes);
   net->route.send = route_send;
   net->route.rel = route_rel;
   net->route.send_name = route_send_name;
@@ -1184,6 +1185,8 @@ static void free_peers(halo_net_t *net) {
     free(p);
   }
   halo_imap_destroy(&net->peers);
+  for (size_t i = 0; i < net->routes.cap; i++) free(net->routes.slots[i].val);
+  halo_imap_destroy(&net->routes);
 }
 
 void halo_net_close(halo_net_t *net) {
@@ -1206,14 +1209,32 @@ void halo_net_close(halo_net_t *net) {
   net->cookie = NULL;
 }
 
-int halo_net_ensure(halo_net_t *net, const char *name, const char *host, int port) {
+int halo_net_route_set(halo_net_t *net, const char *name, const char *host, int port) {
+  size_t nl = strlen(name);
+  if (!nl || nl > 255 || !strchr(name, '@') || strlen(host) >= 64 || port <= 0 || port > 65535) return HALO_EINCORRECT;
+  uint32_t crc = halo_crc32(name, nl);
+  if (crc == net->node->crc || crc == 0) return HALO_EINCORRECT;
+  halo_net_route_t *r = halo_imap_get(&net->routes, crc);
+  if (!r) {
+    if (!(r = calloc(1, sizeof *r)) || halo_imap_put(&net->routes, crc, r)) {
+      free(r);
+      return HALO_ENOMEM;
+    }
+  }
+  snprintf(r->name, sizeof r->name, "%s", name);
+  snprintf(r->host, sizeof r->host, "%s", host);
+  r->port = port;
   if (halo_net_peer_by_name(net, name) || own_dial(net, name, NULL)) return 0;
-  halo_peer_t *p = halo_imap_get(&net->peers, halo_crc32(name, strlen(name)));
+  halo_peer_t *p = halo_imap_get(&net->peers, crc);
   if (p && p->dialing) return 0;
   return dial(net, host, port, name, NULL, 0, NULL);
 }
 
-void halo_net_forget(halo_net_t *net, const char *name) {
-  halo_peer_t *p = halo_imap_get(&net->peers, halo_crc32(name, strlen(name)));
+void halo_net_route_del(halo_net_t *net, const char *name) {
+  uint32_t crc = halo_crc32(name, strlen(name));
+  free(halo_imap_del(&net->routes, crc));
+  halo_peer_t *p = halo_imap_get(&net->peers, crc);
   if (p && !strcmp(p->name, name)) p->port = 0, p->retry_at = 0;
 }
+
+const halo_net_route_t *halo_net_route(halo_net_t *net, uint32_t crc) { return halo_imap_get(&net->routes, crc); }

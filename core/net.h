@@ -44,6 +44,12 @@
 
 typedef struct halo_conn halo_conn_t;
 
+typedef struct halo_net_route {
+  char name[256];
+  char host[64];
+  int port;
+} halo_net_route_t;
+
 typedef struct halo_peer {
   char *name;               /* "name@host" */
   uint32_t crc;
@@ -88,6 +94,7 @@ typedef struct halo_net {
   uint32_t max_assemblies;  /* messages being reassembled per peer (default 1000) */
   uv_prepare_t *flush;      /* writes the links' buffers once per loop iteration */
   halo_imap_t peers;        /* crc -> halo_peer_t */
+  halo_imap_t routes;       /* crc -> halo_net_route_t: where registrars say nodes listen */
   halo_conn_t *conns;       /* every open connection (handshaking or not) */
   halo_route_t route;
   uint64_t handshake_errors, connections_established, connections_lost, protocol_errors;
@@ -116,10 +123,14 @@ int halo_net_dial_result(halo_net_t *net, uint64_t id, const char **why);
 int halo_net_connect(halo_net_t *net, const char *host, int port, const char *expect, uint64_t *id);
 /** Writes every link's buffered frames now (the loop does it before each poll). */
 void halo_net_flush(halo_net_t *net);
-/** Dials node name at host:port unless it is connected or being dialed. */
-int halo_net_ensure(halo_net_t *net, const char *name, const char *host, int port);
-/** Stops re-dialing node name (it left the cluster). */
-void halo_net_forget(halo_net_t *net, const char *name);
+/** A registrar says node name listens at host:port: remembered (messages
+ *  to it connect on first use) and dialed now unless connected (the full
+ *  mesh). HALO_EINCORRECT for a bad name, HALO_ENOMEM. */
+int halo_net_route_set(halo_net_t *net, const char *name, const char *host, int port);
+/** Node name left: no route, no more re-dials. */
+void halo_net_route_del(halo_net_t *net, const char *name);
+/** The route of node crc, or NULL. */
+const halo_net_route_t *halo_net_route(halo_net_t *net, uint32_t crc);
 /** The established peer with this node name, or NULL. */
 halo_peer_t *halo_net_peer_by_name(halo_net_t *net, const char *name);
 /** Closes everything (node stop). */

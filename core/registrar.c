@@ -59,28 +59,15 @@ static int add_node(halo_registrar_t *r, const char *name, const char *host, int
   k->port = port;
   k->owner = owner;
   k->stale = 0;
-  halo_net_ensure(r->net, name, host, port);
+  halo_net_route_set(r->net, name, host, port);
   return 0;
 }
 
 static void remove_node(halo_registrar_t *r, const char *name) {
   halo_reg_node_t *k = find(r, name);
   if (!k) return;
-  halo_net_forget(r->net, name);
+  halo_net_route_del(r->net, name);
   *k = r->nodes[--r->nnodes];
-}
-
-int halo_registrar_resolve(halo_registrar_t *r, const char *name, char host[64], int *port) {
-  if (!strcmp(name, r->net->node->name)) {
-    snprintf(host, 64, "%s", r->net->host);
-    *port = r->net->port;
-    return 0;
-  }
-  halo_reg_node_t *k = find(r, name);
-  if (!k) return HALO_EUNKNOWN;
-  snprintf(host, 64, "%s", k->host);
-  *port = k->port;
-  return 0;
 }
 
 /* -- connections ----------------------------------------------------------------- */

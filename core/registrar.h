@@ -53,8 +53,6 @@ typedef struct halo_registrar {
 /** Starts the embedded registrar for net (listening already) on port (0:
  *  HALO_REGISTRAR_PORT): serves or registers, now or within a second. */
 int halo_registrar_start(halo_registrar_t *r, halo_net_t *net, int port);
-/** The address of the node called name, when known: 0, or HALO_EUNKNOWN. */
-int halo_registrar_resolve(halo_registrar_t *r, const char *name, char host[64], int *port);
 void halo_registrar_stop(halo_registrar_t *r);
 
 #endif
