@@ -23,6 +23,7 @@ enum { C_CONNECTING, C_HELLO_SENT, C_WAIT_HELLO, C_WAIT_PROOF, C_WAIT_WELCOME, C
 #define SPARE_MAX (4u << 20)   /* keep a written buffer for reuse up to this size */
 #define CONGESTED (8u << 20)   /* bytes waiting on a link that make its senders wait */
 #define DRAINED (2u << 20)     /* ... until no more than this waits */
+#define PENDING_MAX (8u << 20) /* bytes held for a peer being dialed */
 
 struct halo_conn {
   halo_conn_t *next, *prev;
@@ -193,7 +194,14 @@ static void conn_close(halo_conn_t *c, const char *why) {
     if (c->join) r->joining--;
     else r->dialing = 0;
     if (c->join) r->join_retry_at = halo_clock_ns() + 1000000000u;
-    else if (!r->live && !net->closing) schedule_redial(r);
+    else if (!r->live && !net->closing && r->port) schedule_redial(r);
+    if (!c->join && !r->live && r->pending.len && why) { /* sent while it was dialed: lost */
+      halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "dropped %llu messages to %s: %s",
+                    (unsigned long long)r->pending_msgs, r->name, why);
+      net->pending_dropped += r->pending_msgs;
+      halo_mpw_free(&r->pending);
+      r->pending_msgs = 0;
+    }
   }
   halo_peer_t *p = c->peer;
   if (p && p->links[c->slot] == c) {
@@ -286,14 +294,14 @@ void halo_net_flush(halo_net_t *net) {
 
 static void on_prepare(uv_prepare_t *h) { halo_net_flush(h->data); }
 
-/* Starts a frame of this type with head bytes of body to fill; returns the
- * frame's offset in c->out, or -1 (out of memory). */
-static long frame_begin(halo_conn_t *c, uint8_t type, const void *head, size_t hlen) {
-  size_t start = c->out.len;
-  uint8_t *p = halo_mpw_reserve(&c->out, 5 + hlen);
+/* Starts a frame of this type in o with head bytes of body to fill;
+ * returns the frame's offset, or -1 (out of memory). */
+static long frame_begin(halo_mpw_t *o, uint8_t type, const void *head, size_t hlen) {
+  size_t start = o->len;
+  uint8_t *p = halo_mpw_reserve(o, 5 + hlen);
   if (!p) {
-    c->out.err = 0;
-    c->out.len = start;
+    o->err = 0;
+    o->len = start;
     return -1;
   }
   p[4] = type;
@@ -301,32 +309,38 @@ static long frame_begin(halo_conn_t *c, uint8_t type, const void *head, size_t h
   return (long)start;
 }
 
-/* Closes the frame begun at start: its length, counters, an early write of
- * a full buffer. */
-static void frame_end(halo_conn_t *c, size_t start) {
-  size_t len = c->out.len - start;
-  put32(c->out.buf + start, (uint32_t)(len - 4));
+/* Closes the frame(s) begun at start in c's buffer (c NULL: a peer's
+ * pending buffer): the length, counters, an early write of a full buffer. */
+static void frame_end(halo_mpw_t *o, halo_conn_t *c, size_t start, int patch) {
+  size_t len = o->len - start;
+  if (patch) put32(o->buf + start, (uint32_t)(len - 4));
+  if (!c) return;
   if (c->peer) c->peer->bytes_out += len;
   c->last_tx = halo_clock_ns();
-  if (c->out.len >= FLUSH_AT) flush(c);
+  if (o->len >= FLUSH_AT) flush(c);
 }
 
-/* Sends one frame: type, then the pieces a and b as its body. */
-static int send_frame(halo_conn_t *c, uint8_t type, const void *a, size_t alen, const void *b, size_t blen) {
-  if (c->closing) return HALO_ENOCONN;
-  long start = frame_begin(c, type, a, alen);
+/* Appends one frame to o: type, then the pieces a and b as its body. */
+static int put_frame(halo_mpw_t *o, halo_conn_t *c, uint8_t type, const void *a, size_t alen, const void *b,
+                     size_t blen) {
+  long start = frame_begin(o, type, a, alen);
   if (start < 0) return HALO_ENOMEM;
   if (blen) {
-    uint8_t *p = halo_mpw_reserve(&c->out, blen);
+    uint8_t *p = halo_mpw_reserve(o, blen);
     if (!p) {
-      c->out.err = 0;
-      c->out.len = (size_t)start;
+      o->err = 0;
+      o->len = (size_t)start;
       return HALO_ENOMEM;
     }
     memcpy(p, b, blen);
   }
-  frame_end(c, (size_t)start);
+  frame_end(o, c, (size_t)start, 1);
   return 0;
+}
+
+static int send_frame(halo_conn_t *c, uint8_t type, const void *a, size_t alen, const void *b, size_t blen) {
+  if (c->closing) return HALO_ENOCONN;
+  return put_frame(&c->out, c, type, a, alen, b, blen);
 }
 
 /* -- handshake --------------------------------------------------------------- */
@@ -432,6 +446,8 @@ static int free_slot(const halo_peer_t *p) {
 }
 
 static void dial_joins(halo_net_t *net, halo_peer_t *p);
+static int dial(halo_net_t *net, const char *host, int port, const char *expect, halo_peer_t *for_peer, int join,
+                uint64_t *id);
 
 /* Ends a session-opening link that lost to another one (quietly). */
 static void lose_quietly(halo_conn_t *c) {
@@ -514,6 +530,17 @@ static void established(halo_conn_t *c, uint32_t max_message, int pool_size) {
   peer->live++;
   if (peer->links_made++ >= (uint64_t)peer->pool_size) peer->reconnections++;
   if (!opened) return;
+  if (peer->pending.len) { /* what was sent while it was dialed goes first */
+    uint8_t *dst = halo_mpw_reserve(&c->out, peer->pending.len);
+    if (dst) {
+      memcpy(dst, peer->pending.buf, peer->pending.len);
+      peer->bytes_out += peer->pending.len;
+    } else {
+      c->out.err = 0;
+    }
+    halo_mpw_free(&peer->pending);
+    peer->pending_msgs = 0;
+  }
   net->connections_established++;
   halo_log_proc(net->node, NULL, HALO_LOG_INFO, "connected to %s (%s)", peer->name, c->dialer ? "dialed" : "accepted");
   /* our dials of it that yielded (or still run) are answered by this session */
@@ -911,18 +938,17 @@ static halo_conn_t *pick_link(const halo_peer_t *p, uint64_t from) {
   return NULL;
 }
 
-/* Replaces the payload at [at, c->out.len) by its zlib compression when
- * that makes it smaller; returns 1 when it did. */
-static int compress_in_place(halo_conn_t *c, size_t at) {
-  size_t n = c->out.len - at;
+/* Replaces the payload at [at, o->len) by its zlib compression when that
+ * makes it smaller; returns 1 when it did. */
+static int compress_in_place(halo_mpw_t *o, halo_peer_t *p, size_t at) {
+  size_t n = o->len - at;
   uLongf zlen = compressBound((uLong)n);
   uint8_t *z = malloc(zlen);
-  int done = z && compress2(z, &zlen, c->out.buf + at, (uLong)n, Z_BEST_SPEED) == Z_OK && 4 + zlen < n;
+  int done = z && compress2(z, &zlen, o->buf + at, (uLong)n, Z_BEST_SPEED) == Z_OK && 4 + zlen < n;
   if (done) {
-    put32(c->out.buf + at, (uint32_t)n);
-    memcpy(c->out.buf + at + 4, z, zlen);
-    c->out.len = at + 4 + zlen;
-    halo_peer_t *p = c->peer;
+    put32(o->buf + at, (uint32_t)n);
+    memcpy(o->buf + at + 4, z, zlen);
+    o->len = at + 4 + zlen;
     p->compressed_sent++;
     p->compressed_bytes += 4 + zlen;
     p->compressed_orig += n;
@@ -931,18 +957,18 @@ static int compress_in_place(halo_conn_t *c, size_t at) {
   return done;
 }
 
-/* Splits the frame at [start, c->out.len) into FRAG frames in place: the
- * pieces move right, last first, to make room for their heads. */
-static int fragment_in_place(halo_conn_t *c, size_t start) {
-  halo_peer_t *p = c->peer;
-  size_t body = c->out.len - start - 4, piece = c->net->fragment_size;
+/* Splits the frame at [start, o->len) into FRAG frames of at most piece
+ * bytes in place: the pieces move right, last first, to make room for their
+ * heads. */
+static int fragment_in_place(halo_mpw_t *o, halo_peer_t *p, size_t piece, size_t start) {
+  size_t body = o->len - start - 4;
   size_t count = (body + piece - 1) / piece, grow = count * (4 + 1 + FRAG_HEAD) - 4;
-  if (!halo_mpw_reserve(&c->out, grow)) {
-    c->out.err = 0;
-    c->out.len = start;
+  if (!halo_mpw_reserve(o, grow)) {
+    o->err = 0;
+    o->len = start;
     return HALO_ENOMEM;
   }
-  uint8_t *b = c->out.buf + start;
+  uint8_t *b = o->buf + start;
   uint64_t id = ++p->next_frag;
   for (size_t i = count; i-- > 0;) {
     size_t off = i * piece, n = body - off < piece ? body - off : piece;
@@ -959,20 +985,48 @@ static int fragment_in_place(halo_conn_t *c, size_t start) {
   return 0;
 }
 
-/* Encodes pl straight into the link's buffer as one frame: the message
- * head, then (for a name target) the name's length and bytes, then the
- * payload, compressed when the sending process asked for it and the payload
- * is over the threshold (and compression makes it smaller), in fragments
- * when the frame is over the fragment size. On success the route owns pl
- * and releases it; on failure the caller does. */
+/* Where frames from sender id `from` to node crc go: the link the sender
+ * picks (*cp set), or, with no link but a route from a registrar, the
+ * peer's pending buffer while it is dialed (*cp NULL): connecting is
+ * automatic on first use. NULL: no connection and no route. */
+static halo_mpw_t *out_for(halo_net_t *net, uint32_t node, uint64_t from, halo_peer_t **pp, halo_conn_t **cp) {
+  halo_peer_t *peer = halo_imap_get(&net->peers, node);
+  halo_conn_t *c = peer ? pick_link(peer, from) : NULL;
+  *cp = NULL;
+  if (c && !c->closing) {
+    *pp = peer;
+    *cp = c;
+    return &c->out;
+  }
+  const halo_net_route_t *r = halo_imap_get(&net->routes, node);
+  if (!r || net->closing) return NULL;
+  if (!peer && !(peer = peer_get(net, r->name))) return NULL;
+  if (strcmp(peer->name, r->name) || peer->pending.len > PENDING_MAX) return NULL;
+  if (!peer->dialing && !own_dial(net, r->name, NULL)) {
+    snprintf(peer->host, sizeof peer->host, "%s", r->host);
+    peer->port = r->port;
+    peer->retry_at = 0;
+    if (dial(net, r->host, r->port, r->name, peer, 0, NULL) || !peer->dialing) return NULL;
+  }
+  *pp = peer;
+  return &peer->pending;
+}
+
+/* Encodes pl straight into the link's buffer (or the pending one) as one
+ * frame: the message head, then (for a name target) the name's length and
+ * bytes, then the payload, compressed when the sending process asked for
+ * it and the payload is over the threshold (and compression makes it
+ * smaller), in fragments when the frame is over the fragment size. On
+ * success the route owns pl and releases it; on failure the caller does. */
 static int send_message(halo_net_t *net, halo_node_t *n, halo_proc_t *from, uint32_t node, uint64_t to_id,
                         const char *name, int kind, int queue, uint64_t ref, halo_payload_t pl) {
-  halo_peer_t *peer = halo_imap_get(&net->peers, node);
-  halo_conn_t *c = peer ? pick_link(peer, from ? from->id : 1) : NULL;
-  if (!c || c->closing) return HALO_ENOCONN;
   if (!n->hooks.encode) return HALO_ENOTALLOWED;
   size_t nl = name ? strlen(name) : 0;
   if (name && (!nl || nl > 255)) return HALO_EINCORRECT;
+  halo_peer_t *peer;
+  halo_conn_t *c;
+  halo_mpw_t *o = out_for(net, node, from ? from->id : 1, &peer, &c);
+  if (!o) return HALO_ENOCONN;
   uint8_t head[MSG_HEAD + 1 + 255];
   head[0] = (uint8_t)(kind >> 8), head[1] = (uint8_t)kind, head[2] = (uint8_t)queue;
   put64(head + 3, from ? from->id : 1);
@@ -984,33 +1038,29 @@ static int send_message(halo_net_t *net, halo_node_t *n, halo_proc_t *from, uint
     memcpy(head + hlen, name, nl), hlen += nl;
   }
   uint8_t type = name ? F_MSG_NAME : kind == HALO_MSG_REPLY ? F_REPLY : F_MSG;
-  long start = frame_begin(c, type, head, hlen);
+  long start = frame_begin(o, type, head, hlen);
   if (start < 0) return HALO_ENOMEM;
-  size_t at = c->out.len;
+  size_t at = o->len;
   int zip = from && from->ext && from->ext->compress;
   size_t limit = peer->max_message && !zip ? peer->max_message : HALO_NET_MAX_FRAME - 320;
-  c->out.max = at + limit;
-  int rc = n->hooks.encode(n, pl, &c->out);
-  c->out.max = 0;
-  if (!rc && zip && c->out.len - at > net->compress_threshold && compress_in_place(c, at))
-    c->out.buf[start + 4] |= 0x80;
-  if (!rc && peer->max_message && c->out.len - at > peer->max_message) rc = HALO_ETOOLARGE;
+  o->max = at + limit;
+  int rc = n->hooks.encode(n, pl, o);
+  o->max = 0;
+  if (!rc && zip && o->len - at > net->compress_threshold && compress_in_place(o, peer, at))
+    o->buf[start + 4] |= 0x80;
+  if (!rc && peer->max_message && o->len - at > peer->max_message) rc = HALO_ETOOLARGE;
   if (rc) {
-    c->out.err = 0;
-    c->out.len = (size_t)start;
+    o->err = 0;
+    o->len = (size_t)start;
     return rc;
   }
-  if (net->fragment_size && c->out.len - (size_t)start - 4 > net->fragment_size) {
-    if ((rc = fragment_in_place(c, (size_t)start))) return rc;
-    peer->bytes_out += c->out.len - (size_t)start;
-    c->last_tx = halo_clock_ns();
-    if (c->out.len >= FLUSH_AT) flush(c);
-  } else {
-    frame_end(c, (size_t)start);
-  }
+  int whole = !net->fragment_size || o->len - (size_t)start - 4 <= net->fragment_size;
+  if (!whole && (rc = fragment_in_place(o, peer, net->fragment_size, (size_t)start))) return rc;
+  frame_end(o, c, (size_t)start, whole);
   peer->msgs_out++;
+  if (!c) peer->pending_msgs++;
   n->hooks.release(n, pl); /* sent: the route owned it */
-  if (from && waiting(c) > CONGESTED && !c->closing) throttle(c, from);
+  if (c && from && waiting(c) > CONGESTED && !c->closing) throttle(c, from);
   return 0;
 }
 
@@ -1030,16 +1080,17 @@ static int route_rel(void *ud, halo_node_t *n, int add, int type, uint64_t watch
                      uint64_t ref) {
   halo_net_t *net = ud;
   (void)n;
-  halo_peer_t *peer = halo_imap_get(&net->peers, target.node);
-  halo_conn_t *c = peer ? pick_link(peer, watcher) : NULL;
-  if (!c) return HALO_ENOCONN;
+  halo_peer_t *peer;
+  halo_conn_t *c;
+  halo_mpw_t *o = out_for(net, target.node, watcher, &peer, &c);
+  if (!o) return HALO_ENOCONN;
   uint8_t body[26];
   body[0] = (uint8_t)(add != 0);
   body[1] = (uint8_t)type;
   put64(body + 2, watcher);
   put64(body + 10, target.id);
   put64(body + 18, ref);
-  return send_frame(c, F_REL, body, sizeof body, NULL, 0);
+  return put_frame(o, c, F_REL, body, sizeof body, NULL, 0);
 }
 
 /* -- API ----------------------------------------------------------------------------- */
@@ -1181,6 +1232,7 @@ static void free_peers(halo_net_t *net) {
     if (!p) continue;
     drop_assemblies(p, 1, 0);
     halo_imap_destroy(&p->assemblies);
+    halo_mpw_free(&p->pending);
     free(p->name);
     free(p);
   }
@@ -1224,10 +1276,13 @@ int halo_net_route_set(halo_net_t *net, const char *name, const char *host, int 
   snprintf(r->name, sizeof r->name, "%s", name);
   snprintf(r->host, sizeof r->host, "%s", host);
   r->port = port;
-  if (halo_net_peer_by_name(net, name) || own_dial(net, name, NULL)) return 0;
-  halo_peer_t *p = halo_imap_get(&net->peers, crc);
-  if (p && p->dialing) return 0;
-  return dial(net, host, port, name, NULL, 0, NULL);
+  halo_peer_t *p = peer_get(net, name);
+  if (!p || strcmp(p->name, name)) return p ? HALO_EINCORRECT : HALO_ENOMEM;
+  if (p->live || p->dialing || own_dial(net, name, NULL)) return 0;
+  snprintf(p->host, sizeof p->host, "%s", host); /* re-dialed while the route stands */
+  p->port = port;
+  p->retry_at = 0;
+  return dial(net, host, port, name, p, 0, NULL);
 }
 
 void halo_net_route_del(halo_net_t *net, const char *name) {

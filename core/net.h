@@ -32,6 +32,7 @@
 
 #include <uv.h>
 
+#include "msgpack.h"
 #include "node.h"
 
 #define HALO_NET_DEFAULT_PORT 11144
@@ -77,6 +78,8 @@ typedef struct halo_peer {
   uint64_t frag_sent, frag_msgs_sent, frag_recv, frag_msgs_recv, frag_timeouts;
   uint64_t next_frag;       /* id of the next fragmented message to it */
   halo_imap_t assemblies;   /* fragment id -> messages being reassembled */
+  halo_mpw_t pending;       /* frames sent before its first link was up (automatic connect) */
+  uint64_t pending_msgs;
 } halo_peer_t;
 
 typedef struct halo_net {
@@ -98,6 +101,7 @@ typedef struct halo_net {
   halo_conn_t *conns;       /* every open connection (handshaking or not) */
   halo_route_t route;
   uint64_t handshake_errors, connections_established, connections_lost, protocol_errors;
+  uint64_t pending_dropped; /* messages sent to a node that could not be reached */
   struct halo_dial_result { uint64_t id; int ok; char why[96]; } results[32]; /* recent dials */
   uint32_t next_result;
   uint64_t next_dial;

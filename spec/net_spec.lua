@@ -170,6 +170,32 @@ describe("the transport", function()
     assert.is_true(r.after.BytesOut - r.plain.BytesOut < 20000)
   end)
 
+  it("connects on first use to a node a registrar knows, and drops what cannot be delivered", function()
+    local core = require("halo.core")
+    local r = a(function()
+      assert(core.net_route_set("b@localhost", "127.0.0.1", port)) -- as a registrar would
+      -- sent at once, while the dial is still under way: held, then delivered
+      assert(halo.send(echo, "before the link"))
+      local from, msg = halo.receive(3000)
+      local reply = halo.call(halo.net.process_id("echo", "b@localhost"), "and a call", 3000)
+      -- a node whose route leads nowhere: accepted, then dropped and counted
+      local closed = 1 -- nothing listens on port 1
+      assert(core.net_route_set("z@localhost", "127.0.0.1", closed))
+      local to_z = { halo.send("<" .. ("%08X"):format(core.crc32("z@localhost")) .. ".0.1000>", "lost") }
+      assert(helper.wait_until(function() return halo.net.info().PendingDropped >= 1 end, 3000))
+      core.net_route_del("z@localhost")
+      return { from = from, msg = msg, reply = reply, to_z = to_z, info = halo.net.info(),
+               nodes = halo.net.nodes(), resolved = halo.net.resolve("b@localhost") }
+    end)
+    assert.equal(echo, r.from)
+    assert.equal("before the link", r.msg.echo)
+    assert.equal("and a call", r.reply.reply)
+    assert.same({ true }, r.to_z)
+    assert.equal(1, r.info.PendingDropped)
+    assert.same({ "b@localhost" }, r.nodes)
+    assert.equal(port, r.resolved.Port)
+  end)
+
   it("keeps each sender's messages in order over a pool of three links", function()
     local r = a(function()
       assert(halo.net.connect("b@localhost", "127.0.0.1:" .. port))
