@@ -14,6 +14,8 @@
 -module(bench).
 
 -export([main/1]).
+%% shared with bench_dist (W6r, W8): result lines and progress output
+-export([emit/5, log/2]).
 %% process entry points
 -export([idle/0]).
 
