@@ -289,7 +289,7 @@ static int l_node_info(lua_State *L) {
   SET_INT("EventsPublished", n->counters.events_published);
   SET_INT("EventsReceived", 0); /* from remote nodes: the cluster layer */
   SET_INT("EventsLocalSent", n->counters.events_local_sent);
-  SET_INT("EventsRemoteSent", 0);
+  SET_INT("EventsRemoteSent", n->counters.events_remote_sent);
   SET_INT("Timers", n->ntimers);
   SET_INT("MemoryAlloc", (double)lua_gc(L, LUA_GCCOUNT, 0) * 1024.0 + (double)lua_gc(L, LUA_GCCOUNTB, 0));
   SET_INT("MemoryAllocated", n->alloc ? n->alloc->allocated : 0);

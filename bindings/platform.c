@@ -174,6 +174,38 @@ static int l_event_unsubscribe(lua_State *L) {
   return ok_or_error(L, halo_event_unsubscribe(&B->node, self, check_event_name(L, 1), rel_type(L, 2)));
 }
 
+/* A remote subscriber's PID string (another node's process). */
+static halo_pid_t check_remote_pid(lua_State *L, halo_binding_t *B, int idx) {
+  size_t len;
+  const char *s = luaL_checklstring(L, idx, &len);
+  halo_pid_t pid;
+  if (halo_pid_parse(s, len, &pid) || !pid.node || pid.node == B->node.crc)
+    luaL_argerror(L, idx, "another node's PID expected");
+  return pid;
+}
+
+/* core.event_subscribe_remote(name, "link"|"monitor", pid) -> { buffered... }:
+ * for the service that answers other nodes (halo.remote) */
+static int l_event_subscribe_remote(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  const char *name = check_event_name(L, 1);
+  halo_event_t *ev;
+  int rc = halo_event_subscribe_remote(&B->node, name, rel_type(L, 2), check_remote_pid(L, B, 3), &ev);
+  if (rc) return hb_error(L, rc);
+  hb_new_array(L, (int)ev->ring_len);
+  for (uint32_t i = 0; i < ev->ring_len; i++) {
+    hb_push_payload(B, L, halo_event_buffered(ev, i), 0);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  return 1;
+}
+
+static int l_event_unsubscribe_remote(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  return ok_or_error(L, halo_event_unsubscribe_remote(&B->node, check_event_name(L, 1), rel_type(L, 2),
+                                                      check_remote_pid(L, B, 3)));
+}
+
 static void push_event_info(lua_State *L, halo_binding_t *B, const halo_event_t *ev) {
   lua_createtable(L, 0, 14);
   SET_STR("Name", ev->name);
@@ -404,6 +436,8 @@ void hb_open_platform(lua_State *L) {
                                  {"event_publish", l_event_publish},
                                  {"event_subscribe", l_event_subscribe},
                                  {"event_unsubscribe", l_event_unsubscribe},
+                                 {"event_subscribe_remote", l_event_subscribe_remote},
+                                 {"event_unsubscribe_remote", l_event_unsubscribe_remote},
                                  {"event_info", l_event_info},
                                  {"event_list", l_event_list},
                                  {"time_ns", l_time_ns},

@@ -94,10 +94,19 @@ int halo_event_register(halo_node_t *n, halo_proc_t *p, const char *name, const 
 
 /* Ends ev: each subscriber gets an exit (link) or down (monitor) naming the
  * event, with reason; the buffer is released and the record freed. */
-static void end_event(halo_node_t *n, halo_event_t *ev, const halo_payload_t *reason) {
+static void end_event(halo_node_t *n, halo_event_t *ev, halo_proc_t *pp, const halo_payload_t *reason) {
   halo_smap_del(&n->events, ev->name);
   halo_pid_t producer = halo_node_pid(n, ev->producer);
   for (uint32_t i = 0; i < ev->nsubs; i++) {
+    if (ev->subs[i].node) { /* another node's subscriber: told through the route */
+      int link = ev->subs[i].type == HALO_REL_LINK;
+      halo_signal_info_t info = {link ? HALO_MSG_EXIT : HALO_MSG_DOWN, HALO_TARGET_EVENT, producer, ev->name, 0, 0};
+      halo_payload_t pl = n->hooks.signal(n, &info, reason);
+      halo_pid_t to = {ev->subs[i].node, ev->subs[i].pid};
+      if (!n->route || n->route->send(n->route->ud, n, pp, to, info.kind, link ? HALO_Q_URGENT : HALO_Q_SYSTEM, 0, pl, 0))
+        n->hooks.release(n, pl);
+      continue;
+    }
     halo_proc_t *w = halo_proc_find(n, ev->subs[i].pid);
     forget_sub(w, ev, ev->subs[i].type);
     if (!alive(w)) continue;
@@ -120,7 +129,7 @@ int halo_event_unregister(halo_node_t *n, halo_proc_t *p, const char *name) {
   if (ev->producer != p->id) return HALO_ENOTOWNER;
   forget_owned(p, ev);
   halo_payload_t reason = n->hooks.reason(n, "unregistered");
-  end_event(n, ev, &reason);
+  end_event(n, ev, p, &reason);
   n->hooks.release(n, reason);
   return 0;
 }
@@ -147,6 +156,18 @@ int halo_event_publish(halo_node_t *n, halo_proc_t *p, const char *name, halo_pa
     }
   }
   for (uint32_t i = 0; i < ev->nsubs; i++) {
+    if (ev->subs[i].node) {
+      halo_payload_t copy = n->hooks.dup(n, &pl);
+      halo_pid_t to = {ev->subs[i].node, ev->subs[i].pid};
+      if (!n->route || n->route->send(n->route->ud, n, p, to, HALO_MSG_EVENT, HALO_Q_MAIN, 0, copy, size)) {
+        n->hooks.release(n, copy);
+        continue;
+      }
+      ev->remote_sent++;
+      n->counters.events_remote_sent++;
+      if (p) p->msgs_out++;
+      continue;
+    }
     halo_proc_t *w = halo_proc_find(n, ev->subs[i].pid);
     if (!alive(w)) continue;
     halo_payload_t copy = n->hooks.dup(n, &pl);
@@ -168,7 +189,7 @@ int halo_event_subscribe(halo_node_t *n, halo_proc_t *p, const char *name, int t
   if (p->state == HALO_STATE_ZOMBEE) return HALO_ETERMINATED;
   if (ev->producer == p->id) return HALO_ENOTALLOWED;
   for (uint32_t i = 0; i < ev->nsubs; i++)
-    if (ev->subs[i].pid == p->id && ev->subs[i].type == type) return HALO_ETARGETEXIST;
+    if (ev->subs[i].pid == p->id && !ev->subs[i].node && ev->subs[i].type == type) return HALO_ETARGETEXIST;
   halo_proc_ext_t *x = halo__proc_ext(p);
   if (!x || vec_grow((void **)&x->evsubs, &x->capevsubs, x->nevsubs, sizeof *x->evsubs) ||
       vec_grow((void **)&ev->subs, &ev->capsubs, ev->nsubs, sizeof *ev->subs))
@@ -176,6 +197,7 @@ int halo_event_subscribe(halo_node_t *n, halo_proc_t *p, const char *name, int t
   x->evsubs[x->nevsubs].ev = ev;
   x->evsubs[x->nevsubs++].type = (uint8_t)type;
   ev->subs[ev->nsubs].pid = p->id;
+  ev->subs[ev->nsubs].node = 0;
   ev->subs[ev->nsubs++].type = (uint8_t)type;
   if (ev->notify && ev->nsubs == 1) notice(n, ev, HALO_NOTICE_EVENT_START);
   if (out) *out = ev;
@@ -186,7 +208,7 @@ int halo_event_unsubscribe(halo_node_t *n, halo_proc_t *p, const char *name, int
   halo_event_t *ev = halo_smap_get(&n->events, name);
   if (!ev) return HALO_EEVENTUNKNOWN;
   for (uint32_t i = 0; i < ev->nsubs; i++) {
-    if (ev->subs[i].pid != p->id || ev->subs[i].type != type) continue;
+    if (ev->subs[i].pid != p->id || ev->subs[i].node || ev->subs[i].type != type) continue;
     forget_sub(p, ev, type);
     drop_sub_at(n, ev, i);
     return 0;
@@ -202,13 +224,47 @@ void halo__event_proc_ended(halo_node_t *n, halo_proc_t *p, const halo_payload_t
     int type = x->evsubs[x->nevsubs - 1].type;
     x->nevsubs--;
     for (uint32_t i = 0; i < ev->nsubs; i++) {
-      if (ev->subs[i].pid == p->id && ev->subs[i].type == type) {
+      if (ev->subs[i].pid == p->id && !ev->subs[i].node && ev->subs[i].type == type) {
         drop_sub_at(n, ev, i);
         break;
       }
     }
   }
-  while (x->nowned) end_event(n, x->owned[--x->nowned], reason);
+  while (x->nowned) end_event(n, x->owned[--x->nowned], p, reason);
+}
+
+int halo_event_subscribe_remote(halo_node_t *n, const char *name, int type, halo_pid_t who, halo_event_t **out) {
+  halo_event_t *ev = halo_smap_get(&n->events, name);
+  if (!ev) return HALO_EEVENTUNKNOWN;
+  if (!who.node || who.node == n->crc) return HALO_EINCORRECT;
+  for (uint32_t i = 0; i < ev->nsubs; i++)
+    if (ev->subs[i].pid == who.id && ev->subs[i].node == who.node && ev->subs[i].type == type)
+      return HALO_ETARGETEXIST;
+  if (vec_grow((void **)&ev->subs, &ev->capsubs, ev->nsubs, sizeof *ev->subs)) return HALO_ENOMEM;
+  ev->subs[ev->nsubs++] = (halo_event_sub_t){who.id, who.node, (uint8_t)type};
+  if (ev->notify && ev->nsubs == 1) notice(n, ev, HALO_NOTICE_EVENT_START);
+  if (out) *out = ev;
+  return 0;
+}
+
+int halo_event_unsubscribe_remote(halo_node_t *n, const char *name, int type, halo_pid_t who) {
+  halo_event_t *ev = halo_smap_get(&n->events, name);
+  if (!ev) return HALO_EEVENTUNKNOWN;
+  for (uint32_t i = 0; i < ev->nsubs; i++)
+    if (ev->subs[i].pid == who.id && ev->subs[i].node == who.node && ev->subs[i].type == type) {
+      drop_sub_at(n, ev, i);
+      return 0;
+    }
+  return HALO_ETARGETUNKNOWN;
+}
+
+void halo__event_node_down(halo_node_t *n, uint32_t crc) {
+  for (size_t k = 0; k < n->events.cap; k++) {
+    halo_event_t *ev = n->events.slots[k].val;
+    for (uint32_t i = 0; ev && i < ev->nsubs;)
+      if (ev->subs[i].node == crc) drop_sub_at(n, ev, i);
+      else i++;
+  }
 }
 
 void halo__event_destroy_all(halo_node_t *n) {

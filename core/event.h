@@ -15,7 +15,8 @@
 
 typedef struct halo_event_sub {
   uint64_t pid;
-  uint8_t type; /* HALO_REL_LINK or HALO_REL_MONITOR */
+  uint32_t node; /* 0: a local process; else the node (CRC) of a remote subscriber */
+  uint8_t type;  /* HALO_REL_LINK or HALO_REL_MONITOR */
 } halo_event_sub_t;
 
 typedef struct halo_event {
@@ -50,6 +51,13 @@ int halo_event_publish(halo_node_t *n, halo_proc_t *p, const char *name, halo_pa
 int halo_event_subscribe(halo_node_t *n, halo_proc_t *p, const char *name, int type, halo_event_t **out);
 /** Drops p's subscription of that type. Errors: HALO_EEVENTUNKNOWN, HALO_ETARGETUNKNOWN. */
 int halo_event_unsubscribe(halo_node_t *n, halo_proc_t *p, const char *name, int type);
+/** Subscribes a process of another node (who); publications and the
+ *  event's end reach it through the node's route, counted as remote sends.
+ *  Errors as halo_event_subscribe. */
+int halo_event_subscribe_remote(halo_node_t *n, const char *name, int type, halo_pid_t who, halo_event_t **out);
+int halo_event_unsubscribe_remote(halo_node_t *n, const char *name, int type, halo_pid_t who);
+/** Node crc is gone: its processes' subscriptions go. */
+void halo__event_node_down(halo_node_t *n, uint32_t crc);
 /** The event of that name, or NULL. */
 halo_event_t *halo_event_find(halo_node_t *n, const char *name);
 /** The i-th buffered payload, oldest first (i < ev->ring_len). */

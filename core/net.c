@@ -1,6 +1,7 @@
 #include "net.h"
 #include "clock.h"
 #include "errors.h"
+#include "event.h"
 #include "msgpack.h"
 #include "process.h"
 #include "rel.h"
@@ -170,6 +171,7 @@ static void peer_lost(halo_net_t *net, halo_peer_t *p, const char *why) {
   halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "connection to %s lost: %s", p->name, why);
   halo_payload_t reason = net->node->hooks.reason(net->node, "no connection");
   halo__rel_node_down(net->node, p->crc, &reason);
+  halo__event_node_down(net->node, p->crc);
   net->node->hooks.release(net->node, reason);
   if (p->port && !net->closing) {
     p->backoff_ms = 0;

@@ -40,12 +40,39 @@ function M.publish(name, msg)
   return core.event_publish(name, { event = name, message = msg, time = core.time_ns() })
 end
 
---- Subscribes by link; returns the buffered envelopes, oldest first.
-function M.link(name) return core.event_subscribe(name, "link") end
---- Subscribes by monitor; returns the buffered envelopes, oldest first.
-function M.monitor(name) return core.event_subscribe(name, "monitor") end
-function M.unlink(name) return core.event_unsubscribe(name, "link") end
-function M.demonitor(name) return core.event_unsubscribe(name, "monitor") end
+-- An event of another node: its halo_remote service subscribes the caller
+-- (publications then count as that event's remote sends).
+local function remote(node)
+  if node == nil then return nil end
+  if type(node) ~= "string" then error("a node name name@host expected", 3) end
+  if node == core.node_info().Name then return nil end
+  return require("halo.remote")
+end
+
+--- Subscribes by link (to the event of node, when given); returns the
+-- buffered envelopes, oldest first.
+function M.link(name, node)
+  local r = remote(node)
+  if r then return r.event_subscribe(node, name, "link") end
+  return core.event_subscribe(name, "link")
+end
+--- Subscribes by monitor (to the event of node, when given); returns the
+-- buffered envelopes, oldest first.
+function M.monitor(name, node)
+  local r = remote(node)
+  if r then return r.event_subscribe(node, name, "monitor") end
+  return core.event_subscribe(name, "monitor")
+end
+function M.unlink(name, node)
+  local r = remote(node)
+  if r then return r.event_unsubscribe(node, name, "link") end
+  return core.event_unsubscribe(name, "link")
+end
+function M.demonitor(name, node)
+  local r = remote(node)
+  if r then return r.event_unsubscribe(node, name, "monitor") end
+  return core.event_unsubscribe(name, "monitor")
+end
 
 --- Utilization state of an EventInfo, evaluated in the reference's order.
 function M.utilization(info)

@@ -1,0 +1,214 @@
+--- halo.remote: what one node may ask of another: spawning a process,
+-- starting an application, subscribing to an event. Every node in the
+-- network runs the system process `halo_remote` that answers these
+-- requests (they travel as ordinary calls).
+--
+--   -- on node b: allow it (the node flag is on by default; the allow-list is empty)
+--   halo.remote.enable_spawn("worker", Worker)            -- any node
+--   halo.remote.enable_spawn("worker", Worker, "a@host")  -- or only these
+--   halo.remote.enable_application_start("shop", "a@host")
+--   -- on node a
+--   local pid = assert(halo.remote.spawn("b@host", "worker", args, { name = "w1" }))
+--   assert(halo.remote.start_application("b@host", "shop"))
+--   halo.event.monitor("prices", "b@host")                 -- a remote event
+--
+-- A request needs both the node flag (halo.remote.set_flags{spawn = false}
+-- turns it off) and an allow-list entry naming the caller's node (or no
+-- node: any). A refusal is answered at once with ENOTALLOWED "not allowed"
+-- (the reference's v3.2 never answered when the flag was off); a name that
+-- was never enabled with ENAMEUNKNOWN "unknown name", as in the reference.
+local halo = require("halo")
+local core = require("halo.core")
+
+local M = {}
+
+local SERVICE = "halo_remote"
+local TIMEOUT = 5000
+
+-- Per node run (node_info().Name and the start time tell runs apart).
+local state, state_key
+local function st()
+  local key = core.node_serial()
+  if state_key ~= key or not state then
+    state_key = key
+    state = { flags = { spawn = true, application_start = true }, spawn = {}, apps = {} }
+  end
+  return state
+end
+
+local function node_of(pid) return tonumber(pid:match("^<(%x+)%."), 16) end
+
+-- The allow-list entry's nodes as a set of CRCs (nil: any node).
+local function node_set(list, into)
+  if #list == 0 then return nil end
+  into = into or {}
+  for _, name in ipairs(list) do
+    if type(name) ~= "string" or not name:find("@", 1, true) then error("node names name@host expected", 3) end
+    into[core.crc32(name)] = name
+  end
+  return into
+end
+
+local function allowed(entry, from)
+  return entry.nodes == nil or entry.nodes[node_of(from)] ~= nil
+end
+
+local function refuse() return { nil, "ENOTALLOWED: not allowed", "ENOTALLOWED" } end
+
+local Service = { name = "halo.remote", kind = "system" }
+
+function Service:handle_call(from, _, req)
+  if type(req) ~= "table" then return { nil, "EINCORRECT: incorrect value or argument", "EINCORRECT" } end
+  local s = st()
+  if req.op == "spawn" then
+    if not s.flags.spawn then return refuse() end
+    local e = s.spawn[req.name]
+    if not e then return { nil, "ENAMEUNKNOWN: unknown name", "ENAMEUNKNOWN" } end
+    if not allowed(e, from) then return refuse() end
+    local opts = { name = req.register, log_level = req.log_level }
+    return { halo.spawn(e.behavior, req.args, opts) }
+  elseif req.op == "application_start" then
+    if not s.flags.application_start then return refuse() end
+    local e = s.apps[req.name]
+    if not e then return { nil, "ENAMEUNKNOWN: unknown name", "ENAMEUNKNOWN" } end
+    if not allowed(e, from) then return refuse() end
+    return { halo.application.start(req.name, req.mode) }
+  elseif req.op == "event_subscribe" then
+    return { core.event_subscribe_remote(req.event, req.how, req.pid) }
+  elseif req.op == "event_unsubscribe" then
+    return { core.event_unsubscribe_remote(req.event, req.how, req.pid) }
+  end
+  return { nil, "EINCORRECT: incorrect value or argument: unknown request", "EINCORRECT" }
+end
+
+--- Starts the service (the network does it when it starts).
+function M.serve()
+  if halo.whereis and halo.whereis(SERVICE) then return true end
+  return halo.spawn(Service, nil, { name = SERVICE })
+end
+
+local function ask(node, req)
+  if type(node) ~= "string" or not node:find("@", 1, true) then error("a node name name@host expected", 3) end
+  if node == halo.node_info().Name then return nil, "ENOTALLOWED: not allowed: this node", "ENOTALLOWED" end
+  local r, err, code = halo.call(halo.net.process_id(SERVICE, node), req, TIMEOUT)
+  if not r then return nil, err, code end
+  return r[1], r[2], r[3]
+end
+
+--- Spawns on node an enabled behavior `name`; opts: name (register it
+-- there), log_level. Returns its PID or nil, err, code.
+function M.spawn(node, name, args, opts)
+  opts = opts or {}
+  return ask(node, { op = "spawn", name = name, args = args, register = opts.name, log_level = opts.log_level })
+end
+
+--- Starts application `name` on node (mode as halo.application.start).
+function M.start_application(node, name, mode)
+  return ask(node, { op = "application_start", name = name, mode = mode })
+end
+
+--- Lets nodes (all when none are named; more names add to the list) spawn
+-- behavior under name here. Re-enabling a name with another behavior: ETAKEN.
+function M.enable_spawn(name, behavior, ...)
+  if type(name) ~= "string" or name == "" then error("a name expected", 2) end
+  if type(behavior) ~= "table" and type(behavior) ~= "string" and type(behavior) ~= "function" then
+    error("a behavior (table, module name or function) expected", 2)
+  end
+  local s, e = st(), nil
+  e = s.spawn[name]
+  if e and e.behavior ~= behavior then return core.error("ETAKEN", "spawn name " .. name) end
+  local nodes = { ... }
+  if not e then
+    s.spawn[name] = { behavior = behavior, nodes = node_set(nodes) }
+  elseif #nodes == 0 then
+    e.nodes = nil
+  elseif e.nodes then
+    node_set(nodes, e.nodes)
+  end
+  return true
+end
+
+--- Removes nodes from name's list, or (no nodes) the whole entry (EUNKNOWN if absent).
+function M.disable_spawn(name, ...)
+  local s = st()
+  local e = s.spawn[name]
+  if not e then return core.error("EUNKNOWN", "spawn name " .. tostring(name)) end
+  local nodes = { ... }
+  if #nodes == 0 then s.spawn[name] = nil return true end
+  if not e.nodes then e.nodes = {} end -- "any" minus some: keep the rest closed
+  for _, n in ipairs(nodes) do e.nodes[core.crc32(n)] = nil end
+  return true
+end
+
+--- Lets nodes start application name here (all when none are named).
+function M.enable_application_start(name, ...)
+  if type(name) ~= "string" or name == "" then error("an application name expected", 2) end
+  local s = st()
+  local e, nodes = s.apps[name], { ... }
+  if not e then
+    s.apps[name] = { nodes = node_set(nodes) }
+  elseif #nodes == 0 then
+    e.nodes = nil
+  elseif e.nodes then
+    node_set(nodes, e.nodes)
+  end
+  return true
+end
+
+function M.disable_application_start(name, ...)
+  local s = st()
+  local e = s.apps[name]
+  if not e then return core.error("EUNKNOWN", "application " .. tostring(name)) end
+  local nodes = { ... }
+  if #nodes == 0 then s.apps[name] = nil return true end
+  if not e.nodes then e.nodes = {} end
+  for _, n in ipairs(nodes) do e.nodes[core.crc32(n)] = nil end
+  return true
+end
+
+--- The node flags: spawn and application_start (both on by default).
+function M.set_flags(flags)
+  local s = st()
+  for k, v in pairs(flags) do
+    if s.flags[k] == nil then error("unknown flag " .. tostring(k), 2) end
+    s.flags[k] = v and true or false
+  end
+  return true
+end
+
+function M.flags()
+  local f = st().flags
+  return { spawn = f.spawn, application_start = f.application_start }
+end
+
+--- NetworkInfo's EnabledSpawn ({Name, Behavior, Nodes}) and
+-- EnabledApplicationStart ({Name, Nodes}) lists.
+function M.enabled()
+  local s, sp, ap = st(), {}, {}
+  local function names(set)
+    local out = {}
+    for _, n in pairs(set or {}) do out[#out + 1] = n end
+    table.sort(out)
+    return out
+  end
+  for name, e in pairs(s.spawn) do
+    local b = e.behavior
+    sp[#sp + 1] = { Name = name, Behavior = type(b) == "table" and (b.name or "table") or tostring(b), Nodes = names(e.nodes) }
+  end
+  for name, e in pairs(s.apps) do ap[#ap + 1] = { Name = name, Nodes = names(e.nodes) } end
+  table.sort(sp, function(x, y) return x.Name < y.Name end)
+  table.sort(ap, function(x, y) return x.Name < y.Name end)
+  return sp, ap
+end
+
+--- Subscribes the calling process to event `name` of node (how: "link" or
+-- "monitor"); returns the buffered envelopes, oldest first.
+function M.event_subscribe(node, name, how)
+  return ask(node, { op = "event_subscribe", event = name, how = how, pid = halo.self() })
+end
+
+function M.event_unsubscribe(node, name, how)
+  return ask(node, { op = "event_unsubscribe", event = name, how = how, pid = halo.self() })
+end
+
+return M

@@ -1,0 +1,147 @@
+-- A cluster of four real halo processes (three in the background, each on
+-- its own loopback address, and the spec's own node) that find each other
+-- through the embedded registrar (on a port of its own) and use each other:
+-- remote spawn and application start behind flags and allow-lists, a
+-- remote event, a killed node noticed, a restarted one back in the mesh.
+local halo = require("halo")
+local helper = require("helper")
+
+local build = os.getenv("HALO_BUILD") or "build"
+local halo_bin = build .. "/halo"
+local REG = "embedded:14498"
+
+local SCRIPT = [[
+local halo = require("halo")
+local me = halo.node_info().Name
+halo.remote.enable_spawn("echo", { name = "echo", handle_call = function(_, _, _, req) return { req = req, node = me } end })
+halo.remote.enable_spawn("only_x", { handle_call = function() return "x" end }, "x@localhost")
+halo.application.load({ name = "shop", group = { { behavior = { handle_message = function() end } } } })
+halo.remote.enable_application_start("shop")
+halo.spawn({
+  init = function() assert(halo.event.register("ticks")) end,
+  handle_message = function(_, _, m) halo.event.publish("ticks", m) end,
+}, nil, { name = "ticker" })
+halo.spawn({
+  handle_call = function(_, _, _, req)
+    if req == "victim" then return halo.spawn({ handle_message = function() return "done" end }) end
+    local ev = halo.event.info("ticks")
+    return { app = halo.application.info("shop").State, remote_sent = ev and ev.MessagesRemoteSent,
+             events_remote = halo.node_info().EventsRemoteSent }
+  end,
+}, nil, { name = "probe" })
+local f = io.open(arg[1], "w"); f:write("up\n"); f:close()
+halo.receive()
+]]
+
+local dir
+local pids = {}
+
+local function start(name, addr)
+  local out = ("%s/%s.out"):format(dir, name)
+  os.remove(out)
+  os.execute(("%s run --name %s --cookie cl --listen %s:0 --registrar %s --log-level info %s/node.lua %s " ..
+    "> %s/%s.log 2>&1 & echo $! > %s/%s.pid"):format(halo_bin, name, addr, REG, dir, out, dir, name, dir, name))
+  local pid = io.open(("%s/%s.pid"):format(dir, name)):read("*n")
+  pids[#pids + 1] = pid
+  for _ = 1, 150 do
+    local f = io.open(out)
+    if f then f:close(); return pid end
+    os.execute("sleep 0.02")
+  end
+  error(name .. " did not start")
+end
+
+local function kill(pid)
+  os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+  os.execute("unset LD_PRELOAD; i=0; while [ $i -lt 100 ] && [ -r /proc/" .. pid .. "/stat ]; do " ..
+    "read -r x y st rest < /proc/" .. pid .. "/stat; [ \"$st\" = Z ] && break; i=$((i+1)); sleep 0.05; done")
+end
+
+describe("a cluster of four nodes", function()
+  setup(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir)
+    local f = assert(io.open(dir .. "/node.lua", "w"))
+    f:write(SCRIPT)
+    f:close()
+  end)
+  teardown(function()
+    for _, pid in ipairs(pids) do kill(pid) end
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("spawns, starts applications, subscribes to events and heals across nodes", function()
+    start("n1@localhost", "127.0.0.2")
+    start("n2@localhost", "127.0.0.3")
+    local n3 = start("n3@localhost", "127.0.0.4")
+    local r = helper.run(function()
+      local out = {}
+      local function probe(node, req) return halo.call(halo.net.process_id("probe", node), req or "?", 3000) end
+      assert(helper.wait_until(function() return #halo.net.info().Nodes == 3 end, 5000))
+      out.resolved = halo.net.resolve("n2@localhost")
+      -- remote spawn: enabled for any node, enabled for another node only, never enabled, this node
+      local pid, err = halo.remote.spawn("n2@localhost", "echo", nil, { name = "spawned" })
+      out.spawned = pid or err
+      out.echo = halo.call(pid, "hi", 2000)
+      out.by_name = halo.call(halo.net.process_id("spawned", "n2@localhost"), "by name", 2000)
+      out.only_x = { halo.remote.spawn("n2@localhost", "only_x") }
+      out.unknown = { halo.remote.spawn("n2@localhost", "nope") }
+      out.self = { halo.remote.spawn("a@localhost", "echo") }
+      -- remote application start
+      out.app = { halo.remote.start_application("n3@localhost", "shop") }
+      out.app_state = probe("n3@localhost").app
+      out.app_unknown = { halo.remote.start_application("n3@localhost", "other") }
+      -- a remote event: two publications reach this node, counted as remote sends there
+      out.buffered = halo.event.monitor("ticks", "n1@localhost")
+      local ticker = halo.net.process_id("ticker", "n1@localhost")
+      halo.send(ticker, "t1")
+      halo.send(ticker, "t2")
+      out.got = {}
+      for _ = 1, 2 do
+        local _, m = halo.receive(2000)
+        out.got[#out.got + 1] = m
+      end
+      out.n1 = probe("n1@localhost")
+      -- n3 is killed: its processes' monitors end with "no connection", it leaves the lists
+      local victim = probe("n3@localhost", "victim")
+      assert(halo.monitor(victim))
+      kill(n3)
+      local _, down = halo.receive(5000)
+      out.down = down
+      assert(helper.wait_until(function() return #halo.net.nodes() == 2 and #halo.net.info().Nodes == 2 end, 5000))
+      out.after_kill = { nodes = halo.net.nodes(), connected = halo.net.info().Nodes }
+      -- ... and comes back on the same address: in the mesh again, the replaced links counted
+      start("n3@localhost", "127.0.0.4")
+      assert(helper.wait_until(function()
+        local p = halo.net.node("n3@localhost")
+        return p and p.PoolLen == 3
+      end, 8000))
+      out.back = probe("n3@localhost")
+      out.peer = halo.net.node("n3@localhost")
+      return out
+    end, { name = "a@localhost", cookie = "cl", listen = "127.0.0.1:0", registrar = REG, timeout = 30000 })
+
+    assert.equal("127.0.0.3", r.resolved.Host)
+    assert.matches("^<%x+%.0%.%d+>$", r.spawned)
+    assert.same({ req = "hi", node = "n2@localhost" }, r.echo)
+    assert.same({ req = "by name", node = "n2@localhost" }, r.by_name)
+    assert.equal("ENOTALLOWED", r.only_x[3])
+    assert.equal("ENAMEUNKNOWN", r.unknown[3])
+    assert.equal("ENOTALLOWED", r.self[3])
+    assert.same({ true }, r.app)
+    assert.equal("running", r.app_state)
+    assert.equal("ENAMEUNKNOWN", r.app_unknown[3])
+    assert.same({}, r.buffered)
+    assert.equal("ticks", r.got[1].event)
+    assert.same({ "t1", "t2" }, { r.got[1].message, r.got[2].message })
+    assert.equal(2, r.n1.remote_sent)
+    assert.equal(2, r.n1.events_remote)
+    assert.same({ kind = "down", pid = r.down.pid, reason = "no connection" }, r.down)
+    table.sort(r.after_kill.nodes)
+    assert.same({ "n1@localhost", "n2@localhost" }, r.after_kill.nodes)
+    assert.equal("loaded", r.back.app) -- a fresh n3 answers again
+    assert.is_true(r.peer.Reconnections >= 1)
+    assert.is_true(r.peer.Connected)
+  end)
+end)
