@@ -263,10 +263,26 @@ static int l_net_info(lua_State *L) {
   lua_createtable(L, 0, 8);
   SET_STR("Mode", net ? "enabled" : "disabled");
   hb_new_array(L, 1);
-  if (net && net->acceptor) {
-    lua_createtable(L, 0, 2);
+  if (net && net->acceptor) { /* AcceptorInfo, plus halo's Host and Port */
+    lua_createtable(L, 0, 12);
     SET_STR("Host", net->host);
     SET_INT("Port", net->port);
+    lua_pushfstring(L, "%s:%d", net->host, net->port);
+    lua_setfield(L, -2, "Interface");
+    SET_INT("MaxMessageSize", net->max_message);
+    SET_BOOL("TLS", 0);
+    SET_BOOL("CustomRegistrar", B->registrar == NULL);
+    if (B->registrar) {
+      lua_pushfstring(L, "127.0.0.1:%d", B->registrar->port);
+      lua_setfield(L, -2, "RegistrarServer");
+      lua_pushliteral(L, HALO_REGISTRAR_VERSION);
+      lua_setfield(L, -2, "RegistrarVersion");
+    }
+    lua_pushliteral(L, HALO_NET_HANDSHAKE);
+    lua_setfield(L, -2, "HandshakeVersion");
+    lua_pushliteral(L, HALO_NET_PROTO);
+    lua_setfield(L, -2, "ProtoVersion");
+    SET_INT("HandshakeErrors", net->handshake_errors);
     lua_rawseti(L, -2, 1);
   }
   lua_setfield(L, -2, "Acceptors");

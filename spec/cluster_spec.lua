@@ -26,7 +26,7 @@ halo.spawn({
     if req == "victim" then return halo.spawn({ handle_message = function() return "done" end }) end
     local ev = halo.event.info("ticks")
     return { app = halo.application.info("shop").State, remote_sent = ev and ev.MessagesRemoteSent,
-             events_remote = halo.node_info().EventsRemoteSent }
+             events_remote = halo.node_info().EventsRemoteSent, info = halo.net.info() }
   end,
 }, nil, { name = "probe" })
 local f = io.open(arg[1], "w"); f:write("up\n"); f:close()
@@ -80,6 +80,8 @@ describe("a cluster of four nodes", function()
       local function probe(node, req) return halo.call(halo.net.process_id("probe", node), req or "?", 3000) end
       assert(helper.wait_until(function() return #halo.net.info().Nodes == 3 end, 5000))
       out.resolved = halo.net.resolve("n2@localhost")
+      out.cluster = halo.net.cluster()
+      out.info = halo.net.info()
       -- remote spawn: enabled for any node, enabled for another node only, never enabled, this node
       local pid, err = halo.remote.spawn("n2@localhost", "echo", nil, { name = "spawned" })
       out.spawned = pid or err
@@ -123,6 +125,17 @@ describe("a cluster of four nodes", function()
     end, { name = "a@localhost", cookie = "cl", listen = "127.0.0.1:0", registrar = REG, timeout = 30000 })
 
     assert.equal("127.0.0.3", r.resolved.Host)
+    assert.same({ Self = "a@localhost", Connected = { "n1@localhost", "n2@localhost", "n3@localhost" },
+                  Discovered = { "n1@localhost", "n2@localhost", "n3@localhost" } }, r.cluster)
+    assert.equal("ESRD:R1", r.info.Registrar.Version)
+    assert.is_false(r.info.Registrar.EmbeddedServer) -- n1, the first, serves
+    assert.equal("127.0.0.1:14498", r.info.Acceptors[1].RegistrarServer)
+    assert.is_true(r.info.Flags.EnableRemoteSpawn)
+    assert.same({}, r.info.EnabledSpawn)
+    local n1info = r.n1.info
+    assert.same({ { Name = "echo", Behavior = "echo", Nodes = {} }, { Name = "only_x", Behavior = "table", Nodes = { "x@localhost" } } },
+      n1info.EnabledSpawn)
+    assert.same({ { Name = "shop", Nodes = {} } }, n1info.EnabledApplicationStart)
     assert.matches("^<%x+%.0%.%d+>$", r.spawned)
     assert.same({ req = "hi", node = "n2@localhost" }, r.echo)
     assert.same({ req = "by name", node = "n2@localhost" }, r.by_name)

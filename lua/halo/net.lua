@@ -67,10 +67,35 @@ end
 -- their encoding is over 1024 bytes and compression makes them smaller.
 function M.compress(on) return core.net_compress(on ~= false) end
 
---- NetworkInfo: Mode, Acceptors, Nodes (connected names), MaxMessageSize,
--- HandshakeVersion, ProtoVersion, ConnectionsEstablished, ConnectionsLost,
--- and halo's HandshakeErrors, ProtocolErrors.
-M.info = core.net_info
+--- NetworkInfo with the reference's fields: Mode, Registrar (RegistrarInfo,
+-- nil without one), Acceptors, MaxMessageSize, HandshakeVersion,
+-- ProtoVersion, Nodes (connected names), Routes and ProxyRoutes (static
+-- routes: halo has none, its routes come from registrars), Flags,
+-- ConnectionsEstablished, ConnectionsLost, EnabledSpawn ({Name, Behavior,
+-- Nodes}), EnabledApplicationStart ({Name, Nodes}); and halo's
+-- HandshakeErrors, ProtocolErrors, PendingDropped.
+function M.info()
+  local i = core.net_info()
+  if i.Mode ~= "enabled" then return i end
+  i.Registrar = M.registrar and (M.registrar()) or nil
+  i.Routes, i.ProxyRoutes = {}, {}
+  local remote = require("halo.remote")
+  local f = remote.flags()
+  i.Flags = { Enable = true, EnableRemoteSpawn = f.spawn, EnableRemoteApplicationStart = f.application_start,
+              EnableFragmentation = true, EnableProxyTransit = false, EnableProxyAccept = false,
+              EnableImportantDelivery = false, EnableSimultaneousConnect = true, EnableSoftwareKeepAlive = 1 }
+  i.EnabledSpawn, i.EnabledApplicationStart = remote.enabled()
+  return i
+end
+
+--- The cluster as this node sees it: Self, Connected (nodes with a link)
+-- and Discovered (nodes a registrar knows), names sorted.
+function M.cluster()
+  local connected, discovered = core.net_info().Nodes, core.net_nodes()
+  table.sort(connected)
+  table.sort(discovered)
+  return { Self = core.node_info().Name, Connected = connected, Discovered = discovered }
+end
 --- RemoteNodeInfo of a peer (the reference's fields: Node, ConnectionUptime,
 -- PoolSize, PoolLen, PoolDSN, MessagesIn/Out, BytesIn/Out, Reconnections,
 -- MaxMessageSize, fragmentation and compression counters, ...) plus
