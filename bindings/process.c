@@ -69,7 +69,13 @@ static int target_parse(halo_binding_t *B, const char *s, size_t len, hb_target_
     uint32_t crc;
     if (halo_ref_parse(s, len, "Alias", &crc, &t->alias)) return BAD_ALIAS;
     t->kind = HALO_TARGET_ALIAS;
-    if (crc != n->crc) return HALO_ENOCONN;
+    if (crc != n->crc) { /* another node's alias: sent like a name there, which resolves it */
+      t->kind = HALO_TARGET_NAME;
+      t->name = s;
+      t->pid.node = crc;
+      t->pid.id = 0;
+      return len < 256 ? 0 : BAD_ALIAS;
+    }
     t->proc = halo_alias_lookup(n, t->alias);
     if (!t->proc) return HALO_EALIASUNKNOWN;
     t->pid = halo_node_pid(n, t->proc->id);

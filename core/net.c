@@ -681,7 +681,12 @@ static void on_msg(halo_conn_t *c, int type, int zipped, const uint8_t *p, const
     if (!nl || (size_t)(end - payload) < 1 + nl) return protocol_error(c, "malformed message frame");
     memcpy(name, payload + 1, nl);
     name[nl] = 0;
-    t = strlen(name) == nl ? halo_name_lookup(n, name) : NULL;
+    uint32_t crc;
+    uint64_t alias;
+    if (strlen(name) != nl) t = NULL;
+    else if (!strncmp(name, "Alias#", 6)) /* an alias of ours, sent from there */
+      t = !halo_ref_parse(name, nl, "Alias", &crc, &alias) && crc == n->crc ? halo_alias_lookup(n, alias) : NULL;
+    else t = halo_name_lookup(n, name);
     payload += 1 + nl;
   } else {
     t = halo_proc_find(n, to.id);

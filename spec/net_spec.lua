@@ -20,6 +20,7 @@ local echo = halo.spawn({
       return halo.spawn({ handle_message = function() return { f = print } end })
     end
     if req == "poke_me" then return { halo.exit(from, "poke") } end
+    if req == "alias" then return halo.alias() end
     return { reply = req, from = from }
   end,
 }, nil, { name = "echo" })
@@ -194,6 +195,24 @@ describe("the transport", function()
     assert.equal(1, r.info.PendingDropped)
     assert.same({ "b@localhost" }, r.nodes)
     assert.equal(port, r.resolved.Port)
+  end)
+
+  it("sends and calls to an alias of a process on the other node", function()
+    local r = a(function()
+      assert(halo.net.connect("b@localhost", "127.0.0.1:" .. port))
+      local alias = halo.call(echo, "alias", 2000)
+      assert(halo.send(alias, "via alias"))
+      local from, msg = halo.receive(2000)
+      local reply = halo.call(alias, "call via alias", 2000)
+      local bogus = alias:gsub("^(Alias#<%x+%.)(%d+)", "%19999")
+      return { alias = alias, from = from, msg = msg, reply = reply,
+               unknown = { halo.call(bogus, "nobody", 300) } }
+    end)
+    assert.matches("^Alias#<%x+%.%d+%.%d+%.%d+>$", r.alias)
+    assert.equal(echo, r.from)
+    assert.equal("via alias", r.msg.echo)
+    assert.equal("call via alias", r.reply.reply)
+    assert.equal("ETIMEDOUT", r.unknown[3]) -- an unknown alias there: dropped, as for names
   end)
 
   it("keeps each sender's messages in order over a pool of three links", function()
