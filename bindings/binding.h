@@ -58,6 +58,7 @@ typedef struct halo_binding {
   uint64_t entry_id;
   struct halo_net *net; /* the transport, once started */
   struct halo_registrar *registrar; /* how it finds other nodes, when it does */
+  struct halo_joiner *joiner;       /* nodes of other hosts to join (--join) */
   char codec_err[160];  /* why the last payload could not be encoded for the wire */
 } halo_binding_t;
 
@@ -140,6 +141,9 @@ int hb_net_start(lua_State *L, halo_binding_t *B, const char *cookie, const char
 /** 0 when registrar names a kind of registrar halo has ("embedded",
  *  "embedded:PORT", "none"), else -1 with *why set. */
 int hb_registrar_check(const char *registrar, int *port, const char **why);
+/** Joins node spec ("name@host[:port]") through its host's registrar:
+ *  0, or an error code. */
+int hb_net_join(halo_binding_t *B, const char *spec);
 /** Closes connections and the acceptor (node stop); hb_net_free after the loop ends. */
 void hb_net_stop(halo_binding_t *B);
 /** 0 when addr is "host:port". */

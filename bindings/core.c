@@ -487,6 +487,17 @@ static int l_run(lua_State *L) {
                       "no cookie given (--cookie or HALO_COOKIE): using a random one, no other node can connect");
       }
       hb_net_start(L, B, cookie, listen, registrar);
+      lua_getfield(L, 3, "join"); /* opts.join: "name@host[:port]" or a list of them */
+      for (int k = 1, list = lua_istable(L, -1); B->net; k++) {
+        if (list) lua_rawgeti(L, -1, k);
+        else lua_pushvalue(L, -1);
+        const char *spec = lua_tostring(L, -1);
+        if (spec && hb_net_join(B, spec))
+          halo_log_node(&n->log, HALO_LOG_ERROR, "cannot join '%s': name@host or name@host:port expected", spec);
+        lua_pop(L, 1);
+        if (!list || !spec) break;
+      }
+      lua_pop(L, 1);
       if (lua_isnil(L, top + 1)) {
         halo_log_node(&n->log, HALO_LOG_ERROR, "network: %s", lua_tostring(L, top + 2));
         halo_node_stop(n, 1);

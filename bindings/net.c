@@ -155,13 +155,22 @@ int hb_net_check_addr(const char *addr) {
   return split_addr(addr, host, sizeof host, &port);
 }
 
+int hb_net_join(halo_binding_t *B, const char *spec) {
+  if (!B->net) return HALO_ENOTALLOWED;
+  if (!B->joiner && !(B->joiner = calloc(1, sizeof *B->joiner))) return HALO_ENOMEM;
+  return halo_joiner_add(B->joiner, B->net, spec, B->registrar ? B->registrar->port : 0);
+}
+
 void hb_net_stop(halo_binding_t *B) {
+  if (B->joiner) halo_joiner_stop(B->joiner);
   if (B->registrar) halo_registrar_stop(B->registrar);
   if (!B->net) return;
   halo_net_close(B->net);
 }
 
 void hb_net_free(halo_binding_t *B) {
+  free(B->joiner);
+  B->joiner = NULL;
   free(B->registrar);
   B->registrar = NULL;
   free(B->net);
@@ -391,6 +400,18 @@ static int l_net_route_del(lua_State *L) {
   return 1;
 }
 
+/* core.net_join("name@host[:port]") -> true | nil, err: resolves the node
+ * through its host's registrar (UDP, every second until known), then dials it */
+static int l_net_join(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  const char *spec = luaL_checkstring(L, 1);
+  int rc = hb_net_join(B, spec);
+  if (rc == HALO_EINCORRECT) return luaL_argerror(L, 1, "name@host or name@host:port expected");
+  if (rc) return hb_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* core.crc32(string) -> number: the CRC node names are identified by */
 static int l_crc32(lua_State *L) {
   size_t n;
@@ -406,7 +427,7 @@ void hb_open_net(lua_State *L) {
                                  {"net_peer", l_net_peer},   {"net_info", l_net_info},
                                  {"net_registrar", l_net_registrar}, {"net_nodes", l_net_nodes},
                                  {"net_resolve", l_net_resolve}, {"net_route_set", l_net_route_set},
-                                 {"net_route_del", l_net_route_del},
+                                 {"net_route_del", l_net_route_del}, {"net_join", l_net_join},
                                  {NULL, NULL}};
   luaL_register(L, NULL, fns);
 }

@@ -47,6 +47,9 @@ static const char *run_usage =
     "                        free port); starts the network\n"
     "  --registrar KIND      how nodes find each other: embedded (default; the first node of\n"
     "                        the host serves on 127.0.0.1:4499), embedded:PORT, or none\n"
+    "  --join NAME@HOST[:P]  also join this node of another host, found through that host's\n"
+    "                        embedded registrar (UDP port P, default this node's registrar\n"
+    "                        port, 4499); repeatable\n"
     "  -e CODE               run CODE instead of a file\n"
     "  -h, --help            this text\n"
     "\n"
@@ -74,8 +77,8 @@ static const char *source_dir(void) {
 static int cmd_run(int argc, char **argv) {
   const char *name = "halo@localhost", *level = "info", *code = NULL, *file = NULL;
   const char *cookie = getenv("HALO_COOKIE"), *listen = NULL, *registrar = NULL;
-  const char *paths[64];
-  int npaths = 0, wd = 1000, wd_hard = 30000, i;
+  const char *paths[64], *joins[64];
+  int njoins = 0, npaths = 0, wd = 1000, wd_hard = 30000, i;
   for (i = 0; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -97,6 +100,8 @@ static int cmd_run(int argc, char **argv) {
       listen = argv[++i];
     } else if (!strcmp(a, "--registrar") && i + 1 < argc) {
       registrar = argv[++i];
+    } else if (!strcmp(a, "--join") && i + 1 < argc) {
+      if (njoins < 64) joins[njoins++] = argv[++i];
     } else if (!strcmp(a, "-e") && i + 1 < argc) {
       code = argv[++i];
       i++;
@@ -197,6 +202,14 @@ static int cmd_run(int argc, char **argv) {
   if (registrar) {
     lua_pushstring(L, registrar);
     lua_setfield(L, -2, "registrar");
+  }
+  if (njoins) {
+    lua_createtable(L, njoins, 0);
+    for (int k = 0; k < njoins; k++) {
+      lua_pushstring(L, joins[k]);
+      lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "join");
   }
   lua_getglobal(L, "arg");
   lua_setfield(L, -2, "args");

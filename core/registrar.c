@@ -235,6 +235,172 @@ static void on_connected(uv_connect_t *req, int status) {
 
 /* -- roles ----------------------------------------------------------------------- */
 
+/* -- resolving for other hosts (UDP) ---------------------------------------------- */
+
+static void udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)h;
+  (void)suggested;
+  static char space[LINE_MAX_LEN + 1];
+  *buf = uv_buf_init(space, LINE_MAX_LEN);
+}
+
+typedef struct udp_reply {
+  uv_udp_send_t req;
+  uv_buf_t buf;
+  char data[LINE_MAX_LEN];
+} udp_reply_t;
+
+static void on_udp_sent(uv_udp_send_t *req, int status) {
+  (void)status;
+  free(req);
+}
+
+static void udp_send(uv_udp_t *u, const struct sockaddr *to, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void udp_send(uv_udp_t *u, const struct sockaddr *to, const char *fmt, ...) {
+  udp_reply_t *w = malloc(sizeof *w);
+  if (!w) return;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(w->data, sizeof w->data, fmt, ap);
+  va_end(ap);
+  if (n < 0 || n >= (int)sizeof w->data) n = (int)sizeof w->data - 1;
+  w->buf = uv_buf_init(w->data, (unsigned)n);
+  if (uv_udp_send(&w->req, u, &w->buf, 1, to, on_udp_sent)) free(w);
+}
+
+/* Server: "RESOLVE name" from anywhere. */
+static void on_udp_request(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
+                           unsigned flags) {
+  halo_registrar_t *r = u->data;
+  (void)flags;
+  if (nread <= 8 || !from || strncmp(buf->base, "RESOLVE ", 8)) return; /* garbage: ignored */
+  char name[256];
+  size_t nl = (size_t)nread - 8;
+  while (nl && (buf->base[8 + nl - 1] == '\n' || buf->base[8 + nl - 1] == '\r')) nl--;
+  if (!nl || nl > 255) return;
+  memcpy(name, buf->base + 8, nl);
+  name[nl] = 0;
+  if (!strcmp(name, r->net->node->name)) return udp_send(u, from, "ROUTE %s %s %d\n", name, r->net->host, r->net->port);
+  halo_reg_node_t *k = find(r, name);
+  if (k && !k->stale) return udp_send(u, from, "ROUTE %s %s %d\n", name, k->host, k->port);
+  udp_send(u, from, "UNKNOWN %s\n", name);
+}
+
+static void serve_udp(halo_registrar_t *r) {
+  struct sockaddr_in any;
+  uv_ip4_addr("0.0.0.0", r->port, &any);
+  uv_udp_t *u = malloc(sizeof *u);
+  if (!u) return;
+  uv_udp_init(r->net->node->loop, u);
+  u->data = r;
+  if (uv_udp_bind(u, (const struct sockaddr *)&any, 0) || uv_udp_recv_start(u, udp_alloc, on_udp_request)) {
+    halo_log_proc(r->net->node, NULL, HALO_LOG_WARNING, "registrar: cannot serve UDP port %d: other hosts cannot resolve "
+                  "nodes here", r->port);
+    uv_close((uv_handle_t *)u, free_handle);
+    return;
+  }
+  r->udp = u;
+}
+
+static int is_loopback(const char *host) { return !strncmp(host, "127.", 4) || !strcmp(host, "::1") || !strcmp(host, "0.0.0.0"); }
+
+/* A node joining: "ROUTE name host port" from the other host's registrar. */
+static void on_udp_answer(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from, unsigned flags) {
+  halo_joiner_t *j = u->data;
+  (void)flags;
+  (void)from;
+  if (nread <= 0) return;
+  char line[LINE_MAX_LEN + 1], name[256], host[64];
+  int port;
+  memcpy(line, buf->base, (size_t)nread);
+  line[nread] = 0;
+  if (sscanf(line, "ROUTE %255s %63s %d", name, host, &port) != 3) return;
+  for (uint32_t i = 0; i < j->njoins; i++) {
+    halo_join_t *x = &j->joins[i];
+    if (x->known || strcmp(x->name, name)) continue;
+    /* a node listening on loopback answers with loopback: reach it at its host */
+    const char *at = is_loopback(host) && !is_loopback(x->host) ? x->host : host;
+    if (!halo_net_route_set(j->net, name, at, port)) {
+      x->known = 1;
+      j->answered++;
+      halo_log_proc(j->net->node, NULL, HALO_LOG_INFO, "joined %s at %s:%d", name, at, port);
+    }
+  }
+}
+
+static void on_join_tick(uv_timer_t *t) {
+  halo_joiner_t *j = t->data;
+  int left = 0;
+  for (uint32_t i = 0; i < j->njoins; i++) {
+    halo_join_t *x = &j->joins[i];
+    if (x->known) continue;
+    left++;
+    struct sockaddr_storage to;
+    if (uv_ip4_addr(x->host, x->port, (struct sockaddr_in *)&to) &&
+        uv_ip6_addr(x->host, x->port, (struct sockaddr_in6 *)&to))
+      continue;
+    udp_send(j->udp, (const struct sockaddr *)&to, "RESOLVE %s\n", x->name);
+    j->asked++;
+  }
+  if (!left) uv_timer_stop(t);
+}
+
+int halo_joiner_add(halo_joiner_t *j, halo_net_t *net, const char *spec, int default_port) {
+  const char *at = strchr(spec, '@');
+  if (!at || at == spec || !at[1]) return HALO_EINCORRECT;
+  halo_join_t x = {0};
+  const char *colon = strrchr(at, ':');
+  size_t nl = colon ? (size_t)(colon - spec) : strlen(spec), hl = nl - (size_t)(at + 1 - spec);
+  if (nl > 255 || hl == 0 || hl >= sizeof x.host) return HALO_EINCORRECT;
+  memcpy(x.name, spec, nl);
+  memcpy(x.host, at + 1, hl);
+  x.port = default_port ? default_port : HALO_REGISTRAR_PORT;
+  if (colon) {
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p <= 0 || p > 65535) return HALO_EINCORRECT;
+    x.port = (int)p;
+  }
+  if (!strcmp(x.host, "localhost")) snprintf(x.host, sizeof x.host, "127.0.0.1");
+  if (!j->net) {
+    memset(j, 0, sizeof *j);
+    j->net = net;
+    if (!(j->udp = malloc(sizeof *j->udp)) || !(j->timer = malloc(sizeof *j->timer))) {
+      free(j->udp);
+      j->udp = NULL;
+      return HALO_ENOMEM;
+    }
+    uv_udp_init(net->node->loop, j->udp);
+    j->udp->data = j;
+    struct sockaddr_in any;
+    uv_ip4_addr("0.0.0.0", 0, &any);
+    uv_udp_bind(j->udp, (const struct sockaddr *)&any, 0);
+    uv_udp_recv_start(j->udp, udp_alloc, on_udp_answer);
+    uv_unref((uv_handle_t *)j->udp);
+    uv_timer_init(net->node->loop, j->timer);
+    j->timer->data = j;
+    uv_unref((uv_handle_t *)j->timer);
+  }
+  if (j->njoins == j->capjoins) {
+    uint32_t cap = j->capjoins ? j->capjoins * 2 : 4;
+    halo_join_t *v = realloc(j->joins, cap * sizeof *v);
+    if (!v) return HALO_ENOMEM;
+    j->joins = v;
+    j->capjoins = cap;
+  }
+  j->joins[j->njoins++] = x;
+  uv_timer_start(j->timer, on_join_tick, 0, 1000);
+  return 0;
+}
+
+void halo_joiner_stop(halo_joiner_t *j) {
+  if (!j->net) return;
+  uv_close((uv_handle_t *)j->udp, free_handle);
+  uv_close((uv_handle_t *)j->timer, free_handle);
+  free(j->joins);
+  memset(j, 0, sizeof *j);
+}
+
 static void become_orphan(halo_registrar_t *r) {
   r->registered = 0;
   if (r->retry && !uv_is_active((uv_handle_t *)r->retry)) uv_timer_start(r->retry, on_retry, 1000, 1000);
@@ -259,6 +425,7 @@ static void elect(halo_registrar_t *r) {
     for (uint32_t i = 0; i < r->nnodes; i++) r->nodes[i].stale = 1;
     r->stale_until = halo_clock_ns() + 1500000000u; /* the others retry every second */
     halo_log_proc(r->net->node, NULL, HALO_LOG_INFO, "registrar: serving on 127.0.0.1:%d", r->port);
+    serve_udp(r);
     return;
   }
   uv_close((uv_handle_t *)t, free_handle);
@@ -312,6 +479,8 @@ void halo_registrar_stop(halo_registrar_t *r) {
   while (r->conns) conn_close(r->conns);
   if (r->listener) uv_close((uv_handle_t *)r->listener, free_handle);
   r->listener = NULL;
+  if (r->udp) uv_close((uv_handle_t *)r->udp, free_handle);
+  r->udp = NULL;
   if (r->retry) uv_close((uv_handle_t *)r->retry, free_handle);
   r->retry = NULL;
   free(r->nodes);

@@ -12,6 +12,12 @@
  * second to serve (one wins the port) or to register with the one that
  * does, within about a second.
  *
+ * The server also answers resolve requests from other hosts on UDP
+ * 0.0.0.0:port: "RESOLVE <name>" -> "ROUTE <name> <host> <port>" or
+ * "UNKNOWN <name>". A node started with --join name@host[:port] asks
+ * host's registrar that way every second until it knows the node, then
+ * dials it (halo_joiner below).
+ *
  * Wire: text lines on localhost TCP, at most 600 bytes each.
  *   node -> server  "REG <name> <host> <port>"
  *   server -> node  "OK" | "ERR <reason>", then "JOIN <name> <host> <port>" for
@@ -39,6 +45,7 @@ typedef struct halo_registrar {
   int port;                   /* 127.0.0.1:port */
   int serving;                /* this node is the server */
   uv_tcp_t *listener;
+  uv_udp_t *udp;              /* server: resolve requests from other hosts */
   struct halo_regconn *conns; /* server: registered nodes; client: the link to the server */
   int registered;             /* client: the server said OK */
   halo_reg_node_t *nodes;     /* known nodes (not this one) */
@@ -54,5 +61,28 @@ typedef struct halo_registrar {
  *  HALO_REGISTRAR_PORT): serves or registers, now or within a second. */
 int halo_registrar_start(halo_registrar_t *r, halo_net_t *net, int port);
 void halo_registrar_stop(halo_registrar_t *r);
+
+/* Nodes to join on other hosts: resolved through their hosts' registrars. */
+typedef struct halo_join {
+  char name[256];
+  char host[64];            /* the host part of the name: where its registrar is */
+  int port;                 /* that registrar's UDP port */
+  int known;                /* its route is set */
+} halo_join_t;
+
+typedef struct halo_joiner {
+  halo_net_t *net;
+  uv_udp_t *udp;
+  uv_timer_t *timer;        /* asks every second for the nodes not known yet */
+  halo_join_t *joins;
+  uint32_t njoins, capjoins;
+  uint64_t asked, answered;
+} halo_joiner_t;
+
+/** Starts asking for spec ("name@host" or "name@host:port", port defaulting
+ *  to default_port) every second until its route is known. 0,
+ *  HALO_EINCORRECT (bad spec), HALO_ENOMEM. j is zeroed on first use. */
+int halo_joiner_add(halo_joiner_t *j, halo_net_t *net, const char *spec, int default_port);
+void halo_joiner_stop(halo_joiner_t *j);
 
 #endif

@@ -122,4 +122,26 @@ describe("the embedded registrar", function()
     local log = io.open(dir .. "/n2bis.log"):read("*a")
     assert.matches("registrar refused n2@localhost: resource is taken", log, 1, true)
   end)
+
+  it("lets a node of another host join by name through that host's registrar (UDP)", function()
+    -- "another host": a registrar of its own on another port, a node named after 127.0.0.1
+    os.execute(("%s run --name x@127.0.0.1 --cookie reg --listen 127.0.0.1:0 --registrar embedded:14497 " ..
+      "--log-level info %s/probe.lua %s/x.out > %s/x.log 2>&1 & echo $! > %s/x.pid"):format(halo_bin, dir, dir, dir, dir))
+    started[#started + 1] = io.open(dir .. "/x.pid"):read("*n")
+    local r = helper.run(function()
+      local t0 = halo.now()
+      assert(helper.wait_until(function()
+        local p = halo.net.node("x@127.0.0.1")
+        return p and p.Connected
+      end, 5000))
+      local probe = halo.call(halo.net.process_id("probe", "x@127.0.0.1"), "?", 2000)
+      return { ms = halo.now() - t0, connected = halo.net.info().Nodes, probe = probe,
+               bad = { pcall(halo.net.join, "no-at-sign") } }
+    end, { name = "y@localhost", cookie = "reg", listen = "127.0.0.1:0", registrar = "none",
+           join = { "x@127.0.0.1:14497" }, timeout = 30000 })
+    assert.same({ "x@127.0.0.1" }, r.connected)
+    assert.same({ "y@localhost" }, r.probe.connected)
+    assert.is_false(r.bad[1])
+    assert.matches("name@host", r.bad[2])
+  end)
 end)

@@ -21,10 +21,16 @@ function M.start(opts)
   return core.net_start(opts.cookie, opts.listen, opts.registrar)
 end
 
---- RegistrarInfo: Server, EmbeddedServer (this node serves), Version
--- ("ESRD:R1"), the Support* capabilities, and halo's Registered, Error
--- (the last refusal) and Elections (times this node took the server role).
-M.registrar = core.net_registrar
+--- RegistrarInfo of the registrar this node uses. The embedded one:
+-- Server, EmbeddedServer (this node serves), Version ("ESRD:R1"), the
+-- Support* capabilities, and halo's Registered, Error (the last refusal)
+-- and Elections (times this node took the server role). With
+-- --registrar etcd://HOST:PORT, halo.net.registrar_etcd.info().
+function M.registrar()
+  local etcd = package.loaded["halo.etcd"]
+  if etcd and etcd.running() then return etcd.info() end
+  return core.net_registrar()
+end
 --- The other nodes the registrar knows (the cluster as discovered).
 M.nodes = core.net_nodes
 --- Where node `name` listens: {Host, Port}, or nil, "ENOROUTE: no route".
@@ -88,6 +94,12 @@ function M.info()
   return i
 end
 
+--- Joins node spec of another host ("name@host" or "name@host:port"): asks
+-- that host's embedded registrar over UDP (every second until it answers),
+-- then dials the node and keeps it. Returns true (it goes on in the
+-- background: halo.net.node(name) tells when it is connected).
+M.join = core.net_join
+
 --- The cluster as this node sees it: Self, Connected (nodes with a link)
 -- and Discovered (nodes a registrar knows), names sorted.
 function M.cluster()
@@ -101,5 +113,17 @@ end
 -- MaxMessageSize, fragmentation and compression counters, ...) plus
 -- Connected and Dialed; nil, "ENOCONN: no connection" for an unknown node.
 M.node = core.net_peer
+
+--- halo.net.registrar_etcd: the etcd registrar's API (halo/etcd.lua):
+-- resolve_application, config, event, nodes, resolve, info.
+setmetatable(M, {
+  __index = function(t, k)
+    if k == "registrar_etcd" then
+      local etcd = require("halo.etcd")
+      rawset(t, k, etcd)
+      return etcd
+    end
+  end,
+})
 
 return M
