@@ -412,6 +412,54 @@ static int l_net_join(lua_State *L) {
   return 1;
 }
 
+/* core.net_configure{...} -> the settings after the change | raises on a
+ * bad value: pool_size (1-8, for links dialed to us from now on),
+ * fragment_size (0 = never; else >= 256), fragment_timeout_ms (>= 1),
+ * max_assemblies (>= 1), compress_threshold (>= 1024, as the reference),
+ * max_message (0 = none; else >= 1024; for links made from now on),
+ * keepalive_ms (0 = off). */
+static int l_net_configure(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_net_t *net = B->net;
+  if (!net) return hb_errorf(L, HALO_ENOTALLOWED, "the network is not started");
+  if (!lua_isnoneornil(L, 1)) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    static const struct { const char *key; double lo, hi; } limits[] = {
+        {"pool_size", 1, HALO_NET_POOL_MAX}, {"fragment_size", 0, HALO_NET_MAX_FRAME},
+        {"fragment_timeout_ms", 1, 86400000}, {"max_assemblies", 1, 1000000},
+        {"compress_threshold", 1024, HALO_NET_MAX_FRAME}, {"max_message", 0, HALO_NET_MAX_FRAME},
+        {"keepalive_ms", 0, 255000}};
+    double v[7];
+    for (int i = 0; i < 7; i++) { /* check everything first: all or nothing */
+      lua_getfield(L, 1, limits[i].key);
+      v[i] = -1;
+      if (!lua_isnil(L, -1)) {
+        v[i] = luaL_checknumber(L, -1);
+        if (v[i] != (double)(int64_t)v[i] || v[i] < limits[i].lo || v[i] > limits[i].hi ||
+            (i == 1 && v[i] > 0 && v[i] < 256) || (i == 5 && v[i] > 0 && v[i] < 1024))
+          return hb_errorf(L, HALO_EINCORRECT, "%s: %g is out of range", limits[i].key, v[i]);
+      }
+      lua_pop(L, 1);
+    }
+    if (v[0] >= 0) net->pool_size = (int)v[0];
+    if (v[1] >= 0) net->fragment_size = (uint32_t)v[1];
+    if (v[2] >= 0) net->fragment_timeout_ms = (uint32_t)v[2];
+    if (v[3] >= 0) net->max_assemblies = (uint32_t)v[3];
+    if (v[4] >= 0) net->compress_threshold = (uint32_t)v[4];
+    if (v[5] >= 0) net->max_message = (uint32_t)v[5];
+    if (v[6] >= 0) net->keepalive_ms = (uint32_t)v[6];
+  }
+  lua_createtable(L, 0, 7);
+  SET_INT("pool_size", net->pool_size);
+  SET_INT("fragment_size", net->fragment_size);
+  SET_INT("fragment_timeout_ms", net->fragment_timeout_ms);
+  SET_INT("max_assemblies", net->max_assemblies);
+  SET_INT("compress_threshold", net->compress_threshold);
+  SET_INT("max_message", net->max_message);
+  SET_INT("keepalive_ms", net->keepalive_ms);
+  return 1;
+}
+
 /* core.crc32(string) -> number: the CRC node names are identified by */
 static int l_crc32(lua_State *L) {
   size_t n;
@@ -428,6 +476,7 @@ void hb_open_net(lua_State *L) {
                                  {"net_registrar", l_net_registrar}, {"net_nodes", l_net_nodes},
                                  {"net_resolve", l_net_resolve}, {"net_route_set", l_net_route_set},
                                  {"net_route_del", l_net_route_del}, {"net_join", l_net_join},
+                                 {"net_configure", l_net_configure},
                                  {NULL, NULL}};
   luaL_register(L, NULL, fns);
 }

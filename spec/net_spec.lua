@@ -21,6 +21,11 @@ local echo = halo.spawn({
     end
     if req == "poke_me" then return { halo.exit(from, "poke") } end
     if req == "alias" then return halo.alias() end
+    if req == "send_big" then -- 40 MB in 1 KB fragments: long enough to be cut off
+      halo.net.configure({ fragment_size = 1024 })
+      halo.spawn(function() halo.send(from, string.rep("y", 40000000)) end)
+      return true
+    end
     return { reply = req, from = from }
   end,
 }, nil, { name = "echo" })
@@ -510,6 +515,29 @@ halo.receive()
     assert.equal(0, r.info.ConnectionsLost)
     assert.equal(1, r.info.ConnectionsEstablished)
     assert.equal(0, r.info.HandshakeErrors)
+  end)
+end)
+
+describe("fragments", function()
+  it("of a message whose sender died are dropped after the timeout and counted", function()
+    local port, echo, stop, pid = start_b("secret")
+    local r = a(function()
+      assert(halo.net.connect("b@localhost", "127.0.0.1:" .. port))
+      local cfg = halo.net.configure({ fragment_timeout_ms = 300 })
+      local bad = { halo.net.configure({ compress_threshold = 100 }) }
+      assert(halo.call(echo, "send_big", 3000))
+      assert(helper.wait_until(function() return halo.net.node("b@localhost").FragmentsReceived > 0 end, 5000))
+      os.execute("kill -KILL " .. pid) -- mid-message
+      assert(helper.wait_until(function() return halo.net.node("b@localhost").FragmentTimeouts >= 1 end, 5000))
+      return { peer = halo.net.node("b@localhost"), cfg = cfg, bad = bad }
+    end)
+    stop(true)
+    assert.equal(300, r.cfg.fragment_timeout_ms)
+    assert.equal(65000, r.cfg.fragment_size)
+    assert.equal("EINCORRECT", r.bad[3])
+    assert.equal(1, r.peer.FragmentTimeouts)
+    assert.equal(0, r.peer.FragmentMessagesRecv)
+    assert.is_false(r.peer.Connected)
   end)
 end)
 

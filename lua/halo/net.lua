@@ -100,6 +100,15 @@ end
 -- background: halo.net.node(name) tells when it is connected).
 M.join = core.net_join
 
+--- Reads or changes the transport's settings: pool_size (links per peer
+-- we ask dialers for, 1-8, default 3), fragment_size (default 65000, 0 =
+-- never), fragment_timeout_ms (default 30000), max_assemblies (per peer,
+-- default 1000), compress_threshold (>= 1024, default 1024), max_message
+-- (our limit advertised to peers connecting from now on, 0 = none),
+-- keepalive_ms (default 1000, 0 = off). Returns the settings; a bad value
+-- changes nothing and returns nil, "EINCORRECT: ...".
+M.configure = core.net_configure
+
 --- The cluster as this node sees it: Self, Connected (nodes with a link)
 -- and Discovered (nodes a registrar knows), names sorted.
 function M.cluster()
