@@ -131,7 +131,7 @@ int halo_send_number(const char *to, size_t len, double v) {
 typedef struct spawn_args {
   const char *name, *kind, *application, *behavior, *log_level, *leader;
   double mailbox_size, init_timeout;
-  int link, link_parent, link_child, monitor, trap_exit, env;
+  int link, link_parent, link_child, monitor, trap_exit, env, compress;
 } spawn_args_t;
 
 /* A registered name may not parse as a PID or an alias (it could never be addressed). */
@@ -163,6 +163,7 @@ static void read_spawn_args(lua_State *L, int opts, spawn_args_t *a) {
     else if (!strcmp(k, "link_parent")) a->link_parent = lua_toboolean(L, -1);
     else if (!strcmp(k, "link_child")) a->link_child = lua_toboolean(L, -1);
     else if (!strcmp(k, "trap_exit")) a->trap_exit = lua_toboolean(L, -1);
+    else if (!strcmp(k, "compress")) a->compress = lua_toboolean(L, -1);
     else if (!strcmp(k, "mailbox_size")) a->mailbox_size = opt_number(L, k);
     else if (!strcmp(k, "init_timeout")) a->init_timeout = opt_number(L, k);
     else if (!strcmp(k, "kind")) a->kind = opt_string(L, k);
@@ -272,6 +273,10 @@ static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, const 
   if (rc) return rc;
   if (entry) p->flags |= HALO_PF_ENTRY;
   if (a->trap_exit) p->flags |= HALO_PF_TRAP;
+  if (a->compress) { /* its messages to other nodes are compressed (halo.net.compress) */
+    halo_proc_ext_t *x = halo__proc_ext(p);
+    if (x) x->compress = 1;
+  }
 
   lua_State *co;
   if (B->nco_pool) {

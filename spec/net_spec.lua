@@ -164,12 +164,23 @@ describe("the transport", function()
       local _, m2 = halo.receive(3000)
       assert(halo.send(echo, "small")) -- under the threshold: plain
       halo.receive(3000)
-      return { m1 = m1, m2 = m2, before = before, plain = plain, after = halo.net.node("b@localhost") }
+      local after = halo.net.node("b@localhost")
+      local me = halo.self()
+      halo.spawn(function() -- the spawn option does the same
+        assert(halo.send(echo, big))
+        local _, m = halo.receive(3000)
+        halo.send(me, m)
+      end, nil, { compress = true })
+      local _, m3 = halo.receive(3000)
+      return { m1 = m1, m2 = m2, m3 = m3, before = before, plain = plain, after = after,
+               spawned = halo.net.node("b@localhost") }
     end)
     assert.equal(big, r.m1.echo)
     assert.equal(big, r.m2.echo)
     assert.equal(0, r.plain.CompressedSent)
     assert.equal(1, r.after.CompressedSent)
+    assert.equal(big, r.m3.echo)
+    assert.equal(2, r.spawned.CompressedSent)
     assert.is_true(r.after.CompressedBytesSent < r.after.CompressedOrigBytesSent / 10)
     assert.is_true(r.after.CompressedOrigBytesSent > 128000)
     -- b's echo does not compress its answer: the bytes on the wire show it

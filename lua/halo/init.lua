@@ -96,7 +96,8 @@ end
 --- Spawns a process. behavior: a table of callbacks, a module name that
 -- returns one, or a function. opts: name, link, link_parent, link_child,
 -- monitor (the caller monitors the child from before its init), mailbox_size,
--- log_level, env, trap_exit, kind, behavior (display name),
+-- log_level, env, trap_exit, compress (its messages to other nodes, see
+-- halo.net.compress), kind, behavior (display name),
 -- leader, init_timeout (ms, default 5000).
 -- Returns the PID once init is done, or nil, "ECODE: message", "ECODE".
 function halo.spawn(behavior, args, opts)
