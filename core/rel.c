@@ -224,6 +224,8 @@ int halo_rel_add_remote(halo_node_t *n, halo_proc_t *watcher, int type, halo_pid
     return rc;
   }
   /* the watcher waits for the other node's word, like a call */
+  x->ack_node = target.node;
+  x->ack_ref = ref;
   watcher->wait = HALO_WAIT_REPLY;
   watcher->wait_ref = ref;
   watcher->wait_state = watcher->state;
@@ -281,6 +283,11 @@ void halo__rel_node_down(halo_node_t *n, uint32_t crc, const halo_payload_t *rea
   for (halo_proc_t *p = n->first; p; p = p->next) {
     halo_proc_ext_t *x = p->ext;
     if (!x || p->state >= HALO_STATE_TERMINATED) continue;
+    if (x->ack_node == crc && p->wait == HALO_WAIT_REPLY && p->wait_ref == x->ack_ref) {
+      /* no confirmation will come: the relation is in place and ends below */
+      x->ack_node = 0;
+      ack(n, halo_node_pid(n, p->id), x->ack_ref);
+    }
     for (uint32_t i = 0; i < x->watchers.len;) {
       if (x->watchers.v[i].wnode == crc) vec_remove_at(&x->watchers, i);
       else i++;

@@ -41,6 +41,8 @@ struct halo_proc_ext {
   struct halo_pool *pool;  /* set when the process is a pool (pool.h) */
   uint8_t compress;        /* compress its messages to other nodes (net.h) */
   uint8_t throttled;       /* HALO_THROTTLED: a link it sent on is congested; HALO_PARKED: and it yielded */
+  uint32_t ack_node;       /* a remote link/monitor it waits to see confirmed: the node ... */
+  uint64_t ack_ref;        /* ... and the reply it waits for */
   struct halo_event **owned;               /* events it produces (event.h) */
   uint32_t nowned, capowned;
   struct halo_evsub { struct halo_event *ev; uint8_t type; } *evsubs; /* its subscriptions */

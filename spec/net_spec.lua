@@ -554,19 +554,31 @@ end)
 
 describe("the transport's keep-alive", function()
   it("notices a peer that stops answering, without any traffic, and gets it back", function()
-    local port, _, stop, pid = start_b("secret")
+    local port, echo, stop, pid = start_b("secret")
     local r = a(function()
       assert(halo.net.connect("b@localhost", "127.0.0.1:" .. port))
       os.execute("kill -STOP " .. pid) -- frozen: its socket stays open, nothing comes back
       local t0 = halo.now()
+      -- a monitor asked meanwhile gets no confirmation: the lost peer ends the wait
+      local mon = {}
+      halo.spawn(function()
+        mon.result = { halo.monitor(echo) }
+        mon.ms = halo.now() - t0
+        local _, down = halo.receive(1000)
+        mon.down = down
+      end)
       assert(helper.wait_until(function() return not halo.net.node("b@localhost").Connected end, 8000))
       local ms = halo.now() - t0
+      assert(helper.wait_until(function() return mon.down end, 2000))
       os.execute("kill -CONT " .. pid)
       assert(helper.wait_until(function() return halo.net.node("b@localhost").PoolLen == 3 end, 8000))
-      return { ms = ms, peer = halo.net.node("b@localhost") }
+      return { ms = ms, peer = halo.net.node("b@localhost"), mon = mon }
     end)
     stop()
     assert.is_true(r.ms >= 2000 and r.ms < 6000, "noticed after " .. r.ms .. " ms")
+    assert.same({ true }, r.mon.result)
+    assert.is_true(r.mon.ms < 4500, "the monitor waited " .. r.mon.ms .. " ms")
+    assert.equal("no connection", r.mon.down.reason)
     assert.equal(3, r.peer.Reconnections)
   end)
 end)
