@@ -222,6 +222,7 @@ static void push_peer(lua_State *L, const halo_peer_t *p) {
   SET_BOOL("Connected", p->live > 0);
   SET_BOOL("Dialed", p->dialed);
   SET_INT("ConnectionUptime", p->live ? (halo_clock_ns() - p->connected_at) / 1000000000u : 0);
+  SET_INT("Uptime", p->live ? (halo_clock_ns() - p->started_at) / 1000000000u : 0);
   lua_pushliteral(L, HALO_NET_PROTO);
   lua_setfield(L, -2, "ProtoVersion");
   lua_pushliteral(L, HALO_NET_HANDSHAKE);

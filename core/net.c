@@ -39,6 +39,7 @@ struct halo_conn {
   uint8_t session[NONCE];   /* join: the session it joins */
   char peer_name[256];
   uint64_t peer_creation;
+  uint64_t peer_age;        /* the peer node's age in seconds, from the handshake */
   halo_peer_t *peer;        /* set once up */
   halo_peer_t *redial;      /* the peer this dial re-establishes or joins */
   uint64_t dial_id;         /* this side's dial, reported once in net->results */
@@ -121,6 +122,8 @@ static void schedule_redial(halo_peer_t *p) {
 }
 
 static void flush(halo_conn_t *c);
+
+static uint64_t node_age(halo_net_t *net) { return (halo_clock_ns() - net->node->t_start) / 1000000000u; }
 
 static size_t waiting(halo_conn_t *c) { return uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + c->out.len; }
 
@@ -507,6 +510,7 @@ static void established(halo_conn_t *c, uint32_t max_message, int pool_size) {
     peer->max_message = max_message;
     peer->dialed = c->dialer;
     peer->connected_at = halo_clock_ns();
+    peer->started_at = peer->connected_at - (c->peer_age < 1000000000u ? c->peer_age : 0) * 1000000000u;
     if (c->dialer) { /* ours to re-dial if it goes */
       snprintf(peer->host, sizeof peer->host, "%s", c->host);
       peer->port = c->port;
@@ -599,18 +603,21 @@ static void on_challenge(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
     return handshake_failed(c, why);
   }
   snprintf(c->peer_name, sizeof c->peer_name, "%s", name);
-  uint8_t body[HALO_SHA256_LEN + 4];
+  uint8_t body[HALO_SHA256_LEN + 12];
   mac(net, 'D', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, net->creation, net->max_message, body);
   put32(body + HALO_SHA256_LEN, net->max_message);
+  put64(body + HALO_SHA256_LEN + 4, node_age(net));
   if (send_frame(c, F_PROOF, body, sizeof body, NULL, 0) || c->closing) return;
   c->state = C_WAIT_WELCOME;
 }
 
-/* Acceptor: PROOF checked -> WELCOME {MAC_A, max_a, pool size}. */
+/* Acceptor: PROOF {MAC_D, max_d, node age} checked -> WELCOME {MAC_A,
+ * max_a, pool size, node age} (the ages, in seconds, are informational). */
 static void on_proof(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
-  uint8_t want[HALO_SHA256_LEN], body[HALO_SHA256_LEN + 5];
-  if (end - p != HALO_SHA256_LEN + 4) return handshake_failed(c, "malformed proof");
+  uint8_t want[HALO_SHA256_LEN], body[HALO_SHA256_LEN + 13];
+  if (end - p != HALO_SHA256_LEN + 12) return handshake_failed(c, "malformed proof");
+  c->peer_age = get64(p + HALO_SHA256_LEN + 4);
   uint32_t max_d = get32(p + HALO_SHA256_LEN);
   mac(net, 'D', c->nonce_self, c->nonce_peer, c->peer_name, net->node->name, c->peer_creation, max_d, want);
   if (!halo_digest_equal(want, p)) return reject(c, "the dialer's proof does not match our cookie");
@@ -620,6 +627,7 @@ static void on_proof(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   mac(net, 'A', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, net->creation, net->max_message, body);
   put32(body + HALO_SHA256_LEN, net->max_message);
   body[HALO_SHA256_LEN + 4] = (uint8_t)net->pool_size;
+  put64(body + HALO_SHA256_LEN + 5, node_age(net));
   if (send_frame(c, F_WELCOME, body, sizeof body, NULL, 0) || c->closing) return;
   established(c, max_d, net->pool_size);
 }
@@ -628,7 +636,8 @@ static void on_proof(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
 static void on_welcome(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
   uint8_t want[HALO_SHA256_LEN];
-  if (end - p != HALO_SHA256_LEN + 5) return handshake_failed(c, "malformed welcome");
+  if (end - p != HALO_SHA256_LEN + 13) return handshake_failed(c, "malformed welcome");
+  c->peer_age = get64(p + HALO_SHA256_LEN + 5);
   uint32_t max_a = get32(p + HALO_SHA256_LEN);
   mac(net, 'A', c->nonce_self, c->nonce_peer, c->peer_name, net->node->name, c->peer_creation, max_a, want);
   if (!halo_digest_equal(want, p)) return handshake_failed(c, "the acceptor's proof does not match our cookie");

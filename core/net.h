@@ -61,6 +61,7 @@ typedef struct halo_peer {
   uint64_t links_made;      /* links established so far: past the pool size, each is a replacement */
   int dialed;               /* this side dialed */
   uint64_t connected_at;    /* halo_clock_ns() */
+  uint64_t started_at;      /* when the peer node started, on our halo_clock_ns() (from the handshake) */
   uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
   uint32_t max_message;     /* the peer's limit, 0 = none */
   uint64_t creation;        /* the peer's random id for this run (same name, other node: refused) */

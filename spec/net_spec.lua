@@ -122,6 +122,7 @@ describe("the transport", function()
     assert.same({ dsn, dsn, dsn }, r.peer.PoolDSN)
     assert.equal(3, r.peer.PoolLen)
     assert.equal(3, r.peer.PoolSize)
+    assert.is_true(r.peer.Uptime >= r.peer.ConnectionUptime) -- b's age came in the handshake
     assert.equal("HNP:R1", r.peer.ProtoVersion)
     assert.equal(1, r.info.ConnectionsEstablished)
     assert.equal(0, r.info.HandshakeErrors)
