@@ -457,6 +457,8 @@ static int dial(halo_net_t *net, const char *host, int port, const char *expect,
 /* Ends a session-opening link that lost to another one (quietly). */
 static void lose_quietly(halo_conn_t *c) {
   report_dial(c, 1, NULL); /* connected: through the other session */
+  if (c->state != C_UP && c->state != C_YIELDED && c->state != C_CONNECTING) /* so the other side counts no failure */
+    send_frame(c, F_YIELD, "connected already", 17, NULL, 0);
   c->state = C_UP;
   conn_close(c, NULL);
 }
@@ -572,8 +574,11 @@ static void on_hello(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
     halo_peer_t *peer = halo_net_peer_by_name(net, c->peer_name);
     if (peer && peer->creation == c->peer_creation) return yield(c, "connected already");
     halo_conn_t *mine = own_dial(net, c->peer_name, NULL);
-    if (mine) { /* both dial: the smaller name's dial goes on */
-      if (strcmp(net->node->name, c->peer_name) < 0) return yield(c, "simultaneous connect: our dial goes on");
+    if (mine && mine->state != C_YIELDED) {
+      /* both dial: the smaller name's dial goes on, unless ours has given its
+       * proof already (the peer may have taken it as up): then ours does */
+      if (mine->state == C_WAIT_WELCOME || strcmp(net->node->name, c->peer_name) < 0)
+        return yield(c, "simultaneous connect: our dial goes on");
       mine->state = C_YIELDED; /* the peer will say so too; its dial answers ours */
       snprintf(mine->why, sizeof mine->why, "simultaneous connect: yours goes on");
     }
@@ -755,7 +760,7 @@ static void on_frag(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   if (total < 2 || total > limit || off > total || n > total - off) return protocol_error(c, "malformed fragment");
   assembly_t *a = halo_imap_get(&peer->assemblies, id);
   if (!a) {
-    if (off) return protocol_error(c, "a fragment out of order");
+    if (off) return; /* the rest of a message dropped by the timeout: late, not wrong */
     if (peer->assemblies.len >= net->max_assemblies) return protocol_error(c, "too many fragmented messages at once");
     if (!(a = calloc(1, sizeof *a)) || !(a->buf = malloc(total)) || halo_imap_put(&peer->assemblies, id, a)) {
       if (a) free(a->buf);
@@ -815,6 +820,7 @@ static void dispatch(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *
     if (c->redial && !c->join) c->redial->port = 0; /* a refusal is an answer: no more re-dials */
     return handshake_failed(c, why);
   }
+  if (type == F_YIELD && !c->dialer) return conn_close(c, NULL); /* the dialer got there another way */
   if (type == F_YIELD && c->dialer) {
     if (halo_net_peer_by_name(c->net, c->peer_name[0] ? c->peer_name : c->expect)) return lose_quietly(c);
     if (c->join) return conn_close(c, NULL); /* the tick tries again */
