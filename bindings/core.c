@@ -634,5 +634,6 @@ int luaopen_halo_core(lua_State *L) {
   hb_open_platform(L);
   hb_open_codec(L);
   hb_open_net(L);
+  hb_open_http(L);
   return 1;
 }

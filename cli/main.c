@@ -46,7 +46,9 @@ static const char *run_usage =
     "  --listen HOST:PORT    accept other nodes here (default 127.0.0.1:11144, or the next\n"
     "                        free port); starts the network\n"
     "  --registrar KIND      how nodes find each other: embedded (default; the first node of\n"
-    "                        the host serves on 127.0.0.1:4499), embedded:PORT, or none\n"
+    "                        the host serves on 127.0.0.1:4499), embedded:PORT, none, or\n"
+    "                        etcd://HOST:PORT (etcd's v3 JSON API)\n"
+    "  --cluster NAME        the cluster the etcd registrar registers in (default \"default\")\n"
     "  --join NAME@HOST[:P]  also join this node of another host, found through that host's\n"
     "                        embedded registrar (UDP port P, default this node's registrar\n"
     "                        port, 4499); repeatable\n"
@@ -76,7 +78,7 @@ static const char *source_dir(void) {
 
 static int cmd_run(int argc, char **argv) {
   const char *name = "halo@localhost", *level = "info", *code = NULL, *file = NULL;
-  const char *cookie = getenv("HALO_COOKIE"), *listen = NULL, *registrar = NULL;
+  const char *cookie = getenv("HALO_COOKIE"), *listen = NULL, *registrar = NULL, *cluster = NULL;
   const char *paths[64], *joins[64];
   int njoins = 0, npaths = 0, wd = 1000, wd_hard = 30000, i;
   for (i = 0; i < argc; i++) {
@@ -102,6 +104,8 @@ static int cmd_run(int argc, char **argv) {
       registrar = argv[++i];
     } else if (!strcmp(a, "--join") && i + 1 < argc) {
       if (njoins < 64) joins[njoins++] = argv[++i];
+    } else if (!strcmp(a, "--cluster") && i + 1 < argc) {
+      cluster = argv[++i];
     } else if (!strcmp(a, "-e") && i + 1 < argc) {
       code = argv[++i];
       i++;
@@ -202,6 +206,10 @@ static int cmd_run(int argc, char **argv) {
   if (registrar) {
     lua_pushstring(L, registrar);
     lua_setfield(L, -2, "registrar");
+  }
+  if (cluster) {
+    lua_pushstring(L, cluster);
+    lua_setfield(L, -2, "cluster");
   }
   if (njoins) {
     lua_createtable(L, njoins, 0);

@@ -39,8 +39,39 @@ local STOP_WAIT = 5000
 local reg = { serial = nil }
 local function registry()
   local s = core.node_serial()
-  if reg.serial ~= s then reg = { serial = s, apps = {}, names = {}, controller = nil } end
+  if reg.serial ~= s then reg = { serial = s, apps = {}, names = {}, controller = nil, watchers = {} } end
   return reg
+end
+
+--- Watches state changes of every application: fn(change, info) with change
+-- "loaded", "running", "stopping", "stopped" or "unloaded" and info
+-- {name, weight, mode, tags, state}. fn runs in the process that made the
+-- change (keep it short: a send); its errors are logged. A registrar
+-- publishes application routes with it. Returns true.
+function M.watch(fn)
+  local w = registry().watchers
+  w[#w + 1] = fn
+  return true
+end
+
+--- Stops watching with fn.
+function M.unwatch(fn)
+  local w = registry().watchers
+  for i = #w, 1, -1 do
+    if w[i] == fn then table.remove(w, i) end
+  end
+end
+
+local function notify(app, change)
+  local w = reg.watchers
+  if not w or #w == 0 then return end
+  local tags = {}
+  for i, t in ipairs(app.spec.tags or {}) do tags[i] = t end
+  local info = { name = app.name, weight = app.weight, mode = app.mode, tags = tags, state = app.state }
+  for _, fn in ipairs(w) do
+    local ok, err = pcall(fn, change, info)
+    if not ok then halo.log.error("application watcher failed on %s %s: %s", app.name, change, tostring(err)) end
+  end
 end
 
 local function check(spec)
@@ -88,6 +119,7 @@ function M.load(spec)
   r.apps[spec.name] = { spec = spec, name = spec.name, state = "loaded", mode = spec.mode or "temporary",
                         weight = spec.weight or 0, members = {}, started_at = nil, parent = "" }
   r.names[#r.names + 1] = spec.name
+  notify(r.apps[spec.name], "loaded")
   return true
 end
 
@@ -101,6 +133,7 @@ function M.unload(name)
   for i, n in ipairs(r.names) do
     if n == name then table.remove(r.names, i) break end
   end
+  notify(app, "unloaded")
   return true
 end
 
@@ -115,6 +148,7 @@ local function is_normal(reason) return reason == "normal" or reason == "shutdow
 -- controller: not trappable), up to STOP_WAIT ms each, then kill.
 local function stop_members(app)
   app.state = "stopping"
+  notify(app, "stopping")
   for i = #app.members, 1, -1 do
     local pid = app.members[i]
     app.members[i] = nil
@@ -126,6 +160,7 @@ local function stop_members(app)
   app.state = "loaded"
   app.started_at = nil
   app.parent = ""
+  notify(app, "stopped")
 end
 
 local function start_app(name, chain)
@@ -170,6 +205,7 @@ local function start_app(name, chain)
   app.started_at = halo.now()
   app.parent = halo.node_info().Name
   halo.log.info("application %s started (%s)", name, app.mode)
+  notify(app, "running")
   return true
 end
 
@@ -221,6 +257,7 @@ local function member_down(msg)
   elseif #app.members == 0 then
     app.state, app.started_at, app.parent = "loaded", nil, ""
     halo.log.info("application %s stopped: no members left", app.name)
+    notify(app, "stopped")
   end
 end
 

@@ -87,9 +87,20 @@ end
 --- Runs a node with fn as its entry process; returns when the node stops.
 -- opts: name ("name@host"), log_level, args (passed to fn), signals (stop on
 -- SIGINT/SIGTERM), timeout (ms: stop the node after it), watchdog_ms,
--- watchdog_hard_ms. Returns exit_code, entry_error (string or nil), stats.
+-- watchdog_hard_ms, cookie, listen, registrar ("embedded", "embedded:PORT",
+-- "none" or "etcd://HOST:PORT"), cluster (the etcd registrar's, default
+-- "default"). Returns exit_code, entry_error (string or nil), stats.
 function halo.run(fn, opts)
   opts = opts or {}
+  local registrar = opts.registrar
+  if type(registrar) == "string" and registrar:sub(1, 7) == "etcd://" then
+    -- the etcd registrar is a process: it registers the node before the entry runs
+    local entry = fn
+    fn = function(...)
+      if not require("halo.etcd").start(registrar:sub(8), opts.cluster) then return end
+      return entry(...)
+    end
+  end
   return core.run(fn, opts.args, opts, body)
 end
 

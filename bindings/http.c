@@ -1,0 +1,396 @@
+/* The Lua face of the HTTP client (core/http.c) for halo processes.
+ *
+ *   core.http_request(opts) -> {status, body} | nil, err, code
+ *       in a process's own coroutine: the process waits for the response
+ *       like halo.call (state "wait response"; other messages stay queued)
+ *   core.http_start(opts) -> ref | nil, err, code
+ *       the results come to the calling process as messages (below)
+ *   core.http_cancel(ref) -> true | nil, "ETARGETUNKNOWN: unknown target"
+ *       ends a request of core.http_start; no further message comes for it
+ *   core.http_stats() -> {clients, requests}
+ *
+ * opts: host, port (required), method ("GET", or "POST" when there is a
+ * body), path ("/"), body (string), content_type, timeout (ms: the whole
+ * request, connecting included; for a stream the longest silence; default
+ * 5000, streams 0 = none), stream (core.http_start: the body comes piece by
+ * piece), detach (core.http_start: fire and forget, see below).
+ *
+ * Messages of core.http_start, sent by the node to the caller:
+ *   {kind = "http_data", ref, status, data}        streams: a piece of the body
+ *   {kind = "http_done", ref, status, body}        the end (body: whole, non-streaming only)
+ *   {kind = "http_error", ref, error = "ECODE: text", code = "ECODE"}
+ * A stream whose owner cannot take a piece (its mailbox is full) is
+ * cancelled without a further message: give a streaming process a mailbox
+ * without a limit. An HTTP status is not an error: the caller reads status.
+ *
+ * Lifetime. Clients are kept per host:port for the node's lifetime (idle
+ * connections are reused). A request belongs to the process that made it
+ * and is cancelled when that process is freed. A detached request belongs
+ * to nobody: no message, and it goes on after its caller's end and after
+ * the node stops (for at most its timeout, default 2000, at most 10000 ms),
+ * which is how a registrar revokes its lease from terminate. Every other
+ * request is cancelled when the node stops, idle connections are closed,
+ * and once the detached ones are done every client is deleted, so the loop
+ * closes cleanly. This file learns of a process's end and of the node's
+ * stop by chaining the node's free and stopped hooks on first use (the
+ * previous hooks still run, and are put back at the stop).
+ */
+#include "binding.h"
+#include "http.h"
+#include "process.h"
+#include "timer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_TIMEOUT 5000
+#define DETACH_TIMEOUT 2000
+#define DETACH_MAX 10000
+#define WAIT_GRACE 1000 /* the wait timer backs up the request's own timeout */
+
+enum { MODE_WAIT, MODE_MESSAGE, MODE_STREAM, MODE_DETACH };
+
+typedef struct client {
+  struct client *next;
+  halo_http_t *h;
+  int port;
+  char host[];
+} client_t;
+
+typedef struct hreq {
+  struct hreq *next, *prev;
+  halo_http_req_t *r;
+  uint64_t owner; /* process id; 0 when detached */
+  uint64_t ref;
+  int mode;
+  int silent;     /* cancelled by the owner, its end or the node's stop: no delivery */
+} hreq_t;
+
+typedef struct state {
+  halo_binding_t *B;
+  client_t *clients;
+  hreq_t *reqs;
+  void (*prev_stopped)(halo_node_t *n);
+  void (*prev_free)(halo_node_t *n, halo_proc_t *p);
+  int stopped;
+} state_t;
+
+static state_t *S; /* the running node's, or a stopped node's until its detached requests end */
+
+/* -- state and clients --------------------------------------------------------- */
+
+static void hook_stopped(halo_node_t *n);
+static void hook_free(halo_node_t *n, halo_proc_t *p);
+
+static state_t *state_get(halo_binding_t *B) {
+  if (S && S->B == B && !S->stopped) return S;
+  if (S) return NULL; /* a stopped node's leftovers: no new requests */
+  S = calloc(1, sizeof *S);
+  if (!S) return NULL;
+  S->B = B;
+  S->prev_stopped = B->node.hooks.stopped;
+  S->prev_free = B->node.hooks.free;
+  B->node.hooks.stopped = hook_stopped;
+  B->node.hooks.free = hook_free;
+  return S;
+}
+
+static client_t *client_get(state_t *s, const char *host, int port) {
+  for (client_t *c = s->clients; c; c = c->next)
+    if (c->port == port && !strcmp(c->host, host)) return c;
+  size_t len = strlen(host);
+  client_t *c = malloc(sizeof *c + len + 1);
+  if (!c) return NULL;
+  c->h = halo_http_new(&s->B->loop, host, port);
+  if (!c->h) {
+    free(c);
+    return NULL;
+  }
+  memcpy(c->host, host, len + 1);
+  c->port = port;
+  c->next = s->clients;
+  s->clients = c;
+  return c;
+}
+
+/* After the stop: once no request is left, the clients and the state go. */
+static void state_maybe_free(void) {
+  if (!S || !S->stopped || S->reqs) return;
+  state_t *s = S;
+  S = NULL;
+  while (s->clients) {
+    client_t *c = s->clients;
+    s->clients = c->next;
+    halo_http_delete(c->h);
+    free(c);
+  }
+  free(s);
+}
+
+static void req_unlink(hreq_t *q) {
+  if (q->prev) q->prev->next = q->next;
+  else S->reqs = q->next;
+  if (q->next) q->next->prev = q->prev;
+  q->next = q->prev = NULL;
+}
+
+/* Ends q without telling anyone; its callback frees it. */
+static void req_cancel_silently(hreq_t *q) {
+  q->silent = 1;
+  halo_http_cancel(q->r);
+}
+
+static void hook_free(halo_node_t *n, halo_proc_t *p) {
+  state_t *s = S;
+  void (*prev)(halo_node_t *, halo_proc_t *) = s->prev_free;
+  for (hreq_t *q = s->reqs, *next; q; q = next) {
+    next = q->next;
+    if (q->owner == p->id) req_cancel_silently(q); /* frees q, and only q */
+  }
+  if (prev) prev(n, p);
+}
+
+static void hook_stopped(halo_node_t *n) {
+  state_t *s = S;
+  void (*prev)(halo_node_t *) = s->prev_stopped;
+  n->hooks.stopped = s->prev_stopped;
+  n->hooks.free = s->prev_free;
+  hreq_t *q = s->reqs;
+  while (q) {
+    if (q->mode == MODE_DETACH) {
+      q = q->next;
+      continue;
+    }
+    req_cancel_silently(q); /* frees q */
+    q = s->reqs;
+    while (q && q->mode == MODE_DETACH) q = q->next;
+  }
+  for (client_t *c = s->clients; c; c = c->next) halo_http_set_idle(c->h, 0, 0);
+  s->stopped = 1; /* only now: the cancels above must not free s */
+  state_maybe_free();
+  if (prev) prev(n);
+}
+
+/* -- delivery ---------------------------------------------------------------------- */
+
+typedef struct build {
+  halo_binding_t *B;
+  hreq_t *q;
+  int event, status;
+  const char *data;
+  size_t len;
+  halo_payload_t pl;
+} build_t;
+
+/* Builds the message (or, waiting, the reply) of one event: may raise (memory). */
+static int build_protected(lua_State *L) {
+  build_t *b = lua_touserdata(L, 1);
+  hreq_t *q = b->q;
+  lua_createtable(L, 0, 5);
+  if (q->mode != MODE_WAIT) {
+    lua_pushstring(L, b->event == HALO_HTTP_DATA ? "http_data" : b->event == HALO_HTTP_DONE ? "http_done" : "http_error");
+    lua_setfield(L, -2, "kind");
+    lua_pushnumber(L, (double)q->ref);
+    lua_setfield(L, -2, "ref");
+  }
+  if (b->event == HALO_HTTP_ERROR) {
+    const char *name = halo_err_name(b->status);
+    lua_pushfstring(L, "%s: %s", name, b->data ? b->data : halo_strerror(b->status));
+    lua_setfield(L, -2, "error");
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "code");
+  } else {
+    lua_pushinteger(L, b->status);
+    lua_setfield(L, -2, "status");
+    if (b->event == HALO_HTTP_DATA || q->mode != MODE_STREAM) {
+      lua_pushlstring(L, b->data ? b->data : "", b->data ? b->len : 0);
+      lua_setfield(L, -2, b->event == HALO_HTTP_DATA ? "data" : "body");
+    }
+  }
+  b->pl = hb_anchor(b->B, L, -1);
+  return 0;
+}
+
+/* Hands one event of q to its owner; 0, or nonzero when it could not. */
+static int deliver(hreq_t *q, int event, int status, const char *data, size_t len) {
+  halo_binding_t *B = S->B;
+  halo_node_t *n = &B->node;
+  build_t b = {B, q, event, status, data, len, {0, 0}};
+  lua_State *L = hb_L(B);
+  if (lua_cpcall(L, build_protected, &b)) {
+    lua_pop(L, 1);
+    return HALO_ENOMEM;
+  }
+  halo_pid_t to = halo_node_pid(n, q->owner);
+  int rc = q->mode == MODE_WAIT
+               ? halo_reply(n, NULL, to, q->ref, b.pl)
+               : halo_send(n, NULL, to, HALO_MSG_REGULAR, HALO_Q_MAIN, 0, b.pl, (uint32_t)(len + 64));
+  if (rc) hb_release(B, b.pl);
+  return rc;
+}
+
+static void on_http(halo_http_req_t *r, void *ud, int event, int status, const char *data, size_t len) {
+  hreq_t *q = ud;
+  (void)r;
+  if (event == HALO_HTTP_DATA) {
+    if (!q->silent && !S->stopped && deliver(q, event, status, data, len)) req_cancel_silently(q);
+    return;
+  }
+  req_unlink(q);
+  if (!q->silent && !S->stopped && q->mode != MODE_DETACH) deliver(q, event, status, data, len);
+  free(q);
+  state_maybe_free();
+}
+
+/* -- the functions --------------------------------------------------------------------- */
+
+static const char *opt_string(lua_State *L, const char *k, size_t *len) {
+  lua_getfield(L, 1, k);
+  const char *v = NULL;
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "http: %s must be a string", k);
+    v = lua_tolstring(L, -1, len);
+  }
+  lua_pop(L, 1); /* opts keeps the string alive */
+  return v;
+}
+
+static double opt_number(lua_State *L, const char *k, double def) {
+  lua_getfield(L, 1, k);
+  double v = def;
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "http: %s must be a number", k);
+    v = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static int opt_bool(lua_State *L, const char *k) {
+  lua_getfield(L, 1, k);
+  int v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Starts the request described by opts (index 1) in mode; pushes the ref. */
+static int start(lua_State *L, int wait) {
+  halo_binding_t *B = hb_node(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  size_t blen = 0;
+  const char *host = opt_string(L, "host", NULL), *body = opt_string(L, "body", &blen);
+  const char *method = opt_string(L, "method", NULL), *path = opt_string(L, "path", NULL);
+  const char *ctype = opt_string(L, "content_type", NULL);
+  double port = opt_number(L, "port", 0);
+  int stream = opt_bool(L, "stream"), detach = opt_bool(L, "detach");
+  if (!host || !*host) return luaL_error(L, "http: host is required");
+  if (port < 1 || port > 65535 || port != (int)port) return luaL_error(L, "http: port must be 1..65535");
+  if (wait && (stream || detach)) return luaL_error(L, "http_request: stream and detach need core.http_start");
+  if (stream && detach) return luaL_error(L, "http: a stream cannot be detached");
+  int mode = wait ? MODE_WAIT : detach ? MODE_DETACH : stream ? MODE_STREAM : MODE_MESSAGE;
+  double timeout = opt_number(L, "timeout", mode == MODE_STREAM ? 0 : mode == MODE_DETACH ? DETACH_TIMEOUT : DEFAULT_TIMEOUT);
+  if (timeout < 0 || timeout > 86400000) return luaL_error(L, "http: timeout must be 0..86400000 ms");
+  if (mode == MODE_WAIT && timeout == 0) return luaL_error(L, "http_request: a timeout > 0 is required");
+  if (mode == MODE_DETACH && (timeout == 0 || timeout > DETACH_MAX)) timeout = DETACH_MAX;
+  halo_proc_t *self = NULL;
+  if (mode != MODE_DETACH) {
+    self = hb_self(L, B, wait ? "core.http_request" : "core.http_start", wait);
+    if (self->state >= HALO_STATE_TERMINATED) return hb_error(L, HALO_ETERMINATED);
+  }
+  state_t *s = state_get(B);
+  if (!s) return hb_errorf(L, HALO_ENODESTOP, "%s", halo_strerror(HALO_ENODESTOP));
+  client_t *c = client_get(s, host, (int)port);
+  if (!c) return hb_errorf(L, HALO_EINCORRECT, "http: cannot make a client for %s:%d", host, (int)port);
+  hreq_t *q = calloc(1, sizeof *q);
+  if (!q) return hb_error(L, HALO_ENOMEM);
+  halo_node_t *n = &B->node;
+  q->owner = self ? self->id : 0;
+  q->ref = ++n->next_ref;
+  q->mode = mode;
+  if (mode == MODE_WAIT) {
+    int rc = halo_timer_wait_start(n, self, (uint64_t)timeout + WAIT_GRACE);
+    if (rc) {
+      free(q);
+      return hb_error(L, rc);
+    }
+  }
+  if (!method) method = body ? "POST" : "GET";
+  int rc = halo_http_request(c->h, method, path ? path : "/", ctype, body, blen, (uint32_t)timeout,
+                             mode == MODE_STREAM, on_http, q, &q->r);
+  if (rc) {
+    if (mode == MODE_WAIT) halo_timer_wait_stop(n, self);
+    free(q);
+    if (rc == UV_EINVAL) return luaL_error(L, "http: malformed method, path or content type");
+    return hb_errorf(L, rc, "%s", halo_strerror(rc));
+  }
+  q->next = s->reqs;
+  if (s->reqs) s->reqs->prev = q;
+  s->reqs = q;
+  if (mode == MODE_WAIT) { /* as a call: the reply with q->ref resumes it */
+    self->wait = HALO_WAIT_REPLY;
+    self->wait_ref = q->ref;
+    self->wait_state = self->state;
+    halo__proc_set_state(n, self, HALO_STATE_WAIT);
+  }
+  lua_pushnumber(L, (double)q->ref);
+  return 1;
+}
+
+/* The upvalue of core.http_request (below): starts and leaves the caller waiting. */
+static int l_http_wait(lua_State *L) { return start(L, 1); }
+
+/* core.http_start(opts) -> ref | nil, err, code */
+static int l_http_start(lua_State *L) { return start(L, 0); }
+
+/* core.http_cancel(ref) -> true | nil, err, code */
+static int l_http_cancel(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  uint64_t ref = (uint64_t)luaL_checknumber(L, 1);
+  if (S && S->B == B)
+    for (hreq_t *q = S->reqs; q; q = q->next)
+      if (q->ref == ref && q->mode != MODE_WAIT) {
+        req_cancel_silently(q);
+        lua_pushboolean(L, 1);
+        return 1;
+      }
+  return hb_error(L, HALO_ETARGETUNKNOWN);
+}
+
+/* core.http_stats() -> {clients, requests} */
+static int l_http_stats(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  int clients = 0, reqs = 0;
+  if (S && S->B == B) {
+    for (client_t *c = S->clients; c; c = c->next) clients++;
+    for (hreq_t *q = S->reqs; q; q = q->next) reqs++;
+  }
+  lua_createtable(L, 0, 2);
+  SET_INT("clients", clients);
+  SET_INT("requests", reqs);
+  return 1;
+}
+
+/* core.http_request in Lua: a process waits the way halo.call does. */
+static const char request_lua[] =
+    "local wait, yield = ...\n"
+    "return function(opts)\n"
+    "  local ref, err, code = wait(opts)\n"
+    "  if not ref then return nil, err, code end\n"
+    "  local ok, res, c = yield()\n"
+    "  if not ok then return nil, res, c end\n"
+    "  if res.error then return nil, res.error, res.code end\n"
+    "  return res\n"
+    "end\n";
+
+void hb_open_http(lua_State *L) {
+  static const luaL_Reg fns[] = {{"http_start", l_http_start}, {"http_cancel", l_http_cancel},
+                                 {"http_stats", l_http_stats}, {NULL, NULL}};
+  luaL_register(L, NULL, fns);
+  if (luaL_loadbuffer(L, request_lua, sizeof request_lua - 1, "=core.http_request")) lua_error(L);
+  lua_pushcfunction(L, l_http_wait);
+  lua_getglobal(L, "coroutine");
+  lua_getfield(L, -1, "yield");
+  lua_remove(L, -2);
+  lua_call(L, 2, 1);
+  lua_setfield(L, -2, "http_request");
+}
