@@ -219,10 +219,10 @@ static void push_peer(lua_State *L, const halo_peer_t *p) {
   static const char *const zero[] = {"TransitBytesIn", "TransitBytesOut", "ClockSkew"};
   lua_createtable(L, 0, 32);
   SET_STR("Node", p->name);
-  SET_BOOL("Connected", p->live > 0);
+  SET_BOOL("Connected", p->ready && p->live > 0);
   SET_BOOL("Dialed", p->dialed);
-  SET_INT("ConnectionUptime", p->live ? (halo_clock_ns() - p->connected_at) / 1000000000u : 0);
-  SET_INT("Uptime", p->live ? (halo_clock_ns() - p->started_at) / 1000000000u : 0);
+  SET_INT("ConnectionUptime", p->ready ? (halo_clock_ns() - p->connected_at) / 1000000000u : 0);
+  SET_INT("Uptime", p->ready ? (halo_clock_ns() - p->started_at) / 1000000000u : 0);
   lua_pushliteral(L, HALO_NET_PROTO);
   lua_setfield(L, -2, "ProtoVersion");
   lua_pushliteral(L, HALO_NET_HANDSHAKE);
@@ -301,7 +301,7 @@ static int l_net_info(lua_State *L) {
   if (net)
     for (size_t i = 0; i < net->peers.cap; i++) {
       const halo_peer_t *p = net->peers.slots[i].val;
-      if (!p || !p->live) continue;
+      if (!p || !p->live || !p->ready) continue;
       lua_pushstring(L, p->name);
       lua_rawseti(L, -2, ++k);
     }

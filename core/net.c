@@ -12,7 +12,7 @@
 #include <zlib.h>
 #include <string.h>
 
-enum { F_HELLO = 1, F_CHALLENGE, F_PROOF, F_WELCOME, F_REJECT, F_PING, F_YIELD,
+enum { F_HELLO = 1, F_CHALLENGE, F_PROOF, F_WELCOME, F_REJECT, F_PING, F_YIELD, F_READY,
        F_MSG = 16, F_REPLY, F_REL, F_MSG_NAME, F_FRAG };
 enum { C_CONNECTING, C_HELLO_SENT, C_WAIT_HELLO, C_WAIT_PROOF, C_WAIT_WELCOME, C_UP, C_YIELDED };
 
@@ -25,6 +25,7 @@ enum { C_CONNECTING, C_HELLO_SENT, C_WAIT_HELLO, C_WAIT_PROOF, C_WAIT_WELCOME, C
 #define CONGESTED (8u << 20)   /* bytes waiting on a link that make its senders wait */
 #define DRAINED (2u << 20)     /* ... until no more than this waits */
 #define PENDING_MAX (8u << 20) /* bytes held for a peer being dialed */
+#define JOIN_WAIT_NS 1000000000u /* a session is used with the links it has after this */
 
 struct halo_conn {
   halo_conn_t *next, *prev;
@@ -122,6 +123,49 @@ static void schedule_redial(halo_peer_t *p) {
 }
 
 static void flush(halo_conn_t *c);
+static void drop_session(halo_peer_t *p);
+static halo_conn_t *own_dial(halo_net_t *net, const char *name, const halo_conn_t *except);
+
+static halo_conn_t *pick_link(const halo_peer_t *p, uint64_t from);
+static void protocol_error(halo_conn_t *c, const char *why);
+
+/* An accepted handshake from node name under way (its session may come). */
+static halo_conn_t *incoming(halo_net_t *net, const char *name) {
+  for (halo_conn_t *d = net->conns; d; d = d->next)
+    if (!d->dialer && !d->join && !d->closing && d->state == C_WAIT_PROOF && !strcmp(d->peer_name, name)) return d;
+  return NULL;
+}
+
+static halo_peer_t *peer_named(halo_net_t *net, const char *name) {
+  if (!name || !*name) return NULL;
+  halo_peer_t *p = halo_imap_get(&net->peers, halo_crc32(name, strlen(name)));
+  return p && !strcmp(p->name, name) ? p : NULL;
+}
+
+/* Messages held for a session that will not come: lost, counted, and the
+ * relations waiting on that node end ("no connection"). */
+static void drop_pending(halo_net_t *net, halo_peer_t *p, const char *why) {
+  int had = p->pending.len > 0;
+  if (had && p->pending_msgs)
+    halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "dropped %llu messages to %s: %s",
+                  (unsigned long long)p->pending_msgs, p->name, why);
+  net->pending_dropped += p->pending_msgs;
+  for (size_t i = 0; i < p->pending.cap; i++) {
+    halo_mpw_t *b = p->pending.slots[i].val;
+    if (!b) continue;
+    halo_mpw_free(b);
+    free(b);
+  }
+  halo_imap_destroy(&p->pending);
+  halo_imap_init(&p->pending);
+  p->pending_bytes = 0;
+  p->pending_msgs = 0;
+  if (had && !p->live && !net->closing) {
+    halo_payload_t reason = net->node->hooks.reason(net->node, "no connection");
+    halo__rel_node_down(net->node, p->crc, &reason);
+    net->node->hooks.release(net->node, reason);
+  }
+}
 
 static uint64_t node_age(halo_net_t *net) { return (halo_clock_ns() - net->node->t_start) / 1000000000u; }
 
@@ -170,6 +214,8 @@ static void drop_assemblies(halo_peer_t *p, int all, uint64_t older_than) {
 
 /* The peer has no link left: links and monitors across it end. */
 static void peer_lost(halo_net_t *net, halo_peer_t *p, const char *why) {
+  p->ready = 0;
+  drop_pending(net, p, why);
   net->connections_lost++;
   halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "connection to %s lost: %s", p->name, why);
   halo_payload_t reason = net->node->hooks.reason(net->node, "no connection");
@@ -198,25 +244,22 @@ static void conn_close(halo_conn_t *c, const char *why) {
   if (r) {
     if (c->join) r->joining--;
     else r->dialing = 0;
-    if (c->join) r->join_retry_at = halo_clock_ns() + 1000000000u;
-    else if (!r->live && !net->closing && r->port) schedule_redial(r);
-    if (!c->join && !r->live && r->pending.len && why) { /* sent while it was dialed: lost */
-      halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "dropped %llu messages to %s: %s",
-                    (unsigned long long)r->pending_msgs, r->name, why);
-      net->pending_dropped += r->pending_msgs;
-      halo_mpw_free(&r->pending);
-      r->pending_msgs = 0;
-    }
+    if (!c->join && !r->live && !net->closing && r->port) schedule_redial(r);
   }
+  /* a failed session dial: what waited for it is lost (unless another dial
+   * or session of that peer may still carry it) */
+  halo_peer_t *w = !c->join && c->state != C_UP && why ? (r ? r : peer_named(net, c->expect[0] ? c->expect : c->peer_name))
+                                                         : NULL;
+  if (w && !w->live && !w->dialing && !own_dial(net, w->name, c)) drop_pending(net, w, why);
   halo_peer_t *p = c->peer;
   if (p && p->links[c->slot] == c) {
     p->links[c->slot] = NULL;
-    if (--p->live == 0) {
-      if (why) peer_lost(net, p, why);
-    } else if (why) {
-      halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "a link to %s was lost (%d of %d left): %s", p->name,
-                    p->live, p->pool_size, why);
-      p->join_retry_at = 0;
+    p->live--;
+    if (why) { /* one link lost: the session is (its frames are gone, order cannot hold) */
+      drop_session(p);
+      peer_lost(net, p, why);
+    } else if (!p->live) {
+      p->ready = 0;
     }
   } else if (why && c->state != C_UP) {
     halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "connection %s%s%s%s failed: %s", c->peer_name[0] ? "with " : "",
@@ -436,7 +479,7 @@ static const char *admission(halo_conn_t *c, int *final) {
   if (c->join) {
     if (!peer || !peer->live || peer->creation != c->peer_creation || memcmp(peer->session, c->session, NONCE))
       return "no such session";
-    if (peer->live >= peer->pool_size) return "the pool is full";
+    if (peer->live >= peer->pool_size || peer->ready) return "the pool is full";
     return NULL;
   }
   if (peer && peer->live && peer->creation != c->peer_creation) return "a node of that name is connected already";
@@ -490,6 +533,71 @@ static halo_peer_t *peer_get(halo_net_t *net, const char *name) {
   return peer;
 }
 
+/* The session's links are fixed from now on: what waited goes out, each
+ * sender class on the link its senders use from now on. */
+static void start_flowing(halo_peer_t *p) {
+  p->ready = 1;
+  for (size_t i = 0; i < p->pending.cap; i++) {
+    halo_mpw_t *b = p->pending.slots[i].val;
+    if (!b) continue;
+    halo_conn_t *l = pick_link(p, p->pending.slots[i].key - 1);
+    uint8_t *dst = l ? halo_mpw_reserve(&l->out, b->len) : NULL;
+    if (dst) {
+      memcpy(dst, b->buf, b->len);
+      p->bytes_out += b->len;
+    } else if (l) {
+      l->out.err = 0;
+    }
+    halo_mpw_free(b);
+    free(b);
+  }
+  halo_imap_destroy(&p->pending);
+  halo_imap_init(&p->pending);
+  p->pending_bytes = 0;
+  p->pending_msgs = 0;
+}
+
+/* Dialer: the joins are in (or the wait is over): READY {count, the join
+ * nonces} on the first link tells the acceptor which links the session
+ * keeps. */
+static void session_ready(halo_peer_t *p) {
+  halo_conn_t *first = NULL;
+  uint8_t body[1 + HALO_NET_POOL_MAX * NONCE];
+  size_t k = 1;
+  body[0] = 0;
+  for (int i = 0; i < HALO_NET_POOL_MAX; i++) {
+    halo_conn_t *l = p->links[i];
+    if (!l) continue;
+    if (!l->join) {
+      first = l;
+      continue;
+    }
+    memcpy(body + k, l->nonce_self, NONCE), k += NONCE;
+    body[0]++;
+  }
+  if (!first || send_frame(first, F_READY, body, k, NULL, 0)) return;
+  start_flowing(p);
+}
+
+/* Acceptor: READY names the joins the dialer keeps; the others go. */
+static void on_ready(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
+  halo_peer_t *peer = c->peer;
+  if (c->join || peer->ready || end - p < 1 || end - p != 1 + p[0] * NONCE || p[0] >= HALO_NET_POOL_MAX)
+    return protocol_error(c, "malformed ready");
+  for (int i = 0; i < HALO_NET_POOL_MAX; i++) {
+    halo_conn_t *l = peer->links[i];
+    if (!l || !l->join) continue;
+    int kept = 0;
+    for (int j = 0; j < p[0] && !kept; j++) kept = !memcmp(l->nonce_peer, p + 1 + j * NONCE, NONCE);
+    if (kept) continue;
+    peer->links[i] = NULL;
+    peer->live--;
+    l->peer = NULL;
+    conn_close(l, NULL);
+  }
+  start_flowing(peer);
+}
+
 static void established(halo_conn_t *c, uint32_t max_message, int pool_size) {
   halo_net_t *net = c->net;
   int final;
@@ -519,8 +627,11 @@ static void established(halo_conn_t *c, uint32_t max_message, int pool_size) {
     }
     peer->retry_at = 0;
     peer->backoff_ms = 0;
-    peer->join_retry_at = 0;
+    peer->ready = 0;
+    peer->ready_by = halo_clock_ns() + JOIN_WAIT_NS;
     opened = 1;
+  } else if (peer->ready) { /* too late: the session's links are fixed */
+    return conn_close(c, NULL);
   }
   int slot = free_slot(peer);
   if (slot < 0) return conn_close(c, NULL);
@@ -537,23 +648,18 @@ static void established(halo_conn_t *c, uint32_t max_message, int pool_size) {
   peer->links[slot] = c;
   peer->live++;
   if (peer->links_made++ >= (uint64_t)peer->pool_size) peer->reconnections++;
-  if (!opened) return;
-  if (peer->pending.len) { /* what was sent while it was dialed goes first */
-    uint8_t *dst = halo_mpw_reserve(&c->out, peer->pending.len);
-    if (dst) {
-      memcpy(dst, peer->pending.buf, peer->pending.len);
-      peer->bytes_out += peer->pending.len;
-    } else {
-      c->out.err = 0;
-    }
-    halo_mpw_free(&peer->pending);
-    peer->pending_msgs = 0;
+  if (!opened) {
+    if (c->dialer && peer->live == peer->pool_size) session_ready(peer);
+    return;
   }
   net->connections_established++;
   halo_log_proc(net->node, NULL, HALO_LOG_INFO, "connected to %s (%s)", peer->name, c->dialer ? "dialed" : "accepted");
   /* our dials of it that yielded (or still run) are answered by this session */
   for (halo_conn_t *d; (d = own_dial(net, peer->name, c));) lose_quietly(d);
-  if (c->dialer) dial_joins(net, peer);
+  if (c->dialer) {
+    if (peer->pool_size == 1) session_ready(peer);
+    else dial_joins(net, peer);
+  }
 }
 
 /* Acceptor: HELLO {version, flags, name_d, nonce_d, creation_d[, session]}
@@ -790,6 +896,7 @@ static void dispatch_up(halo_conn_t *c, int type, const uint8_t *p, const uint8_
   if (base == F_MSG || base == F_REPLY || base == F_MSG_NAME) return on_msg(c, base, type & 0x80, p, end);
   if (type == F_REL) return on_rel(c, p, end);
   if (type == F_FRAG) return on_frag(c, p, end);
+  if (type == F_READY) return on_ready(c, p, end);
   if (type == F_PING) return; /* its arrival is the point */
   protocol_error(c, "unexpected frame type");
 }
@@ -1008,30 +1115,44 @@ static int fragment_in_place(halo_mpw_t *o, halo_peer_t *p, size_t piece, size_t
 }
 
 /* Where frames from sender id `from` to node crc go: the link the sender
- * picks (*cp set), or, with no link but a route from a registrar, the
- * peer's pending buffer while it is dialed (*cp NULL): connecting is
- * automatic on first use. NULL: no connection and no route. */
+ * picks in a ready session (*cp set), or, while the session opens or is
+ * dialed (a registrar's route starts the dial: connecting is automatic on
+ * first use), the pending buffer of the sender's class (*cp NULL). NULL:
+ * no connection and no route. */
 static halo_mpw_t *out_for(halo_net_t *net, uint32_t node, uint64_t from, halo_peer_t **pp, halo_conn_t **cp) {
   halo_peer_t *peer = halo_imap_get(&net->peers, node);
-  halo_conn_t *c = peer ? pick_link(peer, from) : NULL;
   *cp = NULL;
-  if (c && !c->closing) {
+  if (peer && peer->ready) {
+    halo_conn_t *c = pick_link(peer, from);
+    if (!c || c->closing) return NULL;
     *pp = peer;
     *cp = c;
     return &c->out;
   }
-  const halo_net_route_t *r = halo_imap_get(&net->routes, node);
-  if (!r || net->closing) return NULL;
-  if (!peer && !(peer = peer_get(net, r->name))) return NULL;
-  if (strcmp(peer->name, r->name) || peer->pending.len > PENDING_MAX) return NULL;
-  if (!peer->dialing && !own_dial(net, r->name, NULL)) {
-    snprintf(peer->host, sizeof peer->host, "%s", r->host);
-    peer->port = r->port;
-    peer->retry_at = 0;
-    if (dial(net, r->host, r->port, r->name, peer, 0, NULL) || !peer->dialing) return NULL;
+  if (net->closing) return NULL;
+  if (!peer || !peer->live) {
+    const halo_net_route_t *r = halo_imap_get(&net->routes, node);
+    if (!r) return NULL;
+    if (!peer && !(peer = peer_get(net, r->name))) return NULL;
+    if (strcmp(peer->name, r->name)) return NULL;
+    if (!peer->dialing && !own_dial(net, r->name, NULL) && !incoming(net, r->name)) {
+      snprintf(peer->host, sizeof peer->host, "%s", r->host);
+      peer->port = r->port;
+      peer->retry_at = 0;
+      if (dial(net, r->host, r->port, r->name, peer, 0, NULL) || !peer->dialing) return NULL;
+    }
+  }
+  if (peer->pending_bytes > PENDING_MAX) return NULL;
+  uint64_t key = from % 255 + 1;
+  halo_mpw_t *b = halo_imap_get(&peer->pending, key);
+  if (!b) {
+    if (!(b = calloc(1, sizeof *b)) || halo_imap_put(&peer->pending, key, b)) {
+      free(b);
+      return NULL;
+    }
   }
   *pp = peer;
-  return &peer->pending;
+  return b;
 }
 
 /* Encodes pl straight into the link's buffer (or the pending one) as one
@@ -1078,9 +1199,13 @@ static int send_message(halo_net_t *net, halo_node_t *n, halo_proc_t *from, uint
   }
   int whole = !net->fragment_size || o->len - (size_t)start - 4 <= net->fragment_size;
   if (!whole && (rc = fragment_in_place(o, peer, net->fragment_size, (size_t)start))) return rc;
-  frame_end(o, c, (size_t)start, whole);
+  size_t before = (size_t)start;
+  frame_end(o, c, before, whole);
   peer->msgs_out++;
-  if (!c) peer->pending_msgs++;
+  if (!c) {
+    peer->pending_msgs++;
+    peer->pending_bytes += o->len - before;
+  }
   n->hooks.release(n, pl); /* sent: the route owned it */
   if (c && from && waiting(c) > CONGESTED && !c->closing) throttle(c, from);
   return 0;
@@ -1112,7 +1237,9 @@ static int route_rel(void *ud, halo_node_t *n, int add, int type, uint64_t watch
   put64(body + 2, watcher);
   put64(body + 10, target.id);
   put64(body + 18, ref);
-  return put_frame(o, c, F_REL, body, sizeof body, NULL, 0);
+  int rc = put_frame(o, c, F_REL, body, sizeof body, NULL, 0);
+  if (!rc && !c) peer->pending_bytes += 5 + sizeof body;
+  return rc;
 }
 
 /* -- API ----------------------------------------------------------------------------- */
@@ -1206,11 +1333,8 @@ static int dial(halo_net_t *net, const char *host, int port, const char *expect,
 
 /* Opens the rest of p's pool (this side dialed its session). */
 static void dial_joins(halo_net_t *net, halo_peer_t *p) {
-  while (p->port && p->dialed && p->live && p->live + p->joining < p->pool_size && !net->closing)
-    if (dial(net, p->host, p->port, p->name, p, 1, NULL)) {
-      p->join_retry_at = halo_clock_ns() + 1000000000u;
-      break;
-    }
+  while (p->port && p->dialed && p->live && !p->ready && p->live + p->joining < p->pool_size && !net->closing)
+    if (dial(net, p->host, p->port, p->name, p, 1, NULL)) break;
 }
 
 int halo_net_connect(halo_net_t *net, const char *host, int port, const char *expect, uint64_t *id) {
@@ -1236,7 +1360,7 @@ static void on_tick(uv_timer_t *t) {
     halo_peer_t *p = net->peers.slots[i].val;
     if (!p) continue;
     if (p->assemblies.len) drop_assemblies(p, 0, stale);
-    if (p->live && p->dialed && p->live + p->joining < p->pool_size && now >= p->join_retry_at) dial_joins(net, p);
+    if (p->live && p->dialed && !p->ready && now >= p->ready_by) session_ready(p); /* with the links it has */
     if (p->live || p->dialing || !p->retry_at || now < p->retry_at) continue;
     p->retry_at = 0;
     if (dial(net, p->host, p->port, p->name, p, 0, NULL)) schedule_redial(p);
@@ -1254,7 +1378,8 @@ static void free_peers(halo_net_t *net) {
     if (!p) continue;
     drop_assemblies(p, 1, 0);
     halo_imap_destroy(&p->assemblies);
-    halo_mpw_free(&p->pending);
+    drop_pending(net, p, "the node stops");
+    halo_imap_destroy(&p->pending);
     free(p->name);
     free(p);
   }
@@ -1300,7 +1425,7 @@ int halo_net_route_set(halo_net_t *net, const char *name, const char *host, int 
   r->port = port;
   halo_peer_t *p = peer_get(net, name);
   if (!p || strcmp(p->name, name)) return p ? HALO_EINCORRECT : HALO_ENOMEM;
-  if (p->live || p->dialing || own_dial(net, name, NULL)) return 0;
+  if (p->live || p->dialing || own_dial(net, name, NULL) || incoming(net, name)) return 0;
   snprintf(p->host, sizeof p->host, "%s", host); /* re-dialed while the route stands */
   p->port = port;
   p->retry_at = 0;

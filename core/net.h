@@ -56,7 +56,9 @@ typedef struct halo_peer {
   uint32_t crc;
   halo_conn_t *links[HALO_NET_POOL_MAX]; /* established links by slot */
   int pool_size;            /* links wanted (the acceptor's setting) */
-  int live;                 /* established links now; the peer is connected while > 0 */
+  int live;                 /* established links of the session now */
+  int ready;                /* the session's links are fixed: messages flow (see READY) */
+  uint64_t ready_by;        /* the dialer declares it ready by then even with joins missing */
   uint8_t session[HALO_NET_NONCE]; /* id of the current session (joins must name it) */
   uint64_t links_made;      /* links established so far: past the pool size, each is a replacement */
   int dialed;               /* this side dialed */
@@ -70,7 +72,6 @@ typedef struct halo_peer {
   int port;                 /* 0: not ours to re-dial */
   int dialing;              /* a dial is under way */
   int joining;              /* join dials under way */
-  uint64_t join_retry_at;   /* no join dial before this halo_clock_ns() */
   uint64_t retry_at;        /* halo_clock_ns() of the next attempt, 0 = none */
   uint32_t backoff_ms;
   uint64_t reconnections;
@@ -79,7 +80,10 @@ typedef struct halo_peer {
   uint64_t frag_sent, frag_msgs_sent, frag_recv, frag_msgs_recv, frag_timeouts;
   uint64_t next_frag;       /* id of the next fragmented message to it */
   halo_imap_t assemblies;   /* fragment id -> messages being reassembled */
-  halo_mpw_t pending;       /* frames sent before its first link was up (automatic connect) */
+  halo_imap_t pending;      /* frames sent before the session was ready, by sender class
+                             * (id % 255 + 1 -> halo_mpw_t *): each class goes to the link its
+                             * senders will use, so nothing overtakes them */
+  size_t pending_bytes;
   uint64_t pending_msgs;
 } halo_peer_t;
 

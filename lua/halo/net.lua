@@ -52,9 +52,9 @@ function M.connect(name, address, timeout)
     end
     p = core.net_peer(name)
     if p and p.Connected then return true end
-    if done then -- connected, but to another node than the one named
+    if done and not p then -- connected, but to another node than the one named
       return core.error("ENOCONN", ("%s answers as another node, not %s"):format(address, name))
-    end
+    end -- (or connected, its pool of links still opening)
     halo.sleep(5)
   end
   return nil, "ETIMEDOUT: timed out", "ETIMEDOUT"
