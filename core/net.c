@@ -26,6 +26,7 @@ enum { C_CONNECTING, C_HELLO_SENT, C_WAIT_HELLO, C_WAIT_PROOF, C_WAIT_WELCOME, C
 #define DRAINED (2u << 20)     /* ... until no more than this waits */
 #define PENDING_MAX (8u << 20) /* bytes held for a peer being dialed */
 #define JOIN_WAIT_NS 1000000000u /* a session is used with the links it has after this */
+#define FRAME_SLACK (1 + 27 + 1 + 255 + 64) /* a frame's own bytes around a payload of the limit */
 
 struct halo_conn {
   halo_conn_t *next, *prev;
@@ -41,6 +42,7 @@ struct halo_conn {
   char peer_name[256];
   uint64_t peer_creation;
   uint64_t peer_age;        /* the peer node's age in seconds, from the handshake */
+  uint32_t max_in;          /* the message size limit this side advertised on this link (0: none) */
   halo_peer_t *peer;        /* set once up */
   halo_peer_t *redial;      /* the peer this dial re-establishes or joins */
   uint64_t dial_id;         /* this side's dial, reported once in net->results */
@@ -69,7 +71,7 @@ typedef struct wreq {
 typedef struct assembly {
   uint8_t *buf;
   uint32_t total, got;
-  uint64_t started;
+  uint64_t last;            /* halo_clock_ns() of the last piece */
 } assembly_t;
 
 static void put32(uint8_t *p, uint32_t v) {
@@ -200,10 +202,12 @@ static void unthrottle(halo_conn_t *c) {
 }
 
 /* Drops what is being reassembled from p; counted as timed out (lost). */
-static void drop_assemblies(halo_peer_t *p, int all, uint64_t older_than) {
+/* all == 0: only those without a new piece for quiet_ns. */
+static void drop_assemblies(halo_peer_t *p, int all, uint64_t quiet_ns) {
+  uint64_t now = halo_clock_ns();
   for (size_t i = 0; i < p->assemblies.cap; i++) {
     assembly_t *a = p->assemblies.slots[i].val;
-    if (!a || (!all && a->started >= older_than)) continue;
+    if (!a || (!all && now - a->last < quiet_ns)) continue;
     halo_imap_del(&p->assemblies, p->assemblies.slots[i].key);
     free(a->buf);
     free(a);
@@ -680,14 +684,13 @@ static void on_hello(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
     halo_peer_t *peer = halo_net_peer_by_name(net, c->peer_name);
     if (peer && peer->creation == c->peer_creation) return yield(c, "connected already");
     halo_conn_t *mine = own_dial(net, c->peer_name, NULL);
-    if (mine && mine->state != C_YIELDED) {
-      /* both dial: the smaller name's dial goes on, unless ours has given its
-       * proof already (the peer may have taken it as up): then ours does */
-      if (mine->state == C_WAIT_WELCOME || strcmp(net->node->name, c->peer_name) < 0)
-        return yield(c, "simultaneous connect: our dial goes on");
-      mine->state = C_YIELDED; /* the peer will say so too; its dial answers ours */
-      snprintf(mine->why, sizeof mine->why, "simultaneous connect: yours goes on");
-    }
+    /* both dial: the smaller name's dial goes on, unless ours has given its
+     * proof already (the peer may have taken it as up): then ours does. The
+     * other way round, ours gives way only once theirs has proved itself
+     * (on_proof): an unproven HELLO must not stop a dial. */
+    if (mine && mine->state != C_YIELDED &&
+        (mine->state == C_WAIT_WELCOME || strcmp(net->node->name, c->peer_name) < 0))
+      return yield(c, "simultaneous connect: our dial goes on");
   }
   uint8_t body[1 + 255 + NONCE + 8];
   size_t nl = strlen(net->node->name), k = 0;
@@ -715,6 +718,7 @@ static void on_challenge(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   }
   snprintf(c->peer_name, sizeof c->peer_name, "%s", name);
   uint8_t body[HALO_SHA256_LEN + 12];
+  c->max_in = net->max_message; /* what this link promised to accept */
   mac(net, 'D', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, net->creation, net->max_message, body);
   put32(body + HALO_SHA256_LEN, net->max_message);
   put64(body + HALO_SHA256_LEN + 4, node_age(net));
@@ -735,6 +739,10 @@ static void on_proof(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   int final;
   const char *no = admission(c, &final); /* refused before WELCOME: the dialer must not think it joined */
   if (no) return final ? reject(c, no) : yield(c, no);
+  halo_conn_t *mine = c->join ? NULL : own_dial(net, c->peer_name, NULL);
+  if (mine && mine->state == C_WAIT_WELCOME) return yield(c, "simultaneous connect: our dial goes on");
+  /* else a dial of ours still before its proof gives way: established() ends it */
+  c->max_in = net->max_message;
   mac(net, 'A', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, net->creation, net->max_message, body);
   put32(body + HALO_SHA256_LEN, net->max_message);
   body[HALO_SHA256_LEN + 4] = (uint8_t)net->pool_size;
@@ -862,7 +870,7 @@ static void on_frag(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   if (end - p <= FRAG_HEAD) return protocol_error(c, "malformed fragment");
   uint64_t id = get64(p);
   uint32_t total = get32(p + 8), off = get32(p + 12), n = (uint32_t)(end - p - FRAG_HEAD);
-  uint32_t limit = net->max_message ? net->max_message + 64u : HALO_NET_MAX_FRAME;
+  uint32_t limit = c->max_in ? c->max_in + FRAME_SLACK : HALO_NET_MAX_FRAME;
   if (total < 2 || total > limit || off > total || n > total - off) return protocol_error(c, "malformed fragment");
   assembly_t *a = halo_imap_get(&peer->assemblies, id);
   if (!a) {
@@ -874,12 +882,12 @@ static void on_frag(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
       return conn_close(c, "out of memory");
     }
     a->total = total;
-    a->started = halo_clock_ns();
   } else if (off != a->got || total != a->total) {
     return protocol_error(c, "a fragment out of order");
   }
   memcpy(a->buf + off, p + FRAG_HEAD, n);
   a->got += n;
+  a->last = halo_clock_ns(); /* the timeout counts from the last piece: a big message may take long */
   peer->frag_recv++;
   if (a->got < a->total) return;
   halo_imap_del(&peer->assemblies, id);
@@ -974,7 +982,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   size_t off = 0;
   while (!c->closing && c->rlen - off >= 4) {
     uint32_t len = get32(c->rbuf + off);
-    size_t limit = c->state == C_UP ? (c->net->max_message ? c->net->max_message + 64u : HALO_NET_MAX_FRAME)
+    size_t limit = c->state == C_UP ? (c->max_in ? c->max_in + FRAME_SLACK : HALO_NET_MAX_FRAME)
                                     : HANDSHAKE_FRAME_MAX;
     if (len == 0 || len > limit) {
       c->net->protocol_errors++;
@@ -1207,7 +1215,7 @@ static int send_message(halo_net_t *net, halo_node_t *n, halo_proc_t *from, uint
     peer->pending_bytes += o->len - before;
   }
   n->hooks.release(n, pl); /* sent: the route owned it */
-  if (c && from && waiting(c) > CONGESTED && !c->closing) throttle(c, from);
+  if (c && from && waiting(c) > CONGESTED && !c->closing && halo_proc_find(n, from->id) == from) throttle(c, from);
   return 0;
 }
 
@@ -1355,11 +1363,11 @@ static void on_tick(uv_timer_t *t) {
     }
     if (now - c->last_tx >= period) send_frame(c, F_PING, NULL, 0, NULL, 0);
   }
-  uint64_t stale = now - (uint64_t)net->fragment_timeout_ms * 1000000u;
+  uint64_t quiet = (uint64_t)net->fragment_timeout_ms * 1000000u;
   for (size_t i = 0; i < net->peers.cap; i++) {
     halo_peer_t *p = net->peers.slots[i].val;
     if (!p) continue;
-    if (p->assemblies.len) drop_assemblies(p, 0, stale);
+    if (p->assemblies.len) drop_assemblies(p, 0, quiet);
     if (p->live && p->dialed && !p->ready && now >= p->ready_by) session_ready(p); /* with the links it has */
     if (p->live || p->dialing || !p->retry_at || now < p->retry_at) continue;
     p->retry_at = 0;

@@ -308,8 +308,16 @@ static int is_loopback(const char *host) { return !strncmp(host, "127.", 4) || !
 static void on_udp_answer(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from, unsigned flags) {
   halo_joiner_t *j = u->data;
   (void)flags;
-  (void)from;
-  if (nread <= 0) return;
+  if (nread <= 0 || !from) return;
+  char src[64] = "";
+  int sport = 0;
+  if (from->sa_family == AF_INET) {
+    uv_ip4_name((const struct sockaddr_in *)from, src, sizeof src);
+    sport = ntohs(((const struct sockaddr_in *)from)->sin_port);
+  } else if (from->sa_family == AF_INET6) {
+    uv_ip6_name((const struct sockaddr_in6 *)from, src, sizeof src);
+    sport = ntohs(((const struct sockaddr_in6 *)from)->sin6_port);
+  }
   char line[LINE_MAX_LEN + 1], name[256], host[64];
   int port;
   memcpy(line, buf->base, (size_t)nread);
@@ -318,6 +326,7 @@ static void on_udp_answer(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const
   for (uint32_t i = 0; i < j->njoins; i++) {
     halo_join_t *x = &j->joins[i];
     if (x->known || strcmp(x->name, name)) continue;
+    if (sport != x->port || strcmp(src, x->host)) continue; /* only the registrar asked may answer */
     /* a node listening on loopback answers with loopback: reach it at its host */
     const char *at = is_loopback(host) && !is_loopback(x->host) ? x->host : host;
     if (!halo_net_route_set(j->net, name, at, port)) {

@@ -90,6 +90,14 @@ describe("a cluster of four nodes", function()
       out.only_x = { halo.remote.spawn("n2@localhost", "only_x") }
       out.unknown = { halo.remote.spawn("n2@localhost", "nope") }
       out.self = { halo.remote.spawn("a@localhost", "echo") }
+      -- malformed requests are answered, and the service keeps serving
+      local service = halo.net.process_id("halo_remote", "n2@localhost")
+      out.bogus = {
+        halo.call(service, { op = "event_subscribe", event = "ticks", how = "bogus" }, 2000),
+        halo.call(service, { op = "spawn", name = "echo", register = 5 }, 2000),
+        halo.call(service, "not a table", 2000),
+      }
+      out.still = { halo.remote.spawn("n2@localhost", "echo") }
       -- remote application start
       out.app = { halo.remote.start_application("n3@localhost", "shop") }
       out.app_state = probe("n3@localhost").app
@@ -142,6 +150,8 @@ describe("a cluster of four nodes", function()
     assert.equal("ENOTALLOWED", r.only_x[3])
     assert.equal("ENAMEUNKNOWN", r.unknown[3])
     assert.equal("ENOTALLOWED", r.self[3])
+    for _, b in ipairs(r.bogus) do assert.equal("EINCORRECT", b[3]) end
+    assert.matches("^<%x+%.0%.%d+>$", r.still[1])
     assert.same({ true }, r.app)
     assert.equal("running", r.app_state)
     assert.equal("ENAMEUNKNOWN", r.app_unknown[3])

@@ -57,8 +57,16 @@ local function refuse() return { nil, "ENOTALLOWED: not allowed", "ENOTALLOWED" 
 
 local Service = { name = "halo.remote", kind = "system" }
 
-function Service:handle_call(from, _, req)
-  if type(req) ~= "table" then return { nil, "EINCORRECT: incorrect value or argument", "EINCORRECT" } end
+local function incorrect(what) return { nil, "EINCORRECT: incorrect value or argument: " .. what, "EINCORRECT" } end
+local HOW = { link = true, monitor = true }
+
+-- Every request is checked, and run protected: a bad one is answered with
+-- an error, never ends the service.
+local function serve(from, req)
+  if type(req) ~= "table" then return incorrect("a request table") end
+  for _, k in ipairs({ "name", "register", "log_level", "mode", "event" }) do
+    if req[k] ~= nil and type(req[k]) ~= "string" then return incorrect(k .. " must be a string") end
+  end
   local s = st()
   if req.op == "spawn" then
     if not s.flags.spawn then return refuse() end
@@ -73,12 +81,20 @@ function Service:handle_call(from, _, req)
     if not e then return { nil, "ENAMEUNKNOWN: unknown name", "ENAMEUNKNOWN" } end
     if not allowed(e, from) then return refuse() end
     return { halo.application.start(req.name, req.mode) }
-  elseif req.op == "event_subscribe" then
-    return { core.event_subscribe_remote(req.event, req.how, req.pid) }
-  elseif req.op == "event_unsubscribe" then
-    return { core.event_unsubscribe_remote(req.event, req.how, req.pid) }
+  elseif req.op == "event_subscribe" or req.op == "event_unsubscribe" then
+    if not HOW[req.how] or not req.event or req.event == "" then return incorrect("event and how (link or monitor)") end
+    -- the subscriber is the caller itself: a node cannot subscribe a third one's process
+    local f = req.op == "event_subscribe" and core.event_subscribe_remote or core.event_unsubscribe_remote
+    return { f(req.event, req.how, from) }
   end
-  return { nil, "EINCORRECT: incorrect value or argument: unknown request", "EINCORRECT" }
+  return incorrect("unknown request")
+end
+
+function Service:handle_call(from, _, req)
+  local ok, r = pcall(serve, from, req)
+  if ok then return r end
+  halo.log.warning("halo_remote: a request from %s failed: %s", tostring(from), tostring(r))
+  return { nil, "EINCORRECT: incorrect value or argument: " .. tostring(r), "EINCORRECT" }
 end
 
 --- Starts the service (the network does it when it starts).
@@ -204,11 +220,11 @@ end
 --- Subscribes the calling process to event `name` of node (how: "link" or
 -- "monitor"); returns the buffered envelopes, oldest first.
 function M.event_subscribe(node, name, how)
-  return ask(node, { op = "event_subscribe", event = name, how = how, pid = halo.self() })
+  return ask(node, { op = "event_subscribe", event = name, how = how })
 end
 
 function M.event_unsubscribe(node, name, how)
-  return ask(node, { op = "event_unsubscribe", event = name, how = how, pid = halo.self() })
+  return ask(node, { op = "event_unsubscribe", event = name, how = how })
 end
 
 return M
