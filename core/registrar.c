@@ -10,6 +10,7 @@
 #include <string.h>
 
 #define LINE_MAX_LEN 600
+#define MAX_CONNS 1024
 
 typedef struct halo_regconn {
   struct halo_regconn *next, *prev;
@@ -17,6 +18,7 @@ typedef struct halo_regconn {
   uv_tcp_t tcp;
   uv_connect_t connect;
   char name[256];           /* server: the node it registered ("" until then) */
+  uint64_t since;           /* server: accepted at (halo_clock_ns()) */
   char buf[LINE_MAX_LEN + 1];
   size_t len;
   int closing;
@@ -218,8 +220,18 @@ static regconn_t *conn_new(halo_registrar_t *r) {
 static void on_connection(uv_stream_t *server, int status) {
   halo_registrar_t *r = server->data;
   if (status < 0) return;
-  regconn_t *c = conn_new(r);
-  if (!c) return;
+  uint32_t n = 0;
+  for (regconn_t *o = r->conns; o; o = o->next) n++;
+  regconn_t *c = n < MAX_CONNS ? conn_new(r) : NULL;
+  if (!c) { /* too many: take it off the queue and close it */
+    uv_tcp_t *t = malloc(sizeof *t);
+    if (!t) return;
+    uv_tcp_init(r->net->node->loop, t);
+    (void)uv_accept(server, (uv_stream_t *)t);
+    uv_close((uv_handle_t *)t, free_handle);
+    return;
+  }
+  c->since = halo_clock_ns();
   if (uv_accept(server, (uv_stream_t *)&c->tcp)) return conn_close(c);
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
@@ -460,9 +472,16 @@ static void on_retry(uv_timer_t *t) {
         if (o->name[0]) send_line(o, "LEFT %s", name);
     }
   }
-  if (r->serving && r->stale_until) return;
-  if (r->serving || r->conns) {
-    if (r->serving || r->registered) uv_timer_stop(t);
+  if (r->serving) { /* a connection that does not register within a second goes */
+    uint64_t now = halo_clock_ns();
+    for (regconn_t *c = r->conns, *next; c; c = next) {
+      next = c->next;
+      if (!c->name[0] && now - c->since > 1000000000u) conn_close(c);
+    }
+    return;
+  }
+  if (r->conns) {
+    if (r->registered) uv_timer_stop(t);
     return;
   }
   elect(r);
@@ -478,7 +497,7 @@ int halo_registrar_start(halo_registrar_t *r, halo_net_t *net, int port) {
   r->retry->data = r;
   uv_unref((uv_handle_t *)r->retry);
   elect(r);
-  if (!r->serving) uv_timer_start(r->retry, on_retry, 1000, 1000);
+  uv_timer_start(r->retry, on_retry, 1000, 1000); /* elections while not serving, sweeps while serving */
   return 0;
 }
 

@@ -26,6 +26,7 @@ halo.spawn({
     if req == "victim" then return halo.spawn({ handle_message = function() return "done" end }) end
     local ev = halo.event.info("ticks")
     return { app = halo.application.info("shop").State, remote_sent = ev and ev.MessagesRemoteSent,
+             subscribers = ev and ev.Subscribers,
              events_remote = halo.node_info().EventsRemoteSent, info = halo.net.info() }
   end,
 }, nil, { name = "probe" })
@@ -113,6 +114,17 @@ describe("a cluster of four nodes", function()
         out.got[#out.got + 1] = m
       end
       out.n1 = probe("n1@localhost")
+      -- a subscriber that ends: its subscription there goes with it
+      local me, sub = halo.self(), nil
+      sub = halo.spawn(function()
+        assert(halo.event.monitor("ticks", "n1@localhost"))
+        halo.send(me, "subscribed")
+        halo.receive() -- until told to end
+      end)
+      assert(select(2, halo.receive(3000)) == "subscribed")
+      out.subs_two = probe("n1@localhost").subscribers
+      halo.send(sub, "end")
+      assert(helper.wait_until(function() return probe("n1@localhost").subscribers == 1 end, 3000))
       -- n3 is killed: its processes' monitors end with "no connection", it leaves the lists
       local victim = probe("n3@localhost", "victim")
       assert(halo.monitor(victim))
@@ -159,6 +171,8 @@ describe("a cluster of four nodes", function()
     assert.equal("ticks", r.got[1].event)
     assert.same({ "t1", "t2" }, { r.got[1].message, r.got[2].message })
     assert.equal(2, r.n1.remote_sent)
+    assert.equal(1, r.n1.subscribers)
+    assert.equal(2, r.subs_two)
     assert.equal(2, r.n1.events_remote)
     assert.same({ kind = "down", pid = r.down.pid, reason = "no connection" }, r.down)
     table.sort(r.after_kill.nodes)

@@ -249,18 +249,20 @@ end
 halo.self = core.self
 -- A link or monitor to another node's process returns once that node has
 -- it in place (so a message sent after it cannot overtake it).
-local function relate(op)
+-- Without an answer in time, the half-made relation is taken back.
+local function relate(op, undo)
   return function(to)
     local r, err, code = op(to)
     if r ~= "wait" then return r, err, code end
     local ok, v, c = yield()
     if ok then return true end
+    undo(to)
     return nil, v, c
   end
 end
-halo.link = relate(core.link)
+halo.link = relate(core.link, core.unlink)
 halo.unlink = core.unlink
-halo.monitor = relate(core.monitor)
+halo.monitor = relate(core.monitor, core.demonitor)
 halo.demonitor = core.demonitor
 --- Sends an exit signal with reason to a process (not to self, parent or leader).
 halo.exit = core.exit

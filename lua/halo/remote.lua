@@ -31,7 +31,7 @@ local function st()
   local key = core.node_serial()
   if state_key ~= key or not state then
     state_key = key
-    state = { flags = { spawn = true, application_start = true }, spawn = {}, apps = {} }
+    state = { flags = { spawn = true, application_start = true }, spawn = {}, apps = {}, subs = {} }
   end
   return state
 end
@@ -84,10 +84,30 @@ local function serve(from, req)
   elseif req.op == "event_subscribe" or req.op == "event_unsubscribe" then
     if not HOW[req.how] or not req.event or req.event == "" then return incorrect("event and how (link or monitor)") end
     -- the subscriber is the caller itself: a node cannot subscribe a third one's process
-    local f = req.op == "event_subscribe" and core.event_subscribe_remote or core.event_unsubscribe_remote
-    return { f(req.event, req.how, from) }
+    if req.op == "event_unsubscribe" then
+      local r = { core.event_unsubscribe_remote(req.event, req.how, from) }
+      if r[1] and s.subs[from] then s.subs[from][req.event .. "\0" .. req.how] = nil end
+      return r
+    end
+    local r = { core.event_subscribe_remote(req.event, req.how, from) }
+    if r[1] then -- watch the subscriber: its end (or its node's) ends its subscriptions here
+      if not s.subs[from] then
+        s.subs[from] = {}
+        halo.monitor(from)
+      end
+      s.subs[from][req.event .. "\0" .. req.how] = { req.event, req.how }
+    end
+    return r
   end
   return incorrect("unknown request")
+end
+
+-- A subscriber (or its node) is gone: its subscriptions go too.
+function Service:handle_message(_, msg)
+  local s = st()
+  if not halo.is_down(msg) or not s.subs[msg.pid] then return end
+  for _, sub in pairs(s.subs[msg.pid]) do core.event_unsubscribe_remote(sub[1], sub[2], msg.pid) end
+  s.subs[msg.pid] = nil
 end
 
 function Service:handle_call(from, _, req)
