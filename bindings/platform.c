@@ -152,13 +152,8 @@ static int l_event_publish(lua_State *L) {
   return ok_or_error(L, halo_event_publish(&B->node, B->node.current, name, pl, hb_size(L, 2)));
 }
 
-/* core.event_subscribe(name, "link"|"monitor") -> { buffered... } */
-static int l_event_subscribe(lua_State *L) {
-  halo_binding_t *B = hb_node(L);
-  halo_proc_t *self = hb_self(L, B, "halo.event.link/monitor", 0);
-  const char *name = check_event_name(L, 1);
-  halo_event_t *ev;
-  int rc = halo_event_subscribe(&B->node, self, name, rel_type(L, 2), &ev);
+/* A subscription's answer: the event's buffered payloads, oldest first. */
+static int push_buffered(lua_State *L, halo_binding_t *B, int rc, const halo_event_t *ev) {
   if (rc) return hb_error(L, rc);
   hb_new_array(L, (int)ev->ring_len);
   for (uint32_t i = 0; i < ev->ring_len; i++) {
@@ -166,6 +161,16 @@ static int l_event_subscribe(lua_State *L) {
     lua_rawseti(L, -2, (int)i + 1);
   }
   return 1;
+}
+
+/* core.event_subscribe(name, "link"|"monitor") -> { buffered... } */
+static int l_event_subscribe(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.event.link/monitor", 0);
+  const char *name = check_event_name(L, 1);
+  halo_event_t *ev = NULL;
+  int rc = halo_event_subscribe(&B->node, self, name, rel_type(L, 2), &ev);
+  return push_buffered(L, B, rc, ev);
 }
 
 static int l_event_unsubscribe(lua_State *L) {
@@ -189,15 +194,9 @@ static halo_pid_t check_remote_pid(lua_State *L, halo_binding_t *B, int idx) {
 static int l_event_subscribe_remote(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   const char *name = check_event_name(L, 1);
-  halo_event_t *ev;
+  halo_event_t *ev = NULL;
   int rc = halo_event_subscribe_remote(&B->node, name, rel_type(L, 2), check_remote_pid(L, B, 3), &ev);
-  if (rc) return hb_error(L, rc);
-  hb_new_array(L, (int)ev->ring_len);
-  for (uint32_t i = 0; i < ev->ring_len; i++) {
-    hb_push_payload(B, L, halo_event_buffered(ev, i), 0);
-    lua_rawseti(L, -2, (int)i + 1);
-  }
-  return 1;
+  return push_buffered(L, B, rc, ev);
 }
 
 static int l_event_unsubscribe_remote(lua_State *L) {

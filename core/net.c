@@ -144,6 +144,29 @@ static halo_peer_t *peer_named(halo_net_t *net, const char *name) {
   return p && !strcmp(p->name, name) ? p : NULL;
 }
 
+/* Empties p's pending buffers: into the links of a ready session
+ * (deliver), or away. */
+static void clear_pending(halo_peer_t *p, int deliver) {
+  for (size_t i = 0; i < p->pending.cap; i++) {
+    halo_mpw_t *b = p->pending.slots[i].val;
+    if (!b) continue;
+    halo_conn_t *l = deliver ? pick_link(p, p->pending.slots[i].key - 1) : NULL;
+    uint8_t *dst = l ? halo_mpw_reserve(&l->out, b->len) : NULL;
+    if (dst) {
+      memcpy(dst, b->buf, b->len);
+      p->bytes_out += b->len;
+    } else if (l) {
+      l->out.err = 0;
+    }
+    halo_mpw_free(b);
+    free(b);
+  }
+  halo_imap_destroy(&p->pending);
+  halo_imap_init(&p->pending);
+  p->pending_bytes = 0;
+  p->pending_msgs = 0;
+}
+
 /* Messages held for a session that will not come: lost, counted, and the
  * relations waiting on that node end ("no connection"). */
 static void drop_pending(halo_net_t *net, halo_peer_t *p, const char *why) {
@@ -152,16 +175,7 @@ static void drop_pending(halo_net_t *net, halo_peer_t *p, const char *why) {
     halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "dropped %llu messages to %s: %s",
                   (unsigned long long)p->pending_msgs, p->name, why);
   net->pending_dropped += p->pending_msgs;
-  for (size_t i = 0; i < p->pending.cap; i++) {
-    halo_mpw_t *b = p->pending.slots[i].val;
-    if (!b) continue;
-    halo_mpw_free(b);
-    free(b);
-  }
-  halo_imap_destroy(&p->pending);
-  halo_imap_init(&p->pending);
-  p->pending_bytes = 0;
-  p->pending_msgs = 0;
+  clear_pending(p, 0);
   if (had && !p->live && !net->closing) {
     halo_payload_t reason = net->node->hooks.reason(net->node, "no connection");
     halo__rel_node_down(net->node, p->crc, &reason);
@@ -541,24 +555,7 @@ static halo_peer_t *peer_get(halo_net_t *net, const char *name) {
  * sender class on the link its senders use from now on. */
 static void start_flowing(halo_peer_t *p) {
   p->ready = 1;
-  for (size_t i = 0; i < p->pending.cap; i++) {
-    halo_mpw_t *b = p->pending.slots[i].val;
-    if (!b) continue;
-    halo_conn_t *l = pick_link(p, p->pending.slots[i].key - 1);
-    uint8_t *dst = l ? halo_mpw_reserve(&l->out, b->len) : NULL;
-    if (dst) {
-      memcpy(dst, b->buf, b->len);
-      p->bytes_out += b->len;
-    } else if (l) {
-      l->out.err = 0;
-    }
-    halo_mpw_free(b);
-    free(b);
-  }
-  halo_imap_destroy(&p->pending);
-  halo_imap_init(&p->pending);
-  p->pending_bytes = 0;
-  p->pending_msgs = 0;
+  clear_pending(p, 1);
 }
 
 /* Dialer: the joins are in (or the wait is over): READY {count, the join

@@ -40,23 +40,14 @@ local pids = {}
 local function start(name, addr)
   local out = ("%s/%s.out"):format(dir, name)
   os.remove(out)
-  os.execute(("%s run --name %s --cookie cl --listen %s:0 --registrar %s --log-level info %s/node.lua %s " ..
-    "> %s/%s.log 2>&1 & echo $! > %s/%s.pid"):format(halo_bin, name, addr, REG, dir, out, dir, name, dir, name))
-  local pid = io.open(("%s/%s.pid"):format(dir, name)):read("*n")
+  local pid = helper.spawn_os(("%s run --name %s --cookie cl --listen %s:0 --registrar %s --log-level info %s/node.lua %s")
+    :format(halo_bin, name, addr, REG, dir, out), ("%s/%s.log"):format(dir, name))
   pids[#pids + 1] = pid
-  for _ = 1, 150 do
-    local f = io.open(out)
-    if f then f:close(); return pid end
-    os.execute("sleep 0.02")
-  end
-  error(name .. " did not start")
+  assert(helper.wait_file(out), name .. " did not start")
+  return pid
 end
 
-local function kill(pid)
-  os.execute("kill -KILL " .. pid .. " 2>/dev/null")
-  os.execute("unset LD_PRELOAD; i=0; while [ $i -lt 100 ] && [ -r /proc/" .. pid .. "/stat ]; do " ..
-    "read -r x y st rest < /proc/" .. pid .. "/stat; [ \"$st\" = Z ] && break; i=$((i+1)); sleep 0.05; done")
-end
+local kill = helper.kill
 
 describe("a cluster of four nodes", function()
   setup(function()

@@ -83,11 +83,7 @@ local function gone(pid)
   return st == "Z"
 end
 
-local function kill(pid)
-  sh_quiet("kill -KILL " .. pid .. " 2>/dev/null")
-  sh_quiet("i=0; while [ $i -lt 100 ] && [ -r /proc/" .. pid .. "/stat ]; do " ..
-    "read -r x y st rest < /proc/" .. pid .. "/stat; [ \"$st\" = Z ] && break; i=$((i+1)); sleep 0.05; done")
-end
+local kill = helper.kill
 
 local function start_etcd()
   sh_quiet(("etcd --name spec --data-dir %s/etcd.data --listen-client-urls http://127.0.0.1:%d " ..

@@ -54,4 +54,38 @@ function helper.await_down(pid)
   end
 end
 
+-- Background halo nodes (other OS processes) for the cluster specs --------------
+
+--- Kills OS process pid (SIGKILL) and waits (5 s at most) until it is gone;
+-- a zombie counts as gone. Shell builtins only, without the sanitizer
+-- preload: `ps` deadlocks under it.
+function helper.kill(pid)
+  os.execute("unset LD_PRELOAD; kill -KILL " .. pid .. " 2>/dev/null; i=0; while [ $i -lt 100 ] && [ -r /proc/" ..
+    pid .. "/stat ]; do read -r x y st rest < /proc/" .. pid .. "/stat; [ \"$st\" = Z ] && break; " ..
+    "i=$((i+1)); sleep 0.05; done")
+end
+
+--- Starts `cmd` (a shell command line) in the background with its output in
+-- log; returns its OS process id.
+function helper.spawn_os(cmd, log)
+  local f = io.popen(("%s > %s 2>&1 & echo $!"):format(cmd, log))
+  local pid = tonumber(f:read("*l"))
+  f:close()
+  return pid
+end
+
+--- Waits (blocking: it also runs outside any node) until file path exists,
+-- 3 s at most by default; false when it never came.
+function helper.wait_file(path, tries)
+  for _ = 1, tries or 150 do
+    local f = io.open(path)
+    if f then
+      f:close()
+      return true
+    end
+    os.execute("sleep 0.02")
+  end
+  return false
+end
+
 return helper

@@ -27,25 +27,14 @@ local started = {}
 local function start(name, tag)
   tag = tag or name -- names its files
   local out = ("%s/%s.out"):format(dir, tag)
-  os.execute(("%s run --name %s@localhost --cookie reg --listen 127.0.0.1:0 --registrar %s --log-level info " ..
-    "%s/probe.lua %s > %s/%s.log 2>&1 & echo $! > %s/%s.pid")
-    :format(halo_bin, name, REG, dir, out, dir, tag, dir, tag))
-  local pid = io.open(("%s/%s.pid"):format(dir, tag)):read("*n")
+  local pid = helper.spawn_os(("%s run --name %s@localhost --cookie reg --listen 127.0.0.1:0 --registrar %s " ..
+    "--log-level info %s/probe.lua %s"):format(halo_bin, name, REG, dir, out), ("%s/%s.log"):format(dir, tag))
   started[#started + 1] = pid
-  for _ = 1, 150 do -- (blocking: it also runs outside any node)
-    local f = io.open(out)
-    if f then f:close(); return pid end
-    os.execute("sleep 0.02")
-  end
-  error(name .. " did not start")
+  assert(helper.wait_file(out), name .. " did not start")
   return pid
 end
 
-local function kill(pid)
-  os.execute("kill -KILL " .. pid .. " 2>/dev/null")
-  os.execute("unset LD_PRELOAD; i=0; while [ $i -lt 100 ] && [ -r /proc/" .. pid .. "/stat ]; do " ..
-    "read -r x y st rest < /proc/" .. pid .. "/stat; [ \"$st\" = Z ] && break; i=$((i+1)); sleep 0.05; done")
-end
+local kill = helper.kill
 
 local function sorted(t)
   t = { unpack(t) }
@@ -125,9 +114,8 @@ describe("the embedded registrar", function()
 
   it("lets a node of another host join by name through that host's registrar (UDP)", function()
     -- "another host": a registrar of its own on another port, a node named after 127.0.0.1
-    os.execute(("%s run --name x@127.0.0.1 --cookie reg --listen 127.0.0.1:0 --registrar embedded:14497 " ..
-      "--log-level info %s/probe.lua %s/x.out > %s/x.log 2>&1 & echo $! > %s/x.pid"):format(halo_bin, dir, dir, dir, dir))
-    started[#started + 1] = io.open(dir .. "/x.pid"):read("*n")
+    started[#started + 1] = helper.spawn_os(("%s run --name x@127.0.0.1 --cookie reg --listen 127.0.0.1:0 " ..
+      "--registrar embedded:14497 --log-level info %s/probe.lua %s/x.out"):format(halo_bin, dir, dir), dir .. "/x.log")
     local r = helper.run(function()
       local t0 = halo.now()
       assert(helper.wait_until(function()

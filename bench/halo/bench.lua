@@ -189,6 +189,20 @@ end
 local Echo = { name = "bench.echo" }
 function Echo:handle_call(_, _, req) return req end
 
+-- p50 and p99 from a histogram of ns (0-65535) and a list of larger values.
+local function p50_p99(hist, over, count)
+  table.sort(over)
+  local function pct(p)
+    local want, seen = math.ceil(count * p), 0
+    for k = 0, 65535 do
+      seen = seen + hist[k]
+      if seen >= want then return k end
+    end
+    return over[want - seen] or over[#over]
+  end
+  return { pct(0.5), pct(0.99) }
+end
+
 local function w6()
   local count = scale(1000000)
   local server = halo.spawn(Echo)
@@ -202,16 +216,7 @@ local function w6()
     if ns < 65536 then hist[ns] = hist[ns] + 1 else over[#over + 1] = ns end
   end
   halo.kill(server)
-  table.sort(over)
-  local function pct(p)
-    local want, seen = math.ceil(count * p), 0
-    for k = 0, 65535 do
-      seen = seen + hist[k]
-      if seen >= want then return k end
-    end
-    return over[want - seen] or over[#over]
-  end
-  return { pct(0.5), pct(0.99) }
+  return p50_p99(hist, over, count)
 end
 
 -- W7: memory per idle process (a fresh node per size) -------------------------
@@ -296,16 +301,7 @@ local function w6r()
     local ns = floor((now() - t0) * 1e6)
     if ns < 65536 then hist[ns] = hist[ns] + 1 else over[#over + 1] = ns end
   end
-  table.sort(over)
-  local function pct(p)
-    local want, seen = math.ceil(count * p), 0
-    for k = 0, 65535 do
-      seen = seen + hist[k]
-      if seen >= want then return k end
-    end
-    return over[want - seen] or over[#over]
-  end
-  return { pct(0.5), pct(0.99) }
+  return p50_p99(hist, over, count)
 end
 
 local PAYLOADS = { -- name, value, bytes counted for MB/s, messages

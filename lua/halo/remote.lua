@@ -164,17 +164,18 @@ function M.enable_spawn(name, behavior, ...)
   return true
 end
 
---- Removes nodes from name's list, or (no nodes) the whole entry (EUNKNOWN if absent).
-function M.disable_spawn(name, ...)
-  local s = st()
-  local e = s.spawn[name]
-  if not e then return core.error("EUNKNOWN", "spawn name " .. tostring(name)) end
-  local nodes = { ... }
-  if #nodes == 0 then s.spawn[name] = nil return true end
+-- Removes nodes from the entry of name in list, or (no nodes) the entry.
+local function disable(list, name, what, nodes)
+  local e = list[name]
+  if not e then return core.error("EUNKNOWN", what .. " " .. tostring(name)) end
+  if #nodes == 0 then list[name] = nil return true end
   if not e.nodes then e.nodes = {} end -- "any" minus some: keep the rest closed
   for _, n in ipairs(nodes) do e.nodes[core.crc32(n)] = nil end
   return true
 end
+
+--- Removes nodes from name's list, or (no nodes) the whole entry (EUNKNOWN if absent).
+function M.disable_spawn(name, ...) return disable(st().spawn, name, "spawn name", { ... }) end
 
 --- Lets nodes start application name here (all when none are named).
 function M.enable_application_start(name, ...)
@@ -191,16 +192,7 @@ function M.enable_application_start(name, ...)
   return true
 end
 
-function M.disable_application_start(name, ...)
-  local s = st()
-  local e = s.apps[name]
-  if not e then return core.error("EUNKNOWN", "application " .. tostring(name)) end
-  local nodes = { ... }
-  if #nodes == 0 then s.apps[name] = nil return true end
-  if not e.nodes then e.nodes = {} end
-  for _, n in ipairs(nodes) do e.nodes[core.crc32(n)] = nil end
-  return true
-end
+function M.disable_application_start(name, ...) return disable(st().apps, name, "application", { ... }) end
 
 --- The node flags: spawn and application_start (both on by default).
 function M.set_flags(flags)
