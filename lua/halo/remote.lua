@@ -143,6 +143,21 @@ function M.start_application(node, name, mode)
   return ask(node, { op = "application_start", name = name, mode = mode })
 end
 
+-- Adds nodes to the entry of name in list (a new entry starts as fields);
+-- no nodes: any node.
+local function enable(list, name, fields, nodes)
+  local e = list[name]
+  if not e then
+    fields.nodes = node_set(nodes)
+    list[name] = fields
+  elseif #nodes == 0 then
+    e.nodes = nil
+  elseif e.nodes then
+    node_set(nodes, e.nodes)
+  end
+  return true
+end
+
 --- Lets nodes (all when none are named; more names add to the list) spawn
 -- behavior under name here. Re-enabling a name with another behavior: ETAKEN.
 function M.enable_spawn(name, behavior, ...)
@@ -150,18 +165,9 @@ function M.enable_spawn(name, behavior, ...)
   if type(behavior) ~= "table" and type(behavior) ~= "string" and type(behavior) ~= "function" then
     error("a behavior (table, module name or function) expected", 2)
   end
-  local s, e = st(), nil
-  e = s.spawn[name]
+  local e = st().spawn[name]
   if e and e.behavior ~= behavior then return core.error("ETAKEN", "spawn name " .. name) end
-  local nodes = { ... }
-  if not e then
-    s.spawn[name] = { behavior = behavior, nodes = node_set(nodes) }
-  elseif #nodes == 0 then
-    e.nodes = nil
-  elseif e.nodes then
-    node_set(nodes, e.nodes)
-  end
-  return true
+  return enable(st().spawn, name, { behavior = behavior }, { ... })
 end
 
 -- Removes nodes from the entry of name in list, or (no nodes) the entry.
@@ -180,16 +186,7 @@ function M.disable_spawn(name, ...) return disable(st().spawn, name, "spawn name
 --- Lets nodes start application name here (all when none are named).
 function M.enable_application_start(name, ...)
   if type(name) ~= "string" or name == "" then error("an application name expected", 2) end
-  local s = st()
-  local e, nodes = s.apps[name], { ... }
-  if not e then
-    s.apps[name] = { nodes = node_set(nodes) }
-  elseif #nodes == 0 then
-    e.nodes = nil
-  elseif e.nodes then
-    node_set(nodes, e.nodes)
-  end
-  return true
+  return enable(st().apps, name, {}, { ... })
 end
 
 function M.disable_application_start(name, ...) return disable(st().apps, name, "application", { ... }) end
