@@ -125,18 +125,11 @@ static void schedule_redial(halo_peer_t *p) {
 }
 
 static void flush(halo_conn_t *c);
-static void drop_session(halo_peer_t *p);
+static void drop_session(halo_net_t *net, halo_peer_t *p);
 static halo_conn_t *own_dial(halo_net_t *net, const char *name, const halo_conn_t *except);
 
 static halo_conn_t *pick_link(const halo_peer_t *p, uint64_t from);
 static void protocol_error(halo_conn_t *c, const char *why);
-
-/* An accepted handshake from node name under way (its session may come). */
-static halo_conn_t *incoming(halo_net_t *net, const char *name) {
-  for (halo_conn_t *d = net->conns; d; d = d->next)
-    if (!d->dialer && !d->join && !d->closing && d->state == C_WAIT_PROOF && !strcmp(d->peer_name, name)) return d;
-  return NULL;
-}
 
 static halo_peer_t *peer_named(halo_net_t *net, const char *name) {
   if (!name || !*name) return NULL;
@@ -273,8 +266,10 @@ static void conn_close(halo_conn_t *c, const char *why) {
   if (p && p->links[c->slot] == c) {
     p->links[c->slot] = NULL;
     p->live--;
-    if (why) { /* one link lost: the session is (its frames are gone, order cannot hold) */
-      drop_session(p);
+    if (why && c->join && !p->ready && p->live) {
+      /* a join lost before READY: the session goes on without it (READY says so) */
+    } else if (why) { /* one link lost: the session is (its frames are gone, order cannot hold) */
+      drop_session(net, p);
       peer_lost(net, p, why);
     } else if (!p->live) {
       p->ready = 0;
@@ -525,7 +520,11 @@ static void lose_quietly(halo_conn_t *c) {
 }
 
 /* Closes p's links without counting a loss: a session replaced them. */
-static void drop_session(halo_peer_t *p) {
+static void drop_session(halo_net_t *net, halo_peer_t *p) {
+  for (halo_conn_t *d = net->conns, *next; d; d = next) {
+    next = d->next; /* its joins still dialing belong to it too */
+    if (d->join && d->redial == p && !d->closing) conn_close(d, NULL);
+  }
   for (int i = 0; i < HALO_NET_POOL_MAX; i++) {
     halo_conn_t *l = p->links[i];
     if (!l) continue;
@@ -583,8 +582,14 @@ static void session_ready(halo_peer_t *p) {
 /* Acceptor: READY names the joins the dialer keeps; the others go. */
 static void on_ready(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   halo_peer_t *peer = c->peer;
-  if (c->join || peer->ready || end - p < 1 || end - p != 1 + p[0] * NONCE || p[0] >= HALO_NET_POOL_MAX)
+  if (c->dialer || c->join || peer->ready || end - p < 1 || end - p != 1 + p[0] * NONCE || p[0] >= HALO_NET_POOL_MAX)
     return protocol_error(c, "malformed ready");
+  for (int j = 0; j < p[0]; j++) { /* every link it names must still be here */
+    int here = 0;
+    for (int i = 0; i < HALO_NET_POOL_MAX && !here; i++)
+      here = peer->links[i] && peer->links[i]->join && !memcmp(peer->links[i]->nonce_peer, p + 1 + j * NONCE, NONCE);
+    if (!here) return conn_close(c, "a link of the session was lost before it was ready");
+  }
   for (int i = 0; i < HALO_NET_POOL_MAX; i++) {
     halo_conn_t *l = peer->links[i];
     if (!l || !l->join) continue;
@@ -611,7 +616,7 @@ static void established(halo_conn_t *c, uint32_t max_message, int pool_size) {
   if (!c->join) {
     if (peer->live) { /* a session is up already (dials whose names were not known in time) */
       if (peer->creation == c->peer_creation && !replaces(c, peer)) return lose_quietly(c);
-      drop_session(peer); /* replaced: not a loss */
+      drop_session(net, peer); /* replaced: not a loss */
     } else if (peer->connected_at) {
       drop_assemblies(peer, 1, 0); /* from the session that was lost */
     }
@@ -935,7 +940,7 @@ static void dispatch(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *
   if (type == F_YIELD && !c->dialer) return conn_close(c, NULL); /* the dialer got there another way */
   if (type == F_YIELD && c->dialer) {
     if (halo_net_peer_by_name(c->net, c->peer_name[0] ? c->peer_name : c->expect)) return lose_quietly(c);
-    if (c->join) return conn_close(c, NULL); /* the tick tries again */
+    if (c->join) return conn_close(c, NULL); /* the session goes on without it (READY says so) */
     c->state = C_YIELDED; /* until the peer's dial arrives, or the timer ends it */
     snprintf(c->why, sizeof c->why, "%s", why);
     uv_timer_start(&c->timer, on_timeout, 2000, 0);
@@ -1140,7 +1145,7 @@ static halo_mpw_t *out_for(halo_net_t *net, uint32_t node, uint64_t from, halo_p
     if (!r) return NULL;
     if (!peer && !(peer = peer_get(net, r->name))) return NULL;
     if (strcmp(peer->name, r->name)) return NULL;
-    if (!peer->dialing && !own_dial(net, r->name, NULL) && !incoming(net, r->name)) {
+    if (!peer->dialing && !own_dial(net, r->name, NULL)) {
       snprintf(peer->host, sizeof peer->host, "%s", r->host);
       peer->port = r->port;
       peer->retry_at = 0;
@@ -1331,7 +1336,7 @@ static int dial(halo_net_t *net, const char *host, int port, const char *expect,
   int rc = uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&addr, on_connected);
   if (rc) {
     handshake_failed(c, uv_strerror(rc)); /* schedules the next re-dial, if any */
-    return for_peer ? 0 : rc;
+    return for_peer && !join ? 0 : rc; /* a join that cannot even start: dial_joins stops */
   }
   return 0;
 }
@@ -1366,6 +1371,12 @@ static void on_tick(uv_timer_t *t) {
     if (!p) continue;
     if (p->assemblies.len) drop_assemblies(p, 0, quiet);
     if (p->live && p->dialed && !p->ready && now >= p->ready_by) session_ready(p); /* with the links it has */
+    if (p->live && !p->dialed && !p->ready && now >= p->ready_by + (uint64_t)HALO_NET_HANDSHAKE_MS * 1000000u) {
+      halo_conn_t *first = NULL; /* the dialer never said READY: the session goes */
+      for (int k = 0; k < HALO_NET_POOL_MAX && !first; k++)
+        if (p->links[k] && !p->links[k]->join) first = p->links[k];
+      if (first) conn_close(first, "no READY from the dialer");
+    }
     if (p->live || p->dialing || !p->retry_at || now < p->retry_at) continue;
     p->retry_at = 0;
     if (dial(net, p->host, p->port, p->name, p, 0, NULL)) schedule_redial(p);
@@ -1430,9 +1441,9 @@ int halo_net_route_set(halo_net_t *net, const char *name, const char *host, int 
   r->port = port;
   halo_peer_t *p = peer_get(net, name);
   if (!p || strcmp(p->name, name)) return p ? HALO_EINCORRECT : HALO_ENOMEM;
-  if (p->live || p->dialing || own_dial(net, name, NULL) || incoming(net, name)) return 0;
   snprintf(p->host, sizeof p->host, "%s", host); /* re-dialed while the route stands */
   p->port = port;
+  if (p->live || p->dialing || own_dial(net, name, NULL)) return 0;
   p->retry_at = 0;
   return dial(net, host, port, name, p, 0, NULL);
 }
