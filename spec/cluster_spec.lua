@@ -51,12 +51,7 @@ local kill = helper.kill
 
 describe("a cluster of four nodes", function()
   setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
-    local f = assert(io.open(dir .. "/node.lua", "w"))
-    f:write(SCRIPT)
-    f:close()
+    dir = helper.script_dir("node.lua", SCRIPT)
   end)
   teardown(function()
     for _, pid in ipairs(pids) do kill(pid) end

@@ -187,12 +187,7 @@ end
 
 describe("the etcd registrar", function()
   setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
-    local f = assert(io.open(dir .. "/probe.lua", "w"))
-    f:write(SCRIPT)
-    f:close()
+    dir = helper.script_dir("probe.lua", SCRIPT)
     client_port, peer_port = free_ports(2)
     local ok, err = pcall(function()
       start_etcd()

@@ -65,6 +65,17 @@ function helper.kill(pid)
     "i=$((i+1)); sleep 0.05; done")
 end
 
+--- A fresh temporary directory holding file `name` with `text` in it.
+function helper.script_dir(name, text)
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p " .. dir)
+  local f = assert(io.open(dir .. "/" .. name, "w"))
+  f:write(text)
+  f:close()
+  return dir
+end
+
 --- Starts `cmd` (a shell command line) in the background with its output in
 -- log; returns its OS process id.
 function helper.spawn_os(cmd, log)

@@ -44,12 +44,7 @@ end
 
 describe("the embedded registrar", function()
   setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
-    local f = assert(io.open(dir .. "/probe.lua", "w"))
-    f:write(SCRIPT)
-    f:close()
+    dir = helper.script_dir("probe.lua", SCRIPT)
   end)
   teardown(function()
     for _, pid in ipairs(started) do kill(pid) end

@@ -49,30 +49,23 @@ local function remote(node)
   return require("halo.remote")
 end
 
+-- A (un)subscription of how ("link" or "monitor"), here or at node.
+local function subscription(how, on)
+  return function(name, node)
+    local r = remote(node)
+    if r then return r[on and "event_subscribe" or "event_unsubscribe"](node, name, how) end
+    return (on and core.event_subscribe or core.event_unsubscribe)(name, how)
+  end
+end
+
 --- Subscribes by link (to the event of node, when given); returns the
 -- buffered envelopes, oldest first.
-function M.link(name, node)
-  local r = remote(node)
-  if r then return r.event_subscribe(node, name, "link") end
-  return core.event_subscribe(name, "link")
-end
+M.link = subscription("link", true)
 --- Subscribes by monitor (to the event of node, when given); returns the
 -- buffered envelopes, oldest first.
-function M.monitor(name, node)
-  local r = remote(node)
-  if r then return r.event_subscribe(node, name, "monitor") end
-  return core.event_subscribe(name, "monitor")
-end
-function M.unlink(name, node)
-  local r = remote(node)
-  if r then return r.event_unsubscribe(node, name, "link") end
-  return core.event_unsubscribe(name, "link")
-end
-function M.demonitor(name, node)
-  local r = remote(node)
-  if r then return r.event_unsubscribe(node, name, "monitor") end
-  return core.event_unsubscribe(name, "monitor")
-end
+M.monitor = subscription("monitor", true)
+M.unlink = subscription("link", false)
+M.demonitor = subscription("monitor", false)
 
 --- Utilization state of an EventInfo, evaluated in the reference's order.
 function M.utilization(info)

@@ -1,13 +1,15 @@
---- halo.net: the inter-node transport (C: core/net.c, bindings/net.c).
+--- halo.net: the inter-node transport (C: core/net.c, bindings/net.c) and
+-- what registrars tell it (core/registrar.c, halo/etcd.lua).
 -- A node joins the network with --cookie / --listen (or halo.run options
--- cookie, listen), then:
---   assert(halo.net.connect("b@host", "10.0.0.2:11144"))  -- dial and wait for the handshake
+-- cookie, listen, registrar, cluster, join); it then finds the other nodes
+-- through its registrar and connects on first use:
 --   halo.send(remote_pid, msg); halo.call(remote_pid, req)  -- as if local
---   halo.net.info(); halo.net.node("b@host")
+--   assert(halo.net.connect("b@host", "10.0.0.2:11144"))  -- or dial directly
+--   halo.net.info(); halo.net.node("b@host"); halo.net.cluster()
 -- Both sides prove the shared cookie (HMAC-SHA256 over per-connection
--- nonces; the cookie never crosses the wire). This first version keeps one
--- TCP link per peer and needs an explicit connect; registrars, automatic
--- connects, link pools, fragmentation and compression come next.
+-- nonces; the cookie never crosses the wire). A peer's session is a pool of
+-- links (see README "Links."); messages over 65000 bytes are fragmented;
+-- halo.net.compress(true) compresses a process's large messages.
 local halo = require("halo")
 local core = require("halo.core")
 

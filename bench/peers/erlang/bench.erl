@@ -15,7 +15,7 @@
 
 -export([main/1]).
 %% shared with bench_dist (W6r, W8): result lines and progress output
--export([emit/5, log/2]).
+-export([emit/5, log/2, guarded/2]).
 %% process entry points
 -export([idle/0]).
 
@@ -28,16 +28,19 @@ log(Fmt, Args) -> io:format(standard_error, Fmt ++ "~n", Args).
 %% ---------------------------------------------------------------------------
 %% main
 
-main(Opts) ->
-    %% Keep logger output (crash reports etc.) off stdout.
+main(Opts) -> guarded("bench", fun() -> run(Opts) end).
+
+%% Runs Fun with logger output (crash reports etc.) kept off stdout; a
+%% failure is logged and halts the VM with status 1.
+guarded(Name, Fun) ->
     _ = logger:remove_handler(default),
     ok = logger:add_handler(default, logger_std_h,
                             #{config => #{type => standard_error}}),
     try
-        run(Opts),
+        Fun(),
         ok
     catch Class:Reason:Stack ->
-        log("bench failed: ~p:~p~n~p", [Class, Reason, Stack]),
+        log(Name ++ " failed: ~p:~p~n~p", [Class, Reason, Stack]),
         erlang:halt(1)
     end.
 

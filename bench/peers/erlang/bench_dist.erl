@@ -54,17 +54,7 @@ serve_wait(ANode) ->
 %% ---------------------------------------------------------------------------
 %% node A
 
-main(Opts) ->
-    _ = logger:remove_handler(default),
-    ok = logger:add_handler(default, logger_std_h,
-                            #{config => #{type => standard_error}}),
-    try
-        run(Opts),
-        ok
-    catch Class:Reason:Stack ->
-        log("bench_dist failed: ~p:~p~n~p", [Class, Reason, Stack]),
-        erlang:halt(1)
-    end.
+main(Opts) -> bench:guarded("bench_dist", fun() -> run(Opts) end).
 
 run(Opts) ->
     Peer = proplists:get_value(peer, Opts),
