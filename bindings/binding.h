@@ -150,7 +150,7 @@ void hb_net_stop(halo_binding_t *B);
 int hb_net_check_addr(const char *addr);
 void hb_net_free(halo_binding_t *B);
 void hb_open_net(lua_State *L);
-/** HTTP client (http.c): core.http_request, http_start, http_cancel, http_stats. */
+/** HTTP client (http.c): core.http_wait, http_start, http_cancel, http_stats. */
 void hb_open_http(lua_State *L);
 
 /** Registers the functions of each file into the table on top. */

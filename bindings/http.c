@@ -1,8 +1,9 @@
 /* The Lua face of the HTTP client (core/http.c) for halo processes.
  *
- *   core.http_request(opts) -> {status, body} | nil, err, code
- *       in a process's own coroutine: the process waits for the response
- *       like halo.call (state "wait response"; other messages stay queued)
+ *   core.http_wait(opts) -> ref | nil, err, code
+ *       in a process's own coroutine: starts the request and leaves the
+ *       process waiting like halo.call (state "wait response"; other
+ *       messages stay queued); halo.http.request yields until the response
  *   core.http_start(opts) -> ref | nil, err, code
  *       the results come to the calling process as messages (below)
  *   core.http_cancel(ref) -> true | nil, "ETARGETUNKNOWN: unknown target"
@@ -285,16 +286,16 @@ static int start(lua_State *L, int wait) {
   int stream = opt_bool(L, "stream"), detach = opt_bool(L, "detach");
   if (!host || !*host) return luaL_error(L, "http: host is required");
   if (port < 1 || port > 65535 || port != (int)port) return luaL_error(L, "http: port must be 1..65535");
-  if (wait && (stream || detach)) return luaL_error(L, "http_request: stream and detach need core.http_start");
+  if (wait && (stream || detach)) return luaL_error(L, "http_wait: stream and detach need core.http_start");
   if (stream && detach) return luaL_error(L, "http: a stream cannot be detached");
   int mode = wait ? MODE_WAIT : detach ? MODE_DETACH : stream ? MODE_STREAM : MODE_MESSAGE;
   double timeout = opt_number(L, "timeout", mode == MODE_STREAM ? 0 : mode == MODE_DETACH ? DETACH_TIMEOUT : DEFAULT_TIMEOUT);
   if (timeout < 0 || timeout > 86400000) return luaL_error(L, "http: timeout must be 0..86400000 ms");
-  if (mode == MODE_WAIT && timeout == 0) return luaL_error(L, "http_request: a timeout > 0 is required");
+  if (mode == MODE_WAIT && timeout == 0) return luaL_error(L, "http_wait: a timeout > 0 is required");
   if (mode == MODE_DETACH && (timeout == 0 || timeout > DETACH_MAX)) timeout = DETACH_MAX;
   halo_proc_t *self = NULL;
   if (mode != MODE_DETACH) {
-    self = hb_self(L, B, wait ? "core.http_request" : "core.http_start", wait);
+    self = hb_self(L, B, wait ? "halo.http.request" : "core.http_start", wait);
     if (self->state >= HALO_STATE_TERMINATED) return hb_error(L, HALO_ETERMINATED);
   }
   state_t *s = state_get(B);
@@ -336,7 +337,9 @@ static int start(lua_State *L, int wait) {
   return 1;
 }
 
-/* The upvalue of core.http_request (below): starts and leaves the caller waiting. */
+/* core.http_wait(opts) -> ref | nil, err, code: starts a request and leaves
+ * the calling process waiting; it is resumed with (true, response) or
+ * (false, err, code). halo.http.request (lua/halo/http.lua) yields for it. */
 static int l_http_wait(lua_State *L) { return start(L, 1); }
 
 /* core.http_start(opts) -> ref | nil, err, code */
@@ -370,27 +373,9 @@ static int l_http_stats(lua_State *L) {
   return 1;
 }
 
-/* core.http_request in Lua: a process waits the way halo.call does. */
-static const char request_lua[] =
-    "local wait, yield = ...\n"
-    "return function(opts)\n"
-    "  local ref, err, code = wait(opts)\n"
-    "  if not ref then return nil, err, code end\n"
-    "  local ok, res, c = yield()\n"
-    "  if not ok then return nil, res, c end\n"
-    "  if res.error then return nil, res.error, res.code end\n"
-    "  return res\n"
-    "end\n";
-
 void hb_open_http(lua_State *L) {
-  static const luaL_Reg fns[] = {{"http_start", l_http_start}, {"http_cancel", l_http_cancel},
-                                 {"http_stats", l_http_stats}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"http_wait", l_http_wait}, {"http_start", l_http_start},
+                                 {"http_cancel", l_http_cancel}, {"http_stats", l_http_stats},
+                                 {NULL, NULL}};
   luaL_register(L, NULL, fns);
-  if (luaL_loadbuffer(L, request_lua, sizeof request_lua - 1, "=core.http_request")) lua_error(L);
-  lua_pushcfunction(L, l_http_wait);
-  lua_getglobal(L, "coroutine");
-  lua_getfield(L, -1, "yield");
-  lua_remove(L, -2);
-  lua_call(L, 2, 1);
-  lua_setfield(L, -2, "http_request");
 }

@@ -133,18 +133,6 @@ int hb_net_start(lua_State *L, halo_binding_t *B, const char *cookie, const char
     }
     B->registrar = r;
   }
-  /* the service that answers other nodes' requests (lua/halo/remote.lua) */
-  int top = lua_gettop(L);
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "halo.remote");
-  if (lua_pcall(L, 1, 1, 0) == 0) {
-    lua_getfield(L, -1, "serve");
-    if (lua_pcall(L, 0, 2, 0) || lua_isnil(L, -2))
-      halo_log_proc(&B->node, NULL, HALO_LOG_ERROR, "cannot start halo_remote: %s", lua_tostring(L, -1));
-  } else {
-    halo_log_proc(&B->node, NULL, HALO_LOG_ERROR, "cannot load halo.remote: %s", lua_tostring(L, -1));
-  }
-  lua_settop(L, top);
   lua_pushinteger(L, net->port);
   return 1;
 }

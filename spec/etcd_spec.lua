@@ -5,6 +5,7 @@
 -- registrar is built on. Everything started here is killed in teardown.
 local halo = require("halo")
 local core = require("halo.core")
+local http = require("halo.http")
 local helper = require("helper")
 local cjson = require("cjson")
 local bit = require("bit")
@@ -145,7 +146,7 @@ end
 
 -- etcd through halo's HTTP client (from a process).
 local function etcd(path, req)
-  local res, err = core.http_request({ host = "127.0.0.1", port = client_port, path = path, body = cjson.encode(req),
+  local res, err = http.request({ host = "127.0.0.1", port = client_port, path = path, body = cjson.encode(req),
                                        content_type = "application/json", timeout = 3000 })
   if not res then return nil, err end
   return cjson.decode(res.body), res.status
@@ -193,7 +194,7 @@ describe("the etcd registrar", function()
       start_etcd()
       helper.run(function() -- etcd is up once it answers
         assert(helper.wait_until(function()
-          local res = core.http_request({ host = "127.0.0.1", port = client_port, path = "/health", timeout = 500 })
+          local res = http.request({ host = "127.0.0.1", port = client_port, path = "/health", timeout = 500 })
           return res and res.status == 200 and res.body:find("true", 1, true)
         end, 15000, 50), "etcd did not start: " .. io.open(dir .. "/etcd.log"):read("*a"))
       end, { timeout = 20000 })
@@ -216,8 +217,8 @@ describe("the etcd registrar", function()
     local r = helper.run(function()
       local out = {}
       local host, port = "127.0.0.1", client_port
-      out.refused = { core.http_request({ host = host, port = 1, path = "/", timeout = 1000 }) }
-      local res = core.http_request({ host = host, port = port, path = "/v3/kv/put", content_type = "application/json",
+      out.refused = { http.request({ host = host, port = 1, path = "/", timeout = 1000 }) }
+      local res = http.request({ host = host, port = port, path = "/v3/kv/put", content_type = "application/json",
                                       body = cjson.encode({ key = b64("http/a"), value = b64("1") }) })
       out.put_status = res.status
       -- a stream (a watch) and a request whose answer comes as a message

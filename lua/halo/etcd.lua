@@ -4,7 +4,7 @@
 --
 -- A system process (behavior halo.etcd, registered as halo_etcd) talks to
 -- etcd's v3 JSON API (grpc-gateway: keys and values base64 in JSON) through
--- halo's HTTP client (core.http_request / core.http_start). halo.run starts
+-- halo's HTTP client (halo.http.request / core.http_start). halo.run starts
 -- it before the entry: the entry runs once the node is registered.
 --
 -- Keys: the reference's layout, with JSON values instead of its binary
@@ -65,6 +65,7 @@
 local halo = require("halo")
 local core = require("halo.core")
 local cjson = require("cjson")
+local http = require("halo.http")
 local bit = require("bit")
 
 local M = {}
@@ -145,7 +146,7 @@ end
 -- POSTs req (a table, JSON-encoded) to path and decodes the answer (the
 -- calling process waits). Returns the decoded table or nil, err, code.
 local function etcd(path, req, timeout)
-  local res, err, code = core.http_request({ host = S.host, port = S.port, method = "POST", path = path,
+  local res, err, code = http.request({ host = S.host, port = S.port, method = "POST", path = path,
                                              body = cjson.encode(req), content_type = "application/json",
                                              timeout = timeout or REQUEST_TIMEOUT })
   if not res then return nil, err, code end

@@ -92,14 +92,14 @@ end
 -- "default"). Returns exit_code, entry_error (string or nil), stats.
 function halo.run(fn, opts)
   opts = opts or {}
-  local registrar = opts.registrar
-  if type(registrar) == "string" and registrar:sub(1, 7) == "etcd://" then
-    -- the etcd registrar is a process: it registers the node before the entry runs
-    local entry = fn
-    fn = function(...)
-      if not require("halo.etcd").start(registrar:sub(8), opts.cluster) then return end
-      return entry(...)
-    end
+  local registrar, entry = opts.registrar, fn
+  local etcd = type(registrar) == "string" and registrar:sub(1, 7) == "etcd://"
+  fn = function(...)
+    -- a networked node answers other nodes' requests (halo.remote) and, with
+    -- the etcd registrar, registers itself before the entry runs
+    if core.net_info().Mode == "enabled" then require("halo.remote").serve() end
+    if etcd and not require("halo.etcd").start(registrar:sub(8), opts.cluster) then return end
+    return entry(...)
   end
   return core.run(fn, opts.args, opts, body)
 end
@@ -314,7 +314,7 @@ end
 
 -- The platform modules load on first use: halo.supervisor, halo.pool, ...
 local submodules = { supervisor = true, pool = true, event = true, application = true, cron = true, codec = true,
-                     net = true, remote = true }
+                     net = true, remote = true, http = true }
 setmetatable(halo, {
   __index = function(t, k)
     if submodules[k] then

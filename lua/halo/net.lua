@@ -20,7 +20,10 @@ local M = {}
 -- Returns the port listened on.
 function M.start(opts)
   opts = opts or {}
-  return core.net_start(opts.cookie, opts.listen, opts.registrar)
+  local port, err, code = core.net_start(opts.cookie, opts.listen, opts.registrar)
+  if not port then return nil, err, code end
+  require("halo.remote").serve()
+  return port
 end
 
 --- RegistrarInfo of the registrar this node uses. The embedded one:
