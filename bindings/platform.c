@@ -206,7 +206,7 @@ static int l_event_unsubscribe_remote(lua_State *L) {
 }
 
 static void push_event_info(lua_State *L, halo_binding_t *B, const halo_event_t *ev) {
-  lua_createtable(L, 0, 14);
+  lua_createtable(L, 0, 15);
   SET_STR("Name", ev->name);
   char crc[9]; /* pid_prefix is "<CCCCCCCC.0.": the 8 hex digits */
   memcpy(crc, B->pid_prefix + 1, 8);
@@ -225,6 +225,7 @@ static void push_event_info(lua_State *L, halo_binding_t *B, const halo_event_t 
   SET_INT("MessagesLocalSent", ev->local_sent);
   SET_INT("MessagesRemoteSent", ev->remote_sent);
   SET_INT("LastPublishedAt", ev->last_published_at);
+  SET_STR("UtilizationState", halo_event_utilization(ev));
 }
 
 /* core.event_info(name) -> EventInfo | nil, err */

@@ -279,3 +279,10 @@ void halo__event_destroy_all(halo_node_t *n) {
   }
   halo_smap_destroy(&n->events);
 }
+
+const char *halo_event_utilization(const halo_event_t *ev) {
+  if (ev->published && ev->nsubs) return "active";
+  if (ev->notify) return "on_demand";
+  if (!ev->published && !ev->nsubs) return "idle";
+  return ev->published ? "no_subscribers" : "no_publishing";
+}

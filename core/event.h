@@ -56,6 +56,10 @@ int halo_event_unsubscribe(halo_node_t *n, halo_proc_t *p, const char *name, int
  *  Errors as halo_event_subscribe. */
 int halo_event_subscribe_remote(halo_node_t *n, const char *name, int type, halo_pid_t who, halo_event_t **out);
 int halo_event_unsubscribe_remote(halo_node_t *n, const char *name, int type, halo_pid_t who);
+/** The event's utilization state, evaluated in the reference's order:
+ *  "active" (published and subscribed), "on_demand" (notify), "idle",
+ *  "no_subscribers", "no_publishing". */
+const char *halo_event_utilization(const halo_event_t *ev);
 /** Node crc is gone: its processes' subscriptions go. */
 void halo__event_node_down(halo_node_t *n, uint32_t crc);
 /** The event of that name, or NULL. */

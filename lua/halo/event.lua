@@ -67,23 +67,9 @@ M.monitor = subscription("monitor", true)
 M.unlink = subscription("link", false)
 M.demonitor = subscription("monitor", false)
 
---- Utilization state of an EventInfo, evaluated in the reference's order.
-function M.utilization(info)
-  local pub, subs = info.MessagesPublished, info.Subscribers
-  if pub > 0 and subs > 0 then return "active" end
-  if info.Notify then return "on_demand" end
-  if pub == 0 and subs == 0 then return "idle" end
-  if pub > 0 and subs == 0 then return "no_subscribers" end
-  if subs > 0 and pub == 0 then return "no_publishing" end
-  return "unknown"
-end
-
---- EventInfo of one event, or nil, "EEVENTUNKNOWN: unknown event".
-function M.info(name)
-  local info, err, code = core.event_info(name)
-  if info then info.UtilizationState = M.utilization(info) end
-  return info, err, code
-end
+--- EventInfo of one event (UtilizationState included), or nil,
+-- "EEVENTUNKNOWN: unknown event".
+M.info = core.event_info
 
 local SORT_FIELDS = { subscribers = "Subscribers", published = "MessagesPublished",
                       local_sent = "MessagesLocalSent", remote_sent = "MessagesRemoteSent" }
@@ -114,7 +100,6 @@ function M.list(filter)
   if limit == 0 then limit = 100 end
   local out = {}
   for _, e in ipairs(core.event_list()) do
-    e.UtilizationState = M.utilization(e)
     local ok = true
     if filter.name and not e.Name:find(filter.name, 1, true) then ok = false end
     if ok and filter.producer then
