@@ -5,7 +5,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 PACKAGES   := build-essential cmake pkg-config libuv1-dev libluajit-5.1-dev luajit \
-              lua-cjson lua-cjson-dev node-llhttp lua-busted zlib1g-dev etcd-server
+              lua-cjson lua-cjson-dev node-llhttp lua-busted zlib1g-dev libssl-dev etcd-server
 BENCH_PACKAGES := erlang-base
 FUZZ_PACKAGES  := clang
 FUZZ_SECONDS   ?= 60

@@ -111,13 +111,15 @@ int hb_net_start(lua_State *L, halo_binding_t *B, const char *cookie, const char
   if (listen && split_addr(listen, host, sizeof host, &port))
     return hb_errorf(L, HALO_EINCORRECT, "listen address must be host:port, got '%s'", listen);
   halo_net_t *net = calloc(1, sizeof *net);
-  if (!net || halo_net_init(net, &B->node, cookie)) {
+  int rc = net ? halo_net_init(net, &B->node, cookie) : HALO_ENOMEM;
+  if (rc) {
+    if (net) free(net->cookie);
     free(net);
-    return hb_error(L, HALO_ENOMEM);
+    return rc == UV_EIO ? hb_errorf(L, rc, "no randomness for the node's id") : hb_error(L, rc);
   }
   B->node.hooks.encode = hook_encode;
   B->node.hooks.decode = hook_decode;
-  int rc = halo_net_listen(net, host, port);
+  rc = halo_net_listen(net, host, port);
   if (rc) {
     halo_net_close(net);
     free(net);

@@ -6,7 +6,7 @@
 #include "process.h"
 #include "rel.h"
 #include "scheduler.h"
-#include "sha256.h"
+#include "crypto.h"
 
 #include <stdlib.h>
 #include <zlib.h>
@@ -1011,7 +1011,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 static halo_conn_t *conn_new(halo_net_t *net, int dialer) {
   halo_conn_t *c = calloc(1, sizeof *c);
   if (!c) return NULL;
-  if (uv_random(NULL, NULL, c->nonce_self, NONCE, 0, NULL)) {
+  if (halo_random(c->nonce_self, NONCE)) {
     /* no system randomness: refuse rather than use guessable nonces */
     halo_log_proc(net->node, NULL, HALO_LOG_ERROR, "no randomness for a handshake nonce");
     free(c);
@@ -1258,7 +1258,7 @@ int halo_net_init(halo_net_t *net, halo_node_t *n, const char *cookie) {
   memset(net, 0, sizeof *net);
   net->node = n;
   if (!(net->cookie = strdup(cookie))) return HALO_ENOMEM;
-  if (uv_random(NULL, NULL, &net->creation, sizeof net->creation, 0, NULL)) return HALO_ENOMEM;
+  if (halo_random(&net->creation, sizeof net->creation)) return UV_EIO; /* no randomness: no node id */
   halo_imap_init(&net->peers);
   halo_imap_init(&net->routes);
   net->route.send = route_send;
