@@ -539,6 +539,7 @@ describe("fragments", function()
   it("of a message whose sender died are dropped after the timeout and counted", function()
     local port, echo, stop, pid = start_b("secret")
     local r = a(function()
+      halo.net.configure({ max_message = 48000000 }) -- over the 16 MB default: advertised when connecting
       assert(halo.net.connect("b@localhost", "127.0.0.1:" .. port))
       local cfg = halo.net.configure({ fragment_timeout_ms = 1000 })
       local bad = { halo.net.configure({ compress_threshold = 100 }) }
