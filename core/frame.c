@@ -107,6 +107,7 @@ int halo_frame_msg_parse(int type, const uint8_t *p, const uint8_t *end, halo_fr
     if (!nl || (size_t)(end - payload) < 1 + nl) return -1;
     memcpy(m->name, payload + 1, nl);
     m->name[nl] = 0;
+    if (strlen(m->name) != nl) return -1; /* a NUL inside: no name of ours */
     payload += 1 + nl;
   }
   m->payload = payload;
