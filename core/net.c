@@ -127,9 +127,25 @@ static halo_peer_t *peer_named(halo_net_t *net, const char *name) {
   return p && !strcmp(p->name, name) ? p : NULL;
 }
 
+/* The messages in a pending buffer (a fragmented one counts once). */
+static uint64_t count_msgs(const halo_mpw_t *b) {
+  uint64_t n = 0;
+  int type;
+  const uint8_t *body;
+  size_t blen;
+  for (size_t off = 0, k; off < b->len; off += k) {
+    long r = halo_frame_next(b->buf + off, b->len - off, HALO_NET_MAX_FRAME, &type, &body, &blen);
+    if (r <= 0) break;
+    k = (size_t)r;
+    int base = type & 0x7f;
+    n += base == F_MSG || base == F_REPLY || base == F_MSG_NAME || (type == F_FRAG && !get32(body + 12));
+  }
+  return n;
+}
+
 /* Empties p's pending buffers: into the links of a ready session
- * (deliver), or away. */
-static void clear_pending(halo_peer_t *p, int deliver) {
+ * (deliver), or away (what does not fit a link is counted as dropped). */
+static void clear_pending(halo_net_t *net, halo_peer_t *p, int deliver) {
   for (size_t i = 0; i < p->pending.cap; i++) {
     halo_mpw_t *b = p->pending.slots[i].val;
     if (!b) continue;
@@ -138,8 +154,9 @@ static void clear_pending(halo_peer_t *p, int deliver) {
     if (dst) {
       memcpy(dst, b->buf, b->len);
       p->bytes_out += b->len;
-    } else if (l) {
-      l->out.err = 0;
+    } else if (deliver) {
+      if (l) l->out.err = 0;
+      net->pending_dropped += count_msgs(b);
     }
     halo_mpw_free(b);
     free(b);
@@ -158,7 +175,7 @@ static void drop_pending(halo_net_t *net, halo_peer_t *p, const char *why) {
     halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "dropped %llu messages to %s: %s",
                   (unsigned long long)p->pending_msgs, p->name, why);
   net->pending_dropped += p->pending_msgs;
-  clear_pending(p, 0);
+  clear_pending(net, p, 0);
   if (had && !p->live && !net->closing) {
     halo_payload_t reason = net->node->hooks.reason(net->node, "no connection");
     halo__rel_node_down(net->node, p->crc, &reason);
@@ -517,9 +534,9 @@ static halo_peer_t *peer_get(halo_net_t *net, const char *name) {
 
 /* The session's links are fixed from now on: what waited goes out, each
  * sender class on the link its senders use from now on. */
-static void start_flowing(halo_peer_t *p) {
+static void start_flowing(halo_net_t *net, halo_peer_t *p) {
   p->ready = 1;
-  clear_pending(p, 1);
+  clear_pending(net, p, 1);
 }
 
 /* Dialer: the joins are in (or the wait is over): READY {count, the join
@@ -541,7 +558,7 @@ static void session_ready(halo_peer_t *p) {
     body[0]++;
   }
   if (!first || send_frame(first, F_READY, body, k, NULL, 0)) return;
-  start_flowing(p);
+  start_flowing(first->net, p);
 }
 
 /* Acceptor: READY names the joins the dialer keeps; the others go. */
@@ -566,7 +583,7 @@ static void on_ready(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
     l->peer = NULL;
     conn_close(l, NULL);
   }
-  start_flowing(peer);
+  start_flowing(c->net, peer);
 }
 
 static void established(halo_conn_t *c, uint32_t max_message, int pool_size) {
