@@ -5,7 +5,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 PACKAGES   := build-essential cmake pkg-config libuv1-dev libluajit-5.1-dev luajit \
-              lua-cjson lua-cjson-dev node-llhttp lua-busted zlib1g-dev etcd-server
+              lua-cjson lua-cjson-dev node-llhttp lua-busted zlib1g-dev libssl-dev etcd-server
 BENCH_PACKAGES := erlang-base
 FUZZ_PACKAGES  := clang
 FUZZ_SECONDS   ?= 60
@@ -13,7 +13,7 @@ BUILD_FUZZ     ?= build-fuzz
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-bench build build-asan test test-c test-lua test-lua-asan demo bench compare fuzz clean
+.PHONY: all deps deps-bench build build-asan test test-c test-lua test-lua-asan demo bench compare fuzz fuzz-build fuzz-ci clean
 
 all: build
 
@@ -52,7 +52,7 @@ test-lua-asan: build-asan
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	HALO_BUILD=$(BUILD_ASAN) busted --lua=luajit
 
-test: test-c test-lua test-lua-asan
+test: test-c test-lua test-lua-asan fuzz-ci
 
 # Until the five-node demo exists: processes ping-pong and print live counters.
 demo: build
@@ -64,19 +64,37 @@ bench: build
 compare: build deps-bench
 	./bench/compare
 
-# libFuzzer on the MessagePack decoder for FUZZ_SECONDS (default 60); the
-# corpus (seeded with encodings of assorted values) stays in $(BUILD_FUZZ).
-FUZZ_SRC := fuzz/fuzz_decode.c bindings/codec.c core/msgpack.c core/pid.c core/errors.c
-fuzz: build
+# libFuzzer targets, each for FUZZ_SECONDS (default 60): fuzz_decode (the
+# MessagePack decoder, seeded with encodings of assorted values) and
+# fuzz_frame (the transport's frame, handshake and fragment parsers, seeded
+# with well-formed streams). Corpora stay in $(BUILD_FUZZ)/<target>.
+# fuzz-ci runs each for 20 s (make test runs it).
+FUZZ_TARGETS := fuzz_decode fuzz_frame
+FUZZ_SRC_fuzz_decode := fuzz/fuzz_decode.c bindings/codec.c core/msgpack.c core/pid.c core/errors.c
+FUZZ_SRC_fuzz_frame := fuzz/fuzz_frame.c core/frame.c core/crypto.c core/errors.c
+FUZZ_CFLAGS := -g -O1 -DHALO_FUZZ -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+               -Icore -Ibindings $$(pkg-config --cflags luajit libuv zlib libcrypto)
+FUZZ_LIBS := $$(pkg-config --libs luajit libuv zlib libcrypto) -lm
+
+fuzz-build: build
 	@dpkg-query -W -f='$${Status}' $(FUZZ_PACKAGES) 2>/dev/null | grep -q "install ok installed" || \
 	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(FUZZ_PACKAGES))
-	@mkdir -p $(BUILD_FUZZ)/corpus
-	clang -g -O1 -DHALO_FUZZ -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	  -Icore -Ibindings $$(pkg-config --cflags luajit libuv) $(FUZZ_SRC) \
-	  $$(pkg-config --libs luajit libuv) -lm -o $(BUILD_FUZZ)/fuzz_decode
-	LUA_CPATH="$(BUILD)/lua/?.so" luajit fuzz/seeds.lua $(BUILD_FUZZ)/corpus
-	./$(BUILD_FUZZ)/fuzz_decode -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	  -print_final_stats=1 $(BUILD_FUZZ)/corpus
+	@mkdir -p $(addprefix $(BUILD_FUZZ)/,$(addsuffix .corpus,$(FUZZ_TARGETS)))
+	@for t in $(FUZZ_TARGETS); do \
+	  case $$t in fuzz_decode) src="$(FUZZ_SRC_fuzz_decode)";; fuzz_frame) src="$(FUZZ_SRC_fuzz_frame)";; esac; \
+	  clang $(FUZZ_CFLAGS) $$src $(FUZZ_LIBS) -o $(BUILD_FUZZ)/$$t || exit 1; \
+	done
+	LUA_CPATH="$(BUILD)/lua/?.so" luajit fuzz/seeds.lua $(BUILD_FUZZ)/fuzz_decode.corpus
+	luajit fuzz/frame_seeds.lua $(BUILD_FUZZ)/fuzz_frame.corpus
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  ./$(BUILD_FUZZ)/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
+	    $(BUILD_FUZZ)/$$t.corpus || exit 1; \
+	done
+
+fuzz-ci:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

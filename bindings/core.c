@@ -4,6 +4,7 @@
  */
 #include "binding.h"
 #include "clock.h"
+#include "crypto.h"
 #include "process.h"
 #include "rel.h"
 #include "scheduler.h"
@@ -479,14 +480,19 @@ static int l_run(lua_State *L) {
       if (!cookie || !*cookie) {
         static const char abc[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
         unsigned char r[16];
-        if (uv_random(NULL, NULL, r, sizeof r, 0, NULL)) memset(r, 7, sizeof r);
-        for (int i = 0; i < 16; i++) random_cookie[i] = abc[r[i] % (sizeof abc - 1)];
-        random_cookie[16] = 0;
-        cookie = random_cookie;
-        halo_log_node(&n->log, HALO_LOG_WARNING,
-                      "no cookie given (--cookie or HALO_COOKIE): using a random one, no other node can connect");
+        if (halo_random(r, sizeof r)) {
+          cookie = NULL; /* never a guessable one: the transport does not start */
+          lua_pushnil(L);
+          lua_pushliteral(L, "no cookie given and no randomness to make one");
+        } else {
+          for (int i = 0; i < 16; i++) random_cookie[i] = abc[r[i] % (sizeof abc - 1)];
+          random_cookie[16] = 0;
+          cookie = random_cookie;
+          halo_log_node(&n->log, HALO_LOG_WARNING,
+                        "no cookie given (--cookie or HALO_COOKIE): using a random one, no other node can connect");
+        }
       }
-      hb_net_start(L, B, cookie, listen, registrar);
+      if (cookie) hb_net_start(L, B, cookie, listen, registrar);
       lua_getfield(L, 3, "join"); /* opts.join: "name@host[:port]" or a list of them */
       for (int k = 1, list = lua_istable(L, -1); B->net; k++) {
         if (list) lua_rawgeti(L, -1, k);

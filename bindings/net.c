@@ -111,13 +111,15 @@ int hb_net_start(lua_State *L, halo_binding_t *B, const char *cookie, const char
   if (listen && split_addr(listen, host, sizeof host, &port))
     return hb_errorf(L, HALO_EINCORRECT, "listen address must be host:port, got '%s'", listen);
   halo_net_t *net = calloc(1, sizeof *net);
-  if (!net || halo_net_init(net, &B->node, cookie)) {
+  int rc = net ? halo_net_init(net, &B->node, cookie) : HALO_ENOMEM;
+  if (rc) {
+    if (net) free(net->cookie);
     free(net);
-    return hb_error(L, HALO_ENOMEM);
+    return rc == UV_EIO ? hb_errorf(L, rc, "no randomness for the node's id") : hb_error(L, rc);
   }
   B->node.hooks.encode = hook_encode;
   B->node.hooks.decode = hook_decode;
-  int rc = halo_net_listen(net, host, port);
+  rc = halo_net_listen(net, host, port);
   if (rc) {
     halo_net_close(net);
     free(net);
@@ -254,6 +256,20 @@ static int l_net_peer(lua_State *L) {
   return 1;
 }
 
+/* The settings as halo.net.configure names them. */
+static void push_settings(lua_State *L, const halo_net_t *net) {
+  lua_createtable(L, 0, 9);
+  SET_INT("pool_size", net->pool_size);
+  SET_INT("fragment_size", net->fragment_size);
+  SET_INT("fragment_timeout_ms", net->fragment_timeout_ms);
+  SET_INT("max_assemblies", net->max_assemblies);
+  SET_INT("max_assembly_bytes", net->assembly_budget);
+  SET_INT("compress_threshold", net->compress_threshold);
+  SET_INT("max_message", net->max_message);
+  SET_INT("keepalive_ms", net->keepalive_ms);
+  SET_INT("keepalive_misses", net->keepalive_misses);
+}
+
 /* core.net_info() -> NetworkInfo */
 static int l_net_info(lua_State *L) {
   halo_binding_t *B = hb_node(L);
@@ -304,6 +320,12 @@ static int l_net_info(lua_State *L) {
   SET_INT("ConnectionsLost", net ? net->connections_lost : 0);
   SET_INT("ProtocolErrors", net ? net->protocol_errors : 0);
   SET_INT("PendingDropped", net ? net->pending_dropped : 0);
+  SET_INT("MessagesRefused", net ? net->msgs_refused : 0);
+  SET_INT("DecompressRefused", net ? net->inflate_refused : 0);
+  if (net) {
+    push_settings(L, net);
+    lua_setfield(L, -2, "Settings");
+  }
   return 1;
 }
 
@@ -405,8 +427,9 @@ static int l_net_join(lua_State *L) {
  * bad value: pool_size (1-8, for links dialed to us from now on),
  * fragment_size (0 = never; else >= 256), fragment_timeout_ms (>= 1),
  * max_assemblies (>= 1), compress_threshold (>= 1024, as the reference),
- * max_message (0 = none; else >= 1024; for links made from now on),
- * keepalive_ms (0 = off). */
+ * max_message (0 = the frame limit, 64 MB; else >= 1024; for links made
+ * from now on), max_assembly_bytes (per peer, >= 65536), keepalive_ms (0 =
+ * off), keepalive_misses (1-100). */
 static int l_net_configure(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_net_t *net = B->net;
@@ -417,9 +440,9 @@ static int l_net_configure(lua_State *L) {
         {"pool_size", 1, HALO_NET_POOL_MAX}, {"fragment_size", 0, HALO_NET_MAX_FRAME},
         {"fragment_timeout_ms", 1, 86400000}, {"max_assemblies", 1, 1000000},
         {"compress_threshold", 1024, HALO_NET_MAX_FRAME}, {"max_message", 0, HALO_NET_MAX_FRAME},
-        {"keepalive_ms", 0, 255000}};
-    double v[7];
-    for (int i = 0; i < 7; i++) { /* check everything first: all or nothing */
+        {"keepalive_ms", 0, 255000}, {"max_assembly_bytes", 65536, 1u << 30}, {"keepalive_misses", 1, 100}};
+    double v[9];
+    for (int i = 0; i < 9; i++) { /* check everything first: all or nothing */
       lua_getfield(L, 1, limits[i].key);
       v[i] = -1;
       if (!lua_isnil(L, -1)) {
@@ -437,15 +460,10 @@ static int l_net_configure(lua_State *L) {
     if (v[4] >= 0) net->compress_threshold = (uint32_t)v[4];
     if (v[5] >= 0) net->max_message = (uint32_t)v[5];
     if (v[6] >= 0) net->keepalive_ms = (uint32_t)v[6];
+    if (v[7] >= 0) net->assembly_budget = (size_t)v[7];
+    if (v[8] >= 0) net->keepalive_misses = (uint32_t)v[8];
   }
-  lua_createtable(L, 0, 7);
-  SET_INT("pool_size", net->pool_size);
-  SET_INT("fragment_size", net->fragment_size);
-  SET_INT("fragment_timeout_ms", net->fragment_timeout_ms);
-  SET_INT("max_assemblies", net->max_assemblies);
-  SET_INT("compress_threshold", net->compress_threshold);
-  SET_INT("max_message", net->max_message);
-  SET_INT("keepalive_ms", net->keepalive_ms);
+  push_settings(L, net);
   return 1;
 }
 

@@ -148,11 +148,31 @@ static void json_str(FILE *out, const char *s, size_t len) {
     case '\r': fputs("\\r", out); break;
     case '\t': fputs("\\t", out); break;
     default:
-      if (c < 0x20) fprintf(out, "\\u%04x", c);
+      if (c < 0x20 || c == 0x7f) fprintf(out, "\\u%04x", c);
       else fputc(c, out);
     }
   }
 }
+
+/* s[0..len) for a text log: control characters (newlines, ESC, DEL) and
+ * the backslash escaped C-style, so text from elsewhere (a peer's reason, a
+ * process's message) can neither start a line nor drive the terminal. */
+static void plain_str(FILE *out, const char *s, size_t len) {
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    switch (c) {
+    case '\\': fputs("\\\\", out); break;
+    case '\n': fputs("\\n", out); break;
+    case '\r': fputs("\\r", out); break;
+    case '\t': fputs("\\t", out); break;
+    default:
+      if (c < 0x20 || c == 0x7f) fprintf(out, "\\x%02x", c);
+      else fputc(c, out);
+    }
+  }
+}
+
+static void plain_cstr(FILE *out, const char *s) { plain_str(out, s, strlen(s)); }
 
 /* ANSI colors of the colored console format. */
 static const char *level_color(int level) {
@@ -202,15 +222,24 @@ void halo_log_write(FILE *out, int format, const halo_log_t *log, const halo_log
     int faint = rec->level == HALO_LOG_TRACE;
     fprintf(out, "\033[2m%s\033[0m %s[%s]%s %s%s\033[0m", ts, lc, halo_log_level_name(rec->level), lend,
             rec->pid.id ? "\033[34m" : "\033[32m", src);
-    if (rec->name) fprintf(out, " \033[32m'%s'\033[0m", rec->name);
-    if (rec->behavior) fprintf(out, " %s", rec->behavior);
-    fprintf(out, ": %s%.*s%s\n", faint ? "\033[2m" : "", (int)rec->len, rec->msg, faint ? "\033[0m" : "");
+    if (rec->name) {
+      fputs(" \033[32m'", out);
+      plain_cstr(out, rec->name);
+      fputs("'\033[0m", out);
+    }
+    if (rec->behavior) fputc(' ', out), plain_cstr(out, rec->behavior);
+    fprintf(out, ": %s", faint ? "\033[2m" : "");
+    plain_str(out, rec->msg, rec->len);
+    fprintf(out, "%s\n", faint ? "\033[0m" : "");
     fflush(out);
     return;
   }
-  fprintf(out, "%s [%s] %s%s%s%s%s%s: %.*s\n", ts, halo_log_level_name(rec->level), src,
-          rec->name ? " '" : "", rec->name ? rec->name : "", rec->name ? "'" : "",
-          rec->behavior ? " " : "", rec->behavior ? rec->behavior : "", (int)rec->len, rec->msg);
+  fprintf(out, "%s [%s] %s", ts, halo_log_level_name(rec->level), src);
+  if (rec->name) fputs(" '", out), plain_cstr(out, rec->name), fputc('\'', out);
+  if (rec->behavior) fputc(' ', out), plain_cstr(out, rec->behavior);
+  fputs(": ", out);
+  plain_str(out, rec->msg, rec->len);
+  fputc('\n', out);
   fflush(out);
 }
 

@@ -2,23 +2,21 @@
 #include "clock.h"
 #include "errors.h"
 #include "event.h"
+#include "frame.h"
 #include "msgpack.h"
 #include "process.h"
 #include "rel.h"
 #include "scheduler.h"
-#include "sha256.h"
 
 #include <stdlib.h>
 #include <zlib.h>
 #include <string.h>
 
-enum { F_HELLO = 1, F_CHALLENGE, F_PROOF, F_WELCOME, F_REJECT, F_PING, F_YIELD, F_READY,
-       F_MSG = 16, F_REPLY, F_REL, F_MSG_NAME, F_FRAG };
 enum { C_CONNECTING, C_HELLO_SENT, C_WAIT_HELLO, C_WAIT_PROOF, C_WAIT_WELCOME, C_UP, C_YIELDED };
 
 #define NONCE HALO_NET_NONCE
-#define VERSION 1
-#define HELLO_JOIN 1
+#define VERSION HALO_FRAME_VERSION
+#define HELLO_JOIN HALO_FRAME_HELLO_JOIN
 #define HANDSHAKE_FRAME_MAX 1024
 #define FLUSH_AT (256u << 10)  /* write at once when a link's buffer passes this */
 #define SPARE_MAX (4u << 20)   /* keep a written buffer for reuse up to this size */
@@ -26,7 +24,7 @@ enum { C_CONNECTING, C_HELLO_SENT, C_WAIT_HELLO, C_WAIT_PROOF, C_WAIT_WELCOME, C
 #define DRAINED (2u << 20)     /* ... until no more than this waits */
 #define PENDING_MAX (8u << 20) /* bytes held for a peer being dialed */
 #define JOIN_WAIT_NS 1000000000u /* a session is used with the links it has after this */
-#define FRAME_SLACK (1 + 27 + 1 + 255 + 64) /* a frame's own bytes around a payload of the limit */
+#define FRAME_SLACK HALO_FRAME_SLACK
 
 struct halo_conn {
   halo_conn_t *next, *prev;
@@ -68,21 +66,13 @@ typedef struct wreq {
   size_t cap;
 } wreq_t;
 
-typedef struct assembly {
-  uint8_t *buf;
-  uint32_t total, got;
-  uint64_t last;            /* halo_clock_ns() of the last piece */
-} assembly_t;
+typedef halo_frame_asm_t assembly_t;
 
-static void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
-}
-static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
-static void put64(uint8_t *p, uint64_t v) {
-  put32(p, (uint32_t)(v >> 32));
-  put32(p + 4, (uint32_t)v);
-}
-static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) << 32 | get32(p + 4); }
+/* the wire's big-endian helpers (frame.c) */
+#define put32 halo__put32
+#define get32 halo__get32
+#define put64 halo__put64
+#define get64 halo__get64
 
 static void on_tick(uv_timer_t *t);
 
@@ -137,9 +127,25 @@ static halo_peer_t *peer_named(halo_net_t *net, const char *name) {
   return p && !strcmp(p->name, name) ? p : NULL;
 }
 
+/* The messages in a pending buffer (a fragmented one counts once). */
+static uint64_t count_msgs(const halo_mpw_t *b) {
+  uint64_t n = 0;
+  int type;
+  const uint8_t *body;
+  size_t blen;
+  for (size_t off = 0, k; off < b->len; off += k) {
+    long r = halo_frame_next(b->buf + off, b->len - off, HALO_NET_MAX_FRAME, &type, &body, &blen);
+    if (r <= 0) break;
+    k = (size_t)r;
+    int base = type & 0x7f;
+    n += base == F_MSG || base == F_REPLY || base == F_MSG_NAME || (type == F_FRAG && !get32(body + 12));
+  }
+  return n;
+}
+
 /* Empties p's pending buffers: into the links of a ready session
- * (deliver), or away. */
-static void clear_pending(halo_peer_t *p, int deliver) {
+ * (deliver), or away (what does not fit a link is counted as dropped). */
+static void clear_pending(halo_net_t *net, halo_peer_t *p, int deliver) {
   for (size_t i = 0; i < p->pending.cap; i++) {
     halo_mpw_t *b = p->pending.slots[i].val;
     if (!b) continue;
@@ -148,8 +154,9 @@ static void clear_pending(halo_peer_t *p, int deliver) {
     if (dst) {
       memcpy(dst, b->buf, b->len);
       p->bytes_out += b->len;
-    } else if (l) {
-      l->out.err = 0;
+    } else if (deliver) {
+      if (l) l->out.err = 0;
+      net->pending_dropped += count_msgs(b);
     }
     halo_mpw_free(b);
     free(b);
@@ -168,7 +175,7 @@ static void drop_pending(halo_net_t *net, halo_peer_t *p, const char *why) {
     halo_log_proc(net->node, NULL, HALO_LOG_WARNING, "dropped %llu messages to %s: %s",
                   (unsigned long long)p->pending_msgs, p->name, why);
   net->pending_dropped += p->pending_msgs;
-  clear_pending(p, 0);
+  clear_pending(net, p, 0);
   if (had && !p->live && !net->closing) {
     halo_payload_t reason = net->node->hooks.reason(net->node, "no connection");
     halo__rel_node_down(net->node, p->crc, &reason);
@@ -216,7 +223,7 @@ static void drop_assemblies(halo_peer_t *p, int all, uint64_t quiet_ns) {
     assembly_t *a = p->assemblies.slots[i].val;
     if (!a || (!all && now - a->last < quiet_ns)) continue;
     halo_imap_del(&p->assemblies, p->assemblies.slots[i].key);
-    free(a->buf);
+    halo_frame_asm_free(a, &p->assembly_bytes);
     free(a);
     p->frag_timeouts++;
     i = (size_t)-1; /* the map may have shrunk: rescan */
@@ -406,35 +413,10 @@ static int send_frame(halo_conn_t *c, uint8_t type, const void *a, size_t alen, 
 
 /* -- handshake --------------------------------------------------------------- */
 
-/* HMAC(cookie, tag | nonce1 | nonce2 | name1 | 0 | name2 | creation | max):
- * bound to both nonces, both names, the prover's creation id and the
- * message size limit it advertises. */
+/* The proof under our cookie (halo_frame_mac). */
 static void mac(halo_net_t *net, char tag, const uint8_t *n1, const uint8_t *n2, const char *a, const char *b,
                 uint64_t creation, uint32_t max, uint8_t out[HALO_SHA256_LEN]) {
-  uint8_t msg[1 + 2 * NONCE + 2 * 256 + 1 + 12];
-  size_t k = 0, al = strlen(a), bl = strlen(b);
-  msg[k++] = (uint8_t)tag;
-  memcpy(msg + k, n1, NONCE), k += NONCE;
-  memcpy(msg + k, n2, NONCE), k += NONCE;
-  memcpy(msg + k, a, al), k += al;
-  msg[k++] = 0;
-  memcpy(msg + k, b, bl), k += bl;
-  put64(msg + k, creation), k += 8;
-  put32(msg + k, max), k += 4;
-  halo_hmac_sha256(net->cookie, strlen(net->cookie), msg, k, out);
-}
-
-/* A name field: length byte, then "name@host". */
-static int read_name(const uint8_t **p, const uint8_t *end, char out[256]) {
-  if (*p >= end) return -1;
-  size_t n = **p;
-  (*p)++;
-  if (n == 0 || (size_t)(end - *p) < n) return -1;
-  memcpy(out, *p, n);
-  out[n] = 0;
-  *p += n;
-  if (strlen(out) != n || !strchr(out, '@')) return -1;
-  return 0;
+  halo_frame_mac(net->cookie, tag, n1, n2, a, b, creation, max, out);
 }
 
 static void reject(halo_conn_t *c, const char *why) {
@@ -552,9 +534,9 @@ static halo_peer_t *peer_get(halo_net_t *net, const char *name) {
 
 /* The session's links are fixed from now on: what waited goes out, each
  * sender class on the link its senders use from now on. */
-static void start_flowing(halo_peer_t *p) {
+static void start_flowing(halo_net_t *net, halo_peer_t *p) {
   p->ready = 1;
-  clear_pending(p, 1);
+  clear_pending(net, p, 1);
 }
 
 /* Dialer: the joins are in (or the wait is over): READY {count, the join
@@ -576,13 +558,13 @@ static void session_ready(halo_peer_t *p) {
     body[0]++;
   }
   if (!first || send_frame(first, F_READY, body, k, NULL, 0)) return;
-  start_flowing(p);
+  start_flowing(first->net, p);
 }
 
 /* Acceptor: READY names the joins the dialer keeps; the others go. */
 static void on_ready(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   halo_peer_t *peer = c->peer;
-  if (c->dialer || c->join || peer->ready || end - p < 1 || end - p != 1 + p[0] * NONCE || p[0] >= HALO_NET_POOL_MAX)
+  if (c->dialer || c->join || peer->ready || halo_frame_ready_parse(p, end, HALO_NET_POOL_MAX) < 0)
     return protocol_error(c, "malformed ready");
   for (int j = 0; j < p[0]; j++) { /* every link it names must still be here */
     int here = 0;
@@ -601,7 +583,7 @@ static void on_ready(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
     l->peer = NULL;
     conn_close(l, NULL);
   }
-  start_flowing(peer);
+  start_flowing(c->net, peer);
 }
 
 static void established(halo_conn_t *c, uint32_t max_message, int pool_size) {
@@ -673,14 +655,15 @@ static void established(halo_conn_t *c, uint32_t max_message, int pool_size) {
  * cookie leaves before the dialer has proved itself. */
 static void on_hello(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
-  if (p >= end || *p++ != VERSION) return reject(c, "unsupported protocol version");
-  if (p >= end || *p > HELLO_JOIN) return handshake_failed(c, "malformed hello");
-  c->join = *p++ == HELLO_JOIN;
-  if (read_name(&p, end, c->peer_name) || end - p != NONCE + 8 + (c->join ? NONCE : 0))
-    return handshake_failed(c, "malformed hello");
-  memcpy(c->nonce_peer, p, NONCE);
-  c->peer_creation = get64(p + NONCE);
-  if (c->join) memcpy(c->session, p + NONCE + 8, NONCE);
+  halo_frame_hello_t h;
+  int bad = halo_frame_hello_parse(p, end, &h);
+  if (bad == -2) return reject(c, "unsupported protocol version");
+  if (bad) return handshake_failed(c, "malformed hello");
+  c->join = h.join;
+  memcpy(c->peer_name, h.name, sizeof c->peer_name);
+  memcpy(c->nonce_peer, h.nonce, NONCE);
+  c->peer_creation = h.creation;
+  if (c->join) memcpy(c->session, h.session, NONCE);
   if (!strcmp(c->peer_name, net->node->name)) return reject(c, "duplicate node name");
   if (!c->join) {
     halo_peer_t *peer = halo_net_peer_by_name(net, c->peer_name);
@@ -708,9 +691,8 @@ static void on_hello(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
 static void on_challenge(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
   char name[256];
-  if (read_name(&p, end, name) || end - p != NONCE + 8) return handshake_failed(c, "malformed challenge");
-  memcpy(c->nonce_peer, p, NONCE);
-  c->peer_creation = get64(p + NONCE);
+  if (halo_frame_challenge_parse(p, end, name, c->nonce_peer, &c->peer_creation))
+    return handshake_failed(c, "malformed challenge");
   if (!strcmp(name, net->node->name)) return reject(c, "duplicate node name");
   if (c->expect[0] && strcmp(name, c->expect)) {
     /* not the node we meant to reach: no proof for it */
@@ -733,7 +715,7 @@ static void on_challenge(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
 static void on_proof(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
   uint8_t want[HALO_SHA256_LEN], body[HALO_SHA256_LEN + 13];
-  if (end - p != HALO_SHA256_LEN + 12) return handshake_failed(c, "malformed proof");
+  if (end - p != HALO_FRAME_PROOF_LEN) return handshake_failed(c, "malformed proof");
   c->peer_age = get64(p + HALO_SHA256_LEN + 4);
   uint32_t max_d = get32(p + HALO_SHA256_LEN);
   mac(net, 'D', c->nonce_self, c->nonce_peer, c->peer_name, net->node->name, c->peer_creation, max_d, want);
@@ -757,7 +739,7 @@ static void on_proof(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
 static void on_welcome(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
   uint8_t want[HALO_SHA256_LEN];
-  if (end - p != HALO_SHA256_LEN + 13) return handshake_failed(c, "malformed welcome");
+  if (end - p != HALO_FRAME_WELCOME_LEN) return handshake_failed(c, "malformed welcome");
   c->peer_age = get64(p + HALO_SHA256_LEN + 5);
   uint32_t max_a = get32(p + HALO_SHA256_LEN);
   mac(net, 'A', c->nonce_self, c->nonce_peer, c->peer_name, net->node->name, c->peer_creation, max_a, want);
@@ -767,30 +749,18 @@ static void on_welcome(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
 
 /* -- messages ---------------------------------------------------------------- */
 
-/* MSG body: u16 kind (with flags), u8 queue, u64 from, u64 to, u64 ref, payload. */
-#define MSG_HEAD 27
-/* FRAG body: u64 id, u32 total, u32 offset, bytes of the whole frame (type byte first). */
-#define FRAG_HEAD 16
+#define MSG_HEAD HALO_FRAME_MSG_HEAD
+#define FRAG_HEAD HALO_FRAME_FRAG_HEAD
 
 static void protocol_error(halo_conn_t *c, const char *why) {
   c->net->protocol_errors++;
   conn_close(c, why);
 }
 
-/* A compressed payload: u32 original length, then a zlib stream. Returns a
- * malloc'ed buffer with *len set, or NULL. */
-static uint8_t *inflate_payload(const uint8_t *p, size_t n, size_t *len) {
-  if (n < 4) return NULL;
-  uLongf out = get32(p);
-  if (out == 0 || out > HALO_NET_MAX_FRAME) return NULL;
-  uint8_t *buf = malloc(out);
-  if (!buf) return NULL;
-  if (uncompress(buf, &out, p + 4, (uLong)(n - 4)) != Z_OK || out != get32(p)) {
-    free(buf);
-    return NULL;
-  }
-  *len = out;
-  return buf;
+/* A message from the wire that is not delivered: counted and logged. */
+static void refuse(halo_conn_t *c, const char *why) {
+  c->net->msgs_refused++;
+  halo_log_proc(c->net->node, NULL, HALO_LOG_WARNING, "refused a message from %s: %s", c->peer->name, why);
 }
 
 /* MSG, REPLY and MSG_NAME frames (zipped: the payload is compressed). */
@@ -798,60 +768,54 @@ static void on_msg(halo_conn_t *c, int type, int zipped, const uint8_t *p, const
   halo_net_t *net = c->net;
   halo_node_t *n = net->node;
   halo_peer_t *peer = c->peer;
-  if (end - p < MSG_HEAD) return protocol_error(c, "malformed message frame");
-  int kind = (int)(p[0] << 8 | p[1]), queue = p[2];
-  halo_pid_t from = {peer->crc, get64(p + 3)};
-  halo_pid_t to = {n->crc, get64(p + 11)};
-  uint64_t ref = get64(p + 19);
-  const uint8_t *payload = p + MSG_HEAD;
+  halo_frame_msg_t m;
+  if (halo_frame_msg_parse(type, p, end, &m)) return protocol_error(c, "malformed message frame");
+  int kind = m.kind, queue = m.queue;
+  halo_pid_t from = {peer->crc, m.from};
+  halo_pid_t to = {n->crc, m.to};
+  const uint8_t *payload = m.payload;
+  size_t len = m.len;
   halo_proc_t *t = NULL;
-  if (type == F_MSG_NAME) { /* the head, a name, then the payload */
-    char name[256];
-    size_t nl = payload < end ? *payload : 0;
-    if (!nl || (size_t)(end - payload) < 1 + nl) return protocol_error(c, "malformed message frame");
-    memcpy(name, payload + 1, nl);
-    name[nl] = 0;
+  if (type == F_MSG_NAME) {
     uint32_t crc;
     uint64_t alias;
-    if (strlen(name) != nl) t = NULL;
-    else if (!strncmp(name, "Alias#", 6)) /* an alias of ours, sent from there */
-      t = !halo_ref_parse(name, nl, "Alias", &crc, &alias) && crc == n->crc ? halo_alias_lookup(n, alias) : NULL;
-    else t = halo_name_lookup(n, name);
-    payload += 1 + nl;
+    if (!strncmp(m.name, "Alias#", 6)) /* an alias of ours, sent from there */
+      t = !halo_ref_parse(m.name, strlen(m.name), "Alias", &crc, &alias) && crc == n->crc ? halo_alias_lookup(n, alias)
+                                                                                          : NULL;
+    else t = halo_name_lookup(n, m.name);
   } else {
     t = halo_proc_find(n, to.id);
   }
-  size_t len = (size_t)(end - payload);
-  uint8_t *plain = NULL;
   peer->msgs_in++;
+  if (type != F_REPLY && !halo_frame_kind_allowed(kind, queue))
+    return refuse(c, "a kind of message only the node itself makes");
+  uint8_t *plain = NULL;
   if (zipped) {
     size_t wire = len;
-    if (!(plain = inflate_payload(payload, len, &len))) {
-      net->protocol_errors++;
-      halo_log_proc(n, NULL, HALO_LOG_WARNING, "dropped a message from %s: bad compressed data", peer->name);
-      return;
-    }
+    int rc = halo_frame_inflate(payload, len, c->max_in ? c->max_in : HALO_NET_MAX_FRAME, &plain, &len);
+    if (rc == -2) net->inflate_refused++;
+    if (rc == -1) net->protocol_errors++;
+    if (rc) return refuse(c, rc == -2 ? "it decompresses past the size limit" : "bad compressed data");
     payload = plain;
     peer->decompressed_recv++;
     peer->decompressed_bytes += wire;
     peer->decompressed_orig += len;
   }
   halo_payload_t pl;
-  int bad = queue >= HALO_NQUEUES || !n->hooks.decode || n->hooks.decode(n, payload, len, &pl);
+  int bad = !n->hooks.decode || n->hooks.decode(n, payload, len, &pl);
   free(plain);
   if (bad) {
     net->protocol_errors++;
-    halo_log_proc(n, NULL, HALO_LOG_WARNING, "dropped an undecodable message from %s", peer->name);
-    return;
+    return refuse(c, "undecodable");
   }
   if (type == F_REPLY) {
-    if (halo_reply(n, NULL, to, ref, pl)) n->hooks.release(n, pl); /* late: counted by halo_reply */
+    if (halo_reply(n, NULL, to, m.ref, pl)) n->hooks.release(n, pl); /* late: counted by halo_reply */
     return;
   }
   int base = kind & 0xff;
   if (t && (kind >> HALO_KIND_FLAGS_SHIFT) & HALO_MF_NOTICE && (base == HALO_MSG_EXIT || base == HALO_MSG_DOWN))
     halo__rel_remote_fired(n, t, base == HALO_MSG_EXIT ? HALO_REL_LINK : HALO_REL_MONITOR, from);
-  if (!t || halo__enqueue(n, from, t, kind, queue, ref, pl, (uint32_t)len)) n->hooks.release(n, pl);
+  if (!t || halo__enqueue(n, from, t, kind, queue, m.ref, pl, (uint32_t)len)) n->hooks.release(n, pl);
 }
 
 /* REL body: u8 add, u8 type, u64 watcher (there), u64 target (here), u64
@@ -869,35 +833,36 @@ static void dispatch_up(halo_conn_t *c, int type, const uint8_t *p, const uint8_
 static void on_frag(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
   halo_peer_t *peer = c->peer;
-  if (end - p <= FRAG_HEAD) return protocol_error(c, "malformed fragment");
-  uint64_t id = get64(p);
-  uint32_t total = get32(p + 8), off = get32(p + 12), n = (uint32_t)(end - p - FRAG_HEAD);
-  uint32_t limit = c->max_in ? c->max_in + FRAME_SLACK : HALO_NET_MAX_FRAME;
-  if (total < 2 || total > limit || off > total || n > total - off) return protocol_error(c, "malformed fragment");
-  assembly_t *a = halo_imap_get(&peer->assemblies, id);
+  halo_frame_frag_t f;
+  if (halo_frame_frag_parse(p, end, c->max_in ? c->max_in + FRAME_SLACK : HALO_NET_MAX_FRAME, &f))
+    return protocol_error(c, "malformed fragment");
+  assembly_t *a = halo_imap_get(&peer->assemblies, f.id);
   if (!a) {
-    if (off) return; /* the rest of a message dropped by the timeout: late, not wrong */
+    if (f.off) return; /* the rest of a message dropped by the timeout: late, not wrong */
     if (peer->assemblies.len >= net->max_assemblies) return protocol_error(c, "too many fragmented messages at once");
-    if (!(a = calloc(1, sizeof *a)) || !(a->buf = malloc(total)) || halo_imap_put(&peer->assemblies, id, a)) {
-      if (a) free(a->buf);
+    if (!(a = calloc(1, sizeof *a)) || halo_imap_put(&peer->assemblies, f.id, a)) {
       free(a);
       return conn_close(c, "out of memory");
     }
-    a->total = total;
-  } else if (off != a->got || total != a->total) {
-    return protocol_error(c, "a fragment out of order");
   }
-  memcpy(a->buf + off, p + FRAG_HEAD, n);
-  a->got += n;
+  int rc = halo_frame_asm_add(a, &f, &peer->assembly_bytes, net->assembly_budget);
+  if (rc == 1 || rc < 0) {
+    halo_imap_del(&peer->assemblies, f.id);
+    if (rc < 0) {
+      halo_frame_asm_free(a, &peer->assembly_bytes);
+      free(a);
+      if (rc == HALO_ENOMEM) return conn_close(c, "out of memory");
+      return protocol_error(c, rc == -2 ? "fragmented messages over the reassembly budget" : "a fragment out of order");
+    }
+  }
   a->last = halo_clock_ns(); /* the timeout counts from the last piece: a big message may take long */
   peer->frag_recv++;
-  if (a->got < a->total) return;
-  halo_imap_del(&peer->assemblies, id);
+  if (!rc) return;
   peer->frag_msgs_recv++;
   int type = a->buf[0];
   if ((type & 0x7f) == F_FRAG) protocol_error(c, "a fragment inside a fragment");
   else dispatch_up(c, type, a->buf + 1, a->buf + a->total);
-  free(a->buf);
+  halo_frame_asm_free(a, &peer->assembly_bytes);
   free(a);
 }
 
@@ -930,9 +895,7 @@ static void dispatch(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *
     return; /* waiting for the peer's own dial; nothing here matters */
   }
   char why[128];
-  size_t l = (size_t)(end - p) < sizeof why - 1 ? (size_t)(end - p) : sizeof why - 1;
-  memcpy(why, p, l);
-  why[l] = 0;
+  halo_frame_reason(p, end, why, sizeof why);
   if (type == F_REJECT) {
     if (c->redial && !c->join) c->redial->port = 0; /* a refusal is an answer: no more re-dials */
     return handshake_failed(c, why);
@@ -982,19 +945,21 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   c->last_rx = halo_clock_ns();
   if (c->peer && c->state == C_UP) c->peer->bytes_in += (uint64_t)nread;
   size_t off = 0;
-  while (!c->closing && c->rlen - off >= 4) {
-    uint32_t len = get32(c->rbuf + off);
-    size_t limit = c->state == C_UP ? (c->max_in ? c->max_in + FRAME_SLACK : HALO_NET_MAX_FRAME)
-                                    : HANDSHAKE_FRAME_MAX;
-    if (len == 0 || len > limit) {
+  while (!c->closing) {
+    uint32_t limit = c->state == C_UP ? (c->max_in ? c->max_in + FRAME_SLACK : HALO_NET_MAX_FRAME)
+                                      : HANDSHAKE_FRAME_MAX;
+    int type;
+    const uint8_t *body;
+    size_t blen;
+    long k = halo_frame_next(c->rbuf + off, c->rlen - off, limit, &type, &body, &blen);
+    if (!k) break;
+    if (k < 0) {
       c->net->protocol_errors++;
       if (c->state != C_UP) return handshake_failed(c, "oversized or empty frame");
       return conn_close(c, "received a frame over the size limit");
     }
-    if (c->rlen - off - 4 < len) break;
-    const uint8_t *f = c->rbuf + off + 4;
-    off += 4 + (size_t)len;
-    dispatch(c, f[0], f + 1, f + len);
+    off += (size_t)k;
+    dispatch(c, type, body, body + blen);
   }
   if (c->closing) return;
   memmove(c->rbuf, c->rbuf + off, c->rlen - off);
@@ -1011,7 +976,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 static halo_conn_t *conn_new(halo_net_t *net, int dialer) {
   halo_conn_t *c = calloc(1, sizeof *c);
   if (!c) return NULL;
-  if (uv_random(NULL, NULL, c->nonce_self, NONCE, 0, NULL)) {
+  if (halo_random(c->nonce_self, NONCE)) {
     /* no system randomness: refuse rather than use guessable nonces */
     halo_log_proc(net->node, NULL, HALO_LOG_ERROR, "no randomness for a handshake nonce");
     free(c);
@@ -1258,7 +1223,7 @@ int halo_net_init(halo_net_t *net, halo_node_t *n, const char *cookie) {
   memset(net, 0, sizeof *net);
   net->node = n;
   if (!(net->cookie = strdup(cookie))) return HALO_ENOMEM;
-  if (uv_random(NULL, NULL, &net->creation, sizeof net->creation, 0, NULL)) return HALO_ENOMEM;
+  if (halo_random(&net->creation, sizeof net->creation)) return UV_EIO; /* no randomness: no node id */
   halo_imap_init(&net->peers);
   halo_imap_init(&net->routes);
   net->route.send = route_send;
@@ -1272,6 +1237,8 @@ int halo_net_init(halo_net_t *net, halo_node_t *n, const char *cookie) {
   net->fragment_size = 65000;
   net->fragment_timeout_ms = 30000;
   net->max_assemblies = 1000;
+  net->max_message = HALO_NET_MAX_MESSAGE;
+  net->assembly_budget = HALO_NET_ASSEMBLY_BUDGET;
   if (!(net->tick = malloc(sizeof *net->tick)) || !(net->flush = malloc(sizeof *net->flush))) return HALO_ENOMEM;
   uv_timer_init(n->loop, net->tick);
   net->tick->data = net;

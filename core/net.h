@@ -39,7 +39,9 @@
 #define HALO_NET_HANDSHAKE "HHS:R1" /* version strings in the reference's style */
 #define HALO_NET_PROTO "HNP:R1"
 #define HALO_NET_HANDSHAKE_MS 5000
-#define HALO_NET_MAX_FRAME (64u << 20)
+#define HALO_NET_MAX_FRAME (64u << 20)   /* no frame is longer, whatever the settings */
+#define HALO_NET_MAX_MESSAGE (16u << 20) /* default limit of a message's encoding (max_message) */
+#define HALO_NET_ASSEMBLY_BUDGET (64u << 20) /* default bytes held per peer for reassembly */
 #define HALO_NET_POOL_MAX 8
 #define HALO_NET_NONCE 16
 
@@ -80,6 +82,7 @@ typedef struct halo_peer {
   uint64_t frag_sent, frag_msgs_sent, frag_recv, frag_msgs_recv, frag_timeouts;
   uint64_t next_frag;       /* id of the next fragmented message to it */
   halo_imap_t assemblies;   /* fragment id -> messages being reassembled */
+  size_t assembly_bytes;    /* what they hold (at most net->assembly_budget) */
   halo_imap_t pending;      /* frames sent before the session was ready, by sender class
                              * (id % 255 + 1 -> halo_mpw_t *): each class goes to the link its
                              * senders will use, so nothing overtakes them */
@@ -94,12 +97,14 @@ typedef struct halo_net {
   int port;
   char *cookie;
   uint64_t creation;        /* random per start: tells two nodes of one name apart */
-  uint32_t max_message;     /* ours, advertised */
+  uint32_t max_message;     /* ours, advertised: a message's encoding (compressed or not, once inflated)
+                             * may not be larger (default HALO_NET_MAX_MESSAGE; 0 = HALO_NET_MAX_FRAME) */
   uint32_t compress_threshold; /* compress payloads larger than this (default 1024) for processes that ask */
   int pool_size;            /* links per peer we ask dialers for (default 3, at most HALO_NET_POOL_MAX) */
   uint32_t fragment_size;   /* frames over this travel in fragments (default 65000; 0 = never) */
   uint32_t fragment_timeout_ms; /* an incomplete message is dropped after this (default 30000) */
   uint32_t max_assemblies;  /* messages being reassembled per peer (default 1000) */
+  size_t assembly_budget;   /* bytes they may hold per peer (default HALO_NET_ASSEMBLY_BUDGET) */
   uv_prepare_t *flush;      /* writes the links' buffers once per loop iteration */
   halo_imap_t peers;        /* crc -> halo_peer_t */
   halo_imap_t routes;       /* crc -> halo_net_route_t: where registrars say nodes listen */
@@ -107,6 +112,9 @@ typedef struct halo_net {
   halo_route_t route;
   uint64_t handshake_errors, connections_established, connections_lost, protocol_errors;
   uint64_t pending_dropped; /* messages sent to a node that could not be reached */
+  uint64_t msgs_refused;    /* messages received and not delivered: a kind peers may not send,
+                             * undecodable, bad or over-limit compressed data */
+  uint64_t inflate_refused; /* of those: compressed payloads that inflate past the limit */
   struct halo_dial_result { uint64_t id; int ok; char why[96]; } results[32]; /* recent dials */
   uint32_t next_result;
   uint64_t next_dial;

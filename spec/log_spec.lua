@@ -78,7 +78,8 @@ describe("halo.log", function()
     os.remove(plain); os.remove(color); os.remove(json)
     assert.equal("ETAKEN", r.dup[3])
     assert.equal("EUNKNOWN", r.gone[3])
-    assert.equal(4, #p) -- info, warning (two lines), error; nothing after removal
+    assert.equal(3, #p) -- info, warning (its newline escaped: one line), error; nothing after removal
+    assert.matches(': careful: "quoted"\\nnext$', p[2])
     assert.matches("^%d%d%d%d%-%d%d%-%d%dT[%d:]+%.%d+ %[info%] " .. r.pid:gsub("%p", "%%%0") ..
       " 'talker' spec%.logging: hello$", p[1])
     assert.equal(2, #c) -- error only: "broken", then the entry's "after removal"

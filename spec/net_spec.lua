@@ -539,6 +539,7 @@ describe("fragments", function()
   it("of a message whose sender died are dropped after the timeout and counted", function()
     local port, echo, stop, pid = start_b("secret")
     local r = a(function()
+      halo.net.configure({ max_message = 48000000 }) -- over the 16 MB default: advertised when connecting
       assert(halo.net.connect("b@localhost", "127.0.0.1:" .. port))
       local cfg = halo.net.configure({ fragment_timeout_ms = 1000 })
       local bad = { halo.net.configure({ compress_threshold = 100 }) }
@@ -554,6 +555,32 @@ describe("fragments", function()
     assert.equal("EINCORRECT", r.bad[3])
     assert.equal(1, r.peer.FragmentTimeouts)
     assert.equal(0, r.peer.FragmentMessagesRecv)
+  end)
+end)
+
+describe("halo.net.info()", function()
+  it("reports the configured settings and limits, not fixed values", function()
+    local r = a(function()
+      local before = halo.net.info()
+      local cfg = halo.net.configure({ fragment_size = 0, keepalive_ms = 2500, max_message = 1048576,
+                                       max_assembly_bytes = 4194304, keepalive_misses = 5 })
+      return { before = before, after = halo.net.info(), cfg = cfg,
+               bad = { halo.net.configure({ max_assembly_bytes = 100 }) } }
+    end)
+    assert.equal(16 * 1024 * 1024, r.before.Settings.max_message) -- the default limit
+    assert.equal(16 * 1024 * 1024, r.before.MaxMessageSize)
+    assert.equal(64 * 1024 * 1024, r.before.Settings.max_assembly_bytes)
+    assert.is_true(r.before.Flags.EnableFragmentation)
+    assert.equal(1, r.before.Flags.EnableSoftwareKeepAlive)
+    assert.equal(0, r.before.MessagesRefused)
+    assert.equal(0, r.before.DecompressRefused)
+    assert.is_false(r.after.Flags.EnableFragmentation)
+    assert.equal(3, r.after.Flags.EnableSoftwareKeepAlive) -- 2.5 s, rounded up
+    assert.equal(1048576, r.after.MaxMessageSize)
+    assert.same(r.cfg, r.after.Settings)
+    assert.equal(5, r.cfg.keepalive_misses)
+    assert.equal(4194304, r.cfg.max_assembly_bytes)
+    assert.equal("EINCORRECT", r.bad[3])
   end)
 end)
 

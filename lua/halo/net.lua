@@ -84,7 +84,11 @@ function M.compress(on) return core.net_compress(on ~= false) end
 -- routes: halo has none, its routes come from registrars), Flags,
 -- ConnectionsEstablished, ConnectionsLost, EnabledSpawn ({Name, Behavior,
 -- Nodes}), EnabledApplicationStart ({Name, Nodes}); and halo's
--- HandshakeErrors, ProtocolErrors, PendingDropped.
+-- HandshakeErrors, ProtocolErrors, PendingDropped (messages sent to a node
+-- that could not be reached), MessagesRefused (messages received and not
+-- delivered: a kind only the node itself makes, undecodable, bad or
+-- over-limit compressed data), DecompressRefused (of those, compressed
+-- payloads that inflate past the limit) and Settings (halo.net.configure's).
 function M.info()
   local i = core.net_info()
   if i.Mode ~= "enabled" then return i end
@@ -93,8 +97,10 @@ function M.info()
   local remote = require("halo.remote")
   local f = remote.flags()
   i.Flags = { Enable = true, EnableRemoteSpawn = f.spawn, EnableRemoteApplicationStart = f.application_start,
-              EnableFragmentation = true, EnableProxyTransit = false, EnableProxyAccept = false,
-              EnableImportantDelivery = false, EnableSimultaneousConnect = true, EnableSoftwareKeepAlive = 1 }
+              EnableFragmentation = i.Settings.fragment_size > 0, EnableProxyTransit = false,
+              EnableProxyAccept = false, EnableImportantDelivery = false, EnableSimultaneousConnect = true,
+              -- the keep-alive period in seconds (rounded up), 0 when off
+              EnableSoftwareKeepAlive = math.ceil(i.Settings.keepalive_ms / 1000) }
   i.EnabledSpawn, i.EnabledApplicationStart = remote.enabled()
   return i
 end
@@ -108,9 +114,12 @@ M.join = core.net_join
 --- Reads or changes the transport's settings: pool_size (links per peer
 -- we ask dialers for, 1-8, default 3), fragment_size (default 65000, 0 =
 -- never), fragment_timeout_ms (default 30000), max_assemblies (per peer,
--- default 1000), compress_threshold (>= 1024, default 1024), max_message
--- (our limit advertised to peers connecting from now on, 0 = none),
--- keepalive_ms (default 1000, 0 = off). Returns the settings; a bad value
+-- default 1000), max_assembly_bytes (what those may hold per peer, default
+-- 64 MB), compress_threshold (>= 1024, default 1024), max_message (the
+-- largest message encoding we take, once decompressed, advertised to peers
+-- connecting from now on: default 16 MB, 0 = the 64 MB frame limit),
+-- keepalive_ms (default 1000, 0 = off), keepalive_misses (quiet periods
+-- before a peer is dropped, default 3). Returns the settings; a bad value
 -- changes nothing and returns nil, "EINCORRECT: ...".
 M.configure = core.net_configure
 
