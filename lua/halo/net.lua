@@ -81,7 +81,8 @@ function M.compress(on) return core.net_compress(on ~= false) end
 -- routes: halo has none, its routes come from registrars), Flags,
 -- ConnectionsEstablished, ConnectionsLost, EnabledSpawn ({Name, Behavior,
 -- Nodes}), EnabledApplicationStart ({Name, Nodes}); and halo's
--- HandshakeErrors, ProtocolErrors, PendingDropped.
+-- HandshakeErrors, ProtocolErrors, PendingDropped, SimultaneousConnects
+-- (dials of ours that met the peer's dial of us, one of the two giving way).
 function M.info()
   local i = core.net_info()
   if i.Mode ~= "enabled" then return i end
