@@ -319,6 +319,7 @@ static int l_net_info(lua_State *L) {
   SET_INT("ConnectionsEstablished", net ? net->connections_established : 0);
   SET_INT("ConnectionsLost", net ? net->connections_lost : 0);
   SET_INT("ProtocolErrors", net ? net->protocol_errors : 0);
+  SET_INT("SimultaneousConnects", net ? net->simultaneous_connects : 0);
   SET_INT("PendingDropped", net ? net->pending_dropped : 0);
   SET_INT("MessagesRefused", net ? net->msgs_refused : 0);
   SET_INT("DecompressRefused", net ? net->inflate_refused : 0);

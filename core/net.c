@@ -430,6 +430,12 @@ static void yield(halo_conn_t *c, const char *why) {
   conn_close(c, NULL);
 }
 
+/* Both dial: the peer's dial gives way to ours. */
+static void yield_simultaneous(halo_conn_t *c) {
+  c->net->simultaneous_connects++;
+  yield(c, "simultaneous connect: our dial goes on");
+}
+
 static void on_timeout(uv_timer_t *t) {
   halo_conn_t *c = t->data;
   if (c->state == C_YIELDED) {
@@ -643,7 +649,10 @@ static void established(halo_conn_t *c, uint32_t max_message, int pool_size) {
   net->connections_established++;
   halo_log_proc(net->node, NULL, HALO_LOG_INFO, "connected to %s (%s)", peer->name, c->dialer ? "dialed" : "accepted");
   /* our dials of it that yielded (or still run) are answered by this session */
-  for (halo_conn_t *d; (d = own_dial(net, peer->name, c));) lose_quietly(d);
+  for (halo_conn_t *d; (d = own_dial(net, peer->name, c));) {
+    if (!c->dialer) net->simultaneous_connects++; /* both dialed: ours gives way to theirs */
+    lose_quietly(d);
+  }
   if (c->dialer) {
     if (peer->pool_size == 1) session_ready(peer);
     else dial_joins(net, peer);
@@ -675,7 +684,7 @@ static void on_hello(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
      * (on_proof): an unproven HELLO must not stop a dial. */
     if (mine && mine->state != C_YIELDED &&
         (mine->state == C_WAIT_WELCOME || strcmp(net->node->name, c->peer_name) < 0))
-      return yield(c, "simultaneous connect: our dial goes on");
+      return yield_simultaneous(c);
   }
   uint8_t body[1 + 255 + NONCE + 8];
   size_t nl = strlen(net->node->name), k = 0;
@@ -724,7 +733,7 @@ static void on_proof(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   const char *no = admission(c, &final); /* refused before WELCOME: the dialer must not think it joined */
   if (no) return final ? reject(c, no) : yield(c, no);
   halo_conn_t *mine = c->join ? NULL : own_dial(net, c->peer_name, NULL);
-  if (mine && mine->state == C_WAIT_WELCOME) return yield(c, "simultaneous connect: our dial goes on");
+  if (mine && mine->state == C_WAIT_WELCOME) return yield_simultaneous(c);
   /* else a dial of ours still before its proof gives way: established() ends it */
   c->max_in = net->max_message;
   mac(net, 'A', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, net->creation, net->max_message, body);

@@ -111,6 +111,7 @@ typedef struct halo_net {
   halo_conn_t *conns;       /* every open connection (handshaking or not) */
   halo_route_t route;
   uint64_t handshake_errors, connections_established, connections_lost, protocol_errors;
+  uint64_t simultaneous_connects; /* a dial of ours met the peer's dial of us and one gave way */
   uint64_t pending_dropped; /* messages sent to a node that could not be reached */
   uint64_t msgs_refused;    /* messages received and not delivered: a kind peers may not send,
                              * undecodable, bad or over-limit compressed data */

@@ -131,6 +131,12 @@ const char *halo_node_intern(halo_node_t *n, const char *s) {
 }
 
 void halo_node_destroy(halo_node_t *n) {
+  /* records freed while they sat in the run queue wait there to be recycled */
+  for (halo_proc_t *p = n->rq_head, *next; p; p = next) {
+    next = p->runq_next;
+    if (!p->id) free(p);
+  }
+  n->rq_head = n->rq_tail = NULL;
   while (n->free_procs) {
     halo_proc_t *p = n->free_procs;
     n->free_procs = p->next;

@@ -228,4 +228,17 @@ describe("halo.application", function()
     assert.equal("ETAKEN", r.second[3])
     assert.equal("EAPPEMPTY", r.empty[3])
   end)
+
+  -- Regression: a record freed while it sat in the run queue at shutdown was
+  -- never recycled nor freed (280 bytes; LeakSanitizer fails the ASan run).
+  it("stops a node whose application still runs without leaving anything behind", function()
+    local r = helper.run(function()
+      local W = { name = "w" }
+      function W:init() end
+      assert(halo.application.load({ name = "left_running", group = { { name = "w1", behavior = W } } }))
+      assert(halo.application.start("left_running"))
+      return halo.application.info("left_running").State
+    end)
+    assert.equal("running", r)
+  end)
 end)

@@ -55,10 +55,16 @@ describe("the halo binary", function()
     local f = io.open("/tmp/halo_sigterm_spec.lua", "w")
     f:write(script)
     f:close()
-    local out, code = sh("(" .. halo_bin .. " run /tmp/halo_sigterm_spec.lua & p=$!; sleep 0.3; kill -TERM $p; wait $p)")
+    local log = os.tmpname()
+    -- the signal goes once the node says it is ready (5 s at most)
+    local out, code = sh("(" .. halo_bin .. " run /tmp/halo_sigterm_spec.lua > " .. log .. " 2>&1 & p=$!; i=0; " ..
+      "until grep -qx ready " .. log .. " || [ $i -ge 500 ]; do i=$((i+1)); sleep 0.01; done; " ..
+      "kill -TERM $p; wait $p; st=$?; cat " .. log .. "; exit $st)")
     assert.equal(0, code)
+    assert.matches("ready\n", out)
     assert.matches("terminated cleanly", out)
     os.remove("/tmp/halo_sigterm_spec.lua")
+    os.remove(log)
   end)
 
   it("reports a slow callback once with its PID, name and behavior", function()

@@ -21,6 +21,7 @@ local echo = halo.spawn({
     end
     if req == "poke_me" then return { halo.exit(from, "poke") } end
     if req == "alias" then return halo.alias() end
+    if req == "net_info" then return halo.net.info() end
     if req == "send_big" then -- 40 MB in 1 KB fragments: long enough to be cut off
       halo.net.configure({ fragment_size = 1024 })
       halo.spawn(function() halo.sleep(50); halo.send(from, string.rep("y", 40000000)) end) -- after the reply
@@ -100,7 +101,7 @@ describe("the transport", function()
       local from, msg = halo.receive(2000)
       local reply = halo.call(echo, "question", 2000)
       local slow = { halo.call(echo, "slow", 50) } -- times out; the late reply is dropped
-      halo.sleep(400)
+      assert(helper.wait_until(function() return halo.node_info().LateReplies >= 1 end, 2000))
       local info = halo.net.info()
       return { from = from, msg = msg, reply = reply, me = halo.self(), peer = halo.net.node("b@localhost"),
                info = info, slow = slow, late = halo.node_info().LateReplies }
@@ -319,17 +320,26 @@ describe("the transport", function()
     assert.equal("ENOCONN", r[3])
   end)
 
-  it("survives garbage on the wire and a peer that vanishes mid-frame", function()
-    -- garbage: a huge length, then random bytes; then half a frame and a hang-up
-    assert(os.execute(("bash -c \"exec 3<>/dev/tcp/127.0.0.1/%d; printf '\\377\\377\\377\\377garbage' >&3; exec 3>&-\""):format(port)) == 0)
-    assert(os.execute(("bash -c \"exec 3<>/dev/tcp/127.0.0.1/%d; printf '\\000\\000\\000\\100\\001\\001' >&3; exec 3>&-\""):format(port)) == 0)
+  it("survives garbage on the wire and a peer that vanishes mid-frame, and counts both", function()
     local r = a(function()
       assert(halo.net.connect("b@localhost", "127.0.0.1:" .. port))
+      local before = halo.call(echo, "net_info", 2000)
+      -- garbage: a huge length, then random bytes; then half a frame and a hang-up
+      assert(os.execute(("bash -c \"exec 3<>/dev/tcp/127.0.0.1/%d; printf '\\377\\377\\377\\377garbage' >&3; exec 3>&-\""):format(port)) == 0)
+      assert(os.execute(("bash -c \"exec 3<>/dev/tcp/127.0.0.1/%d; printf '\\000\\000\\000\\100\\001\\001' >&3; exec 3>&-\""):format(port)) == 0)
+      local after
+      assert(helper.wait_until(function()
+        after = halo.call(echo, "net_info", 2000)
+        return after.HandshakeErrors >= before.HandshakeErrors + 2
+      end, 3000), "b did not count the two broken handshakes")
       assert(halo.send(echo, "still there?"))
       local _, msg = halo.receive(2000)
-      return msg
+      return { msg = msg, before = before, after = after }
     end)
-    assert.equal("still there?", r.echo)
+    assert.equal("still there?", r.msg.echo)
+    assert.equal(1, r.after.ProtocolErrors - r.before.ProtocolErrors) -- the oversized frame
+    assert.equal(2, r.after.HandshakeErrors - r.before.HandshakeErrors) -- it, and the hang-up mid-frame
+    assert.equal(r.before.ConnectionsLost, r.after.ConnectionsLost) -- a's session was not touched
   end)
 
   it("reports what cannot travel", function()
@@ -489,49 +499,65 @@ describe("node identity", function()
 end)
 
 describe("simultaneous connects", function()
-  it("settle on one link that both sides keep", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
-    local f = assert(io.open(dir .. "/c.lua", "w"))
-    f:write([[
+  -- Each node holds its loop (a blocking wait) until both dials exist, so
+  -- each reads the other's HELLO while its own dial is still handshaking:
+  -- c dials a while a is held, then holds itself until a has dialed c.
+  local C_SCRIPT = [[
 local halo = require("halo")
-local aport = tonumber(arg[2])
-local echo = halo.spawn({ handle_message = function(_, from, msg) halo.send(from, { echo = msg }) end })
-local out = io.open(arg[1], "w"); out:write(halo.net.info().Acceptors[1].Port, " ", echo, "\n"); out:close()
-halo.net.connect("a@localhost", "127.0.0.1:" .. aport, 3000) -- while a dials us
+local core = require("halo.core")
+local dir, aport = arg[1], tonumber(arg[2])
+local id = assert(core.net_connect("127.0.0.1:" .. aport, "a@localhost"))
+local echo = halo.spawn({
+  handle_message = function(_, from, msg) halo.send(from, { echo = msg }) end,
+  handle_call = function() return { info = halo.net.info(), dial = { core.net_dial(id) } } end,
+})
+local out = io.open(dir .. "/c.tmp", "w"); out:write(halo.net.info().Acceptors[1].Port, " ", echo, "\n"); out:close()
+os.rename(dir .. "/c.tmp", dir .. "/c.out")
+os.execute("unset LD_PRELOAD; i=0; while [ ! -e " .. dir .. "/a.dialed ] && [ $i -lt 500 ]; do i=$((i+1)); sleep 0.01; done")
 halo.receive()
-]])
-    f:close()
+]]
+
+  it("settle on one session when both dials are under way at once", function()
+    local core = require("halo.core")
+    local dir = helper.script_dir("c.lua", C_SCRIPT)
+    local pid
     local r = a(function()
       local aport = halo.net.info().Acceptors[1].Port
-      os.execute(("%s run --name c@localhost --cookie secret --listen 127.0.0.1:0 --registrar none --log-level error %s/c.lua %s/c.out %d > %s/c.log 2>&1 & echo $! > %s/c.pid")
-        :format(halo_bin, dir, dir, aport, dir, dir))
-      local port, echo
+      pid = helper.spawn_os(("%s run --name c@localhost --cookie secret --listen 127.0.0.1:0 --registrar none " ..
+        "--log-level error %s/c.lua %s %d"):format(halo_bin, dir, dir, aport), dir .. "/c.log")
+      -- blocking on purpose: c's dial waits in our accept queue until ours exists
+      assert(helper.wait_file(dir .. "/c.out", 500), "node c did not start")
+      local o = io.open(dir .. "/c.out")
+      local port, echo = o:read("*n"), o:read("*l"):match("%S+")
+      o:close()
+      local id = assert(core.net_connect("127.0.0.1:" .. port, "c@localhost"))
+      io.open(dir .. "/a.dialed", "w"):close()
       assert(helper.wait_until(function()
-        local o = io.open(dir .. "/c.out")
-        if not o then return false end
-        port, echo = o:read("*n"), o:read("*l")
-        o:close()
-        return port and echo
-      end, 3000))
-      assert(halo.net.connect("c@localhost", "127.0.0.1:" .. port))
-      halo.sleep(300) -- both dials have settled
+        local p = halo.net.node("c@localhost")
+        return p and p.PoolLen == 3 and core.net_dial(id)
+      end, 5000))
       local replies = 0
       for i = 1, 5 do
-        assert(halo.send(echo:match("%S+"), i))
+        assert(halo.send(echo, i))
         local _, msg = halo.receive(1000)
         if msg and msg.echo == i then replies = replies + 1 end
       end
-      halo.sleep(1200)
-      return { replies = replies, peer = halo.net.node("c@localhost"), info = halo.net.info() }
+      return { replies = replies, peer = halo.net.node("c@localhost"), info = halo.net.info(),
+               c = halo.call(echo, "info", 2000) }
     end)
-    os.execute("kill $(cat " .. dir .. "/c.pid) 2>/dev/null; rm -rf " .. dir)
+    helper.kill(pid)
+    os.execute("rm -rf " .. dir)
     assert.equal(5, r.replies)
     assert.is_true(r.peer.Connected)
-    assert.equal(0, r.info.ConnectionsLost)
-    assert.equal(1, r.info.ConnectionsEstablished)
-    assert.equal(0, r.info.HandshakeErrors)
+    assert.is_true(r.peer.Dialed) -- the smaller name's dial went on ...
+    assert.equal(1, r.info.SimultaneousConnects) -- ... after a told c's to yield
+    assert.equal(1, r.c.info.SimultaneousConnects) -- and c's gave way to a's
+    assert.same({ true }, r.c.dial) -- c's dial counts as connected, through a's session
+    for _, info in ipairs({ r.info, r.c.info }) do
+      assert.equal(0, info.ConnectionsLost)
+      assert.equal(1, info.ConnectionsEstablished)
+      assert.equal(0, info.HandshakeErrors)
+    end
   end)
 end)
 

@@ -1,4 +1,4 @@
---- halo benchmarks W1-W7 (../../shared/reference/perf-anchors.md section 6).
+--- halo benchmarks W1-W8 (../../shared/reference/perf-anchors.md section 6).
 -- Runs as a node's entry: halo run bench/halo/bench.lua [--quick] [--only W1,W3]
 -- Prints one JSON object per result on stdout; progress goes to stderr.
 -- Protocol: one warm-up run, then 5 runs in this OS process; median, min, max.
@@ -48,28 +48,35 @@ local function measure(name, f, runs)
   return all
 end
 
+-- W1-W4 run twice: with a realistic message (a fresh table of three fields,
+-- one a short string), the headline rows, and with a bare number, which
+-- takes halo's FFI fast path (halo_send_number) and is the second line.
+local MESSAGES = { { "record", true }, { "int", false } }
+local function record(seq, tag) return { seq = seq, tag = tag, weight = 1.5 } end
+
 local function await(n)
   for _ = 1, n do assert(halo.receive(120000), "benchmark timed out") end
 end
 
 -- W1: ping-pong -----------------------------------------------------------
 local Pinger = { name = "bench.pinger" }
-function Pinger:init(a) self.coord, self.limit = a.coord, a.limit end
-function Pinger:handle_message(from, n)
-  if n == "go" then halo.send(self.peer, 1); return end
-  if type(n) == "string" then self.peer = n; return end
+function Pinger:init(a) self.coord, self.limit, self.rec = a.coord, a.limit, a.rec end
+function Pinger:handle_message(from, m)
+  if m == "go" then halo.send(self.peer, self.rec and record(1, "ping") or 1); return end
+  if type(m) == "string" then self.peer = m; return end
+  local n = self.rec and m.seq or m
   if n >= self.limit then halo.send(self.coord, "done"); return end
-  halo.send(from, n + 1)
+  halo.send(from, self.rec and record(n + 1, "ping") or n + 1)
 end
 
-local function w1(pairs_n)
+local function w1(pairs_n, rec)
   local total = scale(10000000)
   local per = math.floor(total / pairs_n)
   local me = halo.self()
   local as, bs = {}, {}
   for p = 1, pairs_n do
-    as[p] = halo.spawn(Pinger, { coord = me, limit = per })
-    bs[p] = halo.spawn(Pinger, { coord = me, limit = per })
+    as[p] = halo.spawn(Pinger, { coord = me, limit = per, rec = rec })
+    bs[p] = halo.spawn(Pinger, { coord = me, limit = per, rec = rec })
     halo.send(as[p], bs[p])
     halo.send(bs[p], as[p])
   end
@@ -91,22 +98,22 @@ function Sink:handle_message(_, _)
   if n == self.limit then halo.send(self.coord, "done") end
 end
 
-local function flood(sink, count)
+local function flood(sink, count, rec)
   return function()
     local send, yield = halo.send, halo.yield
     for k = 1, count do
-      send(sink, k)
+      send(sink, rec and record(k, "item") or k)
       if k % 256 == 0 then yield() end
     end
   end
 end
 
-local function w2(npairs, count)
+local function w2(npairs, count, rec)
   local me = halo.self()
   local sinks = {}
   for p = 1, npairs do sinks[p] = halo.spawn(Sink, { coord = me, limit = count }) end
   local t0 = halo.now()
-  for p = 1, npairs do halo.spawn(flood(sinks[p], count)) end
+  for p = 1, npairs do halo.spawn(flood(sinks[p], count, rec)) end
   await(npairs)
   local dt = halo.now() - t0
   for p = 1, npairs do halo.kill(sinks[p]) end
@@ -116,15 +123,15 @@ end
 -- W3: fan-in ----------------------------------------------------------------
 local Fanin = { name = "bench.fanin" }
 function Fanin:init(a) self.coord, self.limit, self.n, self.peak = a.coord, a.limit, 0, 0 end
-function Fanin:handle_message(_, stamp)
-  local age = halo.now() - stamp
+function Fanin:handle_message(_, m)
+  local age = halo.now() - (type(m) == "table" and m.at or m)
   if age > self.peak then self.peak = age end
   local n = self.n + 1
   self.n = n
   if n == self.limit then halo.send(self.coord, self.peak) end
 end
 
-local function w3()
+local function w3(rec)
   local senders, per = 1000, scale(1000)
   local me = halo.self()
   local recv = halo.spawn(Fanin, { coord = me, limit = senders * per })
@@ -133,7 +140,7 @@ local function w3()
     fns[s] = function()
       local send, now, yield = halo.send, halo.now, halo.yield
       for k = 1, per do
-        send(recv, now())
+        send(recv, rec and { seq = k, tag = "stamp", at = now() } or now())
         if k % 100 == 0 then yield() end
       end
     end
@@ -149,13 +156,15 @@ end
 -- W4: ring ------------------------------------------------------------------
 local Ring = { name = "bench.ring" }
 function Ring:init(a) self.coord = a end
-function Ring:handle_message(_, n)
-  if type(n) == "string" then self.next = n; return end
+function Ring:handle_message(_, m)
+  if type(m) == "string" then self.next = m; return end
+  local rec = type(m) == "table"
+  local n = rec and m.seq or m
   if n == 0 then halo.send(self.coord, "done"); return end
-  halo.send(self.next, n - 1)
+  halo.send(self.next, rec and record(n - 1, "token") or n - 1)
 end
 
-local function w4()
+local function w4(rec)
   local size, laps = 10000, quick and 10 or 100
   local me = halo.self()
   local ring = {}
@@ -164,7 +173,7 @@ local function w4()
   halo.sleep(1)
   local hops = size * laps
   local t0 = halo.now()
-  halo.send(ring[1], hops)
+  halo.send(ring[1], rec and record(hops, "token") or hops)
   await(1)
   local dt = halo.now() - t0
   for k = 1, size do halo.kill(ring[k]) end
@@ -279,11 +288,14 @@ local function start_peer()
   peer_os_pid = tonumber(io.popen(cmd):read("*l"))
   peer_node = "benchpeer@localhost"
   local t0 = halo.now()
-  while not (halo.net.node(peer_node) or {}).Connected do
+  local function up() -- connected, with its whole pool of links
+    local p = halo.net.node(peer_node)
+    return p and p.Connected and p.PoolLen == p.PoolSize
+  end
+  while not up() do
     assert(halo.now() - t0 < 10000, "the peer node did not connect")
     halo.sleep(10)
   end
-  halo.sleep(200) -- its pool of links fills
 end
 local function stop_peer()
   if peer_os_pid then os.execute("kill " .. peer_os_pid .. " 2>/dev/null") end
@@ -345,21 +357,31 @@ if only and only.W7 and type(quick) == "string" then -- a child node measuring o
 end
 
 log("halo bench: quick=%s nproc=%s", tostring(quick), io.popen("nproc"):read("*l"))
+-- Each case of W1-W4 with both messages, the record row first.
+local function both(id, metric, f)
+  for _, m in ipairs(MESSAGES) do
+    local mid = id .. "." .. m[1]
+    emit(mid, metric, measure(mid, function() return f(m[2]) end)[1])
+  end
+end
 if want("W1") then
   for _, p in ipairs({ 1, 10, 100, 10000 }) do
-    emit("W1.pairs=" .. p, "ns/msg", measure("W1.pairs=" .. p, function() return w1(p) end)[1])
+    both("W1.pairs=" .. p, "ns/msg", function(rec) return w1(p, rec) end)
   end
 end
 if want("W2") then
-  emit("W2.1to1", "ns/msg", measure("W2.1to1", function() return w2(1, scale(3000000)) end)[1])
-  emit("W2.2pairs", "ns/msg", measure("W2.2pairs", function() return w2(2, scale(1000000)) end)[1])
+  both("W2.1to1", "ns/msg", function(rec) return w2(1, scale(3000000), rec) end)
+  both("W2.2pairs", "ns/msg", function(rec) return w2(2, scale(1000000), rec) end)
 end
 if want("W3") then
-  local r = measure("W3.fanin", w3)
-  emit("W3.fanin", "ns/msg", r[1])
-  emit("W3.fanin.peak_latency", "ms", r[2])
+  for _, m in ipairs(MESSAGES) do
+    local id = "W3.fanin." .. m[1]
+    local r = measure(id, function() return w3(m[2]) end)
+    emit(id, "ns/msg", r[1])
+    emit(id .. ".peak_latency", "ms", r[2])
+  end
 end
-if want("W4") then emit("W4.ring", "ns/hop", measure("W4.ring", w4)[1]) end
+if want("W4") then both("W4.ring", "ns/hop", w4) end
 if want("W5") then emit("W5.spawn", "ns/op", measure("W5.spawn", w5)[1]) end
 if want("W6") then
   local r = measure("W6.local", w6)

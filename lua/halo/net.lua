@@ -88,7 +88,9 @@ function M.compress(on) return core.net_compress(on ~= false) end
 -- that could not be reached), MessagesRefused (messages received and not
 -- delivered: a kind only the node itself makes, undecodable, bad or
 -- over-limit compressed data), DecompressRefused (of those, compressed
--- payloads that inflate past the limit) and Settings (halo.net.configure's).
+-- payloads that inflate past the limit), SimultaneousConnects (dials of ours
+-- that met the peer's dial of us, one of the two giving way) and Settings
+-- (halo.net.configure's).
 function M.info()
   local i = core.net_info()
   if i.Mode ~= "enabled" then return i end

@@ -21,6 +21,18 @@
 
 -define(RUNS, 5).
 
+%% W1-W4 run twice, as halo's do: with a realistic message (a fresh map of
+%% three fields, one a short binary), the headline rows, and with a bare
+%% integer. Inlined, so the integer rows pay nothing for the choice.
+-compile({inline, [msg/3, seq/1]}).
+-define(KINDS, [{"record", record}, {"int", int}]).
+
+msg(int, V, _Tag) -> V;
+msg(record, V, Tag) -> #{seq => V, tag => Tag, weight => 1.5}.
+
+seq(#{seq := V}) -> V;
+seq(V) -> V.
+
 now_ns() -> erlang:monotonic_time(nanosecond).
 
 log(Fmt, Args) -> io:format(standard_error, Fmt ++ "~n", Args).
@@ -71,22 +83,25 @@ scale(N, _) -> N.
 
 run_workload("W1", Ctx) ->
     Total = scale(w1_total(), Ctx),
-    [measure(Ctx, "W1.pairs=" ++ integer_to_list(P), "ns/msg",
-             fun() -> w1(P, Total div P) end)
-     || P <- [1, 10, 100, 10000]];
+    [measure(Ctx, "W1.pairs=" ++ integer_to_list(P) ++ "." ++ K, "ns/msg",
+             fun() -> w1(Kind, P, Total div P) end)
+     || P <- [1, 10, 100, 10000], {K, Kind} <- ?KINDS];
 run_workload("W2", Ctx) ->
-    measure(Ctx, "W2.1to1", "ns/msg",
-            fun() -> w2(1, scale(3000000, Ctx)) end),
-    measure(Ctx, "W2.2pairs", "ns/msg",
-            fun() -> w2(2, scale(1000000, Ctx)) end);
+    [measure(Ctx, Id ++ "." ++ K, "ns/msg", fun() -> w2(Kind, P, scale(N, Ctx)) end)
+     || {Id, P, N} <- [{"W2.1to1", 1, 3000000}, {"W2.2pairs", 2, 1000000}],
+        {K, Kind} <- ?KINDS];
 run_workload("W3", Ctx) ->
     %% One set of runs yields both rows.
-    Rs = runs("W3.fanin", fun() -> w3(1000, scale(1000, Ctx)) end),
-    emit(Ctx, "W3.fanin", "ns/msg", [T || {T, _} <- Rs]),
-    emit(Ctx, "W3.fanin.peak_latency", "ms", [L / 1.0e6 || {_, L} <- Rs]);
+    [begin
+         Id = "W3.fanin." ++ K,
+         Rs = runs(Id, fun() -> w3(Kind, 1000, scale(1000, Ctx)) end),
+         emit(Ctx, Id, "ns/msg", [T || {T, _} <- Rs]),
+         emit(Ctx, Id ++ ".peak_latency", "ms", [L / 1.0e6 || {_, L} <- Rs])
+     end || {K, Kind} <- ?KINDS];
 run_workload("W4", Ctx) ->
-    measure(Ctx, "W4.ring", "ns/hop",
-            fun() -> w4(10000, scale(1000000, Ctx)) end);
+    [measure(Ctx, "W4.ring." ++ K, "ns/hop",
+             fun() -> w4(Kind, 10000, scale(1000000, Ctx)) end)
+     || {K, Kind} <- ?KINDS];
 run_workload("W5", Ctx) ->
     measure(Ctx, "W5.spawn", "ns/op", fun() -> w5(scale(1000000, Ctx)) end);
 run_workload("W6", Ctx) ->
@@ -146,11 +161,11 @@ num(X) -> float_to_list(X, [{decimals, 3}]).
 %% W1: local ping-pong. P pairs, M messages per pair, each message is the
 %% previous integer + 1. Result: wall ns per message.
 
-w1(P, M) ->
+w1(Kind, P, M) ->
     Self = self(),
     Starters = [begin
-                    B = spawn(fun() -> pp_init(Self, M) end),
-                    A = spawn(fun() -> pp_init(Self, M) end),
+                    B = spawn(fun() -> pp_init(Kind, Self, M) end),
+                    A = spawn(fun() -> pp_init(Kind, Self, M) end),
                     B ! {peer, A},
                     {A, B}
                 end || _ <- lists:seq(1, P)],
@@ -160,22 +175,25 @@ w1(P, M) ->
     T1 = now_ns(),
     (T1 - T0) / (P * M).
 
-pp_init(Parent, M) ->
+pp_init(Kind, Parent, M) ->
     receive
-        {peer, Peer} -> pp_loop(Parent, Peer, M);
-        {start, Peer} -> pp_send(Parent, Peer, M, 1)
+        {peer, Peer} -> pp_loop(Kind, Parent, Peer, M);
+        {start, Peer} -> pp_send(Kind, Parent, Peer, M, 1)
     end.
 
-pp_loop(Parent, Peer, M) ->
+pp_loop(Kind, Parent, Peer, M) ->
     receive
-        V when V >= M -> Parent ! pp_done;
-        V -> pp_send(Parent, Peer, M, V + 1)
+        Msg ->
+            case seq(Msg) of
+                V when V >= M -> Parent ! pp_done;
+                V -> pp_send(Kind, Parent, Peer, M, V + 1)
+            end
     end.
 
-pp_send(Parent, Peer, M, V) ->
-    Peer ! V,
+pp_send(Kind, Parent, Peer, M, V) ->
+    Peer ! msg(Kind, V, <<"ping">>),
     if V >= M -> ok;             % the peer receives the last message
-       true -> pp_loop(Parent, Peer, M)
+       true -> pp_loop(Kind, Parent, Peer, M)
     end.
 
 wait_n(_Tag, 0) -> ok;
@@ -186,11 +204,11 @@ wait_n(Tag, K) ->
 %% W2: one-way flood. P senders each send N integers to their own sink; the
 %% sink counts them and reports. Result: wall ns per message (P*N messages).
 
-w2(P, N) ->
+w2(Kind, P, N) ->
     Self = self(),
     Senders = [begin
                    Sink = spawn(fun() -> sink(Self, N) end),
-                   spawn(fun() -> receive go -> flood(Sink, N) end end)
+                   spawn(fun() -> receive go -> flood(Kind, Sink, N) end end)
                end || _ <- lists:seq(1, P)],
     T0 = now_ns(),
     [S ! go || S <- Senders],
@@ -201,19 +219,19 @@ w2(P, N) ->
 sink(Parent, 0) -> Parent ! sink_done;
 sink(Parent, K) -> receive _ -> sink(Parent, K - 1) end.
 
-flood(_To, 0) -> ok;
-flood(To, K) -> To ! K, flood(To, K - 1).
+flood(_Kind, _To, 0) -> ok;
+flood(Kind, To, K) -> To ! msg(Kind, K, <<"item">>), flood(Kind, To, K - 1).
 
 %% ---------------------------------------------------------------------------
 %% W3: fan-in. S senders x N messages -> 1 receiver. Each message is the
 %% sender's monotonic timestamp (ns); the receiver tracks max(now - stamp).
 %% Result: {wall ns per message, peak latency ns}.
 
-w3(S, N) ->
+w3(Kind, S, N) ->
     Self = self(),
     Total = S * N,
     Recv = spawn(fun() -> fanin_recv(Self, Total, 0) end),
-    Senders = [spawn(fun() -> receive go -> stamp_flood(Recv, N) end end)
+    Senders = [spawn(fun() -> receive go -> stamp_flood(Kind, Recv, N) end end)
                || _ <- lists:seq(1, S)],
     T0 = now_ns(),
     [P ! go || P <- Senders],
@@ -224,26 +242,32 @@ w3(S, N) ->
 fanin_recv(Parent, 0, Peak) -> Parent ! {fanin_done, Peak};
 fanin_recv(Parent, K, Peak) ->
     receive
+        #{at := Stamp} ->
+            L = erlang:monotonic_time(nanosecond) - Stamp,
+            fanin_recv(Parent, K - 1, max(L, Peak));
         Stamp ->
             L = erlang:monotonic_time(nanosecond) - Stamp,
             fanin_recv(Parent, K - 1, max(L, Peak))
     end.
 
-stamp_flood(_To, 0) -> ok;
-stamp_flood(To, K) ->
+stamp_flood(_Kind, _To, 0) -> ok;
+stamp_flood(int, To, K) ->
     To ! erlang:monotonic_time(nanosecond),
-    stamp_flood(To, K - 1).
+    stamp_flood(int, To, K - 1);
+stamp_flood(record, To, K) ->
+    To ! #{seq => K, tag => <<"stamp">>, at => erlang:monotonic_time(nanosecond)},
+    stamp_flood(record, To, K - 1).
 
 %% ---------------------------------------------------------------------------
 %% W4: ring of R processes, token passed H hops. Result: wall ns per hop.
 
-w4(R, H) ->
+w4(Kind, R, H) ->
     Self = self(),
-    Nodes = [spawn(fun() -> ring_init(Self) end) || _ <- lists:seq(1, R)],
+    Nodes = [spawn(fun() -> ring_init(Kind, Self) end) || _ <- lists:seq(1, R)],
     [First | _] = Nodes,
     link_ring(Nodes, First),
     T0 = now_ns(),
-    First ! H,
+    First ! msg(Kind, H, <<"token">>),
     receive ring_done -> ok end,
     T1 = now_ns(),
     [exit(P, kill) || P <- Nodes],
@@ -252,13 +276,17 @@ w4(R, H) ->
 link_ring([Last], First) -> Last ! {next, First};
 link_ring([P | [Next | _] = Rest], First) -> P ! {next, Next}, link_ring(Rest, First).
 
-ring_init(Parent) ->
-    receive {next, Next} -> ring_loop(Parent, Next) end.
+ring_init(Kind, Parent) ->
+    receive {next, Next} -> ring_loop(Kind, Parent, Next) end.
 
-ring_loop(Parent, Next) ->
+ring_loop(Kind, Parent, Next) ->
     receive
-        0 -> Parent ! ring_done, ring_loop(Parent, Next);
-        V -> Next ! V - 1, ring_loop(Parent, Next)
+        Msg ->
+            case seq(Msg) of
+                0 -> Parent ! ring_done;
+                V -> Next ! msg(Kind, V - 1, <<"token">>)
+            end,
+            ring_loop(Kind, Parent, Next)
     end.
 
 %% ---------------------------------------------------------------------------
