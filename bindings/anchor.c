@@ -34,6 +34,17 @@ int hb_key(halo_binding_t *B, lua_State *L) {
   return k;
 }
 
+void hb_key_reserve(halo_binding_t *B, lua_State *L, uint32_t n) {
+  while (B->nfree < n) {
+    uint32_t had = B->nfree;
+    B->nfree = 0; /* hb_key reserves a new key */
+    lua_pushboolean(L, 0);
+    int k = hb_key(B, L);
+    B->nfree = had;
+    B->free_keys[B->nfree++] = k;
+  }
+}
+
 void hb_key_free(halo_binding_t *B, lua_State *L, int key) {
   lua_pushboolean(L, 0);
   lua_rawseti(L, LUA_REGISTRYINDEX, key);

@@ -73,6 +73,8 @@ static inline lua_State *hb_L(halo_binding_t *B) { return B->cur ? B->cur : B->L
  *  luaL_ref and then recycled by a C free list, so storing or reading a value
  *  is one rawseti or rawgeti. */
 int hb_key(halo_binding_t *B, lua_State *L);
+/** Makes sure the next n hb_key calls take free keys: they then never raise. */
+void hb_key_reserve(halo_binding_t *B, lua_State *L, uint32_t n);
 /** Gives a key back (its value is dropped). */
 void hb_key_free(halo_binding_t *B, lua_State *L, int key);
 /** Reserves the node's fixed keys (reasons, PID cache). */

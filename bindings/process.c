@@ -739,6 +739,9 @@ static int l_getenv(lua_State *L) {
 static int l_setenv(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_t *self = hb_self(L, B, "halo.setenv", 0);
+  /* Everything that can raise comes before the old key is given back. */
+  push_upper(L, 1);
+  int k = lua_gettop(L);
   /* Copy on write: a table shared with the parent is copied first. */
   lua_newtable(L);
   int t = lua_gettop(L);
@@ -751,12 +754,15 @@ static int l_setenv(lua_State *L) {
       lua_rawset(L, t);
     }
     lua_pop(L, 1);
+  }
+  lua_pushvalue(L, k);
+  lua_pushvalue(L, 2);
+  lua_rawset(L, t);
+  hb_key_reserve(B, L, 1);
+  if (self->href[HREF_ENV]) {
     hb_key_free(B, L, self->href[HREF_ENV]);
     B->refs--;
   }
-  push_upper(L, 1);
-  lua_pushvalue(L, 2);
-  lua_rawset(L, t);
   lua_pushvalue(L, t);
   self->href[HREF_ENV] = hb_key(B, L);
   B->refs++;
