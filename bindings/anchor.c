@@ -9,7 +9,8 @@
 
 halo_binding_t *halo__B;
 
-const char *const hb_reasons[] = {"normal", "shutdown", "kill", "unregistered", "no connection"};
+const char *const hb_reasons[] = {"normal", "shutdown", "kill", "unregistered", "no connection",
+                                   "out of memory"};
 
 /* A freed key holds false, never nil: luaL_ref hands out new keys at the
  * registry's length when its own free list is empty, and a nil inside the

@@ -175,40 +175,121 @@ static int traceback_handler(lua_State *L) {
   return 1;
 }
 
-static void hook_terminate(halo_node_t *n, halo_proc_t *p, const halo_payload_t *reason) {
-  halo_binding_t *B = n->host;
-  lua_State *L = hb_L(B);
-  int top = lua_gettop(L);
-  hb_push_payload(B, L, *reason, 0);
-  int ridx = lua_gettop(L);
-  int normal = is_normal_reason(L, ridx);
-  if (p->flags & HALO_PF_ENTRY) {
-    if (!normal) {
-      if (!B->entry_error) {
-        const char *s = luaL_typename(L, ridx);
-        if (lua_type(L, ridx) == LUA_TSTRING) s = lua_tostring(L, ridx);
-        B->entry_error = strdup(s);
-      }
-      halo_node_stop(n, 1);
-    }
+/* -- The gate ------------------------------------------------------------------ */
+
+typedef struct gate_call {
+  hb_gate_fn fn;
+  void *ud;
+} gate_call_t;
+
+static int gate_trampoline(lua_State *L) {
+  gate_call_t *g = lua_touserdata(L, 1);
+  lua_settop(L, 0);
+  g->fn(L, g->ud);
+  return 0;
+}
+
+static void on_doom(uv_timer_t *h) {
+  halo_binding_t *B = h->data;
+  halo_node_t *n = &B->node;
+  while (B->ndoomed) {
+    uint64_t id = B->doomed[--B->ndoomed];
+    halo_proc_t *p = halo_proc_find(n, id);
+    if (p && p->state < HALO_STATE_TERMINATED)
+      halo_proc_end(n, p, (halo_payload_t){HB_REASON_NOMEM, PL_REASON});
   }
-  if (!(p->flags & HALO_PF_FUNC) && p->href[HREF_INST]) {
-    lua_pushcfunction(L, traceback_handler);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->href[HREF_INST]);
-    lua_getfield(L, -1, "terminate");
-    if (lua_isfunction(L, -1)) {
-      lua_insert(L, -2); /* terminate, inst */
-      lua_pushvalue(L, ridx);
-      uint64_t *prev = n->alloc ? halo_alloc_attribute(n->alloc, &p->alloc_bytes) : NULL;
-      if (lua_pcall(L, 2, 0, top + 2)) {
-        size_t len;
-        const char *m = lua_tolstring(L, -1, &len);
-        hb_log(B, p, HALO_LOG_ERROR, m ? m : "error in terminate", m ? len : 18);
-      }
-      if (n->alloc) halo_alloc_attribute(n->alloc, prev);
-    }
+}
+
+void hb_end_later(halo_binding_t *B, halo_proc_t *p) {
+  if (!p || p->state >= HALO_STATE_TERMINATED || B->node.stopped || !B->doom.data) return;
+  for (uint32_t i = 0; i < B->ndoomed; i++)
+    if (B->doomed[i] == p->id) return;
+  if (B->ndoomed == B->capdoomed) {
+    uint32_t nc = B->capdoomed ? B->capdoomed * 2 : 8;
+    uint64_t *nd = realloc(B->doomed, nc * sizeof *nd);
+    if (!nd) return;
+    B->doomed = nd;
+    B->capdoomed = nc;
+  }
+  B->doomed[B->ndoomed++] = p->id;
+  uv_timer_start(&B->doom, on_doom, 0, 0);
+}
+
+int hb_gate(halo_binding_t *B, halo_proc_t *p, const char *what, hb_gate_fn fn, void *ud) {
+  lua_State *L = hb_L(B), *saved = B->cur;
+  int top = lua_gettop(L), st = LUA_ERRMEM, was = B->alloc.test_fail;
+  gate_call_t g = {fn, ud};
+  int fail = B->test_fail_hooks > 0;
+  if (fail) B->test_fail_hooks--;
+  if (lua_checkstack(L, 3)) { /* protected in LuaJIT: 0 when out of memory */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, B->gate_ref[0]);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, B->gate_ref[1]);
+    lua_pushlightuserdata(L, &g);
+    if (fail) B->alloc.test_fail = 1;
+    st = lua_pcall(L, 1, 0, top + 1);
+    B->alloc.test_fail = was;
+    B->cur = saved;
+  }
+  if (st == LUA_ERRMEM) {
+    halo_log_proc(&B->node, p, HALO_LOG_ERROR, "out of memory in %s%s", what,
+                  p && p->state < HALO_STATE_TERMINATED ? ": the process ends" : "");
+    hb_end_later(B, p);
+  } else if (st) {
+    size_t len;
+    const char *m = lua_tolstring(L, -1, &len);
+    if (!m) m = "(error object is not a string)", len = strlen(m);
+    hb_log(B, p, HALO_LOG_ERROR, m, len);
   }
   lua_settop(L, top);
+  return st;
+}
+
+/* -- Hooks that build or copy values ------------------------------------------------ */
+
+/* What a hook body gets and gives back. */
+typedef struct hook_ctx {
+  halo_binding_t *B;
+  halo_proc_t *p;
+  const halo_payload_t *in;
+  const void *arg;
+  halo_payload_t out;
+  int normal;
+} hook_ctx_t;
+
+/* What a payload hook delivers when its gate failed (out of memory). */
+static const halo_payload_t nomem_reason = {HB_REASON_NOMEM, PL_REASON};
+
+static int terminate_body(lua_State *L, void *ud) {
+  hook_ctx_t *c = ud;
+  halo_binding_t *B = c->B;
+  halo_proc_t *p = c->p;
+  hb_push_payload(B, L, *c->in, 0);
+  int ridx = lua_gettop(L);
+  c->normal = is_normal_reason(L, ridx);
+  if ((p->flags & HALO_PF_ENTRY) && !c->normal && !B->entry_error) {
+    const char *s = lua_type(L, ridx) == LUA_TSTRING ? lua_tostring(L, ridx) : luaL_typename(L, ridx);
+    B->entry_error = strdup(s);
+  }
+  if ((p->flags & HALO_PF_FUNC) || !p->href[HREF_INST]) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->href[HREF_INST]);
+  lua_getfield(L, -1, "terminate");
+  if (!lua_isfunction(L, -1)) return 0;
+  lua_insert(L, -2); /* terminate, inst */
+  lua_pushvalue(L, ridx);
+  lua_call(L, 2, 0);
+  return 0;
+}
+
+static void hook_terminate(halo_node_t *n, halo_proc_t *p, const halo_payload_t *reason) {
+  halo_binding_t *B = n->host;
+  hook_ctx_t c = {B, p, reason, NULL, {0, 0}, -1};
+  uint64_t *prev = n->alloc ? halo_alloc_attribute(n->alloc, &p->alloc_bytes) : NULL;
+  hb_gate(B, p, "terminate", terminate_body, &c);
+  if (n->alloc) halo_alloc_attribute(n->alloc, prev);
+  if ((p->flags & HALO_PF_ENTRY) && c.normal != 1) {
+    if (!B->entry_error) B->entry_error = strdup("out of memory");
+    halo_node_stop(n, 1);
+  }
 }
 
 static void hook_free(halo_node_t *n, halo_proc_t *p) {
@@ -242,29 +323,31 @@ static void hook_free(halo_node_t *n, halo_proc_t *p) {
 
 static void hook_release(halo_node_t *n, halo_payload_t pl) { hb_release(n->host, pl); }
 
-static halo_payload_t hook_dup(halo_node_t *n, const halo_payload_t *pl) {
-  if (pl->tag != PL_ANCHOR) return *pl; /* values, not references */
-  halo_binding_t *B = n->host;
-  lua_State *L = hb_L(B);
-  hb_push_payload(B, L, *pl, 0);
-  halo_payload_t r = hb_anchor(B, L, -1);
-  lua_pop(L, 1);
-  return r;
+static int dup_body(lua_State *L, void *ud) {
+  hook_ctx_t *c = ud;
+  hb_push_payload(c->B, L, *c->in, 0);
+  c->out = hb_anchor(c->B, L, -1);
+  return 0;
 }
 
-static halo_payload_t hook_signal(halo_node_t *n, const halo_signal_info_t *info,
-                                  const halo_payload_t *reason) {
-  halo_binding_t *B = n->host;
-  lua_State *L = hb_L(B);
+static halo_payload_t hook_dup(halo_node_t *n, const halo_payload_t *pl) {
+  if (pl->tag != PL_ANCHOR) return *pl; /* values, not references */
+  hook_ctx_t c = {n->host, NULL, pl, NULL, {0, 0}, 0};
+  return hb_gate(n->host, n->current, "copying a value", dup_body, &c) ? nomem_reason : c.out;
+}
+
+static int signal_body(lua_State *L, void *ud) {
+  hook_ctx_t *c = ud;
+  halo_binding_t *B = c->B;
+  const halo_signal_info_t *info = c->arg;
   if (info->notice) { /* to an event's producer: first subscriber came, last one left */
     lua_createtable(L, 0, 2);
     lua_pushstring(L, info->notice == HALO_NOTICE_EVENT_START ? "event_start" : "event_stop");
     lua_setfield(L, -2, "kind");
     lua_pushstring(L, info->name);
     lua_setfield(L, -2, "event");
-    halo_payload_t r = hb_anchor(B, L, -1);
-    lua_pop(L, 1);
-    return r;
+    c->out = hb_anchor(B, L, -1);
+    return 0;
   }
   lua_createtable(L, 0, 4);
   lua_pushstring(L, info->kind == HALO_MSG_EXIT ? "exit" : "down");
@@ -279,21 +362,30 @@ static halo_payload_t hook_signal(halo_node_t *n, const halo_signal_info_t *info
     lua_setfield(L, -2, "name");
   } else if (info->target_kind == HALO_TARGET_ALIAS) {
     char buf[HALO_REF_STRLEN];
-    halo_ref_format(buf, sizeof buf, "Alias", n->crc, info->alias);
+    halo_ref_format(buf, sizeof buf, "Alias", B->node.crc, info->alias);
     lua_pushstring(L, buf);
     lua_setfield(L, -2, "alias");
   }
-  hb_push_payload(B, L, *reason, 0);
+  hb_push_payload(B, L, *c->in, 0);
   lua_setfield(L, -2, "reason");
-  halo_payload_t r = hb_anchor(B, L, -1);
-  lua_pop(L, 1);
-  return r;
+  c->out = hb_anchor(B, L, -1);
+  return 0;
+}
+
+/* The watcher whose exit or down message cannot be built ends ("out of memory"). */
+static halo_payload_t hook_signal(halo_node_t *n, const halo_signal_info_t *info,
+                                  const halo_payload_t *reason) {
+  hook_ctx_t c = {n->host, NULL, reason, info, {0, 0}, 0};
+  halo_proc_t *to = info->to ? halo_proc_find(n, info->to) : NULL;
+  return hb_gate(n->host, to, "an exit or down message", signal_body, &c) ? nomem_reason : c.out;
 }
 
 /* A log record as a process logger receives it. */
-static halo_payload_t hook_log_record(halo_node_t *n, const halo_log_record_t *rec) {
-  halo_binding_t *B = n->host;
-  lua_State *L = hb_L(B);
+static int log_record_body(lua_State *L, void *ud) {
+  hook_ctx_t *c = ud;
+  halo_binding_t *B = c->B;
+  halo_node_t *n = &B->node;
+  const halo_log_record_t *rec = c->arg;
   lua_createtable(L, 0, 5);
   lua_pushliteral(L, "log");
   lua_setfield(L, -2, "kind");
@@ -321,23 +413,37 @@ static halo_payload_t hook_log_record(halo_node_t *n, const halo_log_record_t *r
   lua_setfield(L, -2, "source");
   lua_pushlstring(L, rec->msg, rec->len);
   lua_setfield(L, -2, "message");
-  halo_payload_t r = hb_anchor(B, L, -1);
-  lua_pop(L, 1);
-  return r;
+  c->out = hb_anchor(B, L, -1);
+  return 0;
+}
+
+/* A record that cannot be built is not delivered (tag 0), nor is the
+ * gate's report of that failure (it would fail the same way). */
+static halo_payload_t hook_log_record(halo_node_t *n, const halo_log_record_t *rec) {
+  halo_binding_t *B = n->host;
+  hook_ctx_t c = {B, NULL, NULL, rec, {0, 0}, 0};
+  if (B->in_log_record) return c.out;
+  B->in_log_record = 1;
+  if (hb_gate(B, NULL, "a log record", log_record_body, &c)) c.out.tag = 0;
+  B->in_log_record = 0;
+  return c.out;
+}
+
+static int reason_body(lua_State *L, void *ud) {
+  hook_ctx_t *c = ud;
+  lua_pushstring(L, c->arg);
+  c->out = hb_anchor(c->B, L, -1);
+  return 0;
 }
 
 static halo_payload_t hook_reason(halo_node_t *n, const char *text) {
-  halo_binding_t *B = n->host;
-  lua_State *L = hb_L(B);
   for (int i = 0; i < HB_NREASONS; i++)
     if (!strcmp(text, hb_reasons[i])) {
       halo_payload_t c = {(uint64_t)i, PL_REASON};
       return c;
     }
-  lua_pushstring(L, text);
-  halo_payload_t r = hb_anchor(B, L, -1);
-  lua_pop(L, 1);
-  return r;
+  hook_ctx_t c = {n->host, NULL, NULL, text, {0, 0}, 0};
+  return hb_gate(n->host, n->current, "a reason", reason_body, &c) ? nomem_reason : c.out;
 }
 
 static void close_cb(uv_handle_t *h) { (void)h; }
@@ -351,6 +457,7 @@ static void hook_stopped(halo_node_t *n) {
     uv_close((uv_handle_t *)&B->sigterm, close_cb);
   }
   if (B->use_deadline) uv_close((uv_handle_t *)&B->deadline, close_cb);
+  uv_close((uv_handle_t *)&B->doom, close_cb);
 }
 
 /* -- Node lifecycle ---------------------------------------------------------- */
@@ -443,6 +550,12 @@ static int l_run(lua_State *L) {
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   B->mt_cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushcfunction(L, traceback_handler);
+  B->gate_ref[0] = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushcfunction(L, gate_trampoline);
+  B->gate_ref[1] = luaL_ref(L, LUA_REGISTRYINDEX);
+  uv_timer_init(&B->loop, &B->doom);
+  B->doom.data = B;
 
   signal(SIGPIPE, SIG_IGN); /* a peer gone mid-write is an error return, not the end of the node */
   B->old_allocf = lua_getallocf(L, &B->old_allocud);
@@ -539,6 +652,9 @@ static int l_run(lua_State *L) {
   while (B->nco_pool) hb_key_free(B, L, B->co_pool[--B->nco_pool]);
   luaL_unref(L, LUA_REGISTRYINDEX, B->body_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, B->mt_cache_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, B->gate_ref[0]);
+  luaL_unref(L, LUA_REGISTRYINDEX, B->gate_ref[1]);
+  free(B->doomed);
   hb_net_free(B);
   halo_node_destroy(n); /* may release payloads (events): before the keys go */
   hb_keys_close(B, L);
@@ -595,6 +711,13 @@ static int l_node_serial(lua_State *L) {
   return 1;
 }
 
+/* core.test_fail_hook_allocs(n): test knob, the next n calls through the
+ * gate run with every Lua allocation failing (out-of-memory specs). */
+static int l_test_fail_hook_allocs(lua_State *L) {
+  hb_node(L)->test_fail_hooks = (int)luaL_checkinteger(L, 1);
+  return 0;
+}
+
 /* core.running() -> bool */
 static int l_running(lua_State *L) {
   lua_pushboolean(L, halo__B != NULL);
@@ -605,7 +728,7 @@ int luaopen_halo_core(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"run", l_run},         {"stop", l_stop},       {"now", l_now},
       {"log", l_log},         {"log_enabled", l_log_enabled}, {"running", l_running},
-      {"node_serial", l_node_serial},
+      {"node_serial", l_node_serial}, {"test_fail_hook_allocs", l_test_fail_hook_allocs},
       {NULL, NULL}};
   lua_newtable(L);
   luaL_register(L, NULL, fns);

@@ -42,6 +42,7 @@ static void log_to_process(void *ud, const halo_logger_t *lg, const halo_log_rec
   halo_proc_t *p = halo_proc_find(n, lg->pid);
   if (!p || p->state >= HALO_STATE_TERMINATED || !n->hooks.log_record) return;
   halo_payload_t pl = n->hooks.log_record(n, rec);
+  if (!pl.tag) return; /* the host could not build it (out of memory) */
   halo_pid_t from = rec->pid.id ? rec->pid : halo_node_pid(n, 1);
   if (halo__enqueue(n, from, p, HALO_MSG_LOG, HALO_Q_LOG, 0, pl, (uint32_t)rec->len))
     n->hooks.release(n, pl);

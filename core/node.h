@@ -25,6 +25,7 @@ typedef struct halo_signal_info {
   const char *name;  /* HALO_TARGET_NAME, HALO_TARGET_EVENT */
   uint64_t alias;    /* HALO_TARGET_ALIAS */
   int notice;        /* HALO_NOTICE_*: a notice to an event's producer (no reason) */
+  uint64_t to;       /* the local process the payload is for, 0 when not known */
 } halo_signal_info_t;
 
 enum { HALO_NOTICE_NONE, HALO_NOTICE_EVENT_START, HALO_NOTICE_EVENT_STOP };

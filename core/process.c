@@ -469,10 +469,17 @@ void halo_proc_exit(halo_node_t *n, halo_proc_t *p, halo_payload_t reason) {
 
 int halo_proc_kill(halo_node_t *n, halo_proc_t *p) {
   if (p->state >= HALO_STATE_TERMINATED) return 0;
+  return halo_proc_end(n, p, n->hooks.reason(n, "kill"));
+}
+
+int halo_proc_end(halo_node_t *n, halo_proc_t *p, halo_payload_t reason) {
+  if (p->state >= HALO_STATE_TERMINATED) {
+    n->hooks.release(n, reason);
+    return 0;
+  }
   int inside = (p->flags & HALO_PF_ACTIVE) || p->state == HALO_STATE_INIT ||
                p->wait == HALO_WAIT_REPLY || p->wait == HALO_WAIT_SLEEP ||
                p->wait == HALO_WAIT_SPAWN;
-  halo_payload_t reason = n->hooks.reason(n, "kill");
   if (!inside) {
     halo_timer_wait_stop(n, p);
     halo__proc_terminate(n, p, reason, 0);

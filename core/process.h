@@ -167,6 +167,9 @@ void halo_proc_exit(halo_node_t *n, halo_proc_t *p, halo_payload_t reason);
  *  fire, it never runs again, its record goes once its wait ends). */
 int halo_proc_kill(halo_node_t *n, halo_proc_t *p);
 
+/** halo_proc_kill with reason (owned by the callee) instead of "kill". */
+int halo_proc_end(halo_node_t *n, halo_proc_t *p, halo_payload_t reason);
+
 /** Registers name for p: 0, HALO_ETAKEN (name used or p already named) or HALO_ENOMEM. */
 int halo_name_register(halo_node_t *n, halo_proc_t *p, const char *name);
 /** Unregisters name; its watchers get "unregistered". 0 or HALO_ENAMEUNKNOWN. */

@@ -60,4 +60,36 @@ print("survived")
     assert.equal(1, r.a)
     assert.same({ A = 1 }, r.all)
   end)
+
+  -- The gate: a hook that runs out of memory ends the process it works for,
+  -- is logged, and the node goes on.
+  it("ends the watcher whose down message could not be built, and logs it", function()
+    local log = os.tmpname()
+    local r = helper.run(function()
+      assert(halo.log.remove_logger("default"))
+      assert(halo.log.add_logger("file", { output = log }))
+      local svc = assert(halo.spawn({ handle_message = function() end }, nil, { name = "svc" }))
+      local ready = false
+      local w = assert(halo.spawn(function()
+        assert(halo.monitor("svc"))
+        ready = true
+        while true do halo.receive() end
+      end))
+      assert(helper.wait_until(function() return ready end))
+      assert(halo.monitor(w))
+      require("halo.core").test_fail_hook_allocs(1)
+      assert(halo.unregister("svc"))
+      local down = helper.await_down(w)
+      local after = assert(halo.call(assert(halo.spawn({ handle_call = function() return "fine" end })), "?"))
+      halo.kill(svc)
+      return { reason = down.reason, after = after }
+    end, { log_level = "error" })
+    local f = assert(io.open(log))
+    local text = f:read("*a")
+    f:close()
+    os.remove(log)
+    assert.equal("out of memory", r.reason)
+    assert.equal("fine", r.after)
+    assert.matches("out of memory in an exit or down message: the process ends", text, 1, true)
+  end)
 end)
