@@ -64,6 +64,16 @@ static int push_wake(halo_binding_t *B, lua_State *co, halo_proc_t *p) {
     return 2;
   }
   lua_pushboolean(co, 0);
+  if (wake == HALO_WAKE_ENDED) { /* the callee ended before replying: its reason */
+    hb_push_payload(B, co, res, 1);
+    const char *m = lua_type(co, -1) == LUA_TSTRING || lua_type(co, -1) == LUA_TNUMBER ? lua_tostring(co, -1)
+                                                                                      : luaL_typename(co, -1);
+    lua_pushfstring(co, "%s: %s: %s", halo_err_name(HALO_ETERMINATED), halo_strerror(HALO_ETERMINATED), m);
+    lua_insert(co, -2);
+    lua_pushstring(co, halo_err_name(HALO_ETERMINATED));
+    lua_insert(co, -2);
+    return 4;
+  }
   if (wake == HALO_WAKE_TIMEOUT) {
     lua_pushfstring(co, "%s: %s", halo_err_name(HALO_ETIMEDOUT), halo_strerror(HALO_ETIMEDOUT));
     lua_pushstring(co, halo_err_name(HALO_ETIMEDOUT));
@@ -184,7 +194,7 @@ typedef struct gate_call {
 
 static int gate_trampoline(lua_State *L) {
   gate_call_t *g = lua_touserdata(L, 1);
-  lua_settop(L, 0);
+  lua_remove(L, 1);
   g->fn(L, g->ud);
   return 0;
 }
@@ -215,18 +225,21 @@ void hb_end_later(halo_binding_t *B, halo_proc_t *p) {
   uv_timer_start(&B->doom, on_doom, 0, 0);
 }
 
-int hb_gate(halo_binding_t *B, halo_proc_t *p, const char *what, hb_gate_fn fn, void *ud) {
+int hb_gate(halo_binding_t *B, halo_proc_t *p, const char *what, hb_gate_fn fn, void *ud, int nargs) {
   lua_State *L = hb_L(B), *saved = B->cur;
-  int top = lua_gettop(L), st = LUA_ERRMEM, was = B->alloc.test_fail;
+  int top = lua_gettop(L) - nargs, st = LUA_ERRMEM, was = B->alloc.test_fail;
   gate_call_t g = {fn, ud};
   int fail = B->test_fail_hooks > 0;
   if (fail) B->test_fail_hooks--;
   if (lua_checkstack(L, 3)) { /* protected in LuaJIT: 0 when out of memory */
     lua_rawgeti(L, LUA_REGISTRYINDEX, B->gate_ref[0]);
+    lua_insert(L, top + 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, B->gate_ref[1]);
+    lua_insert(L, top + 2);
     lua_pushlightuserdata(L, &g);
+    lua_insert(L, top + 3);
     if (fail) B->alloc.test_fail = 1;
-    st = lua_pcall(L, 1, 0, top + 1);
+    st = lua_pcall(L, nargs + 1, 0, top + 1);
     B->alloc.test_fail = was;
     B->cur = saved;
   }
@@ -284,7 +297,7 @@ static void hook_terminate(halo_node_t *n, halo_proc_t *p, const halo_payload_t 
   halo_binding_t *B = n->host;
   hook_ctx_t c = {B, p, reason, NULL, {0, 0}, -1};
   uint64_t *prev = n->alloc ? halo_alloc_attribute(n->alloc, &p->alloc_bytes) : NULL;
-  hb_gate(B, p, "terminate", terminate_body, &c);
+  hb_gate(B, p, "terminate", terminate_body, &c, 0);
   if (n->alloc) halo_alloc_attribute(n->alloc, prev);
   if ((p->flags & HALO_PF_ENTRY) && c.normal != 1) {
     if (!B->entry_error) B->entry_error = strdup("out of memory");
@@ -333,7 +346,7 @@ static int dup_body(lua_State *L, void *ud) {
 static halo_payload_t hook_dup(halo_node_t *n, const halo_payload_t *pl) {
   if (pl->tag != PL_ANCHOR) return *pl; /* values, not references */
   hook_ctx_t c = {n->host, NULL, pl, NULL, {0, 0}, 0};
-  return hb_gate(n->host, n->current, "copying a value", dup_body, &c) ? nomem_reason : c.out;
+  return hb_gate(n->host, n->current, "copying a value", dup_body, &c, 0) ? nomem_reason : c.out;
 }
 
 static int signal_body(lua_State *L, void *ud) {
@@ -377,7 +390,7 @@ static halo_payload_t hook_signal(halo_node_t *n, const halo_signal_info_t *info
                                   const halo_payload_t *reason) {
   hook_ctx_t c = {n->host, NULL, reason, info, {0, 0}, 0};
   halo_proc_t *to = info->to ? halo_proc_find(n, info->to) : NULL;
-  return hb_gate(n->host, to, "an exit or down message", signal_body, &c) ? nomem_reason : c.out;
+  return hb_gate(n->host, to, "an exit or down message", signal_body, &c, 0) ? nomem_reason : c.out;
 }
 
 /* A log record as a process logger receives it. */
@@ -424,7 +437,7 @@ static halo_payload_t hook_log_record(halo_node_t *n, const halo_log_record_t *r
   hook_ctx_t c = {B, NULL, NULL, rec, {0, 0}, 0};
   if (B->in_log_record) return c.out;
   B->in_log_record = 1;
-  if (hb_gate(B, NULL, "a log record", log_record_body, &c)) c.out.tag = 0;
+  if (hb_gate(B, NULL, "a log record", log_record_body, &c, 0)) c.out.tag = 0;
   B->in_log_record = 0;
   return c.out;
 }
@@ -443,7 +456,7 @@ static halo_payload_t hook_reason(halo_node_t *n, const char *text) {
       return c;
     }
   hook_ctx_t c = {n->host, NULL, NULL, text, {0, 0}, 0};
-  return hb_gate(n->host, n->current, "a reason", reason_body, &c) ? nomem_reason : c.out;
+  return hb_gate(n->host, n->current, "a reason", reason_body, &c, 0) ? nomem_reason : c.out;
 }
 
 static void close_cb(uv_handle_t *h) { (void)h; }

@@ -246,6 +246,35 @@ int halo_send_name(halo_node_t *n, halo_proc_t *from, uint32_t node, const char 
 static int64_t call_to(halo_node_t *n, halo_proc_t *p, halo_pid_t to, const char *name, int kind, int queue,
                        halo_payload_t request, uint32_t size, uint64_t timeout_ms);
 
+/* 1 when c waits for a reply from local process p. */
+static int waits_on(halo_node_t *n, const halo_proc_t *c, const halo_proc_t *p) {
+  return c->wait == HALO_WAIT_REPLY && !c->wake && c->wait_pid.node == n->crc && c->wait_pid.id == p->id;
+}
+
+/* Notes that caller waits for callee's reply (the callee's end aborts the
+ * call). Entries of callers that no longer wait are dropped when the list
+ * is full, so a long-lived server's list stays as long as its pending calls. */
+static void add_caller(halo_node_t *n, halo_proc_t *callee, halo_proc_t *caller) {
+  halo_proc_ext_t *x = callee ? halo__proc_ext(callee) : NULL;
+  if (!x) return; /* out of memory: the call still ends by reply or timeout */
+  if (x->ncallers == x->capcallers) {
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < x->ncallers; i++) {
+      halo_proc_t *c = halo_proc_find(n, x->callers[i]);
+      if (c && waits_on(n, c, callee)) x->callers[k++] = x->callers[i];
+    }
+    x->ncallers = k;
+    if (k >= x->capcallers / 2) { /* mostly still waiting: grow */
+      uint32_t nc = x->capcallers ? x->capcallers * 2 : 4;
+      uint64_t *v = realloc(x->callers, nc * sizeof *v);
+      if (!v) return;
+      x->callers = v;
+      x->capcallers = nc;
+    }
+  }
+  x->callers[x->ncallers++] = caller->id;
+}
+
 int64_t halo_call(halo_node_t *n, halo_proc_t *p, halo_pid_t to, int kind, int queue,
                   halo_payload_t request, uint32_t size, uint64_t timeout_ms) {
   return call_to(n, p, to, NULL, kind, queue, request, size, timeout_ms);
@@ -288,9 +317,49 @@ static int64_t call_to(halo_node_t *n, halo_proc_t *p, halo_pid_t to, const char
   }
   p->wait = HALO_WAIT_REPLY;
   p->wait_ref = ref;
+  p->wait_pid = to;
   p->wait_state = p->state;
   halo__proc_set_state(n, p, HALO_STATE_WAIT);
+  if (!remote) add_caller(n, halo_proc_find(n, to.id), p);
   return (int64_t)ref;
+}
+
+int halo_call_abort(halo_node_t *n, halo_proc_t *caller, uint64_t ref, const halo_payload_t *reason) {
+  if (caller->wait != HALO_WAIT_REPLY || caller->wait_ref != ref || caller->wake) return HALO_EIGNORED;
+  halo_timer_wait_stop(n, caller);
+  if (caller->state == HALO_STATE_ZOMBEE) {
+    halo__proc_reap(n, caller);
+    return 0;
+  }
+  if (caller->wait_pid.node == n->crc) n->counters.call_errors_local++;
+  else n->counters.call_errors_remote++;
+  caller->result = n->hooks.dup(n, reason);
+  halo_sched_wake(n, caller, HALO_WAKE_ENDED);
+  return 0;
+}
+
+void halo_call_abort_all(halo_node_t *n, halo_pid_t callee, const halo_payload_t *reason) {
+  for (halo_proc_t *c = n->first, *next; c; c = next) {
+    next = c->next;
+    if (c->wait == HALO_WAIT_REPLY && c->wait_pid.node == callee.node &&
+        (!callee.id || c->wait_pid.id == callee.id))
+      halo_call_abort(n, c, c->wait_ref, reason);
+  }
+}
+
+/* The callers of p that still wait for its reply learn that it ended. */
+static void abort_callers(halo_node_t *n, halo_proc_t *p, const halo_payload_t *reason) {
+  halo_proc_ext_t *x = p->ext;
+  if (!x || !x->ncallers) return;
+  uint64_t *ids = x->callers;
+  uint32_t len = x->ncallers;
+  x->callers = NULL;
+  x->ncallers = x->capcallers = 0;
+  for (uint32_t i = 0; i < len; i++) {
+    halo_proc_t *c = halo_proc_find(n, ids[i]);
+    if (c && waits_on(n, c, p)) halo_call_abort(n, c, c->wait_ref, reason);
+  }
+  free(ids);
 }
 
 int halo_reply(halo_node_t *n, halo_proc_t *from, halo_pid_t to, uint64_t ref, halo_payload_t pl) {
@@ -419,6 +488,7 @@ void halo__proc_terminate(halo_node_t *n, halo_proc_t *p, halo_payload_t reason,
     n->current = prev;
   }
   halo__rel_fire_all(n, p, &reason);
+  abort_callers(n, p, &reason);
   if (p->ext && (p->ext->nowned || p->ext->nevsubs)) halo__event_proc_ended(n, p, &reason);
   if (n->log.nloggers) halo_log_remove_process(&n->log, p->id);
   if (p->name) {
@@ -443,6 +513,18 @@ void halo__proc_terminate(halo_node_t *n, halo_proc_t *p, halo_payload_t reason,
   n->hooks.release(n, reason);
   if (!in_init) n->counters.terminated++;
   if (!zombee) free_record(n, p);
+  if (n->auto_stop && !n->stopping && halo_node_alive(n) == 0) halo_node_stop(n, n->exit_code);
+}
+
+void halo_proc_discard(halo_node_t *n, halo_proc_t *p) {
+  halo_proc_t *parent = halo_proc_find(n, p->parent.id);
+  if (parent) {
+    halo_rel_remove(n, p, HALO_REL_LINK, HALO_TARGET_PID, parent->id, NULL, 0);
+    halo_rel_remove(n, parent, HALO_REL_MONITOR, HALO_TARGET_PID, p->id, NULL, 0);
+  }
+  if (p->name) halo_smap_del(&n->names, p->name);
+  n->counters.spawn_failed++;
+  free_record(n, p);
   if (n->auto_stop && !n->stopping && halo_node_alive(n) == 0) halo_node_stop(n, n->exit_code);
 }
 

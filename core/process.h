@@ -36,7 +36,8 @@ enum halo_wait {
 };
 
 /** Why a suspended process was made runnable again. */
-enum halo_wake { HALO_WAKE_NONE, HALO_WAKE_REPLY, HALO_WAKE_TIMEOUT, HALO_WAKE_ERROR };
+enum halo_wake { HALO_WAKE_NONE, HALO_WAKE_REPLY, HALO_WAKE_TIMEOUT, HALO_WAKE_ERROR,
+                 HALO_WAKE_ENDED /* the callee of a call ended first: result holds its reason */ };
 
 enum halo_proc_flag {
   HALO_PF_RUNQ = 1,     /* in the run queue */
@@ -59,6 +60,7 @@ struct halo_proc {
   int8_t log_level;
   uint16_t depth;     /* nesting of synchronous spawns */
   uint64_t wait_ref;  /* awaited reply ref, or child id for HALO_WAIT_SPAWN */
+  halo_pid_t wait_pid; /* HALO_WAIT_REPLY: the callee (id 0: a name on node wait_pid.node) */
   halo_timer_t *wait_timer;
   halo_payload_t result; /* reply value, or the exit reason once EXITED */
   /* accounting */
@@ -99,6 +101,11 @@ int halo_proc_spawn(halo_node_t *n, const halo_spawn_opts_t *o, halo_proc_t **ou
 /** Result codes of halo_proc_start() and of the host's run hook. */
 enum halo_run { HALO_RUN_IDLE, HALO_RUN_SUSPENDED, HALO_RUN_EXITED };
 
+/** Undoes halo_proc_spawn() for a record whose code never ran (the host
+ *  could not attach it): its name and the relations spawn made go without
+ *  any signal, the record is freed and counted as a failed spawn. */
+void halo_proc_discard(halo_node_t *n, halo_proc_t *p);
+
 /** Runs the process's init now (nested inside the caller when there is one).
  *  Returns HALO_RUN_IDLE once init is done, HALO_RUN_SUSPENDED when init
  *  waits (a spawner should then wait with halo_proc_wait_spawn()), or
@@ -137,6 +144,18 @@ int halo_send_proc(halo_node_t *n, halo_proc_t *from, halo_proc_t *to, int kind,
  *  fresh ref, then p waits for the reply. Returns the ref (> 0) or an error. */
 int64_t halo_call(halo_node_t *n, halo_proc_t *p, halo_pid_t to, int kind, int queue,
                   halo_payload_t request, uint32_t size, uint64_t timeout_ms);
+
+/** Ends caller's pending call ref at once because its callee ended: the
+ *  call returns the callee's reason (a copy of *reason; the caller's
+ *  halo.call gives nil, "ETERMINATED: process terminated: <reason>",
+ *  "ETERMINATED", reason). 0, or HALO_EIGNORED when caller no longer waits
+ *  for ref. Local callees trigger it themselves when they terminate. */
+int halo_call_abort(halo_node_t *n, halo_proc_t *caller, uint64_t ref, const halo_payload_t *reason);
+
+/** Aborts (halo_call_abort) every local call waiting on callee; callee.id
+ *  0 means every callee on node callee.node (its link went away). For the
+ *  cluster layer: a down of a remote callee, or a lost node. O(processes). */
+void halo_call_abort_all(halo_node_t *n, halo_pid_t callee, const halo_payload_t *reason);
 
 /** Replies to a waiting caller; 0, HALO_EIGNORED (nobody waits for ref:
  *  counted as a late reply, payload stays with the caller) or HALO_ENOPROC. */

@@ -20,6 +20,7 @@ void halo__proc_ext_free(halo_proc_t *p) {
   free(x->watchers.v);
   free(x->watching.v);
   free(x->aliases);
+  free(x->callers);
   halo__pool_free(p);
   free(x->owned);
   free(x->evsubs);

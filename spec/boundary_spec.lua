@@ -92,4 +92,37 @@ print("survived")
     assert.equal("fine", r.after)
     assert.matches("out of memory in an exit or down message: the process ends", text, 1, true)
   end)
+
+  -- Regression: spawn raised after the record existed and left it in init,
+  -- holding its name, so the node never stopped on its own.
+  it("leaves nothing behind when spawn fails half-way", function()
+    local beh = { handle_message = function() end }
+    local r = helper.run(function()
+      local before = halo.node_info()
+      local ok, err = pcall(halo.spawn, beh, nil, { name = "half", env = { [1] = "x" } })
+      require("halo.core").test_fail_hook_allocs(1)
+      local oom = { halo.spawn(beh, nil, { name = "half" }) }
+      local after = halo.node_info()
+      local again = assert(halo.spawn(beh, nil, { name = "half" }))
+      halo.kill(again)
+      return { ok = ok, err = err, oom = oom, before = before, after = after }
+    end)
+    assert.is_false(r.ok)
+    assert.matches("env keys must be strings", r.err)
+    assert.is_nil(r.oom[1])
+    assert.equal("ENOMEM", r.oom[3])
+    assert.equal(r.before.ProcessesTotal, r.after.ProcessesTotal)
+    assert.equal(0, r.after.ProcessesInit)
+    assert.equal(r.before.ProcessesSpawnFailed + 1, r.after.ProcessesSpawnFailed)
+  end)
+
+  it("stops the node on its own after a spawn failed half-way", function()
+    local out, code = run_script([[
+local halo = require("halo")
+pcall(halo.spawn, { handle_message = function() end }, nil, { env = { [1] = "x" } })
+print("entry done")
+]])
+    assert.matches("entry done", out)
+    assert.equal(0, code, out)
+  end)
 end)
