@@ -75,6 +75,7 @@ int halo_node_init(halo_node_t *n, uv_loop_t *loop, const char *name) {
   halo_imap_init(&n->timers);
   halo_smap_init(&n->strings);
   halo_msgpool_init(&n->msgs);
+  uv_mutex_init(&n->wd_mu);
   halo_log_init(&n->log, n->crc);
   n->log.node_name = n->name;
   n->log.proc_sink = log_to_process;
@@ -112,23 +113,62 @@ void halo_node_close(halo_node_t *n) {
   halo_timer_close_all(n);
 }
 
+void halo__node_wd_lock(halo_node_t *n) {
+  if (n->watchdog) uv_mutex_lock(&n->wd_mu);
+}
+
+void halo__node_wd_unlock(halo_node_t *n) {
+  if (n->watchdog) uv_mutex_unlock(&n->wd_mu);
+}
+
+/* An interned string: the map's key is s, its value the whole entry. */
+typedef struct istr {
+  uint64_t refs;
+  char s[];
+} istr_t;
+
+static istr_t *istr_of(const char *s) { return (istr_t *)(void *)(s - offsetof(istr_t, s)); }
+
 const char *halo_node_intern(halo_node_t *n, const char *s) {
   /* Spawns repeat the same few names: check the last ones before hashing. */
   for (int i = 0; i < 4; i++) {
     const char *c = n->intern_recent[i];
-    if (c && c[0] == s[0] && strcmp(c, s) == 0) return c;
+    if (c && c[0] == s[0] && strcmp(c, s) == 0) {
+      istr_of(c)->refs++;
+      return c;
+    }
   }
-  const char *v = halo_smap_get(&n->strings, s);
-  if (v) {
-    n->intern_recent[n->intern_next++ & 3] = v;
-    return v;
+  istr_t *e = halo_smap_get(&n->strings, s);
+  if (e) {
+    e->refs++;
+    n->intern_recent[n->intern_next++ & 3] = e->s;
+    return e->s;
   }
-  char *c = strdup(s);
-  if (!c || halo_smap_put(&n->strings, c, c)) {
-    free(c);
+  size_t len = strlen(s);
+  e = malloc(sizeof *e + len + 1);
+  if (!e) return NULL;
+  e->refs = 1;
+  memcpy(e->s, s, len + 1);
+  if (halo_smap_put(&n->strings, e->s, e)) {
+    free(e);
     return NULL;
   }
-  return c;
+  return e->s;
+}
+
+const char *halo_node_intern_ref(const char *s) {
+  if (s) istr_of(s)->refs++;
+  return s;
+}
+
+void halo_node_unintern(halo_node_t *n, const char *s) {
+  if (!s) return;
+  istr_t *e = istr_of(s);
+  if (--e->refs) return;
+  for (int i = 0; i < 4; i++)
+    if (n->intern_recent[i] == s) n->intern_recent[i] = NULL;
+  halo_smap_del(&n->strings, s);
+  free(e);
 }
 
 void halo_node_destroy(halo_node_t *n) {
@@ -147,6 +187,7 @@ void halo_node_destroy(halo_node_t *n) {
   halo_imap_destroy(&n->timers);
   halo_msgpool_destroy(&n->msgs);
   halo_log_destroy(&n->log);
+  uv_mutex_destroy(&n->wd_mu);
   free(n->name);
   n->name = NULL;
 }

@@ -55,16 +55,19 @@ int halo_proc_spawn(halo_node_t *n, const halo_spawn_opts_t *o, halo_proc_t **ou
     n->counters.spawn_failed++;
     return *o->name ? HALO_ETAKEN : HALO_EINCORRECT;
   }
+  halo__node_wd_lock(n);
   if (n->free_procs) {
     p = n->free_procs;
     n->free_procs = p->next;
     n->nfree_procs--;
   } else if (!(p = malloc(sizeof *p))) {
+    halo__node_wd_unlock(n);
     n->counters.spawn_failed++;
     return HALO_ENOMEM;
   }
   memset(p, 0, sizeof *p);
   p->id = ++n->next_id;
+  halo__node_wd_unlock(n); /* the other fields it reads are set before any callback runs */
   if (halo_imap_put(&n->procs, p->id, p)) {
     free(p);
     n->counters.spawn_failed++;
@@ -83,7 +86,8 @@ int halo_proc_spawn(halo_node_t *n, const halo_spawn_opts_t *o, halo_proc_t **ou
   p->kind = halo_node_intern(n, o->kind ? o->kind : "actor");
   /* A process belongs to its parent's application unless told otherwise. */
   p->application = o->application ? halo_node_intern(n, o->application)
-                                  : o->parent ? o->parent->application : halo_node_intern(n, "");
+                                  : o->parent ? halo_node_intern_ref(o->parent->application)
+                                              : halo_node_intern(n, "");
   if (o->func) p->flags |= HALO_PF_FUNC;
   p->prev = n->last;
   if (n->last) n->last->next = p;
@@ -446,12 +450,17 @@ static void free_record(halo_node_t *n, halo_proc_t *p) {
   if (n->hooks.free) n->hooks.free(n, p);
   halo__proc_ext_free(p);
   halo_mailbox_destroy(&p->mb);
+  halo__node_wd_lock(n);
+  halo_node_unintern(n, p->behavior);
+  halo_node_unintern(n, p->kind);
+  halo_node_unintern(n, p->application);
+  p->behavior = p->kind = p->application = NULL;
   free(p->name);
   p->name = NULL;
   p->id = 0;
   /* A record still linked in the run queue is recycled when popped. */
-  if (p->flags & HALO_PF_RUNQ) return;
-  halo__proc_recycle(n, p);
+  if (!(p->flags & HALO_PF_RUNQ)) halo__proc_recycle(n, p);
+  halo__node_wd_unlock(n);
 }
 
 void halo__proc_recycle(halo_node_t *n, halo_proc_t *p) {
@@ -493,8 +502,10 @@ void halo__proc_terminate(halo_node_t *n, halo_proc_t *p, halo_payload_t reason,
   if (n->log.nloggers) halo_log_remove_process(&n->log, p->id);
   if (p->name) {
     halo_smap_del(&n->names, p->name);
+    halo__node_wd_lock(n);
     free(p->name);
     p->name = NULL;
+    halo__node_wd_unlock(n);
   }
   if (p->ext) {
     for (uint32_t i = 0; i < p->ext->naliases; i++) halo_imap_del(&n->aliases, p->ext->aliases[i]);
@@ -583,7 +594,9 @@ int halo_name_register(halo_node_t *n, halo_proc_t *p, const char *name) {
     free(c);
     return HALO_ENOMEM;
   }
+  halo__node_wd_lock(n);
   p->name = c;
+  halo__node_wd_unlock(n);
   return 0;
 }
 
@@ -594,8 +607,10 @@ int halo_name_unregister(halo_node_t *n, const char *name) {
   halo__rel_fire_target(n, p, HALO_TARGET_NAME, p->name, 0, &reason);
   n->hooks.release(n, reason);
   halo_smap_del(&n->names, p->name);
+  halo__node_wd_lock(n);
   free(p->name);
   p->name = NULL;
+  halo__node_wd_unlock(n);
   return 0;
 }
 
