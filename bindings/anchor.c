@@ -133,21 +133,24 @@ uint32_t hb_size(lua_State *L, int idx) {
   }
 }
 
-void hb_push_pid(halo_binding_t *B, lua_State *L, halo_pid_t pid) {
-  if (pid.node == B->node.crc) {
-    halo_proc_t *p = halo_proc_find(&B->node, pid.id);
-    if (p && p->href[HREF_PID]) {
-      lua_rawgeti(L, LUA_REGISTRYINDEX, p->href[HREF_PID]);
-      return;
-    }
+int hb_push_pid_cached(halo_binding_t *B, lua_State *L, halo_pid_t pid) {
+  if (pid.node != B->node.crc) return 0;
+  halo_proc_t *p = halo_proc_find(&B->node, pid.id);
+  if (p && p->href[HREF_PID]) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->href[HREF_PID]);
+    return 1;
   }
   /* Messages often outlive their sender: keep the last strings formatted. */
   int slot = (int)(pid.id & 255);
+  if (B->pid_cache[slot] != pid.id) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, B->pid_cache_key[slot]);
+  return 1;
+}
+
+void hb_push_pid(halo_binding_t *B, lua_State *L, halo_pid_t pid) {
+  if (hb_push_pid_cached(B, L, pid)) return;
+  int slot = (int)(pid.id & 255);
   int local = pid.node == B->node.crc;
-  if (local && B->pid_cache[slot] == pid.id) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, B->pid_cache_key[slot]);
-    return;
-  }
   char buf[HALO_PID_STRLEN];
   size_t n = local ? hb_format_local_pid(B, buf, pid.id) : (size_t)halo_pid_format(buf, sizeof buf, pid);
   lua_pushlstring(L, buf, n);

@@ -38,7 +38,8 @@ typedef struct halo_binding {
                            hook_run change it for longer than a binding call, and
                            both restore it (so it never outlives its thread) */
   int gate_ref[2];      /* registry: the gate's traceback handler and trampoline */
-  int test_fail_hooks;  /* test knob: gate calls still to run with allocations failing */
+  int test_fail_hooks;  /* test knob: gate calls still to run with allocations failing ... */
+  char test_fail_what[48]; /* ... those named so, or all when empty */
   int in_log_record;    /* building a log record for a process logger */
   uint64_t *doomed;     /* processes to end with "out of memory" (a hook failed for them) */
   uint32_t ndoomed, capdoomed;
@@ -121,6 +122,9 @@ void hb_release(halo_binding_t *B, halo_payload_t pl);
 /** Size estimate of the value at idx in bytes. */
 uint32_t hb_size(lua_State *L, int idx);
 
+/** Pushes the PID string of pid when it is at hand (a live local process or
+ *  a recently ended one: nothing is allocated) and returns 1, else 0. */
+int hb_push_pid_cached(halo_binding_t *B, lua_State *L, halo_pid_t pid);
 /** Pushes the PID string of pid (cached for live local processes). */
 void hb_push_pid(halo_binding_t *B, lua_State *L, halo_pid_t pid);
 /** Pushes nil, "ECODE: text", "ECODE" and returns 3. */

@@ -84,50 +84,132 @@ static int push_wake(halo_binding_t *B, lua_State *co, halo_proc_t *p) {
   return 3;
 }
 
+/* What the run hook's gated parts share. */
+typedef struct run_ctx {
+  halo_binding_t *B;
+  halo_proc_t *p;
+  lua_State *co;
+  halo_msg_t *msg;
+  int nargs, st;
+} run_ctx_t;
+
+/* What a process ends with, or a payload hook delivers, when a gate failed (out of memory). */
+static const halo_payload_t nomem_reason = {HB_REASON_NOMEM, PL_REASON};
+
+/* The resume arguments of a message (a process waiting in receive). */
+static int push_msg(halo_binding_t *B, lua_State *L, halo_msg_t *msg) {
+  /* A bare exit or down reason arrives as kind + MSG_BARE; halo's Lua side
+   * makes the {kind, pid, reason} table (a table template there beats
+   * building it field by field through the C API). */
+  lua_pushinteger(L, msg->kind + ((msg->flags & HALO_MF_REASON) ? HB_MSG_BARE : 0));
+  hb_push_pid(B, L, msg->from);
+  hb_push_payload(B, L, (halo_payload_t){msg->pval, msg->ptag}, 1);
+  msg->ptag = 0; /* consumed */
+  lua_pushnumber(L, (double)msg->ref);
+  return 4;
+}
+
+/* Builds the resume arguments on L and moves them to the coroutine (which
+ * has room: nothing is allocated on it outside the gate). */
+static int prepare_body(lua_State *L, void *ud) {
+  run_ctx_t *c = ud;
+  c->nargs = c->msg ? push_msg(c->B, L, c->msg) : push_wake(c->B, L, c->p);
+  lua_xmove(L, c->co, c->nargs);
+  return 0;
+}
+
+/* An exit signal the process does not trap: its reason becomes p's. */
+static int exit_reason_body(lua_State *L, void *ud) {
+  run_ctx_t *c = ud;
+  hb_push_payload(c->B, L, (halo_payload_t){c->msg->pval, c->msg->ptag}, 1);
+  c->msg->ptag = 0; /* consumed */
+  if (lua_istable(L, -1)) {
+    lua_pushliteral(L, "reason");
+    lua_rawget(L, -2);
+  }
+  c->p->result = hb_anchor(c->B, L, -1);
+  return 0;
+}
+
+/* How a resume ended in the process's end: p->result gets the reason. */
+static int finish_body(lua_State *L, void *ud) {
+  run_ctx_t *c = ud;
+  halo_binding_t *B = c->B;
+  halo_proc_t *p = c->p;
+  lua_State *co = c->co;
+  if (c->st == LUA_YIELD) {
+    lua_settop(co, 0);
+    lua_pushliteral(L, "coroutine.yield called directly inside a process callback");
+    hb_log(B, p, HALO_LOG_ERROR, lua_tostring(L, -1), lua_objlen(L, -1));
+    p->result = hb_anchor(B, L, -1);
+    return 0;
+  }
+  lua_pushvalue(co, c->st == 0 ? 1 : -1);
+  lua_xmove(co, L, 1);
+  if (c->st) { /* an error: log it with the coroutine's traceback, end with the error value */
+    const char *m = lua_tostring(L, -1);
+    luaL_traceback(L, co, m ? m : "(error object is not a string)", 0);
+    size_t tlen;
+    const char *tb = lua_tolstring(L, -1, &tlen);
+    if (p->flags & HALO_PF_ENTRY) {
+      free(B->entry_error);
+      B->entry_error = strdup(tb);
+    }
+    hb_log(B, p, HALO_LOG_ERROR, tb, tlen);
+    lua_pop(L, 1);
+  }
+  p->result = hb_anchor(B, L, -1);
+  lua_settop(co, 0);
+  return 0;
+}
+
+/* Ends p with "out of memory" when a gated part of its run failed. */
+static int run_failed(halo_proc_t *p, lua_State *co) {
+  lua_settop(co, 0);
+  p->result = nomem_reason;
+  return HALO_RUN_EXITED;
+}
+
 static int hook_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
   halo_binding_t *B = n->host;
   lua_State *co = p->host;
-  int nargs;
-  if (msg) {
-    halo_payload_t pl = {msg->pval, msg->ptag};
-    if (msg->kind == HALO_MSG_EXIT &&
-        (!(p->flags & HALO_PF_TRAP) || (msg->from.id == p->parent.id && msg->from.node == p->parent.node))) {
-      /* An exit signal the process does not trap ends it with the signal's reason. */
-      if (msg->flags & HALO_MF_REASON) {
-        p->result = pl; /* the bare reason: ownership moves */
-        return HALO_RUN_EXITED;
-      }
-      lua_State *L = hb_L(B);
-      hb_push_payload(B, L, pl, 1);
-      if (lua_istable(L, -1)) { /* rawget: this runs outside any pcall */
-        lua_pushliteral(L, "reason");
-        lua_rawget(L, -2);
-      } else {
-        lua_pushvalue(L, -1);
-      }
-      p->result = hb_anchor(B, L, -1);
-      lua_pop(L, 2);
+  run_ctx_t c = {B, p, co, msg, 0, 0};
+  if (msg && msg->kind == HALO_MSG_EXIT &&
+      (!(p->flags & HALO_PF_TRAP) || (msg->from.id == p->parent.id && msg->from.node == p->parent.node))) {
+    /* An exit signal the process does not trap ends it with the signal's reason. */
+    if (msg->flags & HALO_MF_REASON) {
+      p->result = (halo_payload_t){msg->pval, msg->ptag}; /* the bare reason: ownership moves */
       return HALO_RUN_EXITED;
     }
+    if (hb_gate(B, p, "an exit signal", exit_reason_body, &c, 0)) {
+      if (msg->ptag) hb_release(B, (halo_payload_t){msg->pval, msg->ptag});
+      return run_failed(p, co);
+    }
+    return HALO_RUN_EXITED;
+  }
+  if (!lua_checkstack(co, 6)) return run_failed(p, co); /* protected in LuaJIT */
+  if (msg) {
     p->wait = HALO_WAIT_NONE;
-    /* A bare exit or down reason arrives as kind + MSG_BARE; halo's Lua side
-     * makes the {kind, pid, reason} table (a table template there beats
-     * building it field by field through the C API). */
-    lua_pushinteger(co, msg->kind + ((msg->flags & HALO_MF_REASON) ? HB_MSG_BARE : 0));
-    hb_push_pid(B, co, msg->from);
-    hb_push_payload(B, co, pl, 1);
-    lua_pushnumber(co, (double)msg->ref);
-    nargs = 4;
+    if (hb_push_pid_cached(B, co, msg->from)) { /* the usual case: nothing to allocate */
+      lua_pushinteger(co, msg->kind + ((msg->flags & HALO_MF_REASON) ? HB_MSG_BARE : 0));
+      lua_insert(co, -2);
+      hb_push_payload(B, co, (halo_payload_t){msg->pval, msg->ptag}, 1);
+      lua_pushnumber(co, (double)msg->ref);
+      c.nargs = 4;
+    } else if (hb_gate(B, p, "a message", prepare_body, &c, 0)) {
+      if (msg->ptag) hb_release(B, (halo_payload_t){msg->pval, msg->ptag});
+      return run_failed(p, co);
+    }
   } else if (p->wake) {
-    nargs = push_wake(B, co, p);
+    if (hb_gate(B, p, "a wake-up", prepare_body, &c, 0)) return run_failed(p, co);
   } else {
-    nargs = lua_gettop(co) - 1; /* first run: function and arguments are in place */
+    c.nargs = lua_gettop(co) - 1; /* first run: function and arguments are in place */
   }
   lua_State *saved = B->cur;
   B->cur = co;
-  int st = lua_resume(co, nargs);
+  c.st = lua_resume(co, c.nargs);
   B->cur = saved;
-  if (st == LUA_YIELD) {
+  if (c.st == LUA_YIELD) {
     if (p->wait != HALO_WAIT_NONE) {
       lua_settop(co, 0);
       return HALO_RUN_SUSPENDED;
@@ -136,46 +218,14 @@ static int hook_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
       lua_settop(co, 0);
       return HALO_RUN_IDLE;
     }
+  } else if (c.st == 0 && (lua_gettop(co) < 1 || lua_isnil(co, 1))) {
+    /* The body returned nothing: a function process ended, or a callback stopped normally. */
     lua_settop(co, 0);
-    lua_State *L = hb_L(B);
-    lua_pushliteral(L, "coroutine.yield called directly inside a process callback");
-    hb_log(B, p, HALO_LOG_ERROR, lua_tostring(L, -1), lua_objlen(L, -1));
-    p->result = hb_anchor(B, L, -1);
-    lua_pop(L, 1);
+    p->result.tag = PL_REASON;
+    p->result.val = HB_REASON_NORMAL;
     return HALO_RUN_EXITED;
   }
-  lua_State *L = hb_L(B);
-  if (st == 0) {
-    /* The body returned: a function process ended, or a callback returned a reason. */
-    if (lua_gettop(co) >= 1 && !lua_isnil(co, 1)) {
-      lua_pushvalue(co, 1);
-      lua_xmove(co, L, 1);
-    } else {
-      lua_settop(co, 0);
-      p->result.tag = PL_REASON;
-      p->result.val = HB_REASON_NORMAL;
-      return HALO_RUN_EXITED;
-    }
-    p->result = hb_anchor(B, L, -1);
-    lua_pop(L, 1);
-    lua_settop(co, 0);
-    return HALO_RUN_EXITED;
-  }
-  /* An error: log it with the coroutine's traceback, end with the error value. */
-  lua_pushvalue(co, -1);
-  lua_xmove(co, L, 1);
-  const char *m = lua_tostring(L, -1);
-  luaL_traceback(L, co, m ? m : "(error object is not a string)", 0);
-  size_t tlen;
-  const char *tb = lua_tolstring(L, -1, &tlen);
-  if (p->flags & HALO_PF_ENTRY) {
-    free(B->entry_error);
-    B->entry_error = strdup(tb);
-  }
-  hb_log(B, p, HALO_LOG_ERROR, tb, tlen);
-  lua_pop(L, 1);
-  p->result = hb_anchor(B, L, -1);
-  lua_pop(L, 1);
+  if (hb_gate(B, p, "the end of a process", finish_body, &c, 0)) return run_failed(p, co);
   return HALO_RUN_EXITED;
 }
 
@@ -229,7 +279,7 @@ int hb_gate(halo_binding_t *B, halo_proc_t *p, const char *what, hb_gate_fn fn, 
   lua_State *L = hb_L(B), *saved = B->cur;
   int top = lua_gettop(L) - nargs, st = LUA_ERRMEM, was = B->alloc.test_fail;
   gate_call_t g = {fn, ud};
-  int fail = B->test_fail_hooks > 0;
+  int fail = B->test_fail_hooks > 0 && (!B->test_fail_what[0] || !strcmp(B->test_fail_what, what));
   if (fail) B->test_fail_hooks--;
   if (lua_checkstack(L, 3)) { /* protected in LuaJIT: 0 when out of memory */
     lua_rawgeti(L, LUA_REGISTRYINDEX, B->gate_ref[0]);
@@ -269,8 +319,6 @@ typedef struct hook_ctx {
   int normal;
 } hook_ctx_t;
 
-/* What a payload hook delivers when its gate failed (out of memory). */
-static const halo_payload_t nomem_reason = {HB_REASON_NOMEM, PL_REASON};
 
 static int terminate_body(lua_State *L, void *ud) {
   hook_ctx_t *c = ud;
@@ -724,10 +772,13 @@ static int l_node_serial(lua_State *L) {
   return 1;
 }
 
-/* core.test_fail_hook_allocs(n): test knob, the next n calls through the
- * gate run with every Lua allocation failing (out-of-memory specs). */
+/* core.test_fail_hook_allocs(n[, what]): test knob, the next n calls through
+ * the gate (only those for what, e.g. "a wake-up", when given) run with
+ * every Lua allocation failing (out-of-memory specs). */
 static int l_test_fail_hook_allocs(lua_State *L) {
-  hb_node(L)->test_fail_hooks = (int)luaL_checkinteger(L, 1);
+  halo_binding_t *B = hb_node(L);
+  B->test_fail_hooks = (int)luaL_checkinteger(L, 1);
+  snprintf(B->test_fail_what, sizeof B->test_fail_what, "%s", luaL_optstring(L, 2, ""));
   return 0;
 }
 
