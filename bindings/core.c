@@ -343,6 +343,7 @@ static int terminate_body(lua_State *L, void *ud) {
 
 static void hook_terminate(halo_node_t *n, halo_proc_t *p, const halo_payload_t *reason) {
   halo_binding_t *B = n->host;
+  if (!(p->flags & HALO_PF_ENTRY) && ((p->flags & HALO_PF_FUNC) || !p->href[HREF_INST])) return; /* no Lua to run */
   hook_ctx_t c = {B, p, reason, NULL, {0, 0}, -1};
   uint64_t *prev = n->alloc ? halo_alloc_attribute(n->alloc, &p->alloc_bytes) : NULL;
   hb_gate(B, p, "terminate", terminate_body, &c, 0);

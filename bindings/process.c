@@ -196,14 +196,16 @@ static void push_instance_mt(lua_State *L, halo_binding_t *B, int beh) {
   lua_remove(L, -2);
 }
 
-/* Builds the child's environment: the parent's copy, then opts.env (keys upper-cased). */
-static int make_env(lua_State *L, halo_binding_t *B, halo_proc_t *parent, int opts) {
+/* Pushes the child's environment: the parent's copy, then opts.env (keys
+ * upper-cased), or nil when there is none. */
+static void push_env(lua_State *L, halo_proc_t *parent, int opts) {
   int has_parent = parent && parent->href[HREF_ENV];
   lua_getfield(L, opts, "env");
   int has_opts = lua_istable(L, -1);
   if (!has_parent && !has_opts) {
     lua_pop(L, 1);
-    return 0;
+    lua_pushnil(L);
+    return;
   }
   int oenv = lua_gettop(L);
   lua_newtable(L);
@@ -231,28 +233,8 @@ static int make_env(lua_State *L, halo_binding_t *B, halo_proc_t *parent, int op
       lua_rawset(L, -4);
     }
   }
-  int ref = hb_key(B, L);
-  lua_pop(L, 1);
-  return ref;
+  lua_remove(L, oenv);
 }
-
-/* Raises unless every key of opts.env is a string (before any record exists). */
-static void check_env_keys(lua_State *L, int opts) {
-  lua_getfield(L, opts, "env");
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "env keys must be strings");
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-}
-
-/* What attach_body needs besides its arguments (behavior, args, options). */
-typedef struct attach {
-  halo_binding_t *B;
-  halo_proc_t *p, *parent;
-  int func, env;
-} attach_t;
 
 /* Stores the value on top under one of p's host references. */
 static void set_href(lua_State *L, halo_binding_t *B, halo_proc_t *p, int i) {
@@ -260,59 +242,9 @@ static void set_href(lua_State *L, halo_binding_t *B, halo_proc_t *p, int i) {
   B->refs++;
 }
 
-/* Gives record p its coroutine, PID string, environment and instance
- * (through the gate: any failure leaves what was set for hook_free). */
-static int attach_body(lua_State *L, void *ud) {
-  attach_t *a = ud;
-  halo_binding_t *B = a->B;
-  halo_proc_t *p = a->p, *parent = a->parent;
-  lua_State *co;
-  if (B->nco_pool) {
-    p->href[HREF_CO] = B->co_pool[--B->nco_pool];
-    B->refs++;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->href[HREF_CO]);
-    co = lua_tothread(L, -1);
-    lua_pop(L, 1);
-  } else {
-    co = lua_newthread(L);
-    set_href(L, B, p, HREF_CO);
-  }
-  p->host = co;
-  char buf[HALO_PID_STRLEN];
-  lua_pushlstring(L, buf, hb_format_local_pid(B, buf, p->id));
-  set_href(L, B, p, HREF_PID);
-  if (a->env) {
-    int env = make_env(L, B, parent, 3);
-    if (env) {
-      p->href[HREF_ENV] = env;
-      B->refs++;
-    }
-  } else if (parent && parent->href[HREF_ENV]) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, parent->href[HREF_ENV]);
-    set_href(L, B, p, HREF_ENV); /* shared until someone sets */
-  }
-  if (a->func) {
-    /* The coroutine holds the function; only behaviors need an instance ref. */
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, 2);
-    lua_xmove(L, co, 2);
-    return 0;
-  }
-  lua_createtable(L, 0, 0);
-  push_instance_mt(L, B, 1);
-  lua_setmetatable(L, -2);
-  lua_pushvalue(L, -1);
-  set_href(L, B, p, HREF_INST);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, B->body_ref);
-  lua_insert(L, -2);
-  lua_pushvalue(L, 2);
-  lua_checkstack(co, 3);
-  lua_xmove(L, co, 3);
-  return 0;
-}
-
-/* Creates the record and coroutine; pushes nothing. Returns 0 or an error;
- * on an error nothing is left behind. */
+/* Creates the record and coroutine; pushes nothing. Returns 0 or an error.
+ * Everything that can raise (bad options, out of memory) happens before the
+ * record exists, so a spawn either completes or leaves nothing behind. */
 static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, const spawn_args_t *a,
                       int opts, int entry, halo_proc_t **out) {
   halo_node_t *n = &B->node;
@@ -333,7 +265,6 @@ static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, const 
     luaL_error(L, "unknown log level '%s'", a->log_level);
   if (a->leader && halo_pid_parse(a->leader, strlen(a->leader), &o.leader))
     luaL_error(L, "incorrect leader PID '%s'", a->leader);
-  if (a->env) check_env_keys(L, opts);
   if (!o.behavior && !func) {
     lua_getfield(L, beh, "name");
     if (lua_type(L, -1) == LUA_TSTRING) o.behavior = lua_tostring(L, -1);
@@ -345,25 +276,67 @@ static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, const 
     if (lua_type(L, -1) == LUA_TSTRING) o.kind = lua_tostring(L, -1);
     lua_pop(L, 1);
   }
+  /* The Lua side first, on the stack: coroutine, PID string, environment, instance. */
+  luaL_checkstack(L, 8, "spawn");
+  int base = lua_gettop(L), pooled = B->nco_pool > 0;
+  if (pooled) lua_rawgeti(L, LUA_REGISTRYINDEX, B->co_pool[B->nco_pool - 1]);
+  else lua_newthread(L);
+  lua_State *co = lua_tothread(L, base + 1);
+  char buf[HALO_PID_STRLEN];
+  lua_pushlstring(L, buf, hb_format_local_pid(B, buf, halo_proc_next_id(n)));
+  if (a->env) push_env(L, parent, opts);
+  else lua_pushnil(L);
+  if (!func) {
+    lua_createtable(L, 0, 0);
+    push_instance_mt(L, B, beh);
+    lua_setmetatable(L, -2);
+  }
+  hb_key_reserve(B, L, 4);
+  if (!lua_checkstack(co, 4)) luaL_error(L, "not enough memory");
   halo_proc_t *p;
   int rc = halo_proc_spawn(n, &o, &p);
-  if (rc) return rc;
+  if (rc) {
+    lua_settop(L, base);
+    return rc;
+  }
+  /* From here on nothing raises: the keys are reserved, the stacks have room. */
   if (entry) p->flags |= HALO_PF_ENTRY;
   if (a->trap_exit) p->flags |= HALO_PF_TRAP;
   if (a->compress) { /* its messages to other nodes are compressed (halo.net.compress) */
     halo_proc_ext_t *x = halo__proc_ext(p);
     if (x) x->compress = 1;
   }
-  attach_t at = {B, p, parent, func, a->env};
-  B->cur = L; /* the gate runs on the thread holding the arguments */
-  lua_pushvalue(L, beh);
-  lua_pushvalue(L, args);
-  if (opts) lua_pushvalue(L, opts);
-  else lua_pushnil(L);
-  if (hb_gate(B, NULL, "spawn", attach_body, &at, 3)) {
-    halo_proc_discard(n, p);
-    return HALO_ENOMEM;
+  if (pooled) {
+    p->href[HREF_CO] = B->co_pool[--B->nco_pool];
+    B->refs++;
+  } else {
+    lua_pushvalue(L, base + 1);
+    set_href(L, B, p, HREF_CO);
   }
+  p->host = co;
+  lua_pushvalue(L, base + 2);
+  set_href(L, B, p, HREF_PID);
+  if (!lua_isnil(L, base + 3)) {
+    lua_pushvalue(L, base + 3);
+    set_href(L, B, p, HREF_ENV);
+  } else if (!a->env && parent && parent->href[HREF_ENV]) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, parent->href[HREF_ENV]);
+    set_href(L, B, p, HREF_ENV); /* shared until someone sets */
+  }
+  if (func) {
+    /* The coroutine holds the function; only behaviors need an instance ref. */
+    lua_pushvalue(L, beh);
+    lua_pushvalue(L, args);
+    lua_xmove(L, co, 2);
+  } else {
+    lua_pushvalue(L, base + 4);
+    set_href(L, B, p, HREF_INST);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, B->body_ref);
+    lua_pushvalue(L, base + 4);
+    lua_pushvalue(L, args);
+    lua_xmove(L, co, 3);
+  }
+  lua_settop(L, base);
   *out = p;
   return 0;
 }

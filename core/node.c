@@ -74,6 +74,10 @@ int halo_node_init(halo_node_t *n, uv_loop_t *loop, const char *name) {
   halo_imap_init(&n->aliases);
   halo_imap_init(&n->timers);
   halo_smap_init(&n->strings);
+  /* The default names stay interned for the node's life: spawn churn with
+   * them does not free and copy them again each time. */
+  for (size_t i = 0; i < sizeof halo_node_default_names / sizeof *halo_node_default_names; i++)
+    halo_node_intern(n, halo_node_default_names[i]);
   halo_msgpool_init(&n->msgs);
   uv_mutex_init(&n->wd_mu);
   halo_log_init(&n->log, n->crc);
@@ -112,6 +116,8 @@ void halo_node_close(halo_node_t *n) {
   uv_close((uv_handle_t *)&n->check, NULL);
   halo_timer_close_all(n);
 }
+
+const char *const halo_node_default_names[5] = {"function", "behavior", "entry", "actor", ""};
 
 void halo__node_wd_lock(halo_node_t *n) {
   if (n->watchdog) uv_mutex_lock(&n->wd_mu);

@@ -167,10 +167,15 @@ void halo_node_close(halo_node_t *n);
 /** Interns a string: returns the node's copy with one more reference (NULL
  *  when out of memory). Each reference is given back with halo_node_unintern. */
 const char *halo_node_intern(halo_node_t *n, const char *s);
+/** Names interned for the node's whole life (spawn defaults). */
+extern const char *const halo_node_default_names[5];
 /** One more reference to an interned string (NULL passes). */
 const char *halo_node_intern_ref(const char *s);
 /** Gives a reference back; the string is freed with its last one. */
 void halo_node_unintern(halo_node_t *n, const char *s);
+
+/** The id the next successful halo_proc_spawn() gives its process. */
+static inline uint64_t halo_proc_next_id(const halo_node_t *n) { return n->next_id + 1; }
 
 /** The node's PID for a local id. */
 static inline halo_pid_t halo_node_pid(const halo_node_t *n, uint64_t id) {

@@ -527,18 +527,6 @@ void halo__proc_terminate(halo_node_t *n, halo_proc_t *p, halo_payload_t reason,
   if (n->auto_stop && !n->stopping && halo_node_alive(n) == 0) halo_node_stop(n, n->exit_code);
 }
 
-void halo_proc_discard(halo_node_t *n, halo_proc_t *p) {
-  halo_proc_t *parent = halo_proc_find(n, p->parent.id);
-  if (parent) {
-    halo_rel_remove(n, p, HALO_REL_LINK, HALO_TARGET_PID, parent->id, NULL, 0);
-    halo_rel_remove(n, parent, HALO_REL_MONITOR, HALO_TARGET_PID, p->id, NULL, 0);
-  }
-  if (p->name) halo_smap_del(&n->names, p->name);
-  n->counters.spawn_failed++;
-  free_record(n, p);
-  if (n->auto_stop && !n->stopping && halo_node_alive(n) == 0) halo_node_stop(n, n->exit_code);
-}
-
 void halo__proc_reap(halo_node_t *n, halo_proc_t *p) {
   halo_timer_wait_stop(n, p);
   if (p->result.tag) {

@@ -101,11 +101,6 @@ int halo_proc_spawn(halo_node_t *n, const halo_spawn_opts_t *o, halo_proc_t **ou
 /** Result codes of halo_proc_start() and of the host's run hook. */
 enum halo_run { HALO_RUN_IDLE, HALO_RUN_SUSPENDED, HALO_RUN_EXITED };
 
-/** Undoes halo_proc_spawn() for a record whose code never ran (the host
- *  could not attach it): its name and the relations spawn made go without
- *  any signal, the record is freed and counted as a failed spawn. */
-void halo_proc_discard(halo_node_t *n, halo_proc_t *p);
-
 /** Runs the process's init now (nested inside the caller when there is one).
  *  Returns HALO_RUN_IDLE once init is done, HALO_RUN_SUSPENDED when init
  *  waits (a spawner should then wait with halo_proc_wait_spawn()), or
