@@ -398,7 +398,9 @@ static halo_payload_t hook_dup(halo_node_t *n, const halo_payload_t *pl) {
   lua_State *L = hb_L(B);
   if (B->nfree && !B->test_fail_hooks && lua_checkstack(L, 2)) { /* a free key: nothing to allocate */
     hb_push_payload(B, L, *pl, 0);
-    return hb_anchor(B, L, -1);
+    halo_payload_t r = hb_anchor(B, L, -1);
+    lua_pop(L, 1);
+    return r;
   }
   hook_ctx_t c = {B, NULL, pl, NULL, {0, 0}, 0};
   return hb_gate(n->host, n->current, "copying a value", dup_body, &c, 0) ? nomem_reason : c.out;

@@ -141,4 +141,14 @@ print("entry done")
     end)
     assert.same({ "out of memory", "fine" }, r)
   end)
+
+  it("leaves no value behind on the spawner's stack when a copy is made", function()
+    local r = helper.run(function()
+      local a = halo.spawn(function() return "a reason" end) -- its reason is copied for the spawner
+      local b = halo.spawn(function() error("failed") end)
+      return { a, b }
+    end)
+    assert.matches("^<%x+%.0%.%d+>$", r[1])
+    assert.matches("^<%x+%.0%.%d+>$", r[2])
+  end)
 end)
