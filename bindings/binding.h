@@ -79,14 +79,13 @@ extern halo_binding_t *halo__B;
 typedef int (*hb_gate_fn)(lua_State *L, void *ud);
 
 /** The one gate from C into Lua (Tarantool's luaT_call): runs fn(L, ud) with
- *  lua_pcall and a traceback handler on L = hb_L(B), the nargs values on top
- *  of L becoming its arguments 1..nargs (they are popped), with B->cur
- *  restored after it, so no error or out-of-memory longjmps through core/ or libuv and no
+ *  lua_pcall and a traceback handler on hb_L(B), with B->cur restored after
+ *  it, so no error or out-of-memory longjmps through core/ or libuv and no
  *  thread pointer set inside outlives the call. On failure the error is
  *  logged against p (NULL: the node) naming what; when it was out of memory
  *  p, if alive, is ended with "out of memory" once the loop is back at the
  *  top (hb_end_later). Returns 0 or the Lua status. */
-int hb_gate(halo_binding_t *B, halo_proc_t *p, const char *what, hb_gate_fn fn, void *ud, int nargs);
+int hb_gate(halo_binding_t *B, halo_proc_t *p, const char *what, hb_gate_fn fn, void *ud);
 /** Ends p with reason "out of memory" from a fresh loop turn (safe to call
  *  from inside any core operation; nothing Lua is allocated). */
 void hb_end_later(halo_binding_t *B, halo_proc_t *p);

@@ -181,7 +181,7 @@ static int hook_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
       p->result = (halo_payload_t){msg->pval, msg->ptag}; /* the bare reason: ownership moves */
       return HALO_RUN_EXITED;
     }
-    if (hb_gate(B, p, "an exit signal", exit_reason_body, &c, 0)) {
+    if (hb_gate(B, p, "an exit signal", exit_reason_body, &c)) {
       if (msg->ptag) hb_release(B, (halo_payload_t){msg->pval, msg->ptag});
       return run_failed(p, co);
     }
@@ -196,12 +196,12 @@ static int hook_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
       hb_push_payload(B, co, (halo_payload_t){msg->pval, msg->ptag}, 1);
       lua_pushnumber(co, (double)msg->ref);
       c.nargs = 4;
-    } else if (hb_gate(B, p, "a message", prepare_body, &c, 0)) {
+    } else if (hb_gate(B, p, "a message", prepare_body, &c)) {
       if (msg->ptag) hb_release(B, (halo_payload_t){msg->pval, msg->ptag});
       return run_failed(p, co);
     }
   } else if (p->wake) {
-    if (hb_gate(B, p, "a wake-up", prepare_body, &c, 0)) return run_failed(p, co);
+    if (hb_gate(B, p, "a wake-up", prepare_body, &c)) return run_failed(p, co);
   } else {
     c.nargs = lua_gettop(co) - 1; /* first run: function and arguments are in place */
   }
@@ -225,7 +225,7 @@ static int hook_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
     p->result.val = HB_REASON_NORMAL;
     return HALO_RUN_EXITED;
   }
-  if (hb_gate(B, p, "the end of a process", finish_body, &c, 0)) return run_failed(p, co);
+  if (hb_gate(B, p, "the end of a process", finish_body, &c)) return run_failed(p, co);
   return HALO_RUN_EXITED;
 }
 
@@ -244,7 +244,7 @@ typedef struct gate_call {
 
 static int gate_trampoline(lua_State *L) {
   gate_call_t *g = lua_touserdata(L, 1);
-  lua_remove(L, 1);
+  lua_settop(L, 0);
   g->fn(L, g->ud);
   return 0;
 }
@@ -275,21 +275,18 @@ void hb_end_later(halo_binding_t *B, halo_proc_t *p) {
   uv_timer_start(&B->doom, on_doom, 0, 0);
 }
 
-int hb_gate(halo_binding_t *B, halo_proc_t *p, const char *what, hb_gate_fn fn, void *ud, int nargs) {
+int hb_gate(halo_binding_t *B, halo_proc_t *p, const char *what, hb_gate_fn fn, void *ud) {
   lua_State *L = hb_L(B), *saved = B->cur;
-  int top = lua_gettop(L) - nargs, st = LUA_ERRMEM, was = B->alloc.test_fail;
+  int top = lua_gettop(L), st = LUA_ERRMEM, was = B->alloc.test_fail;
   gate_call_t g = {fn, ud};
   int fail = B->test_fail_hooks > 0 && (!B->test_fail_what[0] || !strcmp(B->test_fail_what, what));
   if (fail) B->test_fail_hooks--;
   if (lua_checkstack(L, 3)) { /* protected in LuaJIT: 0 when out of memory */
     lua_rawgeti(L, LUA_REGISTRYINDEX, B->gate_ref[0]);
-    lua_insert(L, top + 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, B->gate_ref[1]);
-    lua_insert(L, top + 2);
     lua_pushlightuserdata(L, &g);
-    lua_insert(L, top + 3);
     if (fail) B->alloc.test_fail = 1;
-    st = lua_pcall(L, nargs + 1, 0, top + 1);
+    st = lua_pcall(L, 1, 0, top + 1);
     B->alloc.test_fail = was;
     B->cur = saved;
   }
@@ -346,7 +343,7 @@ static void hook_terminate(halo_node_t *n, halo_proc_t *p, const halo_payload_t 
   if (!(p->flags & HALO_PF_ENTRY) && ((p->flags & HALO_PF_FUNC) || !p->href[HREF_INST])) return; /* no Lua to run */
   hook_ctx_t c = {B, p, reason, NULL, {0, 0}, -1};
   uint64_t *prev = n->alloc ? halo_alloc_attribute(n->alloc, &p->alloc_bytes) : NULL;
-  hb_gate(B, p, "terminate", terminate_body, &c, 0);
+  hb_gate(B, p, "terminate", terminate_body, &c);
   if (n->alloc) halo_alloc_attribute(n->alloc, prev);
   if ((p->flags & HALO_PF_ENTRY) && c.normal != 1) {
     if (!B->entry_error) B->entry_error = strdup("out of memory");
@@ -403,7 +400,7 @@ static halo_payload_t hook_dup(halo_node_t *n, const halo_payload_t *pl) {
     return r;
   }
   hook_ctx_t c = {B, NULL, pl, NULL, {0, 0}, 0};
-  return hb_gate(n->host, n->current, "copying a value", dup_body, &c, 0) ? nomem_reason : c.out;
+  return hb_gate(n->host, n->current, "copying a value", dup_body, &c) ? nomem_reason : c.out;
 }
 
 static int signal_body(lua_State *L, void *ud) {
@@ -447,7 +444,7 @@ static halo_payload_t hook_signal(halo_node_t *n, const halo_signal_info_t *info
                                   const halo_payload_t *reason) {
   hook_ctx_t c = {n->host, NULL, reason, info, {0, 0}, 0};
   halo_proc_t *to = info->to ? halo_proc_find(n, info->to) : NULL;
-  return hb_gate(n->host, to, "an exit or down message", signal_body, &c, 0) ? nomem_reason : c.out;
+  return hb_gate(n->host, to, "an exit or down message", signal_body, &c) ? nomem_reason : c.out;
 }
 
 /* A log record as a process logger receives it. */
@@ -494,7 +491,7 @@ static halo_payload_t hook_log_record(halo_node_t *n, const halo_log_record_t *r
   hook_ctx_t c = {B, NULL, NULL, rec, {0, 0}, 0};
   if (B->in_log_record) return c.out;
   B->in_log_record = 1;
-  if (hb_gate(B, NULL, "a log record", log_record_body, &c, 0)) c.out.tag = 0;
+  if (hb_gate(B, NULL, "a log record", log_record_body, &c)) c.out.tag = 0;
   B->in_log_record = 0;
   return c.out;
 }
@@ -513,7 +510,7 @@ static halo_payload_t hook_reason(halo_node_t *n, const char *text) {
       return c;
     }
   hook_ctx_t c = {n->host, NULL, NULL, text, {0, 0}, 0};
-  return hb_gate(n->host, n->current, "a reason", reason_body, &c, 0) ? nomem_reason : c.out;
+  return hb_gate(n->host, n->current, "a reason", reason_body, &c) ? nomem_reason : c.out;
 }
 
 static void close_cb(uv_handle_t *h) { (void)h; }

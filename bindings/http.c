@@ -216,7 +216,7 @@ static int deliver(hreq_t *q, int event, int status, const char *data, size_t le
   halo_binding_t *B = S->B;
   halo_node_t *n = &B->node;
   build_t b = {B, q, event, status, data, len, {0, 0}};
-  if (hb_gate(B, halo_proc_find(n, q->owner), "an HTTP event", build_body, &b, 0)) return HALO_ENOMEM;
+  if (hb_gate(B, halo_proc_find(n, q->owner), "an HTTP event", build_body, &b)) return HALO_ENOMEM;
   halo_pid_t to = halo_node_pid(n, q->owner);
   int rc = q->mode == MODE_WAIT
                ? halo_reply(n, NULL, to, q->ref, b.pl)

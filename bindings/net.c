@@ -30,7 +30,7 @@ static int encode_body(lua_State *L, void *ud) {
 static int hook_encode(halo_node_t *n, halo_payload_t pl, struct halo_mpw *w) {
   halo_binding_t *B = n->host;
   encode_job_t j = {B, pl, w, HALO_ENOMEM};
-  if (hb_gate(B, n->current, "encoding a message", encode_body, &j, 0)) return HALO_ENOMEM;
+  if (hb_gate(B, n->current, "encoding a message", encode_body, &j)) return HALO_ENOMEM;
   return j.rc;
 }
 
@@ -54,7 +54,7 @@ static int decode_body(lua_State *L, void *ud) {
 static int hook_decode(halo_node_t *n, const void *buf, size_t len, halo_payload_t *out) {
   halo_binding_t *B = n->host;
   decode_job_t j = {B, buf, len, HALO_EMALFORMED, {0, 0}};
-  if (hb_gate(B, NULL, "decoding a message", decode_body, &j, 0)) return HALO_ENOMEM;
+  if (hb_gate(B, NULL, "decoding a message", decode_body, &j)) return HALO_ENOMEM;
   if (j.rc) return j.rc;
   *out = j.out;
   return 0;
