@@ -9,7 +9,8 @@
 
 halo_binding_t *halo__B;
 
-const char *const hb_reasons[] = {"normal", "shutdown", "kill", "unregistered", "no connection"};
+const char *const hb_reasons[] = {"normal", "shutdown", "kill", "unregistered", "no connection",
+                                   "out of memory"};
 
 /* A freed key holds false, never nil: luaL_ref hands out new keys at the
  * registry's length when its own free list is empty, and a nil inside the
@@ -32,6 +33,17 @@ int hb_key(halo_binding_t *B, lua_State *L) {
   }
   lua_rawseti(L, LUA_REGISTRYINDEX, k);
   return k;
+}
+
+void hb_key_reserve(halo_binding_t *B, lua_State *L, uint32_t n) {
+  while (B->nfree < n) {
+    uint32_t had = B->nfree;
+    B->nfree = 0; /* hb_key reserves a new key */
+    lua_pushboolean(L, 0);
+    int k = hb_key(B, L);
+    B->nfree = had;
+    B->free_keys[B->nfree++] = k;
+  }
 }
 
 void hb_key_free(halo_binding_t *B, lua_State *L, int key) {
@@ -121,21 +133,24 @@ uint32_t hb_size(lua_State *L, int idx) {
   }
 }
 
-void hb_push_pid(halo_binding_t *B, lua_State *L, halo_pid_t pid) {
-  if (pid.node == B->node.crc) {
-    halo_proc_t *p = halo_proc_find(&B->node, pid.id);
-    if (p && p->href[HREF_PID]) {
-      lua_rawgeti(L, LUA_REGISTRYINDEX, p->href[HREF_PID]);
-      return;
-    }
+int hb_push_pid_cached(halo_binding_t *B, lua_State *L, halo_pid_t pid) {
+  if (pid.node != B->node.crc) return 0;
+  halo_proc_t *p = halo_proc_find(&B->node, pid.id);
+  if (p && p->href[HREF_PID]) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->href[HREF_PID]);
+    return 1;
   }
   /* Messages often outlive their sender: keep the last strings formatted. */
   int slot = (int)(pid.id & 255);
+  if (B->pid_cache[slot] != pid.id) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, B->pid_cache_key[slot]);
+  return 1;
+}
+
+void hb_push_pid(halo_binding_t *B, lua_State *L, halo_pid_t pid) {
+  if (hb_push_pid_cached(B, L, pid)) return;
+  int slot = (int)(pid.id & 255);
   int local = pid.node == B->node.crc;
-  if (local && B->pid_cache[slot] == pid.id) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, B->pid_cache_key[slot]);
-    return;
-  }
   char buf[HALO_PID_STRLEN];
   size_t n = local ? hb_format_local_pid(B, buf, pid.id) : (size_t)halo_pid_format(buf, sizeof buf, pid);
   lua_pushlstring(L, buf, n);

@@ -21,7 +21,7 @@ enum { PL_NONE, PL_NIL, PL_FALSE, PL_TRUE, PL_NUMBER, PL_ANCHOR, PL_REASON };
  * instead of an anchored string per termination. */
 extern const char *const hb_reasons[];
 enum { HB_REASON_NORMAL, HB_REASON_SHUTDOWN, HB_REASON_KILL, HB_REASON_UNREGISTERED,
-       HB_REASON_NOCONN, HB_NREASONS };
+       HB_REASON_NOCONN, HB_REASON_NOMEM, HB_NREASONS };
 
 /* Added to the kind of an exit or down message that carries the bare reason
  * (HALO_MF_REASON) when it is handed to Lua. */
@@ -34,7 +34,16 @@ typedef struct halo_binding {
   halo_node_t node;
   uv_loop_t loop;
   lua_State *L;         /* thread that runs the node (inside core.run) */
-  lua_State *cur;       /* thread whose C code runs right now */
+  lua_State *cur;       /* thread whose C code runs right now; only the gate and
+                           hook_run change it for longer than a binding call, and
+                           both restore it (so it never outlives its thread) */
+  int gate_ref[2];      /* registry: the gate's traceback handler and trampoline */
+  int test_fail_hooks;  /* test knob: gate calls still to run with allocations failing ... */
+  char test_fail_what[48]; /* ... those named so, or all when empty */
+  int in_log_record;    /* building a log record for a process logger */
+  uint64_t *doomed;     /* processes to end with "out of memory" (a hook failed for them) */
+  uint32_t ndoomed, capdoomed;
+  uv_timer_t doom;
   int body_ref;         /* registry: the behavior body function */
   int mt_cache_ref;     /* registry: behavior -> instance metatable (weak keys) */
   int *free_keys;       /* registry keys this node reserved and is not using */
@@ -65,6 +74,22 @@ typedef struct halo_binding {
 /** The node running in this Lua state, or NULL. */
 extern halo_binding_t *halo__B;
 
+/** A body run through the gate on thread L; ud is the caller's context. It
+ *  returns 0 and hands results back through ud (what it pushes is dropped). */
+typedef int (*hb_gate_fn)(lua_State *L, void *ud);
+
+/** The one gate from C into Lua (Tarantool's luaT_call): runs fn(L, ud) with
+ *  lua_pcall and a traceback handler on hb_L(B), with B->cur restored after
+ *  it, so no error or out-of-memory longjmps through core/ or libuv and no
+ *  thread pointer set inside outlives the call. On failure the error is
+ *  logged against p (NULL: the node) naming what; when it was out of memory
+ *  p, if alive, is ended with "out of memory" once the loop is back at the
+ *  top (hb_end_later). Returns 0 or the Lua status. */
+int hb_gate(halo_binding_t *B, halo_proc_t *p, const char *what, hb_gate_fn fn, void *ud);
+/** Ends p with reason "out of memory" from a fresh loop turn (safe to call
+ *  from inside any core operation; nothing Lua is allocated). */
+void hb_end_later(halo_binding_t *B, halo_proc_t *p);
+
 /** The thread to push on when the core calls up. */
 static inline lua_State *hb_L(halo_binding_t *B) { return B->cur ? B->cur : B->L; }
 
@@ -73,6 +98,8 @@ static inline lua_State *hb_L(halo_binding_t *B) { return B->cur ? B->cur : B->L
  *  luaL_ref and then recycled by a C free list, so storing or reading a value
  *  is one rawseti or rawgeti. */
 int hb_key(halo_binding_t *B, lua_State *L);
+/** Makes sure the next n hb_key calls take free keys: they then never raise. */
+void hb_key_reserve(halo_binding_t *B, lua_State *L, uint32_t n);
 /** Gives a key back (its value is dropped). */
 void hb_key_free(halo_binding_t *B, lua_State *L, int key);
 /** Reserves the node's fixed keys (reasons, PID cache). */
@@ -94,6 +121,9 @@ void hb_release(halo_binding_t *B, halo_payload_t pl);
 /** Size estimate of the value at idx in bytes. */
 uint32_t hb_size(lua_State *L, int idx);
 
+/** Pushes the PID string of pid when it is at hand (a live local process or
+ *  a recently ended one: nothing is allocated) and returns 1, else 0. */
+int hb_push_pid_cached(halo_binding_t *B, lua_State *L, halo_pid_t pid);
 /** Pushes the PID string of pid (cached for live local processes). */
 void hb_push_pid(halo_binding_t *B, lua_State *L, halo_pid_t pid);
 /** Pushes nil, "ECODE: text", "ECODE" and returns 3. */

@@ -184,8 +184,8 @@ typedef struct build {
 } build_t;
 
 /* Builds the message (or, waiting, the reply) of one event: may raise (memory). */
-static int build_protected(lua_State *L) {
-  build_t *b = lua_touserdata(L, 1);
+static int build_body(lua_State *L, void *ud) {
+  build_t *b = ud;
   hreq_t *q = b->q;
   lua_createtable(L, 0, 5);
   if (q->mode != MODE_WAIT) {
@@ -217,11 +217,7 @@ static int deliver(hreq_t *q, int event, int status, const char *data, size_t le
   halo_binding_t *B = S->B;
   halo_node_t *n = &B->node;
   build_t b = {B, q, event, status, data, len, {0, 0}};
-  lua_State *L = hb_L(B);
-  if (lua_cpcall(L, build_protected, &b)) {
-    lua_pop(L, 1);
-    return HALO_ENOMEM;
-  }
+  if (hb_gate(B, halo_proc_find(n, q->owner), "an HTTP event", build_body, &b)) return HALO_ENOMEM;
   halo_pid_t to = halo_node_pid(n, q->owner);
   int rc = q->mode == MODE_WAIT
                ? halo_reply(n, NULL, to, q->ref, b.pl)

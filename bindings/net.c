@@ -19,21 +19,18 @@ typedef struct encode_job {
   int rc;
 } encode_job_t;
 
-static int encode_protected(lua_State *L) {
-  encode_job_t *j = lua_touserdata(L, 1);
+static int encode_body(lua_State *L, void *ud) {
+  encode_job_t *j = ud;
   hb_push_payload(j->B, L, j->pl, 0);
   j->rc = hb_encode(L, -1, j->w, WIRE_DEPTH, j->B->codec_err, sizeof j->B->codec_err);
   return 0;
 }
 
-/* May run from the scheduler outside any pcall (a link firing): protected. */
+/* May run from the scheduler outside any pcall (a link firing): through the gate. */
 static int hook_encode(halo_node_t *n, halo_payload_t pl, struct halo_mpw *w) {
   halo_binding_t *B = n->host;
   encode_job_t j = {B, pl, w, HALO_ENOMEM};
-  if (lua_cpcall(hb_L(B), encode_protected, &j)) {
-    lua_pop(hb_L(B), 1);
-    return HALO_ENOMEM;
-  }
+  if (hb_gate(B, n->current, "encoding a message", encode_body, &j)) return HALO_ENOMEM;
   return j.rc;
 }
 
@@ -45,8 +42,8 @@ typedef struct decode_job {
   halo_payload_t out;
 } decode_job_t;
 
-static int decode_protected(lua_State *L) {
-  decode_job_t *j = lua_touserdata(L, 1);
+static int decode_body(lua_State *L, void *ud) {
+  decode_job_t *j = ud;
   j->rc = hb_decode(L, j->buf, j->len, WIRE_DEPTH, NULL, 0);
   if (!j->rc) j->out = hb_anchor(j->B, L, -1);
   return 0;
@@ -57,10 +54,7 @@ static int decode_protected(lua_State *L) {
 static int hook_decode(halo_node_t *n, const void *buf, size_t len, halo_payload_t *out) {
   halo_binding_t *B = n->host;
   decode_job_t j = {B, buf, len, HALO_EMALFORMED, {0, 0}};
-  if (lua_cpcall(hb_L(B), decode_protected, &j)) {
-    lua_pop(hb_L(B), 1);
-    return HALO_ENOMEM;
-  }
+  if (hb_gate(B, NULL, "decoding a message", decode_body, &j)) return HALO_ENOMEM;
   if (j.rc) return j.rc;
   *out = j.out;
   return 0;

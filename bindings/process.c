@@ -196,14 +196,16 @@ static void push_instance_mt(lua_State *L, halo_binding_t *B, int beh) {
   lua_remove(L, -2);
 }
 
-/* Builds the child's environment: the parent's copy, then opts.env (keys upper-cased). */
-static int make_env(lua_State *L, halo_binding_t *B, halo_proc_t *parent, int opts) {
+/* Pushes the child's environment: the parent's copy, then opts.env (keys
+ * upper-cased), or nil when there is none. */
+static void push_env(lua_State *L, halo_proc_t *parent, int opts) {
   int has_parent = parent && parent->href[HREF_ENV];
   lua_getfield(L, opts, "env");
   int has_opts = lua_istable(L, -1);
   if (!has_parent && !has_opts) {
     lua_pop(L, 1);
-    return 0;
+    lua_pushnil(L);
+    return;
   }
   int oenv = lua_gettop(L);
   lua_newtable(L);
@@ -231,12 +233,18 @@ static int make_env(lua_State *L, halo_binding_t *B, halo_proc_t *parent, int op
       lua_rawset(L, -4);
     }
   }
-  int ref = hb_key(B, L);
-  lua_pop(L, 1);
-  return ref;
+  lua_remove(L, oenv);
 }
 
-/* Creates the record and coroutine; pushes nothing. Returns 0 or an error. */
+/* Stores the value on top under one of p's host references. */
+static void set_href(lua_State *L, halo_binding_t *B, halo_proc_t *p, int i) {
+  p->href[i] = hb_key(B, L);
+  B->refs++;
+}
+
+/* Creates the record and coroutine; pushes nothing. Returns 0 or an error.
+ * Everything that can raise (bad options, out of memory) happens before the
+ * record exists, so a spawn either completes or leaves nothing behind. */
 static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, const spawn_args_t *a,
                       int opts, int entry, halo_proc_t **out) {
   halo_node_t *n = &B->node;
@@ -268,38 +276,52 @@ static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, const 
     if (lua_type(L, -1) == LUA_TSTRING) o.kind = lua_tostring(L, -1);
     lua_pop(L, 1);
   }
+  /* The Lua side first, on the stack: coroutine, PID string, environment, instance. */
+  luaL_checkstack(L, 8, "spawn");
+  int base = lua_gettop(L), pooled = B->nco_pool > 0;
+  if (pooled) lua_rawgeti(L, LUA_REGISTRYINDEX, B->co_pool[B->nco_pool - 1]);
+  else lua_newthread(L);
+  lua_State *co = lua_tothread(L, base + 1);
+  char buf[HALO_PID_STRLEN];
+  lua_pushlstring(L, buf, hb_format_local_pid(B, buf, halo_proc_next_id(n)));
+  if (a->env) push_env(L, parent, opts);
+  else lua_pushnil(L);
+  if (!func) {
+    lua_createtable(L, 0, 0);
+    push_instance_mt(L, B, beh);
+    lua_setmetatable(L, -2);
+  }
+  hb_key_reserve(B, L, 4);
+  if (!lua_checkstack(co, 4)) luaL_error(L, "not enough memory");
   halo_proc_t *p;
   int rc = halo_proc_spawn(n, &o, &p);
-  if (rc) return rc;
+  if (rc) {
+    lua_settop(L, base);
+    return rc;
+  }
+  /* From here on nothing raises: the keys are reserved, the stacks have room. */
   if (entry) p->flags |= HALO_PF_ENTRY;
   if (a->trap_exit) p->flags |= HALO_PF_TRAP;
   if (a->compress) { /* its messages to other nodes are compressed (halo.net.compress) */
     halo_proc_ext_t *x = halo__proc_ext(p);
     if (x) x->compress = 1;
   }
-
-  lua_State *co;
-  if (B->nco_pool) {
+  if (pooled) {
     p->href[HREF_CO] = B->co_pool[--B->nco_pool];
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->href[HREF_CO]);
-    co = lua_tothread(L, -1);
-    lua_pop(L, 1);
+    B->refs++;
   } else {
-    co = lua_newthread(L);
-    p->href[HREF_CO] = hb_key(B, L);
+    lua_pushvalue(L, base + 1);
+    set_href(L, B, p, HREF_CO);
   }
   p->host = co;
-  char buf[HALO_PID_STRLEN];
-  lua_pushlstring(L, buf, hb_format_local_pid(B, buf, p->id));
-  p->href[HREF_PID] = hb_key(B, L);
-  B->refs += 2;
-  if (a->env) {
-    p->href[HREF_ENV] = make_env(L, B, parent, opts);
-    if (p->href[HREF_ENV]) B->refs++;
-  } else if (parent && parent->href[HREF_ENV]) {
+  lua_pushvalue(L, base + 2);
+  set_href(L, B, p, HREF_PID);
+  if (!lua_isnil(L, base + 3)) {
+    lua_pushvalue(L, base + 3);
+    set_href(L, B, p, HREF_ENV);
+  } else if (!a->env && parent && parent->href[HREF_ENV]) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, parent->href[HREF_ENV]);
-    p->href[HREF_ENV] = hb_key(B, L); /* shared until someone sets */
-    B->refs++;
+    set_href(L, B, p, HREF_ENV); /* shared until someone sets */
   }
   if (func) {
     /* The coroutine holds the function; only behaviors need an instance ref. */
@@ -307,17 +329,14 @@ static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, const 
     lua_pushvalue(L, args);
     lua_xmove(L, co, 2);
   } else {
-    lua_createtable(L, 0, 0);
-    push_instance_mt(L, B, beh);
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    p->href[HREF_INST] = hb_key(B, L);
+    lua_pushvalue(L, base + 4);
+    set_href(L, B, p, HREF_INST);
     lua_rawgeti(L, LUA_REGISTRYINDEX, B->body_ref);
-    lua_insert(L, -2);
+    lua_pushvalue(L, base + 4);
     lua_pushvalue(L, args);
     lua_xmove(L, co, 3);
-    B->refs++;
   }
+  lua_settop(L, base);
   *out = p;
   return 0;
 }
@@ -739,6 +758,9 @@ static int l_getenv(lua_State *L) {
 static int l_setenv(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_t *self = hb_self(L, B, "halo.setenv", 0);
+  /* Everything that can raise comes before the old key is given back. */
+  push_upper(L, 1);
+  int k = lua_gettop(L);
   /* Copy on write: a table shared with the parent is copied first. */
   lua_newtable(L);
   int t = lua_gettop(L);
@@ -751,12 +773,15 @@ static int l_setenv(lua_State *L) {
       lua_rawset(L, t);
     }
     lua_pop(L, 1);
+  }
+  lua_pushvalue(L, k);
+  lua_pushvalue(L, 2);
+  lua_rawset(L, t);
+  hb_key_reserve(B, L, 1);
+  if (self->href[HREF_ENV]) {
     hb_key_free(B, L, self->href[HREF_ENV]);
     B->refs--;
   }
-  push_upper(L, 1);
-  lua_pushvalue(L, 2);
-  lua_rawset(L, t);
   lua_pushvalue(L, t);
   self->href[HREF_ENV] = hb_key(B, L);
   B->refs++;

@@ -13,7 +13,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "watchdog.h"
+
 int luaopen_halo_core(lua_State *L);
+
+/* The watchdog found the loop stuck past --watchdog-hard-ms: nothing on the
+ * loop thread can run any more, so the executable ends here. */
+static void on_stuck(halo_node_t *n) {
+  (void)n;
+  _exit(70);
+}
 
 static const char *usage =
     "usage: halo <command> [options]\n"
@@ -233,6 +242,7 @@ static int cmd_run(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  halo_watchdog_on_stuck(on_stuck);
   if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     fputs(usage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

@@ -80,6 +80,7 @@ static void *alloc(halo_alloc_t *a, void *ptr, size_t osize, size_t nsize) {
 
 void *halo_alloc_lua(void *ud, void *ptr, size_t osize, size_t nsize) {
   halo_alloc_t *a = ud;
+  if (a->test_fail && nsize > (ptr ? osize : 0)) return NULL;
   void *r = alloc(a, ptr, osize, nsize);
   /* With ptr == NULL, osize carries a type tag in Lua 5.x, not a size. */
   size_t old = ptr ? osize : 0;

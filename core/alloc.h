@@ -39,6 +39,7 @@ typedef struct halo_alloc {
   halo_imap_t big;     /* live big blocks handed out: address -> their real size */
   void *kept[HALO_ALLOC_BIG_MAX - HALO_ALLOC_BIG_MIN + 1]; /* freed ones by size, chained through their first word */
   size_t kept_bytes;
+  int test_fail;       /* test knob: while set, every request that grows a block fails */
 } halo_alloc_t;
 
 /** Prepares a wrapper around inner. */

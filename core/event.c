@@ -24,7 +24,7 @@ static int alive(const halo_proc_t *p) { return p && p->state < HALO_STATE_TERMI
 static void notice(halo_node_t *n, halo_event_t *ev, int what) {
   halo_proc_t *pp = halo_proc_find(n, ev->producer);
   if (!alive(pp)) return;
-  halo_signal_info_t info = {HALO_MSG_REGULAR, HALO_TARGET_EVENT, halo_node_pid(n, ev->producer), ev->name, 0, what};
+  halo_signal_info_t info = {HALO_MSG_REGULAR, HALO_TARGET_EVENT, halo_node_pid(n, ev->producer), ev->name, 0, what, pp->id};
   halo_payload_t pl = n->hooks.signal(n, &info, NULL);
   if (halo__enqueue(n, halo_node_pid(n, 1), pp, HALO_MSG_REGULAR, HALO_Q_SYSTEM, 0, pl, 0))
     n->hooks.release(n, pl);
@@ -100,7 +100,7 @@ static void end_event(halo_node_t *n, halo_event_t *ev, halo_proc_t *pp, const h
   for (uint32_t i = 0; i < ev->nsubs; i++) {
     if (ev->subs[i].node) { /* another node's subscriber: told through the route */
       int link = ev->subs[i].type == HALO_REL_LINK;
-      halo_signal_info_t info = {link ? HALO_MSG_EXIT : HALO_MSG_DOWN, HALO_TARGET_EVENT, producer, ev->name, 0, 0};
+      halo_signal_info_t info = {link ? HALO_MSG_EXIT : HALO_MSG_DOWN, HALO_TARGET_EVENT, producer, ev->name, 0, 0, 0};
       halo_payload_t pl = n->hooks.signal(n, &info, reason);
       halo_pid_t to = {ev->subs[i].node, ev->subs[i].pid};
       if (!n->route || n->route->send(n->route->ud, n, pp, to, info.kind, link ? HALO_Q_URGENT : HALO_Q_SYSTEM, 0, pl, 0))
@@ -111,7 +111,7 @@ static void end_event(halo_node_t *n, halo_event_t *ev, halo_proc_t *pp, const h
     forget_sub(w, ev, ev->subs[i].type);
     if (!alive(w)) continue;
     int link = ev->subs[i].type == HALO_REL_LINK;
-    halo_signal_info_t info = {link ? HALO_MSG_EXIT : HALO_MSG_DOWN, HALO_TARGET_EVENT, producer, ev->name, 0, 0};
+    halo_signal_info_t info = {link ? HALO_MSG_EXIT : HALO_MSG_DOWN, HALO_TARGET_EVENT, producer, ev->name, 0, 0, w->id};
     halo_payload_t pl = n->hooks.signal(n, &info, reason);
     if (halo__enqueue(n, producer, w, info.kind, link ? HALO_Q_URGENT : HALO_Q_SYSTEM, 0, pl, 0))
       n->hooks.release(n, pl);

@@ -42,6 +42,7 @@ static void log_to_process(void *ud, const halo_logger_t *lg, const halo_log_rec
   halo_proc_t *p = halo_proc_find(n, lg->pid);
   if (!p || p->state >= HALO_STATE_TERMINATED || !n->hooks.log_record) return;
   halo_payload_t pl = n->hooks.log_record(n, rec);
+  if (!pl.tag) return; /* the host could not build it (out of memory) */
   halo_pid_t from = rec->pid.id ? rec->pid : halo_node_pid(n, 1);
   if (halo__enqueue(n, from, p, HALO_MSG_LOG, HALO_Q_LOG, 0, pl, (uint32_t)rec->len))
     n->hooks.release(n, pl);
@@ -73,7 +74,12 @@ int halo_node_init(halo_node_t *n, uv_loop_t *loop, const char *name) {
   halo_imap_init(&n->aliases);
   halo_imap_init(&n->timers);
   halo_smap_init(&n->strings);
+  /* The default names stay interned for the node's life: spawn churn with
+   * them does not free and copy them again each time. */
+  for (size_t i = 0; i < sizeof halo_node_default_names / sizeof *halo_node_default_names; i++)
+    halo_node_intern(n, halo_node_default_names[i]);
   halo_msgpool_init(&n->msgs);
+  uv_mutex_init(&n->wd_mu);
   halo_log_init(&n->log, n->crc);
   n->log.node_name = n->name;
   n->log.proc_sink = log_to_process;
@@ -111,23 +117,64 @@ void halo_node_close(halo_node_t *n) {
   halo_timer_close_all(n);
 }
 
+const char *const halo_node_default_names[5] = {"function", "behavior", "entry", "actor", ""};
+
+void halo__node_wd_lock(halo_node_t *n) {
+  if (n->watchdog) uv_mutex_lock(&n->wd_mu);
+}
+
+void halo__node_wd_unlock(halo_node_t *n) {
+  if (n->watchdog) uv_mutex_unlock(&n->wd_mu);
+}
+
+/* An interned string: the map's key is s, its value the whole entry. */
+typedef struct istr {
+  uint64_t refs;
+  char s[];
+} istr_t;
+
+static istr_t *istr_of(const char *s) { return (istr_t *)(void *)(s - offsetof(istr_t, s)); }
+
 const char *halo_node_intern(halo_node_t *n, const char *s) {
   /* Spawns repeat the same few names: check the last ones before hashing. */
   for (int i = 0; i < 4; i++) {
     const char *c = n->intern_recent[i];
-    if (c && c[0] == s[0] && strcmp(c, s) == 0) return c;
+    if (c && c[0] == s[0] && strcmp(c, s) == 0) {
+      istr_of(c)->refs++;
+      return c;
+    }
   }
-  const char *v = halo_smap_get(&n->strings, s);
-  if (v) {
-    n->intern_recent[n->intern_next++ & 3] = v;
-    return v;
+  istr_t *e = halo_smap_get(&n->strings, s);
+  if (e) {
+    e->refs++;
+    n->intern_recent[n->intern_next++ & 3] = e->s;
+    return e->s;
   }
-  char *c = strdup(s);
-  if (!c || halo_smap_put(&n->strings, c, c)) {
-    free(c);
+  size_t len = strlen(s);
+  e = malloc(sizeof *e + len + 1);
+  if (!e) return NULL;
+  e->refs = 1;
+  memcpy(e->s, s, len + 1);
+  if (halo_smap_put(&n->strings, e->s, e)) {
+    free(e);
     return NULL;
   }
-  return c;
+  return e->s;
+}
+
+const char *halo_node_intern_ref(const char *s) {
+  if (s) istr_of(s)->refs++;
+  return s;
+}
+
+void halo_node_unintern(halo_node_t *n, const char *s) {
+  if (!s) return;
+  istr_t *e = istr_of(s);
+  if (--e->refs) return;
+  for (int i = 0; i < 4; i++)
+    if (n->intern_recent[i] == s) n->intern_recent[i] = NULL;
+  halo_smap_del(&n->strings, s);
+  free(e);
 }
 
 void halo_node_destroy(halo_node_t *n) {
@@ -152,6 +199,7 @@ void halo_node_destroy(halo_node_t *n) {
   halo_imap_destroy(&n->timers);
   halo_msgpool_destroy(&n->msgs);
   halo_log_destroy(&n->log);
+  uv_mutex_destroy(&n->wd_mu);
   free(n->name);
   n->name = NULL;
 }

@@ -25,6 +25,7 @@ typedef struct halo_signal_info {
   const char *name;  /* HALO_TARGET_NAME, HALO_TARGET_EVENT */
   uint64_t alias;    /* HALO_TARGET_ALIAS */
   int notice;        /* HALO_NOTICE_*: a notice to an event's producer (no reason) */
+  uint64_t to;       /* the local process the payload is for, 0 when not known */
 } halo_signal_info_t;
 
 enum { HALO_NOTICE_NONE, HALO_NOTICE_EVENT_START, HALO_NOTICE_EVENT_STOP };
@@ -102,7 +103,7 @@ struct halo_node {
   halo_smap_t events;     /* name -> halo_event_t (event.h) */
   halo_imap_t aliases;
   uint64_t next_alias, next_ref;
-  halo_smap_t strings;    /* interned behavior/kind/application names */
+  halo_smap_t strings;    /* interned behavior/kind/application names, reference-counted */
   const char *intern_recent[4]; /* last interned strings looked up */
   uint32_t intern_next;
 
@@ -142,6 +143,8 @@ struct halo_node {
   uint64_t wd_busy_since;
   int wd_in_poll;
   void *watchdog;
+  uv_mutex_t wd_mu;        /* held by the watchdog while it reads the record it
+                              reports, by the loop while it frees or renames one */
 };
 
 /** Initializes a node named name ("name@host") on loop. */
@@ -161,8 +164,18 @@ void halo_node_stop(halo_node_t *n, int exit_code);
 /** Closes the node's libuv handles (after it stopped). */
 void halo_node_close(halo_node_t *n);
 
-/** Interns a string for the node's lifetime. */
+/** Interns a string: returns the node's copy with one more reference (NULL
+ *  when out of memory). Each reference is given back with halo_node_unintern. */
 const char *halo_node_intern(halo_node_t *n, const char *s);
+/** Names interned for the node's whole life (spawn defaults). */
+extern const char *const halo_node_default_names[5];
+/** One more reference to an interned string (NULL passes). */
+const char *halo_node_intern_ref(const char *s);
+/** Gives a reference back; the string is freed with its last one. */
+void halo_node_unintern(halo_node_t *n, const char *s);
+
+/** The id the next successful halo_proc_spawn() gives its process. */
+static inline uint64_t halo_proc_next_id(const halo_node_t *n) { return n->next_id + 1; }
 
 /** The node's PID for a local id. */
 static inline halo_pid_t halo_node_pid(const halo_node_t *n, uint64_t id) {
@@ -174,6 +187,12 @@ static inline halo_pid_t halo_node_pid(const halo_node_t *n, uint64_t id) {
 static inline uint32_t halo_node_alive(const halo_node_t *n) {
   return n->nprocs - n->state_count[5];
 }
+
+/** The loop thread takes wd_mu around changes to what a watchdog report
+ *  reads of a record (name, interned names, the record itself); no-ops
+ *  while no watchdog runs. */
+void halo__node_wd_lock(halo_node_t *n);
+void halo__node_wd_unlock(halo_node_t *n);
 
 /** Index of a state in state_count[]. */
 int halo_state_index(int state);

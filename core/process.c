@@ -55,16 +55,19 @@ int halo_proc_spawn(halo_node_t *n, const halo_spawn_opts_t *o, halo_proc_t **ou
     n->counters.spawn_failed++;
     return *o->name ? HALO_ETAKEN : HALO_EINCORRECT;
   }
+  halo__node_wd_lock(n);
   if (n->free_procs) {
     p = n->free_procs;
     n->free_procs = p->next;
     n->nfree_procs--;
   } else if (!(p = malloc(sizeof *p))) {
+    halo__node_wd_unlock(n);
     n->counters.spawn_failed++;
     return HALO_ENOMEM;
   }
   memset(p, 0, sizeof *p);
   p->id = ++n->next_id;
+  halo__node_wd_unlock(n); /* the other fields it reads are set before any callback runs */
   if (halo_imap_put(&n->procs, p->id, p)) {
     free(p);
     n->counters.spawn_failed++;
@@ -83,7 +86,8 @@ int halo_proc_spawn(halo_node_t *n, const halo_spawn_opts_t *o, halo_proc_t **ou
   p->kind = halo_node_intern(n, o->kind ? o->kind : "actor");
   /* A process belongs to its parent's application unless told otherwise. */
   p->application = o->application ? halo_node_intern(n, o->application)
-                                  : o->parent ? o->parent->application : halo_node_intern(n, "");
+                                  : o->parent ? halo_node_intern_ref(o->parent->application)
+                                              : halo_node_intern(n, "");
   if (o->func) p->flags |= HALO_PF_FUNC;
   p->prev = n->last;
   if (n->last) n->last->next = p;
@@ -246,6 +250,35 @@ int halo_send_name(halo_node_t *n, halo_proc_t *from, uint32_t node, const char 
 static int64_t call_to(halo_node_t *n, halo_proc_t *p, halo_pid_t to, const char *name, int kind, int queue,
                        halo_payload_t request, uint32_t size, uint64_t timeout_ms);
 
+/* 1 when c waits for a reply from local process p. */
+static int waits_on(halo_node_t *n, const halo_proc_t *c, const halo_proc_t *p) {
+  return c->wait == HALO_WAIT_REPLY && !c->wake && c->wait_pid.node == n->crc && c->wait_pid.id == p->id;
+}
+
+/* Notes that caller waits for callee's reply (the callee's end aborts the
+ * call). Entries of callers that no longer wait are dropped when the list
+ * is full, so a long-lived server's list stays as long as its pending calls. */
+static void add_caller(halo_node_t *n, halo_proc_t *callee, halo_proc_t *caller) {
+  halo_proc_ext_t *x = callee ? halo__proc_ext(callee) : NULL;
+  if (!x) return; /* out of memory: the call still ends by reply or timeout */
+  if (x->ncallers == x->capcallers) {
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < x->ncallers; i++) {
+      halo_proc_t *c = halo_proc_find(n, x->callers[i]);
+      if (c && waits_on(n, c, callee)) x->callers[k++] = x->callers[i];
+    }
+    x->ncallers = k;
+    if (k >= x->capcallers / 2) { /* mostly still waiting: grow */
+      uint32_t nc = x->capcallers ? x->capcallers * 2 : 4;
+      uint64_t *v = realloc(x->callers, nc * sizeof *v);
+      if (!v) return;
+      x->callers = v;
+      x->capcallers = nc;
+    }
+  }
+  x->callers[x->ncallers++] = caller->id;
+}
+
 int64_t halo_call(halo_node_t *n, halo_proc_t *p, halo_pid_t to, int kind, int queue,
                   halo_payload_t request, uint32_t size, uint64_t timeout_ms) {
   return call_to(n, p, to, NULL, kind, queue, request, size, timeout_ms);
@@ -288,9 +321,49 @@ static int64_t call_to(halo_node_t *n, halo_proc_t *p, halo_pid_t to, const char
   }
   p->wait = HALO_WAIT_REPLY;
   p->wait_ref = ref;
+  p->wait_pid = to;
   p->wait_state = p->state;
   halo__proc_set_state(n, p, HALO_STATE_WAIT);
+  if (!remote) add_caller(n, halo_proc_find(n, to.id), p);
   return (int64_t)ref;
+}
+
+int halo_call_abort(halo_node_t *n, halo_proc_t *caller, uint64_t ref, const halo_payload_t *reason) {
+  if (caller->wait != HALO_WAIT_REPLY || caller->wait_ref != ref || caller->wake) return HALO_EIGNORED;
+  halo_timer_wait_stop(n, caller);
+  if (caller->state == HALO_STATE_ZOMBEE) {
+    halo__proc_reap(n, caller);
+    return 0;
+  }
+  if (caller->wait_pid.node == n->crc) n->counters.call_errors_local++;
+  else n->counters.call_errors_remote++;
+  caller->result = n->hooks.dup(n, reason);
+  halo_sched_wake(n, caller, HALO_WAKE_ENDED);
+  return 0;
+}
+
+void halo_call_abort_all(halo_node_t *n, halo_pid_t callee, const halo_payload_t *reason) {
+  for (halo_proc_t *c = n->first, *next; c; c = next) {
+    next = c->next;
+    if (c->wait == HALO_WAIT_REPLY && c->wait_pid.node == callee.node &&
+        (!callee.id || c->wait_pid.id == callee.id))
+      halo_call_abort(n, c, c->wait_ref, reason);
+  }
+}
+
+/* The callers of p that still wait for its reply learn that it ended. */
+static void abort_callers(halo_node_t *n, halo_proc_t *p, const halo_payload_t *reason) {
+  halo_proc_ext_t *x = p->ext;
+  if (!x || !x->ncallers) return;
+  uint64_t *ids = x->callers;
+  uint32_t len = x->ncallers;
+  x->callers = NULL;
+  x->ncallers = x->capcallers = 0;
+  for (uint32_t i = 0; i < len; i++) {
+    halo_proc_t *c = halo_proc_find(n, ids[i]);
+    if (c && waits_on(n, c, p)) halo_call_abort(n, c, c->wait_ref, reason);
+  }
+  free(ids);
 }
 
 int halo_reply(halo_node_t *n, halo_proc_t *from, halo_pid_t to, uint64_t ref, halo_payload_t pl) {
@@ -377,12 +450,17 @@ static void free_record(halo_node_t *n, halo_proc_t *p) {
   if (n->hooks.free) n->hooks.free(n, p);
   halo__proc_ext_free(p);
   halo_mailbox_destroy(&p->mb);
+  halo__node_wd_lock(n);
+  halo_node_unintern(n, p->behavior);
+  halo_node_unintern(n, p->kind);
+  halo_node_unintern(n, p->application);
+  p->behavior = p->kind = p->application = NULL;
   free(p->name);
   p->name = NULL;
   p->id = 0;
   /* A record still linked in the run queue is recycled when popped. */
-  if (p->flags & HALO_PF_RUNQ) return;
-  halo__proc_recycle(n, p);
+  if (!(p->flags & HALO_PF_RUNQ)) halo__proc_recycle(n, p);
+  halo__node_wd_unlock(n);
 }
 
 void halo__proc_recycle(halo_node_t *n, halo_proc_t *p) {
@@ -419,12 +497,15 @@ void halo__proc_terminate(halo_node_t *n, halo_proc_t *p, halo_payload_t reason,
     n->current = prev;
   }
   halo__rel_fire_all(n, p, &reason);
+  abort_callers(n, p, &reason);
   if (p->ext && (p->ext->nowned || p->ext->nevsubs)) halo__event_proc_ended(n, p, &reason);
   if (n->log.nloggers) halo_log_remove_process(&n->log, p->id);
   if (p->name) {
     halo_smap_del(&n->names, p->name);
+    halo__node_wd_lock(n);
     free(p->name);
     p->name = NULL;
+    halo__node_wd_unlock(n);
   }
   if (p->ext) {
     for (uint32_t i = 0; i < p->ext->naliases; i++) halo_imap_del(&n->aliases, p->ext->aliases[i]);
@@ -469,10 +550,17 @@ void halo_proc_exit(halo_node_t *n, halo_proc_t *p, halo_payload_t reason) {
 
 int halo_proc_kill(halo_node_t *n, halo_proc_t *p) {
   if (p->state >= HALO_STATE_TERMINATED) return 0;
+  return halo_proc_end(n, p, n->hooks.reason(n, "kill"));
+}
+
+int halo_proc_end(halo_node_t *n, halo_proc_t *p, halo_payload_t reason) {
+  if (p->state >= HALO_STATE_TERMINATED) {
+    n->hooks.release(n, reason);
+    return 0;
+  }
   int inside = (p->flags & HALO_PF_ACTIVE) || p->state == HALO_STATE_INIT ||
                p->wait == HALO_WAIT_REPLY || p->wait == HALO_WAIT_SLEEP ||
                p->wait == HALO_WAIT_SPAWN;
-  halo_payload_t reason = n->hooks.reason(n, "kill");
   if (!inside) {
     halo_timer_wait_stop(n, p);
     halo__proc_terminate(n, p, reason, 0);
@@ -494,7 +582,9 @@ int halo_name_register(halo_node_t *n, halo_proc_t *p, const char *name) {
     free(c);
     return HALO_ENOMEM;
   }
+  halo__node_wd_lock(n);
   p->name = c;
+  halo__node_wd_unlock(n);
   return 0;
 }
 
@@ -505,8 +595,10 @@ int halo_name_unregister(halo_node_t *n, const char *name) {
   halo__rel_fire_target(n, p, HALO_TARGET_NAME, p->name, 0, &reason);
   n->hooks.release(n, reason);
   halo_smap_del(&n->names, p->name);
+  halo__node_wd_lock(n);
   free(p->name);
   p->name = NULL;
+  halo__node_wd_unlock(n);
   return 0;
 }
 

@@ -36,7 +36,8 @@ enum halo_wait {
 };
 
 /** Why a suspended process was made runnable again. */
-enum halo_wake { HALO_WAKE_NONE, HALO_WAKE_REPLY, HALO_WAKE_TIMEOUT, HALO_WAKE_ERROR };
+enum halo_wake { HALO_WAKE_NONE, HALO_WAKE_REPLY, HALO_WAKE_TIMEOUT, HALO_WAKE_ERROR,
+                 HALO_WAKE_ENDED /* the callee of a call ended first: result holds its reason */ };
 
 enum halo_proc_flag {
   HALO_PF_RUNQ = 1,     /* in the run queue */
@@ -59,6 +60,7 @@ struct halo_proc {
   int8_t log_level;
   uint16_t depth;     /* nesting of synchronous spawns */
   uint64_t wait_ref;  /* awaited reply ref, or child id for HALO_WAIT_SPAWN */
+  halo_pid_t wait_pid; /* HALO_WAIT_REPLY: the callee (id 0: a name on node wait_pid.node) */
   halo_timer_t *wait_timer;
   halo_payload_t result; /* reply value, or the exit reason once EXITED */
   /* accounting */
@@ -138,6 +140,18 @@ int halo_send_proc(halo_node_t *n, halo_proc_t *from, halo_proc_t *to, int kind,
 int64_t halo_call(halo_node_t *n, halo_proc_t *p, halo_pid_t to, int kind, int queue,
                   halo_payload_t request, uint32_t size, uint64_t timeout_ms);
 
+/** Ends caller's pending call ref at once because its callee ended: the
+ *  call returns the callee's reason (a copy of *reason; the caller's
+ *  halo.call gives nil, "ETERMINATED: process terminated: <reason>",
+ *  "ETERMINATED", reason). 0, or HALO_EIGNORED when caller no longer waits
+ *  for ref. Local callees trigger it themselves when they terminate. */
+int halo_call_abort(halo_node_t *n, halo_proc_t *caller, uint64_t ref, const halo_payload_t *reason);
+
+/** Aborts (halo_call_abort) every local call waiting on callee; callee.id
+ *  0 means every callee on node callee.node (its link went away). For the
+ *  cluster layer: a down of a remote callee, or a lost node. O(processes). */
+void halo_call_abort_all(halo_node_t *n, halo_pid_t callee, const halo_payload_t *reason);
+
 /** Replies to a waiting caller; 0, HALO_EIGNORED (nobody waits for ref:
  *  counted as a late reply, payload stays with the caller) or HALO_ENOPROC. */
 int halo_reply(halo_node_t *n, halo_proc_t *from, halo_pid_t to, uint64_t ref, halo_payload_t pl);
@@ -166,6 +180,9 @@ void halo_proc_exit(halo_node_t *n, halo_proc_t *p, halo_payload_t reason);
  *  suspended inside a callback becomes a zombee (its links and monitors
  *  fire, it never runs again, its record goes once its wait ends). */
 int halo_proc_kill(halo_node_t *n, halo_proc_t *p);
+
+/** halo_proc_kill with reason (owned by the callee) instead of "kill". */
+int halo_proc_end(halo_node_t *n, halo_proc_t *p, halo_payload_t reason);
 
 /** Registers name for p: 0, HALO_ETAKEN (name used or p already named) or HALO_ENOMEM. */
 int halo_name_register(halo_node_t *n, halo_proc_t *p, const char *name);

@@ -20,6 +20,7 @@ void halo__proc_ext_free(halo_proc_t *p) {
   free(x->watchers.v);
   free(x->watching.v);
   free(x->aliases);
+  free(x->callers);
   halo__pool_free(p);
   free(x->owned);
   free(x->evsubs);
@@ -131,7 +132,7 @@ static void notify(halo_node_t *n, halo_proc_t *p, const halo_rel_t *r, const ha
   }
   if (w->state >= HALO_STATE_TERMINATED) return;
   halo_signal_info_t info = {r->type == HALO_REL_LINK ? HALO_MSG_EXIT : HALO_MSG_DOWN, r->tkind,
-                             halo_node_pid(n, p->id), r->name, r->alias, 0};
+                             halo_node_pid(n, p->id), r->name, r->alias, 0, w->id};
   /* A PID target needs nothing beyond sender and reason: the message carries
    * the bare reason and the host shapes it on delivery. Names and aliases
    * travel in a payload the host builds now. */

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 struct halo_watchdog {
   pthread_t thread;
@@ -19,26 +18,26 @@ struct halo_watchdog {
   uint64_t reported_seq;
   uint64_t seen_seq, seen_after, last_poll; /* callback sequence as the polls saw it */
   uint64_t reports;
+  uint64_t stuck_since; /* busy mark of the stretch last reported stuck */
 };
 
-static void report(halo_watchdog_t *w, const char *what, halo_proc_t *p, uint64_t ms) {
+static halo_watchdog_stuck_cb stuck_cb;
+
+void halo_watchdog_on_stuck(halo_watchdog_stuck_cb cb) { __atomic_store_n(&stuck_cb, cb, __ATOMIC_RELEASE); }
+
+static void report(halo_watchdog_t *w, const char *what, int with_proc, uint64_t ms) {
   halo_node_t *n = w->node;
   char pid[HALO_PID_STRLEN] = "-", name[128] = "", beh[128] = "";
-  uint64_t seq = __atomic_load_n(&n->wd_cb_seq, __ATOMIC_RELAXED);
+  /* Under wd_mu the loop thread neither frees nor renames the record it
+   * published, nor the strings the record points to. */
+  uv_mutex_lock(&n->wd_mu);
+  halo_proc_t *p = with_proc ? __atomic_load_n(&n->wd_cb_proc, __ATOMIC_ACQUIRE) : NULL;
   if (p) {
-    /* Straight from the record the loop thread published (no map walk from
-     * this thread, which could meet a map being resized). The record stays
-     * put while its callback runs, and a report is only made for a callback
-     * that has run for the soft limit; the window in which the callback
-     * could end and its record be freed during these few reads is tiny, and
-     * the sequence check drops such a report. Behavior names are interned
-     * for the node's life. */
     halo_pid_format(pid, sizeof pid, halo_node_pid(n, p->id));
-    const char *nm = p->name, *bh = p->behavior;
-    if (nm) snprintf(name, sizeof name, " '%s'", nm);
-    if (bh) snprintf(beh, sizeof beh, " %s", bh);
+    if (p->name) snprintf(name, sizeof name, " '%s'", p->name);
+    if (p->behavior) snprintf(beh, sizeof beh, " %s", p->behavior);
   }
-  if (p && seq != __atomic_load_n(&n->wd_cb_seq, __ATOMIC_RELAXED)) return;
+  uv_mutex_unlock(&n->wd_mu);
   fprintf(stderr, "[watchdog] %s: %s%s%s has been running for %llu ms\n", what, pid, name, beh,
           (unsigned long long)ms);
   fflush(stderr);
@@ -61,7 +60,6 @@ static void *run(void *arg) {
     uint64_t now = halo_clock_ns();
     uint64_t start = __atomic_load_n(&n->wd_cb_start, __ATOMIC_RELAXED);
     uint64_t seq = __atomic_load_n(&n->wd_cb_seq, __ATOMIC_RELAXED);
-    halo_proc_t *proc = __atomic_load_n(&n->wd_cb_proc, __ATOMIC_ACQUIRE);
     /* Inside a batch the scheduler stamps a callback with the batch's clock
      * reading (it reads the clock once per batch). A callback whose sequence
      * number the previous poll had not seen began after that poll, so the
@@ -75,14 +73,17 @@ static void *run(void *arg) {
     if (start && start < w->seen_after) start = w->seen_after;
     if (start && now > start && now - start > w->soft_ns && seq != w->reported_seq) {
       w->reported_seq = seq;
-      w->reports++;
-      report(w, "slow callback", proc, (now - start) / 1000000u);
+      __atomic_add_fetch(&w->reports, 1, __ATOMIC_RELAXED);
+      report(w, "slow callback", 1, (now - start) / 1000000u);
     }
     int in_poll = __atomic_load_n(&n->wd_in_poll, __ATOMIC_RELAXED);
     uint64_t busy = __atomic_load_n(&n->wd_busy_since, __ATOMIC_RELAXED);
-    if (!in_poll && busy && now > busy && now - busy > w->hard_ns) {
-      report(w, "loop stuck past the hard limit, exiting", start ? proc : NULL, (now - busy) / 1000000u);
-      _exit(70);
+    if (!in_poll && busy && now > busy && now - busy > w->hard_ns && busy != w->stuck_since) {
+      halo_watchdog_stuck_cb cb = __atomic_load_n(&stuck_cb, __ATOMIC_ACQUIRE);
+      w->stuck_since = busy; /* once per stuck stretch */
+      report(w, cb ? "loop stuck past the hard limit, exiting" : "loop stuck past the hard limit", start != 0,
+             (now - busy) / 1000000u);
+      if (cb) cb(n);
     }
   }
   pthread_mutex_unlock(&w->mu);
@@ -97,11 +98,12 @@ int halo_watchdog_start(halo_node_t *n, uint64_t soft_ms, uint64_t hard_ms) {
   w->hard_ns = (hard_ms ? hard_ms : 30000) * 1000000u;
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->cv, NULL);
+  n->watchdog = w; /* before the thread: the loop then takes wd_mu */
   if (pthread_create(&w->thread, NULL, run, w)) {
+    n->watchdog = NULL;
     free(w);
     return HALO_ENOMEM;
   }
-  n->watchdog = w;
   return 0;
 }
 
@@ -121,5 +123,5 @@ void halo_watchdog_stop(halo_node_t *n) {
 
 uint64_t halo_watchdog_reports(halo_node_t *n) {
   halo_watchdog_t *w = n->watchdog;
-  return w ? w->reports : 0;
+  return w ? __atomic_load_n(&w->reports, __ATOMIC_RELAXED) : 0;
 }

@@ -221,4 +221,33 @@ describe("halo.call", function()
     assert.equal("bye", reply)
     assert.equal("done", reason)
   end)
+
+  -- Regression: a call whose callee ended before replying waited for the
+  -- whole timeout; it now fails at once with the callee's exit reason.
+  it("fails at once with ETERMINATED and the reason when the callee ends before replying", function()
+    local r = helper.run(function()
+      local s = assert(halo.spawn(server))
+      local t0 = halo.now()
+      local res
+      assert(halo.spawn(function() res = { halo.call(s, { "defer" }, 5000) } end))
+      assert(helper.wait_until(function() return halo.process_info(s).MessagesIn == 1 end))
+      assert(halo.exit(s, { why = "gone" }))
+      assert(helper.wait_until(function() return res ~= nil end, 3000))
+      local elapsed = halo.now() - t0
+      -- a callee killed while the caller waits, the reason a plain string
+      local k = assert(halo.spawn(server))
+      local res2
+      assert(halo.spawn(function() res2 = { halo.call(k, { "defer" }, 5000) } end))
+      assert(helper.wait_until(function() return halo.process_info(k).MessagesIn == 1 end))
+      halo.kill(k)
+      assert(helper.wait_until(function() return res2 ~= nil end, 3000))
+      return { res = res, res2 = res2, elapsed = elapsed }
+    end)
+    assert.is_nil(r.res[1])
+    assert.equal("ETERMINATED", r.res[3])
+    assert.same({ why = "gone" }, r.res[4])
+    assert.matches("^ETERMINATED: process terminated", r.res[2])
+    assert.is_true(r.elapsed < 1000, "returned after " .. r.elapsed .. " ms")
+    assert.same({ nil, "ETERMINATED: process terminated: kill", "ETERMINATED", "kill" }, r.res2)
+  end)
 end)

@@ -308,6 +308,7 @@ static void teardown(void) {
   CHECK(node.first == NULL && node.last == NULL);
   CHECK_EQ(node.procs.len, 0);
   CHECK_EQ(node.names.len, 0);
+  CHECK_EQ(node.strings.len, 5); /* interned names go with their last process, but the defaults */
   CHECK_EQ(node.aliases.len, 0);
   CHECK_EQ(node.ntimers, 0);
   CHECK_EQ(node.timers.len, 0);
@@ -1193,6 +1194,37 @@ static void test_stop(void) {
   teardown();
 }
 
+/* Regression: interned behavior, kind and application names were never
+ * freed, so generated behavior names grew the table without bound. */
+static void test_intern_bounded(void) {
+  setup();
+  halo_spawn_opts_t o = {0};
+  o.behavior = "parent";
+  o.application = "app";
+  halo_proc_t *parent = spawn_opts(B_RECORD, &o);
+  CHECK_EQ(halo_proc_start(&node, parent, NULL), HALO_RUN_IDLE);
+  uint32_t base = node.strings.len;
+  halo_proc_t *kids[500];
+  char name[32];
+  for (int i = 0; i < 500; i++) {
+    halo_spawn_opts_t k = {0};
+    snprintf(name, sizeof name, "gen_%d", i);
+    k.behavior = name;
+    k.parent = parent; /* inherits the application */
+    kids[i] = spawn_opts(B_RECORD, &k);
+    CHECK_EQ(halo_proc_start(&node, kids[i], NULL), HALO_RUN_IDLE);
+  }
+  CHECK_EQ(node.strings.len, base + 500);
+  halo_proc_kill(&node, parent); /* the children keep "app" alive */
+  run_for(20);
+  CHECK_STR_EQ(kids[0]->application, "app");
+  for (int i = 0; i < 500; i++) halo_proc_kill(&node, kids[i]);
+  run_for(20);
+  CHECK_EQ(node.nprocs, 0);
+  CHECK_EQ(node.strings.len, 5); /* the defaults only */
+  teardown();
+}
+
 int main(void) {
   RUN_TEST(test_spawn_start);
   RUN_TEST(test_send);
@@ -1207,5 +1239,6 @@ int main(void) {
   RUN_TEST(test_kill_self_free_list_full);
   RUN_TEST(test_process_list);
   RUN_TEST(test_stop);
+  RUN_TEST(test_intern_bounded);
   return check_exit_code();
 }
