@@ -92,7 +92,7 @@ int halo_node_start(halo_node_t *n) {
   uv_prepare_init(n->loop, &n->prepare);
   uv_check_init(n->loop, &n->check);
   n->idle.data = n->prepare.data = n->check.data = n;
-  n->wd_busy_since = halo_clock_ns();
+  __atomic_store_n(&n->wd_busy_since, halo_clock_ns(), __ATOMIC_RELAXED); /* the watchdog may run already */
   uv_prepare_start(&n->prepare, on_prepare);
   uv_check_start(&n->check, on_check);
   if (n->rq_head || n->stopping) uv_idle_start(&n->idle, on_idle);
