@@ -67,7 +67,7 @@ int halo_frame_challenge_parse(const uint8_t *p, const uint8_t *end, char name[2
 
 void halo_frame_reason(const uint8_t *p, const uint8_t *end, char *out, size_t size) {
   size_t l = (size_t)(end - p) < size - 1 ? (size_t)(end - p) : size - 1;
-  for (size_t i = 0; i < l; i++) out[i] = p[i] < 0x20 || p[i] == 0x7f ? '?' : (char)p[i];
+  for (size_t i = 0; i < l; i++) out[i] = p[i] < 0x20 || p[i] >= 0x7f ? '?' : (char)p[i];
   out[l] = 0;
 }
 

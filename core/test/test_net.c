@@ -387,6 +387,18 @@ static void test_decompression_bomb(void) {
   teardown(1);
 }
 
+/* A peer's REJECT or YIELD reason (logged, and in the error a dial
+ * returns) is printable ASCII: control bytes, DEL and bytes past it (C1
+ * controls such as CSI, U+009B in UTF-8) become '?'. */
+static void test_reason_printable(void) {
+  static const uint8_t in[] = "no\r\n\x1b[2J \xc2\x9b" "31m \x9b \xff\x7f ok";
+  char out[64];
+  halo_frame_reason(in, in + sizeof in - 1, out, sizeof out);
+  CHECK_STR_EQ(out, "no???[2J ??31m ? ?? ok");
+  halo_frame_reason(in, in + sizeof in - 1, out, 5);
+  CHECK_STR_EQ(out, "no??");
+}
+
 /* A FRAG frame: id, total, offset, bytes. */
 static void raw_frag(raw_t *r, uint64_t id, uint32_t total, uint32_t off, const uint8_t *bytes, size_t n) {
   uint8_t *b = malloc(HALO_FRAME_FRAG_HEAD + n);
@@ -566,6 +578,7 @@ static void test_sender_parked(void) {
 int main(void) {
   signal(SIGPIPE, SIG_IGN); /* the raw peer writes on after the node closed its link */
   RUN_TEST(test_default_limits);
+  RUN_TEST(test_reason_printable);
   RUN_TEST(test_internal_kinds_refused);
   RUN_TEST(test_decompression_bomb);
   RUN_TEST(test_reassembly_budget);
