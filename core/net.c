@@ -838,8 +838,12 @@ static void on_frag(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
   halo_peer_t *peer = c->peer;
   halo_frame_frag_t f;
-  if (halo_frame_frag_parse(p, end, c->max_in ? c->max_in + FRAME_SLACK : HALO_NET_MAX_FRAME, &f))
-    return protocol_error(c, "malformed fragment");
+  uint32_t limit = c->max_in ? c->max_in + FRAME_SLACK : HALO_NET_MAX_FRAME;
+  if (halo_frame_frag_parse(p, end, limit, &f)) return protocol_error(c, "malformed fragment");
+  /* a peer that keeps to the limit has at most one message in pieces per
+   * link: the budget never refuses that much */
+  size_t budget = (size_t)peer->pool_size * limit;
+  if (budget < net->assembly_budget) budget = net->assembly_budget;
   assembly_t *a = halo_imap_get(&peer->assemblies, f.id);
   if (!a) {
     if (f.off) return; /* the rest of a message dropped by the timeout: late, not wrong */
@@ -849,7 +853,7 @@ static void on_frag(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
       return conn_close(c, "out of memory");
     }
   }
-  int rc = halo_frame_asm_add(a, &f, &peer->assembly_bytes, net->assembly_budget);
+  int rc = halo_frame_asm_add(a, &f, &peer->assembly_bytes, budget);
   if (rc == 1 || rc < 0) {
     halo_imap_del(&peer->assemblies, f.id);
     if (rc < 0) {

@@ -411,11 +411,13 @@ static void raw_frag(raw_t *r, uint64_t id, uint32_t total, uint32_t off, const 
 }
 
 /* Reassembly holds what came, not what was announced, and a peer's pieces
- * in flight may not pass the budget: past it the link goes. */
+ * in flight may not pass the budget (here: the one full-size message its
+ * one link may have in pieces): past it the link goes. */
 static void test_reassembly_budget(void) {
   setup();
   node_up(&A, "a@localhost");
   A.net.pool_size = 1;
+  A.net.max_message = 1u << 20;
   A.net.assembly_budget = 256u << 10;
   start(&A, "target");
   raw_join(&R, &A);
@@ -423,7 +425,7 @@ static void test_reassembly_budget(void) {
   uint8_t piece[1000];
   memset(piece, 'p', sizeof piece);
   piece[0] = F_MSG;
-  uint32_t total = 4u << 20; /* each announces 4 MB, under the message limit */
+  uint32_t total = 1u << 20; /* each announces 1 MB, the message limit */
   for (uint64_t id = 1; id <= 3; id++) raw_frag(&R, id, total, 0, piece, sizeof piece);
   RUN_UNTIL(peer->frag_recv == 3, 2000);
   CHECK_EQ(peer->assemblies.len, 3);
@@ -437,6 +439,35 @@ static void test_reassembly_budget(void) {
   CHECK(peer->assembly_bytes <= A.net.assembly_budget);
   raw_close(&R);
   teardown(1);
+}
+
+/* A peer that keeps to the limit has at most one message in pieces per
+ * link: messages of the full size on every link at once are reassembled
+ * whatever the budget says (here: one message's size). */
+static void test_reassembly_full_size_per_link(void) {
+  setup();
+  node_up(&A, "a@localhost");
+  node_up(&B, "b@localhost");
+  A.net.pool_size = 2;
+  A.net.max_message = 1u << 20;
+  A.net.assembly_budget = 1u << 20;
+  halo_proc_t *sink = start(&A, "sink");
+  halo_proc_t *s1 = start(&B, "s1"), *s2 = start(&B, "s2");
+  CHECK(s1->id % 255 % 2 != s2->id % 255 % 2); /* on different links */
+  CHECK_EQ(halo_net_connect(&B.net, "127.0.0.1", A.net.port, "a@localhost", NULL), 0);
+  halo_peer_t *pb = NULL;
+  RUN_UNTIL((pb = halo_net_peer_by_name(&B.net, "a@localhost")) && pb->ready && pb->live == 2, 3000);
+  for (int round = 0; round < 2; round++)
+    for (halo_proc_t *src = s1; src; src = src == s1 ? s2 : NULL)
+      CHECK_EQ(halo_send(&B.node, src, halo_node_pid(&A.node, sink->id), HALO_MSG_REGULAR, HALO_Q_MAIN, 0,
+                         pl_make(&B.node, 1u << 20, 1), 0),
+               0);
+  RUN_UNTIL(A.host.msgs == 4 || A.net.protocol_errors, 5000);
+  CHECK_EQ(A.host.msgs, 4);
+  CHECK_EQ(A.net.protocol_errors, 0);
+  halo_peer_t *pa = halo_net_peer_by_name(&A.net, "b@localhost");
+  CHECK(pa && pa->frag_msgs_recv == 4 && pa->assembly_bytes == 0);
+  teardown(2);
 }
 
 /* A frame over the advertised limit closes the link and is counted. */
@@ -583,6 +614,7 @@ int main(void) {
   RUN_TEST(test_decompression_bomb);
   RUN_TEST(test_reassembly_budget);
   RUN_TEST(test_frame_limit);
+  RUN_TEST(test_reassembly_full_size_per_link);
   RUN_TEST(test_session_pool_1);
   RUN_TEST(test_session_pool_2);
   RUN_TEST(test_session_pool_5);
