@@ -57,8 +57,9 @@ int halo_frame_challenge_parse(const uint8_t *p, const uint8_t *end, char name[2
                                uint8_t nonce[HALO_FRAME_NONCE], uint64_t *creation);
 /** A name field: length byte, then "name@host" (no NUL, an '@'). 0 or -1. */
 int halo_frame_name_parse(const uint8_t **p, const uint8_t *end, char out[256]);
-/** A REJECT's or YIELD's reason as printable ASCII in out (at most size - 1
- *  bytes; control bytes, DEL and bytes past it become '?'). */
+/** Text from a peer (a REJECT's or YIELD's reason, a name it answers
+ *  under) as printable ASCII in out (at most size - 1 bytes; control
+ *  bytes, DEL and bytes past it become '?'). */
 void halo_frame_reason(const uint8_t *p, const uint8_t *end, char *out, size_t size);
 
 /** The handshake's proof: HMAC(cookie, tag | n1 | n2 | a | 0 | b | creation

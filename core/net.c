@@ -695,9 +695,10 @@ static void on_challenge(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
     return handshake_failed(c, "malformed challenge");
   if (!strcmp(name, net->node->name)) return reject(c, "duplicate node name");
   if (c->expect[0] && strcmp(name, c->expect)) {
-    /* not the node we meant to reach: no proof for it */
-    char why[600];
-    snprintf(why, sizeof why, "answered as %s, not %s", name, c->expect);
+    /* not the node we meant to reach: no proof for it (its name shown as printable ASCII) */
+    char why[600], shown[256];
+    halo_frame_reason((const uint8_t *)name, (const uint8_t *)name + strlen(name), shown, sizeof shown);
+    snprintf(why, sizeof why, "answered as %s, not %s", shown, c->expect);
     return handshake_failed(c, why);
   }
   snprintf(c->peer_name, sizeof c->peer_name, "%s", name);

@@ -399,6 +399,52 @@ static void test_reason_printable(void) {
   CHECK_STR_EQ(out, "no??");
 }
 
+static uv_tcp_t raw_server;
+
+static void raw_accepted(uv_stream_t *server, int status) {
+  CHECK_EQ(status, 0);
+  uv_tcp_init(&loop, &R.tcp);
+  R.tcp.data = &R;
+  CHECK_EQ(uv_accept(server, (uv_stream_t *)&R.tcp), 0);
+  R.connected = 1;
+  uv_read_start((uv_stream_t *)&R.tcp, raw_alloc, raw_read);
+}
+
+/* A node that dials an address where something answers under another name
+ * (control bytes, C1 CSI, a byte that is not UTF-8 in it) fails the dial
+ * with an error of printable ASCII. */
+static void test_dial_error_printable(void) {
+  setup();
+  node_up(&A, "a@localhost");
+  memset(&R, 0, sizeof R);
+  struct sockaddr_in addr;
+  uv_ip4_addr("127.0.0.1", 0, &addr);
+  uv_tcp_init(&loop, &raw_server);
+  CHECK_EQ(uv_tcp_bind(&raw_server, (const struct sockaddr *)&addr, 0), 0);
+  CHECK_EQ(uv_listen((uv_stream_t *)&raw_server, 4, raw_accepted), 0);
+  struct sockaddr_storage bound;
+  int blen = sizeof bound;
+  uv_tcp_getsockname(&raw_server, (struct sockaddr *)&bound, &blen);
+  uint64_t id;
+  CHECK_EQ(halo_net_connect(&A.net, "127.0.0.1", ntohs(((struct sockaddr_in *)&bound)->sin_port), "b@localhost", &id), 0);
+  RUN_UNTIL(R.frames[F_HELLO], 2000);
+  static const char name[] = "\x1b]0;t\x07\xc2\x9b" "2J\xff@localhost";
+  uint8_t body[1 + sizeof name + HALO_FRAME_NONCE + 8];
+  size_t k = 0;
+  body[k++] = (uint8_t)(sizeof name - 1);
+  memcpy(body + k, name, sizeof name - 1), k += sizeof name - 1;
+  memset(body + k, 1, HALO_FRAME_NONCE + 8), k += HALO_FRAME_NONCE + 8;
+  raw_send(&R, F_CHALLENGE, body, k);
+  const char *why = NULL;
+  RUN_UNTIL(halo_net_dial_result(&A.net, id, &why), 2000);
+  CHECK_EQ(halo_net_dial_result(&A.net, id, &why), -1);
+  CHECK(why && strstr(why, "answered as "));
+  for (const char *c = why; c && *c; c++) CHECK((unsigned char)*c >= 0x20 && (unsigned char)*c < 0x7f);
+  raw_close(&R);
+  uv_close((uv_handle_t *)&raw_server, NULL);
+  teardown(1);
+}
+
 /* A FRAG frame: id, total, offset, bytes. */
 static void raw_frag(raw_t *r, uint64_t id, uint32_t total, uint32_t off, const uint8_t *bytes, size_t n) {
   uint8_t *b = malloc(HALO_FRAME_FRAG_HEAD + n);
@@ -610,6 +656,7 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN); /* the raw peer writes on after the node closed its link */
   RUN_TEST(test_default_limits);
   RUN_TEST(test_reason_printable);
+  RUN_TEST(test_dial_error_printable);
   RUN_TEST(test_internal_kinds_refused);
   RUN_TEST(test_decompression_bomb);
   RUN_TEST(test_reassembly_budget);
