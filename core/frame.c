@@ -72,7 +72,7 @@ void halo_frame_reason(const uint8_t *p, const uint8_t *end, char *out, size_t s
 }
 
 int halo_frame_mac(const char *cookie, char tag, const uint8_t *n1, const uint8_t *n2, const char *a,
-                    const char *b, uint64_t creation, uint32_t max, uint8_t out[HALO_SHA256_LEN]) {
+                   const char *b, uint64_t creation, uint32_t max, uint8_t out[HALO_SHA256_LEN]) {
   uint8_t msg[1 + 2 * NONCE + 2 * 256 + 1 + 12];
   size_t k = 0, al = strlen(a), bl = strlen(b);
   msg[k++] = (uint8_t)tag;

@@ -66,7 +66,7 @@ void halo_frame_reason(const uint8_t *p, const uint8_t *end, char *out, size_t s
  *  | max), bound to both nonces, both names, the prover's creation id and
  *  the message size limit it advertises. 0, or UV_EIO (halo_hmac_sha256). */
 int halo_frame_mac(const char *cookie, char tag, const uint8_t *n1, const uint8_t *n2, const char *a,
-                    const char *b, uint64_t creation, uint32_t max, uint8_t out[HALO_SHA256_LEN]);
+                   const char *b, uint64_t creation, uint32_t max, uint8_t out[HALO_SHA256_LEN]);
 
 /** READY {count, count join nonces}: the count, or -1 when malformed. */
 int halo_frame_ready_parse(const uint8_t *p, const uint8_t *end, int pool_max);

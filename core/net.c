@@ -415,7 +415,7 @@ static int send_frame(halo_conn_t *c, uint8_t type, const void *a, size_t alen, 
 
 /* The proof under our cookie (halo_frame_mac): 0, or UV_EIO. */
 static int mac(halo_net_t *net, char tag, const uint8_t *n1, const uint8_t *n2, const char *a, const char *b,
-                uint64_t creation, uint32_t max, uint8_t out[HALO_SHA256_LEN]) {
+               uint64_t creation, uint32_t max, uint8_t out[HALO_SHA256_LEN]) {
   return halo_frame_mac(net->cookie, tag, n1, n2, a, b, creation, max, out);
 }
 
