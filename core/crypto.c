@@ -1,14 +1,17 @@
 #include "crypto.h"
 
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <uv.h>
 
-void halo_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen, uint8_t out[HALO_SHA256_LEN]) {
+int halo_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen, uint8_t out[HALO_SHA256_LEN]) {
   unsigned len = HALO_SHA256_LEN;
-  HMAC(EVP_sha256(), key, (int)klen, msg, mlen, out, &len);
+  if (klen > INT_MAX || !HMAC(EVP_sha256(), key, (int)klen, msg, mlen, out, &len) || len != HALO_SHA256_LEN)
+    return UV_EIO;
+  return 0;
 }
 
 int halo_digest_equal(const uint8_t a[HALO_SHA256_LEN], const uint8_t b[HALO_SHA256_LEN]) {

@@ -67,12 +67,12 @@ int halo_frame_challenge_parse(const uint8_t *p, const uint8_t *end, char name[2
 
 void halo_frame_reason(const uint8_t *p, const uint8_t *end, char *out, size_t size) {
   size_t l = (size_t)(end - p) < size - 1 ? (size_t)(end - p) : size - 1;
-  for (size_t i = 0; i < l; i++) out[i] = p[i] < 0x20 || p[i] == 0x7f ? '?' : (char)p[i];
+  for (size_t i = 0; i < l; i++) out[i] = p[i] < 0x20 || p[i] >= 0x7f ? '?' : (char)p[i];
   out[l] = 0;
 }
 
-void halo_frame_mac(const char *cookie, char tag, const uint8_t *n1, const uint8_t *n2, const char *a,
-                    const char *b, uint64_t creation, uint32_t max, uint8_t out[HALO_SHA256_LEN]) {
+int halo_frame_mac(const char *cookie, char tag, const uint8_t *n1, const uint8_t *n2, const char *a,
+                   const char *b, uint64_t creation, uint32_t max, uint8_t out[HALO_SHA256_LEN]) {
   uint8_t msg[1 + 2 * NONCE + 2 * 256 + 1 + 12];
   size_t k = 0, al = strlen(a), bl = strlen(b);
   msg[k++] = (uint8_t)tag;
@@ -83,7 +83,7 @@ void halo_frame_mac(const char *cookie, char tag, const uint8_t *n1, const uint8
   memcpy(msg + k, b, bl), k += bl;
   halo__put64(msg + k, creation), k += 8;
   halo__put32(msg + k, max), k += 4;
-  halo_hmac_sha256(cookie, strlen(cookie), msg, k, out);
+  return halo_hmac_sha256(cookie, strlen(cookie), msg, k, out);
 }
 
 int halo_frame_ready_parse(const uint8_t *p, const uint8_t *end, int pool_max) {

@@ -57,15 +57,16 @@ int halo_frame_challenge_parse(const uint8_t *p, const uint8_t *end, char name[2
                                uint8_t nonce[HALO_FRAME_NONCE], uint64_t *creation);
 /** A name field: length byte, then "name@host" (no NUL, an '@'). 0 or -1. */
 int halo_frame_name_parse(const uint8_t **p, const uint8_t *end, char out[256]);
-/** A REJECT's or YIELD's reason as printable text in out (at most size - 1
- *  bytes; control bytes become '?'). */
+/** Text from a peer (a REJECT's or YIELD's reason, a name it answers
+ *  under) as printable ASCII in out (at most size - 1 bytes; control
+ *  bytes, DEL and bytes past it become '?'). */
 void halo_frame_reason(const uint8_t *p, const uint8_t *end, char *out, size_t size);
 
 /** The handshake's proof: HMAC(cookie, tag | n1 | n2 | a | 0 | b | creation
  *  | max), bound to both nonces, both names, the prover's creation id and
- *  the message size limit it advertises. */
-void halo_frame_mac(const char *cookie, char tag, const uint8_t *n1, const uint8_t *n2, const char *a,
-                    const char *b, uint64_t creation, uint32_t max, uint8_t out[HALO_SHA256_LEN]);
+ *  the message size limit it advertises. 0, or UV_EIO (halo_hmac_sha256). */
+int halo_frame_mac(const char *cookie, char tag, const uint8_t *n1, const uint8_t *n2, const char *a,
+                   const char *b, uint64_t creation, uint32_t max, uint8_t out[HALO_SHA256_LEN]);
 
 /** READY {count, count join nonces}: the count, or -1 when malformed. */
 int halo_frame_ready_parse(const uint8_t *p, const uint8_t *end, int pool_max);

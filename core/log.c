@@ -137,37 +137,66 @@ static void timestamp(char *ts, size_t size, uint64_t ns) {
   snprintf(ts + k, size - k, ".%06u", (unsigned)(ns % 1000000000u / 1000u));
 }
 
-/* JSON string body of s[0..len) (no quotes), escaped. */
+/* The length (1-4) of the well-formed UTF-8 sequence at s[0..n), its code
+ * point in *cp; 0 when s does not start one (a stray or truncated byte, an
+ * overlong form, a surrogate, past U+10FFFF). */
+static size_t utf8_seq(const unsigned char *s, size_t n, unsigned *cp) {
+  size_t k = s[0] < 0x80 ? 1 : s[0] < 0xc2 ? 0 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : s[0] < 0xf5 ? 4 : 0;
+  if (!k || k > n) return 0;
+  unsigned c = k == 1 ? s[0] : s[0] & (0x7fu >> k);
+  for (size_t i = 1; i < k; i++) {
+    if ((s[i] & 0xc0) != 0x80) return 0;
+    c = c << 6 | (s[i] & 0x3fu);
+  }
+  if ((k == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) || (k == 4 && (c < 0x10000 || c > 0x10ffff))) return 0;
+  *cp = c;
+  return k;
+}
+
+/* A control character: C0, DEL or C1 (terminals take U+009B as CSI). */
+static int is_control(unsigned cp) { return cp < 0x20 || (cp >= 0x7f && cp < 0xa0); }
+
+/* JSON string body of s[0..len) (no quotes), escaped: control characters
+ * as \uXXXX, bytes that are not UTF-8 as U+FFFD, so the line stays valid
+ * JSON and harmless on a terminal. */
 static void json_str(FILE *out, const char *s, size_t len) {
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    switch (c) {
+  for (size_t i = 0, k; i < len; i += k) {
+    unsigned cp;
+    if (!(k = utf8_seq((const unsigned char *)s + i, len - i, &cp))) {
+      fputs("\\ufffd", out);
+      k = 1;
+      continue;
+    }
+    switch (cp) {
     case '"': fputs("\\\"", out); break;
     case '\\': fputs("\\\\", out); break;
     case '\n': fputs("\\n", out); break;
     case '\r': fputs("\\r", out); break;
     case '\t': fputs("\\t", out); break;
     default:
-      if (c < 0x20 || c == 0x7f) fprintf(out, "\\u%04x", c);
-      else fputc(c, out);
+      if (is_control(cp)) fprintf(out, "\\u%04x", cp);
+      else fwrite(s + i, 1, k, out);
     }
   }
 }
 
-/* s[0..len) for a text log: control characters (newlines, ESC, DEL) and
- * the backslash escaped C-style, so text from elsewhere (a peer's reason, a
- * process's message) can neither start a line nor drive the terminal. */
+/* s[0..len) for a text log: control characters (newlines, ESC, DEL, C1),
+ * bytes that are not UTF-8 and the backslash escaped C-style, so text from
+ * elsewhere (a peer's reason, a process's message) can neither start a line
+ * nor drive the terminal. */
 static void plain_str(FILE *out, const char *s, size_t len) {
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    switch (c) {
+  for (size_t i = 0, k; i < len; i += k) {
+    unsigned cp;
+    if (!(k = utf8_seq((const unsigned char *)s + i, len - i, &cp))) cp = 0, k = 1; /* not UTF-8: \xNN */
+    switch (cp) {
     case '\\': fputs("\\\\", out); break;
     case '\n': fputs("\\n", out); break;
     case '\r': fputs("\\r", out); break;
     case '\t': fputs("\\t", out); break;
     default:
-      if (c < 0x20 || c == 0x7f) fprintf(out, "\\x%02x", c);
-      else fputc(c, out);
+      if (is_control(cp))
+        for (size_t j = i; j < i + k; j++) fprintf(out, "\\x%02x", (unsigned char)s[j]);
+      else fwrite(s + i, 1, k, out);
     }
   }
 }

@@ -413,10 +413,10 @@ static int send_frame(halo_conn_t *c, uint8_t type, const void *a, size_t alen, 
 
 /* -- handshake --------------------------------------------------------------- */
 
-/* The proof under our cookie (halo_frame_mac). */
-static void mac(halo_net_t *net, char tag, const uint8_t *n1, const uint8_t *n2, const char *a, const char *b,
-                uint64_t creation, uint32_t max, uint8_t out[HALO_SHA256_LEN]) {
-  halo_frame_mac(net->cookie, tag, n1, n2, a, b, creation, max, out);
+/* The proof under our cookie (halo_frame_mac): 0, or UV_EIO. */
+static int mac(halo_net_t *net, char tag, const uint8_t *n1, const uint8_t *n2, const char *a, const char *b,
+               uint64_t creation, uint32_t max, uint8_t out[HALO_SHA256_LEN]) {
+  return halo_frame_mac(net->cookie, tag, n1, n2, a, b, creation, max, out);
 }
 
 static void reject(halo_conn_t *c, const char *why) {
@@ -704,15 +704,17 @@ static void on_challenge(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
     return handshake_failed(c, "malformed challenge");
   if (!strcmp(name, net->node->name)) return reject(c, "duplicate node name");
   if (c->expect[0] && strcmp(name, c->expect)) {
-    /* not the node we meant to reach: no proof for it */
-    char why[600];
-    snprintf(why, sizeof why, "answered as %s, not %s", name, c->expect);
+    /* not the node we meant to reach: no proof for it (its name shown as printable ASCII) */
+    char why[600], shown[256];
+    halo_frame_reason((const uint8_t *)name, (const uint8_t *)name + strlen(name), shown, sizeof shown);
+    snprintf(why, sizeof why, "answered as %s, not %s", shown, c->expect);
     return handshake_failed(c, why);
   }
   snprintf(c->peer_name, sizeof c->peer_name, "%s", name);
   uint8_t body[HALO_SHA256_LEN + 12];
   c->max_in = net->max_message; /* what this link promised to accept */
-  mac(net, 'D', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, net->creation, net->max_message, body);
+  if (mac(net, 'D', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, net->creation, net->max_message, body))
+    return handshake_failed(c, "no HMAC for our proof");
   put32(body + HALO_SHA256_LEN, net->max_message);
   put64(body + HALO_SHA256_LEN + 4, node_age(net));
   if (send_frame(c, F_PROOF, body, sizeof body, NULL, 0) || c->closing) return;
@@ -727,8 +729,9 @@ static void on_proof(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   if (end - p != HALO_FRAME_PROOF_LEN) return handshake_failed(c, "malformed proof");
   c->peer_age = get64(p + HALO_SHA256_LEN + 4);
   uint32_t max_d = get32(p + HALO_SHA256_LEN);
-  mac(net, 'D', c->nonce_self, c->nonce_peer, c->peer_name, net->node->name, c->peer_creation, max_d, want);
-  if (!halo_digest_equal(want, p)) return reject(c, "the dialer's proof does not match our cookie");
+  if (mac(net, 'D', c->nonce_self, c->nonce_peer, c->peer_name, net->node->name, c->peer_creation, max_d, want) ||
+      !halo_digest_equal(want, p))
+    return reject(c, "the dialer's proof does not match our cookie");
   int final;
   const char *no = admission(c, &final); /* refused before WELCOME: the dialer must not think it joined */
   if (no) return final ? reject(c, no) : yield(c, no);
@@ -736,7 +739,8 @@ static void on_proof(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   if (mine && mine->state == C_WAIT_WELCOME) return yield_simultaneous(c);
   /* else a dial of ours still before its proof gives way: established() ends it */
   c->max_in = net->max_message;
-  mac(net, 'A', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, net->creation, net->max_message, body);
+  if (mac(net, 'A', c->nonce_peer, c->nonce_self, net->node->name, c->peer_name, net->creation, net->max_message, body))
+    return handshake_failed(c, "no HMAC for our proof");
   put32(body + HALO_SHA256_LEN, net->max_message);
   body[HALO_SHA256_LEN + 4] = (uint8_t)net->pool_size;
   put64(body + HALO_SHA256_LEN + 5, node_age(net));
@@ -751,8 +755,9 @@ static void on_welcome(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   if (end - p != HALO_FRAME_WELCOME_LEN) return handshake_failed(c, "malformed welcome");
   c->peer_age = get64(p + HALO_SHA256_LEN + 5);
   uint32_t max_a = get32(p + HALO_SHA256_LEN);
-  mac(net, 'A', c->nonce_self, c->nonce_peer, c->peer_name, net->node->name, c->peer_creation, max_a, want);
-  if (!halo_digest_equal(want, p)) return handshake_failed(c, "the acceptor's proof does not match our cookie");
+  if (mac(net, 'A', c->nonce_self, c->nonce_peer, c->peer_name, net->node->name, c->peer_creation, max_a, want) ||
+      !halo_digest_equal(want, p))
+    return handshake_failed(c, "the acceptor's proof does not match our cookie");
   established(c, max_a, p[HALO_SHA256_LEN + 4]);
 }
 
@@ -843,8 +848,12 @@ static void on_frag(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
   halo_peer_t *peer = c->peer;
   halo_frame_frag_t f;
-  if (halo_frame_frag_parse(p, end, c->max_in ? c->max_in + FRAME_SLACK : HALO_NET_MAX_FRAME, &f))
-    return protocol_error(c, "malformed fragment");
+  uint32_t limit = c->max_in ? c->max_in + FRAME_SLACK : HALO_NET_MAX_FRAME;
+  if (halo_frame_frag_parse(p, end, limit, &f)) return protocol_error(c, "malformed fragment");
+  /* a peer that keeps to the limit has at most one message in pieces per
+   * link: the budget never refuses that much */
+  size_t budget = (size_t)peer->pool_size * limit;
+  if (budget < net->assembly_budget) budget = net->assembly_budget;
   assembly_t *a = halo_imap_get(&peer->assemblies, f.id);
   if (!a) {
     if (f.off) return; /* the rest of a message dropped by the timeout: late, not wrong */
@@ -854,7 +863,7 @@ static void on_frag(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
       return conn_close(c, "out of memory");
     }
   }
-  int rc = halo_frame_asm_add(a, &f, &peer->assembly_bytes, net->assembly_budget);
+  int rc = halo_frame_asm_add(a, &f, &peer->assembly_bytes, budget);
   if (rc == 1 || rc < 0) {
     halo_imap_del(&peer->assemblies, f.id);
     if (rc < 0) {

@@ -104,7 +104,8 @@ typedef struct halo_net {
   uint32_t fragment_size;   /* frames over this travel in fragments (default 65000; 0 = never) */
   uint32_t fragment_timeout_ms; /* an incomplete message is dropped after this (default 30000) */
   uint32_t max_assemblies;  /* messages being reassembled per peer (default 1000) */
-  size_t assembly_budget;   /* bytes they may hold per peer (default HALO_NET_ASSEMBLY_BUDGET) */
+  size_t assembly_budget;   /* bytes they may hold per peer (default HALO_NET_ASSEMBLY_BUDGET; never less
+                             * than a message of the full size per link of its session) */
   uv_prepare_t *flush;      /* writes the links' buffers once per loop iteration */
   halo_imap_t peers;        /* crc -> halo_peer_t */
   halo_imap_t routes;       /* crc -> halo_net_route_t: where registrars say nodes listen */

@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       char why[128];
       halo_frame_reason(body, end, why, sizeof why);
       for (const char *c = why; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f) fail("a control byte in a reason");
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f) fail("a reason byte that is not printable ASCII");
       break;
     }
     case F_READY: {

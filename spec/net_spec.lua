@@ -2,6 +2,7 @@
 -- second `halo` started in the background (b@localhost) that runs an echo.
 local halo = require("halo")
 local helper = require("helper")
+local cjson = require("cjson")
 
 local build = os.getenv("HALO_BUILD") or "build"
 local halo_bin = build .. "/halo"
@@ -607,6 +608,56 @@ describe("halo.net.info()", function()
     assert.equal(5, r.cfg.keepalive_misses)
     assert.equal(4194304, r.cfg.max_assembly_bytes)
     assert.equal("EINCORRECT", r.bad[3])
+  end)
+end)
+
+describe("a stranger's handshake", function()
+  it("cannot forge log lines, drive a terminal or break the JSON log with the name it gives", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir)
+    local r = helper.run(function()
+      assert(halo.log.remove_logger("default")) -- the spec's output stays quiet
+      assert(halo.log.add_logger("plain", { format = "plain", output = dir .. "/plain.log" }))
+      assert(halo.log.add_logger("json", { format = "json", output = dir .. "/json.log" }))
+      local port = halo.net.info().Acceptors[1].Port
+      -- HELLO naming itself with C1 CSI, ESC, a newline and a byte that is not UTF-8, then a PROOF of zeros
+      local name = "\194\1552J\27[31m\n2026-01-01T00:00:00.000000 [error] forged\255@x"
+      local function be(n, k)
+        local t = {}
+        for i = k - 1, 0, -1 do t[#t + 1] = string.char(math.floor(n / 2 ^ (8 * i)) % 256) end
+        return table.concat(t)
+      end
+      local hello = "\1\1\0" .. string.char(#name) .. name .. string.rep("N", 16) .. be(1, 8)
+      local proof = "\3" .. string.rep("\0", 44)
+      local f = assert(io.open(dir .. "/wire", "wb"))
+      f:write(be(#hello, 4), hello, be(#proof, 4), proof)
+      f:close()
+      assert(os.execute(("unset LD_PRELOAD; bash -c 'cat %s/wire > /dev/tcp/127.0.0.1/%d'"):format(dir, port)) == 0)
+      for _ = 1, 150 do
+        if halo.net.info().HandshakeErrors > 0 then break end
+        halo.sleep(20)
+      end
+      return { errors = halo.net.info().HandshakeErrors }
+    end, { name = "a@localhost", cookie = "secret", listen = "127.0.0.1:0", registrar = "none", log_level = "warning" })
+    local function read(file)
+      local f = assert(io.open(dir .. "/" .. file, "rb"))
+      local t = {}
+      for l in f:lines() do if l:find("does not match", 1, true) then t[#t + 1] = l end end
+      f:close()
+      return t
+    end
+    local plain, json = read("plain.log"), read("json.log")
+    os.execute("rm -rf " .. dir)
+    assert.equal(1, r.errors)
+    assert.equal(1, #plain)
+    assert.truthy(plain[1]:find("connection with \\xc2\\x9b2J\\x1b[31m\\n2026-01-01T00:00:00.000000 [error] forged\\xff@x failed",
+      1, true))
+    assert.equal(1, #json)
+    assert.is_nil(json[1]:find("[\27\255]"))
+    assert.is_nil(json[1]:find("\194\155", 1, true))
+    local msg = cjson.decode(json[1]).message
+    assert.truthy(msg:find("with \194\1552J\27[31m\n2026-01-01T00:00:00.000000 [error] forged\239\191\189@x failed", 1, true))
   end)
 end)
 

@@ -3,7 +3,9 @@
 #include "check.h"
 #include "crypto.h"
 
+#include <limits.h>
 #include <stdlib.h>
+#include <uv.h>
 
 static void hex(const uint8_t *d, char *out) {
   for (int i = 0; i < HALO_SHA256_LEN; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
@@ -45,6 +47,15 @@ static void test_digest_equal(void) {
   }
 }
 
+/* An HMAC that libcrypto cannot compute (here: a key length it cannot
+ * take) is an error the verifier sees, not whatever the output buffer held
+ * compared with a forged proof. */
+static void test_hmac_failure(void) {
+  uint8_t d[HALO_SHA256_LEN];
+  CHECK_EQ(halo_hmac_sha256("k", 1, "x", 1, d), 0);
+  CHECK_EQ(halo_hmac_sha256("k", (size_t)INT_MAX + 1, "x", 1, d), UV_EIO);
+}
+
 /* Two draws of random bytes differ (a constant fallback would not). */
 static void test_random(void) {
   uint8_t a[32] = {0}, b[32] = {0};
@@ -56,6 +67,7 @@ static void test_random(void) {
 int main(void) {
   RUN_TEST(test_hmac_rfc4231);
   RUN_TEST(test_digest_equal);
+  RUN_TEST(test_hmac_failure);
   RUN_TEST(test_random);
   return check_exit_code();
 }

@@ -387,6 +387,64 @@ static void test_decompression_bomb(void) {
   teardown(1);
 }
 
+/* A peer's REJECT or YIELD reason (logged, and in the error a dial
+ * returns) is printable ASCII: control bytes, DEL and bytes past it (C1
+ * controls such as CSI, U+009B in UTF-8) become '?'. */
+static void test_reason_printable(void) {
+  static const uint8_t in[] = "no\r\n\x1b[2J \xc2\x9b" "31m \x9b \xff\x7f ok";
+  char out[64];
+  halo_frame_reason(in, in + sizeof in - 1, out, sizeof out);
+  CHECK_STR_EQ(out, "no???[2J ??31m ? ?? ok");
+  halo_frame_reason(in, in + sizeof in - 1, out, 5);
+  CHECK_STR_EQ(out, "no??");
+}
+
+static uv_tcp_t raw_server;
+
+static void raw_accepted(uv_stream_t *server, int status) {
+  CHECK_EQ(status, 0);
+  uv_tcp_init(&loop, &R.tcp);
+  R.tcp.data = &R;
+  CHECK_EQ(uv_accept(server, (uv_stream_t *)&R.tcp), 0);
+  R.connected = 1;
+  uv_read_start((uv_stream_t *)&R.tcp, raw_alloc, raw_read);
+}
+
+/* A node that dials an address where something answers under another name
+ * (control bytes, C1 CSI, a byte that is not UTF-8 in it) fails the dial
+ * with an error of printable ASCII. */
+static void test_dial_error_printable(void) {
+  setup();
+  node_up(&A, "a@localhost");
+  memset(&R, 0, sizeof R);
+  struct sockaddr_in addr;
+  uv_ip4_addr("127.0.0.1", 0, &addr);
+  uv_tcp_init(&loop, &raw_server);
+  CHECK_EQ(uv_tcp_bind(&raw_server, (const struct sockaddr *)&addr, 0), 0);
+  CHECK_EQ(uv_listen((uv_stream_t *)&raw_server, 4, raw_accepted), 0);
+  struct sockaddr_storage bound;
+  int blen = sizeof bound;
+  uv_tcp_getsockname(&raw_server, (struct sockaddr *)&bound, &blen);
+  uint64_t id;
+  CHECK_EQ(halo_net_connect(&A.net, "127.0.0.1", ntohs(((struct sockaddr_in *)&bound)->sin_port), "b@localhost", &id), 0);
+  RUN_UNTIL(R.frames[F_HELLO], 2000);
+  static const char name[] = "\x1b]0;t\x07\xc2\x9b" "2J\xff@localhost";
+  uint8_t body[1 + sizeof name + HALO_FRAME_NONCE + 8];
+  size_t k = 0;
+  body[k++] = (uint8_t)(sizeof name - 1);
+  memcpy(body + k, name, sizeof name - 1), k += sizeof name - 1;
+  memset(body + k, 1, HALO_FRAME_NONCE + 8), k += HALO_FRAME_NONCE + 8;
+  raw_send(&R, F_CHALLENGE, body, k);
+  const char *why = NULL;
+  RUN_UNTIL(halo_net_dial_result(&A.net, id, &why), 2000);
+  CHECK_EQ(halo_net_dial_result(&A.net, id, &why), -1);
+  CHECK(why && strstr(why, "answered as "));
+  for (const char *c = why; c && *c; c++) CHECK((unsigned char)*c >= 0x20 && (unsigned char)*c < 0x7f);
+  raw_close(&R);
+  uv_close((uv_handle_t *)&raw_server, NULL);
+  teardown(1);
+}
+
 /* A FRAG frame: id, total, offset, bytes. */
 static void raw_frag(raw_t *r, uint64_t id, uint32_t total, uint32_t off, const uint8_t *bytes, size_t n) {
   uint8_t *b = malloc(HALO_FRAME_FRAG_HEAD + n);
@@ -399,11 +457,13 @@ static void raw_frag(raw_t *r, uint64_t id, uint32_t total, uint32_t off, const 
 }
 
 /* Reassembly holds what came, not what was announced, and a peer's pieces
- * in flight may not pass the budget: past it the link goes. */
+ * in flight may not pass the budget (here: the one full-size message its
+ * one link may have in pieces): past it the link goes. */
 static void test_reassembly_budget(void) {
   setup();
   node_up(&A, "a@localhost");
   A.net.pool_size = 1;
+  A.net.max_message = 1u << 20;
   A.net.assembly_budget = 256u << 10;
   start(&A, "target");
   raw_join(&R, &A);
@@ -411,7 +471,7 @@ static void test_reassembly_budget(void) {
   uint8_t piece[1000];
   memset(piece, 'p', sizeof piece);
   piece[0] = F_MSG;
-  uint32_t total = 4u << 20; /* each announces 4 MB, under the message limit */
+  uint32_t total = 1u << 20; /* each announces 1 MB, the message limit */
   for (uint64_t id = 1; id <= 3; id++) raw_frag(&R, id, total, 0, piece, sizeof piece);
   RUN_UNTIL(peer->frag_recv == 3, 2000);
   CHECK_EQ(peer->assemblies.len, 3);
@@ -425,6 +485,35 @@ static void test_reassembly_budget(void) {
   CHECK(peer->assembly_bytes <= A.net.assembly_budget);
   raw_close(&R);
   teardown(1);
+}
+
+/* A peer that keeps to the limit has at most one message in pieces per
+ * link: messages of the full size on every link at once are reassembled
+ * whatever the budget says (here: one message's size). */
+static void test_reassembly_full_size_per_link(void) {
+  setup();
+  node_up(&A, "a@localhost");
+  node_up(&B, "b@localhost");
+  A.net.pool_size = 2;
+  A.net.max_message = 1u << 20;
+  A.net.assembly_budget = 1u << 20;
+  halo_proc_t *sink = start(&A, "sink");
+  halo_proc_t *s1 = start(&B, "s1"), *s2 = start(&B, "s2");
+  CHECK(s1->id % 255 % 2 != s2->id % 255 % 2); /* on different links */
+  CHECK_EQ(halo_net_connect(&B.net, "127.0.0.1", A.net.port, "a@localhost", NULL), 0);
+  halo_peer_t *pb = NULL;
+  RUN_UNTIL((pb = halo_net_peer_by_name(&B.net, "a@localhost")) && pb->ready && pb->live == 2, 3000);
+  for (int round = 0; round < 2; round++)
+    for (halo_proc_t *src = s1; src; src = src == s1 ? s2 : NULL)
+      CHECK_EQ(halo_send(&B.node, src, halo_node_pid(&A.node, sink->id), HALO_MSG_REGULAR, HALO_Q_MAIN, 0,
+                         pl_make(&B.node, 1u << 20, 1), 0),
+               0);
+  RUN_UNTIL(A.host.msgs == 4 || A.net.protocol_errors, 5000);
+  CHECK_EQ(A.host.msgs, 4);
+  CHECK_EQ(A.net.protocol_errors, 0);
+  halo_peer_t *pa = halo_net_peer_by_name(&A.net, "b@localhost");
+  CHECK(pa && pa->frag_msgs_recv == 4 && pa->assembly_bytes == 0);
+  teardown(2);
 }
 
 /* A frame over the advertised limit closes the link and is counted. */
@@ -566,10 +655,13 @@ static void test_sender_parked(void) {
 int main(void) {
   signal(SIGPIPE, SIG_IGN); /* the raw peer writes on after the node closed its link */
   RUN_TEST(test_default_limits);
+  RUN_TEST(test_reason_printable);
+  RUN_TEST(test_dial_error_printable);
   RUN_TEST(test_internal_kinds_refused);
   RUN_TEST(test_decompression_bomb);
   RUN_TEST(test_reassembly_budget);
   RUN_TEST(test_frame_limit);
+  RUN_TEST(test_reassembly_full_size_per_link);
   RUN_TEST(test_session_pool_1);
   RUN_TEST(test_session_pool_2);
   RUN_TEST(test_session_pool_5);

@@ -117,7 +117,7 @@ M.join = core.net_join
 -- we ask dialers for, 1-8, default 3), fragment_size (default 65000, 0 =
 -- never), fragment_timeout_ms (default 30000), max_assemblies (per peer,
 -- default 1000), max_assembly_bytes (what those may hold per peer, default
--- 64 MB), compress_threshold (>= 1024, default 1024), max_message (the
+-- 64 MB, never less than a full-size message per link), compress_threshold (>= 1024, default 1024), max_message (the
 -- largest message encoding we take, once decompressed, advertised to peers
 -- connecting from now on: default 16 MB, 0 = the 64 MB frame limit),
 -- keepalive_ms (default 1000, 0 = off), keepalive_misses (quiet periods
