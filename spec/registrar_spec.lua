@@ -1,13 +1,16 @@
 -- The embedded registrar with real halo processes: nodes started with
 -- nothing but a cookie find each other through the first node of the host,
--- form a full mesh, and survive the serving node's death. A port of its own
--- (14499) keeps the spec clear of a demo running on 4499.
+-- form a full mesh, and survive the serving node's death. A port of its own,
+-- drawn per run, keeps the spec clear of a demo running on 4499 and of
+-- other test runs on the same machine.
 local halo = require("halo")
 local helper = require("helper")
 
 local build = os.getenv("HALO_BUILD") or "build"
 local halo_bin = build .. "/halo"
-local REG = "embedded:14499"
+math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+local REG_PORT = math.random(20000, 29999)
+local REG = "embedded:" .. REG_PORT
 
 -- Each node runs a probe: a call returns what it sees of the cluster.
 local SCRIPT = [[
@@ -93,7 +96,7 @@ describe("the embedded registrar", function()
     assert.is_false(r.reg.EmbeddedServer)
     assert.is_true(r.reg.Registered)
     assert.equal("ESRD:R1", r.reg.Version)
-    assert.equal("127.0.0.1:14499", r.reg.Server)
+    assert.equal("127.0.0.1:" .. REG_PORT, r.reg.Server)
     assert.is_true(r.n1.registrar.EmbeddedServer)
     assert.same({ "a@localhost", "n1@localhost", "n3@localhost" }, sorted(r.n2.nodes))
     assert.same({ "a@localhost", "n1@localhost", "n3@localhost" }, sorted(r.n2.connected)) -- full mesh
