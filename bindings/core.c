@@ -46,6 +46,23 @@ static int is_normal_reason(lua_State *L, int idx) {
 
 /* -- Hooks: the gate ------------------------------------------------------------ */
 
+/* Pushes err, code of a call that failed because its callee ended (or
+ * never was, or its node went away) before replying: a reason that is an
+ * error's text ("unknown process", "no connection") as that error, any
+ * other as itself with ETERMINATED. */
+static void push_call_failure(halo_binding_t *B, lua_State *co, halo_payload_t res) {
+  hb_push_payload(B, co, res, 1);
+  if (lua_type(co, -1) == LUA_TSTRING)
+    for (int c = HALO__ERR_FIRST + 1; c < HALO__ERR_LAST; c++)
+      if (strcmp(lua_tostring(co, -1), halo_strerror(c)) == 0) {
+        lua_pop(co, 1);
+        lua_pushfstring(co, "%s: %s", halo_err_name(c), halo_strerror(c));
+        lua_pushstring(co, halo_err_name(c));
+        return;
+      }
+  lua_pushstring(co, halo_err_name(HALO_ETERMINATED));
+}
+
 /* Pushes what a woken process's pending yield returns. */
 static int push_wake(halo_binding_t *B, lua_State *co, halo_proc_t *p) {
   int wake = p->wake, wait = p->wait;
@@ -67,6 +84,8 @@ static int push_wake(halo_binding_t *B, lua_State *co, halo_proc_t *p) {
   if (wake == HALO_WAKE_TIMEOUT) {
     lua_pushfstring(co, "%s: %s", halo_err_name(HALO_ETIMEDOUT), halo_strerror(HALO_ETIMEDOUT));
     lua_pushstring(co, halo_err_name(HALO_ETIMEDOUT));
+  } else if (wait == HALO_WAIT_REPLY) { /* halo_proc_call_fail: res is why */
+    push_call_failure(B, co, res);
   } else { /* a child's init failed: res is its reason */
     hb_push_payload(B, co, res, 1);
     lua_pushstring(co, halo_err_name(HALO_EINIT));
@@ -269,8 +288,10 @@ static halo_payload_t hook_signal(halo_node_t *n, const halo_signal_info_t *info
   lua_createtable(L, 0, 4);
   lua_pushstring(L, info->kind == HALO_MSG_EXIT ? "exit" : "down");
   lua_setfield(L, -2, "kind");
-  hb_push_pid(B, L, info->pid);
-  lua_setfield(L, -2, "pid");
+  if (info->pid.id) { /* none: another node's name whose node went away */
+    hb_push_pid(B, L, info->pid);
+    lua_setfield(L, -2, "pid");
+  }
   if (info->target_kind == HALO_TARGET_EVENT) {
     lua_pushstring(L, info->name);
     lua_setfield(L, -2, "event");
