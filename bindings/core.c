@@ -46,21 +46,28 @@ static int is_normal_reason(lua_State *L, int idx) {
 
 /* -- Hooks: the gate ------------------------------------------------------------ */
 
-/* Pushes err, code of a call that failed because its callee ended (or
- * never was, or its node went away) before replying: a reason that is an
- * error's text ("unknown process", "no connection") as that error, any
- * other as itself with ETERMINATED. */
-static void push_call_failure(halo_binding_t *B, lua_State *co, halo_payload_t res) {
+/* Pushes what a call that failed because its callee ended (or never was,
+ * or its node went away) before replying returns after false: a reason
+ * that is an error's text ("unknown process", "no connection") as that
+ * error; any other reason as "ETERMINATED: process terminated: <reason>",
+ * "ETERMINATED", reason. Returns how many values it pushed. */
+static int push_call_failure(halo_binding_t *B, lua_State *co, halo_payload_t res) {
   hb_push_payload(B, co, res, 1);
-  if (lua_type(co, -1) == LUA_TSTRING)
+  int t = lua_type(co, -1);
+  if (t == LUA_TSTRING)
     for (int c = HALO__ERR_FIRST + 1; c < HALO__ERR_LAST; c++)
       if (strcmp(lua_tostring(co, -1), halo_strerror(c)) == 0) {
         lua_pop(co, 1);
         lua_pushfstring(co, "%s: %s", halo_err_name(c), halo_strerror(c));
         lua_pushstring(co, halo_err_name(c));
-        return;
+        return 2;
       }
+  const char *m = t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tostring(co, -1) : luaL_typename(co, -1);
+  lua_pushfstring(co, "%s: %s: %s", halo_err_name(HALO_ETERMINATED), halo_strerror(HALO_ETERMINATED), m);
+  lua_insert(co, -2);
   lua_pushstring(co, halo_err_name(HALO_ETERMINATED));
+  lua_insert(co, -2);
+  return 3;
 }
 
 /* Pushes what a woken process's pending yield returns. */
@@ -85,7 +92,7 @@ static int push_wake(halo_binding_t *B, lua_State *co, halo_proc_t *p) {
     lua_pushfstring(co, "%s: %s", halo_err_name(HALO_ETIMEDOUT), halo_strerror(HALO_ETIMEDOUT));
     lua_pushstring(co, halo_err_name(HALO_ETIMEDOUT));
   } else if (wait == HALO_WAIT_REPLY) { /* halo_proc_call_fail: res is why */
-    push_call_failure(B, co, res);
+    return 1 + push_call_failure(B, co, res);
   } else { /* a child's init failed: res is its reason */
     hb_push_payload(B, co, res, 1);
     lua_pushstring(co, halo_err_name(HALO_EINIT));

@@ -470,6 +470,7 @@ int halo_proc_call_fail(halo_node_t *n, uint64_t caller, uint64_t ref, halo_payl
   halo_proc_t *p = halo_proc_find(n, caller);
   if (!p || p->wait != HALO_WAIT_REPLY || p->wait_ref != ref || p->wake) return HALO_EIGNORED;
   halo_timer_wait_stop(n, p);
+  n->counters.call_errors_remote++;
   if (p->ext && p->ext->call_ref == ref) p->ext->call_node = 0;
   if (p->state == HALO_STATE_ZOMBEE) {
     n->hooks.release(n, reason);

@@ -47,27 +47,40 @@ halo.receive()
 
 local dir
 
--- Starts b on port (0: any); dial: a's port or "none". Returns b's OS pid
--- and its port.
+-- Starts b on port (0: a free one, away from the default ports other nodes
+-- take, so that nobody takes it while b restarts); dial: a's port or
+-- "none". Returns b's OS pid and its port.
 local function start_b(port, dial)
   local out = dir .. "/b.out"
-  os.remove(out)
-  local pid = helper.spawn_os(("%s run --name b@localhost --cookie rs --listen 127.0.0.1:%d --registrar none " ..
-    "--log-level error %s/b.lua %s %s"):format(halo_bin, port, dir, out, dial), dir .. "/b.log")
-  local bport
-  assert(helper.wait_until(function()
+  for _ = 1, 5 do
+    local try = port ~= 0 and port or 20000 + math.random(30000)
+    os.remove(out)
+    local pid = helper.spawn_os(("%s run --name b@localhost --cookie rs --listen 127.0.0.1:%d --registrar none " ..
+      "--log-level error %s/b.lua %s %s"):format(halo_bin, try, dir, out, dial), dir .. "/b.log")
+    local function exists(path)
+      local f = io.open(path)
+      if f then f:close() end
+      return f ~= nil
+    end
+    -- up, or gone (its port was taken)
+    local up = helper.wait_until(function() return exists(out) or not exists("/proc/" .. pid .. "/stat") end, 5000, 20)
     local f = io.open(out)
-    bport = f and f:read("*n")
-    if f then f:close() end
-    return bport
-  end, 5000, 20), "node b did not start")
-  return pid, bport
+    if up and f then
+      f:close()
+      return pid, try
+    end
+    helper.kill(pid)
+    if port ~= 0 then break end
+  end
+  error("node b did not start")
 end
 
 local function a(fn)
   return helper.run(fn, { name = "a@localhost", cookie = "rs", listen = "127.0.0.1:0", registrar = "none",
                           timeout = 20000 })
 end
+
+math.randomseed(os.time() + math.floor(os.clock() * 1e6))
 
 local function my_port() return halo.net.info().Acceptors[1].Port end
 
@@ -153,7 +166,8 @@ describe("remote operations", function()
       local _, lost = halo.receive(5000)
       return { ended = ended, lost = lost }
     end)
-    assert.same({ nil, "bye", "ETERMINATED" }, { r.ended[1], r.ended[2], r.ended[3] })
+    assert.same({ nil, "ETERMINATED: process terminated: bye", "ETERMINATED", "bye" },
+                { r.ended[1], r.ended[2], r.ended[3], r.ended[4] })
     assert.is_true(r.ended.ms < 2000)
     assert.same({ nil, "ENOCONN: no connection", "ENOCONN" }, { r.lost[1], r.lost[2], r.lost[3] })
     assert.is_true(r.lost.ms < 4000)

@@ -162,22 +162,24 @@ if ffi_ok and core.FFI_NOW then
 end
 
 --- Calls to with request and waits for the reply (default timeout 5000 ms).
--- Other messages stay queued meanwhile. Returns the reply or nil, err, code.
+-- Other messages stay queued meanwhile. Returns the reply or nil, err, code;
+-- when the callee ends before replying, at once nil, "ETERMINATED: process
+-- terminated: <reason>", "ETERMINATED", reason.
 function halo.call(to, request, timeout)
   local ref, err, code = core.call(to, request, timeout)
   if not ref then return nil, err, code end
-  local ok, v, c = yield()
+  local ok, v, c, reason = yield()
   if ok then return v end
-  return nil, v, c
+  return nil, v, c, reason
 end
 
 --- Asks a process for its handle_inspect map.
 function halo.inspect(to, items, timeout)
   local ref, err, code = core.inspect(to, items or {}, timeout)
   if not ref then return nil, err, code end
-  local ok, v, c = yield()
+  local ok, v, c, reason = yield()
   if ok then return v end
-  return nil, v, c
+  return nil, v, c, reason
 end
 
 --- Replies to a call later (when handle_call returned nil).
