@@ -46,6 +46,7 @@ halo.receive()
 ]]
 
 local dir
+local started = {} -- b's OS pids, killed after each test whatever happened
 
 -- Starts b on port (0: a free one, away from the default ports other nodes
 -- take, so that nobody takes it while b restarts); dial: a's port or
@@ -57,6 +58,7 @@ local function start_b(port, dial)
     os.remove(out)
     local pid = helper.spawn_os(("%s run --name b@localhost --cookie rs --listen 127.0.0.1:%d --registrar none " ..
       "--log-level error %s/b.lua %s %s"):format(halo_bin, try, dir, out, dial), dir .. "/b.log")
+    started[#started + 1] = pid
     local function exists(path)
       local f = io.open(path)
       if f then f:close() end
@@ -110,6 +112,10 @@ end
 describe("remote operations", function()
   setup(function() dir = helper.script_dir("b.lua", B_SCRIPT) end)
   teardown(function() os.execute("rm -rf " .. dir) end)
+  after_each(function()
+    for _, pid in ipairs(started) do helper.kill(pid) end
+    started = {}
+  end)
 
   it("refuse a PID of an earlier run of the other node: unknown process, never its new process", function()
     local r = a(function()
