@@ -533,7 +533,7 @@ static int rel_op(lua_State *L, int type, int add, const char *fn) {
   if (add && self->state >= HALO_STATE_TERMINATED) return hb_error(L, HALO_ETERMINATED); /* cleanup has run */
   /* another node's PID, or a name registered there ("<CRC.name>"; its aliases are not watched) */
   const char *rname = t.kind == HALO_TARGET_NAME && strncmp(t.name, "Alias#", 6) ? t.name : NULL;
-  int remote = t.pid.node != n->crc && (t.kind == HALO_TARGET_PID || (rname && !t.proc));
+  int remote = t.pid.node && t.pid.node != n->crc && (t.kind == HALO_TARGET_PID || (rname && !t.proc));
   if (remote && (rc == 0 || rc == HALO_ENOCONN)) {
     if (add && self->host != L) return luaL_error(L, "%s must be called from the process's own coroutine", fn);
     rc = add ? halo_rel_add_remote(n, self, type, t.pid, rname) : halo_rel_remove_remote(n, self, type, t.pid, rname);
