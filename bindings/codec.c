@@ -6,16 +6,44 @@
  * the nearest double. Strings: valid UTF-8 as str, anything else as bin;
  * both decode to Lua strings. A string that is exactly the canonical form of
  * a PID, an alias or a ref travels as halo's extension type and decodes to
- * the same string. Tables: a sequence 1..n (no other keys) is an array,
+ * the same string; the extension carries the creation of the node's run it
+ * belongs to when the node knows it (its own run's, or the one it was last
+ * received with), and decoding one remembers it (net.h: halo_net_learn). Tables: a sequence 1..n (no other keys) is an array,
  * anything else a map. Functions, userdata, threads and cdata cannot be
  * encoded. Nesting is limited (default 64; a cycle hits the limit) and so is
  * the encoded size (default 64 MiB). */
 #include "binding.h"
+#include "creation.h"
 #include "msgpack.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+
+#ifndef HALO_FUZZ /* the fuzz target links the codec alone */
+#include "net.h"
+
+/* The creation an identifier's extension carries (0: unknown). Refs (kind
+ * -1) are never addressed: only this node's own carry it. */
+static uint64_t creation_of(int kind, uint32_t node, uint64_t id) {
+  halo_binding_t *B = halo__B;
+  if (!B || !B->net || (kind < 0 && node != B->node.crc)) return 0;
+  return halo_net_creation_of(B->net, kind < 0 ? HALO_ID_PID : kind, node, id);
+}
+
+static void learn(int kind, uint32_t node, uint64_t id, uint64_t creation) {
+  halo_binding_t *B = halo__B;
+  if (creation && B && B->net) halo_net_learn(B->net, kind, node, id, creation);
+}
+#else
+static uint64_t creation_of(int kind, uint32_t node, uint64_t id) {
+  (void)kind, (void)node, (void)id;
+  return 0;
+}
+static void learn(int kind, uint32_t node, uint64_t id, uint64_t creation) {
+  (void)kind, (void)node, (void)id, (void)creation;
+}
+#endif
 
 #define DEFAULT_DEPTH 64
 #define DEFAULT_SIZE (64u << 20)
@@ -65,7 +93,7 @@ static int encode_id_string(halo_mpw_t *w, const char *s, size_t n) {
     halo_pid_t pid;
     if (halo_pid_parse(s, n, &pid)) return 0;
     if ((size_t)halo_pid_format(buf, sizeof buf, pid) != n || memcmp(buf, s, n)) return 0;
-    halo_mpw_id(w, HALO_MP_EXT_PID, pid.node, pid.id);
+    halo_mpw_id(w, HALO_MP_EXT_PID, pid.node, pid.id, creation_of(HALO_ID_PID, pid.node, pid.id));
     return 1;
   }
   const char *prefix = NULL;
@@ -77,7 +105,7 @@ static int encode_id_string(halo_mpw_t *w, const char *s, size_t n) {
   uint64_t id;
   if (halo_ref_parse(s, n, prefix, &node, &id)) return 0;
   if ((size_t)halo_ref_format(buf, sizeof buf, prefix, node, id) != n || memcmp(buf, s, n)) return 0;
-  halo_mpw_id(w, type, node, id);
+  halo_mpw_id(w, type, node, id, creation_of(type == HALO_MP_EXT_ALIAS ? HALO_ID_ALIAS : -1, node, id));
   return 1;
 }
 
@@ -181,7 +209,7 @@ static int decode_value(lua_State *L, halo_mpr_t *r, int depth, codec_err_t *e) 
   case HALO_MP_EXT: {
     char buf[HALO_REF_STRLEN];
     uint32_t node;
-    uint64_t id;
+    uint64_t id, creation;
     if (o.ext == HALO_MP_EXT_ATOM) {
       lua_pushlstring(L, (const char *)o.p, o.len);
       return 0;
@@ -191,7 +219,9 @@ static int decode_value(lua_State *L, halo_mpr_t *r, int depth, codec_err_t *e) 
       snprintf(t, sizeof t, "%d", o.ext);
       return set_err(e, HALO_EMALFORMED, "unknown extension type %s", t);
     }
-    if (halo_mp_id(&o, &node, &id)) return set_err(e, HALO_EMALFORMED, "%s", "identifier extension of the wrong size");
+    if (halo_mp_id(&o, &node, &id, &creation))
+      return set_err(e, HALO_EMALFORMED, "%s", "identifier extension of the wrong size");
+    if (o.ext != HALO_MP_EXT_REF) learn(o.ext == HALO_MP_EXT_PID ? HALO_ID_PID : HALO_ID_ALIAS, node, id, creation);
     int n;
     if (o.ext == HALO_MP_EXT_PID) n = halo_pid_format(buf, sizeof buf, (halo_pid_t){node, id});
     else n = halo_ref_format(buf, sizeof buf, o.ext == HALO_MP_EXT_REF ? "Ref" : "Alias", node, id);

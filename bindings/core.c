@@ -47,6 +47,30 @@ static int is_normal_reason(lua_State *L, int idx) {
 
 /* -- Hooks: the gate ------------------------------------------------------------ */
 
+/* Pushes what a call that failed because its callee ended (or never was,
+ * or its node went away) before replying returns after false: a reason
+ * that is an error's text ("unknown process", "no connection") as that
+ * error; any other reason as "ETERMINATED: process terminated: <reason>",
+ * "ETERMINATED", reason. Returns how many values it pushed. */
+static int push_call_failure(halo_binding_t *B, lua_State *co, halo_payload_t res) {
+  hb_push_payload(B, co, res, 1);
+  int t = lua_type(co, -1);
+  if (t == LUA_TSTRING)
+    for (int c = HALO__ERR_FIRST + 1; c < HALO__ERR_LAST; c++)
+      if (strcmp(lua_tostring(co, -1), halo_strerror(c)) == 0) {
+        lua_pop(co, 1);
+        lua_pushfstring(co, "%s: %s", halo_err_name(c), halo_strerror(c));
+        lua_pushstring(co, halo_err_name(c));
+        return 2;
+      }
+  const char *m = t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tostring(co, -1) : luaL_typename(co, -1);
+  lua_pushfstring(co, "%s: %s: %s", halo_err_name(HALO_ETERMINATED), halo_strerror(HALO_ETERMINATED), m);
+  lua_insert(co, -2);
+  lua_pushstring(co, halo_err_name(HALO_ETERMINATED));
+  lua_insert(co, -2);
+  return 3;
+}
+
 /* Pushes what a woken process's pending yield returns. */
 static int push_wake(halo_binding_t *B, lua_State *co, halo_proc_t *p) {
   int wake = p->wake, wait = p->wait;
@@ -65,16 +89,7 @@ static int push_wake(halo_binding_t *B, lua_State *co, halo_proc_t *p) {
     return 2;
   }
   lua_pushboolean(co, 0);
-  if (wake == HALO_WAKE_ENDED) { /* the callee ended before replying: its reason */
-    hb_push_payload(B, co, res, 1);
-    const char *m = lua_type(co, -1) == LUA_TSTRING || lua_type(co, -1) == LUA_TNUMBER ? lua_tostring(co, -1)
-                                                                                      : luaL_typename(co, -1);
-    lua_pushfstring(co, "%s: %s: %s", halo_err_name(HALO_ETERMINATED), halo_strerror(HALO_ETERMINATED), m);
-    lua_insert(co, -2);
-    lua_pushstring(co, halo_err_name(HALO_ETERMINATED));
-    lua_insert(co, -2);
-    return 4;
-  }
+  if (wake == HALO_WAKE_ENDED) return 1 + push_call_failure(B, co, res); /* the callee ended first */
   if (wake == HALO_WAKE_TIMEOUT) {
     lua_pushfstring(co, "%s: %s", halo_err_name(HALO_ETIMEDOUT), halo_strerror(HALO_ETIMEDOUT));
     lua_pushstring(co, halo_err_name(HALO_ETIMEDOUT));
@@ -420,8 +435,10 @@ static int signal_body(lua_State *L, void *ud) {
   lua_createtable(L, 0, 4);
   lua_pushstring(L, info->kind == HALO_MSG_EXIT ? "exit" : "down");
   lua_setfield(L, -2, "kind");
-  hb_push_pid(B, L, info->pid);
-  lua_setfield(L, -2, "pid");
+  if (info->pid.id) { /* none: another node's name whose node went away */
+    hb_push_pid(B, L, info->pid);
+    lua_setfield(L, -2, "pid");
+  }
   if (info->target_kind == HALO_TARGET_EVENT) {
     lua_pushstring(L, info->name);
     lua_setfield(L, -2, "event");

@@ -189,14 +189,43 @@ static halo_pid_t check_remote_pid(lua_State *L, halo_binding_t *B, int idx) {
   return pid;
 }
 
-/* core.event_subscribe_remote(name, "link"|"monitor", pid) -> { buffered... }:
- * for the service that answers other nodes (halo.remote) */
+/* core.event_subscribe_remote(name, "link"|"monitor", pid) -> { buffered... },
+ * producer, token: for the service that answers other nodes (halo.remote);
+ * the subscriber's node keeps producer and token (core.event_watch_remote) */
 static int l_event_subscribe_remote(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   const char *name = check_event_name(L, 1);
   halo_event_t *ev = NULL;
   int rc = halo_event_subscribe_remote(&B->node, name, rel_type(L, 2), check_remote_pid(L, B, 3), &ev);
-  return push_buffered(L, B, rc, ev);
+  if (push_buffered(L, B, rc, ev) != 1) return 3;
+  hb_push_pid(B, L, halo_node_pid(&B->node, ev->producer));
+  lua_pushnumber(L, (double)ev->token);
+  return 3;
+}
+
+/* core.event_watch_remote(node, name, "link"|"monitor", producer, token): the
+ * caller subscribed to event name of node; its end or the node's loss then
+ * reaches it (as an exit or a down). */
+static int l_event_watch_remote(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.event.link/monitor", 0);
+  size_t nl;
+  const char *node = luaL_checklstring(L, 1, &nl);
+  const char *name = check_event_name(L, 2);
+  halo_pid_t producer = check_remote_pid(L, B, 4);
+  double token = luaL_checknumber(L, 5);
+  return ok_or_error(L, halo_rel_watch_event(&B->node, self, rel_type(L, 3), halo_crc32(node, nl), producer.id,
+                                             name, (uint64_t)token));
+}
+
+/* core.event_unwatch_remote(node, name, "link"|"monitor") */
+static int l_event_unwatch_remote(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.event.unlink/demonitor", 0);
+  size_t nl;
+  const char *node = luaL_checklstring(L, 1, &nl);
+  return ok_or_error(L, halo_rel_unwatch_event(&B->node, self, rel_type(L, 3), halo_crc32(node, nl),
+                                               check_event_name(L, 2)));
 }
 
 static int l_event_unsubscribe_remote(lua_State *L) {
@@ -438,6 +467,8 @@ void hb_open_platform(lua_State *L) {
                                  {"event_unsubscribe", l_event_unsubscribe},
                                  {"event_subscribe_remote", l_event_subscribe_remote},
                                  {"event_unsubscribe_remote", l_event_unsubscribe_remote},
+                                 {"event_watch_remote", l_event_watch_remote},
+                                 {"event_unwatch_remote", l_event_unwatch_remote},
                                  {"event_info", l_event_info},
                                  {"event_list", l_event_list},
                                  {"time_ns", l_time_ns},

@@ -2,6 +2,7 @@
  * links and monitors, names, aliases, exits, timers, environment. */
 #include "binding.h"
 #include "clock.h"
+#include "net.h"
 #include "process.h"
 #include "rel.h"
 #include "scheduler.h"
@@ -18,6 +19,12 @@
 /* Malformed target strings (hb_target raises for them). */
 enum { BAD_PID = 1, BAD_ALIAS, BAD_EMPTY };
 
+/* A local identifier that came back from another node as one of an earlier
+ * run of this node names no process of this run. */
+static int stale(halo_binding_t *B, int kind, uint64_t id) {
+  return B->net && B->net->stale_self && halo_net_stale(B->net, kind, id);
+}
+
 /* Resolves a target string without touching Lua: 0, a HALO_E* code, or BAD_*. */
 static int target_parse(halo_binding_t *B, const char *s, size_t len, hb_target_t *t) {
   halo_node_t *n = &B->node;
@@ -30,7 +37,7 @@ static int target_parse(halo_binding_t *B, const char *s, size_t len, hb_target_
     if (i == len - 1 && i > 12 && id <= 0x7fffffffu) {
       t->kind = HALO_TARGET_PID;
       t->pid = halo_node_pid(n, id);
-      t->proc = halo_proc_find(n, id);
+      t->proc = stale(B, HALO_ID_PID, id) ? NULL : halo_proc_find(n, id);
       return t->proc ? 0 : HALO_ENOPROC;
     }
   }
@@ -60,7 +67,7 @@ static int target_parse(halo_binding_t *B, const char *s, size_t len, hb_target_
     }
     t->kind = HALO_TARGET_PID;
     if (t->pid.node == n->crc) {
-      t->proc = halo_proc_find(n, t->pid.id);
+      t->proc = stale(B, HALO_ID_PID, t->pid.id) ? NULL : halo_proc_find(n, t->pid.id);
       if (!t->proc) return HALO_ENOPROC;
     }
     return 0;
@@ -76,7 +83,7 @@ static int target_parse(halo_binding_t *B, const char *s, size_t len, hb_target_
       t->pid.id = 0;
       return len < 256 ? 0 : BAD_ALIAS;
     }
-    t->proc = halo_alias_lookup(n, t->alias);
+    t->proc = stale(B, HALO_ID_ALIAS, t->alias) ? NULL : halo_alias_lookup(n, t->alias);
     if (!t->proc) return HALO_EALIASUNKNOWN;
     t->pid = halo_node_pid(n, t->proc->id);
     return 0;
@@ -543,10 +550,12 @@ static int rel_op(lua_State *L, int type, int add, const char *fn) {
   hb_target_t t;
   int rc = hb_target(L, B, 1, &t);
   if (add && self->state >= HALO_STATE_TERMINATED) return hb_error(L, HALO_ETERMINATED); /* cleanup has run */
-  int remote = t.kind == HALO_TARGET_PID && t.pid.node != n->crc;
-  if (remote && (rc == 0 || rc == HALO_ENOCONN)) { /* another node's PID */
+  /* another node's PID, or a name registered there ("<CRC.name>"; its aliases are not watched) */
+  const char *rname = t.kind == HALO_TARGET_NAME && strncmp(t.name, "Alias#", 6) ? t.name : NULL;
+  int remote = t.pid.node && t.pid.node != n->crc && (t.kind == HALO_TARGET_PID || (rname && !t.proc));
+  if (remote && (rc == 0 || rc == HALO_ENOCONN)) {
     if (add && self->host != L) return luaL_error(L, "%s must be called from the process's own coroutine", fn);
-    rc = add ? halo_rel_add_remote(n, self, type, t.pid) : halo_rel_remove_remote(n, self, type, t.pid);
+    rc = add ? halo_rel_add_remote(n, self, type, t.pid, rname) : halo_rel_remove_remote(n, self, type, t.pid, rname);
     if (rc) return hb_error(L, rc);
     if (add) { /* the caller yields until the other node confirms */
       lua_pushliteral(L, "wait");
@@ -583,8 +592,6 @@ static int l_exit(lua_State *L) {
   hb_target_t t;
   int rc = hb_target(L, B, 1, &t);
   if (rc) return hb_error(L, rc);
-  if (t.kind == HALO_TARGET_NAME && !t.proc)
-    return hb_errorf(L, HALO_ENOTALLOWED, "exit signals to a name on another node are not supported yet");
   if (self && t.proc &&
       (t.proc == self || (t.pid.node == self->parent.node && t.pid.id == self->parent.id) ||
        (t.pid.node == self->leader.node && t.pid.id == self->leader.id)))
@@ -596,6 +603,8 @@ static int l_exit(lua_State *L) {
     halo_pid_t from = halo_node_pid(n, self ? self->id : 1);
     rc = halo__enqueue(n, from, t.proc, kind, HALO_Q_URGENT, 0, pl, 0);
     if (!rc && self) self->msgs_out++;
+  } else if (t.kind == HALO_TARGET_NAME) { /* a name (or an alias) on another node */
+    rc = halo_send_name(n, self, t.pid.node, t.name, kind, HALO_Q_URGENT, pl, 0);
   } else {
     rc = halo_send(n, self, t.pid, kind, HALO_Q_URGENT, 0, pl, 0);
   }

@@ -88,6 +88,7 @@ int halo_event_register(halo_node_t *n, halo_proc_t *p, const char *name, const 
   ev->open = o->open;
   ev->buffer_size = o->buffer;
   ev->created_at = halo_clock_wall_ns();
+  ev->token = ++n->next_ref;
   x->owned[x->nowned++] = ev;
   return 0;
 }
@@ -103,7 +104,8 @@ static void end_event(halo_node_t *n, halo_event_t *ev, halo_proc_t *pp, const h
       halo_signal_info_t info = {link ? HALO_MSG_EXIT : HALO_MSG_DOWN, HALO_TARGET_EVENT, producer, ev->name, 0, 0, 0};
       halo_payload_t pl = n->hooks.signal(n, &info, reason);
       halo_pid_t to = {ev->subs[i].node, ev->subs[i].pid};
-      if (!n->route || n->route->send(n->route->ud, n, pp, to, info.kind, link ? HALO_Q_URGENT : HALO_Q_SYSTEM, 0, pl, 0))
+      if (!n->route || n->route->send(n->route->ud, n, pp, to, info.kind | HALO_KIND_NOTICE,
+                                      link ? HALO_Q_URGENT : HALO_Q_SYSTEM, ev->token, pl, 0))
         n->hooks.release(n, pl);
       continue;
     }

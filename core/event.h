@@ -30,6 +30,7 @@ typedef struct halo_event {
   uint32_t nsubs, capsubs;
   uint64_t created_at, last_published_at; /* unix ns; 0 = never */
   uint64_t published, local_sent, remote_sent;
+  uint64_t token;           /* names this event in its end's notice to other nodes' subscribers */
 } halo_event_t;
 
 typedef struct halo_event_opts {

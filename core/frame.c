@@ -100,6 +100,7 @@ int halo_frame_msg_parse(int type, const uint8_t *p, const uint8_t *end, halo_fr
   m->from = halo__get64(p + 3);
   m->to = halo__get64(p + 11);
   m->ref = halo__get64(p + 19);
+  m->creation = halo__get64(p + 27);
   m->name[0] = 0;
   const uint8_t *payload = p + HALO_FRAME_MSG_HEAD;
   if (type == F_MSG_NAME) { /* the head, a name, then the payload */

@@ -20,12 +20,13 @@ enum { F_HELLO = 1, F_CHALLENGE, F_PROOF, F_WELCOME, F_REJECT, F_PING, F_YIELD, 
 #define HALO_FRAME_NONCE 16
 #define HALO_FRAME_VERSION 1
 #define HALO_FRAME_HELLO_JOIN 1
-/* MSG body: u16 kind (with flags), u8 queue, u64 from, u64 to, u64 ref, payload. */
-#define HALO_FRAME_MSG_HEAD 27
+/* MSG body: u16 kind (with flags), u8 queue, u64 from, u64 to, u64 ref, u64
+ * the target's creation (0: any run), payload. */
+#define HALO_FRAME_MSG_HEAD 35
 /* FRAG body: u64 id, u32 total, u32 offset, bytes of the whole frame (type byte first). */
 #define HALO_FRAME_FRAG_HEAD 16
 /* A frame's own bytes around a payload of the limit. */
-#define HALO_FRAME_SLACK (1 + 27 + 1 + 255 + 64)
+#define HALO_FRAME_SLACK (1 + HALO_FRAME_MSG_HEAD + 1 + 255 + 64)
 /* PROOF: MAC, u32 max, u64 age; WELCOME: MAC, u32 max, u8 pool size, u64 age. */
 #define HALO_FRAME_PROOF_LEN (HALO_SHA256_LEN + 12)
 #define HALO_FRAME_WELCOME_LEN (HALO_SHA256_LEN + 13)
@@ -74,6 +75,7 @@ int halo_frame_ready_parse(const uint8_t *p, const uint8_t *end, int pool_max);
 typedef struct halo_frame_msg {
   int kind, queue;
   uint64_t from, to, ref;
+  uint64_t creation;        /* the run of the target's node it is meant for (0: any) */
   char name[256];           /* MSG_NAME: the target name ("" otherwise) */
   const uint8_t *payload;
   size_t len;

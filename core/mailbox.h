@@ -33,10 +33,13 @@ enum {
                        * builds {kind, pid = from, reason} when it delivers it */
   HALO_MF_NOTICE = 2, /* EXIT/DOWN telling a remote watcher that its link or
                        * monitor fired (not a halo.exit): the relation goes */
+  HALO_MF_FAILED = 4, /* REPLY that fails the call: the callee ended (or never
+                       * was) before it replied; the payload is the reason */
 };
 #define HALO_KIND_FLAGS_SHIFT 8
 #define HALO_KIND_REASON (HALO_MF_REASON << HALO_KIND_FLAGS_SHIFT)
 #define HALO_KIND_NOTICE (HALO_MF_NOTICE << HALO_KIND_FLAGS_SHIFT)
+#define HALO_KIND_FAILED (HALO_MF_FAILED << HALO_KIND_FLAGS_SHIFT)
 
 /** A payload is opaque to the core: a tag and a 64-bit value owned by the host layer. */
 typedef struct halo_payload {

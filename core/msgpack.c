@@ -154,11 +154,12 @@ void halo_mpw_ext(halo_mpw_t *w, int8_t type, const void *data, uint32_t n) {
   put_bytes(w, data, n);
 }
 
-void halo_mpw_id(halo_mpw_t *w, int8_t type, uint32_t node, uint64_t id) {
-  uint8_t b[12];
+void halo_mpw_id(halo_mpw_t *w, int8_t type, uint32_t node, uint64_t id, uint64_t creation) {
+  uint8_t b[20];
   be(b, node, 4);
   be(b + 4, id, 8);
-  halo_mpw_ext(w, type, b, sizeof b);
+  be(b + 12, creation, 8);
+  halo_mpw_ext(w, type, b, creation ? 20 : 12);
 }
 
 /* -- reader ---------------------------------------------------------------- */
@@ -319,10 +320,11 @@ int halo_mpr_next(halo_mpr_t *r, halo_mp_obj_t *o) {
   }
 }
 
-int halo_mp_id(const halo_mp_obj_t *o, uint32_t *node, uint64_t *id) {
-  if (o->type != HALO_MP_EXT || o->len != 12) return HALO_EMALFORMED;
+int halo_mp_id(const halo_mp_obj_t *o, uint32_t *node, uint64_t *id, uint64_t *creation) {
+  if (o->type != HALO_MP_EXT || (o->len != 12 && o->len != 20)) return HALO_EMALFORMED;
   *node = (uint32_t)rd(o->p, 4);
   *id = rd(o->p + 4, 8);
+  *creation = o->len == 20 ? rd(o->p + 12, 8) : 0;
   return 0;
 }
 

@@ -1,8 +1,9 @@
 /*
  * MessagePack: a writer into a growable buffer and a reader that hands out
  * one token at a time. Pure C, no allocation by the reader. halo's own
- * extension types carry its identifiers (12 bytes each: node CRC32 then the
- * 64-bit id, both big-endian) and atoms (the name's bytes).
+ * extension types carry its identifiers (node CRC32, the 64-bit id and, when
+ * known, the 64-bit creation of the node's run it belongs to, big-endian: 12
+ * or 20 bytes) and atoms (the name's bytes).
  */
 #ifndef HALO_MSGPACK_H
 #define HALO_MSGPACK_H
@@ -37,8 +38,8 @@ void halo_mpw_bin(halo_mpw_t *w, const void *s, size_t n);
 void halo_mpw_array(halo_mpw_t *w, uint32_t n);
 void halo_mpw_map(halo_mpw_t *w, uint32_t n);
 void halo_mpw_ext(halo_mpw_t *w, int8_t type, const void *data, uint32_t n);
-/** halo identifier extension: node CRC and id. */
-void halo_mpw_id(halo_mpw_t *w, int8_t type, uint32_t node, uint64_t id);
+/** halo identifier extension: node CRC, id and creation (0: unknown, left out). */
+void halo_mpw_id(halo_mpw_t *w, int8_t type, uint32_t node, uint64_t id, uint64_t creation);
 
 enum halo_mp_type {
   HALO_MP_NIL, HALO_MP_BOOL, HALO_MP_INT, HALO_MP_UINT, HALO_MP_FLOAT,
@@ -69,8 +70,9 @@ void halo_mpr_init(halo_mpr_t *r, const void *buf, size_t len);
  *  maps announce their element counts; their elements are the next tokens.
  *  A count larger than the bytes left could hold is refused here. */
 int halo_mpr_next(halo_mpr_t *r, halo_mp_obj_t *o);
-/** Decodes a halo identifier extension (12 bytes). */
-int halo_mp_id(const halo_mp_obj_t *o, uint32_t *node, uint64_t *id);
+/** Decodes a halo identifier extension (12 bytes, or 20 with the creation;
+ *  *creation is 0 when it is left out). */
+int halo_mp_id(const halo_mp_obj_t *o, uint32_t *node, uint64_t *id, uint64_t *creation);
 
 /** Checks that buf holds exactly one well-formed value nested at most
  *  max_depth (at most 255) deep. 0, or HALO_EMALFORMED with *err (static

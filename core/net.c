@@ -24,6 +24,7 @@ enum { C_CONNECTING, C_HELLO_SENT, C_WAIT_HELLO, C_WAIT_PROOF, C_WAIT_WELCOME, C
 #define DRAINED (2u << 20)     /* ... until no more than this waits */
 #define PENDING_MAX (8u << 20) /* bytes held for a peer being dialed */
 #define JOIN_WAIT_NS 1000000000u /* a session is used with the links it has after this */
+#define CREATIONS_MAX (64u << 10) /* remote identifiers whose run is remembered, per generation */
 #define FRAME_SLACK HALO_FRAME_SLACK
 
 struct halo_conn {
@@ -120,6 +121,8 @@ static halo_conn_t *own_dial(halo_net_t *net, const char *name, const halo_conn_
 
 static halo_conn_t *pick_link(const halo_peer_t *p, uint64_t from);
 static void protocol_error(halo_conn_t *c, const char *why);
+static int send_message(halo_net_t *net, halo_node_t *n, halo_proc_t *from, uint32_t node, uint64_t to_id,
+                        const char *name, int kind, int queue, uint64_t ref, halo_payload_t pl);
 
 static halo_peer_t *peer_named(halo_net_t *net, const char *name) {
   if (!name || !*name) return NULL;
@@ -777,6 +780,16 @@ static void refuse(halo_conn_t *c, const char *why) {
   halo_log_proc(c->net->node, NULL, HALO_LOG_WARNING, "refused a message from %s: %s", c->peer->name, why);
 }
 
+/* A call from another node that no process here takes: it fails at once
+ * with why (unknown process, full mailbox). */
+static void call_refuse(halo_net_t *net, halo_pid_t caller, uint64_t ref, int why) {
+  halo_node_t *n = net->node;
+  halo_payload_t reason = n->hooks.reason(n, halo_strerror(why));
+  if (send_message(net, n, NULL, caller.node, caller.id, NULL, HALO_MSG_REPLY | HALO_KIND_FAILED, HALO_Q_URGENT,
+                   ref, reason))
+    n->hooks.release(n, reason);
+}
+
 /* MSG, REPLY and MSG_NAME frames (zipped: the payload is compressed). */
 static void on_msg(halo_conn_t *c, int type, int zipped, const uint8_t *p, const uint8_t *end) {
   halo_net_t *net = c->net;
@@ -787,9 +800,12 @@ static void on_msg(halo_conn_t *c, int type, int zipped, const uint8_t *p, const
   int kind = m.kind, queue = m.queue;
   halo_pid_t from = {peer->crc, m.from};
   halo_pid_t to = {n->crc, m.to};
+  uint64_t ref = m.ref;
+  int stale = m.creation && m.creation != net->creation; /* addressed to an earlier run */
   const uint8_t *payload = m.payload;
   size_t len = m.len;
   halo_proc_t *t = NULL;
+  halo_creations_learn(&net->creations, HALO_ID_PID, from.node, from.id, peer->creation);
   if (type == F_MSG_NAME) {
     uint32_t crc;
     uint64_t alias;
@@ -800,6 +816,7 @@ static void on_msg(halo_conn_t *c, int type, int zipped, const uint8_t *p, const
   } else {
     t = halo_proc_find(n, to.id);
   }
+  if (stale) t = NULL;
   peer->msgs_in++;
   if (type != F_REPLY && !halo_frame_kind_allowed(kind, queue))
     return refuse(c, "a kind of message only the node itself makes");
@@ -822,22 +839,45 @@ static void on_msg(halo_conn_t *c, int type, int zipped, const uint8_t *p, const
     net->protocol_errors++;
     return refuse(c, "undecodable");
   }
+  int flags = kind >> HALO_KIND_FLAGS_SHIFT, base = kind & 0xff;
   if (type == F_REPLY) {
-    if (halo_reply(n, NULL, to, m.ref, pl)) n->hooks.release(n, pl); /* late: counted by halo_reply */
+    if (stale) n->hooks.release(n, pl);
+    else if (flags & HALO_MF_FAILED) {
+      if (halo_proc_call_fail(n, to.id, ref, pl)) n->hooks.release(n, pl);
+    } else if (halo_reply(n, NULL, to, ref, pl)) {
+      n->hooks.release(n, pl); /* late: counted by halo_reply */
+    }
     return;
   }
-  int base = kind & 0xff;
-  if (t && (kind >> HALO_KIND_FLAGS_SHIFT) & HALO_MF_NOTICE && (base == HALO_MSG_EXIT || base == HALO_MSG_DOWN))
-    halo__rel_remote_fired(n, t, base == HALO_MSG_EXIT ? HALO_REL_LINK : HALO_REL_MONITOR, from);
-  if (!t || halo__enqueue(n, from, t, kind, queue, m.ref, pl, (uint32_t)len)) n->hooks.release(n, pl);
+  if (t && flags & HALO_MF_NOTICE && (base == HALO_MSG_EXIT || base == HALO_MSG_DOWN))
+    halo__rel_remote_fired(n, t, base == HALO_MSG_EXIT ? HALO_REL_LINK : HALO_REL_MONITOR, from, ref);
+  int rc = t ? halo__enqueue(n, from, t, kind, queue, ref, pl, (uint32_t)len) : HALO_ENOPROC;
+  if (rc) n->hooks.release(n, pl);
+  if ((base == HALO_MSG_REQUEST || base == HALO_MSG_INSPECT) && ref) { /* a call: watched until answered */
+    if (!rc) rc = halo__rel_call_taken(n, t, from, ref);
+    if (rc) call_refuse(net, from, ref, rc);
+  }
 }
 
 /* REL body: u8 add, u8 type, u64 watcher (there), u64 target (here), u64
- * ref (non-zero: the watcher waits for a REPLY with it). */
+ * ref (non-zero: the watcher waits for a REPLY with it), u64 the target's
+ * creation (0: any), and for a target by name: u8 length, the name. */
+#define REL_HEAD 34
 static void on_rel(halo_conn_t *c, const uint8_t *p, const uint8_t *end) {
-  if (end - p != 26 || p[0] > 1 || p[1] > HALO_REL_MONITOR) return protocol_error(c, "malformed link/monitor frame");
-  halo__rel_remote_request(c->net->node, p[0], p[1], (halo_pid_t){c->peer->crc, get64(p + 2)}, get64(p + 10),
-                           get64(p + 18));
+  halo_net_t *net = c->net;
+  char name[256];
+  size_t nl = end - p > REL_HEAD ? p[REL_HEAD] : 0;
+  if (end - p < REL_HEAD || (end - p > REL_HEAD && (!nl || (size_t)(end - p) != REL_HEAD + 1 + nl)) || p[0] > 1 ||
+      p[1] > HALO_REL_MONITOR)
+    return protocol_error(c, "malformed link/monitor frame");
+  memcpy(name, p + REL_HEAD + 1, nl);
+  name[nl] = 0;
+  if (strlen(name) != nl) return protocol_error(c, "malformed link/monitor frame");
+  halo_pid_t watcher = {c->peer->crc, get64(p + 2)};
+  uint64_t creation = get64(p + 26);
+  halo_creations_learn(&net->creations, HALO_ID_PID, watcher.node, watcher.id, c->peer->creation);
+  halo__rel_remote_request(net->node, p[0], p[1], watcher, get64(p + 10), get64(p + 18), nl ? name : NULL,
+                           creation && creation != net->creation);
 }
 
 static void dispatch_up(halo_conn_t *c, int type, const uint8_t *p, const uint8_t *end);
@@ -1148,6 +1188,22 @@ static halo_mpw_t *out_for(halo_net_t *net, uint32_t node, uint64_t from, halo_p
   return b;
 }
 
+/* target_creation's answer for a target of an earlier run of its node. */
+#define STALE UINT64_MAX
+
+/* The creation to send with a message to node's process to_id (or alias
+ * name there): the one it was seen with, 0 when unknown, STALE when it
+ * belongs to a run before the one connected now. */
+static uint64_t target_creation(halo_net_t *net, uint32_t node, uint64_t to_id, const char *name) {
+  uint64_t creation = 0, alias;
+  uint32_t crc;
+  if (!name) creation = halo_creations_get(&net->creations, HALO_ID_PID, node, to_id);
+  else if (!strncmp(name, "Alias#", 6) && !halo_ref_parse(name, strlen(name), "Alias", &crc, &alias))
+    creation = halo_creations_get(&net->creations, HALO_ID_ALIAS, crc, alias);
+  halo_peer_t *peer = creation ? halo_imap_get(&net->peers, node) : NULL;
+  return peer && peer->ready && peer->creation != creation ? STALE : creation;
+}
+
 /* Encodes pl straight into the link's buffer (or the pending one) as one
  * frame: the message head, then (for a name target) the name's length and
  * bytes, then the payload, compressed when the sending process asked for
@@ -1159,6 +1215,8 @@ static int send_message(halo_net_t *net, halo_node_t *n, halo_proc_t *from, uint
   if (!n->hooks.encode) return HALO_ENOTALLOWED;
   size_t nl = name ? strlen(name) : 0;
   if (name && (!nl || nl > 255)) return HALO_EINCORRECT;
+  uint64_t creation = target_creation(net, node, to_id, name);
+  if (creation == STALE) return HALO_ENOPROC;
   halo_peer_t *peer;
   halo_conn_t *c;
   halo_mpw_t *o = out_for(net, node, from ? from->id : 1, &peer, &c);
@@ -1168,12 +1226,14 @@ static int send_message(halo_net_t *net, halo_node_t *n, halo_proc_t *from, uint
   put64(head + 3, from ? from->id : 1);
   put64(head + 11, to_id);
   put64(head + 19, ref);
+  put64(head + 27, creation);
   size_t hlen = MSG_HEAD;
   if (name) {
     head[hlen++] = (uint8_t)nl;
     memcpy(head + hlen, name, nl), hlen += nl;
   }
-  uint8_t type = name ? F_MSG_NAME : kind == HALO_MSG_REPLY ? F_REPLY : F_MSG;
+  int base = kind & 0xff;
+  uint8_t type = name ? F_MSG_NAME : base == HALO_MSG_REPLY ? F_REPLY : F_MSG;
   long start = frame_begin(o, type, head, hlen);
   if (start < 0) return HALO_ENOMEM;
   size_t at = o->len;
@@ -1200,6 +1260,8 @@ static int send_message(halo_net_t *net, halo_node_t *n, halo_proc_t *from, uint
     peer->pending_bytes += o->len - before;
   }
   n->hooks.release(n, pl); /* sent: the route owned it */
+  if (from && ref && (base == HALO_MSG_REQUEST || base == HALO_MSG_INSPECT)) halo__rel_call_sent(n, from, node, ref);
+  if (from && ref && kind == HALO_MSG_REPLY) halo__rel_call_done(n, from, (halo_pid_t){node, to_id}, ref);
   if (c && from && waiting(c) > CONGESTED && !c->closing && halo_proc_find(n, from->id) == from) throttle(c, from);
   return 0;
 }
@@ -1217,21 +1279,31 @@ static int route_send_name(void *ud, halo_node_t *n, halo_proc_t *from, uint32_t
 }
 
 static int route_rel(void *ud, halo_node_t *n, int add, int type, uint64_t watcher, halo_pid_t target,
-                     uint64_t ref) {
+                     uint64_t ref, const char *name) {
   halo_net_t *net = ud;
   (void)n;
+  size_t nl = name ? strlen(name) : 0;
+  if (name && (!nl || nl > 255)) return HALO_EINCORRECT;
+  uint64_t creation = name ? 0 : target_creation(net, target.node, target.id, NULL);
+  if (creation == STALE) return HALO_ENOPROC;
   halo_peer_t *peer;
   halo_conn_t *c;
   halo_mpw_t *o = out_for(net, target.node, watcher, &peer, &c);
   if (!o) return HALO_ENOCONN;
-  uint8_t body[26];
+  uint8_t body[REL_HEAD + 1 + 255];
   body[0] = (uint8_t)(add != 0);
   body[1] = (uint8_t)type;
   put64(body + 2, watcher);
   put64(body + 10, target.id);
   put64(body + 18, ref);
-  int rc = put_frame(o, c, F_REL, body, sizeof body, NULL, 0);
-  if (!rc && !c) peer->pending_bytes += 5 + sizeof body;
+  put64(body + 26, creation);
+  size_t len = REL_HEAD;
+  if (name) {
+    body[len++] = (uint8_t)nl;
+    memcpy(body + len, name, nl), len += nl;
+  }
+  int rc = put_frame(o, c, F_REL, body, len, NULL, 0);
+  if (!rc && !c) peer->pending_bytes += 5 + len;
   return rc;
 }
 
@@ -1242,8 +1314,10 @@ int halo_net_init(halo_net_t *net, halo_node_t *n, const char *cookie) {
   net->node = n;
   if (!(net->cookie = strdup(cookie))) return HALO_ENOMEM;
   if (halo_random(&net->creation, sizeof net->creation)) return UV_EIO; /* no randomness: no node id */
+  if (!net->creation || net->creation == STALE) net->creation = 1; /* 0: "unknown" on the wire */
   halo_imap_init(&net->peers);
   halo_imap_init(&net->routes);
+  halo_creations_init(&net->creations, CREATIONS_MAX);
   net->route.send = route_send;
   net->route.rel = route_rel;
   net->route.send_name = route_send_name;
@@ -1405,8 +1479,28 @@ void halo_net_close(halo_net_t *net) {
   net->acceptor = NULL;
   if (net->node->route == &net->route) net->node->route = NULL;
   free_peers(net);
+  halo_creations_destroy(&net->creations);
   free(net->cookie);
   net->cookie = NULL;
+}
+
+uint64_t halo_net_creation_of(halo_net_t *net, int kind, uint32_t node, uint64_t id) {
+  if (node == net->node->crc) return net->creation;
+  return halo_creations_get(&net->creations, kind, node, id);
+}
+
+void halo_net_learn(halo_net_t *net, int kind, uint32_t node, uint64_t id, uint64_t creation) {
+  if (node == net->node->crc) { /* ours: only an earlier run's is worth remembering */
+    if (creation && creation != net->creation) net->stale_self = 1;
+    if (!net->stale_self) return;
+  }
+  halo_creations_learn(&net->creations, kind, node, id, creation);
+}
+
+int halo_net_stale(halo_net_t *net, int kind, uint64_t id) {
+  if (!net->stale_self) return 0;
+  uint64_t creation = halo_creations_get(&net->creations, kind, net->node->crc, id);
+  return creation && creation != net->creation;
 }
 
 int halo_net_route_set(halo_net_t *net, const char *name, const char *host, int port) {

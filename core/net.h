@@ -19,7 +19,9 @@
  * proof. A sender's messages to a peer always take the link its PID picks,
  * so they stay ordered. Frames after the handshake are not authenticated or
  * encrypted: run clusters on a trusted network.
- * Message frames: kind, queue, from id, to id, ref, payload (MessagePack
+ * Message frames: kind, queue, from id, to id, the creation of the run the
+ * sender believes the target belongs to (0: the current one; another than
+ * the receiver's: no such target), ref, payload (MessagePack
  * made by the host's encode hook), zlib-compressed when the sender asked
  * (type | 0x80); a frame over the fragment size travels as FRAG frames
  * {id, total, offset, bytes} reassembled by the receiver. Writes are
@@ -32,6 +34,7 @@
 
 #include <uv.h>
 
+#include "creation.h"
 #include "msgpack.h"
 #include "node.h"
 
@@ -96,7 +99,9 @@ typedef struct halo_net {
   char host[64];
   int port;
   char *cookie;
-  uint64_t creation;        /* random per start: tells two nodes of one name apart */
+  uint64_t creation;        /* random per start: tells two nodes of one name apart, and runs */
+  halo_creations_t creations; /* the runs of other nodes' PIDs and aliases seen here */
+  int stale_self;           /* PIDs of an earlier run of this node have come back */
   uint32_t max_message;     /* ours, advertised: a message's encoding (compressed or not, once inflated)
                              * may not be larger (default HALO_NET_MAX_MESSAGE; 0 = HALO_NET_MAX_FRAME) */
   uint32_t compress_threshold; /* compress payloads larger than this (default 1024) for processes that ask */
@@ -152,6 +157,14 @@ void halo_net_route_del(halo_net_t *net, const char *name);
 const halo_net_route_t *halo_net_route(halo_net_t *net, uint32_t crc);
 /** The established peer with this node name, or NULL. */
 halo_peer_t *halo_net_peer_by_name(halo_net_t *net, const char *name);
+/** The creation to send with identifier (kind, node, id): this node's own
+ *  for its own, the one it was last seen with for another node's, else 0. */
+uint64_t halo_net_creation_of(halo_net_t *net, int kind, uint32_t node, uint64_t id);
+/** Identifier (kind, node, id) was received as belonging to run creation. */
+void halo_net_learn(halo_net_t *net, int kind, uint32_t node, uint64_t id, uint64_t creation);
+/** 1 when local identifier (kind, id) came back from another node as one of
+ *  an earlier run of this node (it names no process of this run). */
+int halo_net_stale(halo_net_t *net, int kind, uint64_t id);
 /** Closes everything (node stop). */
 void halo_net_close(halo_net_t *net);
 

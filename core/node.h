@@ -68,8 +68,10 @@ typedef struct halo_route {
   /** Sends to a registered name on node `node`. Same ownership as send. */
   int (*send_name)(void *ud, halo_node_t *n, halo_proc_t *from, uint32_t node, const char *name, int kind,
                    int queue, uint64_t ref, halo_payload_t pl, uint32_t size);
-  /** Asks target's node to add (or drop) a link/monitor from local watcher id. */
-  int (*rel)(void *ud, halo_node_t *n, int add, int type, uint64_t watcher, halo_pid_t target, uint64_t ref);
+  /** Asks target's node to add (or drop) a link/monitor from local watcher
+   *  id to target, or (name not NULL) to the process registered there as name. */
+  int (*rel)(void *ud, halo_node_t *n, int add, int type, uint64_t watcher, halo_pid_t target, uint64_t ref,
+             const char *name);
   void *ud;
 } halo_route_t;
 

@@ -296,6 +296,10 @@ static int64_t call_to(halo_node_t *n, halo_proc_t *p, halo_pid_t to, const char
     n->counters.call_errors_local++;
     return HALO_ENOTALLOWED;
   }
+  if (kind == HALO_MSG_INSPECT && to.node != n->crc) { /* peers refuse it: a node inspects its own */
+    n->counters.call_errors_remote++;
+    return HALO_ENOTALLOWED;
+  }
   uint64_t ref = ++n->next_ref;
   /* Arm the timer first: once routed, the request belongs to the receiver
    * and a failure after that point could not hand it back. */

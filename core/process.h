@@ -136,7 +136,9 @@ int halo_send_proc(halo_node_t *n, halo_proc_t *from, halo_proc_t *to, int kind,
                    uint64_t ref, halo_payload_t pl, uint32_t size);
 
 /** Starts a call from p (which must be running): sends a request with a
- *  fresh ref, then p waits for the reply. Returns the ref (> 0) or an error. */
+ *  fresh ref, then p waits for the reply. Returns the ref (> 0) or an error
+ *  (HALO_ENOTALLOWED: a call to itself, an inspect of another node's process:
+ *  its node refuses it, a node inspects only its own). */
 int64_t halo_call(halo_node_t *n, halo_proc_t *p, halo_pid_t to, int kind, int queue,
                   halo_payload_t request, uint32_t size, uint64_t timeout_ms);
 

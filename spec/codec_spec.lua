@@ -119,6 +119,10 @@ describe("halo.codec", function()
     assert.equal("c70c03", hex(codec.encode("Alias#<35DBD1C6.42.0.0>")):sub(1, 6))
     assert.equal("c70c02", hex(codec.encode("Ref#<0A0B0C0D.7.0.0>")):sub(1, 6))
     assert.equal("ae3c33356462643163362e302e353e", hex(codec.encode("<35dbd1c6.0.5>"))) -- not canonical: a str
+    -- the creation of the node's run (20 bytes) is read, and the string stays the same
+    assert.equal("<35DBD1C6.0.1001>", codec.decode("\199\20\1\53\219\209\198" .. ("\0"):rep(6) .. "\3\233" ..
+      "\1\2\3\4\5\6\7\8"))
+    assert.is_nil((codec.decode("\199\16\1" .. ("\0"):rep(16)))) -- neither 12 nor 20 bytes
     assert.equal("a3616263", hex(codec.encode("abc")))
     assert.equal("c402fffe", hex(codec.encode("\255\254"))) -- not UTF-8: bin
     assert.equal("a2c3a9", hex(codec.encode("é")))

@@ -139,20 +139,28 @@ describe("the transport", function()
       local from, msg = halo.receive(2000)
       local called = halo.call(to, "call by name", 2000)
       local nobody = { halo.send(halo.net.process_id("nobody", "b@localhost"), 1) } -- not told, as in the reference
-      local nobody_call = { halo.call(halo.net.process_id("nobody", "b@localhost"), 1, 200) }
+      local t0 = halo.now()
+      local nobody_call = { halo.call(halo.net.process_id("nobody", "b@localhost"), 1, 3000) }
+      nobody_call.ms = halo.now() - t0
       local local_name = { halo.send(halo.net.process_id("nope", "a@localhost"), 1) }
       local offline = { halo.send(halo.net.process_id("echo", "z@localhost"), 1) }
+      -- peers refuse inspect frames, so the caller is refused at once
+      local inspect, inspect_name = { halo.inspect(from) }, { halo.inspect(to) }
       return { to = to, from = from, msg = msg, nobody = nobody, local_name = local_name, offline = offline,
-               called = called, nobody_call = nobody_call, me = halo.self() }
+               called = called, nobody_call = nobody_call, me = halo.self(), inspect = inspect,
+               inspect_name = inspect_name }
     end)
     assert.matches("^<%x%x%x%x%x%x%x%x%.echo>$", r.to)
     assert.equal(echo, r.from)
     assert.equal("by name", r.msg.echo)
     assert.same({ true }, r.nobody)
     assert.same({ reply = "call by name", from = r.me }, r.called)
-    assert.equal("ETIMEDOUT", r.nobody_call[3])
+    assert.equal("ENOPROC", r.nobody_call[3]) -- a call is answered at once, as in Erlang
+    assert.is_true(r.nobody_call.ms < 1000)
     assert.equal("ENOPROC", r.local_name[3])
     assert.equal("ENOCONN", r.offline[3])
+    assert.equal("ENOTALLOWED", r.inspect[3])
+    assert.equal("ENOTALLOWED", r.inspect_name[3])
   end)
 
   it("compresses large messages of a process that asks, and only those", function()
@@ -225,14 +233,17 @@ describe("the transport", function()
       local from, msg = halo.receive(2000)
       local reply = halo.call(alias, "call via alias", 2000)
       local bogus = alias:gsub("^(Alias#<%x+%.)(%d+)", "%19999")
-      return { alias = alias, from = from, msg = msg, reply = reply,
-               unknown = { halo.call(bogus, "nobody", 300) } }
+      local t0 = halo.now()
+      local unknown = { halo.call(bogus, "nobody", 3000) }
+      unknown.ms = halo.now() - t0
+      return { alias = alias, from = from, msg = msg, reply = reply, unknown = unknown }
     end)
     assert.matches("^Alias#<%x+%.%d+%.%d+%.%d+>$", r.alias)
     assert.equal(echo, r.from)
     assert.equal("via alias", r.msg.echo)
     assert.equal("call via alias", r.reply.reply)
-    assert.equal("ETIMEDOUT", r.unknown[3]) -- an unknown alias there: dropped, as for names
+    assert.equal("ENOPROC", r.unknown[3]) -- an unknown alias there: answered at once, as for names
+    assert.is_true(r.unknown.ms < 1000)
   end)
 
   for run, when in ipairs({ "once the pool is up", "from before the first link" }) do

@@ -542,37 +542,45 @@ static void test_id(void) {
   static const struct {
     int8_t type;
     uint32_t node;
-    uint64_t id;
+    uint64_t id, creation;
   } cases[] = {
-      {HALO_MP_EXT_PID, 0xdeadbeefu, 0x0123456789abcdefull},
-      {HALO_MP_EXT_REF, 0, 0},
-      {HALO_MP_EXT_ALIAS, UINT32_MAX, UINT64_MAX},
-      {HALO_MP_EXT_PID, 1, (uint64_t)1 << 63},
+      {HALO_MP_EXT_PID, 0xdeadbeefu, 0x0123456789abcdefull, 0},
+      {HALO_MP_EXT_REF, 0, 0, 0},
+      {HALO_MP_EXT_ALIAS, UINT32_MAX, UINT64_MAX, 0},
+      {HALO_MP_EXT_PID, 1, (uint64_t)1 << 63, 0},
+      {HALO_MP_EXT_PID, 2, 5, 0xfedcba9876543210ull},
+      {HALO_MP_EXT_ALIAS, 3, 6, 1},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     halo_mpw_t w;
     halo_mpw_init(&w, 0);
-    halo_mpw_id(&w, cases[i].type, cases[i].node, cases[i].id);
+    halo_mpw_id(&w, cases[i].type, cases[i].node, cases[i].id, cases[i].creation);
     CHECK_EQ(w.err, 0);
-    CHECK_EQ(w.len, 15);
+    CHECK_EQ(w.len, cases[i].creation ? 23 : 15);
     halo_mp_obj_t o;
     CHECK_EQ(read_one(&w, &o), 0);
     CHECK_EQ(o.type, HALO_MP_EXT);
     CHECK_EQ(o.ext, cases[i].type);
-    CHECK_EQ(o.len, 12);
+    CHECK_EQ(o.len, cases[i].creation ? 20 : 12);
     uint32_t node = 7;
-    uint64_t id = 7;
-    CHECK_EQ(halo_mp_id(&o, &node, &id), 0);
+    uint64_t id = 7, creation = 7;
+    CHECK_EQ(halo_mp_id(&o, &node, &id, &creation), 0);
     CHECK(node == cases[i].node);
     CHECK(id == cases[i].id);
+    CHECK(creation == cases[i].creation);
     halo_mpw_free(&w);
   }
   /* exact bytes: ext8 of 12, type, node then id, both big-endian */
   halo_mpw_t w;
   halo_mpw_init(&w, 0);
-  halo_mpw_id(&w, HALO_MP_EXT_PID, 0xdeadbeefu, 0x0123456789abcdefull);
+  halo_mpw_id(&w, HALO_MP_EXT_PID, 0xdeadbeefu, 0x0123456789abcdefull, 0);
   CHECK_BYTES(&w, 0xc7, 0x0c, 0x01, 0xde, 0xad, 0xbe, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
               0xcd, 0xef);
+  halo_mpw_free(&w);
+  /* with the creation: ext8 of 20, the creation last */
+  halo_mpw_init(&w, 0);
+  halo_mpw_id(&w, HALO_MP_EXT_PID, 1, 2, 0x0102030405060708ull);
+  CHECK_BYTES(&w, 0xc7, 0x14, 0x01, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8);
   halo_mpw_free(&w);
 
   /* halo_mp_id refuses other sizes and non-extensions */
@@ -581,14 +589,14 @@ static void test_id(void) {
   halo_mpw_ext(&w, HALO_MP_EXT_PID, eight, 8);
   halo_mp_obj_t o;
   uint32_t node;
-  uint64_t id;
+  uint64_t id, creation;
   CHECK_EQ(read_one(&w, &o), 0);
-  CHECK_EQ(halo_mp_id(&o, &node, &id), HALO_EMALFORMED);
+  CHECK_EQ(halo_mp_id(&o, &node, &id, &creation), HALO_EMALFORMED);
   halo_mpw_free(&w);
   halo_mpw_init(&w, 0);
   halo_mpw_bin(&w, "0123456789ab", 12);
   CHECK_EQ(read_one(&w, &o), 0);
-  CHECK_EQ(halo_mp_id(&o, &node, &id), HALO_EMALFORMED);
+  CHECK_EQ(halo_mp_id(&o, &node, &id, &creation), HALO_EMALFORMED);
   halo_mpw_free(&w);
 }
 
@@ -728,7 +736,7 @@ static void test_limit(void) {
   halo_mpw_array(&w, 0);
   halo_mpw_map(&w, 0);
   halo_mpw_ext(&w, 1, "a", 1);
-  halo_mpw_id(&w, HALO_MP_EXT_PID, 1, 2);
+  halo_mpw_id(&w, HALO_MP_EXT_PID, 1, 2, 0);
   CHECK_EQ(w.len, len);
   CHECK_EQ(w.err, HALO_ETOOLARGE);
   halo_mpw_free(&w);
@@ -804,7 +812,7 @@ static void build_doc(halo_mpw_t *w) {
     halo_mpw_str(w, "b", 1);
     halo_mpw_map(w, 0);
     halo_mpw_int(w, i);
-    halo_mpw_id(w, HALO_MP_EXT_REF, 7, (uint64_t)i);
+    halo_mpw_id(w, HALO_MP_EXT_REF, 7, (uint64_t)i, 0);
   }
   halo_mpw_bin(w, "\x00\x01", 2);
 }

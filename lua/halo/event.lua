@@ -49,12 +49,22 @@ local function remote(node)
   return require("halo.remote")
 end
 
--- A (un)subscription of how ("link" or "monitor"), here or at node.
+-- A (un)subscription of how ("link" or "monitor"), here or at node. This
+-- node keeps a record of a remote subscription, so that losing that node
+-- ends it as the event's end would (with reason "no connection").
 local function subscription(how, on)
   return function(name, node)
     local r = remote(node)
-    if r then return r[on and "event_subscribe" or "event_unsubscribe"](node, name, how) end
-    return (on and core.event_subscribe or core.event_unsubscribe)(name, how)
+    if not r then return (on and core.event_subscribe or core.event_unsubscribe)(name, how) end
+    if not on then
+      local ok, err, code = r.event_unsubscribe(node, name, how)
+      if ok then core.event_unwatch_remote(node, name, how) end
+      return ok, err, code
+    end
+    local buffered, producer, token = r.event_subscribe(node, name, how)
+    if not buffered then return nil, producer, token end
+    if producer then core.event_watch_remote(node, name, how, producer, token) end
+    return buffered
   end
 end
 

@@ -227,7 +227,8 @@ function M.enabled()
 end
 
 --- Subscribes the calling process to event `name` of node (how: "link" or
--- "monitor"); returns the buffered envelopes, oldest first.
+-- "monitor"); returns the buffered envelopes, oldest first, the event's
+-- producer and the token its end's notice carries (halo.event keeps them).
 function M.event_subscribe(node, name, how)
   return ask(node, { op = "event_subscribe", event = name, how = how })
 end
