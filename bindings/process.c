@@ -265,16 +265,17 @@ static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, const 
     luaL_error(L, "unknown log level '%s'", a->log_level);
   if (a->leader && halo_pid_parse(a->leader, strlen(a->leader), &o.leader))
     luaL_error(L, "incorrect leader PID '%s'", a->leader);
+  /* Name and kind stay on the stack until interned: __index may make them
+   * up, and what follows allocates (a collection could free them). */
+  int top = lua_gettop(L);
   if (!o.behavior && !func) {
     lua_getfield(L, beh, "name");
     if (lua_type(L, -1) == LUA_TSTRING) o.behavior = lua_tostring(L, -1);
-    lua_pop(L, 1); /* the behavior table keeps it alive */
   }
   if (!o.behavior) o.behavior = func ? "function" : "behavior";
   if (!o.kind && !func) {
     lua_getfield(L, beh, "kind");
     if (lua_type(L, -1) == LUA_TSTRING) o.kind = lua_tostring(L, -1);
-    lua_pop(L, 1);
   }
   /* The Lua side first, on the stack: coroutine, PID string, environment, instance. */
   luaL_checkstack(L, 8, "spawn");
@@ -296,7 +297,7 @@ static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, const 
   halo_proc_t *p;
   int rc = halo_proc_spawn(n, &o, &p);
   if (rc) {
-    lua_settop(L, base);
+    lua_settop(L, top);
     return rc;
   }
   /* From here on nothing raises: the keys are reserved, the stacks have room. */
@@ -336,7 +337,7 @@ static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, const 
     lua_pushvalue(L, args);
     lua_xmove(L, co, 3);
   }
-  lua_settop(L, base);
+  lua_settop(L, top);
   *out = p;
   return 0;
 }
