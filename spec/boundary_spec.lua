@@ -183,4 +183,29 @@ describe("spawn's Lua side", function()
     assert.equal(1000, r.n)
     assert.same({}, r.wrong)
   end)
+
+  -- Regression: the PID string and the pooled coroutine were taken before
+  -- the Lua side of a spawn was built; a GC finalizer that spawned meanwhile
+  -- took that id (and coroutine), and the spawn returned another's PID.
+  it("returns the spawned process's own PID when a finalizer spawns meanwhile", function()
+    local r = helper.run(function()
+      local inner, wrong = 0, {}
+      local beh = { handle_call = function() return halo.self() end }
+      for _ = 1, 10 do halo.spawn(function() end) end -- coroutines in the pool
+      for _ = 1, 2000 do
+        local u = newproxy(true)
+        getmetatable(u).__gc = function()
+          if halo.spawn(function() end) then inner = inner + 1 end
+        end
+        u = nil
+        local p = assert(halo.spawn(beh, nil, { env = { A = string.rep("z", 200) } }))
+        local self, err = halo.call(p, "who")
+        if self ~= p then wrong[#wrong + 1] = tostring(p) .. " is " .. tostring(self or err) end
+        halo.kill(p)
+      end
+      return { inner = inner, wrong = wrong }
+    end)
+    assert.is_true(r.inner > 0)
+    assert.same({}, r.wrong)
+  end)
 end)
