@@ -1,5 +1,5 @@
 /*
- * Module halo.core: node lifecycle (core.run) and the one gate through which
+ * Module halo.core: node lifecycle (core.node.run) and the one gate through which
  * the core runs Lua code (the run and terminate hooks).
  */
 #include "binding.h"
@@ -576,7 +576,7 @@ static const char *opt_str(lua_State *L, int t, const char *k, const char *def) 
 
 int hb_spawn_entry(lua_State *L, halo_binding_t *B, int fn_idx, int args_idx);
 
-/* core.run(entry, args, options, body) -> exit_code, entry_error, stats
+/* core.node.run(entry, args, options, body) -> exit_code, entry_error, stats
  * Runs a node until it stops. options: name, log_level, signals (bool),
  * timeout (ms), watchdog_ms, watchdog_hard_ms. */
 static int node_serial;
@@ -612,6 +612,7 @@ static int l_run(lua_State *L) {
     free(B);
     return luaL_error(L, "incorrect node name '%s': expected name@host", name);
   }
+  halo_remote_init(&B->remote);
   halo_node_t *n = &B->node;
   n->log.level = lvl;
   n->host = B;
@@ -745,7 +746,8 @@ static int l_run(lua_State *L) {
   luaL_unref(L, LUA_REGISTRYINDEX, B->gate_ref[0]);
   luaL_unref(L, LUA_REGISTRYINDEX, B->gate_ref[1]);
   free(B->doomed);
-  hb_net_free(B);
+  hb_net_free(B, L);
+  halo_remote_destroy(&B->remote);
   halo_node_destroy(n); /* may release payloads (events): before the keys go */
   hb_keys_close(B, L);
   free(B->entry_error);
@@ -755,7 +757,7 @@ static int l_run(lua_State *L) {
   return 3;
 }
 
-/* core.stop([code]): stops the node once the current callback returns. */
+/* core.node.stop([code]): stops the node once the current callback returns. */
 static int l_stop(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_node_stop(&B->node, (int)luaL_optinteger(L, 1, 0));
@@ -765,43 +767,21 @@ static int l_stop(lua_State *L) {
 /* Monotonic milliseconds for the FFI path of halo.now (the halo binary exports it). */
 double halo_now_ms(void) { return (double)halo_clock_ns() * 1e-6; }
 
-/* core.now(): monotonic milliseconds (fractional). */
+/* core.node.now(): monotonic milliseconds (fractional). */
 static int l_now(lua_State *L) {
   halo_clock_init();
   lua_pushnumber(L, halo_now_ms());
   return 1;
 }
 
-/* core.log(level, message): logs with the current process as the source. */
-static int l_log(lua_State *L) {
-  halo_binding_t *B = hb_node(L);
-  int lvl;
-  if (halo_log_level_parse(luaL_checkstring(L, 1), &lvl) || lvl == HALO_LOG_DISABLED)
-    return luaL_argerror(L, 1, "unknown log level");
-  size_t len;
-  const char *m = luaL_checklstring(L, 2, &len);
-  hb_log(B, B->node.current, lvl, m, len);
-  return 0;
-}
-
-/* core.log_enabled(level) -> bool: cheap check before formatting. */
-static int l_log_enabled(lua_State *L) {
-  halo_binding_t *B = halo__B;
-  int lvl;
-  if (halo_log_level_parse(luaL_checkstring(L, 1), &lvl)) return luaL_argerror(L, 1, "unknown log level");
-  int active = B ? (B->node.current ? B->node.current->log_level : B->node.log.level) : HALO_LOG_INFO;
-  lua_pushboolean(L, lvl >= active);
-  return 1;
-}
-
-/* core.node_serial() -> number of the node run in this Lua state (1, 2, ...):
+/* core.node.serial() -> number of the node run in this Lua state (1, 2, ...):
  * Lua modules keep per-node state keyed by it. */
 static int l_node_serial(lua_State *L) {
   lua_pushinteger(L, node_serial);
   return 1;
 }
 
-/* core.test_fail_hook_allocs(n[, what]): test knob, the next n calls through
+/* core.gate.test_fail_hook_allocs(n[, what]): test knob, the next n calls through
  * the gate (only those for what, e.g. "a wake-up", when given) run with
  * every Lua allocation failing (out-of-memory specs). */
 static int l_test_fail_hook_allocs(lua_State *L) {
@@ -811,45 +791,68 @@ static int l_test_fail_hook_allocs(lua_State *L) {
   return 0;
 }
 
-/* core.running() -> bool */
+/* core.node.running() -> bool */
 static int l_running(lua_State *L) {
   lua_pushboolean(L, halo__B != NULL);
   return 1;
 }
 
-int luaopen_halo_core(lua_State *L) {
-  static const luaL_Reg fns[] = {
-      {"run", l_run},         {"stop", l_stop},       {"now", l_now},
-      {"log", l_log},         {"log_enabled", l_log_enabled}, {"running", l_running},
-      {"node_serial", l_node_serial}, {"test_fail_hook_allocs", l_test_fail_hook_allocs},
-      {NULL, NULL}};
+/* core.node.time_ns() -> wall-clock unix ns (a double: ~256 ns resolution today) */
+static int l_time_ns(lua_State *L) {
+  lua_pushnumber(L, (double)halo_clock_wall_ns());
+  return 1;
+}
+
+/* core.node.error(code[, detail]) -> nil, "ECODE: text[: detail]", "ECODE": the
+ * error triple of a halo code name, for Lua modules. */
+static int l_error(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  for (int code = HALO__ERR_FIRST + 1; code < HALO__ERR_LAST; code++) {
+    if (strcmp(halo_err_name(code), name)) continue;
+    if (lua_isnoneornil(L, 2)) return hb_error(L, code);
+    return hb_errorf(L, code, "%s: %s", halo_strerror(code), luaL_checkstring(L, 2));
+  }
+  return luaL_argerror(L, 1, "unknown error code");
+}
+
+/* Makes a sub-table core.<name> filled by open. */
+static void open_sub(lua_State *L, const char *name, void (*open)(lua_State *)) {
   lua_newtable(L);
+  open(L);
+  lua_setfield(L, -2, name);
+}
+
+/* core.gate: test knobs of the gate. */
+static void open_gate(lua_State *L) {
+  static const luaL_Reg fns[] = {{"test_fail_hook_allocs", l_test_fail_hook_allocs}, {NULL, NULL}};
+  luaL_register(L, NULL, fns);
+}
+
+/* core.node: node lifecycle, clock, error triples. */
+static void open_node(lua_State *L) {
+  static const luaL_Reg fns[] = {{"run", l_run},         {"stop", l_stop},       {"now", l_now},
+                                 {"running", l_running}, {"serial", l_node_serial},
+                                 {"time_ns", l_time_ns}, {"error", l_error},     {NULL, NULL}};
   luaL_register(L, NULL, fns);
   lua_pushlightuserdata(L, &ready_token);
   lua_setfield(L, -2, "READY");
-  /* C entry points for LuaJIT's FFI: a compiled trace calls them directly. */
+  /* C entry point for LuaJIT's FFI: a compiled trace calls it directly. */
   lua_pushlightuserdata(L, (void *)(uintptr_t)halo_now_ms);
   lua_setfield(L, -2, "FFI_NOW");
-  lua_pushlightuserdata(L, (void *)(uintptr_t)halo_send_number);
-  lua_setfield(L, -2, "FFI_SEND_NUMBER");
-  lua_pushlightuserdata(L, (void *)(uintptr_t)halo_log_enabled);
-  lua_setfield(L, -2, "FFI_LOG_ENABLED");
-#define K(name, v) lua_pushinteger(L, v), lua_setfield(L, -2, name)
-  K("MSG_REGULAR", HALO_MSG_REGULAR);
-  K("MSG_REQUEST", HALO_MSG_REQUEST);
-  K("MSG_EVENT", HALO_MSG_EVENT);
-  K("MSG_EXIT", HALO_MSG_EXIT);
-  K("MSG_DOWN", HALO_MSG_DOWN);
-  K("MSG_BARE", HB_MSG_BARE);
-  K("MSG_INSPECT", HALO_MSG_INSPECT);
-  K("MSG_LOG", HALO_MSG_LOG);
-  K("MSG_TIMEOUT", HALO_MSG_TIMEOUT);
-#undef K
-  hb_open_process(L);
-  hb_open_introspect(L);
-  hb_open_platform(L);
-  hb_open_codec(L);
-  hb_open_net(L);
-  hb_open_http(L);
+}
+
+int luaopen_halo_core(lua_State *L) {
+  lua_newtable(L);
+  open_sub(L, "node", open_node);
+  open_sub(L, "gate", open_gate);
+  open_sub(L, "process", hb_open_process);
+  open_sub(L, "introspect", hb_open_introspect);
+  open_sub(L, "pool", hb_open_pool);
+  open_sub(L, "event", hb_open_event);
+  open_sub(L, "log", hb_open_log);
+  open_sub(L, "codec", hb_open_codec);
+  open_sub(L, "net", hb_open_net);
+  open_sub(L, "remote", hb_open_remote);
+  open_sub(L, "http", hb_open_http);
   return 1;
 }

@@ -360,7 +360,7 @@ int hb_spawn_entry(lua_State *L, halo_binding_t *B, int fn_idx, int args_idx) {
   return 0;
 }
 
-/* core.spawn(behavior, args, opts) -> pid | pid, true (the caller must
+/* core.process.spawn(behavior, args, opts) -> pid | pid, true (the caller must
  * yield until the child's init is done) | nil, err, code */
 static int l_spawn(lua_State *L) {
   halo_binding_t *B = hb_node(L);
@@ -419,7 +419,7 @@ static int hb_remote_error(lua_State *L, halo_binding_t *B, int rc) {
   return hb_error(L, rc);
 }
 
-/* core.send(to, msg) -> true | nil, err, code */
+/* core.process.send(to, msg) -> true | nil, err, code */
 static int l_send(lua_State *L) {
   halo_binding_t *B = halo__B;
   if (!B) return luaL_error(L, "no halo node is running (use halo.run)");
@@ -472,13 +472,13 @@ static int call_kind(lua_State *L, int kind, int queue, const char *fn) {
   return 1;
 }
 
-/* core.call(to, request, timeout_ms) -> ref (then yield) | nil, err, code */
+/* core.process.call(to, request, timeout_ms) -> ref (then yield) | nil, err, code */
 static int l_call(lua_State *L) { return call_kind(L, HALO_MSG_REQUEST, HALO_Q_MAIN, "halo.call"); }
 
-/* core.inspect(to, items, timeout_ms) -> ref (then yield) | nil, err, code */
+/* core.process.inspect(to, items, timeout_ms) -> ref (then yield) | nil, err, code */
 static int l_inspect(lua_State *L) { return call_kind(L, HALO_MSG_INSPECT, HALO_Q_URGENT, "halo.inspect"); }
 
-/* core.reply(to, ref, value) -> true | nil, err, code */
+/* core.process.reply(to, ref, value) -> true | nil, err, code */
 static int l_reply(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   size_t len;
@@ -496,7 +496,7 @@ static int l_reply(lua_State *L) {
   return 1;
 }
 
-/* core.sleep(ms): the caller then yields. */
+/* core.process.sleep(ms): the caller then yields. */
 static int l_sleep(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_t *self = hb_self(L, B, "halo.sleep", 1);
@@ -508,14 +508,14 @@ static int l_sleep(lua_State *L) {
   return 1;
 }
 
-/* core.yield(): the caller then yields; it runs again after the other ready processes. */
+/* core.process.yield(): the caller then yields; it runs again after the other ready processes. */
 static int l_yield(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_yield(&B->node, hb_self(L, B, "halo.yield", 1));
   return 0;
 }
 
-/* core.receive([timeout_ms]): function processes only; the caller then yields. */
+/* core.process.receive([timeout_ms]): function processes only; the caller then yields. */
 static int l_receive(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_t *self = hb_self(L, B, "halo.receive", 1);
@@ -533,7 +533,7 @@ static int l_receive(lua_State *L) {
   return 1;
 }
 
-/* core.self() -> pid | nil outside processes */
+/* core.process.self() -> pid | nil outside processes */
 static int l_self(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   if (!B->node.current) return 0;
@@ -583,7 +583,7 @@ static int l_unlink(lua_State *L) { return rel_op(L, HALO_REL_LINK, 0, "halo.unl
 static int l_monitor(lua_State *L) { return rel_op(L, HALO_REL_MONITOR, 1, "halo.monitor"); }
 static int l_demonitor(lua_State *L) { return rel_op(L, HALO_REL_MONITOR, 0, "halo.demonitor"); }
 
-/* core.exit(to, reason): sends an exit signal. */
+/* core.process.exit(to, reason): sends an exit signal. */
 static int l_exit(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_node_t *n = &B->node;
@@ -616,7 +616,7 @@ static int l_exit(lua_State *L) {
   return 1;
 }
 
-/* core.kill(to) */
+/* core.process.kill(to) */
 static int l_kill(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   hb_target_t t;
@@ -630,7 +630,7 @@ static int l_kill(lua_State *L) {
   return 1;
 }
 
-/* core.trap_exit([flag]) -> previous flag */
+/* core.process.trap_exit([flag]) -> previous flag */
 static int l_trap_exit(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_t *self = hb_self(L, B, "halo.trap_exit", 0);
@@ -664,7 +664,7 @@ static int l_unregister(lua_State *L) {
   return 1;
 }
 
-/* core.whereis(name) -> pid | nil, err, code */
+/* core.process.whereis(name) -> pid | nil, err, code */
 static int l_whereis(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_t *p = halo_name_lookup(&B->node, luaL_checkstring(L, 1));
@@ -700,7 +700,7 @@ static int l_unalias(lua_State *L) {
 
 /* -- Timers ------------------------------------------------------------------- */
 
-/* core.send_after(to, msg, ms) -> timer id | nil, err, code */
+/* core.process.send_after(to, msg, ms) -> timer id | nil, err, code */
 static int l_send_after(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_t *self = hb_self(L, B, "halo.send_after", 0);
@@ -797,7 +797,7 @@ static int l_setenv(lua_State *L) {
   return 0;
 }
 
-/* core.set_log_level(level[, pid]) */
+/* core.process.set_log_level(level[, pid]) */
 static int l_set_log_level(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   int lvl;
@@ -829,4 +829,18 @@ void hb_open_process(lua_State *L) {
       {"cancel_timer", l_cancel_timer}, {"getenv", l_getenv}, {"setenv", l_setenv},
       {"set_log_level", l_set_log_level}, {NULL, NULL}};
   luaL_register(L, NULL, fns);
+  /* C entry point for LuaJIT's FFI: a compiled trace calls it directly. */
+  lua_pushlightuserdata(L, (void *)(uintptr_t)halo_send_number);
+  lua_setfield(L, -2, "FFI_SEND_NUMBER");
+#define K(name, v) lua_pushinteger(L, v), lua_setfield(L, -2, name)
+  K("MSG_REGULAR", HALO_MSG_REGULAR);
+  K("MSG_REQUEST", HALO_MSG_REQUEST);
+  K("MSG_EVENT", HALO_MSG_EVENT);
+  K("MSG_EXIT", HALO_MSG_EXIT);
+  K("MSG_DOWN", HALO_MSG_DOWN);
+  K("MSG_BARE", HB_MSG_BARE);
+  K("MSG_INSPECT", HALO_MSG_INSPECT);
+  K("MSG_LOG", HALO_MSG_LOG);
+  K("MSG_TIMEOUT", HALO_MSG_TIMEOUT);
+#undef K
 }

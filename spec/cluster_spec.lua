@@ -1,6 +1,7 @@
 -- A cluster of four real halo processes (three in the background, each on
 -- its own loopback address, and the spec's own node) that find each other
--- through the embedded registrar (on a port of its own) and use each other:
+-- through the embedded registrar (on a port of its own, drawn per run, clear
+-- of other test runs on the same machine) and use each other:
 -- remote spawn and application start behind flags and allow-lists, a
 -- remote event, a killed node noticed, a restarted one back in the mesh.
 local halo = require("halo")
@@ -8,7 +9,9 @@ local helper = require("helper")
 
 local build = os.getenv("HALO_BUILD") or "build"
 local halo_bin = build .. "/halo"
-local REG = "embedded:14498"
+math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+local REG_PORT = math.random(30000, 39999)
+local REG = "embedded:" .. REG_PORT
 
 local SCRIPT = [[
 local halo = require("halo")
@@ -135,7 +138,7 @@ describe("a cluster of four nodes", function()
                   Discovered = { "n1@localhost", "n2@localhost", "n3@localhost" } }, r.cluster)
     assert.equal("ESRD:R1", r.info.Registrar.Version)
     assert.is_false(r.info.Registrar.EmbeddedServer) -- n1, the first, serves
-    assert.equal("127.0.0.1:14498", r.info.Acceptors[1].RegistrarServer)
+    assert.equal("127.0.0.1:" .. REG_PORT, r.info.Acceptors[1].RegistrarServer)
     assert.is_true(r.info.Flags.EnableRemoteSpawn)
     assert.same({}, r.info.EnabledSpawn)
     local n1info = r.n1.info
