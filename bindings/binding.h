@@ -89,6 +89,15 @@ typedef int (*hb_gate_fn)(lua_State *L, void *ud);
  *  p, if alive, is ended with "out of memory" once the loop is back at the
  *  top (hb_end_later). Returns 0 or the Lua status. */
 int hb_gate(halo_binding_t *B, halo_proc_t *p, const char *what, hb_gate_fn fn, void *ud);
+/** Installs the node hooks that go through the gate and the gate's
+ *  registry refs (node start) ... */
+void hb_gate_start(halo_binding_t *B, lua_State *L);
+/** ... closes its timer handle (node stopped) ... */
+void hb_gate_stop(halo_binding_t *B);
+/** ... and drops its refs once the loop has ended. */
+void hb_gate_free(halo_binding_t *B, lua_State *L);
+/** What a process coroutine yields once its init is done (core.node.READY). */
+extern char hb_ready_token;
 /** Ends p with reason "out of memory" from a fresh loop turn (safe to call
  *  from inside any core operation; nothing Lua is allocated). */
 void hb_end_later(halo_binding_t *B, halo_proc_t *p);
@@ -195,6 +204,8 @@ void hb_open_http(lua_State *L);
 
 /** Registers the functions of each file into the table on top (the
  *  sub-table core.<file> of module halo.core). */
+void hb_open_node(lua_State *L);
+void hb_open_gate(lua_State *L);
 void hb_open_process(lua_State *L);
 void hb_open_introspect(lua_State *L);
 void hb_open_pool(lua_State *L);

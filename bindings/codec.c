@@ -1,4 +1,4 @@
-/* Lua values <-> MessagePack (core/msgpack.c), the one codec for the wire,
+/* core.codec: Lua values <-> MessagePack (core/msgpack.c), the one codec for the wire,
  * typed messages and the MCP proxy.
  *
  * Numbers: integral values in the int64 range travel as MessagePack ints,

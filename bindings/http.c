@@ -1,4 +1,4 @@
-/* The Lua face of the HTTP client (core/http.c) for halo processes.
+/* core.http: the Lua face of the HTTP client (core/http.c) for halo processes.
  *
  *   core.http.wait(opts) -> ref | nil, err, code
  *       in a process's own coroutine: starts the request and leaves the

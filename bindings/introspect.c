@@ -1,4 +1,4 @@
-/* The introspection API of module halo.core: C structs from core/introspect.h
+/* core.introspect: the introspection API of module halo.core, C structs from core/introspect.h
  * and the node turned into plain Lua tables with the reference's field names. */
 #include "binding.h"
 #include "clock.h"

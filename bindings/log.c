@@ -1,8 +1,12 @@
-/* core.log.write: the C side of lua/halo/log.lua over core/log.c (records,
+/* core.log: the C side of lua/halo/log.lua over core/log.c (records,
  * loggers, process loggers and levels). */
 #include "binding.h"
 
 #include <string.h>
+
+void hb_log(halo_binding_t *B, halo_proc_t *p, int level, const char *msg, size_t len) {
+  halo_log_proc_msg(&B->node, p, level, msg, len);
+}
 
 /* core.log.write(level, message): logs with the current process as the source. */
 static int l_log(lua_State *L) {

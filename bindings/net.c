@@ -1,4 +1,4 @@
-/* The Lua face of the transport (core/net.c): starting it, dialing,
+/* core.net: the Lua face of the transport (core/net.c): starting it, dialing,
  * reading its state, and the payload codec hooks it calls. */
 #include "binding.h"
 #include "clock.h"
