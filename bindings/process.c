@@ -155,38 +155,51 @@ static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, const 
     luaL_error(L, "unknown log level '%s'", a->log_level);
   if (a->leader && halo_pid_parse(a->leader, strlen(a->leader), &o.leader))
     luaL_error(L, "incorrect leader PID '%s'", a->leader);
+  /* Name and kind stay on the stack until interned: __index may make them
+   * up, and what follows allocates (a collection could free them). */
+  int top = lua_gettop(L);
   if (!o.behavior && !func) {
     lua_getfield(L, beh, "name");
     if (lua_type(L, -1) == LUA_TSTRING) o.behavior = lua_tostring(L, -1);
-    lua_pop(L, 1); /* the behavior table keeps it alive */
   }
   if (!o.behavior) o.behavior = func ? "function" : "behavior";
   if (!o.kind && !func) {
     lua_getfield(L, beh, "kind");
     if (lua_type(L, -1) == LUA_TSTRING) o.kind = lua_tostring(L, -1);
-    lua_pop(L, 1);
   }
   /* The Lua side first, on the stack: coroutine, PID string, environment, instance. */
   luaL_checkstack(L, 8, "spawn");
-  int base = lua_gettop(L), pooled = B->nco_pool > 0;
-  if (pooled) lua_rawgeti(L, LUA_REGISTRYINDEX, B->co_pool[B->nco_pool - 1]);
-  else lua_newthread(L);
-  lua_State *co = lua_tothread(L, base + 1);
-  char buf[HALO_PID_STRLEN];
-  lua_pushlstring(L, buf, hb_format_local_pid(B, buf, halo_proc_next_id(n)));
-  if (a->env) push_env(L, parent, opts);
-  else lua_pushnil(L);
-  if (!func) {
-    lua_createtable(L, 0, 0);
-    push_instance_mt(L, B, beh);
-    lua_setmetatable(L, -2);
+  int base = lua_gettop(L), pooled;
+  lua_State *co;
+  for (;;) {
+    int npool = B->nco_pool, top_co = npool ? B->co_pool[npool - 1] : 0;
+    uint64_t id = halo_proc_next_id(n);
+    pooled = npool > 0;
+    if (pooled) lua_rawgeti(L, LUA_REGISTRYINDEX, top_co);
+    else lua_newthread(L);
+    co = lua_tothread(L, base + 1);
+    char buf[HALO_PID_STRLEN];
+    lua_pushlstring(L, buf, hb_format_local_pid(B, buf, id));
+    if (a->env) push_env(L, parent, opts);
+    else lua_pushnil(L);
+    if (!func) {
+      lua_createtable(L, 0, 0);
+      push_instance_mt(L, B, beh);
+      lua_setmetatable(L, -2);
+    }
+    if (!lua_checkstack(co, 4)) luaL_error(L, "not enough memory");
+    hb_key_reserve(B, L, 4);
+    /* A GC finalizer run by these allocations may have spawned (taking this
+     * id or this coroutine) or used the keys: then all of it again. */
+    if (id == halo_proc_next_id(n) && npool == B->nco_pool && (!npool || top_co == B->co_pool[npool - 1]) &&
+        B->nfree >= 4)
+      break;
+    lua_settop(L, base);
   }
-  hb_key_reserve(B, L, 4);
-  if (!lua_checkstack(co, 4)) luaL_error(L, "not enough memory");
   halo_proc_t *p;
   int rc = halo_proc_spawn(n, &o, &p);
   if (rc) {
-    lua_settop(L, base);
+    lua_settop(L, top);
     return rc;
   }
   /* From here on nothing raises: the keys are reserved, the stacks have room. */
@@ -226,7 +239,7 @@ static int spawn_proc(lua_State *L, halo_binding_t *B, int beh, int args, const 
     lua_pushvalue(L, args);
     lua_xmove(L, co, 3);
   }
-  lua_settop(L, base);
+  lua_settop(L, top);
   *out = p;
   return 0;
 }

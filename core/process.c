@@ -250,33 +250,36 @@ int halo_send_name(halo_node_t *n, halo_proc_t *from, uint32_t node, const char 
 static int64_t call_to(halo_node_t *n, halo_proc_t *p, halo_pid_t to, const char *name, int kind, int queue,
                        halo_payload_t request, uint32_t size, uint64_t timeout_ms);
 
-/* 1 when c waits for a reply from local process p. */
-static int waits_on(halo_node_t *n, const halo_proc_t *c, const halo_proc_t *p) {
-  return c->wait == HALO_WAIT_REPLY && !c->wake && c->wait_pid.node == n->crc && c->wait_pid.id == p->id;
+/* The caller of call e to local process p if it still waits for that reply, else NULL. */
+static halo_proc_t *waiting(halo_node_t *n, const struct halo_caller *e, const halo_proc_t *p) {
+  halo_proc_t *c = halo_proc_find(n, e->id);
+  return c && c->wait == HALO_WAIT_REPLY && !c->wake && c->wait_ref == e->ref && c->wait_pid.node == n->crc &&
+                 c->wait_pid.id == p->id
+             ? c
+             : NULL;
 }
 
 /* Notes that caller waits for callee's reply (the callee's end aborts the
- * call). Entries of callers that no longer wait are dropped when the list
- * is full, so a long-lived server's list stays as long as its pending calls. */
+ * call). Entries of calls no longer waited for (answered, timed out) are
+ * dropped when the list is full, so a long-lived server's list stays as long
+ * as its pending calls. */
 static void add_caller(halo_node_t *n, halo_proc_t *callee, halo_proc_t *caller) {
   halo_proc_ext_t *x = callee ? halo__proc_ext(callee) : NULL;
   if (!x) return; /* out of memory: the call still ends by reply or timeout */
   if (x->ncallers == x->capcallers) {
     uint32_t k = 0;
-    for (uint32_t i = 0; i < x->ncallers; i++) {
-      halo_proc_t *c = halo_proc_find(n, x->callers[i]);
-      if (c && waits_on(n, c, callee)) x->callers[k++] = x->callers[i];
-    }
+    for (uint32_t i = 0; i < x->ncallers; i++)
+      if (waiting(n, &x->callers[i], callee)) x->callers[k++] = x->callers[i];
     x->ncallers = k;
     if (k >= x->capcallers / 2) { /* mostly still waiting: grow */
       uint32_t nc = x->capcallers ? x->capcallers * 2 : 4;
-      uint64_t *v = realloc(x->callers, nc * sizeof *v);
+      struct halo_caller *v = realloc(x->callers, nc * sizeof *v);
       if (!v) return;
       x->callers = v;
       x->capcallers = nc;
     }
   }
-  x->callers[x->ncallers++] = caller->id;
+  x->callers[x->ncallers++] = (struct halo_caller){caller->id, caller->wait_ref};
 }
 
 int64_t halo_call(halo_node_t *n, halo_proc_t *p, halo_pid_t to, int kind, int queue,
@@ -359,15 +362,15 @@ void halo_call_abort_all(halo_node_t *n, halo_pid_t callee, const halo_payload_t
 static void abort_callers(halo_node_t *n, halo_proc_t *p, const halo_payload_t *reason) {
   halo_proc_ext_t *x = p->ext;
   if (!x || !x->ncallers) return;
-  uint64_t *ids = x->callers;
+  struct halo_caller *v = x->callers;
   uint32_t len = x->ncallers;
   x->callers = NULL;
   x->ncallers = x->capcallers = 0;
   for (uint32_t i = 0; i < len; i++) {
-    halo_proc_t *c = halo_proc_find(n, ids[i]);
-    if (c && waits_on(n, c, p)) halo_call_abort(n, c, c->wait_ref, reason);
+    halo_proc_t *c = waiting(n, &v[i], p);
+    if (c) halo_call_abort(n, c, v[i].ref, reason);
   }
-  free(ids);
+  free(v);
 }
 
 int halo_reply(halo_node_t *n, halo_proc_t *from, halo_pid_t to, uint64_t ref, halo_payload_t pl) {

@@ -42,7 +42,7 @@ struct halo_proc_ext {
   uint32_t naliases, capaliases;
   halo_timer_t *timers;    /* armed send_after timers */
   uint64_t spawner;        /* process waiting for this one's init */
-  uint64_t *callers;       /* processes that called this one (some may no longer wait) */
+  struct halo_caller { uint64_t id, ref; } *callers; /* calls made to this one (some no longer wait) */
   uint32_t ncallers, capcallers;
   struct halo_pool *pool;  /* set when the process is a pool (pool.h) */
   uint8_t compress;        /* compress its messages to other nodes (net.h) */

@@ -152,3 +152,61 @@ print("entry done")
     assert.matches("^<%x+%.0%.%d+>$", r[2])
   end)
 end)
+
+describe("spawn's Lua side", function()
+  -- Regression: spawn read a behavior's name (and kind) through __index and
+  -- popped it, then allocated the coroutine, PID string and instance before
+  -- the core interned it: a collection in between freed a generated name.
+  it("keeps a behavior name that __index generates alive until it is interned", function()
+    local r = helper.run(function()
+      local pause, stepmul = collectgarbage("setpause", 1), collectgarbage("setstepmul", 100000)
+      local n, wrong = 0, {}
+      local beh = setmetatable({ handle_message = function() end }, {
+        __index = function(_, k)
+          if k == "name" or k == "kind" then
+            n = n + 1
+            return k .. "-generated-" .. n .. string.rep("x", 40)
+          end
+        end,
+      })
+      for _ = 1, 500 do
+        local p = assert(halo.spawn(beh, nil, { env = { A = string.rep("y", 100) } }))
+        local info = halo.process_info(p)
+        if not info.Behavior:match("^name%-generated%-%d+x+$") then wrong[#wrong + 1] = info.Behavior end
+        if not info.Kind:match("^kind%-generated%-%d+x+$") then wrong[#wrong + 1] = info.Kind end
+        halo.kill(p)
+      end
+      collectgarbage("setpause", pause)
+      collectgarbage("setstepmul", stepmul)
+      return { n = n, wrong = wrong }
+    end)
+    assert.equal(1000, r.n)
+    assert.same({}, r.wrong)
+  end)
+
+  -- Regression: the PID string and the pooled coroutine were taken before
+  -- the Lua side of a spawn was built; a GC finalizer that spawned meanwhile
+  -- took that id (and coroutine), and the spawn returned another's PID.
+  it("returns the spawned process's own PID when a finalizer spawns meanwhile", function()
+    local r = helper.run(function()
+      local inner, wrong = 0, {}
+      local beh = { handle_call = function() return halo.self() end }
+      for _ = 1, 10 do halo.spawn(function() end) end -- coroutines in the pool
+      for _ = 1, 2000 do
+        local u = newproxy(true)
+        getmetatable(u).__gc = function() -- pcall: it may run after the node (another spec)
+          if pcall(halo.spawn, function() end) then inner = inner + 1 end
+        end
+        u = nil
+        local p = assert(halo.spawn(beh, nil, { env = { A = string.rep("z", 200) } }))
+        local self, err = halo.call(p, "who")
+        if self ~= p then wrong[#wrong + 1] = tostring(p) .. " is " .. tostring(self or err) end
+        halo.kill(p)
+      end
+      collectgarbage()
+      return { inner = inner, wrong = wrong }
+    end)
+    assert.is_true(r.inner > 0)
+    assert.same({}, r.wrong)
+  end)
+end)

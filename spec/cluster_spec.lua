@@ -1,7 +1,6 @@
 -- A cluster of four real halo processes (three in the background, each on
 -- its own loopback address, and the spec's own node) that find each other
--- through the embedded registrar (on a port of its own, drawn per run, clear
--- of other test runs on the same machine) and use each other:
+-- through the embedded registrar (on a port of its own, drawn per run) and use each other:
 -- remote spawn and application start behind flags and allow-lists, a
 -- remote event, a killed node noticed, a restarted one back in the mesh.
 local halo = require("halo")
@@ -9,8 +8,7 @@ local helper = require("helper")
 
 local build = os.getenv("HALO_BUILD") or "build"
 local halo_bin = build .. "/halo"
-math.randomseed(os.time() + math.floor(os.clock() * 1e6))
-local REG_PORT = math.random(30000, 39999)
+local REG_PORT = helper.random_port()
 local REG = "embedded:" .. REG_PORT
 
 local SCRIPT = [[

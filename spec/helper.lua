@@ -99,4 +99,20 @@ function helper.wait_file(path, tries)
   return false
 end
 
+--- A port for a registrar of a spec's own, drawn per run from 20000-29999,
+-- so parallel runs on one machine (and a demo on 4499) do not collide.
+local seeded = false
+function helper.random_port()
+  if not seeded then
+    local f = io.open("/dev/urandom", "rb")
+    local b = f and f:read(4) or ""
+    if f then f:close() end
+    local seed = os.time()
+    for i = 1, #b do seed = seed * 256 + b:byte(i) end
+    math.randomseed(seed % 2147483647)
+    seeded = true
+  end
+  return math.random(20000, 29999)
+end
+
 return helper

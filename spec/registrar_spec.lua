@@ -8,8 +8,7 @@ local helper = require("helper")
 
 local build = os.getenv("HALO_BUILD") or "build"
 local halo_bin = build .. "/halo"
-math.randomseed(os.time() + math.floor(os.clock() * 1e6))
-local REG_PORT = math.random(20000, 29999)
+local REG_PORT = helper.random_port()
 local REG = "embedded:" .. REG_PORT
 
 -- Each node runs a probe: a call returns what it sees of the cluster.

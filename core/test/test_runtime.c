@@ -1225,6 +1225,24 @@ static void test_intern_bounded(void) {
   teardown();
 }
 
+/* Regression: a caller that timed out and called the same callee again kept
+ * every old entry in the callee's list of callers (each looked like it still
+ * waited), so a caller polling an unresponsive server grew it without bound. */
+static void test_callers_bounded(void) {
+  setup();
+  halo_proc_t *mute = start(B_RECORD, NULL), *c = start(B_CALL, NULL);
+  F(mute)->no_reply = 1;
+  F(c)->target = pid_of(mute);
+  F(c)->timeout = 1;
+  for (size_t i = 1; i <= 200; i++) {
+    CHECK_EQ(send_int(c, i), 0);
+    RUN_UNTIL(count_ev(EV_WAKE, c->id) == i, 2000);
+  }
+  CHECK_EQ(node.counters.call_errors_local, 200);
+  CHECK(mute->ext && mute->ext->capcallers <= 8);
+  teardown();
+}
+
 int main(void) {
   RUN_TEST(test_spawn_start);
   RUN_TEST(test_send);
@@ -1240,5 +1258,6 @@ int main(void) {
   RUN_TEST(test_process_list);
   RUN_TEST(test_stop);
   RUN_TEST(test_intern_bounded);
+  RUN_TEST(test_callers_bounded);
   return check_exit_code();
 }
