@@ -13,6 +13,7 @@
 #include "alloc.h"
 #include "errors.h"
 #include "node.h"
+#include "remote.h"
 
 /* Payload tags. */
 enum { PL_NONE, PL_NIL, PL_FALSE, PL_TRUE, PL_NUMBER, PL_ANCHOR, PL_REASON };
@@ -33,7 +34,7 @@ enum { HREF_CO, HREF_INST, HREF_PID, HREF_ENV };
 typedef struct halo_binding {
   halo_node_t node;
   uv_loop_t loop;
-  lua_State *L;         /* thread that runs the node (inside core.run) */
+  lua_State *L;         /* thread that runs the node (inside core.node.run) */
   lua_State *cur;       /* thread whose C code runs right now; only the gate and
                            hook_run change it for longer than a binding call, and
                            both restore it (so it never outlives its thread) */
@@ -69,6 +70,8 @@ typedef struct halo_binding {
   struct halo_registrar *registrar; /* how it finds other nodes, when it does */
   struct halo_joiner *joiner;       /* nodes of other hosts to join (--join) */
   char codec_err[160];  /* why the last payload could not be encoded for the wire */
+  int registrar_info;   /* registry key: a Lua registrar's RegistrarInfo (etcd), or 0 */
+  halo_remote_t remote; /* what other nodes may spawn and start here */
 } halo_binding_t;
 
 /** The node running in this Lua state, or NULL. */
@@ -86,6 +89,15 @@ typedef int (*hb_gate_fn)(lua_State *L, void *ud);
  *  p, if alive, is ended with "out of memory" once the loop is back at the
  *  top (hb_end_later). Returns 0 or the Lua status. */
 int hb_gate(halo_binding_t *B, halo_proc_t *p, const char *what, hb_gate_fn fn, void *ud);
+/** Installs the node hooks that go through the gate and the gate's
+ *  registry refs (node start) ... */
+void hb_gate_start(halo_binding_t *B, lua_State *L);
+/** ... closes its timer handle (node stopped) ... */
+void hb_gate_stop(halo_binding_t *B);
+/** ... and drops its refs once the loop has ended. */
+void hb_gate_free(halo_binding_t *B, lua_State *L);
+/** What a process coroutine yields once its init is done (core.node.READY). */
+extern char hb_ready_token;
 /** Ends p with reason "out of memory" from a fresh loop turn (safe to call
  *  from inside any core operation; nothing Lua is allocated). */
 void hb_end_later(halo_binding_t *B, halo_proc_t *p);
@@ -153,6 +165,12 @@ int hb_target(lua_State *L, halo_binding_t *B, int idx, hb_target_t *t);
 /** The local process named by the target at idx, or NULL with *err set
  *  (remote targets: HALO_ENOTALLOWED). */
 halo_proc_t *hb_check_proc(lua_State *L, halo_binding_t *B, int idx, int *err);
+/** Pushes true and returns 1 when rc is 0, else the error triple of rc. */
+static inline int hb_ok_or_error(lua_State *L, int rc) {
+  if (rc) return hb_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
 /** Pushes a new table that JSON encoders print as [] when it stays empty. */
 void hb_new_array(lua_State *L, int n);
 
@@ -178,15 +196,29 @@ int hb_net_join(halo_binding_t *B, const char *spec);
 void hb_net_stop(halo_binding_t *B);
 /** 0 when addr is "host:port". */
 int hb_net_check_addr(const char *addr);
-void hb_net_free(halo_binding_t *B);
+/** Frees the transport and drops the Lua registrar info (node close). */
+void hb_net_free(halo_binding_t *B, lua_State *L);
 void hb_open_net(lua_State *L);
-/** HTTP client (http.c): core.http_wait, http_start, http_cancel, http_stats. */
+/** HTTP client (http.c): core.http.wait, start, cancel, stats. */
 void hb_open_http(lua_State *L);
 
-/** Registers the functions of each file into the table on top. */
+/** Registers the functions of each file into the table on top (the
+ *  sub-table core.<file> of module halo.core). */
+void hb_open_node(lua_State *L);
+void hb_open_gate(lua_State *L);
 void hb_open_process(lua_State *L);
 void hb_open_introspect(lua_State *L);
-void hb_open_platform(lua_State *L);
+void hb_open_pool(lua_State *L);
+void hb_open_event(lua_State *L);
+void hb_open_log(lua_State *L);
+void hb_open_remote(lua_State *L);
+
+/** Remote spawn (remote.c): sets the Flags fields EnableRemoteSpawn and
+ *  EnableRemoteApplicationStart of the table on top ... */
+void hb_remote_push_flags(lua_State *L, halo_binding_t *B);
+/** ... and NetworkInfo's EnabledSpawn ({Name, Behavior, Nodes}) and
+ *  EnabledApplicationStart ({Name, Nodes}), sorted by Name. */
+void hb_remote_push_enabled(lua_State *L, halo_binding_t *B);
 
 /** Formats a local PID "<CCCCCCCC.0.N>" without printf; returns its length. */
 size_t hb_format_local_pid(halo_binding_t *B, char *buf, uint64_t id);
@@ -194,7 +226,7 @@ size_t hb_format_local_pid(halo_binding_t *B, char *buf, uint64_t id);
 /** Pushes p's PID string. */
 void hb_push_proc_pid(halo_binding_t *B, lua_State *L, halo_proc_t *p);
 
-/** Monotonic milliseconds; reached from Lua through the FFI (core.FFI_NOW). */
+/** Monotonic milliseconds; reached from Lua through the FFI (core.node.FFI_NOW). */
 double halo_now_ms(void);
 /** 1 when a record of level would pass the running source's level (FFI). */
 int halo_log_enabled(int level);

@@ -1,4 +1,4 @@
-/* Lua values <-> MessagePack (core/msgpack.c), the one codec for the wire,
+/* core.codec: Lua values <-> MessagePack (core/msgpack.c), the one codec for the wire,
  * typed messages and the MCP proxy.
  *
  * Numbers: integral values in the int64 range travel as MessagePack ints,
@@ -292,7 +292,7 @@ static void read_opts(lua_State *L, int idx, int *depth, size_t *size) {
   lua_pop(L, 2);
 }
 
-/* core.encode(value[, {max_depth, max_size}]) -> string | nil, err, code */
+/* core.codec.encode(value[, {max_depth, max_size}]) -> string | nil, err, code */
 static int l_encode(lua_State *L) {
   int depth;
   size_t size;
@@ -311,7 +311,7 @@ static int l_encode(lua_State *L) {
   return 1;
 }
 
-/* core.decode(string[, {max_depth}]) -> value | nil, err, code (a decoded nil is nil, nil) */
+/* core.codec.decode(string[, {max_depth}]) -> value | nil, err, code (a decoded nil is nil, nil) */
 static int l_decode(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);

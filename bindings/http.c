@@ -1,22 +1,22 @@
-/* The Lua face of the HTTP client (core/http.c) for halo processes.
+/* core.http: the Lua face of the HTTP client (core/http.c) for halo processes.
  *
- *   core.http_wait(opts) -> ref | nil, err, code
+ *   core.http.wait(opts) -> ref | nil, err, code
  *       in a process's own coroutine: starts the request and leaves the
  *       process waiting like halo.call (state "wait response"; other
  *       messages stay queued); halo.http.request yields until the response
- *   core.http_start(opts) -> ref | nil, err, code
+ *   core.http.start(opts) -> ref | nil, err, code
  *       the results come to the calling process as messages (below)
- *   core.http_cancel(ref) -> true | nil, "ETARGETUNKNOWN: unknown target"
- *       ends a request of core.http_start; no further message comes for it
- *   core.http_stats() -> {clients, requests}
+ *   core.http.cancel(ref) -> true | nil, "ETARGETUNKNOWN: unknown target"
+ *       ends a request of core.http.start; no further message comes for it
+ *   core.http.stats() -> {clients, requests}
  *
  * opts: host, port (required), method ("GET", or "POST" when there is a
  * body), path ("/"), body (string), content_type, timeout (ms: the whole
  * request, connecting included; for a stream the longest silence; default
- * 5000, streams 0 = none), stream (core.http_start: the body comes piece by
- * piece), detach (core.http_start: fire and forget, see below).
+ * 5000, streams 0 = none), stream (core.http.start: the body comes piece by
+ * piece), detach (core.http.start: fire and forget, see below).
  *
- * Messages of core.http_start, sent by the node to the caller:
+ * Messages of core.http.start, sent by the node to the caller:
  *   {kind = "http_data", ref, status, data}        streams: a piece of the body
  *   {kind = "http_done", ref, status, body}        the end (body: whole, non-streaming only)
  *   {kind = "http_error", ref, error = "ECODE: text", code = "ECODE"}
@@ -282,7 +282,7 @@ static int start(lua_State *L, int wait) {
   int stream = opt_bool(L, "stream"), detach = opt_bool(L, "detach");
   if (!host || !*host) return luaL_error(L, "http: host is required");
   if (port < 1 || port > 65535 || port != (int)port) return luaL_error(L, "http: port must be 1..65535");
-  if (wait && (stream || detach)) return luaL_error(L, "http_wait: stream and detach need core.http_start");
+  if (wait && (stream || detach)) return luaL_error(L, "http_wait: stream and detach need core.http.start");
   if (stream && detach) return luaL_error(L, "http: a stream cannot be detached");
   int mode = wait ? MODE_WAIT : detach ? MODE_DETACH : stream ? MODE_STREAM : MODE_MESSAGE;
   double timeout = opt_number(L, "timeout", mode == MODE_STREAM ? 0 : mode == MODE_DETACH ? DETACH_TIMEOUT : DEFAULT_TIMEOUT);
@@ -291,7 +291,7 @@ static int start(lua_State *L, int wait) {
   if (mode == MODE_DETACH && (timeout == 0 || timeout > DETACH_MAX)) timeout = DETACH_MAX;
   halo_proc_t *self = NULL;
   if (mode != MODE_DETACH) {
-    self = hb_self(L, B, wait ? "halo.http.request" : "core.http_start", wait);
+    self = hb_self(L, B, wait ? "halo.http.request" : "core.http.start", wait);
     if (self->state >= HALO_STATE_TERMINATED) return hb_error(L, HALO_ETERMINATED);
   }
   state_t *s = state_get(B);
@@ -333,15 +333,15 @@ static int start(lua_State *L, int wait) {
   return 1;
 }
 
-/* core.http_wait(opts) -> ref | nil, err, code: starts a request and leaves
+/* core.http.wait(opts) -> ref | nil, err, code: starts a request and leaves
  * the calling process waiting; it is resumed with (true, response) or
  * (false, err, code). halo.http.request (lua/halo/http.lua) yields for it. */
 static int l_http_wait(lua_State *L) { return start(L, 1); }
 
-/* core.http_start(opts) -> ref | nil, err, code */
+/* core.http.start(opts) -> ref | nil, err, code */
 static int l_http_start(lua_State *L) { return start(L, 0); }
 
-/* core.http_cancel(ref) -> true | nil, err, code */
+/* core.http.cancel(ref) -> true | nil, err, code */
 static int l_http_cancel(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   uint64_t ref = (uint64_t)luaL_checknumber(L, 1);
@@ -355,7 +355,7 @@ static int l_http_cancel(lua_State *L) {
   return hb_error(L, HALO_ETARGETUNKNOWN);
 }
 
-/* core.http_stats() -> {clients, requests} */
+/* core.http.stats() -> {clients, requests} */
 static int l_http_stats(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   int clients = 0, reqs = 0;
@@ -370,8 +370,8 @@ static int l_http_stats(lua_State *L) {
 }
 
 void hb_open_http(lua_State *L) {
-  static const luaL_Reg fns[] = {{"http_wait", l_http_wait}, {"http_start", l_http_start},
-                                 {"http_cancel", l_http_cancel}, {"http_stats", l_http_stats},
+  static const luaL_Reg fns[] = {{"wait", l_http_wait}, {"start", l_http_start},
+                                 {"cancel", l_http_cancel}, {"stats", l_http_stats},
                                  {NULL, NULL}};
   luaL_register(L, NULL, fns);
 }

@@ -1,4 +1,4 @@
-/* The introspection API of module halo.core: C structs from core/introspect.h
+/* core.introspect: the introspection API of module halo.core, C structs from core/introspect.h
  * and the node turned into plain Lua tables with the reference's field names. */
 #include "binding.h"
 #include "clock.h"
@@ -58,7 +58,7 @@ void hb_new_array(lua_State *L, int n) {
   else lua_pop(L, 1);
 }
 
-/* core.process_list(filter) -> { ShortInfo... }
+/* core.introspect.process_list(filter) -> { ShortInfo... }
  * filter: application, behavior, name, state, min/max tables keyed by sort
  * key names ({mailbox = 10, ...}), sort_by, limit (0 = unlimited). */
 static int l_process_list(lua_State *L) {
@@ -141,7 +141,7 @@ static void push_rels(halo_binding_t *B, lua_State *L, halo_proc_t *p, int type,
   lua_setfield(L, -2, field);
 }
 
-/* core.process_info(pid) -> ProcessInfo | nil, err, code */
+/* core.introspect.process_info(pid) -> ProcessInfo | nil, err, code */
 static int l_process_info(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   int err;
@@ -204,7 +204,7 @@ static int l_process_info(lua_State *L) {
   return 1;
 }
 
-/* core.process_state(pid) -> "sleep" | nil, err, code */
+/* core.introspect.process_state(pid) -> "sleep" | nil, err, code */
 static int l_process_state(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   int err;
@@ -214,7 +214,7 @@ static int l_process_state(lua_State *L) {
   return 1;
 }
 
-/* core.process_name(pid) -> registered name or "" */
+/* core.introspect.process_name(pid) -> registered name or "" */
 static int l_process_name(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   int err;
@@ -226,7 +226,7 @@ static int l_process_name(lua_State *L) {
 
 static double tv_ns(struct timeval tv) { return (double)tv.tv_sec * 1e9 + (double)tv.tv_usec * 1e3; }
 
-/* core.node_info() -> NodeInfo */
+/* core.introspect.node_info() -> NodeInfo */
 static int l_node_info(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_node_t *n = &B->node;
@@ -311,7 +311,7 @@ static int l_node_info(lua_State *L) {
   return 1;
 }
 
-/* core.memory() -> {lua = heap bytes, c_heap = malloc'ed bytes in use, rss = bytes} */
+/* core.introspect.memory() -> {lua = heap bytes, c_heap = malloc'ed bytes in use, rss = bytes} */
 static int l_memory(lua_State *L) {
   struct mallinfo2 mi = mallinfo2();
   long pages = 0, size;
@@ -327,7 +327,7 @@ static int l_memory(lua_State *L) {
   return 1;
 }
 
-/* core.stats() -> counts for leak checks and benchmarks */
+/* core.introspect.stats() -> counts for leak checks and benchmarks */
 static int l_stats(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_node_t *n = &B->node;

@@ -1,4 +1,4 @@
-/* The Lua face of the transport (core/net.c): starting it, dialing,
+/* core.net: the Lua face of the transport (core/net.c): starting it, dialing,
  * reading its state, and the payload codec hooks it calls. */
 #include "binding.h"
 #include "clock.h"
@@ -152,7 +152,9 @@ void hb_net_stop(halo_binding_t *B) {
   halo_net_close(B->net);
 }
 
-void hb_net_free(halo_binding_t *B) {
+void hb_net_free(halo_binding_t *B, lua_State *L) {
+  if (B->registrar_info) hb_key_free(B, L, B->registrar_info);
+  B->registrar_info = 0;
   free(B->joiner);
   B->joiner = NULL;
   free(B->registrar);
@@ -161,7 +163,7 @@ void hb_net_free(halo_binding_t *B) {
   B->net = NULL;
 }
 
-/* core.net_start(cookie, "host:port") -> port | nil, err */
+/* core.net.start(cookie, "host:port") -> port | nil, err */
 static int l_net_start(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   const char *cookie = luaL_checkstring(L, 1);
@@ -169,7 +171,7 @@ static int l_net_start(lua_State *L) {
   return hb_net_start(L, B, cookie, luaL_optstring(L, 2, NULL), luaL_optstring(L, 3, NULL));
 }
 
-/* core.net_connect("host:port"[, expected node name]) -> dial id | nil, err: dials; the
+/* core.net.connect("host:port"[, expected node name]) -> dial id | nil, err: dials; the
  * handshake goes on in the background */
 static int l_net_connect(lua_State *L) {
   halo_binding_t *B = hb_node(L);
@@ -185,7 +187,7 @@ static int l_net_connect(lua_State *L) {
   return 1;
 }
 
-/* core.net_dial(id) -> true (connected) | false (under way) | nil, err, code (failed) */
+/* core.net.dial(id) -> true (connected) | false (under way) | nil, err, code (failed) */
 static int l_net_dial(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   const char *why = NULL;
@@ -240,7 +242,7 @@ static void push_peer(lua_State *L, const halo_peer_t *p) {
   for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++) SET_INT(zero[i], 0);
 }
 
-/* core.net_peer(name) -> RemoteNodeInfo | nil, err */
+/* core.net.peer(name) -> RemoteNodeInfo | nil, err */
 static int l_net_peer(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   const char *name = luaL_checkstring(L, 1);
@@ -264,7 +266,61 @@ static void push_settings(lua_State *L, const halo_net_t *net) {
   SET_INT("keepalive_misses", net->keepalive_misses);
 }
 
-/* core.net_info() -> NetworkInfo */
+/* Pushes the RegistrarInfo of the registrar this node uses and returns 1,
+ * or returns 0 (nothing pushed) when it uses none. The etcd registrar's is
+ * the table lua/halo/etcd.lua handed over (core.net.set_registrar), copied;
+ * the embedded one's is built here: the reference's fields plus halo's
+ * Registered, Error, Elections. */
+static int push_registrar(lua_State *L, halo_binding_t *B) {
+  if (B->registrar_info) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, B->registrar_info);
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, -3)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    }
+    lua_remove(L, -2);
+    return 1;
+  }
+  halo_registrar_t *r = B->registrar;
+  if (!r || !r->net) return 0;
+  lua_createtable(L, 0, 12);
+  lua_pushfstring(L, "127.0.0.1:%d", r->port);
+  lua_setfield(L, -2, "Server");
+  SET_BOOL("EmbeddedServer", r->serving);
+  SET_BOOL("Registered", r->serving || r->registered);
+  SET_BOOL("SupportRegisterProxy", 0);
+  SET_BOOL("SupportRegisterApplication", 0);
+  SET_BOOL("SupportConfig", 0);
+  SET_BOOL("SupportEvent", 0);
+  lua_pushliteral(L, HALO_REGISTRAR_VERSION);
+  lua_setfield(L, -2, "Version");
+  SET_STR("Error", r->error);
+  SET_INT("Elections", r->elections);
+  return 1;
+}
+
+/* The routes registrars gave: a list of {Match (the node name), Host, Port}. */
+static void push_routes(lua_State *L, halo_net_t *net) {
+  hb_new_array(L, 0);
+  int k = 0;
+  for (size_t i = 0; i < net->routes.cap; i++) {
+    const halo_net_route_t *r = net->routes.slots[i].val;
+    if (!r) continue;
+    lua_createtable(L, 0, 3);
+    SET_STR("Match", r->name);
+    SET_STR("Host", r->host);
+    SET_INT("Port", r->port);
+    lua_rawseti(L, -2, ++k);
+  }
+}
+
+/* core.net.info() -> NetworkInfo: the reference's fields (Mode, Registrar,
+ * Acceptors, MaxMessageSize, HandshakeVersion, ProtoVersion, Nodes, Routes,
+ * ProxyRoutes, Flags, ConnectionsEstablished, ConnectionsLost, EnabledSpawn,
+ * EnabledApplicationStart) and halo's counters and Settings. */
 static int l_net_info(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_net_t *net = B->net;
@@ -317,14 +373,29 @@ static int l_net_info(lua_State *L) {
   SET_INT("PendingDropped", net ? net->pending_dropped : 0);
   SET_INT("MessagesRefused", net ? net->msgs_refused : 0);
   SET_INT("DecompressRefused", net ? net->inflate_refused : 0);
-  if (net) {
-    push_settings(L, net);
-    lua_setfield(L, -2, "Settings");
-  }
+  if (!net) return 1;
+  push_settings(L, net);
+  lua_setfield(L, -2, "Settings");
+  if (push_registrar(L, B)) lua_setfield(L, -2, "Registrar");
+  push_routes(L, net);
+  lua_setfield(L, -2, "Routes");
+  hb_new_array(L, 0); /* halo proxies nothing */
+  lua_setfield(L, -2, "ProxyRoutes");
+  lua_createtable(L, 0, 9);
+  SET_BOOL("Enable", 1);
+  hb_remote_push_flags(L, B);
+  SET_BOOL("EnableFragmentation", net->fragment_size > 0);
+  SET_BOOL("EnableProxyTransit", 0);
+  SET_BOOL("EnableProxyAccept", 0);
+  SET_BOOL("EnableImportantDelivery", 0);
+  SET_BOOL("EnableSimultaneousConnect", 1);
+  SET_INT("EnableSoftwareKeepAlive", (net->keepalive_ms + 999) / 1000); /* seconds, rounded up; 0: off */
+  lua_setfield(L, -2, "Flags");
+  hb_remote_push_enabled(L, B);
   return 1;
 }
 
-/* core.net_compress(on): compress the calling process's messages to other
+/* core.net.compress(on): compress the calling process's messages to other
  * nodes when they are larger than the threshold (1024 bytes). */
 static int l_net_compress(lua_State *L) {
   halo_binding_t *B = hb_node(L);
@@ -336,29 +407,31 @@ static int l_net_compress(lua_State *L) {
   return 1;
 }
 
-/* core.net_registrar() -> RegistrarInfo (the reference's fields) plus
- * halo's Port, Registered, Error, Elections */
+/* core.net.registrar() -> RegistrarInfo | nil, "ENOTALLOWED: ..." */
 static int l_net_registrar(lua_State *L) {
   halo_binding_t *B = hb_node(L);
-  halo_registrar_t *r = B->registrar;
-  if (!r || !r->net) return hb_errorf(L, HALO_ENOTALLOWED, "no registrar (the network is off or --registrar none)");
-  lua_createtable(L, 0, 12);
-  lua_pushfstring(L, "127.0.0.1:%d", r->port);
-  lua_setfield(L, -2, "Server");
-  SET_BOOL("EmbeddedServer", r->serving);
-  SET_BOOL("Registered", r->serving || r->registered);
-  SET_BOOL("SupportRegisterProxy", 0);
-  SET_BOOL("SupportRegisterApplication", 0);
-  SET_BOOL("SupportConfig", 0);
-  SET_BOOL("SupportEvent", 0);
-  lua_pushliteral(L, HALO_REGISTRAR_VERSION);
-  lua_setfield(L, -2, "Version");
-  SET_STR("Error", r->error);
-  SET_INT("Elections", r->elections);
+  if (!push_registrar(L, B))
+    return hb_errorf(L, HALO_ENOTALLOWED, "no registrar (the network is off or --registrar none)");
   return 1;
 }
 
-/* core.net_nodes() -> the names of the other nodes the registrars know */
+/* core.net.set_registrar(info | nil): the RegistrarInfo of a registrar
+ * written in Lua (lua/halo/etcd.lua), which hands it over again whenever a
+ * field changes; core.net.registrar() and core.net.info() show a copy of
+ * it, nil takes it back. The reference is released at node close. */
+static int l_net_set_registrar(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
+  if (B->registrar_info) hb_key_free(B, L, B->registrar_info);
+  B->registrar_info = 0;
+  if (lua_isnoneornil(L, 1)) return 0;
+  hb_key_reserve(B, L, 1);
+  lua_pushvalue(L, 1);
+  B->registrar_info = hb_key(B, L);
+  return 0;
+}
+
+/* core.net.nodes() -> the names of the other nodes the registrars know */
 static int l_net_nodes(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   hb_new_array(L, 0);
@@ -372,7 +445,7 @@ static int l_net_nodes(lua_State *L) {
   return 1;
 }
 
-/* core.net_resolve(name) -> {Host, Port} | nil, err */
+/* core.net.resolve(name) -> {Host, Port} | nil, err */
 static int l_net_resolve(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   size_t nl;
@@ -387,7 +460,7 @@ static int l_net_resolve(lua_State *L) {
   return 1;
 }
 
-/* core.net_route_set(name, host, port) -> true | nil, err: a registrar
+/* core.net.route_set(name, host, port) -> true | nil, err: a registrar
  * learned where a node listens (dialed now: the mesh; kept for sends). */
 static int l_net_route_set(lua_State *L) {
   halo_binding_t *B = hb_node(L);
@@ -398,7 +471,7 @@ static int l_net_route_set(lua_State *L) {
   return 1;
 }
 
-/* core.net_route_del(name): the node left. */
+/* core.net.route_del(name): the node left. */
 static int l_net_route_del(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   if (B->net) halo_net_route_del(B->net, luaL_checkstring(L, 1));
@@ -406,7 +479,7 @@ static int l_net_route_del(lua_State *L) {
   return 1;
 }
 
-/* core.net_join("name@host[:port]") -> true | nil, err: resolves the node
+/* core.net.join("name@host[:port]") -> true | nil, err: resolves the node
  * through its host's registrar (UDP, every second until known), then dials it */
 static int l_net_join(lua_State *L) {
   halo_binding_t *B = hb_node(L);
@@ -418,7 +491,7 @@ static int l_net_join(lua_State *L) {
   return 1;
 }
 
-/* core.net_configure{...} -> the settings after the change | raises on a
+/* core.net.configure{...} -> the settings after the change | raises on a
  * bad value: pool_size (1-8, for links dialed to us from now on),
  * fragment_size (0 = never; else >= 256), fragment_timeout_ms (>= 1),
  * max_assemblies (>= 1), compress_threshold (>= 1024, as the reference),
@@ -462,7 +535,7 @@ static int l_net_configure(lua_State *L) {
   return 1;
 }
 
-/* core.crc32(string) -> number: the CRC node names are identified by */
+/* core.net.crc32(string) -> number: the CRC node names are identified by */
 static int l_crc32(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
@@ -471,14 +544,14 @@ static int l_crc32(lua_State *L) {
 }
 
 void hb_open_net(lua_State *L) {
-  static const luaL_Reg fns[] = {{"net_start", l_net_start}, {"net_connect", l_net_connect},
-                                 {"net_dial", l_net_dial},    {"crc32", l_crc32},
-                                 {"net_compress", l_net_compress},
-                                 {"net_peer", l_net_peer},   {"net_info", l_net_info},
-                                 {"net_registrar", l_net_registrar}, {"net_nodes", l_net_nodes},
-                                 {"net_resolve", l_net_resolve}, {"net_route_set", l_net_route_set},
-                                 {"net_route_del", l_net_route_del}, {"net_join", l_net_join},
-                                 {"net_configure", l_net_configure},
+  static const luaL_Reg fns[] = {{"start", l_net_start},       {"connect", l_net_connect},
+                                 {"dial", l_net_dial},         {"crc32", l_crc32},
+                                 {"compress", l_net_compress}, {"peer", l_net_peer},
+                                 {"info", l_net_info},         {"registrar", l_net_registrar},
+                                 {"set_registrar", l_net_set_registrar},
+                                 {"nodes", l_net_nodes},       {"resolve", l_net_resolve},
+                                 {"route_set", l_net_route_set}, {"route_del", l_net_route_del},
+                                 {"join", l_net_join},         {"configure", l_net_configure},
                                  {NULL, NULL}};
   luaL_register(L, NULL, fns);
 }

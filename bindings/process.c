@@ -1,8 +1,9 @@
-/* Process operations of module halo.core: spawn, send, call, reply, waits,
- * links and monitors, names, aliases, exits, timers, environment. */
+/* core.process: process operations over core/process.c, core/rel.c and
+ * core/timer.c: spawn, send, call, reply, waits, links and monitors, names,
+ * aliases, exits, timers, environment. The target strings they take are
+ * parsed in target.c. */
 #include "binding.h"
 #include "clock.h"
-#include "net.h"
 #include "process.h"
 #include "rel.h"
 #include "scheduler.h"
@@ -13,124 +14,6 @@
 #include <string.h>
 
 #define MAX_SPAWN_DEPTH 64
-
-/* -- Targets ------------------------------------------------------------------ */
-
-/* Malformed target strings (hb_target raises for them). */
-enum { BAD_PID = 1, BAD_ALIAS, BAD_EMPTY };
-
-/* A local identifier that came back from another node as one of an earlier
- * run of this node names no process of this run. */
-static int stale(halo_binding_t *B, int kind, uint64_t id) {
-  return B->net && B->net->stale_self && halo_net_stale(B->net, kind, id);
-}
-
-/* Resolves a target string without touching Lua: 0, a HALO_E* code, or BAD_*. */
-static int target_parse(halo_binding_t *B, const char *s, size_t len, hb_target_t *t) {
-  halo_node_t *n = &B->node;
-  memset(t, 0, sizeof *t);
-  if (len > 12 && len < 24 && memcmp(s, B->pid_prefix, 12) == 0 && s[len - 1] == '>') {
-    /* Fast path: a local PID with a high part of 0. */
-    uint64_t id = 0;
-    size_t i = 12;
-    for (; i < len - 1 && s[i] >= '0' && s[i] <= '9'; i++) id = id * 10 + (uint64_t)(s[i] - '0');
-    if (i == len - 1 && i > 12 && id <= 0x7fffffffu) {
-      t->kind = HALO_TARGET_PID;
-      t->pid = halo_node_pid(n, id);
-      t->proc = stale(B, HALO_ID_PID, id) ? NULL : halo_proc_find(n, id);
-      return t->proc ? 0 : HALO_ENOPROC;
-    }
-  }
-  if (len && s[0] == '<') {
-    if (halo_pid_parse(s, len, &t->pid)) {
-      /* "<CCCCCCCC.name>": a registered name on the node with that CRC */
-      static char name[256];
-      char *end;
-      if (len < 12 || len - 11 >= sizeof name || s[9] != '.' || s[len - 1] != '>') return BAD_PID;
-      for (int i = 1; i < 9; i++)
-        if (!isxdigit((unsigned char)s[i])) return BAD_PID;
-      memcpy(name, s + 10, len - 11);
-      name[len - 11] = 0;
-      if (!name[0] || strlen(name) != len - 11) return BAD_PID;
-      char crc_hex[9];
-      memcpy(crc_hex, s + 1, 8);
-      crc_hex[8] = 0;
-      t->kind = HALO_TARGET_NAME;
-      t->name = name;
-      t->pid.node = (uint32_t)strtoul(crc_hex, &end, 16);
-      t->pid.id = 0;
-      if (t->pid.node != n->crc) return 0; /* another node: routed by name */
-      t->proc = halo_name_lookup(n, name);
-      if (!t->proc) return HALO_ENOPROC;
-      t->pid = halo_node_pid(n, t->proc->id);
-      return 0;
-    }
-    t->kind = HALO_TARGET_PID;
-    if (t->pid.node == n->crc) {
-      t->proc = stale(B, HALO_ID_PID, t->pid.id) ? NULL : halo_proc_find(n, t->pid.id);
-      if (!t->proc) return HALO_ENOPROC;
-    }
-    return 0;
-  }
-  if (len > 6 && memcmp(s, "Alias#", 6) == 0) {
-    uint32_t crc;
-    if (halo_ref_parse(s, len, "Alias", &crc, &t->alias)) return BAD_ALIAS;
-    t->kind = HALO_TARGET_ALIAS;
-    if (crc != n->crc) { /* another node's alias: sent like a name there, which resolves it */
-      t->kind = HALO_TARGET_NAME;
-      t->name = s;
-      t->pid.node = crc;
-      t->pid.id = 0;
-      return len < 256 ? 0 : BAD_ALIAS;
-    }
-    t->proc = stale(B, HALO_ID_ALIAS, t->alias) ? NULL : halo_alias_lookup(n, t->alias);
-    if (!t->proc) return HALO_EALIASUNKNOWN;
-    t->pid = halo_node_pid(n, t->proc->id);
-    return 0;
-  }
-  if (!len) return BAD_EMPTY;
-  t->kind = HALO_TARGET_NAME;
-  t->name = s;
-  t->proc = halo_name_lookup(n, s);
-  if (!t->proc) return HALO_ENOPROC;
-  t->pid = halo_node_pid(n, t->proc->id);
-  return 0;
-}
-
-int hb_target(lua_State *L, halo_binding_t *B, int idx, hb_target_t *t) {
-  size_t len;
-  const char *s = luaL_checklstring(L, idx, &len);
-  int rc = target_parse(B, s, len, t);
-  switch (rc) {
-  case BAD_PID: return luaL_argerror(L, idx, "incorrect PID format, expected <crc.high.low> (or <crc.name>)");
-  case BAD_ALIAS: return luaL_argerror(L, idx, "incorrect Alias format, expected Alias#<crc.id0.id1.id2>");
-  case BAD_EMPTY: return luaL_argerror(L, idx, "empty process name");
-  default: return rc;
-  }
-}
-
-/* The FFI fast path of halo.send for number messages to local processes:
- * no Lua C API, so a compiled loop calls it directly. Any other outcome
- * (an error, a remote target, no node) returns nonzero without side effects
- * and halo.send takes the regular path, which reports it. */
-int halo_send_number(const char *to, size_t len, double v) {
-  halo_binding_t *B = halo__B;
-  if (!B) return -1;
-  hb_target_t t;
-  if (target_parse(B, to, len, &t) || !t.proc) return -1;
-  /* A pool may drop and log the message; logging can reach process loggers
-   * through host hooks, which must not run inside a compiled trace. */
-  if (t.proc->ext && t.proc->ext->pool) return -1;
-  halo_node_t *n = &B->node;
-  halo_payload_t pl;
-  pl.tag = PL_NUMBER;
-  memcpy(&pl.val, &v, sizeof v);
-  halo_proc_t *from = n->current;
-  int rc = halo__enqueue(n, halo_node_pid(n, from ? from->id : 1), t.proc, HALO_MSG_REGULAR, HALO_Q_MAIN, 0, pl, 8);
-  if (rc) return -1; /* nothing was queued: the regular path counts and reports it */
-  if (from) from->msgs_out++;
-  return 0;
-}
 
 /* -- Spawn -------------------------------------------------------------------- */
 
@@ -373,7 +256,7 @@ int hb_spawn_entry(lua_State *L, halo_binding_t *B, int fn_idx, int args_idx) {
   return 0;
 }
 
-/* core.spawn(behavior, args, opts) -> pid | pid, true (the caller must
+/* core.process.spawn(behavior, args, opts) -> pid | pid, true (the caller must
  * yield until the child's init is done) | nil, err, code */
 static int l_spawn(lua_State *L) {
   halo_binding_t *B = hb_node(L);
@@ -432,7 +315,7 @@ static int hb_remote_error(lua_State *L, halo_binding_t *B, int rc) {
   return hb_error(L, rc);
 }
 
-/* core.send(to, msg) -> true | nil, err, code */
+/* core.process.send(to, msg) -> true | nil, err, code */
 static int l_send(lua_State *L) {
   halo_binding_t *B = halo__B;
   if (!B) return luaL_error(L, "no halo node is running (use halo.run)");
@@ -485,13 +368,13 @@ static int call_kind(lua_State *L, int kind, int queue, const char *fn) {
   return 1;
 }
 
-/* core.call(to, request, timeout_ms) -> ref (then yield) | nil, err, code */
+/* core.process.call(to, request, timeout_ms) -> ref (then yield) | nil, err, code */
 static int l_call(lua_State *L) { return call_kind(L, HALO_MSG_REQUEST, HALO_Q_MAIN, "halo.call"); }
 
-/* core.inspect(to, items, timeout_ms) -> ref (then yield) | nil, err, code */
+/* core.process.inspect(to, items, timeout_ms) -> ref (then yield) | nil, err, code */
 static int l_inspect(lua_State *L) { return call_kind(L, HALO_MSG_INSPECT, HALO_Q_URGENT, "halo.inspect"); }
 
-/* core.reply(to, ref, value) -> true | nil, err, code */
+/* core.process.reply(to, ref, value) -> true | nil, err, code */
 static int l_reply(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   size_t len;
@@ -509,7 +392,7 @@ static int l_reply(lua_State *L) {
   return 1;
 }
 
-/* core.sleep(ms): the caller then yields. */
+/* core.process.sleep(ms): the caller then yields. */
 static int l_sleep(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_t *self = hb_self(L, B, "halo.sleep", 1);
@@ -521,14 +404,14 @@ static int l_sleep(lua_State *L) {
   return 1;
 }
 
-/* core.yield(): the caller then yields; it runs again after the other ready processes. */
+/* core.process.yield(): the caller then yields; it runs again after the other ready processes. */
 static int l_yield(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_yield(&B->node, hb_self(L, B, "halo.yield", 1));
   return 0;
 }
 
-/* core.receive([timeout_ms]): function processes only; the caller then yields. */
+/* core.process.receive([timeout_ms]): function processes only; the caller then yields. */
 static int l_receive(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_t *self = hb_self(L, B, "halo.receive", 1);
@@ -546,7 +429,7 @@ static int l_receive(lua_State *L) {
   return 1;
 }
 
-/* core.self() -> pid | nil outside processes */
+/* core.process.self() -> pid | nil outside processes */
 static int l_self(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   if (!B->node.current) return 0;
@@ -596,7 +479,7 @@ static int l_unlink(lua_State *L) { return rel_op(L, HALO_REL_LINK, 0, "halo.unl
 static int l_monitor(lua_State *L) { return rel_op(L, HALO_REL_MONITOR, 1, "halo.monitor"); }
 static int l_demonitor(lua_State *L) { return rel_op(L, HALO_REL_MONITOR, 0, "halo.demonitor"); }
 
-/* core.exit(to, reason): sends an exit signal. */
+/* core.process.exit(to, reason): sends an exit signal. */
 static int l_exit(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_node_t *n = &B->node;
@@ -629,7 +512,7 @@ static int l_exit(lua_State *L) {
   return 1;
 }
 
-/* core.kill(to) */
+/* core.process.kill(to) */
 static int l_kill(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   hb_target_t t;
@@ -643,7 +526,7 @@ static int l_kill(lua_State *L) {
   return 1;
 }
 
-/* core.trap_exit([flag]) -> previous flag */
+/* core.process.trap_exit([flag]) -> previous flag */
 static int l_trap_exit(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_t *self = hb_self(L, B, "halo.trap_exit", 0);
@@ -677,7 +560,7 @@ static int l_unregister(lua_State *L) {
   return 1;
 }
 
-/* core.whereis(name) -> pid | nil, err, code */
+/* core.process.whereis(name) -> pid | nil, err, code */
 static int l_whereis(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_t *p = halo_name_lookup(&B->node, luaL_checkstring(L, 1));
@@ -713,7 +596,7 @@ static int l_unalias(lua_State *L) {
 
 /* -- Timers ------------------------------------------------------------------- */
 
-/* core.send_after(to, msg, ms) -> timer id | nil, err, code */
+/* core.process.send_after(to, msg, ms) -> timer id | nil, err, code */
 static int l_send_after(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_t *self = hb_self(L, B, "halo.send_after", 0);
@@ -810,7 +693,7 @@ static int l_setenv(lua_State *L) {
   return 0;
 }
 
-/* core.set_log_level(level[, pid]) */
+/* core.process.set_log_level(level[, pid]) */
 static int l_set_log_level(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   int lvl;
@@ -842,4 +725,18 @@ void hb_open_process(lua_State *L) {
       {"cancel_timer", l_cancel_timer}, {"getenv", l_getenv}, {"setenv", l_setenv},
       {"set_log_level", l_set_log_level}, {NULL, NULL}};
   luaL_register(L, NULL, fns);
+  /* C entry point for LuaJIT's FFI: a compiled trace calls it directly. */
+  lua_pushlightuserdata(L, (void *)(uintptr_t)halo_send_number);
+  lua_setfield(L, -2, "FFI_SEND_NUMBER");
+#define K(name, v) lua_pushinteger(L, v), lua_setfield(L, -2, name)
+  K("MSG_REGULAR", HALO_MSG_REGULAR);
+  K("MSG_REQUEST", HALO_MSG_REQUEST);
+  K("MSG_EVENT", HALO_MSG_EVENT);
+  K("MSG_EXIT", HALO_MSG_EXIT);
+  K("MSG_DOWN", HALO_MSG_DOWN);
+  K("MSG_BARE", HB_MSG_BARE);
+  K("MSG_INSPECT", HALO_MSG_INSPECT);
+  K("MSG_LOG", HALO_MSG_LOG);
+  K("MSG_TIMEOUT", HALO_MSG_TIMEOUT);
+#undef K
 }

@@ -11,7 +11,7 @@ local values = {
 }
 for i, v in ipairs(values) do
   local f = assert(io.open(("%s/seed-%02d"):format(dir, i), "wb"))
-  f:write(assert(core.encode(v)))
+  f:write(assert(core.codec.encode(v)))
   f:close()
 end
 for i, raw in ipairs({ "\199\9\4node@host", "\202\63\192\0\0", "\217\2hi", "\129\7\195" }) do

@@ -222,11 +222,11 @@ describe("the etcd registrar", function()
                                       body = cjson.encode({ key = b64("http/a"), value = b64("1") }) })
       out.put_status = res.status
       -- a stream (a watch) and a request whose answer comes as a message
-      local watch = assert(core.http_start({ host = host, port = port, path = "/v3/watch", stream = true,
+      local watch = assert(core.http.start({ host = host, port = port, path = "/v3/watch", stream = true,
                                              body = cjson.encode({ create_request = { key = b64("http/a") } }) }))
       local _, created = halo.receive(2000)
       out.created = created
-      local put = assert(core.http_start({ host = host, port = port, path = "/v3/kv/put",
+      local put = assert(core.http.start({ host = host, port = port, path = "/v3/kv/put",
                                            body = cjson.encode({ key = b64("http/a"), value = b64("2") }) }))
       local got = {}
       while not (got.done and got.event) do
@@ -236,20 +236,20 @@ describe("the etcd registrar", function()
         if m.ref == watch and m.kind == "http_data" then got.event = cjson.decode(m.data) end
       end
       out.done, out.event = got.done, got.event
-      out.cancel = { core.http_cancel(watch) }
-      out.cancel_again = { core.http_cancel(watch) }
+      out.cancel = { core.http.cancel(watch) }
+      out.cancel_again = { core.http.cancel(watch) }
       -- a process's requests end with it
       local pid = halo.spawn(function()
-        core.http_start({ host = host, port = port, path = "/v3/watch", stream = true,
+        core.http.start({ host = host, port = port, path = "/v3/watch", stream = true,
                           body = cjson.encode({ create_request = { key = b64("http/b") } }) })
       end, nil, { monitor = true })
       helper.await_down(pid)
       -- left in flight at the stop: a stream and a detached put that must still reach etcd
-      assert(core.http_start({ host = host, port = port, path = "/v3/watch", stream = true,
+      assert(core.http.start({ host = host, port = port, path = "/v3/watch", stream = true,
                                body = cjson.encode({ create_request = { key = b64("http/a") } }) }))
-      assert(core.http_start({ host = host, port = port, path = "/v3/kv/put", detach = true,
+      assert(core.http.start({ host = host, port = port, path = "/v3/kv/put", detach = true,
                                body = cjson.encode({ key = b64("http/a"), value = b64("3") }) }))
-      out.in_flight = core.http_stats().requests
+      out.in_flight = core.http.stats().requests
       return out
     end)
     assert.equal("ECONNREFUSED", r.refused[3])

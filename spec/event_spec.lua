@@ -210,7 +210,7 @@ describe("halo.event", function()
       halo.call(act, { "publish", 1 })
       local states = {}
       -- one introspection API: the core's table is the one users get
-      for _, e in ipairs(require("halo.core").event_list()) do states[e.Name] = e.UtilizationState end
+      for _, e in ipairs(require("halo.core").event.list()) do states[e.Name] = e.UtilizationState end
       local function names(list)
         local out = {}
         for i, e in ipairs(list) do out[i] = e.Name end

@@ -202,17 +202,17 @@ describe("the transport", function()
   it("connects on first use to a node a registrar knows, and drops what cannot be delivered", function()
     local core = require("halo.core")
     local r = a(function()
-      assert(core.net_route_set("b@localhost", "127.0.0.1", port)) -- as a registrar would
+      assert(core.net.route_set("b@localhost", "127.0.0.1", port)) -- as a registrar would
       -- sent at once, while the dial is still under way: held, then delivered
       assert(halo.send(echo, "before the link"))
       local from, msg = halo.receive(3000)
       local reply = halo.call(halo.net.process_id("echo", "b@localhost"), "and a call", 3000)
       -- a node whose route leads nowhere: accepted, then dropped and counted
       local closed = 1 -- nothing listens on port 1
-      assert(core.net_route_set("z@localhost", "127.0.0.1", closed))
-      local to_z = { halo.send("<" .. ("%08X"):format(core.crc32("z@localhost")) .. ".0.1000>", "lost") }
+      assert(core.net.route_set("z@localhost", "127.0.0.1", closed))
+      local to_z = { halo.send("<" .. ("%08X"):format(core.net.crc32("z@localhost")) .. ".0.1000>", "lost") }
       assert(helper.wait_until(function() return halo.net.info().PendingDropped >= 1 end, 3000))
-      core.net_route_del("z@localhost")
+      core.net.route_del("z@localhost")
       return { from = from, msg = msg, reply = reply, to_z = to_z, info = halo.net.info(),
                nodes = halo.net.nodes(), resolved = halo.net.resolve("b@localhost") }
     end)
@@ -254,7 +254,7 @@ describe("the transport", function()
         assert(halo.net.connect("b@localhost", "127.0.0.1:" .. port))
         assert(helper.wait_until(function() return halo.net.node("b@localhost").PoolLen == 3 end, 3000))
       else -- the senders start while the session opens: held by sender, then sent on their links
-        assert(require("halo.core").net_route_set("b@localhost", "127.0.0.1", port))
+        assert(require("halo.core").net.route_set("b@localhost", "127.0.0.1", port))
       end
       for _ = 1, 30 do -- 30 senders spread over the links, 2000 messages each
         halo.spawn(function()
@@ -483,10 +483,10 @@ describe("node identity", function()
     local r = a(function()
       assert(halo.net.connect("b@localhost", "127.0.0.1:" .. p1))
       local core = require("halo.core")
-      local id = assert(core.net_connect("127.0.0.1:" .. p2)) -- the other b
+      local id = assert(core.net.connect("127.0.0.1:" .. p2)) -- the other b
       local second
       assert(helper.wait_until(function()
-        local done, why = core.net_dial(id)
+        local done, why = core.net.dial(id)
         if done ~= false then second = { done, why } end
         return second ~= nil
       end, 3000))
@@ -518,10 +518,10 @@ describe("simultaneous connects", function()
 local halo = require("halo")
 local core = require("halo.core")
 local dir, aport = arg[1], tonumber(arg[2])
-local id = assert(core.net_connect("127.0.0.1:" .. aport, "a@localhost"))
+local id = assert(core.net.connect("127.0.0.1:" .. aport, "a@localhost"))
 local echo = halo.spawn({
   handle_message = function(_, from, msg) halo.send(from, { echo = msg }) end,
-  handle_call = function() return { info = halo.net.info(), dial = { core.net_dial(id) } } end,
+  handle_call = function() return { info = halo.net.info(), dial = { core.net.dial(id) } } end,
 })
 local out = io.open(dir .. "/c.tmp", "w"); out:write(halo.net.info().Acceptors[1].Port, " ", echo, "\n"); out:close()
 os.rename(dir .. "/c.tmp", dir .. "/c.out")
@@ -542,11 +542,11 @@ halo.receive()
       local o = io.open(dir .. "/c.out")
       local port, echo = o:read("*n"), o:read("*l"):match("%S+")
       o:close()
-      local id = assert(core.net_connect("127.0.0.1:" .. port, "c@localhost"))
+      local id = assert(core.net.connect("127.0.0.1:" .. port, "c@localhost"))
       io.open(dir .. "/a.dialed", "w"):close()
       assert(helper.wait_until(function()
         local p = halo.net.node("c@localhost")
-        return p and p.PoolLen == 3 and core.net_dial(id)
+        return p and p.PoolLen == 3 and core.net.dial(id)
       end, 5000))
       local replies = 0
       for i = 1, 5 do
@@ -619,6 +619,37 @@ describe("halo.net.info()", function()
     assert.equal(5, r.cfg.keepalive_misses)
     assert.equal(4194304, r.cfg.max_assembly_bytes)
     assert.equal("EINCORRECT", r.bad[3])
+  end)
+end)
+
+describe("halo.net.info() on a networked node", function()
+  it("is core.net.info(): one table, with the flags, allow-lists, routes and registrar kept in C", function()
+    local r = a(function()
+      local core = require("halo.core")
+      local before = core.net.info()
+      halo.remote.enable_spawn("worker", { name = "Worker" }, "x@h", "c@h")
+      halo.remote.enable_application_start("shop")
+      halo.remote.set_flags({ spawn = false })
+      assert(core.net.route_set("c@localhost", "127.0.0.1", 4321))
+      core.net.set_registrar({ Server = "127.0.0.1:2379", Version = "ETCD Client:R1" }) -- as halo.etcd does
+      local c, h = core.net.info(), halo.net.info()
+      core.net.set_registrar(nil)
+      return { same = halo.net.info == core.net.info, before = before, c = c, h = h, after = core.net.info() }
+    end)
+    assert.is_true(r.same)
+    assert.same(r.c, r.h)
+    assert.is_true(r.before.Flags.EnableRemoteSpawn)
+    assert.same({}, r.before.EnabledSpawn)
+    assert.same({}, r.before.Routes)
+    assert.is_nil(r.before.Registrar) -- --registrar none
+    assert.is_false(r.c.Flags.EnableRemoteSpawn)
+    assert.is_true(r.c.Flags.EnableRemoteApplicationStart)
+    assert.same({ { Name = "worker", Behavior = "Worker", Nodes = { "c@h", "x@h" } } }, r.c.EnabledSpawn)
+    assert.same({ { Name = "shop", Nodes = {} } }, r.c.EnabledApplicationStart)
+    assert.same({ { Match = "c@localhost", Host = "127.0.0.1", Port = 4321 } }, r.c.Routes)
+    assert.same({}, r.c.ProxyRoutes)
+    assert.same({ Server = "127.0.0.1:2379", Version = "ETCD Client:R1" }, r.c.Registrar)
+    assert.is_nil(r.after.Registrar)
   end)
 end)
 

@@ -128,7 +128,7 @@ describe("remote operations", function()
       local out = {}
       -- sent while the new session is still being set up: a cannot know yet,
       -- b refuses what names its earlier run
-      assert(require("halo.core").net_route_set("b@localhost", "127.0.0.1", port))
+      assert(require("halo.core").net.route_set("b@localhost", "127.0.0.1", port))
       out.pending_send = { halo.send(old, "stale") }
       out.pending_call = timed(halo.call, old, "count", 5000)
       -- once connected, a knows b's new run and refuses at once

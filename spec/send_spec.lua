@@ -2,7 +2,7 @@ local halo = require("halo")
 local helper = require("helper")
 
 -- halo.send of a number to a local process goes through LuaJIT's FFI; every
--- other message, and every failure, goes through core.send. These specs pin
+-- other message, and every failure, goes through core.process.send. These specs pin
 -- down that both paths behave as one.
 
 local collector = {

@@ -38,7 +38,7 @@ local STOP_WAIT = 5000
 -- Per node run: the applications and the controller's PID.
 local reg = { serial = nil }
 local function registry()
-  local s = core.node_serial()
+  local s = core.node.serial()
   if reg.serial ~= s then reg = { serial = s, apps = {}, names = {}, controller = nil, watchers = {} } end
   return reg
 end
@@ -114,8 +114,8 @@ end
 function M.load(spec)
   check(spec)
   local r = registry()
-  if r.apps[spec.name] then return core.error("ETAKEN", "application " .. spec.name) end
-  if #spec.group == 0 then return core.error("EAPPEMPTY") end
+  if r.apps[spec.name] then return core.node.error("ETAKEN", "application " .. spec.name) end
+  if #spec.group == 0 then return core.node.error("EAPPEMPTY") end
   r.apps[spec.name] = { spec = spec, name = spec.name, state = "loaded", mode = spec.mode or "temporary",
                         weight = spec.weight or 0, members = {}, started_at = nil, parent = "" }
   r.names[#r.names + 1] = spec.name
@@ -127,8 +127,8 @@ end
 function M.unload(name)
   local r = registry()
   local app = r.apps[name]
-  if not app then return core.error("EAPPUNKNOWN") end
-  if app.state ~= "loaded" then return core.error("EAPPRUNNING") end
+  if not app then return core.node.error("EAPPUNKNOWN") end
+  if app.state ~= "loaded" then return core.node.error("EAPPRUNNING") end
   r.apps[name] = nil
   for i, n in ipairs(r.names) do
     if n == name then table.remove(r.names, i) break end
@@ -166,18 +166,18 @@ end
 local function start_app(name, chain)
   local r = reg
   local app = r.apps[name]
-  if not app then return core.error("EAPPUNKNOWN", name) end
-  if app.state == "running" then return core.error("EAPPRUNNING") end
-  if app.state ~= "loaded" then return core.error("EAPPSTATE") end
+  if not app then return core.node.error("EAPPUNKNOWN", name) end
+  if app.state == "running" then return core.node.error("EAPPRUNNING") end
+  if app.state ~= "loaded" then return core.node.error("EAPPSTATE") end
   chain = chain or {}
-  if chain[name] then return core.error("EAPPDEPENDS", "circular dependency on " .. name) end
+  if chain[name] then return core.node.error("EAPPDEPENDS", "circular dependency on " .. name) end
   chain[name] = true
   for _, dep in ipairs(app.spec.depends or {}) do
     local d = r.apps[dep]
-    if not d then return core.error("EAPPDEPENDS", ("%s needs %s, which is not loaded"):format(name, dep)) end
+    if not d then return core.node.error("EAPPDEPENDS", ("%s needs %s, which is not loaded"):format(name, dep)) end
     if d.state ~= "running" then
       local ok, err = start_app(dep, chain)
-      if not ok then return core.error("EAPPDEPENDS", ("%s needs %s: %s"):format(name, dep, tostring(err))) end
+      if not ok then return core.node.error("EAPPDEPENDS", ("%s needs %s: %s"):format(name, dep, tostring(err))) end
     end
   end
   chain[name] = nil
@@ -227,9 +227,9 @@ function Controller:handle_call(_, _, req)
   if req[1] == "start" then return { start_app(req[2]) }, idle_reason() end
   if req[1] == "stop" then
     local app = reg.apps[req[2]]
-    if not app then return { core.error("EAPPUNKNOWN", req[2]) } end
-    if app.state == "stopping" then return { core.error("EAPPSTOPPING") } end
-    if app.state ~= "running" then return { core.error("EAPPSTATE") } end
+    if not app then return { core.node.error("EAPPUNKNOWN", req[2]) } end
+    if app.state == "stopping" then return { core.node.error("EAPPSTOPPING") } end
+    if app.state ~= "running" then return { core.node.error("EAPPSTATE") } end
     stop_members(app)
     halo.log.info("application %s stopped", app.name)
     return { true }, idle_reason()
@@ -278,7 +278,7 @@ end
 --- Starts a loaded application (its dependencies first). Returns true or
 -- nil, err, code (EAPPUNKNOWN, EAPPRUNNING, EAPPDEPENDS, EINIT, ...).
 function M.start(name, timeout)
-  if not registry().apps[name] then return core.error("EAPPUNKNOWN", name) end
+  if not registry().apps[name] then return core.node.error("EAPPUNKNOWN", name) end
   local r, err, code = halo.call(controller(), { "start", name }, timeout or 60000)
   if not r and (code == "ENOPROC" or code == "ETERMINATED") then -- it just went idle
     r, err, code = halo.call(controller(), { "start", name }, timeout or 60000)
@@ -290,8 +290,8 @@ end
 --- Stops a running application: members newest first, each waited for.
 function M.stop(name, timeout)
   local r = registry()
-  if not r.apps[name] then return core.error("EAPPUNKNOWN", name) end
-  if r.apps[name].state == "loaded" or not r.controller then return core.error("EAPPSTATE") end
+  if not r.apps[name] then return core.node.error("EAPPUNKNOWN", name) end
+  if r.apps[name].state == "loaded" or not r.controller then return core.node.error("EAPPSTATE") end
   local res, err, code = halo.call(r.controller, { "stop", name }, timeout or 60000)
   if not res then return nil, err, code end
   return res[1], res[2], res[3]
@@ -305,7 +305,7 @@ local function uptime(app) return app.started_at and math.floor((halo.now() - ap
 -- Mode, State, Parent, Uptime (s), Group (member PIDs).
 function M.info(name)
   local app = registry().apps[name]
-  if not app then return core.error("EAPPUNKNOWN", name) end
+  if not app then return core.node.error("EAPPUNKNOWN", name) end
   local spec = app.spec
   local env = {}
   for k, v in pairs(spec.env or {}) do env[tostring(k):upper()] = v end
@@ -356,8 +356,8 @@ end
 -- process they spawned), at most limit (default 100).
 function M.processes(name, limit)
   local app = registry().apps[name]
-  if not app then return core.error("EAPPUNKNOWN", name) end
-  if app.state == "loaded" then return core.error("EAPPSTATE", "application " .. name .. " is not running") end
+  if not app then return core.node.error("EAPPUNKNOWN", name) end
+  if app.state == "loaded" then return core.node.error("EAPPSTATE", "application " .. name .. " is not running") end
   if not limit or limit < 1 then limit = 100 end
   return halo.process_list({ application = name, limit = limit })
 end
@@ -366,7 +366,7 @@ end
 -- { pid, name, behavior, state, children = {...} } nested by parent.
 function M.tree(name)
   local app = registry().apps[name]
-  if not app then return core.error("EAPPUNKNOWN", name) end
+  if not app then return core.node.error("EAPPUNKNOWN", name) end
   local procs = halo.process_list({ application = name })
   local kids = {}
   for _, p in ipairs(procs) do

@@ -8,4 +8,4 @@
 -- not UTF-8 travel as bin. Sequences are arrays, other tables maps.
 local core = require("halo.core")
 
-return { encode = core.encode, decode = core.decode }
+return { encode = core.codec.encode, decode = core.codec.decode }

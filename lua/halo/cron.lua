@@ -195,13 +195,13 @@ end
 
 local reg = { serial = nil }
 local function registry()
-  local s = core.node_serial()
+  local s = core.node.serial()
   if reg.serial ~= s then reg = { serial = s, jobs = {}, order = {}, clock = nil, pid = nil, gen = 0 } end
   return reg
 end
 
 -- Unix seconds (fractional on the wall clock, so @every keeps its pace).
-local function now_s() return reg.clock and reg.clock() or core.time_ns() / 1e9 end
+local function now_s() return reg.clock and reg.clock() or core.node.time_ns() / 1e9 end
 
 local ZERO = "0001-01-01T00:00:00Z"
 
@@ -341,7 +341,7 @@ function M.add(name, spec, action, opts)
   local loc = opts.location or "Local"
   if loc ~= "Local" and loc ~= "UTC" then error("location must be 'Local' or 'UTC'", 2) end
   local r = registry()
-  if r.jobs[name] then return core.error("ETAKEN", "cron job " .. name) end
+  if r.jobs[name] then return core.node.error("ETAKEN", "cron job " .. name) end
   local sched, err, code = M.parse(spec)
   if not sched then return nil, err, code end
   local job = { name = name, spec = spec, sched = sched, action = action, utc = loc == "UTC", location = loc,
@@ -357,7 +357,7 @@ end
 --- Removes a job: true or nil, "EUNKNOWN: unknown".
 function M.remove(name)
   local r = registry()
-  if not r.jobs[name] then return core.error("EUNKNOWN", "cron job " .. tostring(name)) end
+  if not r.jobs[name] then return core.node.error("EUNKNOWN", "cron job " .. tostring(name)) end
   r.jobs[name] = nil
   for i, n in ipairs(r.order) do
     if n == name then table.remove(r.order, i) break end
@@ -369,7 +369,7 @@ end
 local function set_disabled(name, v)
   local r = registry()
   local j = r.jobs[name]
-  if not j then return core.error("EUNKNOWN", "cron job " .. tostring(name)) end
+  if not j then return core.node.error("EUNKNOWN", "cron job " .. tostring(name)) end
   j.disabled = v
   if not v then j.next = M.next_time(j.sched, now_s(), j.utc) end
   poke()
@@ -388,7 +388,7 @@ end
 --- CronJobInfo of one job, or nil, "EUNKNOWN: unknown".
 function M.job(name)
   local j = registry().jobs[name]
-  if not j then return core.error("EUNKNOWN", "cron job " .. tostring(name)) end
+  if not j then return core.node.error("EUNKNOWN", "cron job " .. tostring(name)) end
   return job_info(j)
 end
 

@@ -4,7 +4,7 @@
 --
 -- A system process (behavior halo.etcd, registered as halo_etcd) talks to
 -- etcd's v3 JSON API (grpc-gateway: keys and values base64 in JSON) through
--- halo's HTTP client (halo.http.request / core.http_start). halo.run starts
+-- halo's HTTP client (halo.http.request / core.http.start). halo.run starts
 -- it before the entry: the entry runs once the node is registered.
 --
 -- Keys: the reference's layout, with JSON values instead of its binary
@@ -27,7 +27,7 @@
 -- taken", exit status 1. Then the node's application routes are put with
 -- the same lease, the cluster is read in one transaction, and one watch
 -- on services/ergo/ (from the revision read: nothing is missed, nothing is
--- polled) keeps the picture current: routes go to core.net_route_set /
+-- polled) keeps the picture current: routes go to core.net.route_set /
 -- net_route_del (so the nodes form a full mesh), application routes and
 -- config to the tables the functions below read. When the keep-alive or
 -- the watch fails, or the node key vanishes, the registrar registers again
@@ -82,17 +82,22 @@ local VERSION = "ETCD Client:R1"
 -- Per node run: the registrar's picture of the cluster.
 local S = { serial = nil }
 local function state()
-  local serial = core.node_serial()
+  local serial = core.node.serial()
   if S.serial ~= serial then S = { serial = serial } end
   return S
 end
 
 local function terminated() return nil, "ETERMINATED: registrar client terminated", "ETERMINATED" end
 
+-- Hands the RegistrarInfo (M.info) to the core, which shows it in
+-- halo.net.registrar() and halo.net.info(): called whenever one of its
+-- fields changes; once the registrar ended, nil takes it back.
+local function info_changed() core.net.set_registrar((M.info())) end
+
 -- The state of a registrar that runs (or ran) on this node, or nil, err, code.
 local function live()
   local s = state()
-  if not s.pid then return core.error("ENOTALLOWED", "no etcd registrar on this node") end
+  if not s.pid then return core.node.error("ENOTALLOWED", "no etcd registrar on this node") end
   if s.terminated then return terminated() end
   return s
 end
@@ -168,7 +173,7 @@ local function delete(key) return etcd("/v3/kv/deleterange", { key = b64(key) })
 
 -- Revokes a lease without waiting: it goes out even from terminate, when the node stops.
 local function revoke(lease)
-  core.http_start({ host = S.host, port = S.port, method = "POST", path = "/v3/lease/revoke",
+  core.http.start({ host = S.host, port = S.port, method = "POST", path = "/v3/lease/revoke",
                     body = cjson.encode({ ID = lease }), content_type = "application/json", detach = true })
 end
 
@@ -230,7 +235,7 @@ end
 local function node_drop(name)
   if not S.nodes[name] then return end
   S.nodes[name], S.suspect[name] = nil, nil
-  core.net_route_del(name)
+  core.net.route_del(name)
   halo.log.info("etcd registrar: %s left", name)
   publish({ kind = "node_left", name = name })
 end
@@ -253,7 +258,7 @@ local function node_change(name, value)
   local known = S.nodes[name]
   S.suspect[name] = nil
   if not known or known.Host ~= r.Host or known.Port ~= r.Port then
-    local done, err = core.net_route_set(name, r.Host, r.Port)
+    local done, err = core.net.route_set(name, r.Host, r.Port)
     if not done then halo.log.warning("etcd registrar: no route to %s: %s", name, tostring(err)) end
   end
   S.nodes[name] = { Host = r.Host, Port = r.Port }
@@ -362,7 +367,7 @@ end
 -- The watch ------------------------------------------------------------------------------
 
 local function watch_stop()
-  if S.watch_ref then core.http_cancel(S.watch_ref) end
+  if S.watch_ref then core.http.cancel(S.watch_ref) end
   S.watch_ref, S.watch_buf = nil, ""
 end
 
@@ -370,7 +375,7 @@ local function watch_start(revision)
   watch_stop()
   local req = { create_request = { key = b64("services/ergo/"), range_end = b64(prefix_end("services/ergo/")),
                                    start_revision = tostring(revision) } }
-  local ref, err = core.http_start({ host = S.host, port = S.port, method = "POST", path = "/v3/watch",
+  local ref, err = core.http.start({ host = S.host, port = S.port, method = "POST", path = "/v3/watch",
                                      body = cjson.encode(req), content_type = "application/json", stream = true })
   if not ref then return nil, err end
   S.watch_ref = ref
@@ -409,7 +414,7 @@ end
 -- Registration ----------------------------------------------------------------------------
 
 local function node_value()
-  local info = core.net_info()
+  local info = core.net.info()
   local a = info.Acceptors[1]
   return cjson.encode({ { Host = a.Host, Port = a.Port, TLS = false, HandshakeVersion = info.HandshakeVersion,
                           ProtoVersion = info.ProtoVersion } })
@@ -437,7 +442,7 @@ local function claim(lease, old)
     if not t then return nil, err, code end
     if t.succeeded then return true end
   end
-  return core.error("ETAKEN")
+  return core.node.error("ETAKEN")
 end
 
 -- One attempt: lease, node key, application routes, the read, the watch.
@@ -476,6 +481,7 @@ local function register()
   ok, err = watch_start(tonumber(t.header and t.header.revision or 0) + 1)
   if not ok then return nil, err end
   S.registered, S.error = true, ""
+  info_changed()
   S.next_keepalive = halo.now() + KEEPALIVE_MS
   S.backoff = RETRY_MIN
   halo.log.info("etcd registrar: %s registered in cluster %s at %s (lease %s)", S.node, S.cluster, S.server, lease)
@@ -488,6 +494,7 @@ local function try_register()
   local ok, err, code = register()
   if ok then return true end
   S.error = err
+  info_changed()
   if code == "ETAKEN" then
     halo.log.error("etcd registrar: registrar refused %s: resource is taken", S.node)
     S.fatal = true
@@ -510,6 +517,7 @@ lost = function(reason)
     publish({ kind = "disconnected", reason = reason })
   end
   S.error = reason
+  info_changed()
   S.backoff = RETRY_MIN
   S.retry_at = halo.now()
   halo.send(S.pid, { kind = "etcd_retry", at = S.retry_at })
@@ -582,7 +590,7 @@ function Registrar:handle_call(_, _, req)
     local ok, err, code = try_register()
     return { ok, err, code }, S.fatal and "normal" or nil
   end
-  return { core.error("EINCORRECT", "unknown request") }
+  return { core.node.error("EINCORRECT", "unknown request") }
 end
 
 function Registrar:handle_inspect()
@@ -596,6 +604,7 @@ function Registrar:terminate()
   watch_stop()
   if S.lease then revoke(S.lease) end
   S.lease, S.registered, S.terminated = nil, false, true
+  info_changed()
   if S.app_watcher then halo.application.unwatch(S.app_watcher) end
 end
 
@@ -616,7 +625,7 @@ function M.start(endpoint, cluster)
   end
   local s = state()
   if s.pid and not s.terminated then return true end
-  if not core.net_info().Acceptors[1] then
+  if not core.net.info().Acceptors[1] then
     halo.log.warning("etcd registrar: the network is off (--cookie / --listen): not registering")
     return true
   end
@@ -637,6 +646,7 @@ function M.start(endpoint, cluster)
     return false
   end
   s.pid = pid
+  info_changed()
   for _, row in ipairs(halo.application.list()) do -- applications loaded before it started
     local info = halo.application.info(row.name)
     s.own[row.name] = { Node = node, Name = row.name, Weight = info.Weight, Mode = info.Mode, State = info.State,
@@ -695,11 +705,11 @@ function M.resolve(name)
   local s, err, code = live()
   if not s then return nil, err, code end
   if name == s.node then
-    local a = core.net_info().Acceptors[1]
+    local a = core.net.info().Acceptors[1]
     return { Host = a.Host, Port = a.Port }
   end
   local r = s.nodes[name]
-  if not r then return core.error("ENOROUTE") end
+  if not r then return core.node.error("ENOROUTE") end
   return { Host = r.Host, Port = r.Port }
 end
 
@@ -724,7 +734,7 @@ function M.resolve_application(name)
       if r.suspect then suspect[#suspect + 1] = r else healthy[#healthy + 1] = r end
     end
   end
-  if #healthy + #suspect == 0 then return core.error("ENOROUTE") end
+  if #healthy + #suspect == 0 then return core.node.error("ENOROUTE") end
   local by_node = function(a, b) return a.Node < b.Node end
   table.sort(healthy, by_node)
   table.sort(suspect, by_node)
@@ -769,7 +779,7 @@ function M.config(item)
     return out
   end
   local v = s.cfg[item]
-  if v == nil then return core.error("EUNKNOWN", "config item " .. tostring(item)) end
+  if v == nil then return core.node.error("EUNKNOWN", "config item " .. tostring(item)) end
   return v
 end
 

@@ -15,6 +15,7 @@
 -- unregister) ends the event: subscribers get {kind = "down" | "exit",
 -- event = name, pid = producer, reason}. Fan-out and counters live in C.
 local core = require("halo.core")
+local core_publish, time_ns = core.event.publish, core.node.time_ns
 
 local M = {}
 
@@ -28,16 +29,16 @@ function M.register(name, opts)
   for k in pairs(opts) do
     if not OPT_KEYS[k] then error(("unknown event option '%s'"):format(tostring(k)), 2) end
   end
-  return core.event_register(name, opts.buffer, opts.notify, opts.open)
+  return core.event.register(name, opts.buffer, opts.notify, opts.open)
 end
 
 --- Ends an event (producer only); subscribers get the reason "unregistered".
-M.unregister = core.event_unregister
+M.unregister = core.event.unregister
 
 --- Publishes msg to every subscriber (and into the buffer).
 -- Returns true or nil, err, code (EEVENTUNKNOWN, ENOTOWNER).
 function M.publish(name, msg)
-  return core.event_publish(name, { event = name, message = msg, time = core.time_ns() })
+  return core_publish(name, { event = name, message = msg, time = time_ns() })
 end
 
 -- An event of another node: its halo_remote service subscribes the caller
@@ -45,7 +46,7 @@ end
 local function remote(node)
   if node == nil then return nil end
   if type(node) ~= "string" then error("a node name name@host expected", 3) end
-  if node == core.node_info().Name then return nil end
+  if node == core.introspect.node_info().Name then return nil end
   return require("halo.remote")
 end
 
@@ -55,15 +56,15 @@ end
 local function subscription(how, on)
   return function(name, node)
     local r = remote(node)
-    if not r then return (on and core.event_subscribe or core.event_unsubscribe)(name, how) end
+    if not r then return (on and core.event.subscribe or core.event.unsubscribe)(name, how) end
     if not on then
       local ok, err, code = r.event_unsubscribe(node, name, how)
-      if ok then core.event_unwatch_remote(node, name, how) end
+      if ok then core.event.unwatch_remote(node, name, how) end
       return ok, err, code
     end
     local buffered, producer, token = r.event_subscribe(node, name, how)
     if not buffered then return nil, producer, token end
-    if producer then core.event_watch_remote(node, name, how, producer, token) end
+    if producer then core.event.watch_remote(node, name, how, producer, token) end
     return buffered
   end
 end
@@ -79,7 +80,7 @@ M.demonitor = subscription("monitor", false)
 
 --- EventInfo of one event (UtilizationState included), or nil,
 -- "EEVENTUNKNOWN: unknown event".
-M.info = core.event_info
+M.info = core.event.info
 
 local SORT_FIELDS = { subscribers = "Subscribers", published = "MessagesPublished",
                       local_sent = "MessagesLocalSent", remote_sent = "MessagesRemoteSent" }
@@ -109,11 +110,11 @@ function M.list(filter)
   local limit = filter.limit or 0
   if limit == 0 then limit = 100 end
   local out = {}
-  for _, e in ipairs(core.event_list()) do
+  for _, e in ipairs(core.event.list()) do
     local ok = true
     if filter.name and not e.Name:find(filter.name, 1, true) then ok = false end
     if ok and filter.producer then
-      local pname = core.process_name(e.Producer) or ""
+      local pname = core.introspect.process_name(e.Producer) or ""
       ok = e.Producer:find(filter.producer, 1, true) ~= nil or pname:find(filter.producer, 1, true) ~= nil
     end
     if ok and filter.utilization_state and e.UtilizationState ~= filter.utilization_state then ok = false end

@@ -13,7 +13,7 @@ local M = {}
 -- Returns {status, body}, or nil, "ECODE: text", "ECODE". An HTTP status is
 -- not an error.
 function M.request(opts)
-  local ref, err, code = core.http_wait(opts)
+  local ref, err, code = core.http.wait(opts)
   if not ref then return nil, err, code end
   local ok, res, c = yield()
   if not ok then return nil, res, c end

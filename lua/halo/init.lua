@@ -6,14 +6,17 @@
 --   handle_inspect(from, items), terminate(reason).
 -- A function spawned as a process runs once; it may sleep, call and receive.
 local core = require("halo.core")
+local process, node, introspect = core.process, core.node, core.introspect
 
 local yield = coroutine.yield
-local READY = core.READY
-local MSG_REGULAR, MSG_REQUEST, MSG_EVENT = core.MSG_REGULAR, core.MSG_REQUEST, core.MSG_EVENT
-local MSG_EXIT, MSG_DOWN, MSG_INSPECT, MSG_TIMEOUT = core.MSG_EXIT, core.MSG_DOWN, core.MSG_INSPECT, core.MSG_TIMEOUT
-local MSG_LOG = core.MSG_LOG
-local core_reply, core_log = core.reply, core.log
-local MSG_BARE = core.MSG_BARE
+local READY = node.READY
+local MSG_REGULAR, MSG_REQUEST, MSG_EVENT = process.MSG_REGULAR, process.MSG_REQUEST, process.MSG_EVENT
+local MSG_EXIT, MSG_DOWN, MSG_INSPECT, MSG_TIMEOUT = process.MSG_EXIT, process.MSG_DOWN, process.MSG_INSPECT,
+  process.MSG_TIMEOUT
+local MSG_LOG, MSG_BARE = process.MSG_LOG, process.MSG_BARE
+-- the functions a message or a call goes through, one local each
+local core_reply, core_log, core_call, core_inspect = process.reply, core.log.write, process.call, process.inspect
+local core_receive, core_sleep, core_yield, core_now = process.receive, process.sleep, process.yield, node.now
 
 -- An exit or down signal that reached the mailbox as its bare reason (kind +
 -- MSG_BARE) becomes the message a process sees.
@@ -97,11 +100,11 @@ function halo.run(fn, opts)
   fn = function(...)
     -- a networked node answers other nodes' requests (halo.remote) and, with
     -- the etcd registrar, registers itself before the entry runs
-    if core.net_info().Mode == "enabled" then require("halo.remote").serve() end
+    if core.net.info().Mode == "enabled" then require("halo.remote").serve() end
     if etcd and not require("halo.etcd").start(registrar:sub(8), opts.cluster) then return end
     return entry(...)
   end
-  return core.run(fn, opts.args, opts, body)
+  return node.run(fn, opts.args, opts, body)
 end
 
 --- Spawns a process. behavior: a table of callbacks, a module name that
@@ -120,11 +123,11 @@ function halo.spawn(behavior, args, opts)
     end
     behavior = mod
   end
-  local pid, pending, code = core.spawn(behavior, args, opts)
+  local pid, pending, code = process.spawn(behavior, args, opts)
   if pending == true then
     local ok, err, c = yield()
     if not ok then
-      core.kill(pid)
+      process.kill(pid)
       if c == "EINIT" then err = "EINIT: init failed: " .. tostring(err) end
       return nil, err, c
     end
@@ -141,17 +144,17 @@ function halo.spawn_register(name, behavior, args, opts)
 end
 
 --- Sends msg to a PID, registered name or alias. Returns true or nil, err, code.
-halo.send = core.send
+halo.send = process.send
 
 -- LuaJIT's FFI calls C without the Lua C API, and a compiled loop calls it
 -- directly: the clock, and sends of numbers to local processes (anything
--- else, and every error, takes core.send).
+-- else, and every error, takes process.send).
 local ffi_ok, ffi = pcall(require, "ffi")
-if ffi_ok and core.FFI_NOW then
-  local now_ms = ffi.cast("double (*)(void)", core.FFI_NOW)
-  local send_number = ffi.cast("int (*)(const char *, size_t, double)", core.FFI_SEND_NUMBER)
-  local core_send = core.send
-  core.now() -- calibrates the clock
+if ffi_ok and node.FFI_NOW then
+  local now_ms = ffi.cast("double (*)(void)", node.FFI_NOW)
+  local send_number = ffi.cast("int (*)(const char *, size_t, double)", process.FFI_SEND_NUMBER)
+  local core_send = process.send
+  core_now() -- calibrates the clock
   halo.now = function() return now_ms() end
   halo.send = function(to, msg)
     if type(msg) == "number" and type(to) == "string" and send_number(to, #to, msg) == 0 then
@@ -166,7 +169,7 @@ end
 -- when the callee ends before replying, at once nil, "ETERMINATED: process
 -- terminated: <reason>", "ETERMINATED", reason.
 function halo.call(to, request, timeout)
-  local ref, err, code = core.call(to, request, timeout)
+  local ref, err, code = core_call(to, request, timeout)
   if not ref then return nil, err, code end
   local ok, v, c, reason = yield()
   if ok then return v end
@@ -175,7 +178,7 @@ end
 
 --- Asks a process for its handle_inspect map.
 function halo.inspect(to, items, timeout)
-  local ref, err, code = core.inspect(to, items or {}, timeout)
+  local ref, err, code = core_inspect(to, items or {}, timeout)
   if not ref then return nil, err, code end
   local ok, v, c, reason = yield()
   if ok then return v end
@@ -183,11 +186,11 @@ function halo.inspect(to, items, timeout)
 end
 
 --- Replies to a call later (when handle_call returned nil).
-halo.reply = core.reply
+halo.reply = process.reply
 
 --- Suspends the calling process for ms milliseconds; others keep running.
 function halo.sleep(ms)
-  local ok, err, code = core.sleep(ms)
+  local ok, err, code = core_sleep(ms)
   if not ok then return nil, err, code end
   yield()
   return true
@@ -195,22 +198,22 @@ end
 
 --- Gives the CPU to the other ready processes and continues after them.
 function halo.yield()
-  core.yield()
+  core_yield()
   yield()
 end
 
 --- In a function process: waits for the next message (at most timeout ms).
 -- Returns from, msg, ref (ref only for calls) or nil, "ETIMEDOUT: timed out".
 function halo.receive(timeout)
-  local deadline = timeout and core.now() + timeout
+  local deadline = timeout and core_now() + timeout
   while true do
-    core.receive(timeout)
+    core_receive(timeout)
     local kind, from, msg, ref = yield()
     if kind > MSG_BARE then return from, signal_msg(kind - MSG_BARE, from, msg) end
     if kind == MSG_TIMEOUT then return nil, "ETIMEDOUT: timed out", "ETIMEDOUT" end
     if kind == MSG_INSPECT then
       core_reply(from, ref, {})
-      if deadline then timeout = math.max(0, math.ceil(deadline - core.now())) end -- inspects do not extend it
+      if deadline then timeout = math.max(0, math.ceil(deadline - core_now())) end -- inspects do not extend it
     else
       return from, msg, kind == MSG_REQUEST and ref or nil
     end
@@ -219,7 +222,7 @@ end
 
 --- True while a local process exists and can still run (not terminated, not a zombee).
 function halo.alive(pid)
-  local st = core.process_state(pid)
+  local st = introspect.process_state(pid)
   return st ~= nil and st ~= "terminated" and st ~= "zombee"
 end
 
@@ -231,14 +234,14 @@ function halo.stop_process(pid, wait_ms)
   if not alive(pid) then return "stopped" end
   wait_ms = wait_ms or 5000
   if wait_ms <= 0 then
-    core.kill(pid)
+    process.kill(pid)
     return "killed"
   end
-  core.exit(pid, "shutdown")
-  local deadline, step = core.now() + wait_ms, 0
+  process.exit(pid, "shutdown")
+  local deadline, step = core_now() + wait_ms, 0
   while alive(pid) do
-    if core.now() >= deadline then
-      core.kill(pid)
+    if core_now() >= deadline then
+      process.kill(pid)
       return "killed"
     end
     -- first let it run, then poll with a growing pause (at most 20 ms)
@@ -248,7 +251,7 @@ function halo.stop_process(pid, wait_ms)
   return "stopped"
 end
 
-halo.self = core.self
+halo.self = process.self
 -- A link or monitor to another node's process returns once that node has
 -- it in place (so a message sent after it cannot overtake it).
 -- Without an answer in time, the half-made relation is taken back.
@@ -262,32 +265,32 @@ local function relate(op, undo)
     return nil, v, c
   end
 end
-halo.link = relate(core.link, core.unlink)
-halo.unlink = core.unlink
-halo.monitor = relate(core.monitor, core.demonitor)
-halo.demonitor = core.demonitor
+halo.link = relate(process.link, process.unlink)
+halo.unlink = process.unlink
+halo.monitor = relate(process.monitor, process.demonitor)
+halo.demonitor = process.demonitor
 --- Sends an exit signal with reason to a process (not to self, parent or leader).
-halo.exit = core.exit
-halo.kill = core.kill
-halo.trap_exit = core.trap_exit
-halo.register = core.register
-halo.unregister = core.unregister
-halo.whereis = core.whereis
-halo.alias = core.alias
-halo.unalias = core.unalias
-halo.send_after = core.send_after
-halo.cancel_timer = core.cancel_timer
+halo.exit = process.exit
+halo.kill = process.kill
+halo.trap_exit = process.trap_exit
+halo.register = process.register
+halo.unregister = process.unregister
+halo.whereis = process.whereis
+halo.alias = process.alias
+halo.unalias = process.unalias
+halo.send_after = process.send_after
+halo.cancel_timer = process.cancel_timer
 --- The calling process's environment variable (names are case-insensitive),
 -- or with no name a copy of the whole environment.
-halo.getenv = core.getenv
+halo.getenv = process.getenv
 --- Sets (nil: deletes) a variable in the calling process's own environment.
-halo.setenv = core.setenv
-halo.set_log_level = core.set_log_level
+halo.setenv = process.setenv
+halo.set_log_level = process.set_log_level
 --- Monotonic milliseconds (fractional).
-halo.now = halo.now or core.now
+halo.now = halo.now or node.now
 
 --- Stops the node (exit code, default 0) once the current callback returns.
-halo.shutdown = core.stop
+halo.shutdown = node.stop
 
 --- Logging: halo.log(level, fmt, ...), halo.log.info(fmt, ...), loggers,
 -- levels and subscriptions (see halo/log.lua).
@@ -299,19 +302,19 @@ function halo.is_down(msg) return type(msg) == "table" and msg.kind == "down" en
 function halo.is_exit(msg) return type(msg) == "table" and msg.kind == "exit" end
 
 -- Introspection: the one API every tool reads.
-halo.node_info = core.node_info
-halo.process_list = core.process_list
-halo.process_info = core.process_info
-halo.process_state = core.process_state
-halo.stats = core.stats
-halo.memory = core.memory
+halo.node_info = introspect.node_info
+halo.process_list = introspect.process_list
+halo.process_info = introspect.process_info
+halo.process_state = introspect.process_state
+halo.stats = introspect.stats
+halo.memory = introspect.memory
 
 --- PID of a registered name, or the name of a PID ("" when it has none).
 function halo.process_lookup(name_or_pid)
   if type(name_or_pid) == "string" and name_or_pid:sub(1, 1) == "<" then
-    return core.process_name(name_or_pid)
+    return introspect.process_name(name_or_pid)
   end
-  return core.whereis(name_or_pid)
+  return process.whereis(name_or_pid)
 end
 
 -- The platform modules load on first use: halo.supervisor, halo.pool, ...

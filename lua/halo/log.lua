@@ -25,20 +25,20 @@ local LEVELS = { trace = -2, debug = -1, info = 1, warning = 2, error = 3, panic
 local enabled
 do
   local ok, ffi = pcall(require, "ffi")
-  if ok and core.FFI_LOG_ENABLED then
-    local f = ffi.cast("int (*)(int)", core.FFI_LOG_ENABLED)
+  if ok and core.log.FFI_ENABLED then
+    local f = ffi.cast("int (*)(int)", core.log.FFI_ENABLED)
     enabled = function(level) return f(level) ~= 0 end
   else
     enabled = function(level)
       for name, v in pairs(LEVELS) do
-        if v == level then return core.log_enabled(name) end
+        if v == level then return core.log.enabled(name) end
       end
       return false
     end
   end
 end
 
-local core_log = core.log
+local core_log = core.log.write
 
 local function emit(name, level, fmt, ...)
   if not enabled(level) then return end
@@ -70,15 +70,15 @@ end
 
 --- Level of the node (target nil or "node") or of a process (PID or name).
 function M.level(target)
-  if target == nil or target == "node" then return core.log_level() end
-  return core.log_level(target)
+  if target == nil or target == "node" then return core.log.level() end
+  return core.log.level(target)
 end
 
 --- Sets the level of the calling process (no target), of the node
 -- (target "node") or of a process (PID or registered name).
 function M.set_level(level, target)
-  if target == "node" then return core.log_set_node_level(level) end
-  return core.set_log_level(level, target)
+  if target == "node" then return core.log.set_node_level(level) end
+  return core.process.set_log_level(level, target)
 end
 
 local LOGGER_KEYS = { format = true, levels = true, output = true }
@@ -91,13 +91,13 @@ function M.add_logger(name, opts)
   for k in pairs(opts) do
     if not LOGGER_KEYS[k] then error(("unknown logger option '%s'"):format(tostring(k)), 2) end
   end
-  return core.log_add(name, opts.format or "plain", opts.levels, opts.output)
+  return core.log.add(name, opts.format or "plain", opts.levels, opts.output)
 end
 
-M.remove_logger = core.log_remove
+M.remove_logger = core.log.remove
 
 --- The loggers: { {name, format, levels, records, pid (process loggers)}... }.
-M.loggers = core.log_loggers
+M.loggers = core.log.loggers
 
 local SUB_KEYS = { levels = true, source = true, name = true }
 
@@ -109,9 +109,9 @@ function M.subscribe(opts)
   for k in pairs(opts) do
     if not SUB_KEYS[k] then error(("unknown subscribe option '%s'"):format(tostring(k)), 2) end
   end
-  return core.log_subscribe(opts.name or ("process:" .. core.self()), opts.levels, opts.source)
+  return core.log.subscribe(opts.name or ("process:" .. core.process.self()), opts.levels, opts.source)
 end
 
-M.unsubscribe = core.log_unsubscribe
+M.unsubscribe = core.log.unsubscribe
 
 return M

@@ -20,7 +20,7 @@ local M = {}
 -- Returns the port listened on.
 function M.start(opts)
   opts = opts or {}
-  local port, err, code = core.net_start(opts.cookie, opts.listen, opts.registrar)
+  local port, err, code = core.net.start(opts.cookie, opts.listen, opts.registrar)
   if not port then return nil, err, code end
   require("halo.remote").serve()
   return port
@@ -30,35 +30,31 @@ end
 -- Server, EmbeddedServer (this node serves), Version ("ESRD:R1"), the
 -- Support* capabilities, and halo's Registered, Error (the last refusal)
 -- and Elections (times this node took the server role). With
--- --registrar etcd://HOST:PORT, halo.net.registrar_etcd.info().
-function M.registrar()
-  local etcd = package.loaded["halo.etcd"]
-  if etcd and etcd.running() then return etcd.info() end
-  return core.net_registrar()
-end
+-- --registrar etcd://HOST:PORT, what halo.net.registrar_etcd.info() gives.
+M.registrar = core.net.registrar
 --- The other nodes the registrar knows (the cluster as discovered).
-M.nodes = core.net_nodes
+M.nodes = core.net.nodes
 --- Where node `name` listens: {Host, Port}, or nil, "ENOROUTE: no route".
-M.resolve = core.net_resolve
+M.resolve = core.net.resolve
 
 --- Dials address ("host:port") and waits (default 5000 ms) until node `name`
 -- is connected. Returns true, or nil, err, code (ENOCONN when the handshake
 -- or the dial failed, ETIMEDOUT).
 function M.connect(name, address, timeout)
-  local p = core.net_peer(name)
+  local p = core.net.peer(name)
   if p and p.Connected then return true end
-  local id, err, code = core.net_connect(address, name)
+  local id, err, code = core.net.connect(address, name)
   if not id then return nil, err, code end
   local deadline = halo.now() + (timeout or 5000)
   while halo.now() < deadline do
-    local done, why = core.net_dial(id)
+    local done, why = core.net.dial(id)
     if done == nil then
-      return core.error("ENOCONN", ("%s at %s: %s"):format(name, address, why:gsub("^ENOCONN: no connection: ", "")))
+      return core.node.error("ENOCONN", ("%s at %s: %s"):format(name, address, why:gsub("^ENOCONN: no connection: ", "")))
     end
-    p = core.net_peer(name)
+    p = core.net.peer(name)
     if p and p.Connected then return true end
     if done and not p then -- connected, but to another node than the one named
-      return core.error("ENOCONN", ("%s answers as another node, not %s"):format(address, name))
+      return core.node.error("ENOCONN", ("%s answers as another node, not %s"):format(address, name))
     end -- (or connected, its pool of links still opening)
     halo.sleep(5)
   end
@@ -71,17 +67,17 @@ function M.process_id(name, node)
   if type(name) ~= "string" or name == "" or type(node) ~= "string" or not node:find("@", 1, true) then
     error("process_id(name, node): a name and a node name@host expected", 2)
   end
-  return ("<%08X.%s>"):format(core.crc32(node), name)
+  return ("<%08X.%s>"):format(core.net.crc32(node), name)
 end
 
 --- Compresses the calling process's messages to other nodes (zlib) when
 -- their encoding is over 1024 bytes and compression makes them smaller.
-function M.compress(on) return core.net_compress(on ~= false) end
+function M.compress(on) return core.net.compress(on ~= false) end
 
 --- NetworkInfo with the reference's fields: Mode, Registrar (RegistrarInfo,
 -- nil without one), Acceptors, MaxMessageSize, HandshakeVersion,
--- ProtoVersion, Nodes (connected names), Routes and ProxyRoutes (static
--- routes: halo has none, its routes come from registrars), Flags,
+-- ProtoVersion, Nodes (connected names), Routes (where registrars say
+-- nodes listen: {Match, Host, Port}), ProxyRoutes (none), Flags,
 -- ConnectionsEstablished, ConnectionsLost, EnabledSpawn ({Name, Behavior,
 -- Nodes}), EnabledApplicationStart ({Name, Nodes}); and halo's
 -- HandshakeErrors, ProtocolErrors, PendingDropped (messages sent to a node
@@ -91,27 +87,13 @@ function M.compress(on) return core.net_compress(on ~= false) end
 -- payloads that inflate past the limit), SimultaneousConnects (dials of ours
 -- that met the peer's dial of us, one of the two giving way) and Settings
 -- (halo.net.configure's).
-function M.info()
-  local i = core.net_info()
-  if i.Mode ~= "enabled" then return i end
-  i.Registrar = M.registrar and (M.registrar()) or nil
-  i.Routes, i.ProxyRoutes = {}, {}
-  local remote = require("halo.remote")
-  local f = remote.flags()
-  i.Flags = { Enable = true, EnableRemoteSpawn = f.spawn, EnableRemoteApplicationStart = f.application_start,
-              EnableFragmentation = i.Settings.fragment_size > 0, EnableProxyTransit = false,
-              EnableProxyAccept = false, EnableImportantDelivery = false, EnableSimultaneousConnect = true,
-              -- the keep-alive period in seconds (rounded up), 0 when off
-              EnableSoftwareKeepAlive = math.ceil(i.Settings.keepalive_ms / 1000) }
-  i.EnabledSpawn, i.EnabledApplicationStart = remote.enabled()
-  return i
-end
+M.info = core.net.info
 
 --- Joins node spec of another host ("name@host" or "name@host:port"): asks
 -- that host's embedded registrar over UDP (every second until it answers),
 -- then dials the node and keeps it. Returns true (it goes on in the
 -- background: halo.net.node(name) tells when it is connected).
-M.join = core.net_join
+M.join = core.net.join
 
 --- Reads or changes the transport's settings: pool_size (links per peer
 -- we ask dialers for, 1-8, default 3), fragment_size (default 65000, 0 =
@@ -123,21 +105,21 @@ M.join = core.net_join
 -- keepalive_ms (default 1000, 0 = off), keepalive_misses (quiet periods
 -- before a peer is dropped, default 3). Returns the settings; a bad value
 -- changes nothing and returns nil, "EINCORRECT: ...".
-M.configure = core.net_configure
+M.configure = core.net.configure
 
 --- The cluster as this node sees it: Self, Connected (nodes with a link)
 -- and Discovered (nodes a registrar knows), names sorted.
 function M.cluster()
-  local connected, discovered = core.net_info().Nodes, core.net_nodes()
+  local connected, discovered = core.net.info().Nodes, core.net.nodes()
   table.sort(connected)
   table.sort(discovered)
-  return { Self = core.node_info().Name, Connected = connected, Discovered = discovered }
+  return { Self = core.introspect.node_info().Name, Connected = connected, Discovered = discovered }
 end
 --- RemoteNodeInfo of a peer (the reference's fields: Node, ConnectionUptime,
 -- PoolSize, PoolLen, PoolDSN, MessagesIn/Out, BytesIn/Out, Reconnections,
 -- MaxMessageSize, fragmentation and compression counters, ...) plus
 -- Connected and Dialed; nil, "ENOCONN: no connection" for an unknown node.
-M.node = core.net_peer
+M.node = core.net.peer
 
 --- halo.net.registrar_etcd: the etcd registrar's API (halo/etcd.lua):
 -- resolve_application, config, event, nodes, resolve, info.

@@ -17,6 +17,8 @@
 -- Exits, downs and inspect requests reach the pool process itself.
 local halo = require("halo")
 local core = require("halo.core")
+local forward = core.pool.forward
+local MSG_REGULAR, MSG_REQUEST, MSG_EVENT = core.process.MSG_REGULAR, core.process.MSG_REQUEST, core.process.MSG_EVENT
 
 local M = {}
 
@@ -68,32 +70,32 @@ function Pool:init(spec)
     local pid, err = spawn_worker(self)
     if not pid then error(("pool: worker %d failed to start: %s"):format(i, tostring(err)), 0) end
     workers[i] = pid
-    assert(core.pool_set_workers(workers)) -- forwarding starts with the first worker
+    assert(core.pool.set_workers(workers)) -- forwarding starts with the first worker
   end
 end
 
 -- Traffic that reached the pool itself: sent before its first worker was
 -- up. It goes on to a worker now, sender and ref kept.
 function Pool:handle_call(from, ref, req)
-  core.pool_forward(core.MSG_REQUEST, from, ref, req)
+  forward(MSG_REQUEST, from, ref, req)
 end
 
 function Pool:handle_event(event, message, time)
-  core.pool_forward(core.MSG_EVENT, halo.self(), 0, { event = event, message = message, time = time })
+  forward(MSG_EVENT, halo.self(), 0, { event = event, message = message, time = time })
 end
 
 -- A worker ended: start another in its place (a few tries, backing off; the
 -- forwarding skips the empty slot meanwhile).
 function Pool:handle_message(from, msg)
   if not halo.is_down(msg) or not msg.pid then
-    core.pool_forward(core.MSG_REGULAR, from, 0, msg)
+    forward(MSG_REGULAR, from, 0, msg)
     return
   end
   local delay = 50
   for attempt = 1, 6 do
     local pid, err = spawn_worker(self)
     if pid then
-      core.pool_replace_worker(msg.pid, pid)
+      core.pool.replace_worker(msg.pid, pid)
       return
     end
     halo.log("error", "pool: replacing worker %s failed (attempt %d): %s", msg.pid, attempt, tostring(err))
@@ -103,7 +105,7 @@ function Pool:handle_message(from, msg)
 end
 
 function Pool:handle_inspect()
-  local info = core.pool_info(halo.self())
+  local info = core.pool.info(halo.self())
   local alive = 0
   for _, pid in ipairs(info.workers) do
     if halo.alive(pid) then alive = alive + 1 end
@@ -126,6 +128,6 @@ function M.start(spec, opts)
 end
 
 --- The pool's workers and counters: { workers = {pid...}, forwarded, unhandled, restarts }.
-function M.info(pool) return core.pool_info(pool) end
+function M.info(pool) return core.pool.info(pool) end
 
 return M

@@ -25,35 +25,19 @@ local M = {}
 local SERVICE = "halo_remote"
 local TIMEOUT = 5000
 
--- Per node run (node_info().Name and the start time tell runs apart).
+-- Per node run: the behaviors enabled for spawn (the allow-lists and the
+-- node flags live in C: core.remote) and the remote event subscribers.
 local state, state_key
 local function st()
-  local key = core.node_serial()
+  local key = core.node.serial()
   if state_key ~= key or not state then
     state_key = key
-    state = { flags = { spawn = true, application_start = true }, spawn = {}, apps = {}, subs = {} }
+    state = { spawn = {}, subs = {} }
   end
   return state
 end
 
-local function node_of(pid) return tonumber(pid:match("^<(%x+)%."), 16) end
-
--- The allow-list entry's nodes as a set of CRCs (nil: any node).
-local function node_set(list, into)
-  if #list == 0 then return nil end
-  into = into or {}
-  for _, name in ipairs(list) do
-    if type(name) ~= "string" or not name:find("@", 1, true) then error("node names name@host expected", 3) end
-    into[core.crc32(name)] = name
-  end
-  return into
-end
-
-local function allowed(entry, from)
-  return entry.nodes == nil or entry.nodes[node_of(from)] ~= nil
-end
-
-local function refuse() return { nil, "ENOTALLOWED: not allowed", "ENOTALLOWED" } end
+local function refuse(err, code) return { nil, err, code } end
 
 local Service = { name = "halo.remote", kind = "system" }
 
@@ -68,28 +52,21 @@ local function serve(from, req)
     if req[k] ~= nil and type(req[k]) ~= "string" then return incorrect(k .. " must be a string") end
   end
   local s = st()
-  if req.op == "spawn" then
-    if not s.flags.spawn then return refuse() end
-    local e = s.spawn[req.name]
-    if not e then return { nil, "ENAMEUNKNOWN: unknown name", "ENAMEUNKNOWN" } end
-    if not allowed(e, from) then return refuse() end
+  if req.op == "spawn" or req.op == "application_start" then
+    local ok, err, code = core.remote.check(req.op, req.name or "", from)
+    if not ok then return refuse(err, code) end
+    if req.op == "application_start" then return { halo.application.start(req.name, req.mode) } end
     local opts = { name = req.register, log_level = req.log_level }
-    return { halo.spawn(e.behavior, req.args, opts) }
-  elseif req.op == "application_start" then
-    if not s.flags.application_start then return refuse() end
-    local e = s.apps[req.name]
-    if not e then return { nil, "ENAMEUNKNOWN: unknown name", "ENAMEUNKNOWN" } end
-    if not allowed(e, from) then return refuse() end
-    return { halo.application.start(req.name, req.mode) }
+    return { halo.spawn(s.spawn[req.name], req.args, opts) }
   elseif req.op == "event_subscribe" or req.op == "event_unsubscribe" then
     if not HOW[req.how] or not req.event or req.event == "" then return incorrect("event and how (link or monitor)") end
     -- the subscriber is the caller itself: a node cannot subscribe a third one's process
     if req.op == "event_unsubscribe" then
-      local r = { core.event_unsubscribe_remote(req.event, req.how, from) }
+      local r = { core.event.unsubscribe_remote(req.event, req.how, from) }
       if r[1] and s.subs[from] then s.subs[from][req.event .. "\0" .. req.how] = nil end
       return r
     end
-    local r = { core.event_subscribe_remote(req.event, req.how, from) }
+    local r = { core.event.subscribe_remote(req.event, req.how, from) }
     if r[1] then -- watch the subscriber: its end (or its node's) ends its subscriptions here
       if not s.subs[from] then
         s.subs[from] = {}
@@ -106,7 +83,7 @@ end
 function Service:handle_message(_, msg)
   local s = st()
   if not halo.is_down(msg) or not s.subs[msg.pid] then return end
-  for _, sub in pairs(s.subs[msg.pid]) do core.event_unsubscribe_remote(sub[1], sub[2], msg.pid) end
+  for _, sub in pairs(s.subs[msg.pid]) do core.event.unsubscribe_remote(sub[1], sub[2], msg.pid) end
   s.subs[msg.pid] = nil
 end
 
@@ -143,20 +120,7 @@ function M.start_application(node, name, mode)
   return ask(node, { op = "application_start", name = name, mode = mode })
 end
 
--- Adds nodes to the entry of name in list (a new entry starts as fields);
--- no nodes: any node.
-local function enable(list, name, fields, nodes)
-  local e = list[name]
-  if not e then
-    fields.nodes = node_set(nodes)
-    list[name] = fields
-  elseif #nodes == 0 then
-    e.nodes = nil
-  elseif e.nodes then
-    node_set(nodes, e.nodes)
-  end
-  return true
-end
+local function display_name(b) return type(b) == "table" and (b.name or "table") or tostring(b) end
 
 --- Lets nodes (all when none are named; more names add to the list) spawn
 -- behavior under name here. Re-enabling a name with another behavior: ETAKEN.
@@ -165,66 +129,31 @@ function M.enable_spawn(name, behavior, ...)
   if type(behavior) ~= "table" and type(behavior) ~= "string" and type(behavior) ~= "function" then
     error("a behavior (table, module name or function) expected", 2)
   end
-  local e = st().spawn[name]
-  if e and e.behavior ~= behavior then return core.error("ETAKEN", "spawn name " .. name) end
-  return enable(st().spawn, name, { behavior = behavior }, { ... })
-end
-
--- Removes nodes from the entry of name in list, or (no nodes) the entry.
-local function disable(list, name, what, nodes)
-  local e = list[name]
-  if not e then return core.error("EUNKNOWN", what .. " " .. tostring(name)) end
-  if #nodes == 0 then list[name] = nil return true end
-  if not e.nodes then e.nodes = {} end -- "any" minus some: keep the rest closed
-  for _, n in ipairs(nodes) do e.nodes[core.crc32(n)] = nil end
-  return true
+  local s = st()
+  if s.spawn[name] ~= nil and s.spawn[name] ~= behavior then return core.node.error("ETAKEN", "spawn name " .. name) end
+  local ok, err, code = core.remote.enable("spawn", name, display_name(behavior), ...)
+  if ok then s.spawn[name] = behavior end
+  return ok, err, code
 end
 
 --- Removes nodes from name's list, or (no nodes) the whole entry (EUNKNOWN if absent).
-function M.disable_spawn(name, ...) return disable(st().spawn, name, "spawn name", { ... }) end
+function M.disable_spawn(name, ...)
+  local ok, err, code = core.remote.disable("spawn", name, ...)
+  if ok and select("#", ...) == 0 then st().spawn[name] = nil end
+  return ok, err, code
+end
 
 --- Lets nodes start application name here (all when none are named).
 function M.enable_application_start(name, ...)
   if type(name) ~= "string" or name == "" then error("an application name expected", 2) end
-  return enable(st().apps, name, {}, { ... })
+  return core.remote.enable("application_start", name, nil, ...)
 end
 
-function M.disable_application_start(name, ...) return disable(st().apps, name, "application", { ... }) end
+function M.disable_application_start(name, ...) return core.remote.disable("application_start", name, ...) end
 
 --- The node flags: spawn and application_start (both on by default).
-function M.set_flags(flags)
-  local s = st()
-  for k, v in pairs(flags) do
-    if s.flags[k] == nil then error("unknown flag " .. tostring(k), 2) end
-    s.flags[k] = v and true or false
-  end
-  return true
-end
-
-function M.flags()
-  local f = st().flags
-  return { spawn = f.spawn, application_start = f.application_start }
-end
-
---- NetworkInfo's EnabledSpawn ({Name, Behavior, Nodes}) and
--- EnabledApplicationStart ({Name, Nodes}) lists.
-function M.enabled()
-  local s, sp, ap = st(), {}, {}
-  local function names(set)
-    local out = {}
-    for _, n in pairs(set or {}) do out[#out + 1] = n end
-    table.sort(out)
-    return out
-  end
-  for name, e in pairs(s.spawn) do
-    local b = e.behavior
-    sp[#sp + 1] = { Name = name, Behavior = type(b) == "table" and (b.name or "table") or tostring(b), Nodes = names(e.nodes) }
-  end
-  for name, e in pairs(s.apps) do ap[#ap + 1] = { Name = name, Nodes = names(e.nodes) } end
-  table.sort(sp, function(x, y) return x.Name < y.Name end)
-  table.sort(ap, function(x, y) return x.Name < y.Name end)
-  return sp, ap
-end
+M.set_flags = core.remote.set_flags
+M.flags = core.remote.flags
 
 --- Subscribes the calling process to event `name` of node (how: "link" or
 -- "monitor"); returns the buffered envelopes, oldest first, the event's
