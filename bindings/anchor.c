@@ -198,3 +198,13 @@ int hb_errorf(lua_State *L, int code, const char *fmt, ...) {
   lua_pushstring(L, halo_err_name(code));
   return 3;
 }
+
+void hb_copy_table(lua_State *L) {
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, -3)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+}

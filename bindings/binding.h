@@ -173,6 +173,8 @@ static inline int hb_ok_or_error(lua_State *L, int rc) {
 }
 /** Pushes a new table that JSON encoders print as [] when it stays empty. */
 void hb_new_array(lua_State *L, int n);
+/** Pushes a shallow copy of the table on top (which stays below it). */
+void hb_copy_table(lua_State *L);
 
 /** MessagePack codec (codec.c): encodes the value at idx into w; 0 or a
  *  HALO_E* code with a reason in err. */

@@ -274,13 +274,7 @@ static void push_settings(lua_State *L, const halo_net_t *net) {
 static int push_registrar(lua_State *L, halo_binding_t *B) {
   if (B->registrar_info) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, B->registrar_info);
-    lua_newtable(L);
-    lua_pushnil(L);
-    while (lua_next(L, -3)) {
-      lua_pushvalue(L, -2);
-      lua_insert(L, -2);
-      lua_rawset(L, -4);
-    }
+    hb_copy_table(L);
     lua_remove(L, -2);
     return 1;
   }

@@ -646,13 +646,7 @@ static int l_getenv(lua_State *L) {
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, self->href[HREF_ENV]);
   if (lua_isnil(L, 1)) { /* a copy of the whole environment */
-    lua_newtable(L);
-    lua_pushnil(L);
-    while (lua_next(L, -3)) {
-      lua_pushvalue(L, -2);
-      lua_insert(L, -2);
-      lua_rawset(L, -4);
-    }
+    hb_copy_table(L);
     return 1;
   }
   push_upper(L, 1);
