@@ -57,7 +57,7 @@
 #define DETACH_TIMEOUT 2000
 #define DETACH_MAX 10000
 #define WAIT_GRACE 1000 /* the wait timer backs up the request's own timeout */
-#define IDLE_KEEP 16    /* idle connections kept per host:port */
+#define IDLE_KEEP 64    /* idle connections kept per host:port */
 
 enum { MODE_WAIT, MODE_MESSAGE, MODE_STREAM, MODE_DETACH };
 

@@ -188,8 +188,8 @@ describe("halo.http", function()
     assert.equal(0, r.stats.active)
   end)
 
-  it("gives concurrent requests a connection each and keeps 16 idle", function()
-    local N = 24
+  it("gives concurrent requests a connection each and keeps 64 idle", function()
+    local N = 70
     local r = helper.run(function()
       core.http.stats() -- a fresh node: no clients yet
       local parent = halo.self()
@@ -213,7 +213,7 @@ describe("halo.http", function()
     end
     assert.equal(N, distinct) -- the server saw N connections
     assert.equal(N, r.after.connections)
-    assert.equal(16, r.after.idle)
+    assert.equal(64, r.after.idle)
     assert.equal(0, r.after.active)
     assert.equal(N, r.last.connections) -- the next request took an idle one
     assert.equal(1, r.last.reused)
