@@ -34,11 +34,12 @@
  * Lifetime. Clients are kept per host:port for the node's lifetime. Each
  * request has a connection of its own while it runs (no cap: concurrent
  * requests to one host open as many connections); up to IDLE_KEEP idle
- * ones per host:port are kept for reuse, HALO_HTTP_IDLE_MS each. A request belongs to the process that made it
- * and is cancelled when that process is freed. A detached request belongs
- * to nobody: no message, and it goes on after its caller's end and after
- * the node stops (for at most its timeout, default 2000, at most 10000 ms),
- * which is how a registrar revokes its lease from terminate. Every other
+ * ones per host:port are kept for reuse, HALO_HTTP_IDLE_MS each. A request
+ * belongs to the process that made it and is cancelled when that process
+ * is freed. A detached request belongs to nobody: no message, and it goes
+ * on after its caller's end and after the node stops (for at most its
+ * timeout, default 2000, at most 10000 ms), which is how a registrar
+ * revokes its lease from terminate. Every other
  * request is cancelled when the node stops, idle connections are closed,
  * and once the detached ones are done every client is deleted, so the loop
  * closes cleanly. This file learns of a process's end and of the node's
