@@ -6,7 +6,8 @@ BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
 JOBS       ?= $(shell nproc)
 PACKAGES   := build-essential cmake pkg-config libuv1-dev libluajit-5.1-dev luajit \
-              lua-cjson lua-cjson-dev node-llhttp lua-busted zlib1g-dev libssl-dev etcd-server
+              lua-cjson lua-cjson-dev node-llhttp lua-busted zlib1g-dev libssl-dev etcd-server \
+              nginx libnginx-mod-http-echo
 BENCH_PACKAGES := erlang-base
 FUZZ_PACKAGES  := clang
 FUZZ_SECONDS   ?= 60

@@ -8,28 +8,38 @@
  *       the results come to the calling process as messages (below)
  *   core.http.cancel(ref) -> true | nil, "ETARGETUNKNOWN: unknown target"
  *       ends a request of core.http.start; no further message comes for it
- *   core.http.stats() -> {clients, requests}
+ *   core.http.stats() -> {clients, requests, connections, reused, active, idle}
+ *       connections: TCP connections made; reused: requests sent on a
+ *       kept-alive one; active, idle: connections now
  *
  * opts: host, port (required), method ("GET", or "POST" when there is a
- * body), path ("/"), body (string), content_type, timeout (ms: the whole
+ * body), path ("/"), body (string), content_type, headers (name -> string or
+ * number; checked by halo_http_header_check: a refused one answers nil,
+ * "EINCORRECT: ..."), timeout (ms: the whole
  * request, connecting included; for a stream the longest silence; default
  * 5000, streams 0 = none), stream (core.http.start: the body comes piece by
  * piece), detach (core.http.start: fire and forget, see below).
  *
  * Messages of core.http.start, sent by the node to the caller:
  *   {kind = "http_data", ref, status, data}        streams: a piece of the body
- *   {kind = "http_done", ref, status, body}        the end (body: whole, non-streaming only)
+ *   {kind = "http_done", ref, status, body, headers} the end (body: whole, non-streaming only)
  *   {kind = "http_error", ref, error = "ECODE: text", code = "ECODE"}
  * A stream whose owner cannot take a piece (its mailbox is full) is
  * cancelled without a further message: give a streaming process a mailbox
  * without a limit. An HTTP status is not an error: the caller reads status.
+ * headers maps lower-cased names to values, a repeated header's values
+ * joined by ", "; halo.http.request's result has the same status, body and
+ * headers.
  *
- * Lifetime. Clients are kept per host:port for the node's lifetime (idle
- * connections are reused). A request belongs to the process that made it
- * and is cancelled when that process is freed. A detached request belongs
- * to nobody: no message, and it goes on after its caller's end and after
- * the node stops (for at most its timeout, default 2000, at most 10000 ms),
- * which is how a registrar revokes its lease from terminate. Every other
+ * Lifetime. Clients are kept per host:port for the node's lifetime. Each
+ * request has a connection of its own while it runs (no cap: concurrent
+ * requests to one host open as many connections); up to IDLE_KEEP idle
+ * ones per host:port are kept for reuse, HALO_HTTP_IDLE_MS each. A request
+ * belongs to the process that made it and is cancelled when that process
+ * is freed. A detached request belongs to nobody: no message, and it goes
+ * on after its caller's end and after the node stops (for at most its
+ * timeout, default 2000, at most 10000 ms), which is how a registrar
+ * revokes its lease from terminate. Every other
  * request is cancelled when the node stops, idle connections are closed,
  * and once the detached ones are done every client is deleted, so the loop
  * closes cleanly. This file learns of a process's end and of the node's
@@ -48,6 +58,7 @@
 #define DETACH_TIMEOUT 2000
 #define DETACH_MAX 10000
 #define WAIT_GRACE 1000 /* the wait timer backs up the request's own timeout */
+#define IDLE_KEEP 64    /* idle connections kept per host:port */
 
 enum { MODE_WAIT, MODE_MESSAGE, MODE_STREAM, MODE_DETACH };
 
@@ -107,6 +118,7 @@ static client_t *client_get(state_t *s, const char *host, int port) {
     free(c);
     return NULL;
   }
+  halo_http_set_idle(c->h, IDLE_KEEP, HALO_HTTP_IDLE_MS);
   memcpy(c->host, host, len + 1);
   c->port = port;
   c->next = s->clients;
@@ -183,6 +195,27 @@ typedef struct build {
   halo_payload_t pl;
 } build_t;
 
+/* Pushes the response headers of r as a table, repeated names joined by ", ". */
+static void push_headers(lua_State *L, const halo_http_req_t *r) {
+  size_t len;
+  const char *h = halo_http_req_headers(r, &len), *end = h + len;
+  lua_newtable(L);
+  while (h && h < end) {
+    const char *name = h, *value = name + strlen(name) + 1;
+    h = value + strlen(value) + 1;
+    lua_getfield(L, -1, name);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushstring(L, value);
+    } else {
+      lua_pushliteral(L, ", ");
+      lua_pushstring(L, value);
+      lua_concat(L, 3);
+    }
+    lua_setfield(L, -2, name);
+  }
+}
+
 /* Builds the message (or, waiting, the reply) of one event: may raise (memory). */
 static int build_body(lua_State *L, void *ud) {
   build_t *b = ud;
@@ -206,6 +239,10 @@ static int build_body(lua_State *L, void *ud) {
     if (b->event == HALO_HTTP_DATA || q->mode != MODE_STREAM) {
       lua_pushlstring(L, b->data ? b->data : "", b->data ? b->len : 0);
       lua_setfield(L, -2, b->event == HALO_HTTP_DATA ? "data" : "body");
+    }
+    if (b->event == HALO_HTTP_DONE) {
+      push_headers(L, q->r);
+      lua_setfield(L, -2, "headers");
     }
   }
   b->pl = hb_anchor(b->B, L, -1);
@@ -270,6 +307,42 @@ static int opt_bool(lua_State *L, const char *k) {
   return v;
 }
 
+/* Reads opts.headers into an array; leaves it (a userdata) and a table
+ * anchoring the value strings on the stack. On a header the client refuses
+ * returns NULL with *err set. */
+static halo_http_header_t *opt_headers(lua_State *L, size_t *n, const char **err) {
+  *n = 0;
+  *err = NULL;
+  lua_getfield(L, 1, "headers");
+  if (lua_isnil(L, -1)) return NULL;
+  if (!lua_istable(L, -1)) luaL_error(L, "http: headers must be a table");
+  int t = lua_gettop(L);
+  size_t count = 0;
+  for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1)) count++;
+  halo_http_header_t *hd = lua_newuserdata(L, (count ? count : 1) * sizeof *hd);
+  lua_newtable(L);
+  int anchors = lua_gettop(L);
+  for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1)) {
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "http: header names must be strings");
+    int vt = lua_type(L, -1);
+    if (vt != LUA_TSTRING && vt != LUA_TNUMBER) luaL_error(L, "http: header values must be strings or numbers");
+    size_t nlen, vlen;
+    const char *name = lua_tolstring(L, -2, &nlen); /* a string key: lua_next is safe */
+    lua_pushvalue(L, -1);
+    const char *value = lua_tolstring(L, -1, &vlen);
+    lua_rawseti(L, anchors, (int)*n + 1);
+    const char *why = strlen(name) != nlen || strlen(value) != vlen ? "a NUL byte" : halo_http_header_check(name, value);
+    if (why) {
+      *err = lua_pushfstring(L, "http: header \"%s\" refused: %s", name, why);
+      return NULL;
+    }
+    hd[*n].name = name;
+    hd[*n].value = value;
+    (*n)++;
+  }
+  return hd;
+}
+
 /* Starts the request described by opts (index 1) in mode; pushes the ref. */
 static int start(lua_State *L, int wait) {
   halo_binding_t *B = hb_node(L);
@@ -289,6 +362,10 @@ static int start(lua_State *L, int wait) {
   if (timeout < 0 || timeout > 86400000) return luaL_error(L, "http: timeout must be 0..86400000 ms");
   if (mode == MODE_WAIT && timeout == 0) return luaL_error(L, "http_wait: a timeout > 0 is required");
   if (mode == MODE_DETACH && (timeout == 0 || timeout > DETACH_MAX)) timeout = DETACH_MAX;
+  size_t nh;
+  const char *herr;
+  halo_http_header_t *hd = opt_headers(L, &nh, &herr);
+  if (herr) return hb_errorf(L, HALO_EINCORRECT, "%s", herr);
   halo_proc_t *self = NULL;
   if (mode != MODE_DETACH) {
     self = hb_self(L, B, wait ? "halo.http.request" : "core.http.start", wait);
@@ -312,7 +389,7 @@ static int start(lua_State *L, int wait) {
     }
   }
   if (!method) method = body ? "POST" : "GET";
-  int rc = halo_http_request(c->h, method, path ? path : "/", ctype, body, blen, (uint32_t)timeout,
+  int rc = halo_http_request(c->h, method, path ? path : "/", ctype, hd, nh, body, blen, (uint32_t)timeout,
                              mode == MODE_STREAM, on_http, q, &q->r);
   if (rc) {
     if (mode == MODE_WAIT) halo_timer_wait_stop(n, self);
@@ -355,17 +432,30 @@ static int l_http_cancel(lua_State *L) {
   return hb_error(L, HALO_ETARGETUNKNOWN);
 }
 
-/* core.http.stats() -> {clients, requests} */
+/* core.http.stats() -> {clients, requests, connections, reused, active, idle} */
 static int l_http_stats(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   int clients = 0, reqs = 0;
+  halo_http_stats_t sum = {0, 0, 0, 0};
   if (S && S->B == B) {
-    for (client_t *c = S->clients; c; c = c->next) clients++;
+    for (client_t *c = S->clients; c; c = c->next) {
+      halo_http_stats_t st;
+      halo_http_stats(c->h, &st);
+      sum.connects += st.connects;
+      sum.reuses += st.reuses;
+      sum.active += st.active;
+      sum.idle += st.idle;
+      clients++;
+    }
     for (hreq_t *q = S->reqs; q; q = q->next) reqs++;
   }
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 6);
   SET_INT("clients", clients);
   SET_INT("requests", reqs);
+  SET_INT("connections", sum.connects);
+  SET_INT("reused", sum.reuses);
+  SET_INT("active", sum.active);
+  SET_INT("idle", sum.idle);
   return 1;
 }
 

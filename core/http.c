@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_ADDRS 8
 #define READ_BUF 16384
@@ -39,6 +40,8 @@ struct halo_http_req {
   int status;
   char *body;                   /* non-streaming: the body so far, room for a NUL */
   size_t blen, bcap;
+  char *hdr;                    /* response headers: name\0value\0 pairs */
+  size_t hlen, hcap;
 };
 
 struct conn {
@@ -52,6 +55,8 @@ struct conn {
   llhttp_t parser;
   int handles;                  /* open handles; c is freed when none is left and not resolving */
   unsigned resolving : 1, closing : 1, reused : 1, idle : 1, complete : 1, keep_alive : 1;
+  unsigned in_head : 1;         /* parsing the headers, not the trailers */
+  unsigned hstate : 2;          /* HS_*: where the header parsing is */
   size_t rx;                    /* bytes received for the current request */
   size_t head_bytes;            /* status line and headers of the current response */
   int naddrs, next_addr;
@@ -68,6 +73,7 @@ struct halo_http {
   struct sockaddr_storage addr;
   conn_t *active, *idle;        /* connections with a request (or connecting), idle ones */
   unsigned nidle;
+  uint64_t connects, reuses;
   halo_http_req_t *reqs;        /* unfinished requests */
   halo_http_req_t *dead;        /* finished, freed when the outermost call returns */
   size_t max_body;
@@ -93,6 +99,7 @@ static int req_start(halo_http_req_t *r, int fresh);
 static void req_free(halo_http_req_t *r) {
   if (r->out && --r->out->refs == 0) free(r->out);
   free(r->body);
+  free(r->hdr);
   free(r);
 }
 
@@ -167,6 +174,7 @@ static int conn_new(halo_http_t *h, const struct sockaddr_storage *addrs, int n,
   uv_timer_init(h->loop, &c->timer);
   c->timer.data = c;
   c->handles = 1;
+  h->connects++;
   list_add(&h->active, c);
   int rc = uv_tcp_init(h->loop, &c->tcp);
   if (rc < 0) {
@@ -205,6 +213,7 @@ static void attach(conn_t *c, halo_http_req_t *r) {
   c->complete = c->keep_alive = 0;
   r->status = 0;
   r->blen = 0;
+  r->hlen = 0;
   llhttp_reset(&c->parser);
   conn_arm(c);
 }
@@ -327,10 +336,15 @@ static int too_large(conn_t *c) {
   return -1;
 }
 
+enum { HS_NONE, HS_NAME, HS_NAMED, HS_VALUE }; /* between headers, in a name, after it, in a value */
+
 static int on_message_begin(llhttp_t *p) {
   conn_t *c = p->data;
   c->head_bytes = 0;
+  c->in_head = 1;
+  c->hstate = HS_NONE;
   c->req->blen = 0;
+  c->req->hlen = 0;
   return 0;
 }
 
@@ -341,11 +355,77 @@ static int on_head_span(llhttp_t *p, const char *at, size_t len) {
   return c->head_bytes > HALO_HTTP_MAX_HEAD ? too_large(c) : 0;
 }
 
+/* Appends at[0..len) (lower-cased if lower) to the header block; the block
+ * stays within HALO_HTTP_MAX_HEAD plus two NULs a header, as the spans do. */
+static int hdr_put(conn_t *c, const char *at, size_t len, int lower) {
+  halo_http_req_t *r = c->req;
+  if (r->hlen + len + 1 > r->hcap) {
+    size_t cap = r->hcap ? r->hcap : 512;
+    while (cap < r->hlen + len + 1) cap *= 2;
+    char *b = realloc(r->hdr, cap);
+    if (!b) {
+      fail_code(r, UV_ENOMEM);
+      return -1;
+    }
+    r->hdr = b;
+    r->hcap = cap;
+  }
+  char *d = r->hdr + r->hlen;
+  if (lower) {
+    for (size_t i = 0; i < len; i++) d[i] = (char)(at[i] >= 'A' && at[i] <= 'Z' ? at[i] + 32 : at[i]);
+  } else {
+    memcpy(d, at, len);
+  }
+  r->hlen += len;
+  return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len) {
+  conn_t *c = p->data;
+  if (on_head_span(p, at, len)) return -1;
+  if (!c->in_head) return 0;
+  if (c->hstate == HS_NAMED && hdr_put(c, "", 1, 0)) return -1; /* the previous value was empty */
+  c->hstate = HS_NAME;
+  return hdr_put(c, at, len, 1);
+}
+
+static int on_header_field_complete(llhttp_t *p) {
+  conn_t *c = p->data;
+  if (!c->in_head) return 0;
+  c->hstate = HS_NAMED;
+  return hdr_put(c, "", 1, 0);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len) {
+  conn_t *c = p->data;
+  if (on_head_span(p, at, len)) return -1;
+  if (!c->in_head) return 0;
+  if (memchr(at, '\0', len)) {
+    fail(c->req, HALO_EMALFORMED, "malformed response");
+    return -1;
+  }
+  c->hstate = HS_VALUE;
+  return hdr_put(c, at, len, 0);
+}
+
+static int on_header_value_complete(llhttp_t *p) {
+  conn_t *c = p->data;
+  if (!c->in_head) return 0;
+  halo_http_req_t *r = c->req;
+  if (c->hstate == HS_VALUE)
+    while (r->hlen > 0 && (r->hdr[r->hlen - 1] == ' ' || r->hdr[r->hlen - 1] == '\t')) r->hlen--;
+  c->hstate = HS_NONE;
+  return hdr_put(c, "", 1, 0);
+}
+
 static int is_interim(int status) { return status >= 100 && status < 200 && status != 101; }
 
 static int on_headers_complete(llhttp_t *p) {
   conn_t *c = p->data;
   halo_http_req_t *r = c->req;
+  if (c->hstate == HS_NAMED && hdr_put(c, "", 1, 0)) return -1;
+  c->hstate = HS_NONE;
+  c->in_head = 0;
   r->status = p->status_code;
   if (is_interim(r->status)) return 1;
   if (r->head) return 1;
@@ -401,8 +481,10 @@ static int on_message_complete(llhttp_t *p) {
 static const llhttp_settings_t settings = {
     .on_message_begin = on_message_begin,
     .on_status = on_head_span,
-    .on_header_field = on_head_span,
-    .on_header_value = on_head_span,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
@@ -582,7 +664,10 @@ static int req_start(halo_http_req_t *r, int fresh) {
   conn_t *c;
   while (!fresh && (c = conn_take_idle(h))) {
     attach(c, r);
-    if (conn_send(c) == 0) return 0;
+    if (conn_send(c) == 0) {
+      h->reuses++;
+      return 0;
+    }
     detach(c);
     conn_close(c);
   }
@@ -660,30 +745,75 @@ void halo_http_set_idle(halo_http_t *h, unsigned max_idle, uint32_t idle_ms) {
   }
 }
 
+const char *halo_http_header_check(const char *name, const char *value) {
+  if (!name || !valid_token(name)) return "the name is not an HTTP token";
+  if (!strcasecmp(name, "Content-Length") || !strcasecmp(name, "Transfer-Encoding"))
+    return "the client sets it from the body";
+  if (!value) return "no value";
+  for (const char *v = value; *v; v++) {
+    unsigned char ch = (unsigned char)*v;
+    if ((ch < ' ' && ch != '\t') || ch == 127) return "the value has CR, LF or another control character";
+  }
+  return NULL;
+}
+
+/* Appends n bytes of s at dst + *at (dst NULL: only counts). */
+static void put(char *dst, size_t *at, const char *s, size_t n) {
+  if (dst) memcpy(dst + *at, s, n);
+  *at += n;
+}
+
+static void put_str(char *dst, size_t *at, const char *s) { put(dst, at, s, strlen(s)); }
+
+static void put_header(char *dst, size_t *at, const char *name, const char *value) {
+  put_str(dst, at, name);
+  put(dst, at, ": ", 2);
+  put_str(dst, at, value);
+  put(dst, at, "\r\n", 2);
+}
+
+/* Writes the head of a request into dst, or measures it (dst NULL); returns its length. */
+static size_t head_build(char *dst, const halo_http_t *h, const char *method, const char *path,
+                         const char *ctype, const halo_http_header_t *hd, size_t nh, const char *clen) {
+  size_t at = 0;
+  int own_host = 0;
+  for (size_t i = 0; i < nh; i++) own_host |= !strcasecmp(hd[i].name, "Host");
+  put_str(dst, &at, method);
+  put(dst, &at, " ", 1);
+  put_str(dst, &at, path);
+  put_str(dst, &at, " HTTP/1.1\r\n");
+  if (!own_host) put_header(dst, &at, "Host", h->host_header);
+  if (ctype) put_header(dst, &at, "Content-Type", ctype);
+  for (size_t i = 0; i < nh; i++) put_header(dst, &at, hd[i].name, hd[i].value);
+  if (clen) put_header(dst, &at, "Content-Length", clen);
+  put(dst, &at, "\r\n", 2);
+  return at;
+}
+
 int halo_http_request(halo_http_t *h, const char *method, const char *path, const char *content_type,
-                      const void *body, size_t len, uint32_t timeout_ms, int stream, halo_http_cb cb,
-                      void *ud, halo_http_req_t **out) {
+                      const halo_http_header_t *headers, size_t nheaders, const void *body, size_t len,
+                      uint32_t timeout_ms, int stream, halo_http_cb cb, void *ud, halo_http_req_t **out) {
   if (!h || h->deleted || !cb || !valid_token(method) || !path || !*path || !valid_text(path, 0) ||
-      (content_type && !valid_text(content_type, 1)) || (len && !body))
+      (content_type && !valid_text(content_type, 1)) || (len && !body) || (nheaders && !headers))
     return UV_EINVAL;
+  for (size_t i = 0; i < nheaders; i++)
+    if (halo_http_header_check(headers[i].name, headers[i].value)) return UV_EINVAL;
   int bodyless = len == 0 && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
-  char clen[48] = "";
-  if (!bodyless) snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", len);
-  const char *fmt = "%s %s HTTP/1.1\r\nHost: %s\r\n%s%s%s%s\r\n";
-  const char *ct0 = content_type ? "Content-Type: " : "", *ct = content_type ? content_type : "";
-  const char *ct1 = content_type ? "\r\n" : "";
-  int head = snprintf(NULL, 0, fmt, method, path, h->host_header, ct0, ct, ct1, clen);
-  if (head < 0 || len > UINT_MAX - (size_t)head) return UV_EINVAL;
+  char clen[24];
+  snprintf(clen, sizeof clen, "%zu", len);
+  const char *cl = bodyless ? NULL : clen;
+  size_t head = head_build(NULL, h, method, path, content_type, headers, nheaders, cl);
+  if (head > UINT_MAX || len > UINT_MAX - head) return UV_EINVAL;
   halo_http_req_t *r = calloc(1, sizeof *r);
-  outbuf_t *o = malloc(sizeof *o + (size_t)head + 1 + len);
+  outbuf_t *o = malloc(sizeof *o + head + len);
   if (!r || !o) {
     free(r);
     free(o);
     return UV_ENOMEM;
   }
-  snprintf(o->data, (size_t)head + 1, fmt, method, path, h->host_header, ct0, ct, ct1, clen);
+  head_build(o->data, h, method, path, content_type, headers, nheaders, cl);
   if (len) memcpy(o->data + head, body, len);
-  o->len = (size_t)head + len;
+  o->len = head + len;
   o->refs = 1;
   r->h = h;
   r->cb = cb;
@@ -706,6 +836,19 @@ int halo_http_request(halo_http_t *h, const char *method, const char *path, cons
   }
   if (out) *out = r;
   return 0;
+}
+
+const char *halo_http_req_headers(const halo_http_req_t *r, size_t *len) {
+  *len = r->hdr ? r->hlen : 0;
+  return *len ? r->hdr : NULL;
+}
+
+void halo_http_stats(const halo_http_t *h, halo_http_stats_t *out) {
+  memset(out, 0, sizeof *out);
+  out->connects = h->connects;
+  out->reuses = h->reuses;
+  out->idle = h->nidle;
+  for (const conn_t *c = h->active; c; c = c->next) out->active++;
 }
 
 void halo_http_cancel(halo_http_req_t *r) {

@@ -13,6 +13,10 @@
  * connection, whatever its method. Idle connections do not keep the loop
  * alive.
  *
+ * Response headers are parsed into a block the callbacks can read
+ * (halo_http_req_headers): names lower-cased, values without surrounding
+ * blanks, in the order received; trailers of chunked bodies are not kept.
+ *
  * The callback of a request gets any number of HALO_HTTP_DATA events
  * (streaming requests only), then exactly one HALO_HTTP_DONE or
  * HALO_HTTP_ERROR, after which the request is gone. Callbacks never fire
@@ -37,6 +41,19 @@
 
 typedef struct halo_http halo_http_t;
 typedef struct halo_http_req halo_http_req_t;
+
+/** A request header; both strings NUL-terminated. */
+typedef struct halo_http_header {
+  const char *name, *value;
+} halo_http_header_t;
+
+/** Counters of a client. */
+typedef struct halo_http_stats {
+  uint64_t connects;  /* TCP connections started (each address tried counts) */
+  uint64_t reuses;    /* requests sent on a kept-alive connection */
+  unsigned active;    /* connections with a request */
+  unsigned idle;      /* connections kept alive for the next request */
+} halo_http_stats_t;
 
 enum {
   HALO_HTTP_DATA = 1, /* streaming: a piece of the body (transfer coding removed); status is set */
@@ -77,17 +94,34 @@ void halo_http_set_max_body(halo_http_t *h, size_t max_body);
  *  period. */
 void halo_http_set_idle(halo_http_t *h, unsigned max_idle, uint32_t idle_ms);
 
+/** NULL when name: value may be sent as a request header, else why not:
+ *  the name must be an HTTP token other than Content-Length and
+ *  Transfer-Encoding (the client frames the body), the value printable
+ *  text or tabs, never CR or LF (no header injection). */
+const char *halo_http_header_check(const char *name, const char *value);
+
 /** Starts method path (the request target, e.g. "/v3/kv/range") with body[0..len)
- *  sent with Content-Length (omitted for a GET or HEAD without a body) and
- *  content_type (NULL: no Content-Type). timeout_ms, 0 = none: for a
+ *  sent with Content-Length (omitted for a GET or HEAD without a body),
+ *  content_type (NULL: no Content-Type) and headers[0..nheaders) (each
+ *  passing halo_http_header_check; a Host among them replaces the client's
+ *  host:port). timeout_ms, 0 = none: for a
  *  non-streaming request the time allowed for all of it, connecting
  *  included; for a streaming one (stream != 0) the longest silence from the
  *  server. The body is copied. *out (out may be NULL) names the request for
  *  halo_http_cancel. Returns 0, or UV_EINVAL (bad arguments, client being
  *  deleted), UV_ENOMEM or a libuv error, and then cb never fires. */
 int halo_http_request(halo_http_t *h, const char *method, const char *path, const char *content_type,
-                      const void *body, size_t len, uint32_t timeout_ms, int stream, halo_http_cb cb,
+                      const halo_http_header_t *headers, size_t nheaders, const void *body, size_t len, uint32_t timeout_ms, int stream, halo_http_cb cb,
                       void *ud, halo_http_req_t **out);
+
+/** The response headers of r, valid during its HALO_HTTP_DATA and
+ *  HALO_HTTP_DONE callbacks: *len bytes of NUL-terminated name, value
+ *  pairs ("content-type\0text/plain\0server\0nginx\0"); a name received
+ *  twice appears twice. NULL (and *len 0) when there are none. */
+const char *halo_http_req_headers(const halo_http_req_t *r, size_t *len);
+
+/** Fills *out with h's counters. */
+void halo_http_stats(const halo_http_t *h, halo_http_stats_t *out);
 
 /** Ends r: its callback gets HALO_HTTP_ERROR "cancelled" (UV_ECANCELED) before
  *  this returns; nothing happens when r has already had its terminal event

@@ -51,30 +51,7 @@ local started, pids = {}, {}
 
 local function sh_quiet(cmd) os.execute("unset LD_PRELOAD; " .. cmd) end
 
--- Loopback ports nobody uses (from /proc/net/tcp*), away from 2379/2380.
-local function free_ports(n)
-  local used = {}
-  for _, f in ipairs({ "/proc/net/tcp", "/proc/net/tcp6" }) do
-    local h = io.open(f)
-    if h then
-      for line in h:lines() do
-        local port = line:match("^%s*%d+:%s*%x+:(%x+)")
-        if port then used[tonumber(port, 16)] = true end
-      end
-      h:close()
-    end
-  end
-  math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
-  local out = {}
-  while #out < n do
-    local p = math.random(21000, 29000)
-    if not used[p] then
-      used[p] = true
-      out[#out + 1] = p
-    end
-  end
-  return unpack(out)
-end
+local free_ports = helper.free_ports
 
 local function gone(pid)
   local f = io.open("/proc/" .. pid .. "/stat")

@@ -37,7 +37,7 @@ typedef struct server {
   int sent;           /* pieces sent by timed plans */
   sconn_t *conns;
   /* the last request */
-  char method[16], url[256], host[128], ctype[128], clen[32];
+  char method[16], url[256], host[128], ctype[128], clen[32], xecho[128];
   char body[8192];
   size_t blen;
 } server_t;
@@ -238,6 +238,19 @@ static void route(sconn_t *sc) {
     swrites(sc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokJUNK");
   } else if (strcmp(u, "/continue") == 0) {
     swrites(sc, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  } else if (strcmp(u, "/headers") == 0) {
+    /* split in two-byte pieces so names and values straddle reads */
+    plan_dribble(sc,
+                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Multi: a\r\nServer: scripted  \r\n"
+                 "x-multi:b\r\nX-Empty:\r\nX-Tab: \tv\t\r\n\r\nok",
+                 2, 1, 0);
+  } else if (strcmp(u, "/bighead") == 0) {
+    char line[1024 + 16];
+    swrites(sc, "HTTP/1.1 200 OK\r\n");
+    memset(line, 'v', sizeof line);
+    memcpy(line, "X-Big: ", 7);
+    memcpy(line + 1024, "\r\n", 2);
+    for (int i = 0; i < 70; i++) swrite(sc, line, 1026); /* 70 KB of headers */
   } else if (strcmp(u, "/stale") == 0) {
     /* on a reused connection: as if the server had closed it while idle */
     if (sc->nreq > 1) sconn_close(sc);
@@ -270,7 +283,7 @@ static void copy_span(char *dst, size_t cap, const char *src, size_t len) {
 
 static int s_on_message_begin(llhttp_t *p) {
   (void)p;
-  srv.method[0] = srv.url[0] = srv.host[0] = srv.ctype[0] = srv.clen[0] = '\0';
+  srv.method[0] = srv.url[0] = srv.host[0] = srv.ctype[0] = srv.clen[0] = srv.xecho[0] = '\0';
   srv.blen = 0;
   return 0;
 }
@@ -305,6 +318,7 @@ static int s_on_value_complete(llhttp_t *p) {
   if (strcasecmp(sc->field, "host") == 0) dst = srv.host, cap = sizeof srv.host;
   else if (strcasecmp(sc->field, "content-type") == 0) dst = srv.ctype, cap = sizeof srv.ctype;
   else if (strcasecmp(sc->field, "content-length") == 0) dst = srv.clen, cap = sizeof srv.clen;
+  else if (strcasecmp(sc->field, "x-echo") == 0) dst = srv.xecho, cap = sizeof srv.xecho;
   if (dst) {
     dst[0] = '\0';
     copy_span(dst, cap, sc->value, sc->vlen);
@@ -417,6 +431,7 @@ struct result {
   uint64_t t0, t1;       /* uv_now() at the start and at the terminal event */
   halo_http_req_t *req;
   hook_fn hook;
+  char hdr[1024];        /* the response headers at DONE, NULs as '|' */
 };
 
 static halo_http_t *g_h;        /* the client under test, for hooks */
@@ -439,6 +454,12 @@ static void on_event(halo_http_req_t *r, void *ud, int event, int status, const 
     res->t1 = uv_now(&loop);
     if (event == HALO_HTTP_DONE) {
       res->dones++;
+      size_t hlen;
+      const char *h = halo_http_req_headers(r, &hlen);
+      CHECK(h != NULL || hlen == 0);
+      if (hlen >= sizeof res->hdr) hlen = sizeof res->hdr - 1;
+      for (size_t i = 0; i < hlen; i++) res->hdr[i] = h[i] ? h[i] : '|';
+      res->hdr[hlen] = '\0';
       if (data) {
         CHECK_EQ(data[len], '\0');
         copy_span(res->body, sizeof res->body, data, len);
@@ -457,7 +478,7 @@ static void on_event(halo_http_req_t *r, void *ud, int event, int status, const 
 static int start(result_t *res, const char *method, const char *path, const char *body,
                  uint32_t timeout_ms, int stream) {
   res->t0 = uv_now(&loop);
-  return halo_http_request(g_h, method, path, body ? "application/json" : NULL, body,
+  return halo_http_request(g_h, method, path, body ? "application/json" : NULL, NULL, 0, body,
                            body ? strlen(body) : 0, timeout_ms, stream, on_event, res, &res->req);
 }
 
@@ -561,17 +582,66 @@ static void test_get_post(void) {
 static void test_bad_args(void) {
   setup();
   result_t a = {0};
-  CHECK_EQ(halo_http_request(g_h, "GET", "/x y", NULL, NULL, 0, 0, 0, on_event, &a, NULL), UV_EINVAL);
-  CHECK_EQ(halo_http_request(g_h, "GET", "/x\r\nEvil: 1", NULL, NULL, 0, 0, 0, on_event, &a, NULL), UV_EINVAL);
-  CHECK_EQ(halo_http_request(g_h, "G T", "/", NULL, NULL, 0, 0, 0, on_event, &a, NULL), UV_EINVAL);
-  CHECK_EQ(halo_http_request(g_h, "POST", "/", "a\nb", "x", 1, 0, 0, on_event, &a, NULL), UV_EINVAL);
-  CHECK_EQ(halo_http_request(g_h, "POST", "/", NULL, NULL, 3, 0, 0, on_event, &a, NULL), UV_EINVAL);
-  CHECK_EQ(halo_http_request(g_h, "GET", "/", NULL, NULL, 0, 0, 0, NULL, &a, NULL), UV_EINVAL);
+  CHECK_EQ(halo_http_request(g_h, "GET", "/x y", NULL, NULL, 0, NULL, 0, 0, 0, on_event, &a, NULL), UV_EINVAL);
+  CHECK_EQ(halo_http_request(g_h, "GET", "/x\r\nEvil: 1", NULL, NULL, 0, NULL, 0, 0, 0, on_event, &a, NULL), UV_EINVAL);
+  CHECK_EQ(halo_http_request(g_h, "G T", "/", NULL, NULL, 0, NULL, 0, 0, 0, on_event, &a, NULL), UV_EINVAL);
+  CHECK_EQ(halo_http_request(g_h, "POST", "/", "a\nb", NULL, 0, "x", 1, 0, 0, on_event, &a, NULL), UV_EINVAL);
+  CHECK_EQ(halo_http_request(g_h, "POST", "/", NULL, NULL, 0, NULL, 3, 0, 0, on_event, &a, NULL), UV_EINVAL);
+  CHECK_EQ(halo_http_request(g_h, "GET", "/", NULL, NULL, 0, NULL, 0, 0, 0, NULL, &a, NULL), UV_EINVAL);
   CHECK(halo_http_new(&loop, "", 80) == NULL);
   CHECK(halo_http_new(&loop, "127.0.0.1", 0) == NULL);
   run_for(10);
   CHECK_EQ(a.calls, 0);
   CHECK_EQ(srv.accepted, 0);
+  teardown();
+}
+
+static void test_headers(void) {
+  setup();
+  result_t a = {0}, b = {0}, c = {0}, d = {0};
+  CHECK_EQ(start(&a, "GET", "/headers", NULL, 2000, 0), 0);
+  run_until(&a.finals, 1, 2000);
+  CHECK_EQ(a.dones, 1);
+  CHECK_STR_EQ(a.body, "ok");
+  /* lower-cased names, values trimmed, repeats kept in order, empty values kept */
+  CHECK_STR_EQ(a.hdr, "content-length|2|x-multi|a|server|scripted|x-multi|b|x-empty||x-tab|v|");
+
+  /* request headers go out; a Host of the caller's replaces the client's */
+  halo_http_header_t hd[] = {{"X-Echo", "hi there\tyou"}, {"Host", "example.org"}};
+  CHECK_EQ(halo_http_request(g_h, "GET", "/hello", NULL, hd, 2, NULL, 0, 1000, 0, on_event, &b, NULL), 0);
+  run_until(&b.finals, 1, 2000);
+  CHECK_EQ(b.dones, 1);
+  CHECK_STR_EQ(srv.xecho, "hi there\tyou");
+  CHECK_STR_EQ(srv.host, "example.org");
+  CHECK_STR_EQ(b.hdr, "content-length|11|");
+
+  /* header injection and framing headers are refused before anything is sent */
+  int before = srv.requests;
+  halo_http_header_t bad[][1] = {{{"X-A", "1\r\nEvil: 2"}}, {{"X-A", "1\nb"}}, {{"X A", "1"}},
+                                 {{"X-A:", "1"}},          {{"", "1"}},          {{"content-length", "5"}},
+                                 {{"Transfer-Encoding", "chunked"}}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    CHECK(halo_http_header_check(bad[i][0].name, bad[i][0].value) != NULL);
+    CHECK_EQ(halo_http_request(g_h, "GET", "/hello", NULL, bad[i], 1, NULL, 0, 1000, 0, on_event, &c, NULL),
+             UV_EINVAL);
+  }
+  CHECK(halo_http_header_check("X-Ok", "") == NULL);
+  run_for(10);
+  CHECK_EQ(c.calls, 0);
+  CHECK_EQ(srv.requests, before);
+
+  /* headers past HALO_HTTP_MAX_HEAD end the request */
+  CHECK_EQ(start(&d, "GET", "/bighead", NULL, 2000, 0), 0);
+  run_until(&d.finals, 1, 2000);
+  CHECK_EQ(d.errors, 1);
+  CHECK_STR_EQ(d.err, "response too large");
+
+  halo_http_stats_t st;
+  halo_http_stats(g_h, &st);
+  CHECK_EQ(st.connects, 1); /* every request on the first connection, closed by the failure */
+  CHECK_EQ(st.reuses, 2);
+  CHECK_EQ(st.idle, 0);
+  CHECK_EQ(st.active, 0);
   teardown();
 }
 
@@ -583,6 +653,7 @@ static void test_chunked(void) {
   CHECK_EQ(a.dones, 1);
   CHECK_EQ(a.status, 200);
   CHECK_STR_EQ(a.body, "hello 0123456789abcdef");
+  CHECK_STR_EQ(a.hdr, "transfer-encoding|chunked|"); /* the trailer is not a header */
   /* the connection is reusable after the trailer */
   result_t b = {0};
   CHECK_EQ(start(&b, "GET", "/hello", NULL, 1000, 0), 0);
@@ -714,7 +785,7 @@ static void test_connection_close(void) {
 static void test_head_and_interim(void) {
   setup();
   result_t a = {0}, b = {0}, c = {0};
-  CHECK_EQ(halo_http_request(g_h, "HEAD", "/head", NULL, NULL, 0, 1000, 0, on_event, &a, NULL), 0);
+  CHECK_EQ(halo_http_request(g_h, "HEAD", "/head", NULL, NULL, 0, NULL, 0, 1000, 0, on_event, &a, NULL), 0);
   run_until(&a.finals, 1, 2000);
   CHECK_EQ(a.dones, 1);
   CHECK_EQ(a.status, 200);
@@ -1039,7 +1110,7 @@ static void during_delete_hook(result_t *res, halo_http_req_t *r, int event) {
   (void)r;
   (void)event;
   result_t x = {0};
-  CHECK_EQ(halo_http_request(g_dying, "GET", "/hello", NULL, NULL, 0, 0, 0, on_event, &x, NULL), UV_EINVAL);
+  CHECK_EQ(halo_http_request(g_dying, "GET", "/hello", NULL, NULL, 0, NULL, 0, 0, 0, on_event, &x, NULL), UV_EINVAL);
   halo_http_delete(g_dying);
   if (g_other && g_other != res) halo_http_cancel(g_other->req); /* already cancelled, or about to be */
 }
@@ -1110,6 +1181,7 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN);
   RUN_TEST(test_get_post);
   RUN_TEST(test_bad_args);
+  RUN_TEST(test_headers);
   RUN_TEST(test_chunked);
   RUN_TEST(test_keepalive);
   RUN_TEST(test_idle_limits);
