@@ -203,6 +203,11 @@ void hb_net_free(halo_binding_t *B, lua_State *L);
 void hb_open_net(lua_State *L);
 /** HTTP client (http.c): core.http.wait, start, cancel, stats. */
 void hb_open_http(lua_State *L);
+/** Metrics (metrics.c): core.metrics ... */
+void hb_open_metrics(lua_State *L);
+/** ... and the node's Prometheus exposition (built-in and custom families)
+ *  in a malloc'ed buffer the caller frees: 0 or HALO_ENOMEM. */
+int hb_metrics_expose(halo_binding_t *B, char **body, size_t *len);
 
 /** Registers the functions of each file into the table on top (the
  *  sub-table core.<file> of module halo.core). */

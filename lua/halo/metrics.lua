@@ -1,0 +1,67 @@
+--- halo.metrics: custom Prometheus metrics and the node's exposition.
+--
+--   local c = metrics.counter{name = "jobs_total", help = "Jobs done.", labels = {"status"}}
+--   c:inc("ok"); c:add(3, "error")
+--   local g = metrics.gauge{...};      g:set(v, ...); g:add(v, ...)
+--   local h = metrics.histogram{..., buckets = {0.01, 0.1, 1}}; h:observe(v, ...)
+--   local t = metrics.top{..., n = 10, order = "max"};         t:observe(v, ...)
+--
+-- A family belongs to the process that registers it and goes when that
+-- process ends. A bad definition returns nil, "EINCORRECT: ...", a name
+-- registered already nil, "ETAKEN: ...". Label values are positional; a
+-- wrong count raises. An update of a family that is gone returns nil,
+-- "EUNKNOWN: ..." (counted in stats().update_errors). Top families show the
+-- heap of the last interval: metrics.flush_top() ends an interval (the radar
+-- application calls it every collect interval).
+local core = require("halo.core")
+
+local cm = core.metrics
+local add, set, observe = cm.add, cm.set, cm.observe
+
+local M = {}
+
+local Family = {}
+Family.__index = Family
+
+function Family:add(v, ...) return add(self.id, v, ...) end
+function Family:inc(...) return add(self.id, 1, ...) end
+function Family:set(v, ...) return set(self.id, v, ...) end
+function Family:observe(v, ...) return observe(self.id, v, ...) end
+
+local function register(kind, def)
+  if type(def) ~= "table" then error("halo.metrics." .. kind .. ": a definition table expected", 3) end
+  local d = {}
+  for k, v in pairs(def) do d[k] = v end
+  d.type = kind
+  local id, err, code = cm.register(d)
+  if not id then return nil, err, code end
+  return setmetatable({ id = id, name = def.name, type = kind, labels = def.labels or {} }, Family)
+end
+
+--- Registers a counter (add, inc).
+function M.counter(def) return register("counter", def) end
+--- Registers a gauge (set, add).
+function M.gauge(def) return register("gauge", def) end
+--- Registers a histogram (observe); no buckets: Prometheus' defaults .005 .. 10.
+function M.histogram(def) return register("histogram", def) end
+--- Registers a top-N family (observe): n (default 10), order "max" (default) or "min".
+function M.top(def) return register("top", def) end
+
+--- Removes a family by name: true or nil, err.
+M.unregister = cm.unregister
+--- Ends the interval of one top family (by name) or of all of them.
+M.flush_top = cm.flush_top
+--- The exposition text (Prometheus text format 0.0.4) of the node's
+-- built-in halo_* families and every custom family. opts.top_n: N of the
+-- built-in top families (default 50, see configure).
+M.expose = cm.expose
+--- The catalogue of built-in families: {name, type, labels, help, note}.
+M.families = cm.families
+--- Sets defaults: {top_n = n} for the built-in top families.
+M.configure = cm.configure
+--- {families = custom families registered, update_errors = updates refused}.
+M.stats = cm.stats
+--- The Content-Type of the exposition.
+M.CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+return M
