@@ -165,7 +165,7 @@ static void heap_sift(entry_t *e, uint32_t len, uint32_t i) {
   }
 }
 
-static inline void heap_offer(heap_t *h, uint32_t cap, double k, double v, const void *item) {
+static void heap_push(heap_t *h, uint32_t cap, double k, double v, const void *item) {
   if (h->len < cap) {
     uint32_t i = h->len++;
     h->e[i] = (entry_t){k, v, item};
@@ -181,6 +181,11 @@ static inline void heap_offer(heap_t *h, uint32_t cap, double k, double v, const
     h->e[0] = (entry_t){k, v, item};
     heap_sift(h->e, h->len, 0);
   }
+}
+
+/* The common case, inlined: the heap is full and the candidate is no better. */
+static inline void heap_offer(heap_t *h, uint32_t cap, double k, double v, const void *item) {
+  if (h->len < cap || k > h->e[0].k) heap_push(h, cap, k, v, item);
 }
 
 /* -- Collection ------------------------------------------------------------------ */
@@ -380,6 +385,7 @@ typedef struct builder {
   halo_mview_series_t *series; /* next free */
   const char **vals;           /* next free label value slot */
   char *text;                  /* next free byte for formatted PIDs and addresses */
+  char pid_prefix[16];         /* "<CCCCCCCC.0." */
   const char *labels[sizeof halo_collect_families / sizeof halo_collect_families[0]][MAX_FAMILY_LABELS];
 } builder_t;
 
@@ -391,10 +397,20 @@ static const char *put_text(builder_t *b, const char *s, size_t len) {
   return at;
 }
 
+/* "<CRC.0.ID>" without printf: the prefix is made once per scrape. */
 static const char *pid_text(builder_t *b, uint64_t id) {
-  char buf[HALO_PID_STRLEN + 8];
-  int len = halo_pid_format(buf, sizeof buf, halo_node_pid(b->n, id));
-  return put_text(b, buf, (size_t)len);
+  if (id >> 31) {
+    char buf[HALO_PID_STRLEN + 8];
+    int len = halo_pid_format(buf, sizeof buf, halo_node_pid(b->n, id));
+    return put_text(b, buf, (size_t)len);
+  }
+  char *at = b->text;
+  memcpy(at, b->pid_prefix, 12);
+  size_t len = 12 + halo_metrics_format_u64(at + 12, id);
+  at[len] = '>';
+  at[len + 1] = 0;
+  b->text += len + 2;
+  return at;
 }
 
 static void add(builder_t *b, halo_mview_t *v, double value, int nvals, ...) {
@@ -506,6 +522,7 @@ int halo_collect_expose(halo_node_t *n, halo_metrics_t *m, const halo_collect_op
     if (!b) rc = HALO_ENOMEM;
     else {
       *b = (builder_t){.n = n, .c = &c, .net = o->net, .now = now, .series = series, .vals = vals, .text = text};
+      snprintf(b->pid_prefix, sizeof b->pid_prefix, "<%08X.0.", n->crc);
       for (int i = 0; i < NF; i++) build_view(b, i, &views[i]);
       memcpy(views + NF, cviews, (size_t)ncustom * sizeof *views);
       qsort(views, (size_t)(NF + ncustom), sizeof *views, cmp_view);

@@ -27,15 +27,17 @@ static int mbuf_grow(halo_mbuf_t *b, size_t n) {
   return 0;
 }
 
-void halo_mbuf_put(halo_mbuf_t *b, const char *s, size_t n) {
-  if (mbuf_grow(b, n)) return;
+static inline void put(halo_mbuf_t *b, const char *s, size_t n) {
+  if (b->len + n > b->cap && mbuf_grow(b, n)) return;
   memcpy(b->p + b->len, s, n);
   b->len += n;
 }
 
-void halo_mbuf_puts(halo_mbuf_t *b, const char *s) { halo_mbuf_put(b, s, strlen(s)); }
+void halo_mbuf_put(halo_mbuf_t *b, const char *s, size_t n) { put(b, s, n); }
 
-static size_t fmt_u64(char *buf, uint64_t v) {
+void halo_mbuf_puts(halo_mbuf_t *b, const char *s) { put(b, s, strlen(s)); }
+
+size_t halo_metrics_format_u64(char *buf, uint64_t v) {
   char d[24];
   size_t n = 0, i = 0;
   do {
@@ -53,9 +55,9 @@ size_t halo_metrics_format_double(char *buf, double v) {
   if (v == floor(v) && fabs(v) < 1e15) {
     if (v < 0) {
       buf[0] = '-';
-      return 1 + fmt_u64(buf + 1, (uint64_t)-v);
+      return 1 + halo_metrics_format_u64(buf + 1, (uint64_t)-v);
     }
-    return fmt_u64(buf, (uint64_t)v);
+    return halo_metrics_format_u64(buf, (uint64_t)v);
   }
   int n = 0;
   for (int prec = 15; prec <= 17; prec++) {
@@ -67,20 +69,23 @@ size_t halo_metrics_format_double(char *buf, double v) {
 
 void halo_mbuf_double(halo_mbuf_t *b, double v) {
   char buf[32];
-  halo_mbuf_put(b, buf, halo_metrics_format_double(buf, v));
+  put(b, buf, halo_metrics_format_double(buf, v));
 }
 
-/* Label values escape \, " and newline; HELP text \ and newline. */
+/* Label values escape \\, " and newline; HELP text \\ and newline. */
 static void put_escaped(halo_mbuf_t *b, const char *s, int quote) {
   const char *run = s;
-  for (; *s; s++) {
-    const char *rep = *s == '\\' ? "\\\\" : *s == '\n' ? "\\n" : quote && *s == '"' ? "\\\"" : NULL;
+  for (;; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c > '\\' || (c != 0 && c != '\\' && c != '\n' && c != '"')) continue;
+    if (!c) break;
+    const char *rep = c == '\\' ? "\\\\" : c == '\n' ? "\\n" : quote ? "\\\"" : NULL;
     if (!rep) continue;
-    halo_mbuf_put(b, run, (size_t)(s - run));
-    halo_mbuf_put(b, rep, 2);
+    put(b, run, (size_t)(s - run));
+    put(b, rep, 2);
     run = s + 1;
   }
-  halo_mbuf_put(b, run, (size_t)(s - run));
+  put(b, run, (size_t)(s - run));
 }
 
 /* -- Writer -------------------------------------------------------------------- */
@@ -122,21 +127,21 @@ static int cmp_series(const void *a, const void *b, void *ud) {
 
 static void put_labels(halo_mbuf_t *b, const halo_mview_t *v, const order_t *o, const char *node,
                        const halo_mview_series_t *s, const char *le) {
-  halo_mbuf_put(b, "{", 1);
+  put(b, "{", 1);
   for (uint32_t i = 0; i < o->n; i++) {
     int k = o->idx[i];
-    if (i) halo_mbuf_put(b, ",", 1);
+    if (i) put(b, ",", 1);
     halo_mbuf_puts(b, k < 0 ? "node" : v->labels[k]);
-    halo_mbuf_put(b, "=\"", 2);
+    put(b, "=\"", 2);
     put_escaped(b, k < 0 ? node : s->values[k], 1);
-    halo_mbuf_put(b, "\"", 1);
+    put(b, "\"", 1);
   }
   if (le) {
-    halo_mbuf_put(b, ",le=\"", 5);
+    put(b, ",le=\"", 5);
     halo_mbuf_puts(b, le);
-    halo_mbuf_put(b, "\"", 1);
+    put(b, "\"", 1);
   }
-  halo_mbuf_put(b, "} ", 2);
+  put(b, "} ", 2);
 }
 
 static void put_sample(halo_mbuf_t *b, const char *name, const char *suffix, const halo_mview_t *v,
@@ -146,7 +151,7 @@ static void put_sample(halo_mbuf_t *b, const char *name, const char *suffix, con
   if (suffix) halo_mbuf_puts(b, suffix);
   put_labels(b, v, o, node, s, le);
   halo_mbuf_double(b, value);
-  halo_mbuf_put(b, "\n", 1);
+  put(b, "\n", 1);
 }
 
 void halo_metrics_write(halo_mbuf_t *b, const char *node, halo_mview_t *v) {
@@ -155,15 +160,15 @@ void halo_metrics_write(halo_mbuf_t *b, const char *node, halo_mview_t *v) {
   order_t o;
   label_order(v, &o);
   if (v->nseries > 1) qsort_r(v->series, v->nseries, sizeof *v->series, cmp_series, &o);
-  halo_mbuf_put(b, "# HELP ", 7);
+  put(b, "# HELP ", 7);
   halo_mbuf_puts(b, v->name);
-  halo_mbuf_put(b, " ", 1);
+  put(b, " ", 1);
   put_escaped(b, v->help ? v->help : "", 0);
-  halo_mbuf_put(b, "\n# TYPE ", 8);
+  put(b, "\n# TYPE ", 8);
   halo_mbuf_puts(b, v->name);
-  halo_mbuf_put(b, " ", 1);
+  put(b, " ", 1);
   halo_mbuf_puts(b, types[v->type]);
-  halo_mbuf_put(b, "\n", 1);
+  put(b, "\n", 1);
   for (uint32_t i = 0; i < v->nseries; i++) {
     const halo_mview_series_t *s = &v->series[i];
     if (v->type != HALO_METRIC_HISTOGRAM) {
@@ -372,7 +377,7 @@ static size_t key_len(const size_t *lens, uint32_t n) {
 static size_t key_make(char *out, const char *const *values, const size_t *lens, uint32_t n) {
   size_t at = 0;
   for (uint32_t i = 0; i < n; i++) {
-    at += fmt_u64(out + at, lens[i]);
+    at += halo_metrics_format_u64(out + at, lens[i]);
     out[at++] = ':';
     memcpy(out + at, values[i], lens[i]);
     at += lens[i];

@@ -46,6 +46,8 @@ void halo_mbuf_puts(halo_mbuf_t *b, const char *s);
 /** Appends v in Prometheus' form: integers plain, otherwise the shortest
  *  form that reads back as v; "+Inf", "-Inf", "NaN". */
 void halo_mbuf_double(halo_mbuf_t *b, double v);
+/** Writes v in decimal into buf (at least 21 bytes, NUL added); returns the length. */
+size_t halo_metrics_format_u64(char *buf, uint64_t v);
 /** Writes v as halo_mbuf_double does into buf (at least 32 bytes); returns the length. */
 size_t halo_metrics_format_double(char *buf, double v);
 

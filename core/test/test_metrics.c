@@ -1,0 +1,236 @@
+/* The metric registry, the top-N heap and the exposition writer; the
+ * catalogue of built-in families. */
+#include "check.h"
+#include "collect.h"
+#include "errors.h"
+#include "metrics.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static halo_metric_family_t *reg(halo_metrics_t *m, int type, const char *name, const char *const *labels, uint32_t n,
+                                 uint64_t owner) {
+  halo_metric_def_t d = {name, "help", type, labels, n, NULL, 0, 3, HALO_TOP_MAX, owner};
+  halo_metric_family_t *f = NULL;
+  int rc = halo_metrics_register(m, &d, &f);
+  if (rc) fprintf(stderr, "register %s: %s\n", name, m->err);
+  return f;
+}
+
+static int def_fails(halo_metrics_t *m, halo_metric_def_t d, int code, const char *text) {
+  halo_metric_family_t *f;
+  int rc = halo_metrics_register(m, &d, &f);
+  if (rc != code || !strstr(m->err, text)) {
+    fprintf(stderr, "want %d \"%s\", got %d \"%s\"\n", code, text, rc, m->err);
+    return 0;
+  }
+  return 1;
+}
+
+static void test_validation(void) {
+  halo_metrics_t m;
+  halo_metrics_init(&m);
+  const char *dup[] = {"a", "a"}, *node[] = {"node"}, *le[] = {"le"}, *under[] = {"__x"}, *bad[] = {"1x"};
+  double dec[] = {1, 0.5}, eq[] = {1, 1}, inf[] = {1, INFINITY};
+  halo_metric_def_t base = {"ok_total", "help", HALO_METRIC_COUNTER, NULL, 0, NULL, 0, 0, 0, 1};
+  halo_metric_def_t d = base;
+  d.name = "9bad";
+  CHECK(def_fails(&m, d, HALO_EINCORRECT, "invalid metric name \"9bad\""));
+  d.name = "bad-name";
+  CHECK(def_fails(&m, d, HALO_EINCORRECT, "invalid metric name"));
+  d.name = "halo_mine";
+  CHECK(def_fails(&m, d, HALO_EINCORRECT, "metric \"halo_mine\" is reserved for internal use"));
+  d = base;
+  d.labels = dup, d.nlabels = 2;
+  CHECK(def_fails(&m, d, HALO_EINCORRECT, "duplicate label name \"a\""));
+  d.labels = node, d.nlabels = 1;
+  CHECK(def_fails(&m, d, HALO_EINCORRECT, "label name \"node\" is reserved"));
+  d.labels = under;
+  CHECK(def_fails(&m, d, HALO_EINCORRECT, "label name \"__x\" is reserved"));
+  d.labels = bad;
+  CHECK(def_fails(&m, d, HALO_EINCORRECT, "invalid label name \"1x\""));
+  d.labels = le;
+  d.type = HALO_METRIC_HISTOGRAM;
+  CHECK(def_fails(&m, d, HALO_EINCORRECT, "label name \"le\" is reserved for histogram"));
+  d = base;
+  d.type = HALO_METRIC_HISTOGRAM;
+  d.buckets = dec, d.nbuckets = 2;
+  CHECK(def_fails(&m, d, HALO_EINCORRECT, "strictly increasing"));
+  d.buckets = eq;
+  CHECK(def_fails(&m, d, HALO_EINCORRECT, "strictly increasing"));
+  d.buckets = inf;
+  CHECK(def_fails(&m, d, HALO_EINCORRECT, "finite"));
+  d = base;
+  d.help = "";
+  CHECK(def_fails(&m, d, HALO_EINCORRECT, "help text is required"));
+  d = base;
+  d.type = HALO_METRIC_TOP, d.top_n = 0;
+  CHECK(def_fails(&m, d, HALO_EINCORRECT, "n must be"));
+  CHECK(reg(&m, HALO_METRIC_COUNTER, "ok_total", NULL, 0, 1) != NULL);
+  CHECK(def_fails(&m, base, HALO_ETAKEN, "metric \"ok_total\" is already registered"));
+  /* le is an ordinary label outside histograms; colons are allowed in names */
+  CHECK(reg(&m, HALO_METRIC_GAUGE, "ns:le_gauge", le, 1, 1) != NULL);
+  halo_metric_def_t h = base;
+  h.name = "h_default", h.type = HALO_METRIC_HISTOGRAM;
+  halo_metric_family_t *f;
+  CHECK_EQ(halo_metrics_register(&m, &h, &f), 0);
+  CHECK_EQ(f->nbuckets, 11);
+  CHECK(f->buckets[0] == .005 && f->buckets[10] == 10);
+  halo_metrics_destroy(&m);
+}
+
+static char *expose(halo_metrics_t *m, const char *node) {
+  halo_mview_t *views;
+  halo_mview_series_t *series;
+  int n = halo_metrics_views(m, &views, &series);
+  halo_mbuf_t b = {0};
+  for (int i = 0; i < n; i++) halo_metrics_write(&b, node, &views[i]);
+  halo_mbuf_put(&b, "", 1);
+  free(views);
+  free(series);
+  return b.p;
+}
+
+static void test_exposition(void) {
+  halo_metrics_t m;
+  halo_metrics_init(&m);
+  const char *st[] = {"status"}, *zb[] = {"z", "b"};
+  halo_metric_family_t *c = reg(&m, HALO_METRIC_COUNTER, "req_total", st, 1, 1);
+  const char *ok[] = {"ok"}, *err[] = {"e\"r\\r\n"};
+  size_t okl[] = {2}, errl[] = {6};
+  CHECK_EQ(halo_metrics_add(&m, c, 2, ok, okl, 1), 0);
+  CHECK_EQ(halo_metrics_add(&m, c, 1.5, err, errl, 1), 0);
+  CHECK_EQ(halo_metrics_add(&m, c, -1, ok, okl, 1), HALO_EINCORRECT);
+  CHECK_EQ(halo_metrics_add(&m, c, 1, NULL, NULL, 0), HALO_EINCORRECT);
+  CHECK(strstr(m.err, "has 1 label, got 0 values") != NULL);
+  CHECK_EQ(halo_metrics_set(&m, c, 1, ok, okl, 1), HALO_EINCORRECT);
+  halo_metric_family_t *g = reg(&m, HALO_METRIC_GAUGE, "g", zb, 2, 1);
+  const char *v1[] = {"1", "x"}, *v2[] = {"0", "y"};
+  size_t l1[] = {1, 1};
+  CHECK_EQ(halo_metrics_set(&m, g, 1e20, v1, l1, 2), 0);
+  CHECK_EQ(halo_metrics_set(&m, g, -0.25, v2, l1, 2), 0);
+  halo_metric_def_t hd = {"lat", "Latency\\ in\nseconds", HALO_METRIC_HISTOGRAM, NULL, 0, (double[]){0.1, 1}, 2, 0, 0, 1};
+  halo_metric_family_t *h;
+  CHECK_EQ(halo_metrics_register(&m, &hd, &h), 0);
+  for (double v = 0.05; v < 3; v += 0.5) CHECK_EQ(halo_metrics_observe(&m, h, v, NULL, NULL, 0), 0);
+  reg(&m, HALO_METRIC_GAUGE, "empty", NULL, 0, 1);
+  halo_metric_family_t *sp = reg(&m, HALO_METRIC_GAUGE, "special", st, 1, 1);
+  const char *a[] = {"a"}, *bb[] = {"b"}, *cc[] = {"c"};
+  size_t one[] = {1};
+  halo_metrics_set(&m, sp, INFINITY, a, one, 1);
+  halo_metrics_set(&m, sp, -INFINITY, bb, one, 1);
+  halo_metrics_set(&m, sp, NAN, cc, one, 1);
+  char *text = expose(&m, "n@h");
+  /* views come in registry order; the writer sorts series and label pairs */
+  CHECK(strstr(text, "# HELP req_total help\n# TYPE req_total counter\n"
+                     "req_total{node=\"n@h\",status=\"e\\\"r\\\\r\\n\"} 1.5\n"
+                     "req_total{node=\"n@h\",status=\"ok\"} 2\n") != NULL);
+  CHECK(strstr(text, "# TYPE g gauge\ng{b=\"x\",node=\"n@h\",z=\"1\"} 1e+20\ng{b=\"y\",node=\"n@h\",z=\"0\"} -0.25\n") != NULL);
+  CHECK(strstr(text, "# HELP lat Latency\\\\ in\\nseconds\n# TYPE lat histogram\n"
+                     "lat_bucket{node=\"n@h\",le=\"0.1\"} 1\n"
+                     "lat_bucket{node=\"n@h\",le=\"1\"} 2\n"
+                     "lat_bucket{node=\"n@h\",le=\"+Inf\"} 6\n"
+                     "lat_sum{node=\"n@h\"} 7.8\n"
+                     "lat_count{node=\"n@h\"} 6\n") != NULL);
+  CHECK(strstr(text, "empty") == NULL);
+  if (check_failures) fputs(text, stderr);
+  CHECK(strstr(text, "special{node=\"n@h\",status=\"a\"} +Inf\nspecial{node=\"n@h\",status=\"b\"} -Inf\n"
+                     "special{node=\"n@h\",status=\"c\"} NaN\n") != NULL);
+  free(text);
+  char buf[32];
+  halo_metrics_format_double(buf, 0.1);
+  CHECK_STR_EQ(buf, "0.1");
+  halo_metrics_format_double(buf, 1.0 / 3);
+  CHECK_STR_EQ(buf, "0.3333333333333333");
+  halo_metrics_format_double(buf, 123456789012);
+  CHECK_STR_EQ(buf, "123456789012");
+  halo_metrics_format_double(buf, -7);
+  CHECK_STR_EQ(buf, "-7");
+  halo_metrics_destroy(&m);
+}
+
+static void test_top(void) {
+  halo_metrics_t m;
+  halo_metrics_init(&m);
+  const char *k[] = {"k"};
+  halo_metric_family_t *t = reg(&m, HALO_METRIC_TOP, "top", k, 1, 7); /* n = 3, max */
+  static const char *names[] = {"a", "b", "c", "d", "e", "f"};
+  double vals[] = {5, 1, 5, 3, 1, 5};
+  size_t one[] = {1};
+  for (int i = 0; i < 6; i++) CHECK_EQ(halo_metrics_observe(&m, t, vals[i], &names[i], one, 1), 0);
+  char *text = expose(&m, "n");
+  CHECK(strstr(text, "top") == NULL); /* nothing shown before the first flush */
+  free(text);
+  halo_metrics_flush_top(&m, NULL);
+  text = expose(&m, "n");
+  /* a, b, c fill the heap; d (3) replaces the minimum b (1), e (1) does not
+   * enter, f (5) replaces d */
+  CHECK(strstr(text, "top{k=\"a\",node=\"n\"} 5\ntop{k=\"c\",node=\"n\"} 5\ntop{k=\"f\",node=\"n\"} 5\n") != NULL);
+  CHECK(strstr(text, "k=\"d\"") == NULL);
+  free(text);
+  /* ties at the boundary keep the earlier entry; the same label set shows once, its best value */
+  const char *x[] = {"x"}, *y[] = {"y"}, *z[] = {"z"}, *w[] = {"w"};
+  halo_metrics_observe(&m, t, 2, x, one, 1);
+  halo_metrics_observe(&m, t, 4, x, one, 1);
+  halo_metrics_observe(&m, t, 2, y, one, 1);
+  halo_metrics_observe(&m, t, 2, z, one, 1);
+  halo_metrics_observe(&m, t, 2, w, one, 1);
+  halo_metrics_flush_top(&m, t);
+  text = expose(&m, "n");
+  CHECK(strstr(text, "top{k=\"x\",node=\"n\"} 4\ntop{k=\"y\",node=\"n\"} 2\n") != NULL);
+  CHECK(strstr(text, "k=\"z\"") == NULL && strstr(text, "k=\"w\"") == NULL && strstr(text, "k=\"a\"") == NULL);
+  free(text);
+  /* min order keeps the lowest */
+  halo_metric_def_t d = {"bottom", "help", HALO_METRIC_TOP, k, 1, NULL, 0, 2, HALO_TOP_MIN, 7};
+  halo_metric_family_t *b;
+  CHECK_EQ(halo_metrics_register(&m, &d, &b), 0);
+  for (int i = 0; i < 6; i++) halo_metrics_observe(&m, b, vals[i], &names[i], one, 1);
+  CHECK_EQ(halo_metrics_observe(&m, b, NAN, names, one, 1), HALO_EINCORRECT);
+  halo_metrics_flush_top(&m, b);
+  text = expose(&m, "n");
+  CHECK(strstr(text, "bottom{k=\"b\",node=\"n\"} 1\nbottom{k=\"e\",node=\"n\"} 1\n") != NULL);
+  free(text);
+  /* an empty interval shows nothing after its flush */
+  halo_metrics_flush_top(&m, NULL);
+  text = expose(&m, "n");
+  CHECK(strstr(text, "top") == NULL && strstr(text, "bottom") == NULL);
+  free(text);
+  halo_metrics_destroy(&m);
+}
+
+static void test_owner(void) {
+  halo_metrics_t m;
+  halo_metrics_init(&m);
+  for (int i = 0; i < 50; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "m%d", i);
+    reg(&m, HALO_METRIC_GAUGE, name, NULL, 0, (uint64_t)(i % 3 + 1));
+  }
+  uint64_t id = halo_metrics_find(&m, "m1")->id;
+  CHECK_EQ(halo_metrics_remove_owner(&m, 2), 17);
+  CHECK(halo_metrics_find(&m, "m1") == NULL);
+  CHECK(halo_metrics_get(&m, id) == NULL);
+  CHECK(halo_metrics_find(&m, "m0") != NULL);
+  CHECK_EQ(m.by_id.len, 33);
+  CHECK_EQ(m.by_name.len, 33);
+  CHECK(reg(&m, HALO_METRIC_GAUGE, "m1", NULL, 0, 9) != NULL); /* the name is free again */
+  CHECK(halo_metrics_find(&m, "m1")->id != id);
+  halo_metrics_destroy(&m);
+}
+
+static void test_catalogue(void) {
+  CHECK_EQ(halo_collect_nfamilies, 73);
+  for (int i = 1; i < halo_collect_nfamilies; i++)
+    CHECK(strcmp(halo_collect_families[i - 1].name, halo_collect_families[i].name) < 0);
+  CHECK(halo_collect_absent[0] == NULL);
+}
+
+int main(void) {
+  test_validation();
+  test_exposition();
+  test_top();
+  test_owner();
+  test_catalogue();
+  return check_exit_code();
+}
