@@ -144,19 +144,23 @@ static const char *const evutil_labels[] = {"active", "on_demand", "idle", "no_s
  * replaces it only when strictly better, so ties keep the earlier one. */
 typedef struct entry {
   double k, v;
+  uint64_t seq; /* order of arrival: of equal entries the later is the worse */
   const void *item;
 } entry_t;
 
 typedef struct heap {
   entry_t *e;
   uint32_t len;
+  uint64_t seq;
 } heap_t;
+
+static inline int worse(const entry_t *a, const entry_t *b) { return a->k < b->k || (a->k == b->k && a->seq > b->seq); }
 
 static void heap_sift(entry_t *e, uint32_t len, uint32_t i) {
   for (;;) {
     uint32_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < len && e[l].k < e[m].k) m = l;
-    if (r < len && e[r].k < e[m].k) m = r;
+    if (l < len && worse(&e[l], &e[m])) m = l;
+    if (r < len && worse(&e[r], &e[m])) m = r;
     if (m == i) return;
     entry_t t = e[i];
     e[i] = e[m];
@@ -168,17 +172,17 @@ static void heap_sift(entry_t *e, uint32_t len, uint32_t i) {
 static void heap_push(heap_t *h, uint32_t cap, double k, double v, const void *item) {
   if (h->len < cap) {
     uint32_t i = h->len++;
-    h->e[i] = (entry_t){k, v, item};
+    h->e[i] = (entry_t){k, v, ++h->seq, item};
     while (i) {
       uint32_t p = (i - 1) / 2;
-      if (h->e[p].k <= h->e[i].k) break;
+      if (!worse(&h->e[i], &h->e[p])) break;
       entry_t t = h->e[i];
       h->e[i] = h->e[p];
       h->e[p] = t;
       i = p;
     }
   } else if (k > h->e[0].k) {
-    h->e[0] = (entry_t){k, v, item};
+    h->e[0] = (entry_t){k, v, ++h->seq, item};
     heap_sift(h->e, h->len, 0);
   }
 }

@@ -496,11 +496,16 @@ int halo_metrics_set(halo_metrics_t *m, halo_metric_family_t *f, double v, const
 
 /* -- Top-N heap ------------------------------------------------------------------ */
 
+/* The root is the worst entry: the smallest k, of equal ones the latest. */
+static int worse(const halo_top_entry_t *a, const halo_top_entry_t *b) {
+  return a->k < b->k || (a->k == b->k && a->seq > b->seq);
+}
+
 static void heap_down(halo_top_entry_t *h, uint32_t len, uint32_t i) {
   for (;;) {
     uint32_t l = 2 * i + 1, r = l + 1, min = i;
-    if (l < len && h[l].k < h[min].k) min = l;
-    if (r < len && h[r].k < h[min].k) min = r;
+    if (l < len && worse(&h[l], &h[min])) min = l;
+    if (r < len && worse(&h[r], &h[min])) min = r;
     if (min == i) return;
     halo_top_entry_t t = h[i];
     h[i] = h[min];
@@ -512,7 +517,7 @@ static void heap_down(halo_top_entry_t *h, uint32_t len, uint32_t i) {
 static void heap_up(halo_top_entry_t *h, uint32_t i) {
   while (i) {
     uint32_t p = (i - 1) / 2;
-    if (h[p].k <= h[i].k) return;
+    if (!worse(&h[i], &h[p])) return;
     halo_top_entry_t t = h[i];
     h[i] = h[p];
     h[p] = t;

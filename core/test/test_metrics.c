@@ -1,6 +1,7 @@
 /* The metric registry, the top-N heap and the exposition writer; the
  * catalogue of built-in families. */
 #include "check.h"
+#include "clock.h"
 #include "collect.h"
 #include "errors.h"
 #include "metrics.h"
@@ -226,11 +227,122 @@ static void test_catalogue(void) {
   CHECK(halo_collect_absent[0] == NULL);
 }
 
+/* A node record built by hand (no loop): the pass reads only the records,
+ * so times are set relative to the clock instead of waited for. */
+typedef struct fake {
+  halo_proc_t p;
+  halo_msg_t msg;
+} fake_t;
+
+static void fake_add(halo_node_t *n, fake_t *f, uint64_t id, const char *name, uint64_t up_s, uint64_t in,
+                     uint64_t run_ns, uint64_t latency_ns, int state, uint64_t now) {
+  memset(f, 0, sizeof *f);
+  f->p.id = id;
+  f->p.name = (char *)name;
+  f->p.behavior = "fake.behavior";
+  f->p.application = "app";
+  f->p.state = (uint8_t)state;
+  f->p.t_spawn = now - up_s * 1000000000u - 1000;
+  f->p.msgs_in = in;
+  f->p.wakeups = in ? 2 : 0;
+  f->p.running_ns = run_ns;
+  f->p.init_ns = id == 1 ? 5000000 : 0;
+  if (latency_ns) {
+    f->msg.t_enq = now - latency_ns;
+    f->p.mb.main.head = f->p.mb.main.tail = &f->msg;
+    f->p.mb.main.len = 1;
+  }
+  if (n->last) n->last->next = &f->p;
+  else n->first = &f->p;
+  f->p.prev = n->last;
+  n->last = &f->p;
+  n->nprocs++;
+  n->state_count[halo_state_index(state)]++;
+}
+
+static double sample(const char *text, const char *prefix) {
+  const char *at = strstr(text, prefix);
+  return at ? strtod(at + strlen(prefix), NULL) : -1;
+}
+
+static void test_collect(void) {
+  static halo_node_t n;
+  memset(&n, 0, sizeof n);
+  n.name = "t@h";
+  n.crc = 0xABCDEF01;
+  uint64_t now = halo_clock_ns();
+  n.t_start = now - 200000000000ull;
+  static fake_t f[7];
+  fake_add(&n, &f[0], 1, "stuck", 120, 10, 1000000000, 1500000000, HALO_STATE_SLEEP, now);   /* score 1e9 / (120 x 1.5e9) */
+  fake_add(&n, &f[1], 2, "young", 30, 10, 1000000, 1500000000, HALO_STATE_SLEEP, now);       /* uptime < 60 s */
+  fake_add(&n, &f[2], 3, "idle_in", 120, 0, 1000000, 1500000000, HALO_STATE_SLEEP, now);     /* no messages in */
+  fake_add(&n, &f[3], 4, "empty", 120, 5, 1000000, 0, HALO_STATE_SLEEP, now);                /* no latency */
+  fake_add(&n, &f[4], 5, "zombee", 120, 10, 1000000, 1500000000, HALO_STATE_ZOMBEE, now);    /* a zombee */
+  fake_add(&n, &f[5], 6, "worst", 120, 10, 1000000, 9500000000ull, HALO_STATE_SLEEP, now);  /* lowest score */
+  fake_add(&n, &f[6], 7, "newborn", 0, 0, 0, 0, HALO_STATE_RUNNING, now);                    /* uptime 0 */
+  n.log.counts[2] = 7;
+  halo_collect_opts_t o = {.top_n = 2, .lua_heap = 1000, .apps_total = 3, .apps_running = 2};
+  halo_mbuf_t b = {0};
+  CHECK_EQ(halo_collect_expose(&n, NULL, &o, &b), 0);
+  halo_mbuf_put(&b, "", 1);
+  const char *t = b.p;
+#define PL(family, name, id) \
+  "halo_" family "{application=\"app\",behavior=\"fake.behavior\",name=\"" name "\",node=\"t@h\",pid=\"<ABCDEF01.0." #id ">\"} "
+  /* liveness: bottom 2 of the eligible (stuck 1/180, worst 1e6 / (120 x 9.5e9)), young, idle_in, empty, zombee out */
+  double stuck = sample(t, PL("process_liveness_bottom", "stuck", 1));
+  double worst = sample(t, PL("process_liveness_bottom", "worst", 6));
+  CHECK(fabs(stuck - 1.0 / 180) < 1e-8);
+  CHECK(fabs(worst - 1e6 / (120 * 9.5e9)) < 1e-12);
+  CHECK(strstr(t, "halo_process_liveness_bottom{application=\"app\",behavior=\"fake.behavior\",name=\"young") == NULL);
+  /* top 2 by latency: worst (9.5 s), then of the four at 1.5 s the earliest (stuck): ties keep it */
+  CHECK(fabs(sample(t, PL("mailbox_latency_top_seconds", "worst", 6)) - 9.5) < 1e-3);
+  CHECK(fabs(sample(t, PL("mailbox_latency_top_seconds", "stuck", 1)) - 1.5) < 1e-3);
+  CHECK(strstr(t, "halo_mailbox_latency_top_seconds{application=\"app\",behavior=\"fake.behavior\",name=\"young") == NULL);
+  CHECK_EQ(sample(t, "halo_mailbox_latency_processes{node=\"t@h\"} "), 5);
+  CHECK_EQ(sample(t, "halo_mailbox_latency_distribution{node=\"t@h\",range=\"5s\"} "), 4);
+  CHECK_EQ(sample(t, "halo_mailbox_latency_distribution{node=\"t@h\",range=\"10s\"} "), 1);
+  CHECK_EQ(sample(t, "halo_mailbox_latency_distribution{node=\"t@h\",range=\"60s+\"} "), 0);
+  CHECK(fabs(sample(t, "halo_mailbox_latency_max_seconds{node=\"t@h\"} ") - 9.5) < 1e-3);
+  /* depth: empty mailboxes are not counted */
+  CHECK_EQ(sample(t, "halo_mailbox_depth_distribution{node=\"t@h\",range=\"1\"} "), 5);
+  CHECK_EQ(sample(t, "halo_mailbox_depth_distribution{node=\"t@h\",range=\"10K+\"} "), 0);
+  CHECK(strstr(t, "halo_mailbox_depth_top{application=\"app\",behavior=\"fake.behavior\",name=\"empty\"") == NULL);
+  /* messages in: zero is no candidate; drains skip wakeups 0 */
+  CHECK(strstr(t, "halo_process_messages_in_top{application=\"app\",behavior=\"fake.behavior\",name=\"idle_in\"") == NULL);
+  CHECK(strstr(t, "halo_process_drains_top{application=\"app\",behavior=\"fake.behavior\",name=\"idle_in\"") == NULL);
+  /* init time: only the process with one */
+  CHECK_EQ(sample(t, PL("process_init_time_top_seconds", "stuck", 1)) * 1000, 5);
+  CHECK_EQ(sample(t, "halo_process_init_time_max_seconds{node=\"t@h\"} "), 0.005);
+  /* utilization: uptime 0 skipped; stuck runs 1 s in 120 s (<= 1%), the others less */
+  CHECK_EQ(sample(t, "halo_process_utilization_distribution{node=\"t@h\",range=\"1%\"} "), 6);
+  CHECK_EQ(sample(t, "halo_process_utilization_distribution{node=\"t@h\",range=\"90%+\"} "), 0);
+  CHECK(strstr(t, "name=\"newborn\"") == NULL);
+  /* node-level rows */
+  CHECK_EQ(sample(t, "halo_processes_total{node=\"t@h\"} "), 7);
+  CHECK_EQ(sample(t, "halo_processes_zombie{node=\"t@h\"} "), 1);
+  CHECK_EQ(sample(t, "halo_processes_running{node=\"t@h\"} "), 1);
+  CHECK_EQ(sample(t, "halo_process_messages_in{node=\"t@h\"} "), 45);
+  CHECK_EQ(sample(t, "halo_node_uptime_seconds{node=\"t@h\"} "), 200);
+  CHECK_EQ(sample(t, "halo_applications_total{node=\"t@h\"} "), 3);
+  CHECK_EQ(sample(t, "halo_applications_running{node=\"t@h\"} "), 2);
+  CHECK_EQ(sample(t, "halo_log_messages_total{level=\"info\",node=\"t@h\"} "), 7);
+  CHECK_EQ(sample(t, "halo_log_messages_total{level=\"panic\",node=\"t@h\"} "), 0);
+  CHECK(sample(t, "halo_memory_alloc_bytes{node=\"t@h\"} ") >= 1000);
+  CHECK(sample(t, "halo_cpu_cores{node=\"t@h\"} ") >= 1);
+  /* every event state and no network rows without a network */
+  CHECK_EQ(sample(t, "halo_event_utilization{node=\"t@h\",state=\"no_publishing\"} "), 0);
+  CHECK(strstr(t, "halo_connections_established_total") == NULL && strstr(t, "halo_acceptor_handshake_errors_total") == NULL);
+  CHECK_EQ(sample(t, "halo_connected_nodes_total{node=\"t@h\"} "), 0);
+  if (check_failures) fputs(t, stderr);
+  free(b.p);
+}
+
 int main(void) {
   test_validation();
   test_exposition();
   test_top();
   test_owner();
   test_catalogue();
+  test_collect();
   return check_exit_code();
 }
