@@ -255,6 +255,23 @@ describe("built-in families", function()
     assert.same({}, by.halo_node_uptime_seconds.labels)
   end)
 
+  it("are the table in the README (tools/metrics_table.lua, make metrics-table)", function()
+    local gen = dofile("tools/metrics_table.lua")
+    local rows = gen.render(run(function() return halo.metrics.families() end))
+    local f = assert(io.open("README.md"))
+    local readme = f:read("*a")
+    f:close()
+    assert.equal(readme, gen.splice(readme, rows), "README's metrics table differs from the code: make metrics-table")
+    -- the check mode of the generator notices a drift
+    local copy = os.tmpname()
+    f = assert(io.open(copy, "w"))
+    f:write((readme:gsub("| `halo_cpu_cores` |", "| `halo_cpu_count` |")))
+    f:close()
+    local rc = os.execute(halo_bin .. " run tools/metrics_table.lua check " .. copy .. " 2>/dev/null")
+    os.remove(copy)
+    assert.is_true(rc ~= 0 and rc ~= true, "the check passed a drifted table")
+  end)
+
   it("report activity: counters, a backed-up mailbox, latency, utilization, events, applications", function()
     local r = run(function()
       local out = {}
