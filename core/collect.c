@@ -262,7 +262,10 @@ static void collect_procs(halo_node_t *n, collected_t *c, uint64_t now) {
   const uint32_t N = c->top_n;
   heap_t *h = c->ptop;
   for (halo_proc_t *p = n->first; p; p = p->next) {
-    uint64_t run = p->running_ns + (p->t_suspend && now > p->t_suspend ? now - p->t_suspend : 0);
+    /* Only a process suspended inside a callback has t_suspend set (and its
+     * open time counted): testing wait first spares the record's last cache line. */
+    uint64_t run = p->running_ns;
+    if (p->wait > HALO_WAIT_RECEIVE && p->t_suspend && now > p->t_suspend) run += now - p->t_suspend;
     uint64_t pin = p->msgs_in, pwake = p->wakeups;
     in += pin;
     out += p->msgs_out;
@@ -528,7 +531,7 @@ int halo_collect_expose(halo_node_t *n, halo_metrics_t *m, const halo_collect_op
       *b = (builder_t){.n = n, .c = &c, .net = o->net, .now = now, .series = series, .vals = vals, .text = text};
       snprintf(b->pid_prefix, sizeof b->pid_prefix, "<%08X.0.", n->crc);
       for (int i = 0; i < NF; i++) build_view(b, i, &views[i]);
-      memcpy(views + NF, cviews, (size_t)ncustom * sizeof *views);
+      if (ncustom) memcpy(views + NF, cviews, (size_t)ncustom * sizeof *views);
       qsort(views, (size_t)(NF + ncustom), sizeof *views, cmp_view);
       for (int i = 0; i < NF + ncustom; i++) halo_metrics_write(out, n->name, &views[i]);
       if (out->oom) rc = HALO_ENOMEM;
