@@ -17,6 +17,8 @@
  *   core.metrics.configure({top_n = n})   the default N of built-in tops (50)
  *   core.metrics.set_applications(total, running)  (halo.application)
  *   core.metrics.stats() -> {families, update_errors}
+ *   core.metrics.FFI_UPDATE, core.metrics.last_error(): the FFI path of
+ *       add/set/observe with up to two label values (hb_metrics_update)
  *
  * State lives per node; this file learns of a process's end and of the
  * node's stop by chaining the node's free and stopped hooks (as http.c).
@@ -190,6 +192,28 @@ static int update(lua_State *L, update_fn fn) {
   return 1;
 }
 
+/* The FFI path of updates with at most two label values (op 0 add, 1 set,
+ * 2 observe): plain C, never raises. 0 done; -1 nothing done (no such
+ * family, another label count: the Lua C API path says why); else the
+ * update's error code, with the text for core.metrics.last_error(). */
+static int last_rc;
+
+int hb_metrics_update(int op, double id, double v, int n, const char *a, size_t al, const char *b, size_t bl) {
+  static const update_fn fns[] = {halo_metrics_add, halo_metrics_set, halo_metrics_observe};
+  mstate_t *s = S;
+  halo_metric_family_t *f = s && s->B == halo__B && op >= 0 && op <= 2 ? halo_metrics_get(&s->reg, (uint64_t)id) : NULL;
+  if (!f || n < 0 || n > 2 || (uint32_t)n != f->nlabels) return -1;
+  const char *vals[2] = {a, b};
+  size_t lens[2] = {al, bl};
+  last_rc = fns[op](&s->reg, f, v, vals, lens, (uint32_t)n);
+  return last_rc;
+}
+
+/* core.metrics.last_error() -> nil, err, code of the last failed FFI update */
+static int l_last_error(lua_State *L) {
+  return hb_errorf(L, last_rc ? last_rc : HALO_EUNKNOWN, "%s", S ? S->reg.err : "");
+}
+
 static int l_add(lua_State *L) { return update(L, halo_metrics_add); }
 static int l_set(lua_State *L) { return update(L, halo_metrics_set); }
 static int l_observe(lua_State *L) { return update(L, halo_metrics_observe); }
@@ -330,6 +354,10 @@ void hb_open_metrics(lua_State *L) {
                                  {"set_applications", l_set_applications},
                                  {"families", l_families},
                                  {"stats", l_stats},
+                                 {"last_error", l_last_error},
                                  {NULL, NULL}};
   luaL_register(L, NULL, fns);
+  /* C entry point for LuaJIT's FFI: compiled traces call it directly. */
+  lua_pushlightuserdata(L, (void *)(uintptr_t)hb_metrics_update);
+  lua_setfield(L, -2, "FFI_UPDATE");
 }

@@ -28,6 +28,34 @@ function Family:inc(...) return add(self.id, 1, ...) end
 function Family:set(v, ...) return set(self.id, v, ...) end
 function Family:observe(v, ...) return observe(self.id, v, ...) end
 
+-- With LuaJIT's FFI, updates with up to two string label values go straight
+-- to C (hb_metrics_update looks the family up by id on every call, so a
+-- removed family is never touched); anything else, and every refusal, takes
+-- the Lua C API path, which raises or returns the error.
+local ffi_ok, ffi = pcall(require, "ffi")
+if ffi_ok and cm.FFI_UPDATE then
+  local update = ffi.cast("int (*)(int, double, double, int, const char *, size_t, const char *, size_t)", cm.FFI_UPDATE)
+  local select, type, last_error = select, type, cm.last_error
+  local slow = { [0] = add, set, observe }
+  local function fast(op, id, v, ...)
+    local n = select("#", ...)
+    if n <= 2 and type(v) == "number" then
+      local a, b = ...
+      local ta, tb = type(a), type(b)
+      if (n < 1 or ta == "string") and (n < 2 or tb == "string") then
+        local rc = update(op, id, v, n, a, ta == "string" and #a or 0, b, tb == "string" and #b or 0)
+        if rc == 0 then return true end
+        if rc ~= -1 then return last_error() end
+      end
+    end
+    return slow[op](id, v, ...)
+  end
+  function Family:add(v, ...) return fast(0, self.id, v, ...) end
+  function Family:inc(...) return fast(0, self.id, 1, ...) end
+  function Family:set(v, ...) return fast(1, self.id, v, ...) end
+  function Family:observe(v, ...) return fast(2, self.id, v, ...) end
+end
+
 local function register(kind, def)
   if type(def) ~= "table" then error("halo.metrics." .. kind .. ": a definition table expected", 3) end
   local d = {}
