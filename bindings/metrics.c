@@ -12,7 +12,10 @@
  *       a bad value); a wrong number of label values raises
  *   core.metrics.unregister(name) -> true | nil, err, code
  *   core.metrics.flush_top([name]) -> true | nil, err, code
- *   core.metrics.expose([{top_n = n}]) -> text
+ *   core.metrics.expose([{top_n = n}]) -> text, in one go
+ *   core.metrics.pass_start([{top_n = n}]) -> pass; pass_step(pass, budget)
+ *       -> true once every process record has been read (halo.metrics.expose
+ *       yields between steps); pass_finish(pass) -> text
  *   core.metrics.families() -> the catalogue of built-in families
  *   core.metrics.configure({top_n = n})   the default N of built-in tops (50)
  *   core.metrics.set_applications(total, running)  (halo.application)
@@ -30,8 +33,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A pass of expose in steps (core.metrics.pass_*): a userdata. */
+typedef struct pass {
+  halo_collect_t *c;   /* NULL once finished, or when the node stopped */
+  struct pass *prev, *next;
+} pass_t;
+
 typedef struct mstate {
   halo_binding_t *B;
+  pass_t *passes;      /* passes under way: told of every record freed */
   halo_metrics_t reg;
   uint32_t top_n;
   uint32_t apps_total, apps_running;
@@ -41,9 +51,20 @@ typedef struct mstate {
 
 static mstate_t *S; /* the running node's, NULL until first used */
 
+static void pass_end(pass_t *ps) {
+  if (!ps->c) return;
+  halo_collect_delete(ps->c);
+  ps->c = NULL;
+  if (ps->prev) ps->prev->next = ps->next;
+  else if (S) S->passes = ps->next;
+  if (ps->next) ps->next->prev = ps->prev;
+  ps->prev = ps->next = NULL;
+}
+
 static void hook_free(halo_node_t *n, halo_proc_t *p) {
   void (*prev)(halo_node_t *, halo_proc_t *) = S->prev_free;
   if (S->reg.by_id.len) halo_metrics_remove_owner(&S->reg, p->id);
+  for (pass_t *ps = S->passes; ps; ps = ps->next) halo_collect_forget(ps->c, p);
   if (prev) prev(n, p);
 }
 
@@ -52,6 +73,7 @@ static void hook_stopped(halo_node_t *n) {
   void (*prev)(halo_node_t *) = s->prev_stopped;
   n->hooks.stopped = s->prev_stopped;
   n->hooks.free = s->prev_free;
+  while (s->passes) pass_end(s->passes);
   halo_metrics_destroy(&s->reg);
   free(s);
   S = NULL;
@@ -235,7 +257,7 @@ static int l_flush_top(lua_State *L) {
 
 /* -- Exposition -------------------------------------------------------------------- */
 
-static int expose(halo_binding_t *B, uint32_t top_n, halo_mbuf_t *b) {
+static halo_collect_opts_t expose_opts(halo_binding_t *B, uint32_t top_n) {
   mstate_t *s = S && S->B == B ? S : NULL;
   lua_State *L = B->L;
   halo_collect_opts_t o = {
@@ -245,7 +267,12 @@ static int expose(halo_binding_t *B, uint32_t top_n, halo_mbuf_t *b) {
       .apps_running = s ? s->apps_running : 0,
       .net = B->net,
   };
-  return halo_collect_expose(&B->node, s ? &s->reg : NULL, &o, b);
+  return o;
+}
+
+static int expose(halo_binding_t *B, uint32_t top_n, halo_mbuf_t *b) {
+  halo_collect_opts_t o = expose_opts(B, top_n);
+  return halo_collect_expose(&B->node, S && S->B == B ? &S->reg : NULL, &o, b);
 }
 
 int hb_metrics_expose(halo_binding_t *B, char **body, size_t *len) {
@@ -260,24 +287,81 @@ int hb_metrics_expose(halo_binding_t *B, char **body, size_t *len) {
   return 0;
 }
 
-static int l_expose(lua_State *L) {
-  halo_binding_t *B = hb_node(L);
-  uint32_t top_n = 0;
-  if (lua_istable(L, 1)) {
-    lua_getfield(L, 1, "top_n");
-    double n = luaL_optnumber(L, -1, 0);
-    if (n < 0 || n > HALO_METRICS_MAX_TOP) return luaL_argerror(L, 1, "top_n must be 1..10000");
-    top_n = (uint32_t)n;
-  }
-  halo_mbuf_t b = {0};
-  int rc = expose(B, top_n, &b);
+static uint32_t opt_top_n(lua_State *L, int idx) {
+  if (!lua_istable(L, idx)) return 0;
+  lua_getfield(L, idx, "top_n");
+  double n = luaL_optnumber(L, -1, 0);
+  lua_pop(L, 1);
+  if (n < 0 || n > HALO_METRICS_MAX_TOP) luaL_argerror(L, idx, "top_n must be 1..10000");
+  return (uint32_t)n;
+}
+
+static int push_text(lua_State *L, int rc, halo_mbuf_t *b) {
   if (rc) {
-    free(b.p);
+    free(b->p);
     return hb_error(L, rc);
   }
-  lua_pushlstring(L, b.p ? b.p : "", b.len);
-  free(b.p);
+  lua_pushlstring(L, b->p ? b->p : "", b->len);
+  free(b->p);
   return 1;
+}
+
+/* core.metrics.expose([opts]) -> text: in one go */
+static int l_expose(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_mbuf_t b = {0};
+  int rc = expose(B, opt_top_n(L, 1), &b);
+  return push_text(L, rc, &b);
+}
+
+#define PASS_MT "halo.metrics.pass"
+
+/* core.metrics.pass_start([opts]) -> pass: expose in steps */
+static int l_pass_start(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  uint32_t top_n = opt_top_n(L, 1);
+  mstate_t *s = state_get(L, B);
+  if (!s) return hb_error(L, HALO_ENODESTOP);
+  pass_t *ps = lua_newuserdata(L, sizeof *ps);
+  memset(ps, 0, sizeof *ps);
+  luaL_getmetatable(L, PASS_MT);
+  lua_setmetatable(L, -2);
+  halo_collect_opts_t o = expose_opts(B, top_n);
+  if (!(ps->c = halo_collect_new(&B->node, &o))) return hb_error(L, HALO_ENOMEM);
+  ps->next = s->passes;
+  if (s->passes) s->passes->prev = ps;
+  s->passes = ps;
+  return 1;
+}
+
+/* core.metrics.pass_step(pass, budget) -> true when every record has been
+ * read; outside the process's own coroutine (no yield possible) it reads them all */
+static int l_pass_step(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  pass_t *ps = luaL_checkudata(L, 1, PASS_MT);
+  double budget = luaL_checknumber(L, 2);
+  if (!ps->c) return luaL_error(L, "metrics pass is over");
+  halo_proc_t *cur = B->node.current;
+  if (!cur || cur->host != L || budget < 1 || budget > UINT32_MAX) budget = UINT32_MAX;
+  lua_pushboolean(L, halo_collect_step(ps->c, (uint32_t)budget));
+  return 1;
+}
+
+/* core.metrics.pass_finish(pass) -> text */
+static int l_pass_finish(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  pass_t *ps = luaL_checkudata(L, 1, PASS_MT);
+  if (!ps->c) return luaL_error(L, "metrics pass is over");
+  halo_mbuf_t b = {0};
+  int rc = halo_collect_finish(ps->c, S && S->B == B ? &S->reg : NULL, &b);
+  pass_end(ps);
+  return push_text(L, rc, &b);
+}
+
+static int l_pass_gc(lua_State *L) {
+  pass_t *ps = luaL_checkudata(L, 1, PASS_MT);
+  pass_end(ps);
+  return 0;
 }
 
 static int l_configure(lua_State *L) {
@@ -343,6 +427,11 @@ static int l_stats(lua_State *L) {
 }
 
 void hb_open_metrics(lua_State *L) {
+  if (luaL_newmetatable(L, PASS_MT)) {
+    lua_pushcfunction(L, l_pass_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
   static const luaL_Reg fns[] = {{"register", l_register},
                                  {"unregister", l_unregister},
                                  {"add", l_add},
@@ -350,6 +439,9 @@ void hb_open_metrics(lua_State *L) {
                                  {"observe", l_observe},
                                  {"flush_top", l_flush_top},
                                  {"expose", l_expose},
+                                 {"pass_start", l_pass_start},
+                                 {"pass_step", l_pass_step},
+                                 {"pass_finish", l_pass_finish},
                                  {"configure", l_configure},
                                  {"set_applications", l_set_applications},
                                  {"families", l_families},

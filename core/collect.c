@@ -146,6 +146,7 @@ typedef struct entry {
   double k, v;
   uint64_t seq; /* order of arrival: of equal entries the later is the worse */
   const void *item;
+  uint64_t id;  /* a process's id: its record is read again only if it still has it */
 } entry_t;
 
 typedef struct heap {
@@ -169,10 +170,10 @@ static void heap_sift(entry_t *e, uint32_t len, uint32_t i) {
   }
 }
 
-static void heap_push(heap_t *h, uint32_t cap, double k, double v, const void *item) {
+static void heap_push(heap_t *h, uint32_t cap, double k, double v, const void *item, uint64_t id) {
   if (h->len < cap) {
     uint32_t i = h->len++;
-    h->e[i] = (entry_t){k, v, ++h->seq, item};
+    h->e[i] = (entry_t){k, v, ++h->seq, item, id};
     while (i) {
       uint32_t p = (i - 1) / 2;
       if (!worse(&h->e[i], &h->e[p])) break;
@@ -182,19 +183,27 @@ static void heap_push(heap_t *h, uint32_t cap, double k, double v, const void *i
       i = p;
     }
   } else if (k > h->e[0].k) {
-    h->e[0] = (entry_t){k, v, ++h->seq, item};
+    h->e[0] = (entry_t){k, v, ++h->seq, item, id};
     heap_sift(h->e, h->len, 0);
   }
 }
 
 /* The common case, inlined: the heap is full and the candidate is no better. */
-static inline void heap_offer(heap_t *h, uint32_t cap, double k, double v, const void *item) {
-  if (h->len < cap || k > h->e[0].k) heap_push(h, cap, k, v, item);
+static inline void heap_offer(heap_t *h, uint32_t cap, double k, double v, const void *item, uint64_t id) {
+  if (h->len < cap || k > h->e[0].k) heap_push(h, cap, k, v, item, id);
 }
 
 /* -- Collection ------------------------------------------------------------------ */
 
-typedef struct collected {
+struct halo_collect {
+  halo_node_t *n;
+  halo_collect_opts_t o;
+  halo_proc_t *cursor;   /* the next record of the pass, NULL at its end */
+  int started;
+  entry_t *entries;      /* the heaps' room */
+  /* the pass's sums and maxima so far */
+  uint64_t in, out, run_sum, wakeups, depth_max, lat_max, lat_procs, init_max;
+  double util_max;
   double s[NSCALARS];
   uint8_t have[NSCALARS];
   double depth[NDEPTH], latency[NLATENCY], util[NUTIL], evutil[5];
@@ -202,7 +211,8 @@ typedef struct collected {
   halo_peer_t **peers;
   uint32_t npeers;
   uint32_t top_n;
-} collected_t;
+};
+typedef struct halo_collect collected_t;
 
 static void set(collected_t *c, int i, double v) {
   c->s[i] = v;
@@ -255,13 +265,16 @@ static void collect_node(halo_node_t *n, const halo_collect_opts_t *o, collected
   set(c, S_EV_REMOTE, (double)k->events_remote_sent);
 }
 
-/* The one pass over the process table. */
-static void collect_procs(halo_node_t *n, collected_t *c, uint64_t now) {
-  uint64_t in = 0, out = 0, run_sum = 0, wakeups = 0, depth_max = 0, lat_max = 0, lat_procs = 0, init_max = 0;
-  double util_max = 0;
+/* The pass over the process table, at most budget records; 1 when it is done. */
+static int collect_procs(collected_t *c, uint32_t budget) {
+  uint64_t now = halo_clock_ns();
+  uint64_t in = c->in, out = c->out, run_sum = c->run_sum, wakeups = c->wakeups, depth_max = c->depth_max,
+           lat_max = c->lat_max, lat_procs = c->lat_procs, init_max = c->init_max;
+  double util_max = c->util_max;
   const uint32_t N = c->top_n;
   heap_t *h = c->ptop;
-  for (halo_proc_t *p = n->first; p; p = p->next) {
+  halo_proc_t *p = c->cursor;
+  for (; p && budget; p = p->next, budget--) {
     /* Only a process suspended inside a callback has t_suspend set (and its
      * open time counted): testing wait first spares the record's last cache line. */
     uint64_t run = p->running_ns;
@@ -278,7 +291,7 @@ static void collect_procs(halo_node_t *n, collected_t *c, uint64_t now) {
       while (b < NDEPTH - 1 && depth > depth_bounds[b]) b++;
       c->depth[b]++;
       if (depth > depth_max) depth_max = depth;
-      heap_offer(&h[H_DEPTH], N, depth, depth, p);
+      heap_offer(&h[H_DEPTH], N, depth, depth, p, p->id);
       lat = halo_mailbox_latency(&p->mb, now);
       if (lat) {
         b = 0;
@@ -286,7 +299,7 @@ static void collect_procs(halo_node_t *n, collected_t *c, uint64_t now) {
         c->latency[b]++;
         lat_procs++;
         if (lat > lat_max) lat_max = lat;
-        heap_offer(&h[H_LATENCY], N, (double)lat, (double)lat / 1e9, p);
+        heap_offer(&h[H_LATENCY], N, (double)lat, (double)lat / 1e9, p, p->id);
       }
     }
     uint64_t up = now > p->t_spawn ? (now - p->t_spawn) / 1000000000u : 0;
@@ -297,32 +310,40 @@ static void collect_procs(halo_node_t *n, collected_t *c, uint64_t now) {
       while (b < NUTIL - 1 && u > util_bounds[b]) b++;
       c->util[b]++;
       if (u > util_max) util_max = u;
-      heap_offer(&h[H_UTIL], N, u, u, p);
+      heap_offer(&h[H_UTIL], N, u, u, p, p->id);
     }
     if (p->init_ns) {
       if (p->init_ns > init_max) init_max = p->init_ns;
-      heap_offer(&h[H_INIT], N, (double)p->init_ns, (double)p->init_ns / 1e9, p);
+      heap_offer(&h[H_INIT], N, (double)p->init_ns, (double)p->init_ns / 1e9, p, p->id);
     }
-    if (pin) heap_offer(&h[H_IN], N, (double)pin, (double)pin, p);
-    if (p->msgs_out) heap_offer(&h[H_OUT], N, (double)p->msgs_out, (double)p->msgs_out, p);
+    if (pin) heap_offer(&h[H_IN], N, (double)pin, (double)pin, p, p->id);
+    if (p->msgs_out) heap_offer(&h[H_OUT], N, (double)p->msgs_out, (double)p->msgs_out, p, p->id);
     if (pwake) {
-      heap_offer(&h[H_WAKEUPS], N, (double)pwake, (double)pwake, p);
-      if (pin) heap_offer(&h[H_DRAINS], N, (double)pin / (double)pwake, (double)pin / (double)pwake, p);
+      heap_offer(&h[H_WAKEUPS], N, (double)pwake, (double)pwake, p, p->id);
+      if (pin) heap_offer(&h[H_DRAINS], N, (double)pin / (double)pwake, (double)pin / (double)pwake, p, p->id);
     }
     if (up >= 60 && pin && lat && p->state != HALO_STATE_ZOMBEE) {
       double score = (double)run / ((double)up * (double)lat);
-      heap_offer(&h[H_LIVENESS], N, -score, score, p); /* bottom-N: the lowest scores win */
+      heap_offer(&h[H_LIVENESS], N, -score, score, p, p->id); /* bottom-N: the lowest scores win */
     }
   }
-  set(c, S_MSGS_IN, (double)in);
-  set(c, S_MSGS_OUT, (double)out);
-  set(c, S_RUNNING_TIME, (double)run_sum / 1e9);
-  set(c, S_WAKEUPS, (double)wakeups);
-  set(c, S_DEPTH_MAX, (double)depth_max);
-  set(c, S_LAT_MAX, (double)lat_max / 1e9);
-  set(c, S_LAT_PROCS, (double)lat_procs);
-  set(c, S_UTIL_MAX, util_max);
-  set(c, S_INIT_MAX, (double)init_max / 1e9);
+  c->cursor = p;
+  c->in = in, c->out = out, c->run_sum = run_sum, c->wakeups = wakeups, c->depth_max = depth_max;
+  c->lat_max = lat_max, c->lat_procs = lat_procs, c->init_max = init_max, c->util_max = util_max;
+  return p == NULL;
+}
+
+/* The pass's figures as scalars (once it is done). */
+static void procs_done(collected_t *c) {
+  set(c, S_MSGS_IN, (double)c->in);
+  set(c, S_MSGS_OUT, (double)c->out);
+  set(c, S_RUNNING_TIME, (double)c->run_sum / 1e9);
+  set(c, S_WAKEUPS, (double)c->wakeups);
+  set(c, S_DEPTH_MAX, (double)c->depth_max);
+  set(c, S_LAT_MAX, (double)c->lat_max / 1e9);
+  set(c, S_LAT_PROCS, (double)c->lat_procs);
+  set(c, S_UTIL_MAX, c->util_max);
+  set(c, S_INIT_MAX, (double)c->init_max / 1e9);
 }
 
 static void collect_events(halo_node_t *n, collected_t *c) {
@@ -334,10 +355,10 @@ static void collect_events(halo_node_t *n, collected_t *c) {
     const char *state = halo_event_utilization(ev);
     for (int s = 0; s < 5; s++)
       if (!strcmp(state, evutil_labels[s])) c->evutil[s]++;
-    heap_offer(&c->etop[E_SUBS], c->top_n, ev->nsubs, ev->nsubs, ev);
-    if (ev->published) heap_offer(&c->etop[E_PUBLISHED], c->top_n, (double)ev->published, (double)ev->published, ev);
-    if (ev->local_sent) heap_offer(&c->etop[E_LOCAL], c->top_n, (double)ev->local_sent, (double)ev->local_sent, ev);
-    if (ev->remote_sent) heap_offer(&c->etop[E_REMOTE], c->top_n, (double)ev->remote_sent, (double)ev->remote_sent, ev);
+    heap_offer(&c->etop[E_SUBS], c->top_n, ev->nsubs, ev->nsubs, ev, 0);
+    if (ev->published) heap_offer(&c->etop[E_PUBLISHED], c->top_n, (double)ev->published, (double)ev->published, ev, 0);
+    if (ev->local_sent) heap_offer(&c->etop[E_LOCAL], c->top_n, (double)ev->local_sent, (double)ev->local_sent, ev, 0);
+    if (ev->remote_sent) heap_offer(&c->etop[E_REMOTE], c->top_n, (double)ev->remote_sent, (double)ev->remote_sent, ev, 0);
   }
   set(c, S_EV_SUBS_MAX, subs_max);
 }
@@ -472,6 +493,7 @@ static void build_view(builder_t *b, int fi, halo_mview_t *v) {
     heap_t *h = &c->ptop[f->idx];
     for (uint32_t i = 0; i < h->len; i++) {
       const halo_proc_t *p = h->e[i].item;
+      if (halo_proc_find(b->n, h->e[i].id) != p) continue; /* ended during the pass */
       add(b, v, h->e[i].v, 4, pid_text(b, p->id), p->name ? p->name : "", p->application, p->behavior);
     }
     break;
@@ -491,60 +513,92 @@ static int cmp_view(const void *a, const void *b) {
   return strcmp(((const halo_mview_t *)a)->name, ((const halo_mview_t *)b)->name);
 }
 
-int halo_collect_expose(halo_node_t *n, halo_metrics_t *m, const halo_collect_opts_t *o, halo_mbuf_t *out) {
+halo_collect_t *halo_collect_new(halo_node_t *n, const halo_collect_opts_t *o) {
+  collected_t *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->n = n;
+  c->o = *o;
+  c->top_n = o->top_n ? o->top_n : HALO_COLLECT_TOP_N;
+  c->entries = malloc((size_t)(NPTOPS + NETOPS) * c->top_n * sizeof *c->entries);
+  if (!c->entries) {
+    free(c);
+    return NULL;
+  }
+  for (int i = 0; i < NPTOPS; i++) c->ptop[i].e = c->entries + (size_t)i * c->top_n;
+  for (int i = 0; i < NETOPS; i++) c->etop[i].e = c->entries + (size_t)(NPTOPS + i) * c->top_n;
+  return c;
+}
+
+void halo_collect_delete(halo_collect_t *c) {
+  if (!c) return;
+  free(c->peers);
+  free(c->entries);
+  free(c);
+}
+
+int halo_collect_step(halo_collect_t *c, uint32_t budget) {
+  if (!c->started) {
+    c->started = 1;
+    c->cursor = c->n->first;
+  }
+  return collect_procs(c, budget ? budget : 1);
+}
+
+void halo_collect_forget(halo_collect_t *c, halo_proc_t *p) {
+  if (c->cursor == p) c->cursor = p->next; /* unlinked, but its next is still right */
+}
+
+int halo_collect_finish(halo_collect_t *c, halo_metrics_t *m, halo_mbuf_t *out) {
+  halo_node_t *n = c->n;
+  while (!halo_collect_step(c, UINT32_MAX)) {}
   uint64_t now = halo_clock_ns();
-  collected_t c;
-  memset(&c, 0, sizeof c);
-  c.top_n = o->top_n ? o->top_n : HALO_COLLECT_TOP_N;
+  procs_done(c);
+  collect_node(n, &c->o, c, now);
+  collect_events(n, c);
   const int NF = halo_collect_nfamilies;
-  entry_t *entries = malloc((size_t)(NPTOPS + NETOPS) * c.top_n * sizeof *entries);
-  int rc = entries ? 0 : HALO_ENOMEM;
-  for (int i = 0; entries && i < NPTOPS; i++) c.ptop[i].e = entries + (size_t)i * c.top_n;
-  for (int i = 0; entries && i < NETOPS; i++) c.etop[i].e = entries + (size_t)(NPTOPS + i) * c.top_n;
-  if (!rc) rc = collect_net(o->net, &c);
+  int rc = collect_net(c->o.net, c);
   halo_mview_t *cviews = NULL, *views = NULL;
   halo_mview_series_t *cseries = NULL, *series = NULL;
   const char **vals = NULL;
   char *text = NULL;
   int ncustom = 0;
-  if (!rc) {
-    collect_node(n, o, &c, now);
-    collect_procs(n, &c, now);
-    collect_events(n, &c);
-    if (m && (ncustom = halo_metrics_views(m, &cviews, &cseries)) < 0) rc = HALO_ENOMEM;
-  }
+  if (!rc && m && (ncustom = halo_metrics_views(m, &cviews, &cseries)) < 0) rc = HALO_ENOMEM;
   /* room: every family's series; label slots and text for the widest */
-  size_t nseries = NSCALARS + 6 + 5 + NDEPTH + NLATENCY + NUTIL + 1 + (size_t)c.npeers * 16 +
-                   (size_t)(NPTOPS + NETOPS) * c.top_n;
-  size_t nvals = nseries * 4, ntext = 4096 + (size_t)(NPTOPS + NETOPS) * c.top_n * (HALO_PID_STRLEN + 8);
+  size_t nseries = NSCALARS + 6 + 5 + NDEPTH + NLATENCY + NUTIL + 1 + (size_t)c->npeers * 16 +
+                   (size_t)(NPTOPS + NETOPS) * c->top_n;
+  size_t nvals = nseries * 4, ntext = 4096 + (size_t)(NPTOPS + NETOPS) * c->top_n * (HALO_PID_STRLEN + 8);
+  builder_t *b = NULL;
   if (!rc) {
     views = malloc((size_t)(NF + ncustom) * sizeof *views);
     series = malloc(nseries * sizeof *series);
     vals = malloc(nvals * sizeof *vals);
     text = malloc(ntext);
-    if (!views || !series || !vals || !text) rc = HALO_ENOMEM;
+    b = malloc(sizeof *b);
+    if (!views || !series || !vals || !text || !b) rc = HALO_ENOMEM;
   }
   if (!rc) {
-    builder_t *b = malloc(sizeof *b);
-    if (!b) rc = HALO_ENOMEM;
-    else {
-      *b = (builder_t){.n = n, .c = &c, .net = o->net, .now = now, .series = series, .vals = vals, .text = text};
-      snprintf(b->pid_prefix, sizeof b->pid_prefix, "<%08X.0.", n->crc);
-      for (int i = 0; i < NF; i++) build_view(b, i, &views[i]);
-      if (ncustom) memcpy(views + NF, cviews, (size_t)ncustom * sizeof *views);
-      qsort(views, (size_t)(NF + ncustom), sizeof *views, cmp_view);
-      for (int i = 0; i < NF + ncustom; i++) halo_metrics_write(out, n->name, &views[i]);
-      if (out->oom) rc = HALO_ENOMEM;
-      free(b);
-    }
+    *b = (builder_t){.n = n, .c = c, .net = c->o.net, .now = now, .series = series, .vals = vals, .text = text};
+    snprintf(b->pid_prefix, sizeof b->pid_prefix, "<%08X.0.", n->crc);
+    for (int i = 0; i < NF; i++) build_view(b, i, &views[i]);
+    if (ncustom) memcpy(views + NF, cviews, (size_t)ncustom * sizeof *views);
+    qsort(views, (size_t)(NF + ncustom), sizeof *views, cmp_view);
+    for (int i = 0; i < NF + ncustom; i++) halo_metrics_write(out, n->name, &views[i]);
+    if (out->oom) rc = HALO_ENOMEM;
   }
+  free(b);
   free(views);
   free(series);
   free(vals);
   free(text);
   free(cviews);
   free(cseries);
-  free(c.peers);
-  free(entries);
+  return rc;
+}
+
+int halo_collect_expose(halo_node_t *n, halo_metrics_t *m, const halo_collect_opts_t *o, halo_mbuf_t *out) {
+  halo_collect_t *c = halo_collect_new(n, o);
+  if (!c) return HALO_ENOMEM;
+  int rc = halo_collect_finish(c, m, out);
+  halo_collect_delete(c);
   return rc;
 }

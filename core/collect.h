@@ -43,7 +43,25 @@ extern const int halo_collect_nfamilies;
 extern const char *const halo_collect_absent[];
 
 /** Appends the exposition of the built-in families and of registry m's
- *  (m may be NULL), sorted by name, to b. 0 or HALO_ENOMEM. */
+ *  (m may be NULL), sorted by name, to b in one go. 0 or HALO_ENOMEM. */
 int halo_collect_expose(halo_node_t *n, halo_metrics_t *m, const halo_collect_opts_t *o, halo_mbuf_t *b);
+
+/* The same in steps, so that a large process table is not walked in one
+ * loop turn: new, step until it returns 1 (the host runs other work
+ * between steps), finish, delete. While a pass is under way the host tells
+ * it of every record it frees (halo_collect_forget, from its free hook);
+ * a process that ends before finish leaves the top families. */
+typedef struct halo_collect halo_collect_t;
+
+/** A pass over n's records; NULL when out of memory. */
+halo_collect_t *halo_collect_new(halo_node_t *n, const halo_collect_opts_t *o);
+/** Reads at most budget more records; 1 when every record has been read. */
+int halo_collect_step(halo_collect_t *c, uint32_t budget);
+/** Record p is about to be freed. */
+void halo_collect_forget(halo_collect_t *c, halo_proc_t *p);
+/** Reads what is left, then the node, events and peers, and appends the
+ *  exposition (built-in and m's families) to b. 0 or HALO_ENOMEM. */
+int halo_collect_finish(halo_collect_t *c, halo_metrics_t *m, halo_mbuf_t *b);
+void halo_collect_delete(halo_collect_t *c);
 
 #endif

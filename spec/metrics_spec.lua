@@ -381,6 +381,38 @@ describe("built-in families", function()
     assert.is_nil(value(t1, "halo_connections_established_total")) -- no network
   end)
 
+  it("are read in steps: other processes run meanwhile, and those that end leave the tops", function()
+    local r = run(function()
+      local out, pids = {}, {}
+      for i = 1, 40 do
+        pids[i] = halo.spawn({ handle_message = function() end }, nil, { name = "w" .. i })
+        halo.send(pids[i], i)
+      end
+      halo.sleep(10)
+      -- told before expose, it can only run while expose yields: it ends every other worker
+      out.killer_ran = false
+      local killer = halo.spawn(function()
+        halo.receive()
+        for i = 2, 40, 2 do halo.kill(pids[i]) end
+        out.killer_ran = true
+      end)
+      halo.send(killer, "go")
+      out.text = halo.metrics.expose({ chunk = 3 })
+      out.ran_during = out.killer_ran
+      out.pids = pids
+      out.alive = #halo.process_list({ name = "w" })
+      return out
+    end)
+    assert.is_true(r.ran_during)
+    local seen = {}
+    for _, s in ipairs(samples(r.text, "halo_process_messages_in_top")) do seen[s.labels.pid] = true end
+    for i = 1, 40 do
+      if i % 2 == 0 then assert.is_nil(seen[r.pids[i]], "ended process " .. i .. " in the top") end
+    end
+    assert.equal(20, r.alive)
+    assert.is_true(value(r.text, "halo_processes_total") >= 20)
+  end)
+
   it("pass promtool check metrics", function()
     local text = run(function()
       local h = assert(halo.metrics.histogram({ name = "slowweb_request_duration_seconds", help = "HTTP request duration to slowweb.",

@@ -258,6 +258,7 @@ static void fake_add(halo_node_t *n, fake_t *f, uint64_t id, const char *name, u
   n->last = &f->p;
   n->nprocs++;
   n->state_count[halo_state_index(state)]++;
+  halo_imap_put(&n->procs, id, &f->p);
 }
 
 static double sample(const char *text, const char *prefix) {
@@ -335,6 +336,56 @@ static void test_collect(void) {
   CHECK_EQ(sample(t, "halo_connected_nodes_total{node=\"t@h\"} "), 0);
   if (check_failures) fputs(t, stderr);
   free(b.p);
+  halo_imap_destroy(&n.procs);
+}
+
+/* Unlinks a fake record as free_record does, telling the pass first. */
+static void fake_free(halo_node_t *n, fake_t *f, halo_collect_t *c) {
+  halo_proc_t *p = &f->p;
+  halo_imap_del(&n->procs, p->id);
+  if (p->prev) p->prev->next = p->next;
+  else n->first = p->next;
+  if (p->next) p->next->prev = p->prev;
+  else n->last = p->prev;
+  n->nprocs--;
+  n->state_count[halo_state_index(p->state)]--;
+  halo_collect_forget(c, p);
+  p->id = 0;
+}
+
+/* A pass in steps: records freed between steps are skipped, and one that
+ * had made a top family leaves it. */
+static void test_collect_steps(void) {
+  static halo_node_t n;
+  memset(&n, 0, sizeof n);
+  n.name = "t@h";
+  n.crc = 1;
+  uint64_t now = halo_clock_ns();
+  n.t_start = now;
+  static fake_t f[5];
+  for (int i = 0; i < 5; i++) fake_add(&n, &f[i], (uint64_t)i + 1, "p", 10, (uint64_t)(10 - i), 1000, 0, HALO_STATE_SLEEP, now);
+  halo_collect_opts_t o = {.top_n = 50};
+  halo_collect_t *c = halo_collect_new(&n, &o);
+  CHECK_EQ(halo_collect_step(c, 2), 0); /* read 1 and 2; the cursor is at 3 */
+  fake_free(&n, &f[0], c);              /* in the tops already */
+  fake_free(&n, &f[2], c);              /* the cursor */
+  CHECK_EQ(halo_collect_step(c, 1), 0); /* reads 4 */
+  fake_free(&n, &f[4], c);              /* the last one, the cursor */
+  CHECK_EQ(halo_collect_step(c, 10), 1);
+  halo_mbuf_t b = {0};
+  CHECK_EQ(halo_collect_finish(c, NULL, &b), 0);
+  halo_collect_delete(c);
+  halo_mbuf_put(&b, "", 1);
+  const char *t = b.p;
+  CHECK(strstr(t, "pid=\"<00000001.0.1>\"") == NULL);
+  CHECK(strstr(t, "halo_process_messages_in_top{application=\"app\",behavior=\"fake.behavior\",name=\"p\",node=\"t@h\",pid=\"<00000001.0.2>\"} 9\n") != NULL);
+  CHECK(strstr(t, "halo_process_messages_in_top{application=\"app\",behavior=\"fake.behavior\",name=\"p\",node=\"t@h\",pid=\"<00000001.0.4>\"} 7\n") != NULL);
+  CHECK(strstr(t, "pid=\"<00000001.0.3>\"") == NULL && strstr(t, "pid=\"<00000001.0.5>\"") == NULL);
+  CHECK_EQ(sample(t, "halo_process_messages_in{node=\"t@h\"} "), 10 + 9 + 7); /* what was read */
+  CHECK_EQ(sample(t, "halo_processes_total{node=\"t@h\"} "), 2);
+  if (check_failures) fputs(t, stderr);
+  free(b.p);
+  halo_imap_destroy(&n.procs);
 }
 
 int main(void) {
@@ -344,5 +395,6 @@ int main(void) {
   test_owner();
   test_catalogue();
   test_collect();
+  test_collect_steps();
   return check_exit_code();
 }

@@ -16,6 +16,12 @@
 local core = require("halo.core")
 
 local cm = core.metrics
+local core_yield = core.process.yield
+
+local function halo_yield()
+  core_yield()
+  coroutine.yield()
+end
 local add, set, observe = cm.add, cm.set, cm.observe
 
 local M = {}
@@ -81,8 +87,17 @@ M.unregister = cm.unregister
 M.flush_top = cm.flush_top
 --- The exposition text (Prometheus text format 0.0.4) of the node's
 -- built-in halo_* families and every custom family. opts.top_n: N of the
--- built-in top families (default 50, see configure).
-M.expose = cm.expose
+-- built-in top families (default 50, see configure); opts.chunk: process
+-- records read per step (default 16384). Called from a process's own
+-- coroutine, it yields between steps, so a large process table never holds
+-- the loop for long; a process that ends meanwhile leaves the top families.
+function M.expose(opts)
+  local pass = cm.pass_start(opts)
+  if not pass then return cm.expose(opts) end -- the node is stopping: in one go
+  local chunk = opts and opts.chunk or 16384
+  while not cm.pass_step(pass, chunk) do halo_yield() end
+  return cm.pass_finish(pass)
+end
 --- The catalogue of built-in families: {name, type, labels, help, note}.
 M.families = cm.families
 --- Sets defaults: {top_n = n} for the built-in top families.
