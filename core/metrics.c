@@ -15,7 +15,7 @@ const double halo_metrics_default_buckets[11] = {.005, .01, .025, .05, .1, .25, 
 static int mbuf_grow(halo_mbuf_t *b, size_t n) {
   if (b->oom) return -1;
   if (b->len + n <= b->cap) return 0;
-  size_t nc = b->cap ? b->cap : 4096;
+  size_t nc = b->cap ? b->cap : 65536; /* a node's exposition is some 40-70 KB */
   while (nc < b->len + n) nc *= 2;
   char *np = realloc(b->p, nc);
   if (!np) {

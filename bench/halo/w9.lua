@@ -6,7 +6,7 @@
 -- one in a hundred is stuck in a call with 20 messages queued behind it.
 -- Prints one JSON object per figure (median, min and max of the runs):
 --   time per scrape in one go (ms), ns per process, bytes per scrape; then
---   scrapes as halo.metrics.expose makes them (steps of 16384 records, the
+--   scrapes as halo.metrics.expose makes them (steps of 8192 records, the
 --   scraper yielding between them): the longest the loop is held by one step,
 --   alone and during 2 s of scrapes every 50 ms while 100 W1 ping-pong pairs
 --   run, and the longest gap a probe process (1 ms sleeps) sees then, next to
@@ -109,7 +109,7 @@ function Pinger:handle_message(from, m)
 end
 
 -- One scrape in steps; returns the text and the longest step (the loop hold), ms.
-local CHUNK = 16384
+local CHUNK = 8192
 local function scrape_steps()
   local worst, now = 0, halo.now
   local pass = cm.pass_start()
@@ -123,8 +123,7 @@ local function scrape_steps()
   end
   local t0 = now()
   local text = cm.pass_finish(pass)
-  local dt = now() - t0
-  return text, dt > worst and dt or worst
+  return text, worst, now() - t0
 end
 
 local function stall(with_scrapes)
@@ -137,16 +136,17 @@ local function stall(with_scrapes)
     pairs[p] = { a, b }
   end
   probe_run(me, 2000)
-  local scrapes, worst_scrape = 0, 0
+  local scrapes, worst_scrape, worst_finish = 0, 0, 0
   while true do
     local from, m = halo.receive(with_scrapes and 50 or nil)
     if type(m) == "table" and m[1] == "probe" then
       for _, p in ipairs(pairs) do halo.kill(p[1]); halo.kill(p[2]) end
-      return m[2], scrapes, worst_scrape
+      return m[2], scrapes, worst_scrape, worst_finish
     end
     if with_scrapes and not from then
-      local _, hold = scrape_steps()
+      local _, hold, finish = scrape_steps()
       if hold > worst_scrape then worst_scrape = hold end
+      if finish > worst_finish then worst_finish = finish end
       scrapes = scrapes + 1
     end
   end
@@ -158,7 +158,7 @@ for _, n in ipairs(sizes) do
   local label = n >= 1000 and math.floor(n / 1000) .. "k" or tostring(n)
   local pids = populate(n, staller)
   local total = halo.stats().processes
-  local times, per, bytes, holds = {}, {}, {}, {}
+  local times, per, bytes, holds, finishes = {}, {}, {}, {}, {}
   cm.expose() -- warm-up
   for r = 1, runs do
     collectgarbage()
@@ -167,25 +167,28 @@ for _, n in ipairs(sizes) do
     local dt = halo.now() - t0
     times[r], per[r], bytes[r] = dt, dt * 1e6 / total, #text
     collectgarbage()
-    holds[r] = select(2, scrape_steps())
+    local _, hold, finish = scrape_steps()
+    holds[r], finishes[r] = hold, finish
   end
-  log("W9 %s: %d processes, scrape %.3f ms, %.1f ns/process, %d bytes, longest step %.3f ms", label, total, times[1],
-    per[1], bytes[1], holds[1])
+  log("W9 %s: %d processes, scrape %.3f ms, %.1f ns/process, %d bytes, longest step %.3f ms, finish %.3f ms", label,
+    total, times[1], per[1], bytes[1], holds[1], finishes[1])
   emit("W9.scrape." .. label, "ms", times)
   emit("W9.scrape." .. label .. ".per_process", "ns/proc", per)
   emit("W9.scrape." .. label .. ".bytes", "bytes", bytes)
   emit("W9.scrape." .. label .. ".longest_step", "ms", holds)
-  local base, with, scrape_max = {}, {}, {}
+  emit("W9.scrape." .. label .. ".finish", "ms", finishes)
+  local base, with, scrape_max, finish_max = {}, {}, {}, {}
   for r = 1, 3 do
     base[r] = stall(false)
-    local s, count, worst = stall(true)
-    with[r], scrape_max[r] = s, worst
-    log("W9 %s stall run %d: probe max gap %.2f ms without scrapes, %.2f ms with %d scrapes (longest step %.2f ms)",
-      label, r, base[r], s, count, worst)
+    local s, count, worst, finish = stall(true)
+    with[r], scrape_max[r], finish_max[r] = s, worst, finish
+    log("W9 %s stall run %d: probe max gap %.2f ms without scrapes, %.2f ms with %d scrapes (longest step %.2f ms, finish %.2f ms)",
+      label, r, base[r], s, count, worst, finish)
   end
   emit("W9.stall." .. label .. ".w1_only", "ms", base)
   emit("W9.stall." .. label .. ".w1_scraped", "ms", with)
   emit("W9.stall." .. label .. ".longest_step", "ms", scrape_max)
+  emit("W9.stall." .. label .. ".longest_finish", "ms", finish_max)
   depopulate(pids, staller)
 end
 halo.kill(staller)

@@ -88,13 +88,13 @@ M.flush_top = cm.flush_top
 --- The exposition text (Prometheus text format 0.0.4) of the node's
 -- built-in halo_* families and every custom family. opts.top_n: N of the
 -- built-in top families (default 50, see configure); opts.chunk: process
--- records read per step (default 16384). Called from a process's own
+-- records read per step (default 8192). Called from a process's own
 -- coroutine, it yields between steps, so a large process table never holds
 -- the loop for long; a process that ends meanwhile leaves the top families.
 function M.expose(opts)
   local pass = cm.pass_start(opts)
   if not pass then return cm.expose(opts) end -- the node is stopping: in one go
-  local chunk = opts and opts.chunk or 16384
+  local chunk = opts and opts.chunk or 8192
   while not cm.pass_step(pass, chunk) do halo_yield() end
   return cm.pass_finish(pass)
 end
@@ -104,6 +104,8 @@ M.families = cm.families
 M.configure = cm.configure
 --- {families = custom families registered, update_errors = updates refused}.
 M.stats = cm.stats
+--- How often the radar application ends the top families' interval (ms).
+M.FLUSH_INTERVAL = 10000
 --- The Content-Type of the exposition.
 M.CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
