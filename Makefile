@@ -7,7 +7,7 @@ BUILD_TSAN ?= build-tsan
 JOBS       ?= $(shell nproc)
 PACKAGES   := build-essential cmake pkg-config libuv1-dev libluajit-5.1-dev luajit \
               lua-cjson lua-cjson-dev node-llhttp lua-busted zlib1g-dev libssl-dev etcd-server \
-              nginx libnginx-mod-http-echo
+              nginx libnginx-mod-http-echo prometheus
 BENCH_PACKAGES := erlang-base
 FUZZ_PACKAGES  := clang
 FUZZ_SECONDS   ?= 60
@@ -15,7 +15,7 @@ BUILD_FUZZ     ?= build-fuzz
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-bench build build-asan build-tsan test test-c test-lua test-lua-asan test-tsan demo bench compare fuzz fuzz-build fuzz-ci clean
+.PHONY: all deps deps-bench metrics-table build build-asan build-tsan test test-c test-lua test-lua-asan test-tsan demo bench compare fuzz fuzz-build fuzz-ci clean
 
 all: build
 
@@ -71,6 +71,10 @@ test-tsan: build-tsan
 	$(TSAN_ENV) HALO_BUILD=$(BUILD_TSAN) busted --lua=luajit spec/cli_spec.lua
 
 test: test-c test-lua test-lua-asan test-tsan fuzz-ci
+
+# The README's table of metric families, from halo.metrics.families().
+metrics-table: build
+	./$(BUILD)/halo run tools/metrics_table.lua write README.md
 
 # Until the five-node demo exists: processes ping-pong and print live counters.
 demo: build

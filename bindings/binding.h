@@ -203,6 +203,15 @@ void hb_net_free(halo_binding_t *B, lua_State *L);
 void hb_open_net(lua_State *L);
 /** HTTP client (http.c): core.http.wait, start, cancel, stats. */
 void hb_open_http(lua_State *L);
+/** Metrics (metrics.c): core.metrics ... */
+void hb_open_metrics(lua_State *L);
+/** ... and the node's Prometheus exposition (built-in and custom families)
+ *  in a malloc'ed buffer the caller frees: 0 or HALO_ENOMEM. */
+int hb_metrics_expose(halo_binding_t *B, char **body, size_t *len);
+/** Metric update for the FFI (op 0 add, 1 set, 2 observe, n <= 2 label
+ *  values): 0, -1 when nothing was done (the Lua C API path then reports
+ *  why), or the update's error code. Never raises. */
+int hb_metrics_update(int op, double id, double v, int n, const char *a, size_t al, const char *b, size_t bl);
 
 /** Registers the functions of each file into the table on top (the
  *  sub-table core.<file> of module halo.core). */

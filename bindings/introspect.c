@@ -287,7 +287,7 @@ static int l_node_info(lua_State *L) {
   SET_INT("RegisteredAliases", n->aliases.len);
   SET_INT("RegisteredEvents", n->events.len);
   SET_INT("EventsPublished", n->counters.events_published);
-  SET_INT("EventsReceived", 0); /* from remote nodes: the cluster layer */
+  SET_INT("EventsReceived", n->counters.events_received);
   SET_INT("EventsLocalSent", n->counters.events_local_sent);
   SET_INT("EventsRemoteSent", n->counters.events_remote_sent);
   SET_INT("Timers", n->ntimers);

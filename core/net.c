@@ -312,6 +312,7 @@ static void on_msg(halo_conn_t *c, int type, int zipped, const uint8_t *p, const
   }
   if (t && flags & HALO_MF_NOTICE && (base == HALO_MSG_EXIT || base == HALO_MSG_DOWN))
     halo__rel_remote_fired(n, t, base == HALO_MSG_EXIT ? HALO_REL_LINK : HALO_REL_MONITOR, from, ref);
+  if (base == HALO_MSG_EVENT) n->counters.events_received++;
   int rc = t ? halo__enqueue(n, from, t, kind, queue, ref, pl, (uint32_t)len) : HALO_ENOPROC;
   if (rc) n->hooks.release(n, pl);
   if ((base == HALO_MSG_REQUEST || base == HALO_MSG_INSPECT) && ref) { /* a call: watched until answered */

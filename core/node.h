@@ -81,6 +81,7 @@ typedef struct halo_node_counters {
   uint64_t call_errors_local, call_errors_remote;
   uint64_t late_replies;
   uint64_t events_published, events_local_sent, events_remote_sent;
+  uint64_t events_received; /* event messages from other nodes (the transport counts them) */
 } halo_node_counters_t;
 
 struct halo_node {

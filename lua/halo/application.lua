@@ -63,6 +63,12 @@ function M.unwatch(fn)
 end
 
 local function notify(app, change)
+  local total, running = 0, 0
+  for _, a in pairs(reg.apps) do
+    total = total + 1
+    if a.state == "running" then running = running + 1 end
+  end
+  core.metrics.set_applications(total, running)
   local w = reg.watchers
   if not w or #w == 0 then return end
   local tags = {}
