@@ -393,7 +393,8 @@ static int l_families(lua_State *L) {
     const halo_collect_family_t *f = &halo_collect_families[i];
     lua_createtable(L, 0, 5);
     SET_STR("name", f->name);
-    SET_STR("type", "gauge");
+    static const char *const types[] = {"counter", "gauge", "histogram", "top", "untyped"};
+    SET_STR("type", types[halo_collect_family_type(f)]);
     SET_STR("help", f->help);
     if (f->note) SET_STR("note", f->note);
     hb_new_array(L, 4);

@@ -401,6 +401,17 @@ static double peer_value(const halo_peer_t *p, int f, uint64_t now) {
   }
 }
 
+int halo_collect_family_type(const halo_collect_family_t *f) {
+  size_t len = strlen(f->name);
+  if (len < 6 || strcmp(f->name + len - 6, "_total")) return HALO_METRIC_GAUGE;
+  if (f->src == SRC_SCALAR)
+    switch (f->idx) {
+    case S_PROCS: case S_APPS: case S_NAMES: case S_ALIASES: case S_EVENTS: case S_CONNECTED:
+      return HALO_METRIC_UNTYPED;
+    }
+  return HALO_METRIC_COUNTER;
+}
+
 /* -- Views --------------------------------------------------------------------------- */
 
 #define MAX_FAMILY_LABELS 4
@@ -461,7 +472,7 @@ static void add_fixed(builder_t *b, halo_mview_t *v, const char *const *labels, 
 static void build_view(builder_t *b, int fi, halo_mview_t *v) {
   const halo_collect_family_t *f = &halo_collect_families[fi];
   collected_t *c = b->c;
-  *v = (halo_mview_t){f->name, f->help, HALO_METRIC_GAUGE, 0, b->labels[fi], 0, NULL, b->series, 0};
+  *v = (halo_mview_t){f->name, f->help, halo_collect_family_type(f), 0, b->labels[fi], 0, NULL, b->series, 0};
   for (const char *l = f->labels; *l && v->nlabels < MAX_FAMILY_LABELS;) { /* split "a,b,c" */
     const char *end = strchr(l, ',');
     size_t len = end ? (size_t)(end - l) : strlen(l);

@@ -3,8 +3,9 @@
  * reference exporter's ergo_* families with the same labels, units and
  * meanings. They are computed when the exposition is written: one pass over
  * the process table, one over the events, one over the peers, read straight
- * from the C records. Every built-in family is TYPE gauge, as the
- * reference's are (its cumulative ones included).
+ * from the C records. The reference exports every family as a gauge; halo
+ * keeps the names and gives the `_total` ones the type their suffix
+ * promises to Prometheus' linter (halo_collect_family_type).
  */
 #ifndef HALO_COLLECT_H
 #define HALO_COLLECT_H
@@ -33,6 +34,12 @@ typedef struct halo_collect_family {
   const char *note;   /* how halo computes it, for the README's table */
   int src, idx;       /* internal: where the value comes from */
 } halo_collect_family_t;
+
+/** The TYPE of a built-in family: counter for the cumulative `_total`
+ *  families, untyped for the six `_total` families that are instant counts
+ *  (processes, applications, names, aliases, events, connected nodes: a
+ *  counter may not fall, a gauge may not end in _total), gauge for the rest. */
+int halo_collect_family_type(const halo_collect_family_t *f);
 
 /** The catalogue, sorted by name. */
 extern const halo_collect_family_t halo_collect_families[];

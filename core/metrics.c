@@ -155,7 +155,7 @@ static void put_sample(halo_mbuf_t *b, const char *name, const char *suffix, con
 }
 
 void halo_metrics_write(halo_mbuf_t *b, const char *node, halo_mview_t *v) {
-  static const char *const types[] = {"counter", "gauge", "histogram", "gauge"};
+  static const char *const types[] = {"counter", "gauge", "histogram", "gauge", "untyped"};
   if (!v->nseries) return;
   order_t o;
   label_order(v, &o);

@@ -24,7 +24,8 @@
 
 #include "map.h"
 
-enum halo_metric_type { HALO_METRIC_COUNTER, HALO_METRIC_GAUGE, HALO_METRIC_HISTOGRAM, HALO_METRIC_TOP };
+enum halo_metric_type { HALO_METRIC_COUNTER, HALO_METRIC_GAUGE, HALO_METRIC_HISTOGRAM, HALO_METRIC_TOP,
+                        HALO_METRIC_UNTYPED /* views only: a built-in count that can fall, named _total */ };
 enum halo_metric_order { HALO_TOP_MAX, HALO_TOP_MIN };
 
 #define HALO_METRICS_MAX_LABELS 16
