@@ -83,6 +83,26 @@ describe("halo.http", function()
       port .. "/hello", "EINCORRECT" }, r)
   end)
 
+  it("answers EINCORRECT for a url whose target has spaces or control characters (regression: raised)", function()
+    local r = helper.run(function()
+      local before = core.http.stats()
+      local out = {}
+      for i, u in ipairs({ base .. "/a b", base .. "/a\r\nX-Evil: 1", base .. "/?q=\t", base .. "/\127" }) do
+        out[i] = { pcall(http.get, u) }
+      end
+      local after = core.http.stats()
+      out.sent = after.connections - before.connections + after.reused - before.reused
+      return out
+    end)
+    assert.equal(0, r.sent)
+    for i = 1, 4 do
+      assert.is_true(r[i][1], tostring(r[i][2]))
+      assert.is_nil(r[i][2])
+      assert.equal("EINCORRECT", r[i][4])
+      assert.matches("^EINCORRECT: malformed url", r[i][3])
+    end
+  end)
+
   it("reuses one keep-alive connection per host:port for sequential requests", function()
     local bodies, before, after = helper.run(function()
       local before = core.http.stats()
