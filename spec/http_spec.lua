@@ -208,6 +208,22 @@ describe("halo.http", function()
     assert.equal(0, r.stats.active)
   end)
 
+  it("rounds a timeout below 1 ms up instead of running without one (regression)", function()
+    local r = helper.run(function()
+      local out = { http.get(base .. "/stall", { timeout = 0.5 }) }
+      out.left = core.http.stats().requests -- the request ended with the call, not later
+      local ref = assert(core.http.start({ host = "127.0.0.1", port = port, path = "/stall", timeout = 0.5 }))
+      local _, msg = halo.receive(3000)
+      out.msg = msg and msg.ref == ref and msg.kind .. " " .. tostring(msg.code)
+      out.after = core.http.stats().requests
+      return out
+    end)
+    assert.same({ nil, "ETIMEDOUT: timed out", "ETIMEDOUT" }, { r[1], r[2], r[3] })
+    assert.equal(0, r.left)
+    assert.equal("http_error ETIMEDOUT", r.msg)
+    assert.equal(0, r.after)
+  end)
+
   it("gives concurrent requests a connection each and keeps 64 idle", function()
     local N = 70
     local r = helper.run(function()
