@@ -224,6 +224,17 @@ describe("halo.http", function()
     assert.equal(0, r.after)
   end)
 
+  it("refuses a NaN timeout (regression: taken as no timeout at all)", function()
+    local r = helper.run(function()
+      local out = { pcall(http.get, base .. "/hello", { timeout = 0 / 0 }) }
+      out.left = core.http.stats().requests
+      return out
+    end)
+    assert.is_false(r[1])
+    assert.matches("timeout must be 0..86400000 ms", r[2])
+    assert.equal(0, r.left)
+  end)
+
   it("gives concurrent requests a connection each and keeps 64 idle", function()
     local N = 70
     local r = helper.run(function()
