@@ -51,6 +51,7 @@
 #include "process.h"
 #include "timer.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -359,7 +360,8 @@ static int start(lua_State *L, int wait) {
   if (stream && detach) return luaL_error(L, "http: a stream cannot be detached");
   int mode = wait ? MODE_WAIT : detach ? MODE_DETACH : stream ? MODE_STREAM : MODE_MESSAGE;
   double timeout = opt_number(L, "timeout", mode == MODE_STREAM ? 0 : mode == MODE_DETACH ? DETACH_TIMEOUT : DEFAULT_TIMEOUT);
-  if (timeout < 0 || timeout > 86400000) return luaL_error(L, "http: timeout must be 0..86400000 ms");
+  if (!(timeout >= 0 && timeout <= 86400000)) return luaL_error(L, "http: timeout must be 0..86400000 ms"); /* NaN too */
+  timeout = ceil(timeout); /* a fraction of a ms must not become 0, no timeout */
   if (mode == MODE_WAIT && timeout == 0) return luaL_error(L, "http_wait: a timeout > 0 is required");
   if (mode == MODE_DETACH && (timeout == 0 || timeout > DETACH_MAX)) timeout = DETACH_MAX;
   size_t nh;

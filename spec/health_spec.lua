@@ -248,6 +248,29 @@ describe("halo.health", function()
     assert.is_nil(r.default[1])
   end)
 
+  it("hands a probe whose publish failed to publish again at the next check (regression: stale until a change)", function()
+    local r = helper.run(function()
+      local parent, broken = halo.self(), true
+      halo.log.remove_logger("default")
+      local pid = assert(health.start({ check_interval = 20, publish = function(probe, status, body)
+        if broken then error("server not up yet", 0) end
+        halo.send(parent, { pub = probe, status = status, body = body })
+      end }, { log_level = "info" }))
+      assert(halo.log.subscribe({ levels = { "error" }, source = pid }))
+      assert(health.register("db"))
+      local out = { failed = await(function(s) return #s.logs > 0 end).logs }
+      broken = false
+      out.pubs = await(function(s) return s.pubs.live and s.pubs.ready and s.pubs.startup end).pubs
+      return out
+    end)
+    for _, line in ipairs(r.failed) do -- retried every check while it fails
+      assert.matches("^error: %(health%) publishing %a+ failed: server not up yet$", line)
+    end
+    assert.same({ 200, '{"status":"healthy","signals":[{"signal":"db","status":"up"}]}' }, r.pubs.live)
+    assert.same({ 200, HEALTHY }, r.pubs.ready)
+    assert.same({ 200, HEALTHY }, r.pubs.startup)
+  end)
+
   it("prints durations as Go does", function()
     local cases = { [0] = "0s", [1] = "1ms", [500] = "500ms", [1000] = "1s", [1500] = "1.5s", [1234] = "1.234s",
                     [5000] = "5s", [60000] = "1m0s", [90500] = "1m30.5s", [3600000] = "1h0m0s", [3661000] = "1h1m1s" }

@@ -83,6 +83,26 @@ describe("halo.http", function()
       port .. "/hello", "EINCORRECT" }, r)
   end)
 
+  it("answers EINCORRECT for a url whose target has spaces or control characters (regression: raised)", function()
+    local r = helper.run(function()
+      local before = core.http.stats()
+      local out = {}
+      for i, u in ipairs({ base .. "/a b", base .. "/a\r\nX-Evil: 1", base .. "/?q=\t", base .. "/\127" }) do
+        out[i] = { pcall(http.get, u) }
+      end
+      local after = core.http.stats()
+      out.sent = after.connections - before.connections + after.reused - before.reused
+      return out
+    end)
+    assert.equal(0, r.sent)
+    for i = 1, 4 do
+      assert.is_true(r[i][1], tostring(r[i][2]))
+      assert.is_nil(r[i][2])
+      assert.equal("EINCORRECT", r[i][4])
+      assert.matches("^EINCORRECT: malformed url", r[i][3])
+    end
+  end)
+
   it("reuses one keep-alive connection per host:port for sequential requests", function()
     local bodies, before, after = helper.run(function()
       local before = core.http.stats()
@@ -186,6 +206,33 @@ describe("halo.http", function()
     assert.equal("hello", r.next)
     assert.equal(2, r.connections) -- the timed-out connection was closed, not kept
     assert.equal(0, r.stats.active)
+  end)
+
+  it("rounds a timeout below 1 ms up instead of running without one (regression)", function()
+    local r = helper.run(function()
+      local out = { http.get(base .. "/stall", { timeout = 0.5 }) }
+      out.left = core.http.stats().requests -- the request ended with the call, not later
+      local ref = assert(core.http.start({ host = "127.0.0.1", port = port, path = "/stall", timeout = 0.5 }))
+      local _, msg = halo.receive(3000)
+      out.msg = msg and msg.ref == ref and msg.kind .. " " .. tostring(msg.code)
+      out.after = core.http.stats().requests
+      return out
+    end)
+    assert.same({ nil, "ETIMEDOUT: timed out", "ETIMEDOUT" }, { r[1], r[2], r[3] })
+    assert.equal(0, r.left)
+    assert.equal("http_error ETIMEDOUT", r.msg)
+    assert.equal(0, r.after)
+  end)
+
+  it("refuses a NaN timeout (regression: taken as no timeout at all)", function()
+    local r = helper.run(function()
+      local out = { pcall(http.get, base .. "/hello", { timeout = 0 / 0 }) }
+      out.left = core.http.stats().requests
+      return out
+    end)
+    assert.is_false(r[1])
+    assert.matches("timeout must be 0..86400000 ms", r[2])
+    assert.equal(0, r.left)
   end)
 
   it("gives concurrent requests a connection each and keeps 64 idle", function()

@@ -24,7 +24,8 @@
 -- "signals":[{"signal":name,"status":"up"|"down","timeout":"5s"}] sorted
 -- by name, timeout in Go duration text and left out when 0. Each probe
 -- whose answer changed is handed to publish(probe, status, body) (from
--- the start args; all three once at start).
+-- the start args; all three once at start); one whose publish raised is
+-- handed again at every check until it succeeds.
 local halo = require("halo")
 local cjson = require("cjson")
 
@@ -84,8 +85,10 @@ local function arm(self)
   halo.send_after(halo.self(), { [TAG] = "check" }, self.interval)
 end
 
--- Publishes each probe whose answer changed.
+-- Publishes each probe whose answer changed; one that fails is tried again
+-- at the next check.
 local function publish(self)
+  self.failed = false
   for _, probe in ipairs(ORDER) do
     local status, body = M.answer(self.signals, probe)
     local last = self.published[probe]
@@ -95,6 +98,7 @@ local function publish(self)
       if ok then
         self.published[probe] = { status, body }
       else
+        self.failed = true
         halo.log.error("(health) publishing %s failed: %s", probe, tostring(err))
       end
     end
@@ -210,7 +214,7 @@ function Health:handle_message(_, msg)
           or changed
       end
     end
-    if changed then publish(self) end
+    if changed or self.failed then publish(self) end
     arm(self)
     return
   end

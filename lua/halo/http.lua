@@ -9,12 +9,14 @@ local M = {}
 local function incorrect(msg) return nil, "EINCORRECT: " .. msg, "EINCORRECT" end
 
 --- Splits "http://host[:port][/path][?query]" into host, port, path (the
--- request target, query included); nil, err, code for anything else. The
--- host may be a bracketed IPv6 literal; a #fragment is dropped.
+-- request target, query included); nil, err, code for anything else,
+-- spaces and control characters included. The host may be a bracketed
+-- IPv6 literal; a #fragment is dropped.
 function M.parse_url(url)
   if type(url) ~= "string" then error("http: url must be a string", 2) end
   local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
-  if not scheme then return incorrect("malformed url " .. url) end
+  -- spaces and controls are not url text (and would reach the request line)
+  if not scheme or url:find("[%z\1-\32\127]") then return incorrect("malformed url " .. url) end
   scheme = scheme:lower()
   if scheme == "https" then return incorrect("https is not supported (no TLS in halo's HTTP client): " .. url) end
   if scheme ~= "http" then return incorrect("unsupported scheme " .. scheme .. " in " .. url) end
