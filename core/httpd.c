@@ -777,7 +777,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
   if (c->closing || nread == 0) return;
   if (nread < 0) {
     /* the client is done: answer what it asked (it may read still), else close */
-    if (nread == UV_EOF && c->nslots && !c->draining) {
+    if (nread == UV_EOF && c->nslots) {
       c->in_msg = 0;
       conn_drain(c, 0);
       uv_read_stop(st);
