@@ -84,13 +84,16 @@ compare: build deps-bench
 # libFuzzer targets, each for FUZZ_SECONDS (default 60): fuzz_decode (the
 # MessagePack decoder, seeded with encodings of assorted values) and
 # fuzz_frame (the transport's frame, handshake and fragment parsers, seeded
-# with well-formed streams). Corpora stay in $(BUILD_FUZZ)/<target>.
+# with well-formed streams) and fuzz_httpd (the HTTP server's request parsing
+# on a connection without a socket, seeded with request streams). Corpora stay in $(BUILD_FUZZ)/<target>.
 # fuzz-ci runs each for 20 s (make test runs it).
-FUZZ_TARGETS := fuzz_decode fuzz_frame
+FUZZ_TARGETS := fuzz_decode fuzz_frame fuzz_httpd
 FUZZ_SRC_fuzz_decode := fuzz/fuzz_decode.c bindings/codec.c core/msgpack.c core/pid.c core/errors.c
 FUZZ_SRC_fuzz_frame := fuzz/fuzz_frame.c core/frame.c core/crypto.c core/errors.c
+FUZZ_SRC_fuzz_httpd := fuzz/fuzz_httpd.c core/httpd.c core/map.c core/errors.c \
+                       /usr/share/llhttp/llhttp.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c
 FUZZ_CFLAGS := -g -O1 -DHALO_FUZZ -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-               -Icore -Ibindings $$(pkg-config --cflags luajit libuv zlib libcrypto)
+               -Icore -Ibindings -I/usr/share/include/llhttp $$(pkg-config --cflags luajit libuv zlib libcrypto)
 FUZZ_LIBS := $$(pkg-config --libs luajit libuv zlib libcrypto) -lm
 
 fuzz-build: build
@@ -98,11 +101,13 @@ fuzz-build: build
 	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(FUZZ_PACKAGES))
 	@mkdir -p $(addprefix $(BUILD_FUZZ)/,$(addsuffix .corpus,$(FUZZ_TARGETS)))
 	@for t in $(FUZZ_TARGETS); do \
-	  case $$t in fuzz_decode) src="$(FUZZ_SRC_fuzz_decode)";; fuzz_frame) src="$(FUZZ_SRC_fuzz_frame)";; esac; \
+	  case $$t in fuzz_decode) src="$(FUZZ_SRC_fuzz_decode)";; fuzz_frame) src="$(FUZZ_SRC_fuzz_frame)";; \
+	    fuzz_httpd) src="$(FUZZ_SRC_fuzz_httpd)";; esac; \
 	  clang $(FUZZ_CFLAGS) $$src $(FUZZ_LIBS) -o $(BUILD_FUZZ)/$$t || exit 1; \
 	done
 	LUA_CPATH="$(BUILD)/lua/?.so" luajit fuzz/seeds.lua $(BUILD_FUZZ)/fuzz_decode.corpus
 	luajit fuzz/frame_seeds.lua $(BUILD_FUZZ)/fuzz_frame.corpus
+	luajit fuzz/httpd_seeds.lua $(BUILD_FUZZ)/fuzz_httpd.corpus
 
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \

@@ -60,7 +60,7 @@ struct halo_httpd_conn {
   llhttp_t parser;
   int handles, tstate;
   unsigned fake : 1, closing : 1, draining : 1, paused : 1, in_msg : 1, in_parse : 1, writing : 1,
-      refused : 1, stop_parse : 1, shut : 1, counted : 1;
+      refused : 1, stop_parse : 1, shut : 1, counted : 1, in_body : 1;
   unsigned nslots;
   uint64_t nreq;
   slot_t *sh, *st;
@@ -69,7 +69,7 @@ struct halo_httpd_conn {
   buf_t head, body;
   hdr_t hdrs[HALO_HTTPD_MAX_HEADERS];
   int nhdrs, hstate;
-  size_t head_bytes, target_len;
+  size_t head_bytes, target_len, path_off;
   buf_t out, wbuf, pend; /* to write, being written, read while paused */
   char remote[64];
 };
@@ -535,6 +535,7 @@ static int on_message_begin(llhttp_t *p) {
   c->in_msg = 1;
   c->head.len = c->body.len = c->head_bytes = 0;
   c->nhdrs = c->hstate = 0;
+  c->in_body = 0;
   if (c->tstate != T_HEAD) arm(c, T_HEAD, c->s->lim.header_timeout);
   return 0;
 }
@@ -549,6 +550,7 @@ static int on_url_complete(llhttp_t *p) {
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   conn_t *c = p->data;
+  if (c->in_body) return 0; /* trailers are dropped */
   if (c->hstate != 1) {
     if (c->nhdrs == HALO_HTTPD_MAX_HEADERS)
       return refuse(c, 431, "too many request headers\n", &c->s->st.header_too_large);
@@ -561,6 +563,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
 
 static int on_header_field_complete(llhttp_t *p) {
   conn_t *c = p->data;
+  if (c->in_body) return 0;
   hdr_t *h = &c->hdrs[c->nhdrs];
   h->nlen = (uint32_t)c->head.len - h->noff;
   for (uint32_t i = 0; i < h->nlen; i++) {
@@ -573,6 +576,7 @@ static int on_header_field_complete(llhttp_t *p) {
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   conn_t *c = p->data;
+  if (c->in_body) return 0; /* trailers are dropped */
   if (c->hstate != 2) {
     c->hstate = 2;
     c->hdrs[c->nhdrs].voff = (uint32_t)c->head.len;
@@ -582,6 +586,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
 
 static int on_header_value_complete(llhttp_t *p) {
   conn_t *c = p->data;
+  if (c->in_body) return 0;
   hdr_t *h = &c->hdrs[c->nhdrs];
   if (c->hstate != 2) h->voff = (uint32_t)c->head.len; /* an empty value */
   h->vlen = (uint32_t)c->head.len - h->voff;
@@ -622,6 +627,8 @@ static int on_headers_complete(llhttp_t *p) {
   size_t plen = q ? (size_t)(q - c->head.p) : c->target_len;
   size_t qoff = q ? plen + 1 : c->target_len;
   if (buf_reserve(&c->head, c->target_len + 2)) return refuse(c, 500, "out of memory\n", NULL);
+  c->in_body = 1;
+  c->path_off = c->head.len;
   buf_add(&c->head, c->head.p, plen);
   buf_add(&c->head, "", 1);
   buf_add(&c->head, c->head.p + qoff, c->target_len - qoff);
@@ -690,7 +697,7 @@ static int on_message_complete(llhttp_t *p) {
   size_t tl = c->target_len;
   const char *q = memchr(c->head.p, '?', tl);
   size_t plen = q ? (size_t)(q - c->head.p) : tl, qlen = q ? tl - plen - 1 : 0;
-  const char *path = c->head.p + c->head.len - qlen - 2 - plen, *query = path + plen + 1;
+  const char *path = c->head.p + c->path_off, *query = path + plen + 1;
   halo_httpd_request_t req = {method, c->head.p, path, query, tl, plen, qlen, p->http_minor, hv,
                               (size_t)c->nhdrs, c->body.p, c->body.len, c->remote, NULL};
   route_t *r = halo_smap_get(&s->routes, path);
