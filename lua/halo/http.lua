@@ -211,8 +211,21 @@ local server_behavior = {
 -- ({[path] = handler | {handler=, methods=}}), max_body, max_header,
 -- max_output, max_connections, header_timeout, idle_timeout, body_timeout.
 -- Returns the server {pid, host, port, sid} or nil, err, code.
+local SERVE_NUMBERS = { port = 65535, max_body = 1e12, max_header = 2 ^ 24, max_output = 1e12,
+                        max_connections = 1e9, header_timeout = 864e5, idle_timeout = 864e5, body_timeout = 864e5 }
+
 function M.serve(opts)
   opts = opts or {}
+  for k, v in pairs(opts) do
+    local max = SERVE_NUMBERS[k]
+    if max then
+      if type(v) ~= "number" or v < 0 or v > max or v % 1 ~= 0 then
+        error(("http.serve: %s must be an integer 0..%d"):format(k, max), 2)
+      end
+    elseif k ~= "host" and k ~= "name" and k ~= "routes" then
+      error(("http.serve: unknown option '%s'"):format(tostring(k)), 2)
+    end
+  end
   local halo = require("halo")
   local a = { opts = opts }
   local pid, err, code = halo.spawn(server_behavior, a,
