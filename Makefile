@@ -6,15 +6,16 @@ BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
 JOBS       ?= $(shell nproc)
 PACKAGES   := build-essential cmake pkg-config libuv1-dev libluajit-5.1-dev luajit \
-              lua-cjson lua-cjson-dev node-llhttp lua-busted zlib1g-dev libssl-dev etcd-server
-BENCH_PACKAGES := erlang-base
+              lua-cjson lua-cjson-dev node-llhttp lua-busted zlib1g-dev libssl-dev etcd-server \
+              curl netcat-openbsd
+BENCH_PACKAGES := erlang-base wrk nginx
 FUZZ_PACKAGES  := clang
 FUZZ_SECONDS   ?= 60
 BUILD_FUZZ     ?= build-fuzz
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-bench build build-asan build-tsan test test-c test-lua test-lua-asan test-tsan demo bench compare fuzz fuzz-build fuzz-ci clean
+.PHONY: all deps deps-bench bench-w10 build build-asan build-tsan test test-c test-lua test-lua-asan test-tsan demo bench compare fuzz fuzz-build fuzz-ci clean
 
 all: build
 
@@ -28,8 +29,12 @@ deps:
 	fi
 
 deps-bench: deps
-	@dpkg-query -W -f='$${Status}' $(BENCH_PACKAGES) 2>/dev/null | grep -q "install ok installed" || \
-	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(BENCH_PACKAGES))
+	@missing=""; for p in $(BENCH_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHALO_WERROR=ON >/dev/null
@@ -80,6 +85,10 @@ bench: build
 
 compare: build deps-bench
 	./bench/compare
+
+# W10: the HTTP server against nginx under wrk (bench/w10/run).
+bench-w10: build deps-bench
+	./bench/w10/run
 
 # libFuzzer targets, each for FUZZ_SECONDS (default 60): fuzz_decode (the
 # MessagePack decoder, seeded with encodings of assorted values) and
