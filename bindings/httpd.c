@@ -16,6 +16,7 @@
  *       connection cid's process: its requests come to it as messages (the
  *       request table, with field route = hid) in order, then false once
  *       the connection has closed
+ *   core.httpd.fail(sid, cid): the connection gets no process (503s, closed)
  *   core.httpd.respond(sid, cid, status, body, headers, failed) -> true | nil, err, code
  *   core.httpd.stream(sid, cid, status, headers) / write(sid, cid, data) /
  *   finish(sid, cid) -> true | nil, err, code
@@ -425,14 +426,29 @@ static int l_attach(lua_State *L) {
   if (!r || r->proc) return 0;
   if (halo_imap_put(&S->procs, self->id, r)) return 0;
   r->proc = self->id;
-  for (uint32_t i = 0; i < r->nq && halo_httpd_conn_ud(c) == r; i++) {
-    halo_payload_t pl = r->queue[i];
-    r->queue[i] = (halo_payload_t){0, 0};
-    to_proc(r, c, pl, 256);
+  /* what waited goes to it in order; a failed send may close c (and free r) */
+  uint64_t cid = r->cid;
+  halo_payload_t *q = r->queue;
+  uint32_t nq = r->nq;
+  r->queue = NULL;
+  r->nq = r->capq = 0;
+  for (uint32_t i = 0; i < nq; i++) {
+    halo_httpd_conn_t *now = halo_httpd_conn_find(v->h, cid);
+    if (now && halo_httpd_conn_ud(now) == r) to_proc(r, now, q[i], 256);
+    else hb_release(B, q[i]);
   }
-  if (halo_httpd_conn_find(v->h, (uint64_t)lua_tonumber(L, 2)) == c && halo_httpd_conn_ud(c) == r) r->nq = 0;
+  free(q);
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/* core.httpd.fail(sid, cid): no process could be had for the connection:
+ * its waiting requests get 503 and it closes. */
+static int l_fail(lua_State *L) {
+  srv_t *v = srv_find(L, 1);
+  halo_httpd_conn_t *c = v ? halo_httpd_conn_find(v->h, (uint64_t)luaL_checknumber(L, 2)) : NULL;
+  if (c) halo_httpd_conn_fail(c);
+  return 0;
 }
 
 static halo_httpd_conn_t *check_conn(lua_State *L) {
@@ -556,6 +572,7 @@ void hb_open_httpd(lua_State *L) {
                                  {"route_c", l_route_c}, {"unroute", l_unroute}, {"stats", l_stats},
                                  {"close", l_close},     {"attach", l_attach},   {"respond", l_respond},
                                  {"stream", l_stream},   {"write", l_write},     {"finish", l_finish},
+                                 {"fail", l_fail},
                                  {NULL, NULL}};
   luaL_register(L, NULL, fns);
 }

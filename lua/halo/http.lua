@@ -198,7 +198,8 @@ local server_behavior = {
   end,
   handle_message = function(self, _, msg)
     if type(msg) == "number" then -- connection msg wants a process
-      require("halo").spawn(connection, { self.sid, msg }, { behavior = "halo.http.connection" })
+      local pid = require("halo").spawn(connection, { self.sid, msg }, { behavior = "halo.http.connection" })
+      if not pid then httpd.fail(self.sid, msg) end
     elseif msg == "close" then
       return "normal"
     end
