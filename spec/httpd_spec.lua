@@ -40,8 +40,8 @@ local function curl(port, args, timeout)
 end
 
 -- raw bytes (printf format) to the server with nc; the answer comes back
-local function nc(port, printf, wait)
-  return sh(("printf '%s' | nc -q %d 127.0.0.1 %d"):format(printf, wait or 2, port), 8000)
+local function nc(port, printf)
+  return sh(("printf '%s' | nc -N 127.0.0.1 %d"):format(printf, port), 8000)
 end
 
 local function get(port, path, opts)
@@ -235,15 +235,15 @@ describe("halo.http.serve", function()
       } }))
       -- one byte every 100 ms: the head is not complete within 300 ms
       local slow = "for c in G E T ' ' / e c h o; do printf %s \"$c\"; sleep 0.1; done"
-      local out = sh(("(%s) | nc -q 2 127.0.0.1 %d"):format(slow, srv.port), 8000)
+      local out = sh(("(%s) | nc -N 127.0.0.1 %d"):format(slow, srv.port), 8000)
       assert.truthy(out:match("^HTTP/1.1 408 Request Timeout\r\n.*request head not received in time\n$"))
-      out = sh(("(printf 'POST /echo HTTP/1.1\\r\\nContent-Length: 10\\r\\n\\r\\nab'; sleep 1) | nc -q 1 127.0.0.1 %d")
+      out = sh(("(printf 'POST /echo HTTP/1.1\\r\\nContent-Length: 10\\r\\n\\r\\nab'; sleep 0.6) | nc -N 127.0.0.1 %d")
         :format(srv.port), 8000)
       assert.truthy(out:match("^HTTP/1.1 408 .*request body not received in time\n$"))
       -- a connection that says nothing at all
-      sh(("sleep 1 | nc -q 0 127.0.0.1 %d"):format(srv.port), 8000)
+      sh(("sleep 0.6 | nc -N 127.0.0.1 %d"):format(srv.port), 8000)
       -- an idle keep-alive connection after its answer
-      out = sh(("(printf 'POST /echo HTTP/1.1\\r\\nContent-Length: 2\\r\\n\\r\\nhi'; sleep 1) | nc -q 1 127.0.0.1 %d")
+      out = sh(("(printf 'POST /echo HTTP/1.1\\r\\nContent-Length: 2\\r\\n\\r\\nhi'; sleep 0.6) | nc -N 127.0.0.1 %d")
         :format(srv.port), 8000)
       assert.truthy(out:match("\r\n\r\nhi$"))
       local st = srv:stats()
