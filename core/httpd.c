@@ -35,7 +35,7 @@ enum { SL_PENDING, SL_STREAM, SL_DONE };
 typedef struct slot {
   struct slot *next;
   int state;
-  unsigned process : 1, close : 1, head : 1, chunked : 1;
+  unsigned process : 1, close : 1, head : 1, chunked : 1, v10 : 1;
   buf_t buf; /* bytes of an answer that is not at the head yet */
 } slot_t;
 
@@ -198,7 +198,7 @@ static slot_t *slot_new(conn_t *c) {
   else if (!(sl = calloc(1, sizeof *sl))) return NULL;
   sl->next = NULL;
   sl->state = SL_PENDING;
-  sl->process = sl->close = sl->head = sl->chunked = 0;
+  sl->process = sl->close = sl->head = sl->chunked = sl->v10 = 0;
   sl->buf.len = 0;
   if (c->st) c->st->next = sl;
   else c->sh = sl;
@@ -217,7 +217,7 @@ static void slot_free(halo_httpd_t *s, slot_t *sl) {
 static int emit(conn_t *c, slot_t *sl, const void *d, size_t n) {
   if (c->closing) return UV_EPIPE;
   halo_httpd_t *s = c->s;
-  if (c->out.len + c->wbuf.len + c->queued + n > s->lim.max_output) {
+  if (c->out.len + c->wbuf.len + c->queued > s->lim.max_output) { /* one answer may pass it, a backlog not */
     s->st.output_overflows++;
     conn_close(c);
     return UV_EPIPE;
@@ -236,7 +236,7 @@ static int answer(conn_t *c, slot_t *sl, int status, const char *ctype, const ch
                   const char *body, size_t blen) {
   buf_t *b = sl == c->sh ? &c->out : &sl->buf;
   size_t before = b->len;
-  if (put_head(b, status, sl->close, c->parser.http_minor == 0, ctype, extra, elen, (long long)blen)) {
+  if (put_head(b, status, sl->close, sl->v10, ctype, extra, elen, (long long)blen)) {
     conn_close(c);
     return UV_ENOMEM;
   }
@@ -681,6 +681,7 @@ static int on_message_complete(llhttp_t *p) {
   const char *method = llhttp_method_name((llhttp_method_t)p->method);
   sl->close = !keep;
   sl->head = p->method == HTTP_HEAD;
+  sl->v10 = p->http_major == 1 && p->http_minor == 0;
   if (buf_add(&c->body, "", 1)) {
     conn_close(c);
     return -1;
@@ -1048,7 +1049,7 @@ int halo_httpd_stream_start(halo_httpd_conn_t *c, int status, const char *header
   if (c->closing) return UV_EPIPE;
   slot_t *sl = waiting(c, SL_PENDING);
   if (!sl) return UV_EINVAL;
-  int v10 = c->parser.http_minor == 0;
+  int v10 = sl->v10;
   if (v10) sl->close = 1;
   sl->chunked = !v10 && !sl->head;
   buf_t *b = sl == c->sh ? &c->out : &sl->buf;

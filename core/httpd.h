@@ -21,7 +21,8 @@
  * accept or of its first byte 408, a body not complete within body_timeout
  * ms of its head 408, an idle keep-alive connection closed after
  * idle_timeout ms, connections beyond max_connections answered 503 and
- * closed, a reader that leaves more than max_output bytes unsent closed.
+ * closed, a reader that leaves more than max_output bytes unsent is closed
+ * when more output comes (a single answer may be larger).
  *
  * Writes to a socket the client has closed raise SIGPIPE: the process is
  * expected to ignore it.
