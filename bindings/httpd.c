@@ -285,6 +285,7 @@ static int l_new(lua_State *L) {
   halo_proc_t *self = hb_self(L, B, "http.serve", 0);
   lua_getfield(L, 1, "host");
   const char *host = lua_isnil(L, -1) ? "127.0.0.1" : luaL_checkstring(L, -1);
+  if (!strcmp(host, "localhost")) host = "127.0.0.1";
   lua_pop(L, 1);
   int port = (int)opt_num(L, "port", 0, 65535);
   halo_httpd_limits_t lim;

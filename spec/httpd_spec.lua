@@ -126,6 +126,11 @@ describe("halo.http.serve", function()
       for b in out:gmatch("\r\n\r\n(%l+)") do bodies[#bodies + 1] = b end
       assert.same({ "slow", "static", "fast", "static" }, bodies, out)
       assert.truthy(out:match("Connection: close\r\n\r\nstatic$"))
+      -- HTTP/1.0: closed after the answer unless it asks for keep-alive
+      out = nc(srv.port, "GET /fast HTTP/1.0\r\n\r\nGET /static HTTP/1.0\r\n\r\n")
+      assert.truthy(out:match("^HTTP/1.1 200 OK\r\n.*Connection: close\r\n\r\nfast$"))
+      out = nc(srv.port, "GET /fast HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /static HTTP/1.0\r\n\r\n")
+      assert.truthy(out:match("Connection: keep%-alive\r\n\r\nfast.*Connection: close\r\n\r\nstatic$"))
       srv:close()
     end)
   end)
@@ -150,6 +155,7 @@ describe("halo.http.serve", function()
 
   it("streams chunked answers and Server-Sent Events", function()
     helper.run(function()
+      local gone
       local srv = assert(http.serve({ routes = {
         ["/events"] = function(_, res)
           res:sse()
@@ -158,6 +164,19 @@ describe("halo.http.serve", function()
             halo.sleep(10)
           end
           res:finish()
+        end,
+        ["/forever"] = function(_, res)
+          res:sse()
+          local i = 0
+          while true do
+            i = i + 1
+            local ok, err = res:event({ data = i })
+            if not ok then
+              gone = err
+              return
+            end
+            halo.sleep(5)
+          end
         end,
         ["/chunks"] = function(_, res)
           res:start(200, { ["content-type"] = "text/plain" })
@@ -175,6 +194,11 @@ describe("halo.http.serve", function()
       assert.truthy(out:match("\r\n\r\nabc$"))
       local r = assert(get(srv.port, "/chunks"))
       assert.equal("abc", r.body)
+      -- the client goes away: the next write says so
+      out = curl(srv.port, "-N --max-time 0.2 URL/forever")
+      assert.truthy(out:match("^data: 1\n\n"))
+      assert(helper.wait_until(function() return gone ~= nil end))
+      assert.truthy(gone:match("^ENOCONN"))
       srv:close()
     end)
   end)

@@ -208,7 +208,7 @@ local server_behavior = {
 }
 
 --- Serves HTTP on host:port from a new server process linked to the caller.
--- opts: host ("127.0.0.1"), port (0: ephemeral), name, routes
+-- opts: host ("127.0.0.1"; an IP address or localhost), port (0: ephemeral), name, routes
 -- ({[path] = handler | {handler=, methods=}}), max_body, max_header,
 -- max_output, max_connections, header_timeout, idle_timeout, body_timeout.
 -- Returns the server {pid, host, port, sid} or nil, err, code.
