@@ -167,27 +167,59 @@ static const char *reason(int status) {
 
 static int bodyless(int status) { return status == 204 || status == 304 || (status >= 100 && status < 200); }
 
+/* Writes n in decimal at p; returns the length (hot: no printf per answer). */
+static size_t put_u(char *p, unsigned long long n) {
+  char t[24];
+  size_t k = 0;
+  do t[k++] = (char)('0' + n % 10); while ((n /= 10));
+  for (size_t i = 0; i < k; i++) p[i] = t[k - 1 - i];
+  return k;
+}
+
 /* Appends to b the head of an answer. clen: the body's length, or -1 for a
  * chunked body, -2 for a body delimited by the close. */
 static int put_head(buf_t *b, int status, int close, int v10, const char *ctype, const char *extra, size_t elen,
                     long long clen) {
-  char line[160];
-  int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, reason(status));
-  if (buf_reserve(b, (size_t)n + elen + (ctype ? strlen(ctype) : 0) + 96)) return -1;
-  buf_add(b, line, (size_t)n);
+  const char *why = reason(status);
+  size_t wl = strlen(why), cl = ctype ? strlen(ctype) : 0;
+  if (buf_reserve(b, wl + elen + cl + 128)) return -1;
+  char *p = b->p + b->len, *start = p;
+  memcpy(p, "HTTP/1.1 ", 9);
+  p += 9;
+  p += put_u(p, (unsigned)status % 1000);
+  *p++ = ' ';
+  memcpy(p, why, wl);
+  p += wl;
+  memcpy(p, "\r\n", 2);
+  p += 2;
   if (ctype) {
-    buf_add(b, "Content-Type: ", 14);
-    buf_add(b, ctype, strlen(ctype));
-    buf_add(b, "\r\n", 2);
+    memcpy(p, "Content-Type: ", 14);
+    memcpy(p + 14, ctype, cl);
+    memcpy(p + 14 + cl, "\r\n", 2);
+    p += cl + 16;
   }
-  buf_add(b, extra, elen);
-  if (clen >= 0 && !bodyless(status)) n = snprintf(line, sizeof line, "Content-Length: %lld\r\n", clen);
-  else if (clen == -1) n = snprintf(line, sizeof line, "Transfer-Encoding: chunked\r\n");
-  else n = 0;
-  buf_add(b, line, (size_t)n);
-  if (close) buf_add(b, "Connection: close\r\n", 19);
-  else if (v10) buf_add(b, "Connection: keep-alive\r\n", 24);
-  buf_add(b, "\r\n", 2);
+  if (elen) memcpy(p, extra, elen);
+  p += elen;
+  if (clen >= 0 && !bodyless(status)) {
+    memcpy(p, "Content-Length: ", 16);
+    p += 16;
+    p += put_u(p, (unsigned long long)clen);
+    memcpy(p, "\r\n", 2);
+    p += 2;
+  } else if (clen == -1) {
+    memcpy(p, "Transfer-Encoding: chunked\r\n", 28);
+    p += 28;
+  }
+  if (close) {
+    memcpy(p, "Connection: close\r\n", 19);
+    p += 19;
+  } else if (v10) {
+    memcpy(p, "Connection: keep-alive\r\n", 24);
+    p += 24;
+  }
+  memcpy(p, "\r\n", 2);
+  p += 2;
+  b->len += (size_t)(p - start);
   return 0;
 }
 
