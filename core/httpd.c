@@ -1,3 +1,10 @@
+/*
+ * The HTTP server (httpd.h). Past the usual file size for one reason: the
+ * parser callbacks, the ordered answer slots, the timers and the writes all
+ * act on one connection record, and splitting them would export that record
+ * through an internal header for no reader's benefit. Sections: buffers,
+ * answers, timers and closing, writing, requests, reading, connections, API.
+ */
 #include "httpd.h"
 #include "errors.h"
 #include "map.h"
