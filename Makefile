@@ -7,15 +7,15 @@ BUILD_TSAN ?= build-tsan
 JOBS       ?= $(shell nproc)
 PACKAGES   := build-essential cmake pkg-config libuv1-dev libluajit-5.1-dev luajit \
               lua-cjson lua-cjson-dev node-llhttp lua-busted zlib1g-dev libssl-dev etcd-server \
-              nginx libnginx-mod-http-echo prometheus
-BENCH_PACKAGES := erlang-base
+              nginx libnginx-mod-http-echo prometheus curl netcat-openbsd
+BENCH_PACKAGES := erlang-base wrk
 FUZZ_PACKAGES  := clang
 FUZZ_SECONDS   ?= 60
 BUILD_FUZZ     ?= build-fuzz
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-bench metrics-table build build-asan build-tsan test test-c test-lua test-lua-asan test-tsan demo bench compare fuzz fuzz-build fuzz-ci clean
+.PHONY: all deps deps-bench bench-w10 metrics-table build build-asan build-tsan test test-c test-lua test-lua-asan test-tsan demo bench compare fuzz fuzz-build fuzz-ci clean
 
 all: build
 
@@ -29,8 +29,12 @@ deps:
 	fi
 
 deps-bench: deps
-	@dpkg-query -W -f='$${Status}' $(BENCH_PACKAGES) 2>/dev/null | grep -q "install ok installed" || \
-	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(BENCH_PACKAGES))
+	@missing=""; for p in $(BENCH_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHALO_WERROR=ON >/dev/null
@@ -86,16 +90,23 @@ bench: build
 compare: build deps-bench
 	./bench/compare
 
+# W10: the HTTP server against nginx under wrk (bench/w10/run).
+bench-w10: build deps-bench
+	./bench/w10/run
+
 # libFuzzer targets, each for FUZZ_SECONDS (default 60): fuzz_decode (the
 # MessagePack decoder, seeded with encodings of assorted values) and
 # fuzz_frame (the transport's frame, handshake and fragment parsers, seeded
-# with well-formed streams). Corpora stay in $(BUILD_FUZZ)/<target>.
+# with well-formed streams) and fuzz_httpd (the HTTP server's request parsing
+# on a connection without a socket, seeded with request streams). Corpora stay in $(BUILD_FUZZ)/<target>.
 # fuzz-ci runs each for 20 s (make test runs it).
-FUZZ_TARGETS := fuzz_decode fuzz_frame
+FUZZ_TARGETS := fuzz_decode fuzz_frame fuzz_httpd
 FUZZ_SRC_fuzz_decode := fuzz/fuzz_decode.c bindings/codec.c core/msgpack.c core/pid.c core/errors.c
 FUZZ_SRC_fuzz_frame := fuzz/fuzz_frame.c core/frame.c core/crypto.c core/errors.c
+FUZZ_SRC_fuzz_httpd := fuzz/fuzz_httpd.c core/httpd.c core/map.c core/errors.c \
+                       /usr/share/llhttp/llhttp.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c
 FUZZ_CFLAGS := -g -O1 -DHALO_FUZZ -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-               -Icore -Ibindings $$(pkg-config --cflags luajit libuv zlib libcrypto)
+               -Icore -Ibindings -I/usr/share/include/llhttp $$(pkg-config --cflags luajit libuv zlib libcrypto)
 FUZZ_LIBS := $$(pkg-config --libs luajit libuv zlib libcrypto) -lm
 
 fuzz-build: build
@@ -103,11 +114,13 @@ fuzz-build: build
 	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(FUZZ_PACKAGES))
 	@mkdir -p $(addprefix $(BUILD_FUZZ)/,$(addsuffix .corpus,$(FUZZ_TARGETS)))
 	@for t in $(FUZZ_TARGETS); do \
-	  case $$t in fuzz_decode) src="$(FUZZ_SRC_fuzz_decode)";; fuzz_frame) src="$(FUZZ_SRC_fuzz_frame)";; esac; \
+	  case $$t in fuzz_decode) src="$(FUZZ_SRC_fuzz_decode)";; fuzz_frame) src="$(FUZZ_SRC_fuzz_frame)";; \
+	    fuzz_httpd) src="$(FUZZ_SRC_fuzz_httpd)";; esac; \
 	  clang $(FUZZ_CFLAGS) $$src $(FUZZ_LIBS) -o $(BUILD_FUZZ)/$$t || exit 1; \
 	done
 	LUA_CPATH="$(BUILD)/lua/?.so" luajit fuzz/seeds.lua $(BUILD_FUZZ)/fuzz_decode.corpus
 	luajit fuzz/frame_seeds.lua $(BUILD_FUZZ)/fuzz_frame.corpus
+	luajit fuzz/httpd_seeds.lua $(BUILD_FUZZ)/fuzz_httpd.corpus
 
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \

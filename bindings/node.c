@@ -322,6 +322,7 @@ int luaopen_halo_core(lua_State *L) {
   open_sub(L, "net", hb_open_net);
   open_sub(L, "remote", hb_open_remote);
   open_sub(L, "http", hb_open_http);
+  open_sub(L, "httpd", hb_open_httpd);
   open_sub(L, "metrics", hb_open_metrics);
   return 1;
 }

@@ -74,4 +74,233 @@ function M.get(url, opts)
   return M.request(o)
 end
 
+-- -- The server ------------------------------------------------------------------
+-- halo.http.serve{...}: see README.md "HTTP server". core/httpd.c parses and
+-- answers static and C routes on the loop; a request for a Lua route goes to
+-- its connection's process (spawned at the connection's first such request
+-- by the server process), which runs the handlers one request at a time.
+local httpd = core.httpd
+local respond, stream, write, finish = httpd.respond, httpd.stream, httpd.write, httpd.finish
+
+local servers = {} -- sid -> server object (shared by its connection processes)
+
+local function traceback(e)
+  return debug.traceback(type(e) == "string" and e or tostring(e), 2)
+end
+
+local Res = {}
+Res.__index = Res
+
+--- Starts a streamed answer (chunked): status (200), headers.
+function Res:start(status, headers)
+  assert(not self.started, "http: the answer has started already")
+  self.started = true
+  return stream(self.sid, self.cid, status or 200, headers)
+end
+
+--- A piece of the streamed answer: true, or nil, err when the client is gone.
+function Res:write(data)
+  if not self.started then self:start(200) end
+  return write(self.sid, self.cid, data)
+end
+
+--- Starts a Server-Sent Events stream (200, text/event-stream, no-cache).
+function Res:sse(headers)
+  local h = { ["content-type"] = "text/event-stream", ["cache-control"] = "no-cache" }
+  if headers then for k, v in pairs(headers) do h[k] = v end end
+  return self:start(200, h)
+end
+
+--- One event: {event=, id=, data=, retry=}; multi-line data becomes data: lines.
+function Res:event(ev)
+  if type(ev) ~= "table" then ev = { data = ev } end
+  local out = {}
+  if ev.event then out[#out + 1] = "event: " .. tostring(ev.event) end
+  if ev.id then out[#out + 1] = "id: " .. tostring(ev.id) end
+  if ev.retry then out[#out + 1] = "retry: " .. tostring(ev.retry) end
+  for line in (tostring(ev.data or "") .. "\n"):gmatch("([^\n]*)\n") do out[#out + 1] = "data: " .. line end
+  out[#out + 1] = "\n"
+  return self:write(table.concat(out, "\n"))
+end
+
+--- Ends the streamed answer.
+function Res:finish()
+  if self.finished then return true end
+  self.finished = true
+  if not self.started then return respond(self.sid, self.cid, 200, "") end
+  return finish(self.sid, self.cid)
+end
+
+local function serve_one(srv, res, req)
+  res.started, res.finished = false, false
+  local h = srv.handlers[req.route]
+  local ok, status, body, headers
+  if h then
+    ok, status, body, headers = xpcall(h, traceback, req, res)
+  else
+    ok, status, body = true, 404, "not found\n"
+  end
+  local sid, cid = res.sid, res.cid
+  if not ok then
+    require("halo.log").error("http %s %s: %s", req.method, req.path, status)
+    if res.started then return finish(sid, cid) end
+    return respond(sid, cid, 500, "internal server error\n", nil, true)
+  end
+  if res.started then
+    if not res.finished then return res:finish() end
+    return true
+  end
+  if res.finished then return true end
+  local t = type(status)
+  if t == "string" then return respond(sid, cid, 200, status) end
+  if t == "number" then
+    local okr, r, err = pcall(respond, sid, cid, status, body ~= nil and tostring(body) or "", headers)
+    if okr then return r, err end
+    require("halo.log").error("http %s %s: %s", req.method, req.path, r)
+    return respond(sid, cid, 500, "internal server error\n", nil, true)
+  end
+  require("halo.log").error("http %s %s: the handler returned no answer", req.method, req.path)
+  return respond(sid, cid, 500, "internal server error\n", nil, true)
+end
+
+-- The process of one connection: its requests in order, until it closes.
+local function connection(a)
+  local sid, cid = a[1], a[2]
+  local srv = servers[sid]
+  if not srv or not httpd.attach(sid, cid) then return end
+  local halo = require("halo")
+  local receive = halo.receive
+  local res = setmetatable({ sid = sid, cid = cid }, Res)
+  while true do
+    local _, req = receive()
+    if req == false then return end
+    if type(req) == "table" and req.route then serve_one(srv, res, req) end
+  end
+end
+
+local function methods_of(m)
+  if m == nil or m == "*" then return m end
+  if type(m) == "string" then return { m } end
+  return m
+end
+
+local Server = {}
+Server.__index = Server
+
+--- Routes path to handler(req, res) (a process of the connection runs it).
+function Server:route(path, handler, methods)
+  assert(type(handler) == "function", "http: a handler function is required")
+  local hid = self.next_hid + 1
+  self.next_hid = hid
+  local ok, err, code = httpd.route(self.sid, path, methods_of(methods), hid)
+  if not ok then return nil, err, code end
+  local old = self.paths[path]
+  if old then self.handlers[old] = nil end
+  self.handlers[hid] = handler
+  self.paths[path] = hid
+  return true
+end
+
+--- Sets or replaces a static answer, served on the loop without a process.
+function Server:static(path, status, content_type, body, methods)
+  local ok, err, code = httpd.static(self.sid, path, methods_of(methods), status, content_type, body)
+  if ok and self.paths[path] then
+    self.handlers[self.paths[path]] = nil
+    self.paths[path] = nil
+  end
+  return ok, err, code
+end
+
+--- Routes path to a C handler (lightuserdata of type halo_httpd_handler_cb).
+function Server:route_c(path, fn, ud, methods)
+  local ok, err, code = httpd.route_c(self.sid, path, methods_of(methods), fn, ud)
+  if ok and self.paths[path] then
+    self.handlers[self.paths[path]] = nil
+    self.paths[path] = nil
+  end
+  return ok, err, code
+end
+
+function Server:unroute(path)
+  local hid = self.paths[path]
+  if hid then
+    self.handlers[hid] = nil
+    self.paths[path] = nil
+  end
+  return httpd.unroute(self.sid, path)
+end
+
+--- The server's counters (see README.md), or nil once it has closed.
+function Server:stats() return httpd.stats(self.sid) end
+
+--- Closes the server: no new connection, answers under way finish.
+function Server:close()
+  httpd.close(self.sid)
+  require("halo").send(self.pid, "close")
+end
+
+local server_behavior = {
+  init = function(self, a)
+    local sid, port, code = httpd.new(a.opts)
+    if not sid then
+      a.err, a.code = port, code
+      error(port, 0)
+    end
+    self.sid = sid
+    a.sid, a.port = sid, port
+  end,
+  handle_message = function(self, _, msg)
+    if type(msg) == "number" then -- connection msg wants a process
+      local pid = require("halo").spawn(connection, { self.sid, msg }, { behavior = "halo.http.connection" })
+      if not pid then httpd.fail(self.sid, msg) end
+    elseif msg == "close" then
+      return "normal"
+    end
+  end,
+  terminate = function(self) servers[self.sid] = nil end,
+}
+
+--- Serves HTTP on host:port from a new server process linked to the caller.
+-- opts: host ("127.0.0.1"; an IP address or localhost), port (0: ephemeral), name, routes
+-- ({[path] = handler | {handler=, methods=}}), max_body, max_header,
+-- max_output, max_connections, header_timeout, idle_timeout, body_timeout.
+-- Returns the server {pid, host, port, sid} or nil, err, code.
+local SERVE_NUMBERS = { port = 65535, max_body = 1e12, max_header = 2 ^ 24, max_output = 1e12,
+                        max_connections = 1e9, header_timeout = 864e5, idle_timeout = 864e5, body_timeout = 864e5 }
+
+function M.serve(opts)
+  opts = opts or {}
+  for k, v in pairs(opts) do
+    local max = SERVE_NUMBERS[k]
+    if max then
+      if type(v) ~= "number" or v < 0 or v > max or v % 1 ~= 0 then
+        error(("http.serve: %s must be an integer 0..%d"):format(k, max), 2)
+      end
+    elseif k ~= "host" and k ~= "name" and k ~= "routes" then
+      error(("http.serve: unknown option '%s'"):format(tostring(k)), 2)
+    end
+  end
+  local halo = require("halo")
+  local a = { opts = opts }
+  local pid, err, code = halo.spawn(server_behavior, a,
+    { link = true, name = opts.name, behavior = "halo.http.server" })
+  if not pid then return nil, a.err or err, a.code or code end
+  local srv = setmetatable({ pid = pid, sid = a.sid, host = opts.host or "127.0.0.1", port = a.port,
+                             handlers = {}, paths = {}, next_hid = 0 }, Server)
+  servers[a.sid] = srv
+  for path, r in pairs(opts.routes or {}) do
+    local ok, rerr, rcode
+    if type(r) == "function" then
+      ok, rerr, rcode = srv:route(path, r)
+    else
+      ok, rerr, rcode = srv:route(path, r.handler, r.methods)
+    end
+    if not ok then
+      srv:close()
+      return nil, rerr, rcode
+    end
+  end
+  return srv
+end
+
 return M
