@@ -100,12 +100,12 @@ static void test_routes(void) {
   halo_http_t *h = halo_http_new(&loop, "127.0.0.1", port);
   result_t r[6];
   memset(r, 0, sizeof r);
-  halo_http_request(h, "GET", "/s", NULL, NULL, 0, 2000, 0, on_http, &r[0], NULL);
-  halo_http_request(h, "GET", "/c?x=1", NULL, NULL, 0, 2000, 0, on_http, &r[1], NULL);
-  halo_http_request(h, "GET", "/p", NULL, NULL, 0, 2000, 0, on_http, &r[2], NULL);
-  halo_http_request(h, "GET", "/none", NULL, NULL, 0, 2000, 0, on_http, &r[3], NULL);
-  halo_http_request(h, "DELETE", "/s", NULL, NULL, 0, 2000, 0, on_http, &r[4], NULL);
-  halo_http_request(h, "POST", "/c", "text/plain", "0123456789012345678901234567890123456789012345678901234567890"
+  halo_http_request(h, "GET", "/s", NULL, NULL, 0, NULL, 0, 2000, 0, on_http, &r[0], NULL);
+  halo_http_request(h, "GET", "/c?x=1", NULL, NULL, 0, NULL, 0, 2000, 0, on_http, &r[1], NULL);
+  halo_http_request(h, "GET", "/p", NULL, NULL, 0, NULL, 0, 2000, 0, on_http, &r[2], NULL);
+  halo_http_request(h, "GET", "/none", NULL, NULL, 0, NULL, 0, 2000, 0, on_http, &r[3], NULL);
+  halo_http_request(h, "DELETE", "/s", NULL, NULL, 0, NULL, 0, 2000, 0, on_http, &r[4], NULL);
+  halo_http_request(h, "POST", "/c", "text/plain", NULL, 0, "0123456789012345678901234567890123456789012345678901234567890"
                     "123456789012345678901234567890123456789012345678901234567890", 120, 2000, 0, on_http, &r[5], NULL);
   wait_all(r, 6);
   CHECK_EQ(r[0].status, 200);
@@ -128,7 +128,7 @@ static void test_routes(void) {
   /* a static answer replaced, then a graceful close */
   memset(r, 0, sizeof r);
   CHECK_EQ(halo_httpd_route_static(srv, "/s", HALO_HTTPD_GET, 503, NULL, "down", 4), 0);
-  halo_http_request(h, "GET", "/s", NULL, NULL, 0, 2000, 0, on_http, &r[0], NULL);
+  halo_http_request(h, "GET", "/s", NULL, NULL, 0, NULL, 0, 2000, 0, on_http, &r[0], NULL);
   wait_all(r, 1);
   CHECK_EQ(r[0].status, 503);
   CHECK_STR_EQ(r[0].body, "down");
