@@ -31,6 +31,8 @@ static const char *usage =
     "commands:\n"
     "  run [options] FILE.lua [args...]   start a node running FILE.lua as its first process\n"
     "  run [options] -e CODE [args...]    the same with CODE as the entry\n"
+    "  slowweb [options] [[HOST:]PORT]    serve the demo's slow HTTP service (GET /slow,\n"
+    "                                     3..14 ms; default 127.0.0.1:8080); run's options\n"
     "  help                               this text\n"
     "\n"
     "`halo run --help` lists the options of run.\n";
@@ -62,6 +64,9 @@ static const char *run_usage =
     "  --join NAME@HOST[:P]  also join this node of another host, found through that host's\n"
     "                        embedded registrar (UDP port P, default this node's registrar\n"
     "                        port, 4499); repeatable\n"
+    "  --metrics [HOST:]PORT start the radar application: Prometheus metrics on\n"
+    "                        http://HOST:PORT/metrics and /health/{live,ready,startup}\n"
+    "                        (default host 127.0.0.1, port 9090; port 0 picks a free one)\n"
     "  -e CODE               run CODE instead of a file\n"
     "  -h, --help            this text\n"
     "\n"
@@ -89,6 +94,7 @@ static const char *source_dir(void) {
 static int cmd_run(int argc, char **argv) {
   const char *name = "halo@localhost", *level = "info", *code = NULL, *file = NULL;
   const char *cookie = getenv("HALO_COOKIE"), *listen = NULL, *registrar = NULL, *cluster = NULL;
+  const char *metrics = NULL;
   const char *paths[64], *joins[64];
   int njoins = 0, npaths = 0, wd = 1000, wd_hard = 30000, i;
   for (i = 0; i < argc; i++) {
@@ -116,6 +122,8 @@ static int cmd_run(int argc, char **argv) {
       if (njoins < 64) joins[njoins++] = argv[++i];
     } else if (!strcmp(a, "--cluster") && i + 1 < argc) {
       cluster = argv[++i];
+    } else if (!strcmp(a, "--metrics") && i + 1 < argc) {
+      metrics = argv[++i];
     } else if (!strcmp(a, "-e") && i + 1 < argc) {
       code = argv[++i];
       i++;
@@ -221,6 +229,10 @@ static int cmd_run(int argc, char **argv) {
     lua_pushstring(L, cluster);
     lua_setfield(L, -2, "cluster");
   }
+  if (metrics) {
+    lua_pushstring(L, metrics);
+    lua_setfield(L, -2, "metrics");
+  }
   if (njoins) {
     lua_createtable(L, njoins, 0);
     for (int k = 0; k < njoins; k++) {
@@ -251,6 +263,28 @@ static void raise_nofile(void) {
   }
 }
 
+/* `halo slowweb [options] [[HOST:]PORT]`: run's options, then
+ * scenarios/slowweb.lua from the module search path as the entry. */
+static int cmd_slowweb(int argc, char **argv) {
+  static const char *entry =
+      "local f = package.searchpath('slowweb', package.path)\n"
+      "if not f then error('slowweb.lua is not on the module search path (--lua-path DIR)', 0) end\n"
+      "return assert(loadfile(f))(...)";
+  char **args = calloc((size_t)argc + 3, sizeof *args);
+  if (!args) return fail("out of memory", NULL);
+  int k = 0, i = 0;
+  for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+    args[k++] = argv[i];
+    if (i + 1 < argc && strcmp(argv[i], "-h") && strcmp(argv[i], "--help")) args[k++] = argv[++i];
+  }
+  args[k++] = "-e";
+  args[k++] = (char *)entry;
+  for (; i < argc; i++) args[k++] = argv[i];
+  int rc = cmd_run(k, args);
+  free(args);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   halo_watchdog_on_stuck(on_stuck);
   raise_nofile();
@@ -259,6 +293,7 @@ int main(int argc, char **argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "run")) return cmd_run(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "slowweb")) return cmd_slowweb(argc - 2, argv + 2);
   fprintf(stderr, "halo: unknown command '%s'\n\n%s", argv[1], usage);
   return 2;
 }

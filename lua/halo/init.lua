@@ -102,6 +102,13 @@ function halo.run(fn, opts)
     -- the etcd registrar, registers itself before the entry runs
     if core.net.info().Mode == "enabled" then require("halo.remote").serve() end
     if etcd and not require("halo.etcd").start(registrar:sub(8), opts.cluster) then return end
+    if opts.metrics then
+      local radar = require("halo.radar")
+      local host, port = radar.parse_address(opts.metrics)
+      if not host then error("--metrics: " .. port, 0) end
+      local ok, err = radar.start({ host = host, port = port })
+      if not ok then error("radar: " .. tostring(err), 0) end
+    end
     return entry(...)
   end
   return node.run(fn, opts.args, opts, body)
@@ -319,7 +326,7 @@ end
 
 -- The platform modules load on first use: halo.supervisor, halo.pool, ...
 local submodules = { supervisor = true, pool = true, event = true, application = true, cron = true, codec = true,
-                     net = true, remote = true, http = true, health = true, metrics = true }
+                     net = true, remote = true, http = true, health = true, metrics = true, radar = true }
 setmetatable(halo, {
   __index = function(t, k)
     if submodules[k] then

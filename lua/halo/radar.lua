@@ -1,0 +1,201 @@
+--- halo.radar: the radar application, Prometheus metrics and health probes
+-- on one HTTP listener.
+--
+--   require("halo.radar").start{ host = "0.0.0.0", port = 9090 }
+--   -- or: halo run --metrics 0.0.0.0:9090 app.lua
+--
+--   application "radar"
+--   └── radar_sup        supervisor, one_for_one
+--       ├── radar_web      the HTTP listener: /metrics answered in C from the
+--       │                  node's tables at scrape time, /health/* served
+--       │                  from bodies radar_health publishes
+--       ├── radar_health   the health signals (halo.health)
+--       └── radar_metrics  flushes the custom top-N families every
+--                          collect_interval; its inspect lists the families
+--
+-- Options: host ("127.0.0.1"), port (9090; 0 picks a free one),
+-- metrics_path ("/metrics"), health_path ("/health"), check_interval (ms,
+-- 1000), collect_interval (ms, 10000), top_n (50). Every path answers any
+-- method, as the reference's do.
+local halo = require("halo")
+local core = require("halo.core")
+
+local M = {}
+
+local DEFAULTS = { host = "127.0.0.1", port = 9090, metrics_path = "/metrics", health_path = "/health",
+                   check_interval = 1000, collect_interval = 10000, top_n = 50 }
+local PROBES = { "live", "ready", "startup" }
+local ANY = { "*" }
+
+-- The listener of this node run, for address().
+local current = { serial = nil }
+
+local function options(opts)
+  local o = {}
+  for k, v in pairs(DEFAULTS) do o[k] = v end
+  for k, v in pairs(opts or {}) do
+    if DEFAULTS[k] == nil then error("halo.radar: unknown option '" .. tostring(k) .. "'", 3) end
+    o[k] = v
+  end
+  local port = tonumber(o.port)
+  if not port or port < 0 or port > 65535 or port % 1 ~= 0 then
+    error("halo.radar: port must be an integer 0..65535", 3)
+  end
+  o.port = port
+  for _, k in ipairs({ "check_interval", "collect_interval", "top_n" }) do
+    local v = tonumber(o[k])
+    if not v or v <= 0 then o[k] = DEFAULTS[k] else o[k] = v end -- the reference defaults <= 0 too
+  end
+  return o
+end
+
+--- Go's duration text of a whole number of milliseconds, as the reference's
+-- inspect shows collect_interval ("10s", "500ms", "1m0s").
+local function go_duration(ms)
+  if ms < 1000 then return string.format("%dms", ms) end
+  local s = ms / 1000
+  local text = (s % 1 == 0) and string.format("%d", s) or string.format("%g", s)
+  if s < 60 then return text .. "s" end
+  local m = math.floor(s / 60)
+  local rest = s - m * 60
+  local r = (rest % 1 == 0) and string.format("%d", rest) or string.format("%g", rest)
+  if m < 60 then return string.format("%dm%ss", m, r) end
+  return string.format("%dh%dm%ss", math.floor(m / 60), m % 60, r)
+end
+M.go_duration = go_duration
+
+-- radar_web: owns the listener.
+local Web = { name = "radar.web" }
+
+function Web:init(o)
+  self.o = o
+  local srv, err = require("halo.http").serve({ host = o.host, port = o.port })
+  if not srv then error(string.format("radar: cannot serve on %s:%d: %s", o.host, o.port, tostring(err)), 0) end
+  self.srv = srv
+  srv:route_c(o.metrics_path, core.metrics.HTTP_HANDLER, core.metrics.http_handler_ud(o.top_n), ANY)
+  local healthy = '{"status":"healthy"}'
+  for _, p in ipairs(PROBES) do
+    srv:static(o.health_path .. "/" .. p, 200, "application/json", healthy, ANY)
+  end
+  current = { serial = core.node.serial(), host = o.host, port = srv.port }
+  halo.log.info("radar: metrics on http://%s:%d%s, probes on %s/{live,ready,startup}", o.host, srv.port,
+    o.metrics_path, o.health_path)
+end
+
+function Web:handle_message(_, msg)
+  if type(msg) == "table" and msg.kind == "health" then
+    self.srv:static(self.o.health_path .. "/" .. msg.probe, msg.status, "application/json", msg.body, ANY)
+  end
+end
+
+function Web:handle_inspect()
+  local st = self.srv:stats()
+  local out = { endpoint = string.format("%s:%d", self.o.host, self.srv.port) }
+  for k, v in pairs(st) do out[k] = tostring(v) end
+  return out
+end
+
+function Web:terminate()
+  if self.srv then self.srv:close() end
+  if current.serial == core.node.serial() then current = { serial = nil } end
+end
+
+-- radar_metrics: the custom top-N flush and the reference's inspect keys.
+local Metrics = { name = "radar.metrics" }
+
+function Metrics:init(o)
+  self.o = o
+  self.timer = halo.send_after(halo.self(), { kind = "flush" }, o.collect_interval)
+end
+
+function Metrics:handle_message(_, msg)
+  if type(msg) == "table" and msg.kind == "flush" then
+    core.metrics.flush_top()
+    self.timer = halo.send_after(halo.self(), { kind = "flush" }, self.o.collect_interval)
+  end
+end
+
+function Metrics:handle_inspect()
+  local out = { http_endpoint = string.format("%s:%d%s", self.o.host, current.port or self.o.port,
+    self.o.metrics_path), collect_interval = go_duration(self.o.collect_interval) }
+  local total, custom = 0, 0
+  for _, f in ipairs(core.metrics.list()) do
+    total = total + 1
+    if not f.builtin then custom = custom + 1 end
+  end
+  out.total_metrics = tostring(total)
+  out.custom_metrics = tostring(custom)
+  return out
+end
+
+local function publish(probe, status, body)
+  halo.send("radar_web", { kind = "health", probe = probe, status = status, body = body })
+end
+
+--- The application spec of radar with options opts (see the top).
+function M.spec(opts)
+  local o = options(opts)
+  return {
+    name = "radar",
+    description = "Prometheus exporter + health endpoints",
+    mode = "temporary",
+    group = {
+      { name = "radar_sup", behavior = require("halo.supervisor").behavior, args = {
+        strategy = "one_for_one",
+        restart = "permanent",
+        children = {
+          { name = "radar_web", behavior = Web, args = o },
+          { name = "radar_health", behavior = require("halo.health").behavior,
+            args = { publish = publish, check_interval = o.check_interval } },
+          { name = "radar_metrics", behavior = Metrics, args = o },
+        },
+      } },
+    },
+  }
+end
+
+--- Loads and starts radar. Returns true, or nil, "ECODE: message".
+function M.start(opts)
+  local app = require("halo.application")
+  local ok, err, code = app.load(M.spec(opts))
+  if not ok then return nil, err, code end
+  ok, err, code = app.start("radar")
+  if not ok then
+    app.unload("radar")
+    return nil, err, code
+  end
+  return true
+end
+
+--- Stops and unloads radar.
+function M.stop()
+  local app = require("halo.application")
+  local ok, err, code = app.stop("radar")
+  if not ok then return nil, err, code end
+  return app.unload("radar")
+end
+
+--- "host", port of this node's radar listener, or nil when it is not running.
+function M.address()
+  if current.serial ~= core.node.serial() or not current.port then return nil end
+  return current.host, current.port
+end
+
+--- Parses "HOST:PORT", "HOST", ":PORT" or "PORT" (the --metrics flag) into
+-- host, port with radar's defaults; nil, message when malformed.
+function M.parse_address(s)
+  if type(s) ~= "string" or s == "" then return DEFAULTS.host, DEFAULTS.port end
+  local host, port = s:match("^%[(.+)%]:(%d+)$")
+  if not host then host, port = s:match("^([^:]*):(%d+)$") end
+  if not host then
+    if s:match("^%d+$") then host, port = "", s
+    elseif not s:find(":", 1, true) or s:match("^%[.+%]$") then host = (s:gsub("^%[(.+)%]$", "%1"))
+    else return nil, "expected HOST:PORT, got '" .. s .. "'" end
+  end
+  port = port and tonumber(port) or DEFAULTS.port
+  if port > 65535 then return nil, "port out of range in '" .. s .. "'" end
+  if host == "" then host = DEFAULTS.host end
+  return host, port
+end
+
+return M
