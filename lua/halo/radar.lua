@@ -72,7 +72,11 @@ function Web:init(o)
   local srv, err = require("halo.http").serve({ host = o.host, port = o.port })
   if not srv then error(string.format("radar: cannot serve on %s:%d: %s", o.host, o.port, tostring(err)), 0) end
   self.srv = srv
-  srv:route_c(o.metrics_path, core.metrics.HTTP_HANDLER, core.metrics.http_handler_ud(o.top_n), ANY)
+  local metrics = require("halo.metrics")
+  local expose_opts, headers = { top_n = o.top_n }, { ["content-type"] = metrics.CONTENT_TYPE }
+  -- a Lua route: the connection's process reads the process table in steps
+  -- and yields between them, so a scrape of a large node never holds the loop
+  srv:route(o.metrics_path, function() return 200, metrics.expose(expose_opts), headers end, ANY)
   local healthy = '{"status":"healthy"}'
   for _, p in ipairs(PROBES) do
     srv:static(o.health_path .. "/" .. p, 200, "application/json", healthy, ANY)
@@ -110,7 +114,7 @@ end
 
 function Metrics:handle_message(_, msg)
   if type(msg) == "table" and msg.kind == "flush" then
-    core.metrics.flush_top()
+    require("halo.metrics").flush_top()
     self.timer = halo.send_after(halo.self(), { kind = "flush" }, self.o.collect_interval)
   end
 end
@@ -118,12 +122,9 @@ end
 function Metrics:handle_inspect()
   local out = { http_endpoint = string.format("%s:%d%s", self.o.host, current.port or self.o.port,
     self.o.metrics_path), collect_interval = go_duration(self.o.collect_interval) }
-  local total, custom = 0, 0
-  for _, f in ipairs(core.metrics.list()) do
-    total = total + 1
-    if not f.builtin then custom = custom + 1 end
-  end
-  out.total_metrics = tostring(total)
+  local metrics = require("halo.metrics")
+  local custom = metrics.stats().families
+  out.total_metrics = tostring(#metrics.families() + custom)
   out.custom_metrics = tostring(custom)
   return out
 end
@@ -146,7 +147,7 @@ function M.spec(opts)
         children = {
           { name = "radar_web", behavior = Web, args = o },
           { name = "radar_health", behavior = require("halo.health").behavior,
-            args = { publish = publish, check_interval = o.check_interval } },
+            args = { publish = publish, check_interval = o.check_interval, path = o.health_path .. "/*" } },
           { name = "radar_metrics", behavior = Metrics, args = o },
         },
       } },
