@@ -82,7 +82,7 @@ function Web:init(o)
     srv:static(o.health_path .. "/" .. p, 200, "application/json", healthy, ANY)
   end
   current = { serial = core.node.serial(), host = o.host, port = srv.port }
-  halo.log.info("radar: metrics on http://%s:%d%s, probes on %s/{live,ready,startup}", o.host, srv.port,
+  halo.log.info("metrics on http://%s:%d%s, probes on %s/{live,ready,startup}", o.host, srv.port,
     o.metrics_path, o.health_path)
 end
 
