@@ -37,7 +37,7 @@ M.Worker = Worker
 local function register(kind, spec)
   local ok, metrics = pcall(require, "halo.metrics")
   if not ok then
-    halo.log.error("failed to register %s: %s", kind, tostring(metrics))
+    halo.log.error("failed to register %s: %s", kind, (tostring(metrics):match("^[^\n]*")))
     return nil
   end
   local m, err = metrics[kind](spec)
