@@ -89,8 +89,13 @@ function Subscriber:init(args)
     wanted[pick(0, 9)] = true
     local remotes = scenario.remotes(M.NAME) or {}
     if #remotes > 0 then
-      for _ = 1, math.random(1, 2) do
-        self.remote[#self.remote + 1] = { node = remotes[math.random(#remotes)], event = pick(0, 9) }
+      local seen = {}
+      for _ = 1, math.random(1, 2) do -- a pick made twice is one subscription
+        local node, event = remotes[math.random(#remotes)], pick(0, 9)
+        if not seen[node .. " " .. event] then
+          seen[node .. " " .. event] = true
+          self.remote[#self.remote + 1] = { node = node, event = event }
+        end
       end
     end
   else
@@ -106,8 +111,8 @@ function Subscriber:subscribe()
   local missing = false
   for _, r in ipairs(self.remote) do
     if not r.done then
-      local ok, err = halo.event.monitor(r.event, r.node)
-      if ok then
+      local ok, err, code = halo.event.monitor(r.event, r.node)
+      if ok or code == "ETARGETEXIST" then
         r.done = true
       else
         halo.log.debug("subscriber %d: %s on %s: %s", self.i, r.event, r.node, tostring(err))

@@ -49,6 +49,7 @@ function Worker:init(o)
   self.host, self.port = o.slowweb:match("^(.+):(%d+)$")
   self.port = tonumber(self.port)
   self.timeout = o.request_timeout
+  self.counts, self.last_ms = { ok = 0, error = 0 }, 0
   self.duration = register("histogram", {
     name = "slowweb_request_duration_seconds", help = "Duration of HTTP requests to slowweb",
     buckets = { 0.001, 0.005, 0.01, 0.015, 0.02, 0.05, 0.1 },
@@ -62,9 +63,20 @@ end
 function Worker:handle_message(_, msg)
   if type(msg) ~= "table" or msg.type ~= "MessagePing" then return end
   local t0 = halo.now()
-  local res = halo.http.request({ host = self.host, port = self.port, path = "/slow", timeout = self.timeout })
-  if self.duration then self.duration:observe((halo.now() - t0) / 1000) end
-  if self.requests then self.requests:add(1, res and "ok" or "error") end
+  local res, err = halo.http.request({ host = self.host, port = self.port, path = "/slow", timeout = self.timeout })
+  local seconds = (halo.now() - t0) / 1000
+  if self.duration then self.duration:observe(seconds) end
+  local status = res and "ok" or "error"
+  if self.requests then self.requests:add(1, status) end
+  self.counts[status] = self.counts[status] + 1
+  self.last_ms, self.last_error = seconds * 1000, err or self.last_error
+end
+
+-- The reference's worker has no inspect map; this one tells what it did.
+function Worker:handle_inspect()
+  return { slowweb = ("%s:%d"):format(self.host, self.port), requests_ok = tostring(self.counts.ok),
+           requests_error = tostring(self.counts.error), last_request_ms = ("%.3f"):format(self.last_ms),
+           last_error = self.last_error or "" }
 end
 
 function Worker:terminate(reason) halo.log.info("latency worker terminated: %s", tostring(reason)) end
