@@ -109,6 +109,7 @@ function Sender:burst()
       halo.log.warning("messaging sender: send error at %d: %s", i, tostring(serr))
       return
     end
+    if i % 100 == 99 then halo.yield() end -- where a congested link parks the sender
   end
 end
 
@@ -154,6 +155,7 @@ function BulkSender:burst()
       halo.log.warning("bulk sender: send error at %d: %s", i, tostring(err))
       return
     end
+    halo.yield()
   end
   halo.log.debug("bulk sender: burst %d large messages -> %s", n, node)
 end

@@ -2,6 +2,7 @@
 -- share: options over defaults, random draws, the remote nodes that run an
 -- application, and supervisors that do things on their own timers.
 local halo = require("halo")
+local core = require("halo.core")
 
 local M = {}
 
@@ -52,7 +53,7 @@ function M.remotes(app)
     end
     for _, r in ipairs(routes) do out[#out + 1] = r.Node end
   else
-    local me = halo.node_info().Name
+    local me = M.node()
     for _, n in ipairs(halo.net.nodes()) do
       if n ~= me then out[#out + 1] = n end
     end
@@ -72,8 +73,13 @@ function M.next_remote(self, app)
   return remotes[(self.rr - 1) % #remotes + 1]
 end
 
---- This node's name.
-function M.node() return halo.node_info().Name end
+--- This node's name (asked once per node run).
+local node_name = {}
+function M.node()
+  local serial = core.node.serial()
+  if node_name.serial ~= serial then node_name = { serial = serial, name = halo.node_info().Name } end
+  return node_name.name
+end
 
 --- A supervisor behavior shown as `name`: halo.supervisor's, whose init
 -- takes { spec = <supervisor spec>, options = <the application's> } and
