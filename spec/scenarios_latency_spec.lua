@@ -18,7 +18,8 @@ local function exists(path)
   if f then f:close() end
   return f ~= nil
 end
-local ready = exists("scenarios/slowweb.lua") and exists("lua/halo/metrics.lua")
+local ready = exists("scenarios/slowweb.lua")
+  and (package.searchpath("halo.metrics", package.path) ~= nil or pcall(require, "halo.metrics"))
 
 local SCRIPT = [[
 local halo = require("halo")
