@@ -224,6 +224,22 @@ static int l_process_name(lua_State *L) {
   return 1;
 }
 
+/* core.introspect.process_stack(pid) -> the traceback of the process's coroutine: where it runs or is
+ * suspended (a zombee: where it was when killed) | nil, err, code */
+static int l_process_stack(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  int err;
+  halo_proc_t *p = hb_check_proc(L, B, 1, &err);
+  if (!p) return hb_error(L, err);
+  lua_State *co = p->host;
+  if (!co) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  luaL_traceback(L, co, NULL, co == L); /* the caller's own stack starts above this function */
+  return 1;
+}
+
 static double tv_ns(struct timeval tv) { return (double)tv.tv_sec * 1e9 + (double)tv.tv_usec * 1e3; }
 
 /* core.introspect.node_info() -> NodeInfo */
@@ -348,6 +364,7 @@ void hb_open_introspect(lua_State *L) {
                                  {"process_info", l_process_info},
                                  {"process_state", l_process_state},
                                  {"process_name", l_process_name},
+                                 {"process_stack", l_process_stack},
                                  {"node_info", l_node_info},
                                  {"stats", l_stats},
                                  {"memory", l_memory},

@@ -497,6 +497,11 @@ void halo__proc_terminate(halo_node_t *n, halo_proc_t *p, halo_payload_t reason,
   }
   halo__proc_set_state(n, p, zombee ? HALO_STATE_ZOMBEE : HALO_STATE_TERMINATED);
   p->flags |= HALO_PF_DEAD;
+  if (p->t_suspend) { /* its time inside the callback ends here: a zombee never runs again */
+    uint64_t now = halo_clock_ns();
+    if (now > p->t_suspend) p->running_ns += now - p->t_suspend;
+    p->t_suspend = 0;
+  }
   if (!zombee && n->hooks.terminate) {
     halo_proc_t *prev = n->current;
     n->current = p;

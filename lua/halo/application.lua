@@ -5,6 +5,7 @@
 --     mode = "transient",               -- temporary (default) | transient | permanent
 --     depends = { "db" },               -- started first
 --     env = { REGION = "eu" },          -- added to every member's environment
+--     modules = { "shop" },             -- where its code comes from (halo.application.reload)
 --     weight = 10, tags = { "web" }, log_level = "info",
 --     group = {                         -- members, started in order
 --       { behavior = "shop.sup", name = "shop_sup", args = { ... } },
@@ -29,7 +30,7 @@ local M = {}
 
 local MODES = { temporary = true, transient = true, permanent = true }
 local SPEC_KEYS = { name = true, description = true, version = true, env = true, depends = true, weight = true,
-                    mode = true, group = true, log_level = true, tags = true }
+                    mode = true, group = true, log_level = true, tags = true, modules = true }
 local MEMBER_KEYS = { behavior = true, name = true, args = true, options = true }
 local RESERVED = { name = true, application = true, link = true, link_parent = true, link_child = true,
                    monitor = true }
@@ -103,7 +104,7 @@ local function check(spec)
       if RESERVED[k] then error(("application spec: group[%d]: option '%s' is set by the application"):format(i, k), 3) end
     end
   end
-  for _, k in ipairs({ "depends", "tags" }) do
+  for _, k in ipairs({ "depends", "tags", "modules" }) do
     if spec[k] ~= nil then
       if type(spec[k]) ~= "table" then error(("application spec: %s must be a list of strings"):format(k), 3) end
       for _, v in ipairs(spec[k]) do
@@ -301,6 +302,88 @@ function M.stop(name, timeout)
   local res, err, code = halo.call(r.controller, { "stop", name }, timeout or 60000)
   if not res then return nil, err, code end
   return res[1], res[2], res[3]
+end
+
+-- Reload ----------------------------------------------------------------------------
+
+-- Loads module m from its file again without touching package.loaded:
+-- the module's value, or nil, "EMALFORMED: ..." (not found, does not
+-- compile, fails while loading).
+local function load_fresh(m)
+  local path, err = package.searchpath(m, package.path)
+  if not path then return core.node.error("EMALFORMED", ("module %s not found:%s"):format(m, err)) end
+  local chunk, cerr = loadfile(path)
+  if not chunk then return core.node.error("EMALFORMED", cerr) end
+  local ok, v = pcall(chunk, m, path)
+  if not ok then return core.node.error("EMALFORMED", ("%s: %s"):format(m, tostring(v))) end
+  if v == nil then v = true end
+  return v
+end
+
+--- Reloads an application's code from disk: loads the files of its spec's
+-- `modules` again (in that order; each sees the fresh ones before it), and
+-- only when all of them load stops the application, puts the new modules
+-- in package.loaded and starts it again (an application that was not
+-- running is not started). When a module returns a table with an
+-- application(env) function, the last such one rebuilds the spec from the
+-- current spec's env. Returns true, or nil, err, code: a module that does
+-- not compile or fails while loading (EMALFORMED, with the Lua error) or a
+-- bad new spec (EINCORRECT) change nothing and the old version keeps
+-- running; when the new version fails to start, the old one is started again.
+function M.reload(name, timeout)
+  local r = registry()
+  local app = r.apps[name]
+  if not app then return core.node.error("EAPPUNKNOWN", name) end
+  local mods = app.spec.modules
+  if not mods or #mods == 0 then return core.node.error("EINCORRECT", "application " .. name .. " names no modules") end
+  local old_loaded, fresh, builder = {}, {}, nil
+  local function restore()
+    for _, m in ipairs(mods) do package.loaded[m] = old_loaded[m] end
+  end
+  for _, m in ipairs(mods) do old_loaded[m] = package.loaded[m] end
+  for _, m in ipairs(mods) do
+    local v, err, code = load_fresh(m)
+    if not v then
+      restore()
+      return nil, err, code
+    end
+    fresh[m] = v
+    package.loaded[m] = v -- the modules after it require the fresh one
+    if type(v) == "table" and type(v.application) == "function" then builder = v.application end
+  end
+  restore()
+  local spec = app.spec
+  if builder then
+    local ok, s = pcall(builder, spec.env)
+    if ok then
+      local valid, why = pcall(check, s)
+      if not valid then ok, s = false, why end
+    end
+    if not ok then return core.node.error("EINCORRECT", "new spec: " .. tostring(s)) end
+    if s.name ~= name then return core.node.error("EINCORRECT", ("new spec names %s, not %s"):format(s.name, name)) end
+    spec = s
+  end
+  local running = app.state ~= "loaded"
+  if running then
+    local ok, err, code = M.stop(name, timeout)
+    if not ok then return nil, err, code end
+  end
+  local old_spec = app.spec
+  local function install(sp, loaded)
+    for _, m in ipairs(mods) do package.loaded[m] = loaded[m] end
+    app.spec, app.mode, app.weight = sp, sp.mode or "temporary", sp.weight or 0
+  end
+  install(spec, fresh)
+  if not running then return true end
+  local ok, err, code = M.start(name, timeout)
+  if ok then
+    halo.log.info("application %s reloaded", name)
+    return true
+  end
+  halo.log.error("application %s: the reloaded version failed to start (%s), starting the old one", name, tostring(err))
+  install(old_spec, old_loaded)
+  M.start(name, timeout)
+  return nil, err, code
 end
 
 -- Introspection --------------------------------------------------------------------

@@ -313,6 +313,9 @@ halo.node_info = introspect.node_info
 halo.process_list = introspect.process_list
 halo.process_info = introspect.process_info
 halo.process_state = introspect.process_state
+--- The traceback of a local process's coroutine (its Lua call stack where it
+-- runs or waits; a zombee's where it was killed), or nil, err, code.
+halo.process_stack = introspect.process_stack
 halo.stats = introspect.stats
 halo.memory = introspect.memory
 
