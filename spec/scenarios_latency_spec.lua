@@ -2,8 +2,6 @@
 -- pings cross to the other node's latency_worker, which makes one HTTP GET
 -- per ping and stays inside its callback meanwhile (its mailbox backs up,
 -- the wait counts as its running time) and registers its custom metrics.
--- Needs halo.metrics and the HTTP server (halo.http.serve, slowweb): pending
--- without them.
 local halo = require("halo")
 local helper = require("helper")
 
@@ -12,14 +10,6 @@ local halo_bin = build .. "/halo"
 local REG_PORT = helper.random_port()
 local REG = "embedded:" .. REG_PORT
 local SLOWWEB = "127.0.0.1:" .. (REG_PORT + 1)
-
-local function exists(path)
-  local f = io.open(path)
-  if f then f:close() end
-  return f ~= nil
-end
-local ready = exists("scenarios/slowweb.lua")
-  and (package.searchpath("halo.metrics", package.path) ~= nil or pcall(require, "halo.metrics"))
 
 local SCRIPT = [[
 local halo = require("halo")
@@ -75,8 +65,7 @@ describe("latency_scenario between two nodes", function()
     os.execute("rm -rf " .. dir)
   end)
 
-  local run = ready and it or pending
-  run("backs up the worker's mailbox while it waits for slowweb, one request per ping", function()
+  it("backs up the worker's mailbox while it waits for slowweb, one request per ping", function()
     local slowweb = start_slowweb()
     local a1 = start("l1@localhost", "127.0.0.2", slowweb)
     local a2 = start("l2@localhost", "127.0.0.3", slowweb)
