@@ -72,11 +72,39 @@ void halo_mbuf_double(halo_mbuf_t *b, double v) {
   put(b, buf, halo_metrics_format_double(buf, v));
 }
 
-/* Label values escape \\, " and newline; HELP text \\ and newline. */
+/* The length of the well-formed UTF-8 sequence at s (s[0] >= 0x80), 0 when
+ * it is not one (overlong, surrogate, past U+10FFFF, cut short). */
+static int utf8_len(const unsigned char *s) {
+  unsigned char lo = 0x80, hi = 0xBF;
+  int n;
+  if (s[0] >= 0xC2 && s[0] <= 0xDF) n = 2;
+  else if (s[0] >= 0xE0 && s[0] <= 0xEF) n = 3, lo = s[0] == 0xE0 ? 0xA0 : 0x80, hi = s[0] == 0xED ? 0x9F : 0xBF;
+  else if (s[0] >= 0xF0 && s[0] <= 0xF4) n = 4, lo = s[0] == 0xF0 ? 0x90 : 0x80, hi = s[0] == 0xF4 ? 0x8F : 0xBF;
+  else return 0;
+  if (s[1] < lo || s[1] > hi) return 0; /* a NUL ends the check here */
+  for (int i = 2; i < n; i++)
+    if ((s[i] & 0xC0) != 0x80) return 0;
+  return n;
+}
+
+/* Label values escape \\, " and newline; HELP text \\ and newline. A byte
+ * that is not UTF-8 (names of processes and events may hold any) becomes
+ * U+FFFD: Prometheus refuses a scrape with a label value that is not UTF-8. */
 static void put_escaped(halo_mbuf_t *b, const char *s, int quote) {
   const char *run = s;
   for (;; s++) {
     unsigned char c = (unsigned char)*s;
+    if (c >= 0x80) {
+      int n = utf8_len((const unsigned char *)s);
+      if (n) {
+        s += n - 1;
+        continue;
+      }
+      put(b, run, (size_t)(s - run));
+      put(b, "\xef\xbf\xbd", 3);
+      run = s + 1;
+      continue;
+    }
     if (c > '\\' || (c != 0 && c != '\\' && c != '\n' && c != '"')) continue;
     if (!c) break;
     const char *rep = c == '\\' ? "\\\\" : c == '\n' ? "\\n" : quote ? "\\\"" : NULL;

@@ -151,6 +151,38 @@ static void test_exposition(void) {
   halo_metrics_destroy(&m);
 }
 
+/* Label values and HELP text come from process, behavior and event names:
+ * bytes that are not UTF-8 would make Prometheus refuse the whole scrape,
+ * so each such byte is written as U+FFFD; valid sequences stay. */
+static void test_utf8(void) {
+  halo_metrics_t m;
+  halo_metrics_init(&m);
+  const char *k[] = {"k"};
+  halo_metric_def_t d = {"u", "h\xff\xc3\xa9", HALO_METRIC_GAUGE, k, 1, NULL, 0, 0, 0, 1};
+  halo_metric_family_t *f;
+  CHECK_EQ(halo_metrics_register(&m, &d, &f), 0);
+  static const char *const in[] = {"a\xff" "b", "\xe2\x82", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                   "\xc3\xa9\xe2\x82\xac\xf0\x9d\x84\x9e", "z\x80\""};
+  for (int i = 0; i < 7; i++) {
+    size_t len = strlen(in[i]);
+    CHECK_EQ(halo_metrics_set(&m, f, i, &in[i], &len, 1), 0);
+  }
+  char *text = expose(&m, "n");
+#define R "\xef\xbf\xbd"
+  CHECK(strstr(text, "# HELP u h" R "\xc3\xa9\n") != NULL);
+  CHECK(strstr(text, "u{k=\"a" R "b\",node=\"n\"} 0\n") != NULL);
+  CHECK(strstr(text, "u{k=\"" R R "\",node=\"n\"} 1\n") != NULL);
+  CHECK(strstr(text, "u{k=\"" R R "\",node=\"n\"} 2\n") != NULL);
+  CHECK(strstr(text, "u{k=\"" R R R "\",node=\"n\"} 3\n") != NULL);
+  CHECK(strstr(text, "u{k=\"" R R R R "\",node=\"n\"} 4\n") != NULL);
+  CHECK(strstr(text, "u{k=\"\xc3\xa9\xe2\x82\xac\xf0\x9d\x84\x9e\",node=\"n\"} 5\n") != NULL);
+  CHECK(strstr(text, "u{k=\"z" R "\\\"\",node=\"n\"} 6\n") != NULL);
+#undef R
+  if (check_failures) fputs(text, stderr);
+  free(text);
+  halo_metrics_destroy(&m);
+}
+
 static void test_top(void) {
   halo_metrics_t m;
   halo_metrics_init(&m);
@@ -391,6 +423,7 @@ static void test_collect_steps(void) {
 int main(void) {
   test_validation();
   test_exposition();
+  test_utf8();
   test_top();
   test_owner();
   test_catalogue();
