@@ -258,6 +258,34 @@ int halo_metrics_check_name(halo_metrics_t *m, const char *name) {
   return 0;
 }
 
+/* A histogram writes series name_bucket, name_sum and name_count: a family
+ * of such a name next to it would read as a second HELP of the histogram. */
+static int check_suffixes(halo_metrics_t *m, const halo_metric_def_t *d) {
+  static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+  size_t len = strlen(d->name);
+  char *other = malloc(len + 8);
+  if (!other) return fail(m, HALO_ENOMEM, "out of memory");
+  int rc = 0;
+  for (int i = 0; !rc && i < 3; i++) {
+    size_t sl = strlen(suffixes[i]);
+    halo_metric_family_t *f;
+    if (len > sl && !strcmp(d->name + len - sl, suffixes[i])) {
+      memcpy(other, d->name, len - sl);
+      other[len - sl] = 0;
+      if ((f = halo_smap_get(&m->by_name, other)) && f->type == HALO_METRIC_HISTOGRAM)
+        rc = fail(m, HALO_ETAKEN, "metric \"%s\" collides with histogram \"%s\"", d->name, other);
+    }
+    if (!rc && d->type == HALO_METRIC_HISTOGRAM) {
+      memcpy(other, d->name, len);
+      memcpy(other + len, suffixes[i], sl + 1);
+      if (halo_smap_get(&m->by_name, other))
+        rc = fail(m, HALO_ETAKEN, "histogram \"%s\" collides with metric \"%s\"", d->name, other);
+    }
+  }
+  free(other);
+  return rc;
+}
+
 static int check_def(halo_metrics_t *m, const halo_metric_def_t *d) {
   int rc = halo_metrics_check_name(m, d->name);
   if (rc) return rc;
@@ -294,7 +322,7 @@ static int check_def(halo_metrics_t *m, const halo_metric_def_t *d) {
       return fail(m, HALO_EINCORRECT, "metric \"%s\": order must be max or min", d->name);
   }
   if (halo_smap_get(&m->by_name, d->name)) return fail(m, HALO_ETAKEN, "metric \"%s\" is already registered", d->name);
-  return 0;
+  return check_suffixes(m, d);
 }
 
 /* -- Registry: families -------------------------------------------------------- */

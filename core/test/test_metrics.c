@@ -78,6 +78,21 @@ static void test_validation(void) {
   CHECK_EQ(halo_metrics_register(&m, &h, &f), 0);
   CHECK_EQ(f->nbuckets, 11);
   CHECK(f->buckets[0] == .005 && f->buckets[10] == 10);
+  /* a histogram's series names (_bucket, _sum, _count) are not free for other
+   * families, either way round: the text format could not tell them apart */
+  d = base;
+  d.name = "h_default_count", d.type = HALO_METRIC_GAUGE;
+  CHECK(def_fails(&m, d, HALO_ETAKEN, "metric \"h_default_count\" collides with histogram \"h_default\""));
+  d.name = "h_default_bucket";
+  CHECK(def_fails(&m, d, HALO_ETAKEN, "collides with histogram \"h_default\""));
+  d.name = "h_default_sum", d.type = HALO_METRIC_HISTOGRAM;
+  CHECK(def_fails(&m, d, HALO_ETAKEN, "collides with histogram \"h_default\""));
+  CHECK(reg(&m, HALO_METRIC_GAUGE, "later_sum", NULL, 0, 1) != NULL);
+  d.name = "later";
+  CHECK(def_fails(&m, d, HALO_ETAKEN, "histogram \"later\" collides with metric \"later_sum\""));
+  d.type = HALO_METRIC_GAUGE; /* a gauge may take the name */
+  CHECK(reg(&m, HALO_METRIC_GAUGE, "later", NULL, 0, 1) != NULL);
+  CHECK(reg(&m, HALO_METRIC_GAUGE, "_count", NULL, 0, 1) != NULL);
   halo_metrics_destroy(&m);
 }
 
