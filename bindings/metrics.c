@@ -292,7 +292,7 @@ static uint32_t opt_top_n(lua_State *L, int idx) {
   lua_getfield(L, idx, "top_n");
   double n = luaL_optnumber(L, -1, 0);
   lua_pop(L, 1);
-  if (n < 0 || n > HALO_METRICS_MAX_TOP) luaL_argerror(L, idx, "top_n must be 1..10000");
+  if (!(n >= 0 && n <= HALO_METRICS_MAX_TOP)) luaL_argerror(L, idx, "top_n must be 1..10000"); /* NaN too */
   return (uint32_t)n;
 }
 
@@ -369,7 +369,7 @@ static int l_configure(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "top_n");
   double n = luaL_checknumber(L, -1);
-  if (n < 1 || n > HALO_METRICS_MAX_TOP) return luaL_argerror(L, 1, "top_n must be 1..10000");
+  if (!(n >= 1 && n <= HALO_METRICS_MAX_TOP)) return luaL_argerror(L, 1, "top_n must be 1..10000"); /* NaN too */
   mstate_t *s = state_get(L, B);
   if (!s) return hb_error(L, HALO_ENODESTOP);
   s->top_n = (uint32_t)n;

@@ -174,6 +174,19 @@ describe("custom metrics", function()
     assert.equal(2, r.errors)
   end)
 
+  it("raises on a top_n outside 1..10000, NaN included", function()
+    local r = run(function()
+      local out = {}
+      for _, n in ipairs({ -1, 10001, 0 / 0 }) do
+        out[#out + 1] = select(2, pcall(halo.metrics.expose, { top_n = n }))
+        out[#out + 1] = select(2, pcall(halo.metrics.configure, { top_n = n }))
+      end
+      return out
+    end)
+    assert.equal(6, #r)
+    for _, e in ipairs(r) do assert.truthy(tostring(e):find("top_n must be 1..10000", 1, true), tostring(e)) end
+  end)
+
   it("removes a process's families when it ends; later updates are refused and counted", function()
     local r = run(function()
       local me, out = halo.self(), {}
