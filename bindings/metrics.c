@@ -50,6 +50,9 @@ typedef struct mstate {
 } mstate_t;
 
 static mstate_t *S; /* the running node's, NULL until first used */
+/* Family ids go on from one node's registry to the next: a handle kept from
+ * an earlier node of this Lua state must not address a family of the next. */
+static uint64_t last_id;
 
 static void pass_end(pass_t *ps) {
   if (!ps->c) return;
@@ -74,6 +77,7 @@ static void hook_stopped(halo_node_t *n) {
   n->hooks.stopped = s->prev_stopped;
   n->hooks.free = s->prev_free;
   while (s->passes) pass_end(s->passes);
+  last_id = s->reg.next_id;
   halo_metrics_destroy(&s->reg);
   free(s);
   S = NULL;
@@ -85,6 +89,7 @@ static mstate_t *state_get(lua_State *L, halo_binding_t *B) {
   if (S && S->B == B) return S;
   if (B->node.stopped || B->node.stopping) return NULL;
   if (S) { /* left by a node of this Lua state that never stopped */
+    last_id = S->reg.next_id;
     halo_metrics_destroy(&S->reg);
     free(S);
   }
@@ -92,6 +97,7 @@ static mstate_t *state_get(lua_State *L, halo_binding_t *B) {
   if (!S) luaL_error(L, "out of memory");
   S->B = B;
   halo_metrics_init(&S->reg);
+  S->reg.next_id = last_id;
   S->prev_stopped = B->node.hooks.stopped;
   S->prev_free = B->node.hooks.free;
   B->node.hooks.stopped = hook_stopped;

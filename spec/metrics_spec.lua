@@ -218,6 +218,19 @@ describe("custom metrics", function()
     assert.is_true(r.again)
   end)
 
+  it("refuse a family's handle from an earlier node of the same Lua state", function()
+    local old = run(function() return assert(halo.metrics.counter({ name = "first_total", help = "h" })) end)
+    local r = run(function()
+      assert(halo.metrics.counter({ name = "second_total", help = "h" }))
+      local out = { update = { old:inc() }, slow = { require("halo.core").metrics.add(old.id, 1) } }
+      out.text = halo.metrics.expose()
+      return out
+    end)
+    assert.equal("EUNKNOWN", r.update[3])
+    assert.equal("EUNKNOWN", r.slow[3])
+    assert.is_nil(r.text:find("second_total{", 1, true))
+  end)
+
   it("keeps the N best of an interval and shows them after flush_top", function()
     local r = run(function()
       local m = halo.metrics
