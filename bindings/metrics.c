@@ -118,7 +118,10 @@ static int l_register(lua_State *L) {
   lua_getfield(L, 1, "type");
   d.type = luaL_checkoption(L, -1, NULL, type_names);
   lua_getfield(L, 1, "name");
-  d.name = lua_tostring(L, -1);
+  size_t len;
+  d.name = lua_tolstring(L, -1, &len);
+  if (d.name && strlen(d.name) != len) /* Prometheus' rules have no NUL: refused, not cut short */
+    return hb_errorf(L, HALO_EINCORRECT, "invalid metric name \"%s\\0%s\"", d.name, d.name + strlen(d.name) + 1);
   lua_getfield(L, 1, "help");
   d.help = lua_tostring(L, -1);
   lua_pop(L, 3);
@@ -136,7 +139,10 @@ static int l_register(lua_State *L) {
       lua_rawgeti(L, -1, (int)i + 1);
       if (lua_type(L, -1) != LUA_TSTRING)
         return hb_errorf(L, HALO_EINCORRECT, "metric \"%s\": labels must be a list of names", d.name);
-      labels[d.nlabels++] = lua_tostring(L, -1);
+      const char *l = lua_tolstring(L, -1, &len);
+      if (strlen(l) != len)
+        return hb_errorf(L, HALO_EINCORRECT, "metric \"%s\": invalid label name \"%s\\0%s\"", d.name, l, l + strlen(l) + 1);
+      labels[d.nlabels++] = l;
       lua_pop(L, 1); /* the string stays alive in the table */
     }
   }

@@ -130,6 +130,8 @@ describe("custom metrics", function()
       try("counter", { name = "x_total" })
       try("top", { name = "x_top", help = "h", n = 0 })
       try("top", { name = "x_top", help = "h", order = "sideways" })
+      try("counter", { name = "x_total\0tail", help = "h" })
+      try("counter", { name = "y_total", help = "h", labels = { "a\0b" } })
       assert(m.counter({ name = "x_total", help = "h" }))
       try("gauge", { name = "x_total", help = "h" })
       out.unregister_builtin = { m.unregister("halo_processes_total") }
@@ -142,7 +144,8 @@ describe("custom metrics", function()
       'label name "node" is reserved', 'label name "__meta" is reserved', 'invalid label name "bad-label"',
       'label name "le" is reserved for histogram buckets', "buckets must be strictly increasing",
       "buckets must be strictly increasing", "buckets must be finite", "help text is required", "n must be 1..10000",
-      "order must be max or min", 'ETAKEN: metric "x_total" is already registered',
+      "order must be max or min", 'EINCORRECT: invalid metric name "x_total\\0tail"',
+      'EINCORRECT: metric "y_total": invalid label name "a\\0b"', 'ETAKEN: metric "x_total" is already registered',
     }
     for i, w in ipairs(want) do
       assert.is_string(r[i])
