@@ -50,6 +50,9 @@ typedef struct mstate {
 } mstate_t;
 
 static mstate_t *S; /* the running node's, NULL until first used */
+/* Family ids go on from one node's registry to the next: a handle kept from
+ * an earlier node of this Lua state must not address a family of the next. */
+static uint64_t last_id;
 
 static void pass_end(pass_t *ps) {
   if (!ps->c) return;
@@ -74,6 +77,7 @@ static void hook_stopped(halo_node_t *n) {
   n->hooks.stopped = s->prev_stopped;
   n->hooks.free = s->prev_free;
   while (s->passes) pass_end(s->passes);
+  last_id = s->reg.next_id;
   halo_metrics_destroy(&s->reg);
   free(s);
   S = NULL;
@@ -85,6 +89,7 @@ static mstate_t *state_get(lua_State *L, halo_binding_t *B) {
   if (S && S->B == B) return S;
   if (B->node.stopped || B->node.stopping) return NULL;
   if (S) { /* left by a node of this Lua state that never stopped */
+    last_id = S->reg.next_id;
     halo_metrics_destroy(&S->reg);
     free(S);
   }
@@ -92,6 +97,7 @@ static mstate_t *state_get(lua_State *L, halo_binding_t *B) {
   if (!S) luaL_error(L, "out of memory");
   S->B = B;
   halo_metrics_init(&S->reg);
+  S->reg.next_id = last_id;
   S->prev_stopped = B->node.hooks.stopped;
   S->prev_free = B->node.hooks.free;
   B->node.hooks.stopped = hook_stopped;
@@ -112,7 +118,10 @@ static int l_register(lua_State *L) {
   lua_getfield(L, 1, "type");
   d.type = luaL_checkoption(L, -1, NULL, type_names);
   lua_getfield(L, 1, "name");
-  d.name = lua_tostring(L, -1);
+  size_t len;
+  d.name = lua_tolstring(L, -1, &len);
+  if (d.name && strlen(d.name) != len) /* Prometheus' rules have no NUL: refused, not cut short */
+    return hb_errorf(L, HALO_EINCORRECT, "invalid metric name \"%s\\0%s\"", d.name, d.name + strlen(d.name) + 1);
   lua_getfield(L, 1, "help");
   d.help = lua_tostring(L, -1);
   lua_pop(L, 3);
@@ -130,7 +139,10 @@ static int l_register(lua_State *L) {
       lua_rawgeti(L, -1, (int)i + 1);
       if (lua_type(L, -1) != LUA_TSTRING)
         return hb_errorf(L, HALO_EINCORRECT, "metric \"%s\": labels must be a list of names", d.name);
-      labels[d.nlabels++] = lua_tostring(L, -1);
+      const char *l = lua_tolstring(L, -1, &len);
+      if (strlen(l) != len)
+        return hb_errorf(L, HALO_EINCORRECT, "metric \"%s\": invalid label name \"%s\\0%s\"", d.name, l, l + strlen(l) + 1);
+      labels[d.nlabels++] = l;
       lua_pop(L, 1); /* the string stays alive in the table */
     }
   }
@@ -292,7 +304,7 @@ static uint32_t opt_top_n(lua_State *L, int idx) {
   lua_getfield(L, idx, "top_n");
   double n = luaL_optnumber(L, -1, 0);
   lua_pop(L, 1);
-  if (n < 0 || n > HALO_METRICS_MAX_TOP) luaL_argerror(L, idx, "top_n must be 1..10000");
+  if (!(n >= 0 && n <= HALO_METRICS_MAX_TOP)) luaL_argerror(L, idx, "top_n must be 1..10000"); /* NaN too */
   return (uint32_t)n;
 }
 
@@ -369,7 +381,7 @@ static int l_configure(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "top_n");
   double n = luaL_checknumber(L, -1);
-  if (n < 1 || n > HALO_METRICS_MAX_TOP) return luaL_argerror(L, 1, "top_n must be 1..10000");
+  if (!(n >= 1 && n <= HALO_METRICS_MAX_TOP)) return luaL_argerror(L, 1, "top_n must be 1..10000"); /* NaN too */
   mstate_t *s = state_get(L, B);
   if (!s) return hb_error(L, HALO_ENODESTOP);
   s->top_n = (uint32_t)n;

@@ -72,11 +72,39 @@ void halo_mbuf_double(halo_mbuf_t *b, double v) {
   put(b, buf, halo_metrics_format_double(buf, v));
 }
 
-/* Label values escape \\, " and newline; HELP text \\ and newline. */
+/* The length of the well-formed UTF-8 sequence at s (s[0] >= 0x80), 0 when
+ * it is not one (overlong, surrogate, past U+10FFFF, cut short). */
+static int utf8_len(const unsigned char *s) {
+  unsigned char lo = 0x80, hi = 0xBF;
+  int n;
+  if (s[0] >= 0xC2 && s[0] <= 0xDF) n = 2;
+  else if (s[0] >= 0xE0 && s[0] <= 0xEF) n = 3, lo = s[0] == 0xE0 ? 0xA0 : 0x80, hi = s[0] == 0xED ? 0x9F : 0xBF;
+  else if (s[0] >= 0xF0 && s[0] <= 0xF4) n = 4, lo = s[0] == 0xF0 ? 0x90 : 0x80, hi = s[0] == 0xF4 ? 0x8F : 0xBF;
+  else return 0;
+  if (s[1] < lo || s[1] > hi) return 0; /* a NUL ends the check here */
+  for (int i = 2; i < n; i++)
+    if ((s[i] & 0xC0) != 0x80) return 0;
+  return n;
+}
+
+/* Label values escape \\, " and newline; HELP text \\ and newline. A byte
+ * that is not UTF-8 (names of processes and events may hold any) becomes
+ * U+FFFD: Prometheus refuses a scrape with a label value that is not UTF-8. */
 static void put_escaped(halo_mbuf_t *b, const char *s, int quote) {
   const char *run = s;
   for (;; s++) {
     unsigned char c = (unsigned char)*s;
+    if (c >= 0x80) {
+      int n = utf8_len((const unsigned char *)s);
+      if (n) {
+        s += n - 1;
+        continue;
+      }
+      put(b, run, (size_t)(s - run));
+      put(b, "\xef\xbf\xbd", 3);
+      run = s + 1;
+      continue;
+    }
     if (c > '\\' || (c != 0 && c != '\\' && c != '\n' && c != '"')) continue;
     if (!c) break;
     const char *rep = c == '\\' ? "\\\\" : c == '\n' ? "\\n" : quote ? "\\\"" : NULL;
@@ -230,6 +258,34 @@ int halo_metrics_check_name(halo_metrics_t *m, const char *name) {
   return 0;
 }
 
+/* A histogram writes series name_bucket, name_sum and name_count: a family
+ * of such a name next to it would read as a second HELP of the histogram. */
+static int check_suffixes(halo_metrics_t *m, const halo_metric_def_t *d) {
+  static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+  size_t len = strlen(d->name);
+  char *other = malloc(len + 8);
+  if (!other) return fail(m, HALO_ENOMEM, "out of memory");
+  int rc = 0;
+  for (int i = 0; !rc && i < 3; i++) {
+    size_t sl = strlen(suffixes[i]);
+    halo_metric_family_t *f;
+    if (len > sl && !strcmp(d->name + len - sl, suffixes[i])) {
+      memcpy(other, d->name, len - sl);
+      other[len - sl] = 0;
+      if ((f = halo_smap_get(&m->by_name, other)) && f->type == HALO_METRIC_HISTOGRAM)
+        rc = fail(m, HALO_ETAKEN, "metric \"%s\" collides with histogram \"%s\"", d->name, other);
+    }
+    if (!rc && d->type == HALO_METRIC_HISTOGRAM) {
+      memcpy(other, d->name, len);
+      memcpy(other + len, suffixes[i], sl + 1);
+      if (halo_smap_get(&m->by_name, other))
+        rc = fail(m, HALO_ETAKEN, "histogram \"%s\" collides with metric \"%s\"", d->name, other);
+    }
+  }
+  free(other);
+  return rc;
+}
+
 static int check_def(halo_metrics_t *m, const halo_metric_def_t *d) {
   int rc = halo_metrics_check_name(m, d->name);
   if (rc) return rc;
@@ -266,7 +322,7 @@ static int check_def(halo_metrics_t *m, const halo_metric_def_t *d) {
       return fail(m, HALO_EINCORRECT, "metric \"%s\": order must be max or min", d->name);
   }
   if (halo_smap_get(&m->by_name, d->name)) return fail(m, HALO_ETAKEN, "metric \"%s\" is already registered", d->name);
-  return 0;
+  return check_suffixes(m, d);
 }
 
 /* -- Registry: families -------------------------------------------------------- */

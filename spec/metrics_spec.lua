@@ -130,6 +130,8 @@ describe("custom metrics", function()
       try("counter", { name = "x_total" })
       try("top", { name = "x_top", help = "h", n = 0 })
       try("top", { name = "x_top", help = "h", order = "sideways" })
+      try("counter", { name = "x_total\0tail", help = "h" })
+      try("counter", { name = "y_total", help = "h", labels = { "a\0b" } })
       assert(m.counter({ name = "x_total", help = "h" }))
       try("gauge", { name = "x_total", help = "h" })
       out.unregister_builtin = { m.unregister("halo_processes_total") }
@@ -142,7 +144,8 @@ describe("custom metrics", function()
       'label name "node" is reserved', 'label name "__meta" is reserved', 'invalid label name "bad-label"',
       'label name "le" is reserved for histogram buckets', "buckets must be strictly increasing",
       "buckets must be strictly increasing", "buckets must be finite", "help text is required", "n must be 1..10000",
-      "order must be max or min", 'ETAKEN: metric "x_total" is already registered',
+      "order must be max or min", 'EINCORRECT: invalid metric name "x_total\\0tail"',
+      'EINCORRECT: metric "y_total": invalid label name "a\\0b"', 'ETAKEN: metric "x_total" is already registered',
     }
     for i, w in ipairs(want) do
       assert.is_string(r[i])
@@ -174,6 +177,19 @@ describe("custom metrics", function()
     assert.equal(2, r.errors)
   end)
 
+  it("raises on a top_n outside 1..10000, NaN included", function()
+    local r = run(function()
+      local out = {}
+      for _, n in ipairs({ -1, 10001, 0 / 0 }) do
+        out[#out + 1] = select(2, pcall(halo.metrics.expose, { top_n = n }))
+        out[#out + 1] = select(2, pcall(halo.metrics.configure, { top_n = n }))
+      end
+      return out
+    end)
+    assert.equal(6, #r)
+    for _, e in ipairs(r) do assert.truthy(tostring(e):find("top_n must be 1..10000", 1, true), tostring(e)) end
+  end)
+
   it("removes a process's families when it ends; later updates are refused and counted", function()
     local r = run(function()
       local me, out = halo.self(), {}
@@ -203,6 +219,19 @@ describe("custom metrics", function()
     assert.equal(r.errors0 + 1, r.errors1)
     assert.equal(0, r.families)
     assert.is_true(r.again)
+  end)
+
+  it("refuse a family's handle from an earlier node of the same Lua state", function()
+    local old = run(function() return assert(halo.metrics.counter({ name = "first_total", help = "h" })) end)
+    local r = run(function()
+      assert(halo.metrics.counter({ name = "second_total", help = "h" }))
+      local out = { update = { old:inc() }, slow = { require("halo.core").metrics.add(old.id, 1) } }
+      out.text = halo.metrics.expose()
+      return out
+    end)
+    assert.equal("EUNKNOWN", r.update[3])
+    assert.equal("EUNKNOWN", r.slow[3])
+    assert.is_nil(r.text:find("second_total{", 1, true))
   end)
 
   it("keeps the N best of an interval and shows them after flush_top", function()
@@ -449,6 +478,34 @@ describe("built-in families", function()
     assert.truthy(text:find("# TYPE halo_processes_total untyped\n", 1, true))
     assert.truthy(text:find("# TYPE halo_processes_running gauge\n", 1, true))
     assert.truthy(text:find('slowweb_request_duration_seconds_bucket{node="halo@localhost",le="0.01"} 1', 1, true))
+  end)
+
+  it("stay valid for promtool with names that are not UTF-8", function()
+    local text = run(function()
+      local p = halo.spawn({ handle_message = function() halo.sleep(50) end }, nil,
+        { name = "bad\255name\"\\\n", behavior = "beh\192\175" })
+      for i = 1, 3 do halo.send(p, i) end
+      assert(halo.event.register("ev\237\160\128\n"))
+      local c = assert(halo.metrics.counter({ name = "hostile_total", help = "Help \255.", labels = { "v" } }))
+      assert(c:inc("\254\226\130"))
+      assert(c:inc("caf\195\169"))
+      return halo.metrics.expose()
+    end)
+    local file = os.tmpname()
+    local f = assert(io.open(file, "w"))
+    f:write(text)
+    f:close()
+    local pipe = io.popen("promtool check metrics < " .. file .. " 2>&1; echo rc=$?")
+    local out = pipe:read("*a")
+    pipe:close()
+    os.remove(file)
+    assert.equal("rc=0\n", out)
+    local R = "\239\191\189" -- U+FFFD for each byte that is not UTF-8
+    assert.truthy(value(text, "halo_mailbox_depth_top", { name = "bad" .. R .. 'name"\\\n', behavior = "beh" .. R .. R }))
+    assert.truthy(text:find('event="ev' .. R .. R .. R .. '\\n"', 1, true))
+    assert.equal(1, value(text, "hostile_total", { v = R .. R .. R }))
+    assert.equal(1, value(text, "hostile_total", { v = "caf\195\169" }))
+    assert.truthy(text:find("# HELP hostile_total Help " .. R .. ".\n", 1, true))
   end)
 end)
 

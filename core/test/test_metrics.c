@@ -78,6 +78,21 @@ static void test_validation(void) {
   CHECK_EQ(halo_metrics_register(&m, &h, &f), 0);
   CHECK_EQ(f->nbuckets, 11);
   CHECK(f->buckets[0] == .005 && f->buckets[10] == 10);
+  /* a histogram's series names (_bucket, _sum, _count) are not free for other
+   * families, either way round: the text format could not tell them apart */
+  d = base;
+  d.name = "h_default_count", d.type = HALO_METRIC_GAUGE;
+  CHECK(def_fails(&m, d, HALO_ETAKEN, "metric \"h_default_count\" collides with histogram \"h_default\""));
+  d.name = "h_default_bucket";
+  CHECK(def_fails(&m, d, HALO_ETAKEN, "collides with histogram \"h_default\""));
+  d.name = "h_default_sum", d.type = HALO_METRIC_HISTOGRAM;
+  CHECK(def_fails(&m, d, HALO_ETAKEN, "collides with histogram \"h_default\""));
+  CHECK(reg(&m, HALO_METRIC_GAUGE, "later_sum", NULL, 0, 1) != NULL);
+  d.name = "later";
+  CHECK(def_fails(&m, d, HALO_ETAKEN, "histogram \"later\" collides with metric \"later_sum\""));
+  d.type = HALO_METRIC_GAUGE; /* a gauge may take the name */
+  CHECK(reg(&m, HALO_METRIC_GAUGE, "later", NULL, 0, 1) != NULL);
+  CHECK(reg(&m, HALO_METRIC_GAUGE, "_count", NULL, 0, 1) != NULL);
   halo_metrics_destroy(&m);
 }
 
@@ -148,6 +163,38 @@ static void test_exposition(void) {
   CHECK_STR_EQ(buf, "123456789012");
   halo_metrics_format_double(buf, -7);
   CHECK_STR_EQ(buf, "-7");
+  halo_metrics_destroy(&m);
+}
+
+/* Label values and HELP text come from process, behavior and event names:
+ * bytes that are not UTF-8 would make Prometheus refuse the whole scrape,
+ * so each such byte is written as U+FFFD; valid sequences stay. */
+static void test_utf8(void) {
+  halo_metrics_t m;
+  halo_metrics_init(&m);
+  const char *k[] = {"k"};
+  halo_metric_def_t d = {"u", "h\xff\xc3\xa9", HALO_METRIC_GAUGE, k, 1, NULL, 0, 0, 0, 1};
+  halo_metric_family_t *f;
+  CHECK_EQ(halo_metrics_register(&m, &d, &f), 0);
+  static const char *const in[] = {"a\xff" "b", "\xe2\x82", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                   "\xc3\xa9\xe2\x82\xac\xf0\x9d\x84\x9e", "z\x80\""};
+  for (int i = 0; i < 7; i++) {
+    size_t len = strlen(in[i]);
+    CHECK_EQ(halo_metrics_set(&m, f, i, &in[i], &len, 1), 0);
+  }
+  char *text = expose(&m, "n");
+#define R "\xef\xbf\xbd"
+  CHECK(strstr(text, "# HELP u h" R "\xc3\xa9\n") != NULL);
+  CHECK(strstr(text, "u{k=\"a" R "b\",node=\"n\"} 0\n") != NULL);
+  CHECK(strstr(text, "u{k=\"" R R "\",node=\"n\"} 1\n") != NULL);
+  CHECK(strstr(text, "u{k=\"" R R "\",node=\"n\"} 2\n") != NULL);
+  CHECK(strstr(text, "u{k=\"" R R R "\",node=\"n\"} 3\n") != NULL);
+  CHECK(strstr(text, "u{k=\"" R R R R "\",node=\"n\"} 4\n") != NULL);
+  CHECK(strstr(text, "u{k=\"\xc3\xa9\xe2\x82\xac\xf0\x9d\x84\x9e\",node=\"n\"} 5\n") != NULL);
+  CHECK(strstr(text, "u{k=\"z" R "\\\"\",node=\"n\"} 6\n") != NULL);
+#undef R
+  if (check_failures) fputs(text, stderr);
+  free(text);
   halo_metrics_destroy(&m);
 }
 
@@ -391,6 +438,7 @@ static void test_collect_steps(void) {
 int main(void) {
   test_validation();
   test_exposition();
+  test_utf8();
   test_top();
   test_owner();
   test_catalogue();
