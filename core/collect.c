@@ -275,6 +275,12 @@ static int collect_procs(collected_t *c, uint32_t budget) {
   heap_t *h = c->ptop;
   halo_proc_t *p = c->cursor;
   for (; p && budget; p = p->next, budget--) {
+    halo_proc_t *nx = p->next; /* the list is walked cold: fetch the next record while this one is read */
+    if (nx) {
+      __builtin_prefetch(nx);
+      __builtin_prefetch((const char *)nx + 64);
+      __builtin_prefetch((const char *)nx + 128);
+    }
     /* Only a process suspended inside a callback has t_suspend set (and its
      * open time counted): testing wait first spares the record's last cache line. */
     uint64_t run = p->running_ns;
