@@ -440,4 +440,68 @@ describe("halo.http.serve", function()
       a:close()
     end)
   end)
+
+  it("refuses handler headers that would break the head (NUL, CR, LF in names and values)", function()
+    helper.run(function()
+      local srv = assert(http.serve({ routes = {
+        ["/name"] = function() return 200, "x", { ["X-A\0\r\nInjected"] = "1" } end,
+        ["/value"] = function() return 200, "x", { ["X-A"] = "a\0b" } end,
+        ["/table"] = function() return 200, {} end,
+      } }))
+      local out = nc(srv.port, "GET /name HTTP/1.1\\r\\n\\r\\nGET /value HTTP/1.1\\r\\n\\r\\nGET /table HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n")
+      assert.falsy(out:match("Injected"))
+      assert.falsy(out:match("%z"))
+      assert.falsy(out:match("table: "))
+      local _, n = out:gsub("HTTP/1.1 500 Internal Server Error", "")
+      assert.equal(3, n)
+      assert.equal(3, srv:stats().handler_errors)
+      srv:close()
+    end)
+  end)
+
+  it("formats SSE events without letting a field inject another", function()
+    helper.run(function()
+      local errs = {}
+      local srv = assert(http.serve({ routes = {
+        ["/ev"] = function(_, res)
+          res:sse()
+          for _, bad in ipairs({ { event = "a\nid: evil" }, { id = "1\rdata: x" }, { retry = "5\n" }, { id = "a\0b" } }) do
+            local ok, err = pcall(res.event, res, bad)
+            errs[#errs + 1] = not ok and err or false
+          end
+          res:event({ event = "e", data = "x\rdata: y\r\nz" })
+          res:finish()
+        end,
+      } }))
+      local out = curl(srv.port, "-N URL/ev")
+      assert.equal("event: e\ndata: x\ndata: data: y\ndata: z\n\n", out)
+      assert.equal(4, #errs)
+      for _, e in ipairs(errs) do assert.truthy(e and e:match("CR, LF")) end
+      srv:close()
+    end)
+  end)
+
+  it("cuts a stream off (no last chunk) when its handler raises, and counts it", function()
+    helper.run(function()
+      local srv = assert(http.serve({ routes = {
+        ["/s"] = function(_, res) res:start(200) res:write("part") error("mid-stream") end,
+      } }))
+      local out = nc(srv.port, "GET /s HTTP/1.1\\r\\n\\r\\n")
+      assert.truthy(out:match("\r\n\r\n4\r\npart\r\n$"))
+      assert.equal(1, srv:stats().handler_errors)
+      srv:close()
+    end)
+  end)
+
+  it("keeps the next request's answer when a handler raises after it answered", function()
+    helper.run(function()
+      local srv = assert(http.serve({ routes = {
+        ["/fin"] = function(_, res) res:finish() error("after the answer") end,
+        ["/ok"] = function() return "ok" end,
+      } }))
+      local out = nc(srv.port, "GET /fin HTTP/1.1\\r\\n\\r\\nGET /ok HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n")
+      assert.truthy(out:match("^HTTP/1.1 200 OK\r\n.-Content%-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\n.*\r\n\r\nok$"))
+      srv:close()
+    end)
+  end)
 end)
