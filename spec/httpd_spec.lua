@@ -481,6 +481,37 @@ describe("halo.http.serve", function()
     end)
   end)
 
+  it("writes a whole answer to a client that half-closed after its request", function()
+    helper.run(function()
+      local srv = assert(http.serve({}))
+      local body = string.rep("x", 16 * 1024 * 1024)
+      assert(srv:static("/big", 200, "text/plain", body))
+      local out = sh(("printf 'GET /big HTTP/1.1\\r\\n\\r\\n' | nc -N 127.0.0.1 %d | wc -c"):format(srv.port), 8000)
+      assert.equal(#body + #"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 16777216\r\n\r\n",
+        tonumber(out))
+      srv:close()
+    end)
+  end)
+
+  it("does not cut off as idle a reader that drains a long answer, only one that stalls", function()
+    helper.run(function()
+      local srv = assert(http.serve({ idle_timeout = 200 }))
+      local body = string.rep("x", 16 * 1024 * 1024)
+      assert(srv:static("/big", 200, "text/plain", body))
+      -- 1 MB every 50 ms: the answer takes longer than idle_timeout, yet moves; then idle, it closes
+      local out = sh(("(printf 'GET /big HTTP/1.1\\r\\n\\r\\n'; sleep 3) | nc 127.0.0.1 %d | "
+        .. "(n=0; while c=$(head -c 1048576 | wc -c); [ \"$c\" != 0 ]; do n=$((n+c)); sleep 0.05; done; echo $n)")
+        :format(srv.port), 8000)
+      assert.equal(#body + #"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 16777216\r\n\r\n",
+        tonumber(out))
+      assert.equal(1, srv:stats().idle_timeouts)
+      -- a reader that stops reading is cut off
+      spawn_sh(("(printf 'GET /big HTTP/1.1\\r\\n\\r\\n'; sleep 2) | nc 127.0.0.1 %d | sleep 2"):format(srv.port))
+      assert(helper.wait_until(function() return srv:stats().idle_timeouts == 2 end, 3000))
+      srv:close()
+    end)
+  end)
+
   it("cuts a stream off (no last chunk) when its handler raises, and counts it", function()
     helper.run(function()
       local srv = assert(http.serve({ routes = {
@@ -501,6 +532,31 @@ describe("halo.http.serve", function()
       } }))
       local out = nc(srv.port, "GET /fin HTTP/1.1\\r\\n\\r\\nGET /ok HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n")
       assert.truthy(out:match("^HTTP/1.1 200 OK\r\n.-Content%-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\n.*\r\n\r\nok$"))
+      srv:close()
+    end)
+  end)
+
+  it("answers HEAD on a streamed route with the head GET would get", function()
+    helper.run(function()
+      local srv = assert(http.serve({ routes = {
+        ["/s"] = function(_, res) res:start(200) res:write("abc") res:finish() end,
+      } }))
+      local out = nc(srv.port, "HEAD /s HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n")
+      assert.truthy(out:match("^HTTP/1.1 200 OK\r\n"))
+      assert.falsy(out:match("Content%-Length"))
+      assert.truthy(out:match("Transfer%-Encoding: chunked\r\n.*\r\n\r\n$"))
+      srv:close()
+    end)
+  end)
+
+  it("takes absolute-form request targets", function()
+    helper.run(function()
+      local srv = assert(http.serve({ routes = { ["/hello"] = function(req) return req.path .. " " .. req.query end,
+                                                 ["/"] = function(req) return "root " .. req.query end } }))
+      local out = nc(srv.port, ("GET http://127.0.0.1:%d/hello?a=1 HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n"):format(srv.port))
+      assert.truthy(out:match("^HTTP/1.1 200 .*\r\n\r\n/hello a=1$"))
+      out = nc(srv.port, "GET HTTP://h?b HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n")
+      assert.truthy(out:match("^HTTP/1.1 200 .*\r\n\r\nroot b$"))
       srv:close()
     end)
   end)
