@@ -1102,18 +1102,17 @@ int halo_httpd_stream_start(halo_httpd_conn_t *c, int status, const char *header
   if (c->closing) return UV_EPIPE;
   slot_t *sl = waiting(c, SL_PENDING);
   if (!sl) return UV_EINVAL;
-  int v10 = sl->v10;
-  if (v10) sl->close = 1;
-  sl->chunked = !v10 && !sl->head;
+  int v10 = sl->v10, none = bodyless(status); /* 204, 304: the head alone, as for HEAD */
+  if (v10 && !none) sl->close = 1;
+  sl->chunked = !v10 && !sl->head && !none;
   buf_t *b = sl == c->sh ? &c->out : &sl->buf;
   size_t before = b->len;
-  if (put_head(b, status, sl->close, v10, NULL, headers, hlen, v10 ? -2 : -1)) {
+  if (put_head(b, status, sl->close, v10, NULL, headers, hlen, none ? 0 : v10 ? -2 : -1)) {
     conn_close(c);
     return UV_ENOMEM;
   }
   if (sl != c->sh) c->queued += b->len - before;
-  sl->state = SL_STREAM;
-  if (sl->head) sl->state = SL_DONE;
+  sl->state = sl->head || none ? SL_DONE : SL_STREAM;
   advance(c);
   return 0;
 }

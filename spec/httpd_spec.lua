@@ -560,4 +560,21 @@ describe("halo.http.serve", function()
       srv:close()
     end)
   end)
+
+  it("sends no body, chunked or not, on a streamed 204 or 304", function()
+    helper.run(function()
+      local srv = assert(http.serve({ routes = {
+        ["/none"] = function(req, res) res:start(tonumber(req.query)) res:write("x") res:finish() end,
+        ["/ok"] = function() return "ok" end,
+      } }))
+      for _, status in ipairs({ 204, 304 }) do
+        local out = nc(srv.port, ("GET /none?%d HTTP/1.1\\r\\n\\r\\nGET /ok HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n")
+          :format(status))
+        assert.truthy(out:match("^HTTP/1.1 " .. status .. " [^\r]*\r\n"))
+        assert.falsy(out:match("Transfer%-Encoding"))
+        assert.truthy(out:match("^[^\n]*\r\n.-\r\n\r\nHTTP/1.1 200 OK\r\n.*\r\n\r\nok$"))
+      end
+      srv:close()
+    end)
+  end)
 end)
