@@ -95,12 +95,17 @@ Res.__index = Res
 function Res:start(status, headers)
   assert(not self.started, "http: the answer has started already")
   self.started = true
-  return stream(self.sid, self.cid, status or 200, headers)
+  status = status or 200
+  -- HEAD, 1xx, 204, 304: the head is the whole answer; writes succeed, sending nothing
+  local n = tonumber(status) or 200
+  self.bodyless = self.head or n < 200 or n == 204 or n == 304
+  return stream(self.sid, self.cid, status, headers)
 end
 
 --- A piece of the streamed answer: true, or nil, err when the client is gone.
 function Res:write(data)
   if not self.started then self:start(200) end
+  if self.bodyless then return true end
   return write(self.sid, self.cid, data)
 end
 
@@ -138,11 +143,12 @@ function Res:finish()
   if self.finished then return true end
   self.finished = true
   if not self.started then return respond(self.sid, self.cid, 200, "") end
+  if self.bodyless then return true end
   return finish(self.sid, self.cid)
 end
 
 local function serve_one(srv, res, req)
-  res.started, res.finished = false, false
+  res.started, res.finished, res.head = false, false, req.method == "HEAD"
   local h = srv.handlers[req.route]
   local ok, status, body, headers
   if h then
