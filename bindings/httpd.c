@@ -16,7 +16,8 @@
  *       connection cid's process: its requests come to it as messages (the
  *       request table, with field route = hid) in order, then false once
  *       the connection has closed
- *   core.httpd.fail(sid, cid): the connection gets no process (503s, closed)
+ *   core.httpd.fail(sid, cid, failed): the connection gets no process, or its
+ *       handler failed mid-stream (503s, a stream cut, closed)
  *   core.httpd.respond(sid, cid, status, body, headers, failed) -> true | nil, err, code
  *   core.httpd.stream(sid, cid, status, headers) / write(sid, cid, data) /
  *   finish(sid, cid) -> true | nil, err, code
@@ -443,11 +444,13 @@ static int l_attach(lua_State *L) {
   return 1;
 }
 
-/* core.httpd.fail(sid, cid): no process could be had for the connection:
- * its waiting requests get 503 and it closes. */
+/* core.httpd.fail(sid, cid, failed): no process could be had for the
+ * connection, or its handler failed mid-stream (failed: counted as a handler
+ * error): its waiting requests get 503, a stream is cut, and it closes. */
 static int l_fail(lua_State *L) {
   srv_t *v = srv_find(L, 1);
   halo_httpd_conn_t *c = v ? halo_httpd_conn_find(v->h, (uint64_t)luaL_checknumber(L, 2)) : NULL;
+  if (v && lua_toboolean(L, 3)) halo_httpd_count_handler_error(v->h);
   if (c) halo_httpd_conn_fail(c);
   return 0;
 }
@@ -461,6 +464,17 @@ static halo_httpd_conn_t *check_conn(lua_State *L) {
 static int is_reserved(const char *k, size_t n) {
   return (n == 14 && !strncasecmp(k, "content-length", n)) || (n == 10 && !strncasecmp(k, "connection", n)) ||
          (n == 17 && !strncasecmp(k, "transfer-encoding", n));
+}
+
+/* A name of visible characters but ':', a value without CR, LF or NUL: nothing
+ * the handler gives can end the line or the head. */
+static int header_ok(const char *k, size_t kl, const char *v, size_t vl) {
+  if (!kl) return 0;
+  for (size_t i = 0; i < kl; i++)
+    if ((unsigned char)k[i] <= ' ' || k[i] == ':' || k[i] == 127) return 0;
+  for (size_t i = 0; i < vl; i++)
+    if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0') return 0;
+  return 1;
 }
 
 /* Pushes (as a string) the header lines of the table at idx (nil: none),
@@ -489,8 +503,8 @@ static void push_headers(lua_State *L, int idx, const char *ctype) {
           val = lua_tolstring(L, -1, &vl);
           lua_replace(L, -2);
         }
-        if (!k || !val || !kl || strpbrk(k, "\r\n: ") || memchr(val, '\r', vl) || memchr(val, '\n', vl))
-          luaL_error(L, "http: header names and values are strings without CR or LF (names without ':' or spaces)");
+        if (!k || !val || !header_ok(k, kl, val, vl))
+          luaL_error(L, "http: header names and values are strings without CR, LF or NUL (names without ':' or spaces)");
         if (!is_reserved(k, kl)) {
           if (kl == 12 && !strncasecmp(k, "content-type", 12)) has_ct = 1;
           if (pass == 0) {

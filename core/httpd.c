@@ -72,11 +72,12 @@ struct halo_httpd_conn {
   uint64_t nreq;
   slot_t *sh, *st;
   size_t queued;         /* bytes held in slot buffers */
+  size_t wq_seen;        /* libuv's write queue at the last idle check: a reader that drains it is not idle */
   /* the request being parsed: target\0, header bytes, then path\0query\0 */
   buf_t head, body;
   hdr_t hdrs[HALO_HTTPD_MAX_HEADERS];
   int nhdrs, hstate;
-  size_t head_bytes, target_len, path_off;
+  size_t head_bytes, target_len, path_off, path_len;
   buf_t out, wbuf, pend; /* to write, being written, read while paused */
   char remote[64];
 };
@@ -428,6 +429,11 @@ static void on_timer(uv_timer_t *t) {
     maybe_finish(c);
     break;
   case T_IDLE:
+    if (c->writing && c->tcp.write_queue_size < c->wq_seen) { /* a long answer still moving */
+      c->wq_seen = c->tcp.write_queue_size;
+      arm(c, T_IDLE, s->lim.idle_timeout);
+      break;
+    }
     s->st.idle_timeouts++;
     conn_close(c);
     break;
@@ -487,6 +493,7 @@ static void conn_flush(conn_t *c) {
     return;
   }
   c->writing = 1;
+  c->wq_seen = c->tcp.write_queue_size;
 }
 
 static void resume(conn_t *c);
@@ -661,16 +668,23 @@ static int on_headers_complete(llhttp_t *p) {
   } else {
     arm(c, T_NONE, 0);
   }
-  /* the path and the query, NUL-terminated, after the headers */
-  const char *q = memchr(c->head.p, '?', c->target_len);
-  size_t plen = q ? (size_t)(q - c->head.p) : c->target_len;
-  size_t qoff = q ? plen + 1 : c->target_len;
-  if (buf_reserve(&c->head, c->target_len + 2)) return refuse(c, 500, "out of memory\n", NULL);
+  /* the path and the query, NUL-terminated, after the headers; an
+   * absolute-form target (RFC 9112 3.2.2) has its path after the authority */
+  size_t tl = c->target_len, pstart = 0;
+  if (tl > 7 && (!strncasecmp(c->head.p, "http://", 7) || !strncasecmp(c->head.p, "https://", 8))) {
+    pstart = c->head.p[4] == ':' ? 7 : 8;
+    while (pstart < tl && c->head.p[pstart] != '/' && c->head.p[pstart] != '?') pstart++;
+  }
+  const char *q = memchr(c->head.p + pstart, '?', tl - pstart);
+  size_t pend = q ? (size_t)(q - c->head.p) : tl;
+  size_t qoff = q ? pend + 1 : tl;
+  if (buf_reserve(&c->head, tl + 3)) return refuse(c, 500, "out of memory\n", NULL);
   c->in_body = 1;
   c->path_off = c->head.len;
-  buf_add(&c->head, c->head.p, plen);
+  c->path_len = pend > pstart ? pend - pstart : 1;
+  buf_add(&c->head, pend > pstart ? c->head.p + pstart : "/", c->path_len);
   buf_add(&c->head, "", 1);
-  buf_add(&c->head, c->head.p + qoff, c->target_len - qoff);
+  buf_add(&c->head, c->head.p + qoff, tl - qoff);
   buf_add(&c->head, "", 1);
   return 0;
 }
@@ -736,7 +750,7 @@ static int on_message_complete(llhttp_t *p) {
   /* layout: target\0 header bytes path\0 query\0 */
   size_t tl = c->target_len;
   const char *q = memchr(c->head.p, '?', tl);
-  size_t plen = q ? (size_t)(q - c->head.p) : tl, qlen = q ? tl - plen - 1 : 0;
+  size_t plen = c->path_len, qlen = q ? tl - (size_t)(q - c->head.p) - 1 : 0;
   const char *path = c->head.p + c->path_off, *query = path + plen + 1;
   halo_httpd_request_t req = {method, c->head.p, path, query, tl, plen, qlen, p->http_minor, hv,
                               (size_t)c->nhdrs, c->body.p, c->body.len, c->remote, NULL};
@@ -824,7 +838,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
   if (c->closing || nread == 0) return;
   if (nread < 0) {
     /* the client is done: answer what it asked (it may read still), else close */
-    if (nread == UV_EOF && c->nslots) {
+    if (nread == UV_EOF && (c->nslots || c->out.len || c->writing)) {
       c->in_msg = 0;
       conn_drain(c, 0);
       uv_read_stop(st);
@@ -1088,18 +1102,17 @@ int halo_httpd_stream_start(halo_httpd_conn_t *c, int status, const char *header
   if (c->closing) return UV_EPIPE;
   slot_t *sl = waiting(c, SL_PENDING);
   if (!sl) return UV_EINVAL;
-  int v10 = sl->v10;
-  if (v10) sl->close = 1;
-  sl->chunked = !v10 && !sl->head;
+  int v10 = sl->v10, none = bodyless(status); /* 204, 304: the head alone, as for HEAD */
+  if (v10 && !none) sl->close = 1;
+  sl->chunked = !v10 && !sl->head && !none;
   buf_t *b = sl == c->sh ? &c->out : &sl->buf;
   size_t before = b->len;
-  if (put_head(b, status, sl->close, v10, NULL, headers, hlen, sl->head ? 0 : v10 ? -2 : -1)) {
+  if (put_head(b, status, sl->close, v10, NULL, headers, hlen, none ? 0 : v10 ? -2 : -1)) {
     conn_close(c);
     return UV_ENOMEM;
   }
   if (sl != c->sh) c->queued += b->len - before;
-  sl->state = SL_STREAM;
-  if (sl->head) sl->state = SL_DONE;
+  sl->state = sl->head || none ? SL_DONE : SL_STREAM;
   advance(c);
   return 0;
 }

@@ -173,7 +173,9 @@ void halo_httpd_conn_set_ud(halo_httpd_conn_t *c, void *ud);
 int halo_httpd_respond(halo_httpd_conn_t *c, int status, const char *headers, size_t hlen,
                        const char *body, size_t blen);
 /** Starts a streamed answer to that request (chunked; HTTP/1.0: delimited by
- *  the close). Same codes as halo_httpd_respond. */
+ *  the close). For HEAD or a status without a body (1xx, 204, 304) the head
+ *  is the whole answer and later writes get UV_EINVAL. Same codes as
+ *  halo_httpd_respond. */
 int halo_httpd_stream_start(halo_httpd_conn_t *c, int status, const char *headers, size_t hlen);
 /** A piece of the streamed answer (empty: nothing). 0, UV_EINVAL (no stream
  *  started), UV_EPIPE (client gone or output bound exceeded). */

@@ -440,4 +440,144 @@ describe("halo.http.serve", function()
       a:close()
     end)
   end)
+
+  it("refuses handler headers that would break the head (NUL, CR, LF in names and values)", function()
+    helper.run(function()
+      local srv = assert(http.serve({ routes = {
+        ["/name"] = function() return 200, "x", { ["X-A\0\r\nInjected"] = "1" } end,
+        ["/value"] = function() return 200, "x", { ["X-A"] = "a\0b" } end,
+        ["/table"] = function() return 200, {} end,
+      } }))
+      local out = nc(srv.port, "GET /name HTTP/1.1\\r\\n\\r\\nGET /value HTTP/1.1\\r\\n\\r\\nGET /table HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n")
+      assert.falsy(out:match("Injected"))
+      assert.falsy(out:match("%z"))
+      assert.falsy(out:match("table: "))
+      local _, n = out:gsub("HTTP/1.1 500 Internal Server Error", "")
+      assert.equal(3, n)
+      assert.equal(3, srv:stats().handler_errors)
+      srv:close()
+    end)
+  end)
+
+  it("formats SSE events without letting a field inject another", function()
+    helper.run(function()
+      local errs = {}
+      local srv = assert(http.serve({ routes = {
+        ["/ev"] = function(_, res)
+          res:sse()
+          for _, bad in ipairs({ { event = "a\nid: evil" }, { id = "1\rdata: x" }, { retry = "5\n" }, { id = "a\0b" } }) do
+            local ok, err = pcall(res.event, res, bad)
+            errs[#errs + 1] = not ok and err or false
+          end
+          res:event({ event = "e", data = "x\rdata: y\r\nz" })
+          res:finish()
+        end,
+      } }))
+      local out = curl(srv.port, "-N URL/ev")
+      assert.equal("event: e\ndata: x\ndata: data: y\ndata: z\n\n", out)
+      assert.equal(4, #errs)
+      for _, e in ipairs(errs) do assert.truthy(e and e:match("CR, LF")) end
+      srv:close()
+    end)
+  end)
+
+  it("writes a whole answer to a client that half-closed after its request", function()
+    helper.run(function()
+      local srv = assert(http.serve({}))
+      local body = string.rep("x", 16 * 1024 * 1024)
+      assert(srv:static("/big", 200, "text/plain", body))
+      local out = sh(("printf 'GET /big HTTP/1.1\\r\\n\\r\\n' | nc -N 127.0.0.1 %d | wc -c"):format(srv.port), 8000)
+      assert.equal(#body + #"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 16777216\r\n\r\n",
+        tonumber(out))
+      srv:close()
+    end)
+  end)
+
+  it("does not cut off as idle a reader that drains a long answer, only one that stalls", function()
+    helper.run(function()
+      local srv = assert(http.serve({ idle_timeout = 200 }))
+      local body = string.rep("x", 16 * 1024 * 1024)
+      assert(srv:static("/big", 200, "text/plain", body))
+      -- 1 MB every 50 ms: the answer takes longer than idle_timeout, yet moves; then idle, it closes
+      local out = sh(("(printf 'GET /big HTTP/1.1\\r\\n\\r\\n'; sleep 3) | nc 127.0.0.1 %d | "
+        .. "(n=0; while c=$(head -c 1048576 | wc -c); [ \"$c\" != 0 ]; do n=$((n+c)); sleep 0.05; done; echo $n)")
+        :format(srv.port), 8000)
+      assert.equal(#body + #"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 16777216\r\n\r\n",
+        tonumber(out))
+      assert.equal(1, srv:stats().idle_timeouts)
+      -- a reader that stops reading is cut off
+      spawn_sh(("(printf 'GET /big HTTP/1.1\\r\\n\\r\\n'; sleep 2) | nc 127.0.0.1 %d | sleep 2"):format(srv.port))
+      assert(helper.wait_until(function() return srv:stats().idle_timeouts == 2 end, 3000))
+      srv:close()
+    end)
+  end)
+
+  it("cuts a stream off (no last chunk) when its handler raises, and counts it", function()
+    helper.run(function()
+      local srv = assert(http.serve({ routes = {
+        ["/s"] = function(_, res) res:start(200) res:write("part") error("mid-stream") end,
+      } }))
+      local out = nc(srv.port, "GET /s HTTP/1.1\\r\\n\\r\\n")
+      assert.truthy(out:match("\r\n\r\n4\r\npart\r\n$"))
+      assert.equal(1, srv:stats().handler_errors)
+      srv:close()
+    end)
+  end)
+
+  it("keeps the next request's answer when a handler raises after it answered", function()
+    helper.run(function()
+      local srv = assert(http.serve({ routes = {
+        ["/fin"] = function(_, res) res:finish() error("after the answer") end,
+        ["/ok"] = function() return "ok" end,
+      } }))
+      local out = nc(srv.port, "GET /fin HTTP/1.1\\r\\n\\r\\nGET /ok HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n")
+      assert.truthy(out:match("^HTTP/1.1 200 OK\r\n.-Content%-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\n.*\r\n\r\nok$"))
+      srv:close()
+    end)
+  end)
+
+  it("answers HEAD on a streamed route with the head GET would get", function()
+    helper.run(function()
+      local srv = assert(http.serve({ routes = {
+        ["/s"] = function(_, res) res:start(200) assert(res:write("abc")) assert(res:finish()) end,
+      } }))
+      -- the handler's writes succeed (nothing is sent) and the next request is served
+      local out = nc(srv.port, "HEAD /s HTTP/1.1\\r\\n\\r\\nGET /s HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n")
+      assert.truthy(out:match("^HTTP/1.1 200 OK\r\n"))
+      assert.falsy(out:match("Content%-Length"))
+      assert.truthy(out:match("^HTTP/1.1 200 OK\r\n[^\n]*\r\nTransfer%-Encoding: chunked\r\n\r\n"
+        .. "HTTP/1.1 200 OK\r\n.*\r\n\r\n3\r\nabc\r\n0\r\n\r\n$"))
+      assert.equal(0, srv:stats().handler_errors)
+      srv:close()
+    end)
+  end)
+
+  it("takes absolute-form request targets", function()
+    helper.run(function()
+      local srv = assert(http.serve({ routes = { ["/hello"] = function(req) return req.path .. " " .. req.query end,
+                                                 ["/"] = function(req) return "root " .. req.query end } }))
+      local out = nc(srv.port, ("GET http://127.0.0.1:%d/hello?a=1 HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n"):format(srv.port))
+      assert.truthy(out:match("^HTTP/1.1 200 .*\r\n\r\n/hello a=1$"))
+      out = nc(srv.port, "GET HTTP://h?b HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n")
+      assert.truthy(out:match("^HTTP/1.1 200 .*\r\n\r\nroot b$"))
+      srv:close()
+    end)
+  end)
+
+  it("sends no body, chunked or not, on a streamed 204 or 304", function()
+    helper.run(function()
+      local srv = assert(http.serve({ routes = {
+        ["/none"] = function(req, res) res:start(tonumber(req.query)) res:write("x") res:finish() end,
+        ["/ok"] = function() return "ok" end,
+      } }))
+      for _, status in ipairs({ 204, 304 }) do
+        local out = nc(srv.port, ("GET /none?%d HTTP/1.1\\r\\n\\r\\nGET /ok HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n")
+          :format(status))
+        assert.truthy(out:match("^HTTP/1.1 " .. status .. " [^\r]*\r\n"))
+        assert.falsy(out:match("Transfer%-Encoding"))
+        assert.truthy(out:match("^[^\n]*\r\n.-\r\n\r\nHTTP/1.1 200 OK\r\n.*\r\n\r\nok$"))
+      end
+      srv:close()
+    end)
+  end)
 end)

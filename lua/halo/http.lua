@@ -95,12 +95,17 @@ Res.__index = Res
 function Res:start(status, headers)
   assert(not self.started, "http: the answer has started already")
   self.started = true
-  return stream(self.sid, self.cid, status or 200, headers)
+  status = status or 200
+  -- HEAD, 1xx, 204, 304: the head is the whole answer; writes succeed, sending nothing
+  local n = tonumber(status) or 200
+  self.bodyless = self.head or n < 200 or n == 204 or n == 304
+  return stream(self.sid, self.cid, status, headers)
 end
 
 --- A piece of the streamed answer: true, or nil, err when the client is gone.
 function Res:write(data)
   if not self.started then self:start(200) end
+  if self.bodyless then return true end
   return write(self.sid, self.cid, data)
 end
 
@@ -111,14 +116,24 @@ function Res:sse(headers)
   return self:start(200, h)
 end
 
---- One event: {event=, id=, data=, retry=}; multi-line data becomes data: lines.
+-- A one-line SSE field: CR and LF end a line for the client, NUL voids an id.
+local function sse_field(out, name, v)
+  if v == nil then return end
+  v = tostring(v)
+  if v:find("[\r\n%z]") then error("http: an SSE " .. name .. " may not hold CR, LF or NUL", 3) end
+  out[#out + 1] = name .. ": " .. v
+end
+
+--- One event: {event=, id=, data=, retry=}; multi-line data (CRLF, CR or LF
+-- end a line) becomes data: lines; event, id and retry must be one line.
 function Res:event(ev)
   if type(ev) ~= "table" then ev = { data = ev } end
   local out = {}
-  if ev.event then out[#out + 1] = "event: " .. tostring(ev.event) end
-  if ev.id then out[#out + 1] = "id: " .. tostring(ev.id) end
-  if ev.retry then out[#out + 1] = "retry: " .. tostring(ev.retry) end
-  for line in (tostring(ev.data or "") .. "\n"):gmatch("([^\n]*)\n") do out[#out + 1] = "data: " .. line end
+  sse_field(out, "event", ev.event)
+  sse_field(out, "id", ev.id)
+  sse_field(out, "retry", ev.retry)
+  local data = tostring(ev.data or ""):gsub("\r\n?", "\n")
+  for line in (data .. "\n"):gmatch("([^\n]*)\n") do out[#out + 1] = "data: " .. line end
   out[#out + 1] = "\n"
   return self:write(table.concat(out, "\n"))
 end
@@ -128,11 +143,12 @@ function Res:finish()
   if self.finished then return true end
   self.finished = true
   if not self.started then return respond(self.sid, self.cid, 200, "") end
+  if self.bodyless then return true end
   return finish(self.sid, self.cid)
 end
 
 local function serve_one(srv, res, req)
-  res.started, res.finished = false, false
+  res.started, res.finished, res.head = false, false, req.method == "HEAD"
   local h = srv.handlers[req.route]
   local ok, status, body, headers
   if h then
@@ -143,7 +159,8 @@ local function serve_one(srv, res, req)
   local sid, cid = res.sid, res.cid
   if not ok then
     require("halo.log").error("http %s %s: %s", req.method, req.path, status)
-    if res.started then return finish(sid, cid) end
+    if res.finished then return true end -- answered already: a 500 would answer the next request
+    if res.started then return httpd.fail(sid, cid, true) end -- no last chunk: the client sees the cut
     return respond(sid, cid, 500, "internal server error\n", nil, true)
   end
   if res.started then
@@ -153,13 +170,15 @@ local function serve_one(srv, res, req)
   if res.finished then return true end
   local t = type(status)
   if t == "string" then return respond(sid, cid, 200, status) end
-  if t == "number" then
+  local bt = type(body)
+  if t == "number" and (body == nil or bt == "string" or bt == "number") then
     local okr, r, err = pcall(respond, sid, cid, status, body ~= nil and tostring(body) or "", headers)
     if okr then return r, err end
     require("halo.log").error("http %s %s: %s", req.method, req.path, r)
     return respond(sid, cid, 500, "internal server error\n", nil, true)
   end
-  require("halo.log").error("http %s %s: the handler returned no answer", req.method, req.path)
+  require("halo.log").error("http %s %s: the handler returned no answer (status, body: %s, %s)", req.method,
+    req.path, t, bt)
   return respond(sid, cid, 500, "internal server error\n", nil, true)
 end
 
