@@ -401,12 +401,12 @@ static int l_stats(lua_State *L) {
   if (!v) return 0;
   halo_httpd_stats_t st;
   halo_httpd_stats(v->h, &st);
-  lua_createtable(L, 0, 18);
+  lua_createtable(L, 0, 19);
 #define F(k) SET_INT(#k, st.k)
   F(accepted); F(connections); F(requests); F(reused); F(responses); F(refused); F(bad_requests);
   F(header_too_large); F(body_too_large); F(not_found); F(method_not_allowed); F(header_timeouts);
   F(body_timeouts); F(idle_timeouts); F(output_overflows); F(handler_gone); F(handler_errors);
-  F(drain_timeouts);
+  F(drain_timeouts); F(buffered);
 #undef F
   return 1;
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#define BODY_KEEP (64u << 10) /* a request body buffer larger than this is freed after its request */
 #define READ_BUF 65536
 #define LINGER_MS 2000 /* after an error answer: time the client gets to read it before the close */
 
@@ -767,6 +768,9 @@ static int on_message_complete(llhttp_t *p) {
   } else {
     run_route(c, sl, r, &req);
   }
+  /* every route has copied what it keeps of the body: an idle keep-alive
+   * connection does not hold on to a large upload */
+  if (c->body.cap > BODY_KEEP) buf_free(&c->body);
   if (c->closing) return -1;
   if (!keep) c->stop_parse = 1;
   advance(c);
@@ -1072,7 +1076,14 @@ int halo_httpd_unroute(halo_httpd_t *s, const char *path) {
   return 0;
 }
 
-void halo_httpd_stats(const halo_httpd_t *s, halo_httpd_stats_t *out) { *out = s->st; }
+void halo_httpd_stats(const halo_httpd_t *s, halo_httpd_stats_t *out) {
+  *out = s->st;
+  out->buffered = 0;
+  for (size_t i = 0; i < s->conns.cap; i++) {
+    const conn_t *c = s->conns.slots[i].val;
+    if (c) out->buffered += c->head.cap + c->body.cap;
+  }
+}
 void halo_httpd_count_handler_error(halo_httpd_t *s) { s->st.handler_errors++; }
 
 halo_httpd_conn_t *halo_httpd_conn_find(halo_httpd_t *s, uint64_t id) { return halo_imap_get(&s->conns, id); }

@@ -74,6 +74,7 @@ typedef struct halo_httpd_stats {
   uint64_t handler_gone;      /* 503: the process answering went away */
   uint64_t handler_errors;    /* 500 answered for a failed handler */
   uint64_t drain_timeouts;    /* closing connections cut off after HALO_HTTPD_DRAIN_TIMEOUT */
+  uint64_t buffered;          /* bytes of request buffers the open connections hold now */
 } halo_httpd_stats_t;
 
 typedef struct halo_httpd_header {

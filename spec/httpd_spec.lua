@@ -580,4 +580,19 @@ describe("halo.http.serve", function()
       srv:close()
     end)
   end)
+
+  it("lets go of a large request body once its request is answered (the connection stays open)", function()
+    helper.run(function()
+      local srv = assert(http.serve({ routes = {
+        ["/up"] = { methods = { "POST" }, handler = function(req) return 200, tostring(#req.body) end },
+      } }))
+      local res = assert(http.request({ host = "127.0.0.1", port = srv.port, path = "/up", method = "POST",
+        body = string.rep("x", 1000000) }))
+      assert.equal("1000000", res.body)
+      local st = srv:stats()
+      assert.equal(1, st.connections) -- the client keeps it alive
+      assert.is_true(st.buffered < 65536, "still buffered: " .. st.buffered)
+      srv:close()
+    end)
+  end)
 end)
