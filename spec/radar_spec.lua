@@ -93,6 +93,31 @@ describe("radar", function()
       cjson.decode(r.dead))
   end)
 
+  it("a restarted radar_web serves the probes radar_health holds, not healthy", function()
+    local r = helper.run(function()
+      local radar = require("halo.radar")
+      assert(radar.start({ port = 0, check_interval = 20 }))
+      local _, port = radar.address()
+      assert(halo.health.register("db", { probes = { "ready" } }))
+      halo.health.down("db")
+      assert(helper.wait_until(function() return get(port, "/health/ready").status == 503 end, 2000))
+      local old = halo.whereis("radar_web")
+      halo.kill(old)
+      assert(helper.wait_until(function()
+        local w = halo.whereis("radar_web")
+        return w ~= nil and w ~= old
+      end, 2000))
+      _, port = radar.address()
+      local res = get(port, "/health/ready")
+      local out = { status = res.status, body = res.body, live = get(port, "/health/live").status }
+      assert(radar.stop())
+      return out
+    end)
+    assert.equal(503, r.status)
+    assert.same({ status = "unhealthy", signals = { { signal = "db", status = "down" } } }, cjson.decode(r.body))
+    assert.equal(200, r.live)
+  end)
+
   it("starts from --metrics and refuses a malformed address", function()
     local port = helper.random_port()
     local dir = helper.script_dir("n.lua", [[

@@ -77,9 +77,15 @@ function Web:init(o)
   -- a Lua route: the connection's process reads the process table in steps
   -- and yields between them, so a scrape of a large node never holds the loop
   srv:route(o.metrics_path, function() return 200, metrics.expose(expose_opts), headers end, ANY)
-  local healthy = '{"status":"healthy"}'
+  -- a restarted radar_web takes the answers radar_health holds (it publishes
+  -- only changes); at the application's start radar_health is not up yet
+  local health = require("halo.health")
+  local alive = halo.whereis(health.NAME) ~= nil
   for _, p in ipairs(PROBES) do
-    srv:static(o.health_path .. "/" .. p, 200, "application/json", healthy, ANY)
+    local status, body
+    if alive then status, body = health.status(p) end
+    if not status then status, body = 200, '{"status":"healthy"}' end
+    srv:static(o.health_path .. "/" .. p, status, "application/json", body, ANY)
   end
   current = { serial = core.node.serial(), host = o.host, port = srv.port }
   halo.log.info("metrics on http://%s:%d%s, probes on %s/{live,ready,startup}", o.host, srv.port,
@@ -129,8 +135,9 @@ function Metrics:handle_inspect()
   return out
 end
 
+-- Raises while radar_web is down, so radar_health hands the answer again.
 local function publish(probe, status, body)
-  halo.send("radar_web", { kind = "health", probe = probe, status = status, body = body })
+  assert(halo.send("radar_web", { kind = "health", probe = probe, status = status, body = body }))
 end
 
 --- The application spec of radar with options opts (see the top).
