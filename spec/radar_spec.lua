@@ -138,6 +138,9 @@ require("halo").receive()
     assert.equal("200", code)
     assert.truthy(bad:find("port out of range", 1, true), bad)
     assert.truthy(bad:find("rc=1", 1, true), bad)
+    -- a usage error: one line, no traceback, before the node starts
+    assert.falsy(bad:find("traceback", 1, true), bad)
+    assert.falsy(bad:find("[error]", 1, true), bad)
   end)
 
   it("slowweb answers /slow after 3..14 ms and 404 elsewhere", function()
