@@ -143,6 +143,21 @@ require("halo").receive()
     assert.falsy(bad:find("[error]", 1, true), bad)
   end)
 
+  it("halo slowweb --help tells slowweb's usage and an option without its value is refused", function()
+    local function sh(cmd)
+      local f = io.popen(cmd .. " 2>&1; echo rc=$?")
+      local out = f:read("*a")
+      f:close()
+      return out
+    end
+    local help = sh(halo_bin .. " slowweb --help")
+    assert.truthy(help:find("usage: halo slowweb [options] [[HOST:]PORT]", 1, true), help)
+    assert.truthy(help:find("rc=0", 1, true), help)
+    local bad = sh(halo_bin .. " slowweb --log-level")
+    assert.truthy(bad:find("incomplete option '--log-level'", 1, true), bad)
+    assert.truthy(bad:find("rc=2", 1, true), bad)
+  end)
+
   it("slowweb answers /slow after 3..14 ms and 404 elsewhere", function()
     local port = helper.random_port()
     local dir = os.tmpname()
