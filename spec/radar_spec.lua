@@ -119,7 +119,7 @@ describe("radar", function()
   end)
 
   it("starts from --metrics and refuses a malformed address", function()
-    local port = helper.random_port()
+    local port = helper.free_ports(1)
     local dir = helper.script_dir("n.lua", [[
 local f = io.open(arg[1], "w"); f:write("up\n"); f:close()
 require("halo").receive()
@@ -159,7 +159,7 @@ require("halo").receive()
   end)
 
   it("slowweb answers /slow after 3..14 ms and 404 elsewhere", function()
-    local port = helper.random_port()
+    local port = helper.free_ports(1)
     local dir = os.tmpname()
     local pid = helper.spawn_os(("%s slowweb 127.0.0.1:%d"):format(halo_bin, port), dir)
     local r = helper.run(function()
