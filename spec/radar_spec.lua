@@ -93,7 +93,7 @@ describe("radar", function()
       cjson.decode(r.dead))
   end)
 
-  it("a restarted radar_web serves the probes radar_health holds, not healthy", function()
+  it("a restarted radar_web keeps its port and serves the probes radar_health holds, not healthy", function()
     local r = helper.run(function()
       local radar = require("halo.radar")
       assert(radar.start({ port = 0, check_interval = 20 }))
@@ -107,15 +107,17 @@ describe("radar", function()
         local w = halo.whereis("radar_web")
         return w ~= nil and w ~= old
       end, 2000))
-      _, port = radar.address()
+      local _, again = radar.address()
       local res = get(port, "/health/ready")
-      local out = { status = res.status, body = res.body, live = get(port, "/health/live").status }
+      local out = { status = res.status, body = res.body, live = get(port, "/health/live").status, port = port,
+                    again = again }
       assert(radar.stop())
       return out
     end)
     assert.equal(503, r.status)
     assert.same({ status = "unhealthy", signals = { { signal = "db", status = "down" } } }, cjson.decode(r.body))
     assert.equal(200, r.live)
+    assert.equal(r.port, r.again) -- port 0 picked one port, kept across the restart
   end)
 
   it("starts from --metrics and refuses a malformed address", function()

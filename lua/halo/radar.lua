@@ -72,6 +72,7 @@ function Web:init(o)
   local srv, err = require("halo.http").serve({ host = o.host, port = o.port })
   if not srv then error(string.format("radar: cannot serve on %s:%d: %s", o.host, o.port, tostring(err)), 0) end
   self.srv = srv
+  o.port = srv.port -- port 0 picks one port, which a restart keeps
   local metrics = require("halo.metrics")
   local expose_opts, headers = { top_n = o.top_n }, { ["content-type"] = metrics.CONTENT_TYPE }
   -- a Lua route: the connection's process reads the process table in steps
