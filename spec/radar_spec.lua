@@ -53,6 +53,23 @@ describe("radar", function()
     assert.is_nil(r.after)
   end)
 
+  it("brackets an IPv6 host in the endpoints it shows", function()
+    local r = helper.run(function()
+      local radar = require("halo.radar")
+      assert(radar.start({ host = "::1", port = 0 }))
+      local host, port = radar.address()
+      local res = assert(halo.http.request({ url = ("http://[::1]:%d/health/live"):format(port), timeout = 3000 }))
+      local out = { host = host, port = port, status = res.status, metrics = halo.inspect("radar_metrics"),
+                    web = halo.inspect("radar_web") }
+      assert(radar.stop())
+      return out
+    end)
+    assert.equal("::1", r.host)
+    assert.equal(200, r.status)
+    assert.equal(("[::1]:%d/metrics"):format(r.port), r.metrics.http_endpoint)
+    assert.equal(("[::1]:%d"):format(r.port), r.web.endpoint)
+  end)
+
   it("flips a probe to 503 when a heartbeat is missed and back to 200", function()
     local r = helper.run(function()
       local radar = require("halo.radar")
