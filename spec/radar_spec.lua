@@ -70,6 +70,23 @@ describe("radar", function()
     assert.equal(("[::1]:%d"):format(r.port), r.web.endpoint)
   end)
 
+  it("radar_metrics ends the custom top-N interval every collect_interval", function()
+    local r = helper.run(function()
+      local radar = require("halo.radar")
+      assert(radar.start({ port = 0, collect_interval = 50 }))
+      local _, port = radar.address()
+      local t = assert(halo.metrics.top({ name = "spec_slowest", help = "Slowest.", labels = { "who" }, n = 3 }))
+      t:observe(5, "a")
+      local function shown() return get(port, "/metrics").body:find('spec_slowest{', 1, true) ~= nil end
+      local out = { before = shown() }
+      out.flushed = helper.wait_until(shown, 2000)          -- the interval holding the observation ended
+      out.emptied = helper.wait_until(function() return not shown() end, 2000) -- then an empty one
+      assert(radar.stop())
+      return out
+    end)
+    assert.same({ before = false, flushed = true, emptied = true }, r)
+  end)
+
   it("flips a probe to 503 when a heartbeat is missed and back to 200", function()
     local r = helper.run(function()
       local radar = require("halo.radar")
