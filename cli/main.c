@@ -263,6 +263,13 @@ static void raise_nofile(void) {
   }
 }
 
+static const char *slowweb_usage =
+    "usage: halo slowweb [options] [[HOST:]PORT]\n"
+    "\n"
+    "Serves the demo's slow HTTP service on HOST:PORT (default 127.0.0.1:8080): /slow\n"
+    "(any method) waits a uniformly random 3..14 ms, then answers 200 \"ok <ms>ms\";\n"
+    "other paths are 404. The options are run's (`halo run --help`).\n";
+
 /* `halo slowweb [options] [[HOST:]PORT]`: run's options, then
  * scenarios/slowweb.lua from the module search path as the entry. */
 static int cmd_slowweb(int argc, char **argv) {
@@ -274,8 +281,18 @@ static int cmd_slowweb(int argc, char **argv) {
   if (!args) return fail("out of memory", NULL);
   int k = 0, i = 0;
   for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      free(args);
+      fputs(slowweb_usage, stdout);
+      return 0;
+    }
+    if (i + 1 >= argc) { /* every option of run but help takes a value */
+      free(args);
+      fprintf(stderr, "halo slowweb: unknown or incomplete option '%s'\n\n%s", argv[i], slowweb_usage);
+      return 2;
+    }
     args[k++] = argv[i];
-    if (i + 1 < argc && strcmp(argv[i], "-h") && strcmp(argv[i], "--help")) args[k++] = argv[++i];
+    args[k++] = argv[++i];
   }
   args[k++] = "-e";
   args[k++] = (char *)entry;

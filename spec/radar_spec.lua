@@ -53,6 +53,40 @@ describe("radar", function()
     assert.is_nil(r.after)
   end)
 
+  it("brackets an IPv6 host in the endpoints it shows", function()
+    local r = helper.run(function()
+      local radar = require("halo.radar")
+      assert(radar.start({ host = "::1", port = 0 }))
+      local host, port = radar.address()
+      local res = assert(halo.http.request({ url = ("http://[::1]:%d/health/live"):format(port), timeout = 3000 }))
+      local out = { host = host, port = port, status = res.status, metrics = halo.inspect("radar_metrics"),
+                    web = halo.inspect("radar_web") }
+      assert(radar.stop())
+      return out
+    end)
+    assert.equal("::1", r.host)
+    assert.equal(200, r.status)
+    assert.equal(("[::1]:%d/metrics"):format(r.port), r.metrics.http_endpoint)
+    assert.equal(("[::1]:%d"):format(r.port), r.web.endpoint)
+  end)
+
+  it("radar_metrics ends the custom top-N interval every collect_interval", function()
+    local r = helper.run(function()
+      local radar = require("halo.radar")
+      assert(radar.start({ port = 0, collect_interval = 50 }))
+      local _, port = radar.address()
+      local t = assert(halo.metrics.top({ name = "spec_slowest", help = "Slowest.", labels = { "who" }, n = 3 }))
+      t:observe(5, "a")
+      local function shown() return get(port, "/metrics").body:find('spec_slowest{', 1, true) ~= nil end
+      local out = { before = shown() }
+      out.flushed = helper.wait_until(shown, 2000)          -- the interval holding the observation ended
+      out.emptied = helper.wait_until(function() return not shown() end, 2000) -- then an empty one
+      assert(radar.stop())
+      return out
+    end)
+    assert.same({ before = false, flushed = true, emptied = true }, r)
+  end)
+
   it("flips a probe to 503 when a heartbeat is missed and back to 200", function()
     local r = helper.run(function()
       local radar = require("halo.radar")
@@ -93,8 +127,35 @@ describe("radar", function()
       cjson.decode(r.dead))
   end)
 
+  it("a restarted radar_web keeps its port and serves the probes radar_health holds, not healthy", function()
+    local r = helper.run(function()
+      local radar = require("halo.radar")
+      assert(radar.start({ port = 0, check_interval = 20 }))
+      local _, port = radar.address()
+      assert(halo.health.register("db", { probes = { "ready" } }))
+      halo.health.down("db")
+      assert(helper.wait_until(function() return get(port, "/health/ready").status == 503 end, 2000))
+      local old = halo.whereis("radar_web")
+      halo.kill(old)
+      assert(helper.wait_until(function()
+        local w = halo.whereis("radar_web")
+        return w ~= nil and w ~= old
+      end, 2000))
+      local _, again = radar.address()
+      local res = get(port, "/health/ready")
+      local out = { status = res.status, body = res.body, live = get(port, "/health/live").status, port = port,
+                    again = again }
+      assert(radar.stop())
+      return out
+    end)
+    assert.equal(503, r.status)
+    assert.same({ status = "unhealthy", signals = { { signal = "db", status = "down" } } }, cjson.decode(r.body))
+    assert.equal(200, r.live)
+    assert.equal(r.port, r.again) -- port 0 picked one port, kept across the restart
+  end)
+
   it("starts from --metrics and refuses a malformed address", function()
-    local port = helper.random_port()
+    local port = helper.free_ports(1)
     local dir = helper.script_dir("n.lua", [[
 local f = io.open(arg[1], "w"); f:write("up\n"); f:close()
 require("halo").receive()
@@ -102,7 +163,9 @@ require("halo").receive()
     local pid = helper.spawn_os(("%s run --metrics 127.0.0.1:%d %s/n.lua %s/up"):format(halo_bin, port, dir, dir),
       dir .. "/log")
     assert(helper.wait_file(dir .. "/up", 500))
-    local f = io.popen(("unset LD_PRELOAD; curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/health/live"):format(port))
+    -- curl without the sanitizer preload of the ASan run: under it curl hangs
+    local f = io.popen(("unset LD_PRELOAD; curl -s --max-time 5 -o /dev/null -w '%%{http_code}' " ..
+      "http://127.0.0.1:%d/health/live"):format(port))
     local code = f:read("*a")
     f:close()
     helper.kill(pid)
@@ -113,10 +176,28 @@ require("halo").receive()
     assert.equal("200", code)
     assert.truthy(bad:find("port out of range", 1, true), bad)
     assert.truthy(bad:find("rc=1", 1, true), bad)
+    -- a usage error: one line, no traceback, before the node starts
+    assert.falsy(bad:find("traceback", 1, true), bad)
+    assert.falsy(bad:find("[error]", 1, true), bad)
+  end)
+
+  it("halo slowweb --help tells slowweb's usage and an option without its value is refused", function()
+    local function sh(cmd)
+      local f = io.popen(cmd .. " 2>&1; echo rc=$?")
+      local out = f:read("*a")
+      f:close()
+      return out
+    end
+    local help = sh(halo_bin .. " slowweb --help")
+    assert.truthy(help:find("usage: halo slowweb [options] [[HOST:]PORT]", 1, true), help)
+    assert.truthy(help:find("rc=0", 1, true), help)
+    local bad = sh(halo_bin .. " slowweb --log-level")
+    assert.truthy(bad:find("incomplete option '--log-level'", 1, true), bad)
+    assert.truthy(bad:find("rc=2", 1, true), bad)
   end)
 
   it("slowweb answers /slow after 3..14 ms and 404 elsewhere", function()
-    local port = helper.random_port()
+    local port = helper.free_ports(1)
     local dir = os.tmpname()
     local pid = helper.spawn_os(("%s slowweb 127.0.0.1:%d"):format(halo_bin, port), dir)
     local r = helper.run(function()

@@ -276,7 +276,7 @@ local server_behavior = {
       return "normal"
     end
   end,
-  terminate = function(self) servers[self.sid] = nil end,
+  terminate = function(self) if self.sid then servers[self.sid] = nil end end,
 }
 
 --- Serves HTTP on host:port from a new server process linked to the caller.

@@ -92,21 +92,25 @@ end
 -- SIGINT/SIGTERM), timeout (ms: stop the node after it), watchdog_ms,
 -- watchdog_hard_ms, cookie, listen, registrar ("embedded", "embedded:PORT",
 -- "none" or "etcd://HOST:PORT"), cluster (the etcd registrar's, default
--- "default"). Returns exit_code, entry_error (string or nil), stats.
+-- "default"), metrics ("[HOST:]PORT": start the radar application before
+-- the entry; a malformed one raises). Returns exit_code, entry_error
+-- (string or nil), stats.
 function halo.run(fn, opts)
   opts = opts or {}
   local registrar, entry = opts.registrar, fn
   local etcd = type(registrar) == "string" and registrar:sub(1, 7) == "etcd://"
+  local mhost, mport
+  if opts.metrics then
+    mhost, mport = require("halo.radar").parse_address(opts.metrics)
+    if not mhost then error("--metrics: " .. mport, 2) end
+  end
   fn = function(...)
     -- a networked node answers other nodes' requests (halo.remote) and, with
     -- the etcd registrar, registers itself before the entry runs
     if core.net.info().Mode == "enabled" then require("halo.remote").serve() end
     if etcd and not require("halo.etcd").start(registrar:sub(8), opts.cluster) then return end
-    if opts.metrics then
-      local radar = require("halo.radar")
-      local host, port = radar.parse_address(opts.metrics)
-      if not host then error("--metrics: " .. port, 0) end
-      local ok, err = radar.start({ host = host, port = port })
+    if mhost then
+      local ok, err = require("halo.radar").start({ host = mhost, port = mport })
       if not ok then error("radar: " .. tostring(err), 0) end
     end
     return entry(...)

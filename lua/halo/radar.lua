@@ -64,25 +64,37 @@ local function go_duration(ms)
 end
 M.go_duration = go_duration
 
+-- "host:port", an IPv6 host in brackets.
+local function endpoint(host, port)
+  return (host:find(":", 1, true) and "[%s]:%d" or "%s:%d"):format(host, port)
+end
+
 -- radar_web: owns the listener.
 local Web = { name = "radar.web" }
 
 function Web:init(o)
   self.o = o
   local srv, err = require("halo.http").serve({ host = o.host, port = o.port })
-  if not srv then error(string.format("radar: cannot serve on %s:%d: %s", o.host, o.port, tostring(err)), 0) end
+  if not srv then error(string.format("radar: cannot serve on %s: %s", endpoint(o.host, o.port), tostring(err)), 0) end
   self.srv = srv
+  o.port = srv.port -- port 0 picks one port, which a restart keeps
   local metrics = require("halo.metrics")
   local expose_opts, headers = { top_n = o.top_n }, { ["content-type"] = metrics.CONTENT_TYPE }
   -- a Lua route: the connection's process reads the process table in steps
   -- and yields between them, so a scrape of a large node never holds the loop
   srv:route(o.metrics_path, function() return 200, metrics.expose(expose_opts), headers end, ANY)
-  local healthy = '{"status":"healthy"}'
+  -- a restarted radar_web takes the answers radar_health holds (it publishes
+  -- only changes); at the application's start radar_health is not up yet
+  local health = require("halo.health")
+  local alive = halo.whereis(health.NAME) ~= nil
   for _, p in ipairs(PROBES) do
-    srv:static(o.health_path .. "/" .. p, 200, "application/json", healthy, ANY)
+    local status, body
+    if alive then status, body = health.status(p) end
+    if not status then status, body = 200, '{"status":"healthy"}' end
+    srv:static(o.health_path .. "/" .. p, status, "application/json", body, ANY)
   end
   current = { serial = core.node.serial(), host = o.host, port = srv.port }
-  halo.log.info("metrics on http://%s:%d%s, probes on %s/{live,ready,startup}", o.host, srv.port,
+  halo.log.info("metrics on http://%s%s, probes on %s/{live,ready,startup}", endpoint(o.host, srv.port),
     o.metrics_path, o.health_path)
 end
 
@@ -94,7 +106,7 @@ end
 
 function Web:handle_inspect()
   local st = self.srv:stats()
-  local out = { endpoint = string.format("%s:%d", self.o.host, self.srv.port) }
+  local out = { endpoint = endpoint(self.o.host, self.srv.port) }
   for k, v in pairs(st) do out[k] = tostring(v) end
   return out
 end
@@ -120,8 +132,8 @@ function Metrics:handle_message(_, msg)
 end
 
 function Metrics:handle_inspect()
-  local out = { http_endpoint = string.format("%s:%d%s", self.o.host, current.port or self.o.port,
-    self.o.metrics_path), collect_interval = go_duration(self.o.collect_interval) }
+  local out = { http_endpoint = endpoint(self.o.host, current.port or self.o.port) .. self.o.metrics_path,
+                collect_interval = go_duration(self.o.collect_interval) }
   local metrics = require("halo.metrics")
   local custom = metrics.stats().families
   out.total_metrics = tostring(#metrics.families() + custom)
@@ -129,8 +141,9 @@ function Metrics:handle_inspect()
   return out
 end
 
+-- Raises while radar_web is down, so radar_health hands the answer again.
 local function publish(probe, status, body)
-  halo.send("radar_web", { kind = "health", probe = probe, status = status, body = body })
+  assert(halo.send("radar_web", { kind = "health", probe = probe, status = status, body = body }))
 end
 
 --- The application spec of radar with options opts (see the top).
