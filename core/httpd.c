@@ -759,7 +759,7 @@ static int on_message_complete(llhttp_t *p) {
   unsigned bit = halo_httpd_method_bit(method);
   if (!r) {
     s->st.not_found++;
-    answer(c, sl, 404, TEXT, NULL, 0, "not found\n", 10);
+    answer(c, sl, 404, TEXT, NULL, 0, "404 page not found\n", 19); /* Go's text, which the reference's radar and slowweb answer */
   } else if (!allowed(r, bit)) {
     s->st.method_not_allowed++;
     char allow[128];

@@ -31,7 +31,8 @@ describe("radar", function()
         local res = get(port, "/health/" .. p)
         out[p] = { res.status, res.body, res.headers["content-type"] }
       end
-      out.missing = get(port, "/nope").status
+      local missing = get(port, "/nope")
+      out.missing, out.missing_body = missing.status, missing.body
       out.slash = get(port, "/metrics/").status
       out.inspect = halo.inspect("radar_metrics")
       assert(radar.stop())
@@ -48,6 +49,7 @@ describe("radar", function()
       assert.same({ 200, '{"status":"healthy"}', "application/json" }, r[p])
     end
     assert.equal(404, r.missing)
+    assert.equal("404 page not found\n", r.missing_body)
     assert.equal(404, r.slash)
     assert.equal("10s", r.inspect.collect_interval)
     assert.is_nil(r.after)
