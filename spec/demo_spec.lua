@@ -41,6 +41,19 @@ describe("halo demo", function()
     os.execute("rm -rf " .. dir)
   end)
 
+  it("refuses bad options with status 2 and starts nothing", function()
+    for _, case in ipairs({ { "--nodes 0", "--nodes must be 1..50" }, { "--log-level loud", "--log-level must be" },
+                            { "--registrar consul://x", "--registrar must be etcd://HOST:PORT" },
+                            { "--bogus", "unknown or incomplete option '--bogus'" } }) do
+      local f = io.popen(("%s demo %s --run-dir %s/bad 2>&1; echo status=$?"):format(halo_bin, case[1], dir))
+      local text = f:read("*a")
+      f:close()
+      assert.truthy(text:find(case[2], 1, true), text)
+      assert.truthy(text:find("status=2", 1, true), text)
+    end
+    assert.is_nil(io.open(dir .. "/bad"))
+  end)
+
   it("forms a 3-node cluster, restarts a killed node and stops cleanly on SIGTERM", function()
     local base = helper.random_port()
     -- a shell waits for the demo and writes its exit status

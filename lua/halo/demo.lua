@@ -4,8 +4,8 @@
 --   halo demo [--nodes N] [--base-port P] [--log-level L]
 --             [--registrar etcd://HOST:PORT] [--cluster NAME] [--run-dir DIR]
 --
--- Ports from the base P (default 9100): slowweb P, node i's radar P+i, the
--- embedded registrar P+99 (TCP and UDP). Each node runs
+-- Ports from the base P (default 9100): node i's radar P+i, slowweb P+98,
+-- the embedded registrar P+99 (TCP and UDP). Each node runs
 -- scenarios/demo_node.lua; its log (and slowweb's) goes to a file in the
 -- run directory (default $TMPDIR/halo-demo.<pid>). The demo's own node has
 -- no network: it polls each radar over HTTP. SIGINT or SIGTERM stops the
@@ -25,8 +25,8 @@ Ctrl-C or SIGTERM (exit status 0).
 
 options:
   --nodes N              nodes to start (default 5, at most 50)
-  --base-port P          slowweb on P, node i's metrics on P+i, the embedded
-                         registrar on P+99 (default 9100)
+  --base-port P          node i's metrics on P+i, slowweb on P+98, the
+                         embedded registrar on P+99 (default 9100)
   --log-level LEVEL      the nodes' log level (default debug)
   --registrar etcd://H:P use etcd there instead of the embedded registrar
   --cluster NAME         the etcd registrar's cluster (default halo-demo)
@@ -63,6 +63,8 @@ local function parse(args)
     err = "--nodes must be 1..50"
   elseif not o.base_port or o.base_port < 1 or o.base_port + 99 > 65535 or o.base_port % 1 ~= 0 then
     err = "--base-port must be 1..65436"
+  elseif not ({ trace = 1, debug = 1, info = 1, warning = 1, error = 1, panic = 1, disabled = 1 })[o.log_level] then
+    err = "--log-level must be trace, debug, info, warning, error, panic or disabled"
   elseif o.registrar and not o.registrar:match("^etcd://[^:]+:%d+$") then
     err = "--registrar must be etcd://HOST:PORT"
   end
@@ -103,7 +105,7 @@ end
 local function children(o, halo_bin)
   local entry = package.searchpath("demo_node", package.path)
   if not entry then error("halo demo: scenarios/demo_node.lua is not on the module search path", 0) end
-  local slowweb = "127.0.0.1:" .. o.base_port
+  local slowweb = "127.0.0.1:" .. (o.base_port + 98)
   local list = { {
     name = "slowweb", file = halo_bin, log = o.run_dir .. "/slowweb.log",
     args = { "slowweb", "--log-level", "warning", slowweb }, url = "http://" .. slowweb .. "/slow",
