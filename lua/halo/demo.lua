@@ -187,7 +187,8 @@ local function drain(list, ms)
 end
 
 local function watch(list, o)
-  local tty = os.execute("test -t 1") == 0 or os.execute("test -t 1") == true
+  local rc = os.execute("test -t 1")
+  local tty = rc == 0 or rc == true -- LuaJIT answers 0, 5.2-style builds true
   local t0, last, formed = halo.now(), nil, false
   while true do
     local joined = 0
