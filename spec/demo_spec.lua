@@ -125,6 +125,7 @@ describe("halo demo", function()
       os.execute("sleep 0.02")
     end
     assert.are.equal("0", status)
+    assert.truthy(read(dir .. "/demo.out"):find("halo demo: stopping 4 processes", 1, true))
     for _, pid in ipairs(pids) do assert.is_false(alive(pid), "left running: " .. pid) end
     demo_pid = nil
   end)

@@ -225,6 +225,11 @@ function M.main(halo_bin, ...)
     if not start(c) then return halo.shutdown(1) end
   end
   table_of(list, o)
+  -- says what happens when Ctrl-C or SIGTERM stops this node (the node's
+  -- stop terminates it before this entry process, whose end stops the children)
+  halo.spawn({ terminate = function(_, reason)
+    if reason == "shutdown" then out("halo demo: stopping %d processes (SIGTERM, SIGKILL after 5 s)\n", #list) end
+  end })
   watch(list, o)
 end
 
