@@ -80,9 +80,10 @@ test: test-c test-lua test-lua-asan test-tsan fuzz-ci
 metrics-table: build
 	./$(BUILD)/halo run tools/metrics_table.lua write README.md
 
-# Until the five-node demo exists: processes ping-pong and print live counters.
+# The five-node demo on loopback (README "The demo"); DEMO_ARGS passes
+# options, e.g. make demo DEMO_ARGS="--nodes 3 --base-port 9200".
 demo: build
-	./$(BUILD)/halo run examples/pingpong.lua
+	./$(BUILD)/halo demo $(DEMO_ARGS)
 
 bench: build
 	./bench/run

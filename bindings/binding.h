@@ -203,6 +203,7 @@ void hb_net_free(halo_binding_t *B, lua_State *L);
 void hb_open_net(lua_State *L);
 /** HTTP client (http.c): core.http.wait, start, cancel, stats. */
 void hb_open_http(lua_State *L);
+void hb_open_child(lua_State *L);
 /** HTTP server (httpd.c): core.httpd.new, route, respond, ... */
 void hb_open_httpd(lua_State *L);
 /** Metrics (metrics.c): core.metrics ... */

@@ -33,6 +33,8 @@ static const char *usage =
     "  run [options] -e CODE [args...]    the same with CODE as the entry\n"
     "  slowweb [options] [[HOST:]PORT]    serve the demo's slow HTTP service (GET /slow,\n"
     "                                     3..14 ms; default 127.0.0.1:8080); run's options\n"
+    "  demo [options]                     a cluster of scenario nodes and slowweb on loopback\n"
+    "                                     (`halo demo --help`)\n"
     "  help                               this text\n"
     "\n"
     "`halo run --help` lists the options of run.\n";
@@ -302,6 +304,28 @@ static int cmd_slowweb(int argc, char **argv) {
   return rc;
 }
 
+/* `halo demo [options]`: halo.demo as the entry of a node of its own (no
+ * network), given this executable's path to start the other nodes with. */
+static int cmd_demo(int argc, char **argv) {
+  static const char *entry = "return require('halo.demo').main(...)";
+  static char self[PATH_MAX];
+  if (!realpath("/proc/self/exe", self)) return fail("cannot find the halo executable", NULL);
+  char **args = calloc((size_t)argc + 8, sizeof *args);
+  if (!args) return fail("out of memory", NULL);
+  int k = 0;
+  args[k++] = "--name";
+  args[k++] = "demo@localhost";
+  args[k++] = "--log-level";
+  args[k++] = "warning";
+  args[k++] = "-e";
+  args[k++] = (char *)entry;
+  args[k++] = self;
+  for (int i = 0; i < argc; i++) args[k++] = argv[i];
+  int rc = cmd_run(k, args);
+  free(args);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   halo_watchdog_on_stuck(on_stuck);
   raise_nofile();
@@ -311,6 +335,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "run")) return cmd_run(argc - 2, argv + 2);
   if (!strcmp(argv[1], "slowweb")) return cmd_slowweb(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "demo")) return cmd_demo(argc - 2, argv + 2);
   fprintf(stderr, "halo: unknown command '%s'\n\n%s", argv[1], usage);
   return 2;
 }

@@ -1,0 +1,106 @@
+#include "check.h"
+
+#include "child.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+typedef struct seen {
+  int calls, signal;
+  int64_t status;
+} seen_t;
+
+static void on_exit_seen(halo_child_t *c, void *ud, int64_t status, int signal) {
+  seen_t *s = ud;
+  (void)c;
+  s->calls++;
+  s->status = status;
+  s->signal = signal;
+}
+
+static halo_child_t *spawn_sh(uv_loop_t *loop, const char *script, const char *output, seen_t *s) {
+  char *args[] = {"sh", "-c", (char *)script, NULL};
+  halo_child_opts_t o = {"sh", args, NULL, output};
+  halo_child_t *c = NULL;
+  CHECK_EQ(halo_child_spawn(loop, &o, on_exit_seen, s, &c), 0);
+  return c;
+}
+
+/* The exit status and the output file reach the caller; the child is freed. */
+static void test_exit_and_output(uv_loop_t *loop) {
+  char path[] = "/tmp/halo_child_XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  close(fd);
+  seen_t s = {0, 0, 0};
+  halo_child_t *c = spawn_sh(loop, "echo out; echo err >&2; exit 3", path, &s);
+  CHECK(c && halo_child_pid(c) > 0);
+  CHECK_EQ(halo_child_count(), 1);
+  uv_run(loop, UV_RUN_DEFAULT);
+  CHECK_EQ(s.calls, 1);
+  CHECK_EQ(s.status, 3);
+  CHECK_EQ(s.signal, 0);
+  CHECK_EQ(halo_child_count(), 0);
+  char buf[64] = {0};
+  FILE *f = fopen(path, "r");
+  CHECK(f != NULL);
+  if (f) {
+    CHECK_EQ(fread(buf, 1, sizeof buf - 1, f), 8);
+    fclose(f);
+  }
+  CHECK_STR_EQ(buf, "out\nerr\n");
+  unlink(path);
+}
+
+/* kill delivers a signal; the callback names it. */
+static void test_kill(uv_loop_t *loop) {
+  seen_t s = {0, 0, 0};
+  halo_child_t *c = spawn_sh(loop, "exec sleep 30", NULL, &s);
+  CHECK_EQ(halo_child_kill(c, SIGTERM), 0);
+  uv_run(loop, UV_RUN_DEFAULT);
+  CHECK_EQ(s.calls, 1);
+  CHECK_EQ(s.signal, SIGTERM);
+  CHECK_EQ(halo_child_count(), 0);
+}
+
+/* A released child that ignores SIGTERM is killed after the grace period
+ * and reaped; its callback never fires. */
+static void test_release(uv_loop_t *loop) {
+  seen_t s = {0, 0, 0};
+  halo_child_t *c = spawn_sh(loop, "trap '' TERM; while :; do sleep 0.05; done", NULL, &s);
+  int pid = halo_child_pid(c);
+  usleep(100000); /* the trap is set before the signal comes */
+  halo_child_release(c, SIGTERM, 200);
+  uv_run(loop, UV_RUN_DEFAULT);
+  CHECK_EQ(s.calls, 0);
+  CHECK_EQ(halo_child_count(), 0);
+  CHECK(kill(pid, 0) != 0); /* reaped: the pid is gone */
+}
+
+/* A program that cannot run fails the spawn, or exits 127 from the shell. */
+static void test_missing(uv_loop_t *loop) {
+  char *args[] = {"/nonexistent/halo-none", NULL};
+  halo_child_opts_t o = {args[0], args, NULL, NULL};
+  seen_t s = {0, 0, 0};
+  halo_child_t *c = NULL;
+  CHECK(halo_child_spawn(loop, &o, on_exit_seen, &s, &c) < 0);
+  char *none[] = {NULL};
+  halo_child_opts_t bad = {"sh", none, NULL, NULL};
+  CHECK_EQ(halo_child_spawn(loop, &bad, on_exit_seen, &s, &c), UV_EINVAL);
+  uv_run(loop, UV_RUN_DEFAULT);
+  CHECK_EQ(s.calls, 0);
+  CHECK_EQ(halo_child_count(), 0);
+}
+
+int main(void) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  test_exit_and_output(&loop);
+  test_kill(&loop);
+  test_release(&loop);
+  test_missing(&loop);
+  CHECK_EQ(uv_loop_close(&loop), 0);
+  return check_exit_code();
+}

@@ -1,0 +1,69 @@
+-- halo.child: OS processes owned by halo processes, with real programs.
+local halo = require("halo")
+local helper = require("helper")
+
+local function gone(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return true end
+  local stat = f:read("*a")
+  f:close()
+  return stat:match("^%d+ %b() Z") ~= nil
+end
+
+local function await_exit(ref)
+  while true do
+    local from, msg = halo.receive(5000)
+    assert(from, "no child_exit message")
+    if halo.child.is_exit(msg) and msg.ref == ref then return msg end
+  end
+end
+
+describe("halo.child", function()
+  it("reports the exit status and signal to the owner, with the output in a file", function()
+    local dir = helper.script_dir("x", "")
+    local msg1, msg2, pid1, out = helper.run(function()
+      local pid, ref = assert(halo.child.spawn({ file = "sh", args = { "-c", "echo hello; exit 7" }, output = dir .. "/out" }))
+      local m1 = await_exit(ref)
+      local _, ref2 = assert(halo.child.spawn({ file = "sleep", args = { "30" } }))
+      assert.are.equal(1, #halo.child.list())
+      assert(halo.child.kill(ref2, "TERM"))
+      local m2 = await_exit(ref2)
+      assert.are.same({}, halo.child.list())
+      return m1, m2, pid, io.open(dir .. "/out"):read("*a")
+    end)
+    os.execute("rm -rf " .. dir)
+    assert.are.same({ kind = "child_exit", ref = msg1.ref, os_pid = pid1, status = 7, signal = 0 }, msg1)
+    assert.are.equal(15, msg2.signal)
+    assert.are.equal("hello\n", out)
+  end)
+
+  it("stops a child when its owner ends and when the node stops", function()
+    local by_owner, by_node = helper.run(function()
+      local owner = halo.spawn(function()
+        local pid = assert(halo.child.spawn({ file = "sleep", args = { "30" } }))
+        halo.send(halo.getenv("parent"), pid)
+      end, nil, { env = { parent = halo.self() } })
+      assert(owner)
+      local _, pid = halo.receive(5000)
+      assert(helper.wait_until(function() return gone(pid) end, 5000, 10), "the owner's child outlived it")
+      return pid, assert(halo.child.spawn({ file = "sleep", args = { "30" } }))
+    end)
+    assert.is_true(gone(by_owner))
+    assert.is_true(gone(by_node)) -- the node's run returned only after it exited
+  end)
+
+  it("answers errors for a program that cannot run and an unknown child, and raises on misuse", function()
+    helper.run(function()
+      local pid, err, code = halo.child.spawn({ file = "/nonexistent/halo-none" })
+      assert.is_nil(pid)
+      assert.are.equal("ENOENT", code)
+      assert.truthy(err:find("cannot run /nonexistent/halo-none", 1, true))
+      local ok, kerr = halo.child.kill(12345678, "TERM")
+      assert.is_nil(ok)
+      assert.truthy(kerr:find("^ETARGETUNKNOWN"))
+      assert.has_error(function() halo.child.spawn({}) end, "child: file is required")
+      assert.has_error(function() halo.child.spawn({ file = "sh", args = { 1 } }) end)
+      assert.has_error(function() halo.child.kill(1, "BOGUS") end)
+    end)
+  end)
+end)
