@@ -49,20 +49,6 @@ local function options(opts)
   return o
 end
 
---- Go's duration text of a whole number of milliseconds, as the reference's
--- inspect shows collect_interval ("10s", "500ms", "1m0s").
-local function go_duration(ms)
-  if ms < 1000 then return string.format("%dms", ms) end
-  local s = ms / 1000
-  local text = (s % 1 == 0) and string.format("%d", s) or string.format("%g", s)
-  if s < 60 then return text .. "s" end
-  local m = math.floor(s / 60)
-  local rest = s - m * 60
-  local r = (rest % 1 == 0) and string.format("%d", rest) or string.format("%g", rest)
-  if m < 60 then return string.format("%dm%ss", m, r) end
-  return string.format("%dh%dm%ss", math.floor(m / 60), m % 60, r)
-end
-M.go_duration = go_duration
 
 -- "host:port", an IPv6 host in brackets.
 local function endpoint(host, port)
@@ -133,7 +119,7 @@ end
 
 function Metrics:handle_inspect()
   local out = { http_endpoint = endpoint(self.o.host, current.port or self.o.port) .. self.o.metrics_path,
-                collect_interval = go_duration(self.o.collect_interval) }
+                collect_interval = require("halo.health").duration(self.o.collect_interval) }
   local metrics = require("halo.metrics")
   local custom = metrics.stats().families
   out.total_metrics = tostring(#metrics.families() + custom)
