@@ -1,6 +1,7 @@
 /* Child OS processes on uv_spawn; see child.h. */
 #include "child.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -49,8 +50,9 @@ int halo_child_spawn(uv_loop_t *loop, const halo_child_opts_t *o, halo_child_exi
   if (o->output) {
     fd = open(o->output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
+      int err = -errno; /* libuv's codes are the negated errno values */
       free(c);
-      return UV_EACCES;
+      return err;
     }
   }
   uv_stdio_container_t stdio[3] = {

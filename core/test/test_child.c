@@ -89,6 +89,12 @@ static void test_missing(uv_loop_t *loop) {
   char *none[] = {NULL};
   halo_child_opts_t bad = {"sh", none, NULL, NULL};
   CHECK_EQ(halo_child_spawn(loop, &bad, on_exit_seen, &s, &c), UV_EINVAL);
+  /* an output file that cannot be opened answers the open's own error */
+  char *sh[] = {"sh", "-c", "true", NULL};
+  halo_child_opts_t nodir = {"sh", sh, NULL, "/nonexistent/dir/out"};
+  CHECK_EQ(halo_child_spawn(loop, &nodir, on_exit_seen, &s, &c), UV_ENOENT);
+  halo_child_opts_t isdir = {"sh", sh, NULL, "/tmp"};
+  CHECK_EQ(halo_child_spawn(loop, &isdir, on_exit_seen, &s, &c), UV_EISDIR);
   uv_run(loop, UV_RUN_DEFAULT);
   CHECK_EQ(s.calls, 0);
   CHECK_EQ(halo_child_count(), 0);
