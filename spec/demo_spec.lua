@@ -54,6 +54,30 @@ describe("halo demo", function()
     assert.is_nil(io.open(dir .. "/bad"))
   end)
 
+  it("leaves no child behind when the demo itself is SIGKILLed: they notice their parent's death", function()
+    local base = helper.random_port()
+    local run = dir .. "/killed"
+    os.execute(("%s demo --nodes 1 --base-port %d --log-level info --run-dir %s > %s.out 2>&1 & echo $! > %s.pid")
+      :format(halo_bin, base, run, run, run))
+    assert(helper.wait_file(run .. ".pid"), "the demo did not start")
+    local pid = tonumber(read(run .. ".pid"))
+    local started = {}
+    helper.run(function()
+      assert(helper.wait_until(function() return read(run .. ".out"):find("cluster formed", 1, true) end, 20000, 50),
+        "the cluster did not form:\n" .. read(run .. ".out"))
+    end, { timeout = 30000 })
+    for child in read(run .. ".out"):gmatch("\n  %S+%s+(%d+)%s+http") do
+      started[#started + 1] = tonumber(child)
+      pids[#pids + 1] = tonumber(child)
+    end
+    assert.are.equal(2, #started) -- slowweb and node1
+    os.execute("kill -KILL " .. pid)
+    helper.run(function()
+      assert(helper.wait_until(function() return not alive(started[1]) and not alive(started[2]) end, 10000, 50),
+        "orphaned: " .. table.concat(started, " "))
+    end, { timeout = 15000 })
+  end)
+
   it("forms a 3-node cluster, restarts a killed node and stops cleanly on SIGTERM", function()
     local base = helper.random_port()
     -- a shell waits for the demo and writes its exit status

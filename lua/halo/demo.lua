@@ -89,6 +89,24 @@ local function cookie()
   return "demo-" .. b:gsub(".", function(c) return ("%02x"):format(c:byte()) end)
 end
 
+--- Run by each child of the demo: blocks the calling process until the
+-- demo (OS process parent_pid) is no longer this OS process's parent, then
+-- stops the node. A demo killed by SIGKILL or SIGHUP (its terminal closed)
+-- cannot stop its children, which run in sessions of their own; they stop
+-- themselves within a second.
+function M.until_orphaned(parent_pid)
+  while true do
+    halo.receive(1000)
+    local f = io.open("/proc/self/stat")
+    local ppid = f and tonumber(f:read("*a"):match("^%d+ %b() %S+ (%d+)"))
+    if f then f:close() end
+    if ppid ~= parent_pid then
+      halo.log.warning("the demo (pid %d) is gone: stopping", parent_pid)
+      return halo.shutdown(0)
+    end
+  end
+end
+
 -- Children ------------------------------------------------------------------------
 
 -- Starts (or restarts) child c; true, or false after reporting why not.
@@ -105,10 +123,15 @@ end
 local function children(o, halo_bin)
   local entry = package.searchpath("demo_node", package.path)
   if not entry then error("halo demo: scenarios/demo_node.lua is not on the module search path", 0) end
-  local slowweb = "127.0.0.1:" .. (o.base_port + 98)
+  local slowweb, demo_pid = "127.0.0.1:" .. (o.base_port + 98), tostring(my_pid())
+  -- slowweb as `halo slowweb` runs it, and stopping once the demo is gone
+  local slowweb_entry = "local addr, demo = ...; local halo = require('halo'); " ..
+    "halo.spawn(function() require('halo.demo').until_orphaned(tonumber(demo)) end); " ..
+    "return assert(loadfile(package.searchpath('slowweb', package.path)))(addr)"
   local list = { {
     name = "slowweb", file = halo_bin, log = o.run_dir .. "/slowweb.log",
-    args = { "slowweb", "--log-level", "warning", slowweb }, url = "http://" .. slowweb .. "/slow",
+    args = { "run", "--log-level", "warning", "-e", slowweb_entry, slowweb, demo_pid },
+    url = "http://" .. slowweb .. "/slow",
   } }
   local registrar = o.registrar or ("embedded:" .. (o.base_port + 99))
   for i = 1, o.nodes do
@@ -121,6 +144,7 @@ local function children(o, halo_bin)
     end
     args[#args + 1] = entry
     args[#args + 1] = slowweb
+    args[#args + 1] = demo_pid
     list[#list + 1] = { name = name, file = halo_bin, args = args, port = port,
                         log = ("%s/node%d.log"):format(o.run_dir, i),
                         url = ("http://127.0.0.1:%d/metrics"):format(port) }
