@@ -124,13 +124,17 @@ describe("halo demo", function()
         return true
       end, 20000, 200), "not one zombee on every node")
 
-      -- a node killed from outside is reported and restarted
+      -- a node killed from outside is reported and restarted after the
+      -- 0.5 s it announces (not at the next 2 s poll of the formed cluster)
+      local killed = halo.now()
       os.execute("kill -KILL " .. nodes[2].pid)
       local restarted
       assert(helper.wait_until(function()
         restarted = tonumber(out():match("node2@localhost restarted, pid (%d+)"))
         return restarted
       end, 10000, 50), "node2 was not restarted:\n" .. out())
+      assert.truthy(out():find("node2@localhost %(pid %d+%) exited with signal 9; restarting in 0%.5 s"))
+      assert.is_true(halo.now() - killed < 1500, ("restarted after %d ms"):format(halo.now() - killed))
       pids[#pids + 1] = restarted
       assert.truthy(out():find(("node2@localhost (pid %d) exited with signal 9"):format(nodes[2].pid), 1, true))
       assert.is_true(alive(restarted))

@@ -196,8 +196,12 @@ local function restart_due(list)
   end
 end
 
--- Takes the child-exit messages that came in, waiting up to ms for one.
+-- Takes the child-exit messages that came in, waiting up to ms for one
+-- (less when a restart falls due sooner).
 local function drain(list, ms)
+  for _, c in ipairs(list) do
+    if c.restart_at then ms = math.max(0, math.min(ms, math.ceil(c.restart_at - halo.now()))) end
+  end
   local from, msg = halo.receive(ms)
   while from do
     if halo.child.is_exit(msg) then
