@@ -15,8 +15,8 @@
  * queue, as a down message, so a full main queue does not lose it.
  *
  * A child belongs to its owner: when the owner ends, and for every child
- * still running when the node stops, the child gets SIGTERM and, GRACE_MS
- * later, SIGKILL; the node's loop runs until each has exited and been
+ * still running when the node stops, the child's process group gets
+ * SIGTERM and, GRACE_MS later, SIGKILL; the node's loop runs until each has exited and been
  * reaped, so a stopped node leaves no OS process behind. This file learns
  * of a process's end and the node's stop by chaining the node's free and
  * stopped hooks on first use, as bindings/http.c does.

@@ -95,14 +95,20 @@ int halo_child_kill(halo_child_t *c, int sig) {
   return uv_process_kill(&c->proc, sig);
 }
 
+/* The child leads its own process group (setsid), whose id stays its pid
+ * until it is reaped: the signal reaches what it started too. */
+static void kill_group(halo_child_t *c, int sig) {
+  if (kill(-c->proc.pid, sig)) uv_process_kill(&c->proc, sig);
+}
+
 static void on_grace(uv_timer_t *t) {
   halo_child_t *c = t->data;
-  if (!c->exited) uv_process_kill(&c->proc, SIGKILL);
+  if (!c->exited) kill_group(c, SIGKILL);
 }
 
 void halo_child_release(halo_child_t *c, int sig, uint32_t grace_ms) {
   c->cb = NULL;
   if (c->exited) return;
-  if (sig) uv_process_kill(&c->proc, sig);
+  if (sig) kill_group(c, sig);
   uv_timer_start(&c->grace, on_grace, grace_ms, 0);
 }
