@@ -78,6 +78,27 @@ describe("halo demo", function()
     end, { timeout = 15000 })
   end)
 
+  it("on a terminal, ends the progress line before reporting an exit", function()
+    local base = helper.random_port()
+    local run = dir .. "/tty"
+    local slowweb = helper.run(function()
+      -- node1's metrics port is taken: it exits at once, before the cluster forms
+      local srv = assert(halo.http.serve({ host = "127.0.0.1", port = base + 1, routes = {} }))
+      os.execute(("script -qfc '%s demo --nodes 1 --base-port %d --log-level info --run-dir %s' /dev/null " ..
+        "< /dev/null > %s.out 2>&1 &"):format(halo_bin, base, run, run))
+      assert(helper.wait_until(function() return read(run .. ".out"):find("exited with status 1", 1, true) end,
+        10000, 50), "node1 did not exit:\n" .. read(run .. ".out"))
+      srv:close()
+      return tonumber(read(run .. ".out"):match("\n  slowweb%s+(%d+)"))
+    end, { timeout = 15000 })
+    pids[#pids + 1] = slowweb
+    -- the demo is slowweb's parent
+    os.execute("kill -TERM " .. read("/proc/" .. slowweb .. "/stat"):match("^%d+ %b() %S+ (%d+)"))
+    local text = read(run .. ".out")
+    assert.truthy(text:find("\rcluster: 0/1 nodes joined", 1, true), text)
+    assert.is_nil(text:find("\027%[Khalo demo:"), text)
+  end)
+
   it("forms a 3-node cluster, restarts a killed node and stops cleanly on SIGTERM", function()
     local base = helper.random_port()
     -- a shell waits for the demo and writes its exit status

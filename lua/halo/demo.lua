@@ -34,8 +34,13 @@ options:
   -h, --help             this text
 ]]
 
+local partial = false -- a progress line without its newline is on the terminal
+
 local function out(fmt, ...)
-  io.stdout:write(fmt:format(...))
+  local s = fmt:format(...)
+  if partial and s:sub(1, 1) ~= "\r" then s = "\n" .. s end
+  partial = s:sub(-1) ~= "\n"
+  io.stdout:write(s)
   io.stdout:flush()
 end
 
@@ -232,7 +237,6 @@ local function watch(list, o)
       if tty and not formed then out("\r%s\027[K", line) else out("%s\n", line) end
       if joined == o.nodes and not formed then
         formed = true
-        if tty then out("\n") end
         out("halo demo: cluster formed; Ctrl-C stops it\n")
       end
     end
