@@ -11,11 +11,12 @@
  *
  * When a child exits, its owner (the process that spawned it) receives
  * {kind = "child_exit", ref, os_pid, status, signal} from the node (status
- * the exit status, signal the signal that ended it or 0).
+ * the exit status, signal the signal that ended it or 0) on its system
+ * queue, as a down message, so a full main queue does not lose it.
  *
  * A child belongs to its owner: when the owner ends, and for every child
- * still running when the node stops, the child gets SIGTERM and, GRACE_MS
- * later, SIGKILL; the node's loop runs until each has exited and been
+ * still running when the node stops, the child's process group gets
+ * SIGTERM and, GRACE_MS later, SIGKILL; the node's loop runs until each has exited and been
  * reaped, so a stopped node leaves no OS process behind. This file learns
  * of a process's end and the node's stop by chaining the node's free and
  * stopped hooks on first use, as bindings/http.c does.
@@ -133,7 +134,7 @@ static void on_exit_cb(halo_child_t *c, void *ud, int64_t status, int signal) {
   halo_node_t *n = &B->node;
   build_t b = {B, k, status, signal, {0, 0}};
   if (!hb_gate(B, halo_proc_find(n, k->owner), "a child's exit", build_exit, &b) &&
-      halo_send(n, NULL, halo_node_pid(n, k->owner), HALO_MSG_REGULAR, HALO_Q_MAIN, 0, b.pl, 64))
+      halo_send(n, NULL, halo_node_pid(n, k->owner), HALO_MSG_REGULAR, HALO_Q_SYSTEM, 0, b.pl, 64))
     hb_release(B, b.pl);
   free(k);
 }
@@ -182,6 +183,7 @@ static int l_child_spawn(lua_State *L) {
   int rc = halo_child_spawn(&B->loop, &o, on_exit_cb, k, &k->c);
   if (rc) {
     free(k);
+    if (output) return hb_errorf(L, rc, "cannot run %s (output %s): %s", file, output, halo_strerror(rc));
     return hb_errorf(L, rc, "cannot run %s: %s", file, halo_strerror(rc));
   }
   k->owner = self->id;

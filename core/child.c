@@ -1,6 +1,7 @@
 /* Child OS processes on uv_spawn; see child.h. */
 #include "child.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -49,8 +50,9 @@ int halo_child_spawn(uv_loop_t *loop, const halo_child_opts_t *o, halo_child_exi
   if (o->output) {
     fd = open(o->output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
+      int err = -errno; /* libuv's codes are the negated errno values */
       free(c);
-      return UV_EACCES;
+      return err;
     }
   }
   uv_stdio_container_t stdio[3] = {
@@ -93,14 +95,20 @@ int halo_child_kill(halo_child_t *c, int sig) {
   return uv_process_kill(&c->proc, sig);
 }
 
+/* The child leads its own process group (setsid), whose id stays its pid
+ * until it is reaped: the signal reaches what it started too. */
+static void kill_group(halo_child_t *c, int sig) {
+  if (kill(-c->proc.pid, sig)) uv_process_kill(&c->proc, sig);
+}
+
 static void on_grace(uv_timer_t *t) {
   halo_child_t *c = t->data;
-  if (!c->exited) uv_process_kill(&c->proc, SIGKILL);
+  if (!c->exited) kill_group(c, SIGKILL);
 }
 
 void halo_child_release(halo_child_t *c, int sig, uint32_t grace_ms) {
   c->cb = NULL;
   if (c->exited) return;
-  if (sig) uv_process_kill(&c->proc, sig);
+  if (sig) kill_group(c, sig);
   uv_timer_start(&c->grace, on_grace, grace_ms, 0);
 }

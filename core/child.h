@@ -43,8 +43,9 @@ int halo_child_pid(const halo_child_t *c);
 /** Sends signal sig; 0 or a negative libuv code (UV_ESRCH once it exited). */
 int halo_child_kill(halo_child_t *c, int sig);
 
-/** Gives c up: its callback never fires; it gets sig now (0: none) and
- *  SIGKILL after grace_ms unless it exited by then, and is reaped and freed
+/** Gives c up: its callback never fires; its process group (the child and
+ *  what it started) gets sig now (0: none) and SIGKILL after grace_ms
+ *  unless the child exited by then, and it is reaped and freed
  *  when it exits. The handles keep the loop running until then, so a loop
  *  run to its end leaves no child behind. */
 void halo_child_release(halo_child_t *c, int sig, uint32_t grace_ms);

@@ -52,12 +52,39 @@ describe("halo.child", function()
     assert.is_true(gone(by_node)) -- the node's run returned only after it exited
   end)
 
+  it("delivers the exit to an owner whose main queue is full", function()
+    local kinds = helper.run(function()
+      local owner = halo.spawn(function()
+        local _, ref = assert(halo.child.spawn({ file = "true" }))
+        assert(halo.send(halo.self(), "filler")) -- the main queue (size 1) is full
+        assert.is_nil(halo.send(halo.self(), "one too many"))
+        halo.sleep(300) -- the child exits meanwhile
+        local got = {}
+        for _ = 1, 2 do
+          local _, m = halo.receive(2000)
+          got[#got + 1] = halo.child.is_exit(m) and m.ref == ref and "exit" or tostring(m)
+        end
+        table.sort(got)
+        halo.send(halo.getenv("parent"), got)
+      end, nil, { mailbox_size = 1, env = { parent = halo.self() } })
+      assert(owner)
+      local _, got = halo.receive(5000)
+      return got
+    end)
+    assert.are.same({ "exit", "filler" }, kinds)
+  end)
+
   it("answers errors for a program that cannot run and an unknown child, and raises on misuse", function()
     helper.run(function()
       local pid, err, code = halo.child.spawn({ file = "/nonexistent/halo-none" })
       assert.is_nil(pid)
       assert.are.equal("ENOENT", code)
       assert.truthy(err:find("cannot run /nonexistent/halo-none", 1, true))
+      -- an output file that cannot be opened says so, with the open's own code
+      pid, err, code = halo.child.spawn({ file = "true", output = "/nonexistent/dir/out" })
+      assert.is_nil(pid)
+      assert.are.equal("ENOENT", code)
+      assert.truthy(err:find("(output /nonexistent/dir/out)", 1, true), err)
       local ok, kerr = halo.child.kill(12345678, "TERM")
       assert.is_nil(ok)
       assert.truthy(kerr:find("^ETARGETUNKNOWN"))

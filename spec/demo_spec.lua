@@ -54,6 +54,51 @@ describe("halo demo", function()
     assert.is_nil(io.open(dir .. "/bad"))
   end)
 
+  it("leaves no child behind when the demo itself is SIGKILLed: they notice their parent's death", function()
+    local base = helper.random_port()
+    local run = dir .. "/killed"
+    os.execute(("%s demo --nodes 1 --base-port %d --log-level info --run-dir %s > %s.out 2>&1 & echo $! > %s.pid")
+      :format(halo_bin, base, run, run, run))
+    assert(helper.wait_file(run .. ".pid"), "the demo did not start")
+    local pid = tonumber(read(run .. ".pid"))
+    local started = {}
+    helper.run(function()
+      assert(helper.wait_until(function() return read(run .. ".out"):find("cluster formed", 1, true) end, 20000, 50),
+        "the cluster did not form:\n" .. read(run .. ".out"))
+    end, { timeout = 30000 })
+    for child in read(run .. ".out"):gmatch("\n  %S+%s+(%d+)%s+http") do
+      started[#started + 1] = tonumber(child)
+      pids[#pids + 1] = tonumber(child)
+    end
+    assert.are.equal(2, #started) -- slowweb and node1
+    os.execute("kill -KILL " .. pid)
+    helper.run(function()
+      assert(helper.wait_until(function() return not alive(started[1]) and not alive(started[2]) end, 10000, 50),
+        "orphaned: " .. table.concat(started, " "))
+    end, { timeout = 15000 })
+  end)
+
+  it("on a terminal, ends the progress line before reporting an exit", function()
+    local base = helper.random_port()
+    local run = dir .. "/tty"
+    local slowweb = helper.run(function()
+      -- node1's metrics port is taken: it exits at once, before the cluster forms
+      local srv = assert(halo.http.serve({ host = "127.0.0.1", port = base + 1, routes = {} }))
+      os.execute(("script -qfc '%s demo --nodes 1 --base-port %d --log-level info --run-dir %s' /dev/null " ..
+        "< /dev/null > %s.out 2>&1 &"):format(halo_bin, base, run, run))
+      assert(helper.wait_until(function() return read(run .. ".out"):find("exited with status 1", 1, true) end,
+        10000, 50), "node1 did not exit:\n" .. read(run .. ".out"))
+      srv:close()
+      return tonumber(read(run .. ".out"):match("\n  slowweb%s+(%d+)"))
+    end, { timeout = 15000 })
+    pids[#pids + 1] = slowweb
+    -- the demo is slowweb's parent
+    os.execute("kill -TERM " .. read("/proc/" .. slowweb .. "/stat"):match("^%d+ %b() %S+ (%d+)"))
+    local text = read(run .. ".out")
+    assert.truthy(text:find("\rcluster: 0/1 nodes joined", 1, true), text)
+    assert.is_nil(text:find("\027%[Khalo demo:"), text)
+  end)
+
   it("forms a 3-node cluster, restarts a killed node and stops cleanly on SIGTERM", function()
     local base = helper.random_port()
     -- a shell waits for the demo and writes its exit status
@@ -100,13 +145,17 @@ describe("halo demo", function()
         return true
       end, 20000, 200), "not one zombee on every node")
 
-      -- a node killed from outside is reported and restarted
+      -- a node killed from outside is reported and restarted after the
+      -- 0.5 s it announces (not at the next 2 s poll of the formed cluster)
+      local killed = halo.now()
       os.execute("kill -KILL " .. nodes[2].pid)
       local restarted
       assert(helper.wait_until(function()
         restarted = tonumber(out():match("node2@localhost restarted, pid (%d+)"))
         return restarted
       end, 10000, 50), "node2 was not restarted:\n" .. out())
+      assert.truthy(out():find("node2@localhost %(pid %d+%) exited with signal 9; restarting in 0%.5 s"))
+      assert.is_true(halo.now() - killed < 1500, ("restarted after %d ms"):format(halo.now() - killed))
       pids[#pids + 1] = restarted
       assert.truthy(out():find(("node2@localhost (pid %d) exited with signal 9"):format(nodes[2].pid), 1, true))
       assert.is_true(alive(restarted))

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 typedef struct seen {
@@ -79,6 +80,47 @@ static void test_release(uv_loop_t *loop) {
   CHECK(kill(pid, 0) != 0); /* reaped: the pid is gone */
 }
 
+/* True while OS process pid exists and is not a zombie. */
+static int running(int pid) {
+  char path[64], stat[256] = {0};
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  size_t n = fread(stat, 1, sizeof stat - 1, f);
+  fclose(f);
+  const char *p = n ? strrchr(stat, ')') : NULL;
+  return p && p[1] == ' ' && p[2] != 'Z';
+}
+
+/* A release stops the child's whole process group: a shell's background
+ * job does not outlive it. */
+static void test_release_group(uv_loop_t *loop) {
+  char path[] = "/tmp/halo_child_XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  close(fd);
+  char script[128];
+  snprintf(script, sizeof script, "sleep 30 & echo $! > %s; wait", path);
+  seen_t s = {0, 0, 0};
+  halo_child_t *c = spawn_sh(loop, script, NULL, &s);
+  int job = 0;
+  for (int i = 0; i < 500 && !job; i++) { /* the shell writes its job's pid */
+    FILE *f = fopen(path, "r");
+    if (f) {
+      if (fscanf(f, "%d", &job) != 1) job = 0;
+      fclose(f);
+    }
+    if (!job) usleep(10000);
+  }
+  CHECK(job > 0 && running(job));
+  halo_child_release(c, SIGTERM, 200);
+  uv_run(loop, UV_RUN_DEFAULT);
+  for (int i = 0; i < 200 && running(job); i++) usleep(10000);
+  CHECK(!running(job));
+  if (job > 0 && running(job)) kill(job, SIGKILL);
+  unlink(path);
+}
+
 /* A program that cannot run fails the spawn, or exits 127 from the shell. */
 static void test_missing(uv_loop_t *loop) {
   char *args[] = {"/nonexistent/halo-none", NULL};
@@ -89,6 +131,12 @@ static void test_missing(uv_loop_t *loop) {
   char *none[] = {NULL};
   halo_child_opts_t bad = {"sh", none, NULL, NULL};
   CHECK_EQ(halo_child_spawn(loop, &bad, on_exit_seen, &s, &c), UV_EINVAL);
+  /* an output file that cannot be opened answers the open's own error */
+  char *sh[] = {"sh", "-c", "true", NULL};
+  halo_child_opts_t nodir = {"sh", sh, NULL, "/nonexistent/dir/out"};
+  CHECK_EQ(halo_child_spawn(loop, &nodir, on_exit_seen, &s, &c), UV_ENOENT);
+  halo_child_opts_t isdir = {"sh", sh, NULL, "/tmp"};
+  CHECK_EQ(halo_child_spawn(loop, &isdir, on_exit_seen, &s, &c), UV_EISDIR);
   uv_run(loop, UV_RUN_DEFAULT);
   CHECK_EQ(s.calls, 0);
   CHECK_EQ(halo_child_count(), 0);
@@ -100,6 +148,7 @@ int main(void) {
   test_exit_and_output(&loop);
   test_kill(&loop);
   test_release(&loop);
+  test_release_group(&loop);
   test_missing(&loop);
   CHECK_EQ(uv_loop_close(&loop), 0);
   return check_exit_code();

@@ -34,8 +34,13 @@ options:
   -h, --help             this text
 ]]
 
+local partial = false -- a progress line without its newline is on the terminal
+
 local function out(fmt, ...)
-  io.stdout:write(fmt:format(...))
+  local s = fmt:format(...)
+  if partial and s:sub(1, 1) ~= "\r" then s = "\n" .. s end
+  partial = s:sub(-1) ~= "\n"
+  io.stdout:write(s)
   io.stdout:flush()
 end
 
@@ -89,6 +94,24 @@ local function cookie()
   return "demo-" .. b:gsub(".", function(c) return ("%02x"):format(c:byte()) end)
 end
 
+--- Run by each child of the demo: blocks the calling process until the
+-- demo (OS process parent_pid) is no longer this OS process's parent, then
+-- stops the node. A demo killed by SIGKILL or SIGHUP (its terminal closed)
+-- cannot stop its children, which run in sessions of their own; they stop
+-- themselves within a second.
+function M.until_orphaned(parent_pid)
+  while true do
+    halo.receive(1000)
+    local f = io.open("/proc/self/stat")
+    local ppid = f and tonumber(f:read("*a"):match("^%d+ %b() %S+ (%d+)"))
+    if f then f:close() end
+    if ppid ~= parent_pid then
+      halo.log.warning("the demo (pid %d) is gone: stopping", parent_pid)
+      return halo.shutdown(0)
+    end
+  end
+end
+
 -- Children ------------------------------------------------------------------------
 
 -- Starts (or restarts) child c; true, or false after reporting why not.
@@ -105,10 +128,15 @@ end
 local function children(o, halo_bin)
   local entry = package.searchpath("demo_node", package.path)
   if not entry then error("halo demo: scenarios/demo_node.lua is not on the module search path", 0) end
-  local slowweb = "127.0.0.1:" .. (o.base_port + 98)
+  local slowweb, demo_pid = "127.0.0.1:" .. (o.base_port + 98), tostring(my_pid())
+  -- slowweb as `halo slowweb` runs it, and stopping once the demo is gone
+  local slowweb_entry = "local addr, demo = ...; local halo = require('halo'); " ..
+    "halo.spawn(function() require('halo.demo').until_orphaned(tonumber(demo)) end); " ..
+    "return assert(loadfile(package.searchpath('slowweb', package.path)))(addr)"
   local list = { {
     name = "slowweb", file = halo_bin, log = o.run_dir .. "/slowweb.log",
-    args = { "slowweb", "--log-level", "warning", slowweb }, url = "http://" .. slowweb .. "/slow",
+    args = { "run", "--log-level", "warning", "-e", slowweb_entry, slowweb, demo_pid },
+    url = "http://" .. slowweb .. "/slow",
   } }
   local registrar = o.registrar or ("embedded:" .. (o.base_port + 99))
   for i = 1, o.nodes do
@@ -121,6 +149,7 @@ local function children(o, halo_bin)
     end
     args[#args + 1] = entry
     args[#args + 1] = slowweb
+    args[#args + 1] = demo_pid
     list[#list + 1] = { name = name, file = halo_bin, args = args, port = port,
                         log = ("%s/node%d.log"):format(o.run_dir, i),
                         url = ("http://127.0.0.1:%d/metrics"):format(port) }
@@ -172,8 +201,12 @@ local function restart_due(list)
   end
 end
 
--- Takes the child-exit messages that came in, waiting up to ms for one.
+-- Takes the child-exit messages that came in, waiting up to ms for one
+-- (less when a restart falls due sooner).
 local function drain(list, ms)
+  for _, c in ipairs(list) do
+    if c.restart_at then ms = math.max(0, math.min(ms, math.ceil(c.restart_at - halo.now()))) end
+  end
   local from, msg = halo.receive(ms)
   while from do
     if halo.child.is_exit(msg) then
@@ -204,7 +237,6 @@ local function watch(list, o)
       if tty and not formed then out("\r%s\027[K", line) else out("%s\n", line) end
       if joined == o.nodes and not formed then
         formed = true
-        if tty then out("\n") end
         out("halo demo: cluster formed; Ctrl-C stops it\n")
       end
     end
