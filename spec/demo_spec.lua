@@ -138,8 +138,9 @@ local function steady_state(nodes, deadline_ms)
     -- one (starting its children, or restarting one per ~0.5 s with exits
     -- queued behind) does not, so its queue is watched instead: exits pile
     -- up while it starts children and it restarts as the queue shrinks. It
-    -- is inspected only while idle, so no inspect request sits in that queue.
-    local lc = { max_queued = 0, inspect = true }
+    -- is inspected only while idle; an inspect that timed out may still sit
+    -- in that queue, so the queue must shrink by more than those.
+    local lc = { max_queued = 0, timeouts = 0 }
     fact("lifecycle_sup restarts its children", n, function()
       local sup = probe(n.name, "process_list", { name = "lifecycle_sup" })
       sup = sup and sup[1]
@@ -151,9 +152,9 @@ local function steady_state(nodes, deadline_ms)
       end
       lc.live, lc.queued = live, sup.MessagesMailbox
       lc.max_queued = math.max(lc.max_queued, sup.MessagesMailbox)
-      if lc.inspect and sup.MessagesMailbox == 0 and sup.State == "sleep" then
-        lc.info = probe(n.name, "inspect", "lifecycle_sup")
-        lc.inspect = lc.info ~= nil
+      if sup.MessagesMailbox == 0 and sup.State == "sleep" then
+        local info = probe(n.name, "inspect", "lifecycle_sup")
+        if info then lc.info = info else lc.timeouts = lc.timeouts + 1 end
       end
       seen[n.name .. " lifecycle_sup"] = lc
       if live < 1 or live > 100 then return false end
@@ -162,7 +163,7 @@ local function steady_state(nodes, deadline_ms)
         local instances = tonumber(info.instances_total)
         return instances >= 10 and instances <= 100 and info["child:lifecycle_child"] == info.instances_total
       end
-      return lc.max_queued - sup.MessagesMailbox >= 2
+      return lc.max_queued - sup.MessagesMailbox >= lc.timeouts + 2
     end)
     fact("spawned and terminated totals move", n, function()
       local body = metrics(n.port)
