@@ -20,6 +20,29 @@ for _, name in ipairs({ "latency", "messaging", "lifecycle", "events" }) do
     halo.log.error("cannot start %s_scenario: %s", name, tostring(err))
   end
 end
+
+-- demo_probe: the introspection API reads only the node it runs on, so this
+-- registered process answers another node's calls with this node's view:
+--   halo.call(halo.net.process_id("demo_probe", "node1@localhost"), { "process_stack", pid })
+-- ops: process_list(filter), process_stack(pid), process_lookup(name),
+-- event_list(filter), inspect(name_or_pid) (1 s timeout: a busy target
+-- answers nil). spec/demo_spec.lua reads the scenarios' steady state here.
+local PROBE = {
+  process_list = halo.process_list,
+  process_stack = halo.process_stack,
+  process_lookup = halo.process_lookup,
+  event_list = function(filter) return halo.event.list(filter) end,
+  inspect = function(target) return halo.inspect(target, nil, 1000) end,
+}
+halo.spawn({
+  name = "demo.probe",
+  handle_call = function(_, _, _, req)
+    local op = type(req) == "table" and PROBE[req[1]]
+    if not op then return nil end
+    return { op(req[2]) }
+  end,
+}, nil, { name = "demo_probe" })
+
 -- stops the node once the demo that started it is gone
 if demo_pid then return require("halo.demo").until_orphaned(tonumber(demo_pid)) end
 while true do halo.receive() end

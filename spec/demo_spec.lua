@@ -1,8 +1,33 @@
 -- `halo demo` with 3 nodes (5 take longer than the suite's budget allows on
--- 2 shared cores): the cluster forms, every radar answers, slowweb's
--- metrics show up, each node has its one zombee, a killed node is reported
--- and restarted, and SIGTERM stops the demo with status 0 leaving none of
--- the OS processes it printed.
+-- 2 shared cores, and the suite runs this twice, plain and ASan): the
+-- cluster forms, every radar answers, slowweb's metrics show up, each node
+-- has its one zombee, a killed node is reported and restarted, and SIGTERM
+-- stops the demo with status 0 leaving none of the OS processes it printed.
+-- Then, in the same run, the steady state of scenarios-observer.md §3 and
+-- the prompt table §4 on every node, read the way a tool reads it: the
+-- spec's node joins the cluster (the demo's cookie and registrar) and asks
+-- each node's demo_probe (scenarios/demo_node.lua) for its introspection
+-- API, and scrapes radar's /metrics:
+--   processes per application (latency 3, messaging 7, events 321,
+--     lifecycle 3 + the supervisor's children);
+--   one zombee, lifecycle.zombieChild of lifecycle_scenario, parent
+--     zombie_maker, its stack in processPayloadDecompression (prompts 6, 7);
+--   events per utilization state, by name: evt_0..9 active, 10..11 idle,
+--     12..14 no_subscribers, 15..16 on_demand, 17..19 no_publishing, and
+--     halo_event_utilization 10/2/3/2/3 (prompts 17-20);
+--   latency_worker with queued messages and mailbox latency > 0 during a
+--     burst (prompts 8, 23);
+--   lifecycle_sup restarting its children: 1..100 live lifecycle.child
+--     under it, and either (idle) inspect's restarts_total > 0 with its
+--     simple_one_for_one instance count 10..100, or (busy) its queue of
+--     children's exit signals shrinking; spawned and terminated totals
+--     moving (prompt 10);
+--   compressed and fragmented messages sent to and received from the other
+--     demo nodes (prompts 2, 12);
+--   the slowweb histogram and counter on every node's /metrics.
+-- The demo has no knobs for the scenario timers: the checks wait for the
+-- real ones (first bursts 5-8 s; lifecycle_sup restarts once it has
+-- started its 10..100 children, ~0.5 s each).
 local halo = require("halo")
 local helper = require("helper")
 
@@ -26,6 +51,157 @@ end
 local function metrics(port)
   local res = halo.http.request({ host = "127.0.0.1", port = port, path = "/metrics", timeout = 2000 })
   return res and res.status == 200 and res.body or nil
+end
+
+local function metric(body, pattern)
+  return tonumber(body and body:match("\n" .. pattern .. " ([%d.e+-]+)"))
+end
+
+-- Sums family over the samples whose remote_node is one of names.
+local function per_peer(body, family, names)
+  local sum = 0
+  for peer, v in (body or ""):gmatch("\nhalo_" .. family .. '{[^}]*remote_node="([^"]+)"[^}]*} ([%d.e+-]+)') do
+    if names[peer] then sum = sum + tonumber(v) end
+  end
+  return sum
+end
+
+local EVENT_STATES = { active = { 0, 9 }, idle = { 10, 11 }, no_subscribers = { 12, 14 }, on_demand = { 15, 16 },
+                       no_publishing = { 17, 19 } }
+
+-- The steady state of every demo node (see the header); nodes: the table's
+-- rows. Returns the facts that did not hold before the deadline, with what
+-- was last seen.
+local function steady_state(nodes, deadline_ms)
+  local demo_names = {}
+  for _, n in ipairs(nodes) do demo_names[n.name] = true end
+  local function probe(node, ...)
+    local r = halo.call(halo.net.process_id("demo_probe", node), { ... }, 3000)
+    if r then return r[1], r[2] end
+    return nil
+  end
+  local pending, seen, first = {}, {}, {}
+  local facts = {}
+  local function fact(name, n, check) facts[#facts + 1] = { name = name, node = n, check = check } end
+  for _, n in ipairs(nodes) do
+    fact("processes per application", n, function()
+      local counts = {}
+      for _, row in ipairs(probe(n.name, "process_list", {}) or {}) do
+        counts[row.Application] = (counts[row.Application] or 0) + 1
+      end
+      seen[n.name .. " apps"] = counts
+      local children = #(probe(n.name, "process_list", { behavior = "lifecycle.child" }) or {})
+      return counts.latency_scenario == 3 and counts.messaging_scenario == 7 and counts.events_scenario == 321
+        and counts.lifecycle_scenario == 3 + children
+    end)
+    fact("one zombee in processPayloadDecompression", n, function()
+      local rows = probe(n.name, "process_list", { state = "zombee" }) or {}
+      seen[n.name .. " zombees"] = rows
+      if #rows ~= 1 then return false end
+      local z = rows[1]
+      local stack = probe(n.name, "process_stack", z.PID) or ""
+      seen[n.name .. " stack"] = stack
+      return z.Behavior == "lifecycle.zombieChild" and z.Application == "lifecycle_scenario"
+        and z.Parent == probe(n.name, "process_lookup", "zombie_maker") and z.Name == ""
+        and stack:find("processPayloadDecompression", 1, true) ~= nil
+        and metric(metrics(n.port), "halo_processes_zombie{[^}]*}") == 1
+    end)
+    fact("events per utilization state", n, function()
+      local events = probe(n.name, "event_list", { name = "evt_", limit = -1 }) or {}
+      local states = {}
+      for _, e in ipairs(events) do states[e.Name] = e.UtilizationState .. "/" .. e.Subscribers end
+      seen[n.name .. " events"] = states
+      if #events ~= 20 then return false end
+      for state, range in pairs(EVENT_STATES) do
+        for i = range[1], range[2] do
+          local st, subs = (states["evt_" .. i] or ""):match("^(.-)/(%d+)$")
+          if st ~= state or ((tonumber(subs) > 0) ~= (state == "active" or state == "no_publishing")) then
+            return false
+          end
+        end
+      end
+      local body = metrics(n.port)
+      for state, range in pairs(EVENT_STATES) do
+        if metric(body, 'halo_event_utilization{[^}]*state="' .. state .. '"[^}]*}') ~= range[2] - range[1] + 1 then
+          return false
+        end
+      end
+      return true
+    end)
+    fact("latency_worker queued with mailbox latency > 0", n, function()
+      local w = (probe(n.name, "process_list", { name = "latency_worker" }) or {})[1]
+      if w and w.MailboxLatency > 0 and w.MessagesMailbox > 0 then seen[n.name .. " latency_worker"] = w end
+      return w and w.MailboxLatency > 0 and w.MessagesMailbox > 0
+    end)
+    -- lifecycle_sup restarts a child only when it handles that child's exit
+    -- signal. An idle supervisor answers inspect (restarts_total); a busy
+    -- one (starting its children, or restarting one per ~0.5 s with exits
+    -- queued behind) does not, so its queue is watched instead: exits pile
+    -- up while it starts children and it restarts as the queue shrinks. It
+    -- is inspected only while idle; an inspect that timed out may still sit
+    -- in that queue, so the queue must shrink by more than those.
+    local lc = { max_queued = 0, timeouts = 0 }
+    fact("lifecycle_sup restarts its children", n, function()
+      local sup = probe(n.name, "process_list", { name = "lifecycle_sup" })
+      sup = sup and sup[1]
+      local children = sup and probe(n.name, "process_list", { behavior = "lifecycle.child" })
+      if not children then return false end
+      local live = 0
+      for _, c in ipairs(children) do
+        if c.Parent == sup.PID then live = live + 1 end
+      end
+      lc.live, lc.queued = live, sup.MessagesMailbox
+      lc.max_queued = math.max(lc.max_queued, sup.MessagesMailbox)
+      if sup.MessagesMailbox == 0 and sup.State == "sleep" then
+        local info = probe(n.name, "inspect", "lifecycle_sup")
+        if info then lc.info = info else lc.timeouts = lc.timeouts + 1 end
+      end
+      seen[n.name .. " lifecycle_sup"] = lc
+      if live < 1 or live > 100 then return false end
+      local info = lc.info
+      if info and tonumber(info.restarts_total) > 0 then
+        local instances = tonumber(info.instances_total)
+        return instances >= 10 and instances <= 100 and info["child:lifecycle_child"] == info.instances_total
+      end
+      return lc.max_queued - sup.MessagesMailbox >= lc.timeouts + 2
+    end)
+    fact("spawned and terminated totals move", n, function()
+      local body = metrics(n.port)
+      local now = { metric(body, "halo_processes_spawned_total{[^}]*}"), metric(body, "halo_processes_terminated_total{[^}]*}") }
+      if not now[1] or not now[2] then return false end
+      first[n.name] = first[n.name] or now
+      seen[n.name .. " spawned/terminated"] = { first[n.name], now }
+      return now[1] > first[n.name][1] and now[2] > first[n.name][2]
+    end)
+    fact("compressed and fragmented messages both ways", n, function()
+      local body = metrics(n.port)
+      local c = { per_peer(body, "remote_compressed_sent_total", demo_names),
+                  per_peer(body, "remote_fragment_messages_sent_total", demo_names),
+                  per_peer(body, "remote_decompressed_recv_total", demo_names),
+                  per_peer(body, "remote_fragment_messages_received_total", demo_names) }
+      seen[n.name .. " compressed/fragments sent/recv"] = c
+      return c[1] > 0 and c[2] > 0 and c[3] > 0 and c[4] > 0
+    end)
+    fact("slowweb metrics on /metrics", n, function()
+      local body = metrics(n.port) or ""
+      return body:find("\n# TYPE slowweb_request_duration_seconds histogram\n", 1, true) ~= nil
+        and body:find('\nslowweb_request_duration_seconds_bucket{[^}]*le="0.015"[^}]*} %d') ~= nil
+        and (metric(body, "slowweb_request_duration_seconds_count{[^}]*}") or 0) > 0
+        and (metric(body, 'slowweb_requests_total{[^}]*status="ok"[^}]*}') or 0) > 0
+    end)
+  end
+  for _, f in ipairs(facts) do pending[f] = true end
+  helper.wait_until(function()
+    for _, f in ipairs(facts) do
+      if pending[f] and f.check() then pending[f] = nil end
+    end
+    return next(pending) == nil
+  end, deadline_ms, 20)
+  local missing = {}
+  for _, f in ipairs(facts) do
+    if pending[f] then missing[#missing + 1] = f.node.name .. ": " .. f.name end
+  end
+  return missing, seen
 end
 
 describe("halo demo", function()
@@ -107,12 +283,12 @@ describe("halo demo", function()
     assert(helper.wait_file(dir .. "/demo.pid"), "the demo did not start")
     demo_pid = tonumber(read(dir .. "/demo.pid"))
 
+    local nodes = {}
     helper.run(function()
       local out = function() return read(dir .. "/demo.out") end
       assert(helper.wait_until(function() return out():find("cluster formed", 1, true) end, 20000, 50),
         "the cluster did not form:\n" .. out())
       -- the table: slowweb and the nodes with their PIDs and metrics URLs
-      local nodes = {}
       for name, pid, port in out():gmatch("\n  (node%d@localhost)%s+(%d+)%s+http://127%.0%.0%.1:(%d+)/metrics") do
         nodes[#nodes + 1] = { name = name, pid = tonumber(pid), port = tonumber(port) }
         pids[#pids + 1] = tonumber(pid)
@@ -164,6 +340,14 @@ describe("halo demo", function()
         return body and body:match("\nhalo_connected_nodes_total{[^}]*} (%d+)") == "2"
       end, 10000, 100), "the restarted node2 did not rejoin")
     end, { timeout = 60000 })
+
+    -- the steady state, read by a node of the cluster
+    local cookie = read(dir .. "/demo.out"):match("cookie (demo%-%x+)")
+    local missing, seen = helper.run(function() return steady_state(nodes, 65000) end,
+      { name = "demospec@localhost", cookie = cookie, listen = "127.0.0.1:0",
+        registrar = "embedded:" .. (base + 99), timeout = 75000 })
+    assert(#missing == 0, "not in the steady state:\n  " .. table.concat(missing, "\n  ")
+      .. "\nlast seen: " .. require("cjson").encode(seen))
 
     -- SIGTERM: the demo exits 0 and no process it started is left
     os.execute("kill -TERM " .. demo_pid)
