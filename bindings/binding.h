@@ -31,6 +31,16 @@ enum { HB_REASON_NORMAL, HB_REASON_SHUTDOWN, HB_REASON_KILL, HB_REASON_UNREGISTE
 /* Host references each process record owns (halo_proc_t.href). */
 enum { HREF_CO, HREF_INST, HREF_PID, HREF_ENV };
 
+/** A binding file's interest in the ends of processes and of the node, one
+ *  static hb_watch_t per file: free runs when a process record is freed
+ *  (before its Lua side is released), stopped when the node stops, after
+ *  which the watch is dropped (hb_watch adds it again for the next node). */
+typedef struct hb_watch {
+  struct hb_watch *next;
+  void (*free)(halo_node_t *n, halo_proc_t *p);
+  void (*stopped)(halo_node_t *n);
+} hb_watch_t;
+
 typedef struct halo_binding {
   halo_node_t node;
   uv_loop_t loop;
@@ -62,6 +72,7 @@ typedef struct halo_binding {
   char pid_prefix[16];  /* "<CCCCCCCC.0." of this node, for the fast PID parse */
   int co_pool[256];     /* registry refs of finished coroutines, ready for reuse */
   int nco_pool;
+  hb_watch_t *watches;  /* the binding files' watches, the latest first */
   int reason_key[8];    /* registry keys of the hb_reasons strings */
   int pid_cache_key[256]; /* registry keys of recently seen PID strings of ended processes */
   uint64_t pid_cache[256];
@@ -215,6 +226,9 @@ int hb_metrics_expose(halo_binding_t *B, char **body, size_t *len);
  *  values): 0, -1 when nothing was done (the Lua C API path then reports
  *  why), or the update's error code. Never raises. */
 int hb_metrics_update(int op, double id, double v, int n, const char *a, size_t al, const char *b, size_t bl);
+
+/** Puts w on B's node until it stops (a no-op when it is on already). */
+void hb_watch(halo_binding_t *B, hb_watch_t *w);
 
 /** Registers the functions of each file into the table on top (the
  *  sub-table core.<file> of module halo.core). */

@@ -18,8 +18,8 @@
  * still running when the node stops, the child's process group gets
  * SIGTERM and, GRACE_MS later, SIGKILL; the node's loop runs until each has exited and been
  * reaped, so a stopped node leaves no OS process behind. This file learns
- * of a process's end and the node's stop by chaining the node's free and
- * stopped hooks on first use, as bindings/http.c does.
+ * of a process's end and the node's stop through its hb_watch, put on at
+ * first use.
  */
 #include "binding.h"
 #include "child.h"
@@ -42,14 +42,13 @@ typedef struct kid {
 typedef struct state {
   halo_binding_t *B;
   kid_t *kids;
-  void (*prev_stopped)(halo_node_t *n);
-  void (*prev_free)(halo_node_t *n, halo_proc_t *p);
 } state_t;
 
 static state_t *S; /* the running node's */
 
 static void hook_stopped(halo_node_t *n);
 static void hook_free(halo_node_t *n, halo_proc_t *p);
+static hb_watch_t watch = {NULL, hook_free, hook_stopped};
 
 static state_t *state_get(halo_binding_t *B) {
   if (S && S->B == B) return S;
@@ -57,10 +56,7 @@ static state_t *state_get(halo_binding_t *B) {
   S = calloc(1, sizeof *S);
   if (!S) return NULL;
   S->B = B;
-  S->prev_stopped = B->node.hooks.stopped;
-  S->prev_free = B->node.hooks.free;
-  B->node.hooks.stopped = hook_stopped;
-  B->node.hooks.free = hook_free;
+  hb_watch(B, &watch);
   return S;
 }
 
@@ -73,7 +69,7 @@ static void kid_unlink(kid_t *k) {
 }
 
 static void hook_free(halo_node_t *n, halo_proc_t *p) {
-  void (*prev)(halo_node_t *, halo_proc_t *) = S->prev_free;
+  (void)n;
   for (kid_t **pp = &S->kids; *pp;) {
     kid_t *k = *pp;
     if (k->owner == p->id) {
@@ -84,14 +80,11 @@ static void hook_free(halo_node_t *n, halo_proc_t *p) {
       pp = &k->next;
     }
   }
-  if (prev) prev(n, p);
 }
 
 static void hook_stopped(halo_node_t *n) {
+  (void)n;
   state_t *s = S;
-  void (*prev)(halo_node_t *) = s->prev_stopped;
-  n->hooks.stopped = s->prev_stopped;
-  n->hooks.free = s->prev_free;
   while (s->kids) {
     kid_t *k = s->kids;
     s->kids = k->next;
@@ -100,7 +93,6 @@ static void hook_stopped(halo_node_t *n) {
   }
   free(s);
   S = NULL;
-  if (prev) prev(n);
 }
 
 /* -- delivery ------------------------------------------------------------------ */

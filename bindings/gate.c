@@ -343,8 +343,17 @@ static void hook_terminate(halo_node_t *n, halo_proc_t *p, const halo_payload_t 
   }
 }
 
+void hb_watch(halo_binding_t *B, hb_watch_t *w) {
+  for (hb_watch_t *x = B->watches; x; x = x->next)
+    if (x == w) return;
+  w->next = B->watches;
+  B->watches = w;
+}
+
 static void hook_free(halo_node_t *n, halo_proc_t *p) {
   halo_binding_t *B = n->host;
+  for (hb_watch_t *w = B->watches; w; w = w->next)
+    if (w->free) w->free(n, p);
   lua_State *L = hb_L(B);
   lua_State *co = p->host;
   /* A coroutine whose body returned is as good as new: keep it for the next spawn. */

@@ -43,8 +43,7 @@
  * request is cancelled when the node stops, idle connections are closed,
  * and once the detached ones are done every client is deleted, so the loop
  * closes cleanly. This file learns of a process's end and of the node's
- * stop by chaining the node's free and stopped hooks on first use (the
- * previous hooks still run, and are put back at the stop).
+ * stop through its hb_watch, put on at first use.
  */
 #include "binding.h"
 #include "http.h"
@@ -83,8 +82,6 @@ typedef struct state {
   halo_binding_t *B;
   client_t *clients;
   hreq_t *reqs;
-  void (*prev_stopped)(halo_node_t *n);
-  void (*prev_free)(halo_node_t *n, halo_proc_t *p);
   int stopped;
 } state_t;
 
@@ -94,6 +91,7 @@ static state_t *S; /* the running node's, or a stopped node's until its detached
 
 static void hook_stopped(halo_node_t *n);
 static void hook_free(halo_node_t *n, halo_proc_t *p);
+static hb_watch_t watch = {NULL, hook_free, hook_stopped};
 
 static state_t *state_get(halo_binding_t *B) {
   if (S && S->B == B && !S->stopped) return S;
@@ -101,10 +99,7 @@ static state_t *state_get(halo_binding_t *B) {
   S = calloc(1, sizeof *S);
   if (!S) return NULL;
   S->B = B;
-  S->prev_stopped = B->node.hooks.stopped;
-  S->prev_free = B->node.hooks.free;
-  B->node.hooks.stopped = hook_stopped;
-  B->node.hooks.free = hook_free;
+  hb_watch(B, &watch);
   return S;
 }
 
@@ -155,20 +150,16 @@ static void req_cancel_silently(hreq_t *q) {
 }
 
 static void hook_free(halo_node_t *n, halo_proc_t *p) {
-  state_t *s = S;
-  void (*prev)(halo_node_t *, halo_proc_t *) = s->prev_free;
-  for (hreq_t *q = s->reqs, *next; q; q = next) {
+  (void)n;
+  for (hreq_t *q = S->reqs, *next; q; q = next) {
     next = q->next;
     if (q->owner == p->id) req_cancel_silently(q); /* frees q, and only q */
   }
-  if (prev) prev(n, p);
 }
 
 static void hook_stopped(halo_node_t *n) {
+  (void)n;
   state_t *s = S;
-  void (*prev)(halo_node_t *) = s->prev_stopped;
-  n->hooks.stopped = s->prev_stopped;
-  n->hooks.free = s->prev_free;
   hreq_t *q = s->reqs;
   while (q) {
     if (q->mode == MODE_DETACH) {
@@ -182,7 +173,6 @@ static void hook_stopped(halo_node_t *n) {
   for (client_t *c = s->clients; c; c = c->next) halo_http_set_idle(c->h, 0, 0);
   s->stopped = 1; /* only now: the cancels above must not free s */
   state_maybe_free();
-  if (prev) prev(n);
 }
 
 /* -- delivery ---------------------------------------------------------------------- */

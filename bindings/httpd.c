@@ -56,8 +56,6 @@ typedef struct state {
   halo_binding_t *B;
   srv_t *servers;
   halo_imap_t procs; /* connection process id -> crec */
-  void (*prev_stopped)(halo_node_t *n);
-  void (*prev_free)(halo_node_t *n, halo_proc_t *p);
   int stopped;
 } state_t;
 
@@ -66,6 +64,7 @@ static uint64_t next_sid; /* never reused within the OS process */
 
 static void hook_stopped(halo_node_t *n);
 static void hook_free(halo_node_t *n, halo_proc_t *p);
+static hb_watch_t watch = {NULL, hook_free, hook_stopped};
 
 static state_t *state_get(halo_binding_t *B) {
   if (S && S->B == B && !S->stopped) return S;
@@ -74,10 +73,7 @@ static state_t *state_get(halo_binding_t *B) {
   if (!S) return NULL;
   S->B = B;
   halo_imap_init(&S->procs);
-  S->prev_stopped = B->node.hooks.stopped;
-  S->prev_free = B->node.hooks.free;
-  B->node.hooks.stopped = hook_stopped;
-  B->node.hooks.free = hook_free;
+  hb_watch(B, &watch);
   return S;
 }
 
@@ -241,8 +237,8 @@ static void on_dispatch(void *ud, halo_httpd_conn_t *c, const halo_httpd_request
 /* -- node hooks ---------------------------------------------------------------------- */
 
 static void hook_free(halo_node_t *n, halo_proc_t *p) {
+  (void)n;
   state_t *s = S;
-  void (*prev)(halo_node_t *, halo_proc_t *) = s->prev_free;
   crec_t *r = halo_imap_del(&s->procs, p->id);
   if (r) {
     r->proc = 0;
@@ -251,18 +247,14 @@ static void hook_free(halo_node_t *n, halo_proc_t *p) {
   }
   for (srv_t *v = s->servers; v; v = v->next)
     if (v->owner == p->id) srv_close(v);
-  if (prev) prev(n, p);
 }
 
 static void hook_stopped(halo_node_t *n) {
+  (void)n;
   state_t *s = S;
-  void (*prev)(halo_node_t *) = s->prev_stopped;
-  n->hooks.stopped = s->prev_stopped;
-  n->hooks.free = s->prev_free;
   for (srv_t *v = s->servers; v; v = v->next) srv_close(v);
   s->stopped = 1;
   state_maybe_free();
-  if (prev) prev(n);
 }
 
 /* -- the functions ---------------------------------------------------------------------- */

@@ -24,7 +24,7 @@
  *       add/set/observe with up to two label values (hb_metrics_update)
  *
  * State lives per node; this file learns of a process's end and of the
- * node's stop by chaining the node's free and stopped hooks (as http.c).
+ * node's stop through its hb_watch.
  */
 #include "binding.h"
 #include "collect.h"
@@ -45,8 +45,6 @@ typedef struct mstate {
   halo_metrics_t reg;
   uint32_t top_n;
   uint32_t apps_total, apps_running;
-  void (*prev_stopped)(halo_node_t *n);
-  void (*prev_free)(halo_node_t *n, halo_proc_t *p);
 } mstate_t;
 
 static mstate_t *S; /* the running node's, NULL until first used */
@@ -65,26 +63,24 @@ static void pass_end(pass_t *ps) {
 }
 
 static void hook_free(halo_node_t *n, halo_proc_t *p) {
-  void (*prev)(halo_node_t *, halo_proc_t *) = S->prev_free;
+  (void)n;
   if (S->reg.by_id.len) halo_metrics_remove_owner(&S->reg, p->id);
   for (pass_t *ps = S->passes; ps; ps = ps->next) halo_collect_forget(ps->c, p);
-  if (prev) prev(n, p);
 }
 
 static void hook_stopped(halo_node_t *n) {
+  (void)n;
   mstate_t *s = S;
-  void (*prev)(halo_node_t *) = s->prev_stopped;
-  n->hooks.stopped = s->prev_stopped;
-  n->hooks.free = s->prev_free;
   while (s->passes) pass_end(s->passes);
   last_id = s->reg.next_id;
   halo_metrics_destroy(&s->reg);
   free(s);
   S = NULL;
-  if (prev) prev(n);
 }
 
-/* The node's state, created on first use; NULL (nothing chained) once the node is stopping. */
+static hb_watch_t watch = {NULL, hook_free, hook_stopped};
+
+/* The node's state, created on first use; NULL (no watch put on) once the node is stopping. */
 static mstate_t *state_get(lua_State *L, halo_binding_t *B) {
   if (S && S->B == B) return S;
   if (B->node.stopped || B->node.stopping) return NULL;
@@ -98,10 +94,7 @@ static mstate_t *state_get(lua_State *L, halo_binding_t *B) {
   S->B = B;
   halo_metrics_init(&S->reg);
   S->reg.next_id = last_id;
-  S->prev_stopped = B->node.hooks.stopped;
-  S->prev_free = B->node.hooks.free;
-  B->node.hooks.stopped = hook_stopped;
-  B->node.hooks.free = hook_free;
+  hb_watch(B, &watch);
   return S;
 }
 

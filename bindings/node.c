@@ -34,6 +34,12 @@ static void close_cb(uv_handle_t *h) { (void)h; }
 
 static void hook_stopped(halo_node_t *n) {
   halo_binding_t *B = n->host;
+  for (hb_watch_t *w = B->watches, *next; w; w = next) { /* the latest first, as they were put on */
+    next = w->next;
+    B->watches = next;
+    w->next = NULL;
+    if (w->stopped) w->stopped(n);
+  }
   hb_net_stop(B);
   halo_node_close(n);
   if (B->use_signals) {
