@@ -154,7 +154,7 @@ local function serve_one(srv, res, req)
   if h then
     ok, status, body, headers = xpcall(h, traceback, req, res)
   else
-    ok, status, body = true, 404, "not found\n"
+    ok, status, body = true, 404, "404 page not found\n" -- unrouted meanwhile: the server's own 404
   end
   local sid, cid = res.sid, res.cid
   if not ok then
