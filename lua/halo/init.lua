@@ -27,11 +27,8 @@ end
 
 local halo = {}
 
-do -- JSON encoders (lua-cjson) should print empty introspection lists as [].
-  local ok, cjson = pcall(require, "cjson")
-  local mt = ok and (cjson.empty_array_mt or cjson.array_mt)
-  if mt then debug.getregistry()["halo.array_mt"] = mt end
-end
+-- Lists the core builds carry halo.json's array mark, so they print as [] even when empty.
+require("halo.json")
 
 -- The body every behavior process runs: init, then one callback per message.
 -- A callback that returns a non-nil value ends the process with it as the
