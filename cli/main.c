@@ -1,5 +1,6 @@
 /*
- * The halo executable: `halo run FILE.lua [args]`, `halo run -e CODE`.
+ * The halo executable: `halo run FILE.lua [args]`, `halo run -e CODE`, and
+ * the commands built on run: slowweb, demo, call.
  * It makes a LuaJIT state, puts halo.core in package.preload, sets the
  * module search path and runs the entry as the node's first process.
  */
@@ -35,6 +36,8 @@ static const char *usage =
     "                                     3..14 ms; default 127.0.0.1:8080); run's options\n"
     "  demo [options]                     a cluster of scenario nodes and slowweb on loopback\n"
     "                                     (`halo demo --help`)\n"
+    "  call [options] NODE OP [ARGS...]   ask a running node for an operation over the cluster\n"
+    "                                     protocol (`halo call --help`)\n"
     "  help                               this text\n"
     "\n"
     "`halo run --help` lists the options of run.\n";
@@ -69,6 +72,8 @@ static const char *run_usage =
     "  --metrics [HOST:]PORT start the radar application: Prometheus metrics on\n"
     "                        http://HOST:PORT/metrics and /health/{live,ready,startup}\n"
     "                        (default host 127.0.0.1, port 9090; port 0 picks a free one)\n"
+    "  --admin               let nodes holding the cookie start, stop and reload this\n"
+    "                        node's applications (`halo call`; halo.admin)\n"
     "  -e CODE               run CODE instead of a file\n"
     "  -h, --help            this text\n"
     "\n"
@@ -98,7 +103,7 @@ static int cmd_run(int argc, char **argv) {
   const char *cookie = getenv("HALO_COOKIE"), *listen = NULL, *registrar = NULL, *cluster = NULL;
   const char *metrics = NULL;
   const char *paths[64], *joins[64];
-  int njoins = 0, npaths = 0, wd = 1000, wd_hard = 30000, i;
+  int njoins = 0, npaths = 0, wd = 1000, wd_hard = 30000, admin = 0, i;
   for (i = 0; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -126,6 +131,8 @@ static int cmd_run(int argc, char **argv) {
       cluster = argv[++i];
     } else if (!strcmp(a, "--metrics") && i + 1 < argc) {
       metrics = argv[++i];
+    } else if (!strcmp(a, "--admin")) {
+      admin = 1;
     } else if (!strcmp(a, "-e") && i + 1 < argc) {
       code = argv[++i];
       i++;
@@ -235,6 +242,10 @@ static int cmd_run(int argc, char **argv) {
     lua_pushstring(L, metrics);
     lua_setfield(L, -2, "metrics");
   }
+  if (admin) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "admin");
+  }
   if (njoins) {
     lua_createtable(L, njoins, 0);
     for (int k = 0; k < njoins; k++) {
@@ -326,6 +337,48 @@ static int cmd_demo(int argc, char **argv) {
   return rc;
 }
 
+/* `halo call [options] NODE OP [ARGS...]`: halo.admin's client as the entry
+ * of a node that listens on a free loopback port and registers nowhere;
+ * --cookie goes to that node, the rest to the entry. */
+static int cmd_call(int argc, char **argv) {
+  static const char *entry = "return require('halo.admin').main(...)";
+  static char name[64];
+  const char *cookie = getenv("HALO_COOKIE");
+  char **args = calloc((size_t)argc + 12, sizeof *args);
+  if (!args) return fail("out of memory", NULL);
+  snprintf(name, sizeof name, "halo-call-%ld@localhost", (long)getpid());
+  int k = 0, n = 0;
+  char **rest = calloc((size_t)argc + 1, sizeof *rest);
+  if (!rest) {
+    free(args);
+    return fail("out of memory", NULL);
+  }
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--cookie") && i + 1 < argc) cookie = argv[++i];
+    else rest[n++] = argv[i];
+  }
+  if (!cookie || !*cookie) unsetenv("HALO_COOKIE"); /* run would make a random one; the entry says it is missing */
+  args[k++] = "--name";
+  args[k++] = name;
+  args[k++] = "--log-level";
+  args[k++] = "error";
+  args[k++] = "--registrar";
+  args[k++] = "none";
+  if (cookie && *cookie) {
+    args[k++] = "--cookie";
+    args[k++] = (char *)cookie;
+    args[k++] = "--listen";
+    args[k++] = "127.0.0.1:0";
+  }
+  args[k++] = "-e";
+  args[k++] = (char *)entry;
+  for (int i = 0; i < n; i++) args[k++] = rest[i];
+  int rc = cmd_run(k, args);
+  free(rest);
+  free(args);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   halo_watchdog_on_stuck(on_stuck);
   raise_nofile();
@@ -336,6 +389,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "run")) return cmd_run(argc - 2, argv + 2);
   if (!strcmp(argv[1], "slowweb")) return cmd_slowweb(argc - 2, argv + 2);
   if (!strcmp(argv[1], "demo")) return cmd_demo(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "call")) return cmd_call(argc - 2, argv + 2);
   fprintf(stderr, "halo: unknown command '%s'\n\n%s", argv[1], usage);
   return 2;
 }

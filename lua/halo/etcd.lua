@@ -60,7 +60,8 @@
 --
 -- API (any process of the node; reads come from the registrar's picture,
 -- no request to etcd): info(), event(), nodes(), resolve(node),
--- resolve_application(app), config(item). halo.net.registrar_etcd is this
+-- resolve_application(app), config(item); lookup() asks etcd itself, for a
+-- node without the registrar. halo.net.registrar_etcd is this
 -- module; halo.net.registrar() gives info() when the etcd registrar runs.
 local halo = require("halo")
 local core = require("halo.core")
@@ -148,10 +149,11 @@ end
 
 -- etcd ------------------------------------------------------------------------------
 
--- POSTs req (a table, JSON-encoded) to path and decodes the answer (the
--- calling process waits). Returns the decoded table or nil, err, code.
-local function etcd(path, req, timeout)
-  local res, err, code = http.request({ host = S.host, port = S.port, method = "POST", path = path,
+-- POSTs req (a table, JSON-encoded) to path of the etcd at host:port and
+-- decodes the answer (the calling process waits). Returns the decoded
+-- table or nil, err, code.
+local function etcd_at(host, port, path, req, timeout)
+  local res, err, code = http.request({ host = host, port = port, method = "POST", path = path,
                                              body = cjson.encode(req), content_type = "application/json",
                                              timeout = timeout or REQUEST_TIMEOUT })
   if not res then return nil, err, code end
@@ -164,6 +166,8 @@ local function etcd(path, req, timeout)
   end
   return obj
 end
+
+local function etcd(path, req, timeout) return etcd_at(S.host, S.port, path, req, timeout) end
 
 local function put(key, value, lease)
   return etcd("/v3/kv/put", { key = b64(key), value = b64(value), lease = lease })
@@ -710,6 +714,26 @@ function M.resolve(name)
   end
   local r = s.nodes[name]
   if not r then return core.node.error("ENOROUTE") end
+  return { Host = r.Host, Port = r.Port }
+end
+
+--- Where node `name` of cluster listens, read from the etcd at endpoint
+-- ("host:port") once, without a registrar on this node (`halo call`):
+-- {Host, Port}, or nil, "ENOROUTE: ..." when it is not registered there, or
+-- the request's error.
+function M.lookup(endpoint, cluster, name, timeout)
+  local host, port = tostring(endpoint):match("^%[?([^%[%]]+)%]?:(%d+)$")
+  if not host then return core.node.error("EINCORRECT", "etcd HOST:PORT expected") end
+  local key = "services/ergo/cluster/" .. (cluster or "default") .. "/routes/nodes/" .. name
+  local obj, err, code = etcd_at(host, tonumber(port), "/v3/kv/range", { key = b64(key) }, timeout)
+  if not obj then return nil, ("%s (etcd at %s)"):format(err, endpoint), code end
+  local kv = obj.kvs and obj.kvs[1]
+  local ok, routes = pcall(cjson.decode, kv and unb64(kv.value or "") or "")
+  local r = ok and type(routes) == "table" and (routes[1] or routes)
+  if type(r) ~= "table" or type(r.Host) ~= "string" or type(r.Port) ~= "number" then
+    return core.node.error("ENOROUTE", ("%s is not registered in cluster %s of the etcd at %s")
+      :format(name, cluster or "default", endpoint))
+  end
   return { Host = r.Host, Port = r.Port }
 end
 

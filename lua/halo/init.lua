@@ -90,7 +90,8 @@ end
 -- watchdog_hard_ms, cookie, listen, registrar ("embedded", "embedded:PORT",
 -- "none" or "etcd://HOST:PORT"), cluster (the etcd registrar's, default
 -- "default"), metrics ("[HOST:]PORT": start the radar application before
--- the entry; a malformed one raises). Returns exit_code, entry_error
+-- the entry; a malformed one raises), admin (halo.admin.allow(true)).
+-- Returns exit_code, entry_error
 -- (string or nil), stats.
 function halo.run(fn, opts)
   opts = opts or {}
@@ -105,6 +106,7 @@ function halo.run(fn, opts)
     -- a networked node answers other nodes' requests (halo.remote) and, with
     -- the etcd registrar, registers itself before the entry runs
     if core.net.info().Mode == "enabled" then require("halo.remote").serve() end
+    if opts.admin then require("halo.admin").allow(true) end
     if etcd and not require("halo.etcd").start(registrar:sub(8), opts.cluster) then return end
     if mhost then
       local ok, err = require("halo.radar").start({ host = mhost, port = mport })
@@ -331,7 +333,7 @@ end
 -- The platform modules load on first use: halo.supervisor, halo.pool, ...
 local submodules = { supervisor = true, pool = true, event = true, application = true, cron = true, codec = true,
                      net = true, remote = true, http = true, health = true, metrics = true, radar = true,
-                     child = true }
+                     child = true, admin = true }
 setmetatable(halo, {
   __index = function(t, k)
     if submodules[k] then

@@ -1,5 +1,6 @@
 --- halo.remote: what one node may ask of another: spawning a process,
--- starting an application, subscribing to an event. Every node in the
+-- starting an application, subscribing to an event, and the operator's
+-- operations of halo.admin (`halo call`). Every node in the
 -- network runs the system process `halo_remote` that answers these
 -- requests (they travel as ordinary calls).
 --
@@ -46,12 +47,13 @@ local HOW = { link = true, monitor = true }
 
 -- Every request is checked, and run protected: a bad one is answered with
 -- an error, never ends the service.
-local function serve(from, req)
+local function serve(from, ref, req)
   if type(req) ~= "table" then return incorrect("a request table") end
   for _, k in ipairs({ "name", "register", "log_level", "mode", "event" }) do
     if req[k] ~= nil and type(req[k]) ~= "string" then return incorrect(k .. " must be a string") end
   end
   local s = st()
+  if req.op == "admin" then return require("halo.admin").serve(from, ref, req) end
   if req.op == "spawn" or req.op == "application_start" then
     local ok, err, code = core.remote.check(req.op, req.name or "", from)
     if not ok then return refuse(err, code) end
@@ -87,8 +89,8 @@ function Service:handle_message(_, msg)
   s.subs[msg.pid] = nil
 end
 
-function Service:handle_call(from, _, req)
-  local ok, r = pcall(serve, from, req)
+function Service:handle_call(from, ref, req)
+  local ok, r = pcall(serve, from, ref, req)
   if ok then return r end
   halo.log.warning("halo_remote: a request from %s failed: %s", tostring(from), tostring(r))
   return { nil, "EINCORRECT: incorrect value or argument: " .. tostring(r), "EINCORRECT" }
