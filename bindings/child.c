@@ -4,7 +4,8 @@
  *       opts: file (the program; PATH is searched when it has no slash),
  *       args (list of strings after the program's name), cwd, output (a
  *       file for the child's stdout and stderr, appended to; default the
- *       node's own)
+ *       node's own), env (a table of strings NAME = VALUE added to the
+ *       node's environment for the child, replacing those of the same name)
  *   core.child.kill(ref, signal) -> true | nil, err, code
  *       signal: a number or "TERM", "KILL", "INT", "HUP", "USR1", "USR2", "STOP", "CONT"
  *   core.child.list() -> { {ref, os_pid, owner}... }   this node's children
@@ -31,6 +32,7 @@
 
 #define GRACE_MS 5000
 #define MAX_ARGS 256
+#define MAX_ENV 256
 
 typedef struct kid {
   struct kid *next;
@@ -165,13 +167,36 @@ static int l_child_spawn(lua_State *L) {
     }
   }
   args[nargs] = NULL;
+  /* env: "NAME=VALUE" strings, anchored in a table on the stack until the spawn */
+  char *env[MAX_ENV + 1];
+  int nenv = 0;
+  lua_getfield(L, 1, "env");
+  int has_env = !lua_isnil(L, -1);
+  if (has_env) {
+    if (!lua_istable(L, -1)) return luaL_error(L, "child: env must be a table of strings NAME = VALUE");
+    int t = lua_gettop(L);
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        return luaL_error(L, "child: env must be a table of strings NAME = VALUE");
+      const char *k = lua_tostring(L, -2);
+      if (!*k || strchr(k, '=')) return luaL_error(L, "child: env name '%s' is empty or holds '='", k);
+      if (nenv == MAX_ENV) return luaL_error(L, "child: at most %d env entries", MAX_ENV);
+      lua_pushfstring(L, "%s=%s", k, lua_tostring(L, -1));
+      env[nenv++] = (char *)lua_tostring(L, -1);
+      lua_rawseti(L, t + 1, nenv); /* the anchor table keeps it alive */
+      lua_pop(L, 1);
+    }
+  }
+  env[nenv] = NULL;
   halo_proc_t *self = hb_self(L, B, "core.child.spawn", 0);
   if (self->state >= HALO_STATE_TERMINATED) return hb_error(L, HALO_ETERMINATED);
   state_t *s = state_get(B);
   if (!s) return hb_errorf(L, HALO_ENODESTOP, "%s", halo_strerror(HALO_ENODESTOP));
   kid_t *k = calloc(1, sizeof *k);
   if (!k) return hb_error(L, HALO_ENOMEM);
-  halo_child_opts_t o = {file, args, cwd, output};
+  halo_child_opts_t o = {file, args, cwd, output, has_env ? env : NULL};
   int rc = halo_child_spawn(&B->loop, &o, on_exit_cb, k, &k->c);
   if (rc) {
     free(k);

@@ -5,7 +5,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+extern char **environ;
 
 struct halo_child {
   uv_process_t proc;
@@ -41,17 +44,42 @@ static void child_exited(uv_process_t *p, int64_t status, int signal) {
   child_close(c);
 }
 
+/* The parent's environment with extra's entries added or replacing those of
+ * the same name: a malloc'ed array of pointers into both (NULL: out of memory). */
+static char **env_merge(char **extra) {
+  size_t n = 0, m = 0, k = 0;
+  while (environ[n]) n++;
+  while (extra[m]) m++;
+  char **env = malloc((n + m + 1) * sizeof *env);
+  if (!env) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strcspn(environ[i], "=");
+    size_t j = 0;
+    while (j < m && !(strncmp(extra[j], environ[i], len) == 0 && extra[j][len] == '=')) j++;
+    if (j == m) env[k++] = environ[i];
+  }
+  for (size_t j = 0; j < m; j++) env[k++] = extra[j];
+  env[k] = NULL;
+  return env;
+}
+
 int halo_child_spawn(uv_loop_t *loop, const halo_child_opts_t *o, halo_child_exit_cb cb, void *ud,
                      halo_child_t **out) {
   if (!o || !o->file || !o->args || !o->args[0]) return UV_EINVAL;
   halo_child_t *c = calloc(1, sizeof *c);
-  if (!c) return UV_ENOMEM;
+  char **env = o->env ? env_merge(o->env) : NULL;
+  if (!c || (o->env && !env)) {
+    free(c);
+    free(env);
+    return UV_ENOMEM;
+  }
   int fd = -1;
   if (o->output) {
     fd = open(o->output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
       int err = -errno; /* libuv's codes are the negated errno values */
       free(c);
+      free(env);
       return err;
     }
   }
@@ -65,12 +93,14 @@ int halo_child_spawn(uv_loop_t *loop, const halo_child_opts_t *o, halo_child_exi
       .file = o->file,
       .args = o->args,
       .cwd = o->cwd,
+      .env = env,
       .flags = UV_PROCESS_DETACHED,
       .stdio_count = 3,
       .stdio = stdio,
   };
   c->proc.data = c->grace.data = c;
   int rc = uv_spawn(loop, &c->proc, &po);
+  free(env); /* the child has its copy: uv_spawn returns once it exec'ed or failed */
   if (fd >= 0) close(fd);
   if (rc) {
     /* libuv wants the handle closed even when the spawn failed */

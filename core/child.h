@@ -29,6 +29,8 @@ typedef struct halo_child_opts {
   char **args;        /* argv, NULL-terminated; args[0] is the program's name */
   const char *cwd;    /* NULL: the parent's */
   const char *output; /* file for stdout and stderr, created or appended to; NULL: the parent's */
+  char **env;         /* "NAME=VALUE" entries, NULL-terminated, added to the parent's environment
+                         (replacing a variable of that name); NULL: the parent's as it is */
 } halo_child_opts_t;
 
 /** Starts a child; *out names it. Returns 0, or a negative libuv code (the

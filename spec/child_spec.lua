@@ -37,6 +37,29 @@ describe("halo.child", function()
     assert.are.equal("hello\n", out)
   end)
 
+  it("gives the child env's variables on top of the node's environment, and not in its argv", function()
+    local dir = helper.script_dir("x", "")
+    local msg, pid, cmdline, out = helper.run(function()
+      local pid, ref = assert(halo.child.spawn({ file = "sh", output = dir .. "/out",
+        args = { "-c", 'echo "$HALO_SPEC_SECRET $HOME ${LANG-unset}-${PATH:+path}"; sleep 0.3' },
+        env = { HALO_SPEC_SECRET = "s3cret", HOME = "/elsewhere" } }))
+      local f = assert(io.open("/proc/" .. pid .. "/cmdline"))
+      local cmd = f:read("*a")
+      f:close()
+      assert.has_error(function() halo.child.spawn({ file = "true", env = { "A=B" } }) end,
+        "child: env must be a table of strings NAME = VALUE")
+      assert.has_error(function() halo.child.spawn({ file = "true", env = { ["A=B"] = "C" } }) end,
+        "child: env name 'A=B' is empty or holds '='")
+      return await_exit(ref), pid, cmd, nil
+    end)
+    out = io.open(dir .. "/out"):read("*a")
+    os.execute("rm -rf " .. dir)
+    assert.are.equal(0, msg.status, out)
+    assert.truthy(pid > 0)
+    assert.is_nil(cmdline:find("s3cret", 1, true), cmdline)
+    assert.are.equal("s3cret /elsewhere " .. (os.getenv("LANG") or "unset") .. "-path\n", out)
+  end)
+
   it("stops a child when its owner ends and when the node stops", function()
     local by_owner, by_node = helper.run(function()
       local owner = halo.spawn(function()

@@ -1,6 +1,8 @@
 -- `halo demo` with 3 nodes (5 take longer than the suite's budget allows on
 -- 2 shared cores, and the suite runs this twice, plain and ASan): the
--- cluster forms, every radar answers, slowweb's metrics show up, each node
+-- cluster forms, the nodes have the cookie in their environment and not in
+-- their argv, `halo call` lists a node's applications, every radar
+-- answers, slowweb's metrics show up, each node
 -- has its one zombee, a killed node is reported and restarted, and SIGTERM
 -- stops the demo with status 0 leaving none of the OS processes it printed.
 -- Then, in the same run, the steady state of scenarios-observer.md §3 and
@@ -299,6 +301,22 @@ describe("halo demo", function()
       assert.are.same({ base + 1, base + 2, base + 3 }, { nodes[1].port, nodes[2].port, nodes[3].port })
       assert.is_true(alive(slowweb))
       assert.truthy(out():find("cluster: 3/3 nodes joined", 1, true))
+
+      -- the cookie reaches the nodes in their environment, never in their argv
+      -- (world-readable); `halo call` reaches a node with it
+      local cookie = out():match("cookie (demo%-%x+)")
+      for _, n in ipairs(nodes) do
+        assert.is_nil(read("/proc/" .. n.pid .. "/cmdline"):find(cookie, 1, true))
+        assert.truthy(read("/proc/" .. n.pid .. "/environ"):find("\0HALO_COOKIE=" .. cookie .. "\0", 1, true))
+      end
+      local call = io.popen(("HALO_COOKIE=%s %s call --registrar embedded:%d node3@localhost application.list; echo status=$?")
+        :format(cookie, halo_bin, base + 99))
+      local listed = call:read("*a")
+      call:close()
+      assert.truthy(listed:find("status=0", 1, true), listed)
+      for _, app in ipairs({ "latency_scenario", "messaging_scenario", "lifecycle_scenario", "events_scenario" }) do
+        assert.truthy(listed:find('"name": "' .. app .. '"', 1, true), listed)
+      end
 
       -- every radar answers; each node is connected to the two others
       for _, n in ipairs(nodes) do

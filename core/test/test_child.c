@@ -23,7 +23,7 @@ static void on_exit_seen(halo_child_t *c, void *ud, int64_t status, int signal) 
 
 static halo_child_t *spawn_sh(uv_loop_t *loop, const char *script, const char *output, seen_t *s) {
   char *args[] = {"sh", "-c", (char *)script, NULL};
-  halo_child_opts_t o = {"sh", args, NULL, output};
+  halo_child_opts_t o = {"sh", args, NULL, output, NULL};
   halo_child_t *c = NULL;
   CHECK_EQ(halo_child_spawn(loop, &o, on_exit_seen, s, &c), 0);
   return c;
@@ -53,6 +53,29 @@ static void test_exit_and_output(uv_loop_t *loop) {
   }
   CHECK_STR_EQ(buf, "out\nerr\n");
   unlink(path);
+}
+
+/* env adds variables to the parent's environment and replaces one of the
+ * same name (once: the child sees the new value only). */
+static void test_env(uv_loop_t *loop) {
+  setenv("HALO_CHILD_TEST_KEEP", "kept", 1);
+  setenv("HALO_CHILD_TEST_OVER", "old", 1);
+  char *env[] = {"HALO_CHILD_TEST_OVER=new", "HALO_CHILD_TEST_NEW=added", NULL};
+  char *args[] = {"sh", "-c",
+                  "[ \"$HALO_CHILD_TEST_KEEP\" = kept ] && [ \"$HALO_CHILD_TEST_OVER\" = new ] && "
+                  "[ \"$HALO_CHILD_TEST_NEW\" = added ] && [ \"$(env | grep -c ^HALO_CHILD_TEST_OVER=)\" = 1 ] && exit 7; "
+                  "exit 1",
+                  NULL};
+  halo_child_opts_t o = {"sh", args, NULL, NULL, env};
+  seen_t s = {0, 0, 0};
+  halo_child_t *c = NULL;
+  CHECK_EQ(halo_child_spawn(loop, &o, on_exit_seen, &s, &c), 0);
+  uv_run(loop, UV_RUN_DEFAULT);
+  CHECK_EQ(s.calls, 1);
+  CHECK_EQ(s.status, 7);
+  CHECK_STR_EQ(getenv("HALO_CHILD_TEST_OVER"), "old"); /* the parent's own is untouched */
+  unsetenv("HALO_CHILD_TEST_KEEP");
+  unsetenv("HALO_CHILD_TEST_OVER");
 }
 
 /* kill delivers a signal; the callback names it. */
@@ -124,18 +147,18 @@ static void test_release_group(uv_loop_t *loop) {
 /* A program that cannot run fails the spawn, or exits 127 from the shell. */
 static void test_missing(uv_loop_t *loop) {
   char *args[] = {"/nonexistent/halo-none", NULL};
-  halo_child_opts_t o = {args[0], args, NULL, NULL};
+  halo_child_opts_t o = {args[0], args, NULL, NULL, NULL};
   seen_t s = {0, 0, 0};
   halo_child_t *c = NULL;
   CHECK(halo_child_spawn(loop, &o, on_exit_seen, &s, &c) < 0);
   char *none[] = {NULL};
-  halo_child_opts_t bad = {"sh", none, NULL, NULL};
+  halo_child_opts_t bad = {"sh", none, NULL, NULL, NULL};
   CHECK_EQ(halo_child_spawn(loop, &bad, on_exit_seen, &s, &c), UV_EINVAL);
   /* an output file that cannot be opened answers the open's own error */
   char *sh[] = {"sh", "-c", "true", NULL};
-  halo_child_opts_t nodir = {"sh", sh, NULL, "/nonexistent/dir/out"};
+  halo_child_opts_t nodir = {"sh", sh, NULL, "/nonexistent/dir/out", NULL};
   CHECK_EQ(halo_child_spawn(loop, &nodir, on_exit_seen, &s, &c), UV_ENOENT);
-  halo_child_opts_t isdir = {"sh", sh, NULL, "/tmp"};
+  halo_child_opts_t isdir = {"sh", sh, NULL, "/tmp", NULL};
   CHECK_EQ(halo_child_spawn(loop, &isdir, on_exit_seen, &s, &c), UV_EISDIR);
   uv_run(loop, UV_RUN_DEFAULT);
   CHECK_EQ(s.calls, 0);
@@ -146,6 +169,7 @@ int main(void) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   test_exit_and_output(&loop);
+  test_env(&loop);
   test_kill(&loop);
   test_release(&loop);
   test_release_group(&loop);

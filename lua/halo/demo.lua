@@ -7,7 +7,9 @@
 -- Ports from the base P (default 9100): node i's radar P+i, slowweb P+98,
 -- the embedded registrar P+99 (TCP and UDP). Each node runs
 -- scenarios/demo_node.lua; its log (and slowweb's) goes to a file in the
--- run directory (default $TMPDIR/halo-demo.<pid>). The demo's own node has
+-- run directory (default $TMPDIR/halo-demo.<pid>). The nodes get the
+-- cookie in HALO_COOKIE (not in argv, which every user can read) and run
+-- with --admin: `halo call` may reload their scenarios. The demo's own node has
 -- no network: it polls each radar over HTTP. SIGINT or SIGTERM stops the
 -- demo's node, and the node's stop stops every child (halo.child).
 local halo = require("halo")
@@ -21,7 +23,8 @@ Starts on loopback N nodes node1@localhost .. nodeN@localhost (separate OS
 processes, one cookie, the embedded registrar) running radar and the four
 scenario applications, and slowweb. It prints what runs where, shows the
 cluster forming, restarts a node that exits, and stops everything on
-Ctrl-C or SIGTERM (exit status 0).
+Ctrl-C or SIGTERM (exit status 0). The nodes run with --admin: `halo call`
+(with the cookie the table shows) reloads a scenario edited on disk.
 
 options:
   --nodes N              nodes to start (default 5, at most 50)
@@ -116,7 +119,7 @@ end
 
 -- Starts (or restarts) child c; true, or false after reporting why not.
 local function start(c)
-  local os_pid, ref = halo.child.spawn({ file = c.file, args = c.args, output = c.log })
+  local os_pid, ref = halo.child.spawn({ file = c.file, args = c.args, output = c.log, env = c.env })
   if not os_pid then
     out("halo demo: cannot start %s: %s\n", c.name, tostring(ref))
     return false
@@ -141,7 +144,7 @@ local function children(o, halo_bin)
   local registrar = o.registrar or ("embedded:" .. (o.base_port + 99))
   for i = 1, o.nodes do
     local name, port = ("node%d@localhost"):format(i), o.base_port + i
-    local args = { "run", "--name", name, "--cookie", o.cookie, "--registrar", registrar,
+    local args = { "run", "--name", name, "--registrar", registrar, "--admin",
                    "--metrics", "127.0.0.1:" .. port, "--log-level", o.log_level }
     if o.registrar then
       args[#args + 1] = "--cluster"
@@ -150,7 +153,8 @@ local function children(o, halo_bin)
     args[#args + 1] = entry
     args[#args + 1] = slowweb
     args[#args + 1] = demo_pid
-    list[#list + 1] = { name = name, file = halo_bin, args = args, port = port,
+    -- the cookie in the environment: argv is world-readable (/proc/PID/cmdline), environ is not
+    list[#list + 1] = { name = name, file = halo_bin, args = args, port = port, env = { HALO_COOKIE = o.cookie },
                         log = ("%s/node%d.log"):format(o.run_dir, i),
                         url = ("http://127.0.0.1:%d/metrics"):format(port) }
   end
@@ -165,6 +169,9 @@ local function table_of(list, o)
     out("  %-18s %-8d %-34s %-6s %-9s %s\n", c.name, c.os_pid or 0, c.url, "-", "-", c.log)
   end
   out("logs: tail -f %s/node1.log (colours: less -R); stop: Ctrl-C\n", o.run_dir)
+  out("reload an edited scenario: HALO_COOKIE=%s %s call %snode1@localhost application.reload latency_scenario\n",
+    o.cookie, o.halo_bin, o.registrar and ("--registrar %s --cluster %s "):format(o.registrar, o.cluster)
+      or ("--registrar embedded:%d "):format(o.base_port + 99))
 end
 
 -- Watching --------------------------------------------------------------------------
@@ -249,7 +256,7 @@ end
 function M.main(halo_bin, ...)
   local o, code = parse({ ... })
   if not o then return halo.shutdown(code) end
-  o.cookie = cookie()
+  o.cookie, o.halo_bin = cookie(), halo_bin
   o.run_dir = o.run_dir or ("%s/halo-demo.%d"):format(os.getenv("TMPDIR") or "/tmp", my_pid())
   os.execute("mkdir -p '" .. o.run_dir:gsub("'", "'\\''") .. "'")
   local list = children(o, halo_bin)
