@@ -34,11 +34,14 @@ enum { HREF_CO, HREF_INST, HREF_PID, HREF_ENV };
 /** A binding file's interest in the ends of processes and of the node, one
  *  static hb_watch_t per file: free runs when a process record is freed
  *  (before its Lua side is released), stopped when the node stops, after
- *  which the watch is dropped (hb_watch adds it again for the next node). */
+ *  which the watch is dropped (hb_watch adds it again for the next node);
+ *  ended when a process ends, a zombee included (whose record is freed only
+ *  when its wait ends). Any may be NULL. */
 typedef struct hb_watch {
   struct hb_watch *next;
   void (*free)(halo_node_t *n, halo_proc_t *p);
   void (*stopped)(halo_node_t *n);
+  void (*ended)(halo_node_t *n, halo_proc_t *p);
 } hb_watch_t;
 
 typedef struct halo_binding {

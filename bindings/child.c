@@ -15,7 +15,8 @@
  * the exit status, signal the signal that ended it or 0) on its system
  * queue, as a down message, so a full main queue does not lose it.
  *
- * A child belongs to its owner: when the owner ends, and for every child
+ * A child belongs to its owner: when the owner ends (a zombee too: its
+ * record may outlive it as long as the node does), and for every child
  * still running when the node stops, the child's process group gets
  * SIGTERM and, GRACE_MS later, SIGKILL; the node's loop runs until each has exited and been
  * reaped, so a stopped node leaves no OS process behind. This file learns
@@ -49,8 +50,8 @@ typedef struct state {
 static state_t *S; /* the running node's */
 
 static void hook_stopped(halo_node_t *n);
-static void hook_free(halo_node_t *n, halo_proc_t *p);
-static hb_watch_t watch = {NULL, hook_free, hook_stopped};
+static void hook_ended(halo_node_t *n, halo_proc_t *p);
+static hb_watch_t watch = {NULL, NULL, hook_stopped, hook_ended};
 
 static state_t *state_get(halo_binding_t *B) {
   if (S && S->B == B) return S;
@@ -70,7 +71,9 @@ static void kid_unlink(kid_t *k) {
     }
 }
 
-static void hook_free(halo_node_t *n, halo_proc_t *p) {
+/* The owner's end, a zombee's included: a zombee's record (and its wait)
+ * may last as long as the node, its children must not. */
+static void hook_ended(halo_node_t *n, halo_proc_t *p) {
   (void)n;
   for (kid_t **pp = &S->kids; *pp;) {
     kid_t *k = *pp;

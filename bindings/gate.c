@@ -350,6 +350,12 @@ void hb_watch(halo_binding_t *B, hb_watch_t *w) {
   B->watches = w;
 }
 
+static void hook_ended(halo_node_t *n, halo_proc_t *p) {
+  halo_binding_t *B = n->host;
+  for (hb_watch_t *w = B->watches; w; w = w->next)
+    if (w->ended) w->ended(n, p);
+}
+
 static void hook_free(halo_node_t *n, halo_proc_t *p) {
   halo_binding_t *B = n->host;
   for (hb_watch_t *w = B->watches; w; w = w->next)
@@ -522,6 +528,7 @@ void hb_gate_start(halo_binding_t *B, lua_State *L) {
   halo_node_t *n = &B->node;
   n->hooks.run = hook_run;
   n->hooks.terminate = hook_terminate;
+  n->hooks.ended = hook_ended;
   n->hooks.free = hook_free;
   n->hooks.release = hook_release;
   n->hooks.dup = hook_dup;

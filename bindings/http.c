@@ -91,7 +91,7 @@ static state_t *S; /* the running node's, or a stopped node's until its detached
 
 static void hook_stopped(halo_node_t *n);
 static void hook_free(halo_node_t *n, halo_proc_t *p);
-static hb_watch_t watch = {NULL, hook_free, hook_stopped};
+static hb_watch_t watch = {NULL, hook_free, hook_stopped, NULL};
 
 static state_t *state_get(halo_binding_t *B) {
   if (S && S->B == B && !S->stopped) return S;

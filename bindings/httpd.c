@@ -64,7 +64,7 @@ static uint64_t next_sid; /* never reused within the OS process */
 
 static void hook_stopped(halo_node_t *n);
 static void hook_free(halo_node_t *n, halo_proc_t *p);
-static hb_watch_t watch = {NULL, hook_free, hook_stopped};
+static hb_watch_t watch = {NULL, hook_free, hook_stopped, NULL};
 
 static state_t *state_get(halo_binding_t *B) {
   if (S && S->B == B && !S->stopped) return S;

@@ -78,7 +78,7 @@ static void hook_stopped(halo_node_t *n) {
   S = NULL;
 }
 
-static hb_watch_t watch = {NULL, hook_free, hook_stopped};
+static hb_watch_t watch = {NULL, hook_free, hook_stopped, NULL};
 
 /* The node's state, created on first use; NULL (no watch put on) once the node is stopping. */
 static mstate_t *state_get(lua_State *L, halo_binding_t *B) {

@@ -59,6 +59,9 @@ typedef struct halo_node_hooks {
   halo_payload_t (*log_record)(halo_node_t *n, const halo_log_record_t *rec);
   /** Called once when the node has stopped (every process gone). */
   void (*stopped)(halo_node_t *n);
+  /** p ended: TERMINATED, or ZOMBEE (it never runs again, its record stays
+   *  until its wait ends); its links and monitors have fired. May be NULL. */
+  void (*ended)(halo_node_t *n, halo_proc_t *p);
 } halo_node_hooks_t;
 
 /** Remote delivery: the cluster layer installs one. */

@@ -509,6 +509,7 @@ void halo__proc_terminate(halo_node_t *n, halo_proc_t *p, halo_payload_t reason,
     n->current = prev;
   }
   halo__rel_fire_all(n, p, &reason);
+  if (n->hooks.ended) n->hooks.ended(n, p);
   abort_callers(n, p, &reason);
   if (p->ext && (p->ext->nowned || p->ext->nevsubs)) halo__event_proc_ended(n, p, &reason);
   if (n->log.nloggers) halo_log_remove_process(&n->log, p->id);

@@ -75,6 +75,24 @@ describe("halo.child", function()
     assert.is_true(gone(by_node)) -- the node's run returned only after it exited
   end)
 
+  -- regression: a zombee's record lasts until its wait ends (forever for a
+  -- sleep that never ends), and its children lasted as long
+  it("stops the children of an owner killed inside a callback (a zombee) at once", function()
+    local state, os_pid, stopped = helper.run(function()
+      local me = halo.self()
+      local owner = assert(halo.spawn(function()
+        halo.send(me, assert(halo.child.spawn({ file = "sleep", args = { "30" } })))
+        halo.sleep(60000)
+      end))
+      local _, pid = halo.receive(5000)
+      assert(halo.kill(owner))
+      local st = halo.process_info(owner).State
+      return st, pid, helper.wait_until(function() return gone(pid) end, 5000, 10)
+    end)
+    assert.are.equal("zombee", state)
+    assert.is_true(stopped, "the zombee's child still runs: " .. os_pid)
+  end)
+
   it("delivers the exit to an owner whose main queue is full", function()
     local kinds = helper.run(function()
       local owner = halo.spawn(function()

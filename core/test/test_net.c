@@ -100,7 +100,7 @@ static int hook_decode(halo_node_t *n, const void *buf, size_t len, halo_payload
 static void hook_stopped(halo_node_t *n) { H(n)->stopped = 1; }
 
 static const halo_node_hooks_t hooks = {hook_run,    hook_terminate, hook_free,   hook_dup,    hook_release, hook_signal,
-                                        hook_reason, hook_encode,    hook_decode, NULL,        hook_stopped};
+                                        hook_reason, hook_encode,    hook_decode, NULL,        hook_stopped, NULL};
 
 static halo_payload_t pl_make(halo_node_t *n, uint32_t size, uint32_t seq) {
   H(n)->live++;

@@ -252,7 +252,7 @@ static void hook_stopped(halo_node_t *n) {
 }
 
 static const halo_node_hooks_t hooks = {hook_run,    hook_terminate, hook_free,   hook_dup,
-                                        hook_release, hook_signal,   hook_reason, NULL, NULL, NULL, hook_stopped};
+                                        hook_release, hook_signal,   hook_reason, NULL, NULL, NULL, hook_stopped, NULL};
 
 /* -- Fixture --------------------------------------------------------------- */
 

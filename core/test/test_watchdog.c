@@ -64,7 +64,7 @@ static halo_proc_t *setup(uint64_t soft_ms, uint64_t hard_ms) {
   CHECK_EQ(uv_loop_init(&loop), 0);
   CHECK_EQ(halo_node_init(&node, &loop, "wd@localhost"), 0);
   node.hooks = (halo_node_hooks_t){hook_run, hook_terminate, hook_free, hook_dup, hook_release, hook_signal,
-                                   hook_reason, NULL, NULL, NULL, hook_stopped};
+                                   hook_reason, NULL, NULL, NULL, hook_stopped, NULL};
   node.auto_stop = 0;
   CHECK_EQ(halo_node_start(&node), 0);
   CHECK_EQ(halo_watchdog_start(&node, soft_ms, hard_ms), 0);

@@ -4,7 +4,8 @@
 --   halo.child.kill(ref, "TERM")
 --   -- the owner then receives {kind = "child_exit", ref, os_pid, status, signal}
 --
--- A child gets SIGTERM (and SIGKILL 5 s later) when its owner ends or the
+-- A child gets SIGTERM (and SIGKILL 5 s later) when its owner ends (killed
+-- inside a callback, as a zombee, too) or the
 -- node stops; the node's loop waits until it has exited, so nothing is
 -- orphaned. Children run in a session of their own (a terminal's Ctrl-C
 -- reaches only the node), stdin /dev/null, stdout and stderr to opts.output
