@@ -33,31 +33,8 @@
 local halo = require("halo")
 local helper = require("helper")
 
-local build = os.getenv("HALO_BUILD") or "build"
-local halo_bin = build .. "/halo"
-
-local function read(path)
-  local f = io.open(path)
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
--- True while OS process pid exists and is not a zombie.
-local function alive(pid)
-  local stat = read("/proc/" .. pid .. "/stat")
-  return stat ~= "" and not stat:match("^%d+ %b() Z")
-end
-
-local function metrics(port)
-  local res = halo.http.request({ host = "127.0.0.1", port = port, path = "/metrics", timeout = 2000 })
-  return res and res.status == 200 and res.body or nil
-end
-
-local function metric(body, pattern)
-  return tonumber(body and body:match("\n" .. pattern .. " ([%d.e+-]+)"))
-end
+local demo = require("demo_helper")
+local halo_bin, read, alive, metrics, metric = demo.halo_bin, demo.read, demo.alive, demo.metrics, demo.metric
 
 -- Sums family over the samples whose remote_node is one of names.
 local function per_peer(body, family, names)
@@ -233,23 +210,11 @@ describe("halo demo", function()
   end)
 
   it("leaves no child behind when the demo itself is SIGKILLed: they notice their parent's death", function()
-    local base = helper.random_port()
-    local run = dir .. "/killed"
-    os.execute(("%s demo --nodes 1 --base-port %d --log-level info --run-dir %s > %s.out 2>&1 & echo $! > %s.pid")
-      :format(halo_bin, base, run, run, run))
-    assert(helper.wait_file(run .. ".pid"), "the demo did not start")
-    local pid = tonumber(read(run .. ".pid"))
-    local started = {}
-    helper.run(function()
-      assert(helper.wait_until(function() return read(run .. ".out"):find("cluster formed", 1, true) end, 20000, 50),
-        "the cluster did not form:\n" .. read(run .. ".out"))
-    end, { timeout = 30000 })
-    for child in read(run .. ".out"):gmatch("\n  %S+%s+(%d+)%s+http") do
-      started[#started + 1] = tonumber(child)
-      pids[#pids + 1] = tonumber(child)
-    end
-    assert.are.equal(2, #started) -- slowweb and node1
-    os.execute("kill -KILL " .. pid)
+    local d = demo.start(dir .. "/killed", ("--nodes 1 --base-port %d --log-level info"):format(helper.random_port()))
+    local started = { d.slowweb, d.nodes[1] and d.nodes[1].pid } -- slowweb and node1
+    for _, pid in ipairs(started) do pids[#pids + 1] = pid end
+    assert.are.equal(2, #started)
+    os.execute("kill -KILL " .. d.pid)
     helper.run(function()
       assert(helper.wait_until(function() return not alive(started[1]) and not alive(started[2]) end, 10000, 50),
         "orphaned: " .. table.concat(started, " "))
@@ -279,32 +244,21 @@ describe("halo demo", function()
 
   it("forms a 3-node cluster, restarts a killed node and stops cleanly on SIGTERM", function()
     local base = helper.random_port()
-    -- a shell waits for the demo and writes its exit status
-    os.execute(("sh -c '%s demo --nodes 3 --base-port %d --run-dir %s > %s/demo.out 2>&1 & echo $! > %s/demo.pid; " ..
-      "wait $!; echo $? > %s/status' > /dev/null 2>&1 &"):format(halo_bin, base, dir, dir, dir, dir))
-    assert(helper.wait_file(dir .. "/demo.pid"), "the demo did not start")
-    demo_pid = tonumber(read(dir .. "/demo.pid"))
-
-    local nodes = {}
+    local d = demo.start(dir, ("--nodes 3 --base-port %d"):format(base))
+    demo_pid = d.pid
+    local nodes, out = d.nodes, d.out
+    for _, n in ipairs(nodes) do pids[#pids + 1] = n.pid end
+    pids[#pids + 1] = d.slowweb
     helper.run(function()
-      local out = function() return read(dir .. "/demo.out") end
-      assert(helper.wait_until(function() return out():find("cluster formed", 1, true) end, 20000, 50),
-        "the cluster did not form:\n" .. out())
       -- the table: slowweb and the nodes with their PIDs and metrics URLs
-      for name, pid, port in out():gmatch("\n  (node%d@localhost)%s+(%d+)%s+http://127%.0%.0%.1:(%d+)/metrics") do
-        nodes[#nodes + 1] = { name = name, pid = tonumber(pid), port = tonumber(port) }
-        pids[#pids + 1] = tonumber(pid)
-      end
-      local slowweb = tonumber(out():match("\n  slowweb%s+(%d+)"))
-      pids[#pids + 1] = slowweb
       assert.are.equal(3, #nodes)
       assert.are.same({ base + 1, base + 2, base + 3 }, { nodes[1].port, nodes[2].port, nodes[3].port })
-      assert.is_true(alive(slowweb))
+      assert.is_true(alive(d.slowweb))
       assert.truthy(out():find("cluster: 3/3 nodes joined", 1, true))
 
       -- the cookie reaches the nodes in their environment, never in their argv
       -- (world-readable); `halo call` reaches a node with it
-      local cookie = out():match("cookie (demo%-%x+)")
+      local cookie = d.cookie
       for _, n in ipairs(nodes) do
         assert.is_nil(read("/proc/" .. n.pid .. "/cmdline"):find(cookie, 1, true))
         assert.truthy(read("/proc/" .. n.pid .. "/environ"):find("\0HALO_COOKIE=" .. cookie .. "\0", 1, true))
@@ -360,7 +314,7 @@ describe("halo demo", function()
     end, { timeout = 60000 })
 
     -- the steady state, read by a node of the cluster
-    local cookie = read(dir .. "/demo.out"):match("cookie (demo%-%x+)")
+    local cookie = d.cookie
     local missing, seen = helper.run(function() return steady_state(nodes, 65000) end,
       { name = "demospec@localhost", cookie = cookie, listen = "127.0.0.1:0",
         registrar = "embedded:" .. (base + 99), timeout = 75000 })
@@ -368,14 +322,7 @@ describe("halo demo", function()
       .. "\nlast seen: " .. require("cjson").encode(seen))
 
     -- SIGTERM: the demo exits 0 and no process it started is left
-    os.execute("kill -TERM " .. demo_pid)
-    local status
-    for _ = 1, 750 do
-      status = read(dir .. "/status"):match("%d+")
-      if status then break end
-      os.execute("sleep 0.02")
-    end
-    assert.are.equal("0", status)
+    assert.are.equal("0", demo.stop(d))
     assert.truthy(read(dir .. "/demo.out"):find("halo demo: stopping 4 processes", 1, true))
     for _, pid in ipairs(pids) do assert.is_false(alive(pid), "left running: " .. pid) end
     demo_pid = nil

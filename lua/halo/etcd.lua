@@ -140,6 +140,9 @@ local function unb64(s)
   return table.concat(out)
 end
 
+--- etcd's JSON API carries keys and values in base64: encode(s), decode(s).
+M.base64 = { encode = b64, decode = unb64 }
+
 -- The end of the key range of every key under prefix.
 local function prefix_end(p) return p:sub(1, -2) .. string.char(p:byte(-1) + 1) end
 
