@@ -103,12 +103,13 @@ function M.serve(from, ref, req)
   if o[4] and not st().allowed then
     return { core.node.error("ENOTALLOWED", req.name .. " needs the node's admin switch (halo run --admin)") }
   end
-  halo.log.info("admin: %s %s from %s", req.name, table.concat(req.args or {}, " "), tostring(from))
   local args = req.args or {}
+  local what = #args > 0 and req.name .. " " .. table.concat(args, " ") or req.name
+  halo.log.info("admin: %s from %s", what, tostring(from))
   local pid, serr, scode = halo.spawn(function()
     local ok, v, verr, vcode = pcall(o[5], args)
     if not ok then v, verr, vcode = nil, "EINCORRECT: incorrect value or argument: " .. tostring(v), "EINCORRECT" end
-    if v == nil then halo.log.warning("admin: %s %s failed: %s", req.name, table.concat(args, " "), tostring(verr)) end
+    if v == nil then halo.log.warning("admin: %s failed: %s", what, tostring(verr)) end
     halo.reply(from, ref, { v, verr, vcode })
   end, nil, { behavior = "halo.admin.request" })
   if not pid then return { nil, serr, scode } end
@@ -195,7 +196,7 @@ local function locate(o)
   if o.address then return o.address end
   local etcd = o.registrar:match("^etcd://(.+)$")
   if etcd then
-    local r, err = require("halo.etcd").lookup(etcd, o.cluster, o.node, o.timeout)
+    local r, err = require("halo.etcd").lookup(etcd, o.cluster, o.node, math.min(RESOLVE_MS, o.timeout))
     if not r then return nil, err end
     return r.Host .. ":" .. r.Port
   end
