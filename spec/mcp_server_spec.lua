@@ -405,3 +405,38 @@ describe("the MCP proxy between two nodes", function()
     assert.same({ result = "{}" }, r.ping)
   end)
 end)
+
+describe("halo run --mcp", function()
+  it("lists the flags, serves /mcp with the token from the environment and never logs it", function()
+    local f = io.popen(halo_bin .. " run --help")
+    local help = f:read("*a")
+    f:close()
+    for _, flag in ipairs({ "--mcp [HOST:]PORT", "--mcp-token", "--mcp-origin", "--mcp-read-only", "--mcp-allow",
+                            "--mcp-tools", "--mcp-expose-env", "--no-mcp" }) do
+      assert.truthy(help:find(flag, 1, true), flag .. " missing from run --help")
+    end
+    local dir = tools_dir(TOOLS)
+    local port = helper.free_ports(1)
+    local pid = helper.spawn_os(("HALO_MCP_TOKEN=t0ken-xyz %s run --mcp %d --mcp-tools %s --log-level debug " ..
+      "-e 'io.open(arg[1], \"w\"):close() require(\"halo\").receive()' %s/up"):format(halo_bin, port, dir, dir),
+      dir .. "/node.log")
+    assert(helper.wait_file(dir .. "/up"), "the node did not start")
+    local function curl(auth)
+      local p = io.popen(("unset LD_PRELOAD; curl -s -o /dev/null -w '%%{http_code}' --max-time 5 %s " ..
+        "-H 'Content-Type: application/json' -d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\"}' " ..
+        "http://127.0.0.1:%d/mcp"):format(auth and "-H 'Authorization: Bearer " .. auth .. "'" or "", port))
+      local code = p:read("*a")
+      p:close()
+      return code
+    end
+    local codes = { curl(nil), curl("wrong"), curl("t0ken-xyz") }
+    helper.kill(pid)
+    local lf = io.open(dir .. "/node.log")
+    local log = lf:read("*a")
+    lf:close()
+    os.execute("rm -rf " .. dir)
+    assert.same({ "401", "401", "200" }, codes)
+    assert.truthy(log:find("mcp: serving http://127.0.0.1:" .. port .. "/mcp (bearer token required)", 1, true), log)
+    assert.falsy(log:find("t0ken-xyz", 1, true))
+  end)
+end)
