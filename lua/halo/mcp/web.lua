@@ -140,8 +140,15 @@ local function post(req, msg)
   end
   local id, method = msg.id, msg.method
   if msg.jsonrpc ~= "2.0" then return reply(400, rpc_error(id, -32600, "invalid request: jsonrpc must be \"2.0\"")) end
+  local tid = type(id)
+  if id ~= nil and id ~= null and tid ~= "string" and tid ~= "number" then
+    return reply(400, rpc_error(null, -32600, "invalid request: id must be a string or a number"))
+  end
   if method ~= nil and type(method) ~= "string" then
     return reply(400, rpc_error(id, -32600, "invalid request: method must be a string"))
+  end
+  if method == nil and msg.result == nil and msg.error == nil then
+    return reply(400, rpc_error(id, -32600, "invalid request: no method"))
   end
   if method == "initialize" then
     if id == nil or id == null then return reply(400, rpc_error(null, -32600, "invalid request: initialize needs an id")) end
