@@ -109,13 +109,13 @@ function M.settings() return current end
 --- Loads the tools and starts mcp. Returns true, or nil, "ECODE: message".
 function M.start(opts)
   local spec, o = M.spec(opts)
+  local app = require("halo.application")
+  local ok, err, code = app.load(spec)
+  if not ok then return nil, err, code end
   current = { read_only = o.read_only, expose_env = o.expose_env, allowed = o.allowed, dir = o.dir,
               pool_size = o.pool_size }
   registry.configure({ dir = o.dir, read_only = o.read_only, allowed = o.allowed,
                        on_change = require("halo.mcp.web").notify })
-  local app = require("halo.application")
-  local ok, err, code = app.load(spec)
-  if not ok then return nil, err, code end
   ok, err, code = app.start("mcp")
   if not ok then
     app.unload("mcp")
