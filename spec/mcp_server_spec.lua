@@ -205,6 +205,7 @@ describe("the MCP server", function()
       local info = halo.pool.info("mcp")
       out.restarts = info.restarts
       out.inspect = halo.inspect("mcp_web")
+      out.endpoint = require("halo.mcp").endpoint()
       return out, alive
     end)
     assert.same({ 400, -32700 }, out.malformed)
@@ -241,6 +242,7 @@ describe("the MCP server", function()
     assert.equal(0, out.restarts) -- the raising tool took no worker down
     assert.not_matches("s3cret", json.encode(out.inspect))
     assert.matches('"token":"<redacted>"', out.inspect.options, 1, true)
+    assert.equal(out.inspect.endpoint, out.endpoint)
     for name in pairs(out) do
       if alive[name] ~= nil then assert.is_true(alive[name], name .. ": the server stopped serving") end
     end
@@ -402,6 +404,7 @@ describe("the MCP proxy between two nodes", function()
       out.bad = c.call("echo", { x = "1", node = "node2@localhost" }).error
       out.kill = c.call("process_kill", { node = "node2@localhost" }).error
       out.via = json.decode(text(c.call("via")))
+      out.timed_out = c.call("slow", { ms = 2500, node = "node2@localhost", timeout = 1 }).result
       out.ping = halo.call(halo.net.process_id("mcp", "node2@localhost"), { mcp = "ping" }, 5000)
       return out
     end, { name = "node1@localhost", cookie = "mcpx", listen = "127.0.0.1:0", registrar = REG })
@@ -412,6 +415,8 @@ describe("the MCP proxy between two nodes", function()
     assert.same({ code = -32602, message = "unknown tool: process_kill" }, r.kill) -- Q-SEC3
     assert.same({ x = 3, node = "node2@localhost", timeout = 5, v = 2 }, r.via)
     assert.same({ result = "{}" }, r.ping)
+    assert.same({ content = { { type = "text", text = "remote call to 'node2@localhost' failed: timed out" } },
+                  isError = true }, r.timed_out)
   end)
 end)
 

@@ -241,6 +241,7 @@ function M.Web:init(o)
   self.srv = srv
   o.port = srv.port -- port 0 picks one, which a restart keeps
   self.endpoint = ("http://%s:%d/mcp"):format(o.host:find(":", 1, true) and "[" .. o.host .. "]" or o.host, srv.port)
+  M.current_endpoint = self.endpoint
   log.info("mcp: serving %s%s; tools of %s", self.endpoint, o.token and " (bearer token required)" or "", o.dir)
 end
 
@@ -273,6 +274,7 @@ function M.Web:handle_inspect()
 end
 
 function M.Web:terminate()
+  M.current_endpoint = nil
   for id in pairs(sessions) do end_session(id) end
   if self.srv then self.srv:close() end
 end
