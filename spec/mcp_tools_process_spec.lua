@@ -508,3 +508,90 @@ describe("mcp_tools event tools", function()
     assert.same({ nil, "event_info: unknown event" }, r.info_unknown)
   end)
 end)
+
+describe("mcp_tools fixtures spec/mcp/calls (process, application, event)", function()
+  -- What a test node of spec/mcp/node.lua runs, as far as these fixtures look at it.
+  local function test_node()
+    local Echo = { handle_call = function(_, _, _, req) return { echo = req } end, handle_message = function() end,
+                   handle_inspect = function() return { answer = "42" } end }
+    local echo = assert(halo.spawn(Echo, nil, { name = "mcp_test_echo" }))
+    local producer = assert(halo.spawn({
+      init = function() assert(halo.event.register("mcp_test_event")) end,
+      handle_call = function() return halo.event.publish("mcp_test_event", 1) end,
+    }, nil, { name = "mcp_test_producer" }))
+    assert(halo.spawn({ init = function() assert(halo.event.monitor("mcp_test_event")) end,
+                        handle_event = function() end }, nil, { name = "mcp_test_subscriber" }))
+    halo.call(producer, "publish")
+    assert(halo.application.load({ name = "mcp_test_app", mode = "temporary",
+      group = { { name = "mcp_test_sup", behavior = halo.supervisor.behavior, args = { strategy = "one_for_one",
+        children = { { name = "mcp_test_worker", behavior = idle, restart = "permanent" } } } } } }))
+    assert(halo.application.start("mcp_test_app"))
+    return echo
+  end
+
+  local function resolve(v, pid)
+    if type(v) == "string" then
+      return (v:gsub("%$PID", function() return pid end):gsub("%$NAME", "mcp_test_echo"))
+    end
+    if type(v) == "table" then
+      local out = {}
+      for k, x in pairs(v) do out[k] = resolve(x, pid) end
+      return out
+    end
+    return v
+  end
+
+  it("every entry gets the answer it expects (isError, JSON kind, fields, nonempty)", function()
+    local entries = {}
+    for _, group in ipairs({ "process", "application", "event" }) do
+      local f = assert(io.open("spec/mcp/calls/" .. group .. ".json"))
+      for _, e in ipairs(json.decode(f:read("*a"))) do entries[#entries + 1] = e end
+      f:close()
+    end
+    local r = helper.run(function()
+      local pid = test_node()
+      local problems, seen, texts = {}, {}, {}
+      for i, e in ipairs(entries) do
+        local v, text = call(e.tool, resolve(e.args, pid))
+        local what = ("#%d %s %s"):format(i, e.tool, json.encode(e.args))
+        local ex = e.expect
+        texts[#texts + 1] = { re = ex.text and resolve(ex.text, pid:gsub("%p", "\\%0")), text = text, what = what }
+        if not ex.isError then seen[e.tool] = "ok" else seen[e.tool] = seen[e.tool] or "error only" end
+        if (v == nil) ~= (ex.isError == true) then
+          problems[#problems + 1] = what .. ": isError " .. tostring(v == nil) .. " " .. tostring(text)
+        elseif ex.json then
+          local doc = json.decode(text)
+          local is_array = text:sub(1, 1) == "["
+          if (ex.json == "array") ~= is_array then problems[#problems + 1] = what .. ": not " .. ex.json end
+          if ex.nonempty and #doc == 0 then problems[#problems + 1] = what .. ": empty" end
+          for _, row in ipairs(is_array and doc or { doc }) do
+            for _, k in ipairs(ex.fields or {}) do
+              if row[k] == nil then problems[#problems + 1] = what .. ": no field " .. k end
+            end
+          end
+        end
+      end
+      halo.application.stop("mcp_test_app")
+      return { problems = problems, seen = seen, texts = texts }
+    end)
+    -- expect.text is a JavaScript regex: checked with node when the machine has it
+    if os.execute("command -v node >/dev/null 2>&1") == 0 then
+      local path = os.tmpname()
+      local f = assert(io.open(path, "w"))
+      f:write(json.encode(r.texts))
+      f:close()
+      local p = io.popen("node -e 'const t = JSON.parse(require(\"fs\").readFileSync(process.argv[1]));" ..
+        " for (const e of t) if (e.re && !new RegExp(e.re).test(e.text)) console.log(e.what + \" /\" + e.re + \"/\");" ..
+        " console.log(\"checked \" + t.length)' " .. path)
+      local out = p:read("*a")
+      p:close()
+      os.remove(path)
+      assert.equal("checked " .. #r.texts .. "\n", out)
+    end
+    assert.same({}, r.problems)
+    for name in pairs(tools) do
+      assert.truthy(r.seen[name], name .. " has no fixture")
+      if name ~= "meta_inspect" then assert.equal("ok", r.seen[name], name .. " has no success fixture") end
+    end
+  end)
+end)
