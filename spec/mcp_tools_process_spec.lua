@@ -311,6 +311,19 @@ describe("mcp_tools process tools on one process", function()
       }))
       local alias = halo.call(holder, "alias")
       local out = { alias = alias }
+      -- the framework's own processes answer their figures
+      assert(halo.cron.add("tp_job", "@every 1h", function() end))
+      assert(halo.application.load({ name = "tp_app", group = { { behavior = idle } } }))
+      assert(halo.application.start("tp_app"))
+      local srv = assert(require("halo.http").serve({ port = 0, routes = { ["/x"] = function() return "x" end } }))
+      assert(halo.http.get("http://127.0.0.1:" .. srv.port .. "/x"))
+      out.cron = call("process_inspect", { pid = halo.whereis("halo_cron") })
+      out.apps = call("process_inspect", { pid = halo.whereis("halo_applications") })
+      out.http = call("process_inspect", { pid = srv.pid })
+      out.port = srv.port
+      srv:close()
+      halo.application.stop("tp_app")
+      halo.cron.remove("tp_job")
       out.worker = { call("process_inspect", { pid = w, items = { "a", "b" } }) }
       out.fn = { call("process_inspect", { pid = fn }) }
       out.pool = call("process_inspect", { pid = pool })
@@ -336,12 +349,29 @@ describe("mcp_tools process tools on one process", function()
     for _, k in ipairs({ "type", "strategy", "intensity", "period", "restarts_count" }) do
       assert.is_string(r.sup[k], k)
     end
+    assert.equal("1", r.cron.jobs_total)
+    assert.equal("0", r.cron.jobs_running)
+    assert.equal("tp_job", r.cron.next_jobs)
+    assert.truthy(r.cron.next_run:find("^%d%d%d%d%-%d%d%-%d%dT"))
+    assert.same({ applications_total = "1", applications_loaded = "0", applications_running = "1",
+                  applications_stopping = "0" }, r.apps)
+    assert.equal("1", r.http.requests)
+    assert.equal("127.0.0.1:" .. r.port, r.http.address)
     assert.same({ nil, "process_inspect: unknown process" }, r.unknown)
     assert.same({ nil, "invalid pid: incorrect PID format, expected <crc.high.low>" }, r.bad)
     assert.same({ meta = "yes" }, r.meta[1])
     assert.same({ meta = "yes" }, r.meta_bare)
     assert.same({ nil, "meta_inspect: unknown alias" }, r.meta_unknown)
     assert.same({ nil, "invalid alias: incorrect Alias format, expected <crc.id0.id1.id2>" }, r.meta_bad)
+  end)
+end)
+
+describe("mcp_tools process_inspect on a networked node", function()
+  it("the remote service answers its figures", function()
+    local r = helper.run(function()
+      return call("process_inspect", { pid = halo.whereis("halo_remote") })
+    end, { name = "tp@localhost", listen = "127.0.0.1:0", registrar = "none" })
+    assert.same({ remote_subscribers = "0", remote_subscriptions = "0" }, r)
   end)
 end)
 

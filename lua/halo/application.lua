@@ -219,6 +219,14 @@ end
 
 function Controller:init() reg.owner = reg.owner or {} end
 
+-- The controller's figures: applications per state.
+function Controller:handle_inspect()
+  local n = { loaded = 0, running = 0, stopping = 0 }
+  for _, a in pairs(reg.apps) do n[a.state] = (n[a.state] or 0) + 1 end
+  return { applications_total = tostring(#reg.names), applications_loaded = tostring(n.loaded),
+           applications_running = tostring(n.running), applications_stopping = tostring(n.stopping) }
+end
+
 -- With no application running the controller ends (so that a node whose
 -- work is done can stop); the next start spawns a new one.
 local function idle_reason()
