@@ -38,8 +38,7 @@ static uint64_t running_now(const halo_proc_t *p, uint64_t now) {
   return p->running_ns + (p->t_suspend && now > p->t_suspend ? now - p->t_suspend : 0);
 }
 
-double halo_proc_key_value(halo_node_t *n, halo_proc_t *p, int key, uint64_t now) {
-  (void)n;
+static inline double key_value(const halo_proc_t *p, int key, uint64_t now) {
   switch (key) {
   case HALO_KEY_MAILBOX: return halo_mailbox_len(&p->mb);
   case HALO_KEY_MAILBOX_LATENCY: return (double)halo_mailbox_latency(&p->mb, now);
@@ -52,6 +51,11 @@ double halo_proc_key_value(halo_node_t *n, halo_proc_t *p, int key, uint64_t now
   case HALO_KEY_DRAIN: return p->wakeups ? (double)p->msgs_in / (double)p->wakeups : 0.0;
   default: return 0;
   }
+}
+
+double halo_proc_key_value(halo_node_t *n, halo_proc_t *p, int key, uint64_t now) {
+  (void)n;
+  return key_value(p, key, now);
 }
 
 void halo_proc_short_info(halo_node_t *n, halo_proc_t *p, uint64_t now, halo_proc_short_t *o) {
@@ -80,7 +84,7 @@ void halo_proc_filter_init(halo_proc_filter_t *f) {
   f->sort_by = -1;
 }
 
-static int matches(halo_node_t *n, halo_proc_t *p, const halo_proc_filter_t *f, uint64_t now) {
+static inline int matches(const halo_proc_t *p, const halo_proc_filter_t *f, uint64_t now) {
   if (f->application && strcmp(p->application, f->application) != 0) return 0;
   if (f->behavior && !strstr(p->behavior, f->behavior)) return 0;
   if (f->state && p->state != f->state) return 0;
@@ -88,7 +92,7 @@ static int matches(halo_node_t *n, halo_proc_t *p, const halo_proc_filter_t *f, 
   uint32_t bits = f->has_min | f->has_max;
   for (int k = 0; bits; k++, bits >>= 1) {
     if (!(bits & 1)) continue;
-    double v = halo_proc_key_value(n, p, k, now);
+    double v = key_value(p, k, now);
     if ((f->has_min >> k & 1) && v < f->min[k]) return 0;
     if ((f->has_max >> k & 1) && v > f->max[k]) return 0;
   }
@@ -141,7 +145,7 @@ halo_proc_t **halo_process_list(halo_node_t *n, const halo_proc_filter_t *f, siz
     halo_proc_t **out = malloc(cap * sizeof *out);
     if (!out) return NULL;
     for (halo_proc_t *p = n->first; p && len < cap; p = p->next)
-      if (matches(n, p, f, now)) out[len++] = p;
+      if (matches(p, f, now)) out[len++] = p;
     *count = len;
     return out;
   }
@@ -149,8 +153,8 @@ halo_proc_t **halo_process_list(halo_node_t *n, const halo_proc_filter_t *f, siz
   if (!k) return NULL;
   int top = f->limit && f->limit < n->nprocs; /* keep the best cap rows only */
   for (halo_proc_t *p = n->first; p; p = p->next) {
-    if (!matches(n, p, f, now)) continue;
-    keyed_t row = {halo_proc_key_value(n, p, f->sort_by, now), p};
+    if (!matches(p, f, now)) continue;
+    keyed_t row = {key_value(p, f->sort_by, now), p};
     if (!top) k[len++] = row;
     else if (len < cap) {
       k[len] = row;
