@@ -2,6 +2,7 @@
  * and the node turned into plain Lua tables with the reference's field names. */
 #include "binding.h"
 #include "clock.h"
+#include "event.h"
 #include "introspect.h"
 #include "rel.h"
 
@@ -158,6 +159,16 @@ static void push_rels(halo_binding_t *B, lua_State *L, halo_proc_t *p, int type,
   lua_setfield(L, -2, field);
 }
 
+typedef struct { lua_State *L; uint64_t producer; int n; } owned_t;
+
+/* Appends the name of an event the process produces to the list on top. */
+static void push_owned(void *ud, const halo_event_t *ev) {
+  owned_t *o = ud;
+  if (ev->producer != o->producer) return;
+  lua_pushstring(o->L, ev->name);
+  lua_rawseti(o->L, -2, ++o->n);
+}
+
 /* core.introspect.process_info(pid) -> ProcessInfo | nil, err, code */
 static int l_process_info(lua_State *L) {
   halo_binding_t *B = hb_node(L);
@@ -202,6 +213,8 @@ static int l_process_info(lua_State *L) {
     }
   lua_setfield(L, -2, "Aliases");
   hb_new_array(L, 0);
+  owned_t o = {L, p->id, 0};
+  halo_event_each(&B->node, push_owned, &o);
   lua_setfield(L, -2, "Events");
   hb_new_array(L, 0);
   lua_setfield(L, -2, "Metas");

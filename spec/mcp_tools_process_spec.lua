@@ -505,6 +505,9 @@ describe("mcp_tools event tools", function()
       out.none = { #none, none_text }
       out.info = { call("event_info", { name = "tp_active" }) }
       out.info_unknown = { call("event_info", { name = "tp_nothing" }) }
+      out.owned = call("process_info", { pid = producer }).Events
+      table.sort(out.owned)
+      out.owned_none = select(2, call("process_info", { pid = subscriber }))
       return out
     end)
     assert.same({ "tp_active" }, r.active)
@@ -536,6 +539,8 @@ describe("mcp_tools event tools", function()
     assert.equal(r.producer, info.Producer)
     assert.truthy(text:find('"Event": "Event#<%x+:tp_active>"'))
     assert.same({ nil, "event_info: unknown event" }, r.info_unknown)
+    assert.same({ "tp_active", "tp_demand", "tp_idle", "tp_lonely", "tp_quiet" }, r.owned)
+    assert.truthy(r.owned_none:find('"Events": []', 1, true))
   end)
 end)
 
