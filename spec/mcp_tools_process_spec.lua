@@ -630,3 +630,53 @@ describe("mcp_tools fixtures spec/mcp/calls (process, application, event)", func
     end
   end)
 end)
+
+describe("mcp_tools process, application and event tools through the MCP server", function()
+  it("are listed in the reference's order and answer over HTTP, failures as isError", function()
+    local port = helper.free_ports(1)
+    local r = helper.run(function()
+      local http = require("halo.http")
+      local url, sid, id = ("http://127.0.0.1:%d/mcp"):format(port), nil, 0
+      local function rpc(method, params)
+        id = id + 1
+        local res = assert(http.request({ url = url, method = "POST", content_type = "application/json",
+          headers = { accept = "application/json, text/event-stream", ["mcp-session-id"] = sid },
+          body = json.encode({ jsonrpc = "2.0", id = id, method = method, params = params }), timeout = 10000 }))
+        sid = sid or res.headers["mcp-session-id"]
+        return json.decode(res.body)
+      end
+      rpc("initialize", { protocolVersion = "2025-11-25", capabilities = json.object(),
+                          clientInfo = { name = "spec", version = "1" } })
+      local out = { names = {} }
+      for _, t in ipairs(rpc("tools/list").result.tools) do
+        if tools[t.name] then out.names[#out.names + 1] = t.name end
+      end
+      local function tool(name, args)
+        local res = rpc("tools/call", { name = name, arguments = args or json.object() })
+        return res.result and { res.result.isError == true, res.result.content[1].text } or { "rpc", res.error.message }
+      end
+      out.list = tool("process_list", { behavior = "no such behavior", state = "wait_response", limit = 0 })
+      out.state = tool("process_state", { pid = halo.self() })
+      out.unknown = tool("process_state", { pid = "<0.0.999999>" })
+      out.bad_type = tool("process_list", { limit = "10" })
+      out.bad_sort = tool("process_list", { sort_by = "size" })
+      out.missing = tool("process_info", {})
+      out.null = tool("event_list", { name = "no such event", notify = json.null })
+      out.app = tool("app_info", { name = "mcp" })
+      return out
+    end, { mcp = { port = port, dir = "mcp_tools" }, timeout = 20000 })
+    assert.same({ "process_list", "process_children", "process_info", "process_state", "process_lookup",
+                  "process_inspect", "meta_inspect", "app_list", "app_info", "app_processes", "event_list",
+                  "event_info" }, r.names)
+    assert.same({ false, "[]" }, r.list)
+    assert.same({ false, "wait response" }, r.state) -- the caller waits on its HTTP request
+    assert.same({ true, "process_state: unknown process" }, r.unknown)
+    assert.equal("rpc", r.bad_type[1])
+    assert.truthy(r.bad_type[2]:find("'limit'", 1, true))
+    assert.equal("rpc", r.bad_sort[1])
+    assert.equal("rpc", r.missing[1])
+    assert.same({ false, "[]" }, r.null)
+    assert.is_false(r.app[1])
+    assert.truthy(r.app[2]:find('"Name": "mcp"', 1, true))
+  end)
+end)
