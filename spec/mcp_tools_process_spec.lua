@@ -616,7 +616,8 @@ describe("mcp_tools fixtures spec/mcp/calls (process, application, event)", func
       f:write(json.encode(r.texts))
       f:close()
       local p = io.popen("node -e 'const t = JSON.parse(require(\"fs\").readFileSync(process.argv[1]));" ..
-        " for (const e of t) if (e.re && !new RegExp(e.re).test(e.text)) console.log(e.what + \" /\" + e.re + \"/\");" ..
+        " for (const e of t) if (e.re && !new RegExp(e.re).test(e.text))" ..
+        " console.log(e.what + \" /\" + e.re + \"/\");" ..
         " console.log(\"checked \" + t.length)' " .. path)
       local out = p:read("*a")
       p:close()
