@@ -2,6 +2,7 @@
  * and the node turned into plain Lua tables with the reference's field names. */
 #include "binding.h"
 #include "clock.h"
+#include "event.h"
 #include "introspect.h"
 #include "rel.h"
 
@@ -43,6 +44,16 @@ static void push_short(halo_binding_t *B, lua_State *L, halo_proc_t *p, uint64_t
   SET_INT("MemoryAllocated", p->alloc_bytes);
 }
 
+static void push_rows(halo_binding_t *B, lua_State *L, halo_proc_t **ps, size_t count) {
+  uint64_t now = halo_clock_ns();
+  hb_new_array(L, (int)count);
+  for (size_t i = 0; i < count; i++) {
+    push_short(B, L, ps[i], now);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  free(ps);
+}
+
 halo_proc_t *hb_check_proc(lua_State *L, halo_binding_t *B, int idx, int *err) {
   hb_target_t t;
   *err = hb_target(L, B, idx, &t);
@@ -59,7 +70,7 @@ void hb_new_array(lua_State *L, int n) {
 }
 
 /* core.introspect.process_list(filter) -> { ShortInfo... }
- * filter: application, behavior, name, state, min/max tables keyed by sort
+ * filter: application, behavior, name, state (any case, "wait_response" too), min/max tables keyed by sort
  * key names ({mailbox = 10, ...}), sort_by, limit (0 = unlimited). */
 static int l_process_list(lua_State *L) {
   halo_binding_t *B = hb_node(L);
@@ -75,11 +86,10 @@ static int l_process_list(lua_State *L) {
     lua_getfield(L, 1, "state");
     if (!lua_isnil(L, -1)) {
       const char *st = luaL_checkstring(L, -1);
-      static const int states[] = {HALO_STATE_INIT, HALO_STATE_SLEEP, HALO_STATE_RUNNING,
-                                   HALO_STATE_WAIT, HALO_STATE_TERMINATED, HALO_STATE_ZOMBEE};
-      for (int i = 0; i < 6; i++)
-        if (strcasecmp(st, halo_state_name(states[i])) == 0) f.state = states[i];
-      if (!f.state) return luaL_error(L, "unknown process state '%s'", st);
+      f.state = halo_proc_state_parse(st);
+      if (!f.state)
+        return luaL_error(L, "unknown process state '%s' (init, sleep, running, wait response, terminated, zombee)",
+                          st);
     }
     lua_getfield(L, 1, "sort_by");
     if (!lua_isnil(L, -1)) {
@@ -110,13 +120,21 @@ static int l_process_list(lua_State *L) {
   }
   size_t count;
   halo_proc_t **ps = halo_process_list(&B->node, &f, &count);
-  uint64_t now = halo_clock_ns();
-  hb_new_array(L, (int)count);
-  for (size_t i = 0; i < count; i++) {
-    push_short(B, L, ps[i], now);
-    lua_rawseti(L, -2, (int)i + 1);
-  }
-  free(ps);
+  push_rows(B, L, ps, count);
+  return 1;
+}
+
+/* core.introspect.process_children(pid_or_name, recursive) -> { ShortInfo... } (spawn order; recursive:
+ * level by level) | nil, err, code. A local PID need not be alive: an ended parent's children remain. */
+static int l_process_children(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  hb_target_t t;
+  int err = hb_target(L, B, 1, &t);
+  if (err && !(err == HALO_ENOPROC && t.kind == HALO_TARGET_PID)) return hb_error(L, err);
+  if (t.pid.node != B->node.crc) return hb_error(L, HALO_ENOTALLOWED);
+  size_t count;
+  halo_proc_t **ps = halo_process_children(&B->node, t.pid.id, lua_toboolean(L, 2), &count);
+  push_rows(B, L, ps, count);
   return 1;
 }
 
@@ -139,6 +157,16 @@ static void push_rels(halo_binding_t *B, lua_State *L, halo_proc_t *p, int type,
     }
   }
   lua_setfield(L, -2, field);
+}
+
+typedef struct { lua_State *L; uint64_t producer; int n; } owned_t;
+
+/* Appends the name of an event the process produces to the list on top. */
+static void push_owned(void *ud, const halo_event_t *ev) {
+  owned_t *o = ud;
+  if (ev->producer != o->producer) return;
+  lua_pushstring(o->L, ev->name);
+  lua_rawseti(o->L, -2, ++o->n);
 }
 
 /* core.introspect.process_info(pid) -> ProcessInfo | nil, err, code */
@@ -185,6 +213,8 @@ static int l_process_info(lua_State *L) {
     }
   lua_setfield(L, -2, "Aliases");
   hb_new_array(L, 0);
+  owned_t o = {L, p->id, 0};
+  halo_event_each(&B->node, push_owned, &o);
   lua_setfield(L, -2, "Events");
   hb_new_array(L, 0);
   lua_setfield(L, -2, "Metas");
@@ -361,6 +391,7 @@ static int l_stats(lua_State *L) {
 
 void hb_open_introspect(lua_State *L) {
   static const luaL_Reg fns[] = {{"process_list", l_process_list},
+                                 {"process_children", l_process_children},
                                  {"process_info", l_process_info},
                                  {"process_state", l_process_state},
                                  {"process_name", l_process_name},

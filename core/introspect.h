@@ -25,6 +25,10 @@ enum halo_proc_key {
   HALO_NKEYS
 };
 
+/** A state name as a filter gives it: case-insensitive, '_' for the space of
+ *  "wait response" ("wait_response" too); 0 when unknown. */
+int halo_proc_state_parse(const char *name);
+
 /** "mailbox", "mailbox_latency", ... "drain"; -1 when unknown. */
 int halo_proc_key_parse(const char *name);
 const char *halo_proc_key_name(int key);
@@ -58,9 +62,20 @@ typedef struct halo_proc_filter {
 
 void halo_proc_filter_init(halo_proc_filter_t *f);
 
-/** Matching processes, sorted descending by f->sort_by, at most f->limit.
- *  Returns a malloc'ed array (caller frees) and its length in *count;
- *  NULL with *count == 0 when nothing matches or memory ran out. */
+/** Matching processes, sorted descending by f->sort_by (ties in spawn
+ *  order), at most f->limit; without sort_by the first f->limit in spawn
+ *  order. A sorted list with a limit keeps only the best f->limit while it
+ *  scans (a heap), so its cost grows with the processes scanned, not with
+ *  the sort. Filters apply in the order application, behavior, state, name,
+ *  then minimums and maximums. Returns a malloc'ed array (caller frees) and
+ *  its length in *count; NULL with *count == 0 when nothing matches or
+ *  memory ran out. */
 halo_proc_t **halo_process_list(halo_node_t *n, const halo_proc_filter_t *f, size_t *count);
+
+/** The children of local process parent_id (processes whose parent it is),
+ *  in spawn order; with recursive, every descendant, level by level (each
+ *  level in spawn order). One scan of the process table. Returns a
+ *  malloc'ed array (caller frees) or NULL with *count == 0. */
+halo_proc_t **halo_process_children(halo_node_t *n, uint64_t parent_id, int recursive, size_t *count);
 
 #endif

@@ -442,4 +442,26 @@ if want("L1") then
   end
   emit("L1.log_written", "ns/call", measure("L1.log_written", written)[1])
 end
+-- I1: halo.process_list per process scanned at 100k idle processes (the
+-- MCP tool's cost before HTTP and JSON): sorted by mailbox with limit 20,
+-- and a filter nothing passes.
+if want("I1") then
+  local n = scale(100000)
+  local idle = { handle_message = function() end }
+  local pids = {}
+  for i = 1, n do pids[i] = assert(halo.spawn(idle)) end
+  local scanned = halo.node_info().ProcessesTotal
+  local function per_process(filter)
+    return function()
+      local reps, t0 = 20, halo.now()
+      for _ = 1, reps do halo.process_list(filter) end
+      return (halo.now() - t0) * 1e6 / reps / scanned
+    end
+  end
+  emit("I1.sorted_limit20", "ns/proc",
+    measure("I1.sorted_limit20", per_process({ sort_by = "mailbox", limit = 20 }))[1])
+  emit("I1.filtered_none", "ns/proc",
+    measure("I1.filtered_none", per_process({ min = { mailbox = 1 } }))[1])
+  for _, pid in ipairs(pids) do halo.kill(pid) end
+end
 halo.shutdown()

@@ -1117,6 +1117,15 @@ static void test_process_list(void) {
   halo_proc_filter_init(&f);
   f.sort_by = HALO_KEY_WAKEUPS;
   EXPECT(p[0], p[1], p[3], p[2]);
+  f.limit = 2; /* the heap keeps the first of equal rows */
+  EXPECT(p[0], p[1]);
+  f.sort_by = HALO_KEY_MAILBOX;
+  f.limit = 1;
+  EXPECT(p[1]);
+  f.limit = 2;
+  f.has_max = 1u << HALO_KEY_MAILBOX;
+  f.max[HALO_KEY_MAILBOX] = 3;
+  EXPECT(p[0], p[3]);
   halo_proc_filter_init(&f);
   f.behavior = "nothing";
   l = halo_process_list(&node, &f, &n);
@@ -1127,6 +1136,11 @@ static void test_process_list(void) {
   CHECK_EQ(halo_proc_key_parse("mailbox"), HALO_KEY_MAILBOX);
   CHECK_EQ(halo_proc_key_parse("drain"), HALO_KEY_DRAIN);
   CHECK_EQ(halo_proc_key_parse("nope"), -1);
+  CHECK_EQ(halo_proc_state_parse("wait response"), HALO_STATE_WAIT);
+  CHECK_EQ(halo_proc_state_parse("Wait_Response"), HALO_STATE_WAIT);
+  CHECK_EQ(halo_proc_state_parse("ZOMBEE"), HALO_STATE_ZOMBEE);
+  CHECK_EQ(halo_proc_state_parse("sleeping"), 0);
+  CHECK_EQ(halo_proc_state_parse("slee"), 0);
   CHECK_STR_EQ(halo_proc_key_name(HALO_KEY_MESSAGES_OUT), "messages_out");
 
   halo_proc_short_t si;
@@ -1144,6 +1158,34 @@ static void test_process_list(void) {
   CHECK_STR_EQ(si.name, "");
   CHECK_STR_EQ(si.application, "");
   CHECK_EQ(halo_proc_key_value(&node, p[1], HALO_KEY_DRAIN, node.now), 5.0 / 2.0);
+  teardown();
+}
+
+static void test_process_children(void) {
+  setup();
+  halo_spawn_opts_t o = {0};
+  halo_proc_t *root = spawn_opts(B_RECORD, &o);
+  o.parent = root;
+  halo_proc_t *a = spawn_opts(B_RECORD, &o), *b = spawn_opts(B_RECORD, &o);
+  o.parent = a;
+  halo_proc_t *a1 = spawn_opts(B_RECORD, &o);
+  o.parent = b;
+  halo_proc_t *b1 = spawn_opts(B_RECORD, &o);
+  o.parent = a1;
+  halo_proc_t *a11 = spawn_opts(B_RECORD, &o);
+  size_t n;
+  halo_proc_t **l = halo_process_children(&node, root->id, 0, &n);
+  CHECK_EQ(n, 2);
+  CHECK(l[0] == a && l[1] == b);
+  free(l);
+  l = halo_process_children(&node, root->id, 1, &n); /* level by level */
+  CHECK_EQ(n, 5);
+  halo_proc_t *want[] = {a, b, a1, b1, a11};
+  for (size_t k = 0; k < n && k < 5; k++) CHECK(l[k] == want[k]);
+  free(l);
+  l = halo_process_children(&node, a11->id, 1, &n);
+  CHECK_EQ(n, 0);
+  free(l);
   teardown();
 }
 
@@ -1256,6 +1298,7 @@ int main(void) {
   RUN_TEST(test_kill);
   RUN_TEST(test_kill_self_free_list_full);
   RUN_TEST(test_process_list);
+  RUN_TEST(test_process_children);
   RUN_TEST(test_stop);
   RUN_TEST(test_intern_bounded);
   RUN_TEST(test_callers_bounded);

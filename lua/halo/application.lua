@@ -25,6 +25,7 @@
 -- members and watches them while any application runs.
 local halo = require("halo")
 local core = require("halo.core")
+local json = require("halo.json")
 
 local M = {}
 
@@ -218,6 +219,14 @@ end
 
 function Controller:init() reg.owner = reg.owner or {} end
 
+-- The controller's figures: applications per state.
+function Controller:handle_inspect()
+  local n = { loaded = 0, running = 0, stopping = 0 }
+  for _, a in pairs(reg.apps) do n[a.state] = (n[a.state] or 0) + 1 end
+  return { applications_total = tostring(#reg.names), applications_loaded = tostring(n.loaded),
+           applications_running = tostring(n.running), applications_stopping = tostring(n.stopping) }
+end
+
 -- With no application running the controller ends (so that a node whose
 -- work is done can stop); the next start spawns a new one.
 local function idle_reason()
@@ -390,34 +399,52 @@ end
 
 local function uptime(app) return app.started_at and math.floor((halo.now() - app.started_at) / 1000) or 0 end
 
---- ApplicationInfo: Name, Description, Version, Weight, Tags, Env, Depends,
+--- ApplicationInfo: Name, Description, Version ({Name, Release, Commit,
+-- License}: Release is the spec's version), Weight, Tags, Env, Depends,
 -- Mode, State, Parent, Uptime (s), Group (member PIDs).
 function M.info(name)
   local app = registry().apps[name]
   if not app then return core.node.error("EAPPUNKNOWN", name) end
   local spec = app.spec
-  local env = {}
+  local env = json.object()
   for k, v in pairs(spec.env or {}) do env[tostring(k):upper()] = v end
-  local group = {}
+  local group = json.array()
   for i, pid in ipairs(app.members) do group[i] = pid end
-  local deps = {}
+  local deps = json.array()
   for i, d in ipairs(spec.depends or {}) do deps[i] = d end
-  local tags = {}
+  local tags = json.array()
   for i, t in ipairs(spec.tags or {}) do tags[i] = t end
-  return { Name = name, Description = spec.description or "", Version = spec.version or "",
+  return { Name = name, Description = spec.description or "",
+           Version = { Name = name, Release = spec.version or "", Commit = "", License = "" },
            Weight = app.weight, Tags = tags, Env = env,
            Depends = { Applications = deps, Network = false }, Mode = app.mode, State = app.state,
            Parent = app.parent, Uptime = uptime(app), Group = group }
 end
 
+local STATES = { loaded = "loaded", running = "running", stopping = "stopping", stopped = "stopping" }
+
 --- Applications as short rows (name, state, mode, description, version,
--- uptime, weight, tags, processes), filtered by state, mode, name
--- (substring) and min_uptime (s).
+-- uptime, weight, tags, processes), filtered by state (any case; "stopped"
+-- is "stopping"), mode (any case), name (substring) and min_uptime (s,
+-- when > 0). An unknown state or mode raises.
 function M.list(filter)
   filter = filter or {}
+  local state, mode
   for k in pairs(filter) do
     if k ~= "state" and k ~= "mode" and k ~= "name" and k ~= "min_uptime" then
       error(("unknown application filter '%s'"):format(tostring(k)), 2)
+    end
+  end
+  if filter.state then
+    state = STATES[tostring(filter.state):lower()]
+    if not state then
+      error(("unknown application state '%s' (loaded, running, stopping)"):format(tostring(filter.state)), 2)
+    end
+  end
+  if filter.mode then
+    mode = tostring(filter.mode):lower()
+    if not MODES[mode] then
+      error(("unknown application mode '%s' (temporary, transient, permanent)"):format(tostring(filter.mode)), 2)
     end
   end
   local r = registry()
@@ -430,15 +457,13 @@ function M.list(filter)
     if app.spec.version and app.spec.version ~= "" then row.version = app.spec.version end
     if app.weight ~= 0 then row.weight = app.weight end
     if app.spec.tags and #app.spec.tags > 0 then row.tags = app.spec.tags end
-    local ok = (not filter.state or filter.state:lower() == app.state)
-      and (not filter.mode or filter.mode:lower() == app.mode)
+    local ok = (not state or state == app.state)
+      and (not mode or mode == app.mode)
       and (not filter.name or name:find(filter.name, 1, true))
       and (not filter.min_uptime or filter.min_uptime <= 0 or row.uptime >= filter.min_uptime)
     if ok then out[#out + 1] = row end
   end
-  local mt = debug.getregistry()["halo.array_mt"]
-  if mt then setmetatable(out, mt) end
-  return out
+  return json.array(out)
 end
 
 --- ProcessShortInfo of the application's processes (its members and every
@@ -446,7 +471,7 @@ end
 function M.processes(name, limit)
   local app = registry().apps[name]
   if not app then return core.node.error("EAPPUNKNOWN", name) end
-  if app.state == "loaded" then return core.node.error("EAPPSTATE", "application " .. name .. " is not running") end
+  if app.state == "loaded" then return nil, "EAPPSTATE: application " .. name .. " is not running", "EAPPSTATE" end
   if not limit or limit < 1 then limit = 100 end
   return halo.process_list({ application = name, limit = limit })
 end

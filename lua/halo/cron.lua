@@ -284,6 +284,20 @@ end
 
 function Cron:init() self.running = {} end
 
+-- The cron's figures: jobs, disabled ones, function jobs running now, runs
+-- so far, and the next run (RFC 3339, "" when none) with its job names.
+function Cron:handle_inspect()
+  local total, disabled, runs, running = 0, 0, 0, 0
+  for _, j in pairs(reg.jobs) do
+    total, runs = total + 1, runs + j.runs
+    if j.disabled then disabled = disabled + 1 end
+  end
+  for _ in pairs(self.running) do running = running + 1 end
+  local info = M.info()
+  return { jobs_total = tostring(total), jobs_disabled = tostring(disabled), jobs_running = tostring(running),
+           runs_total = tostring(runs), next_run = info.Next, next_jobs = table.concat(info.Spool, ",") }
+end
+
 function Cron:handle_message(_, msg)
   if type(msg) ~= "table" then return end
   if msg["$cron_tick"] then

@@ -276,6 +276,13 @@ local server_behavior = {
       return "normal"
     end
   end,
+  -- the server's counters (srv:stats()) as strings, and its address
+  handle_inspect = function(self)
+    local out, srv = {}, servers[self.sid]
+    for k, v in pairs(httpd.stats(self.sid) or {}) do out[k] = tostring(v) end
+    if srv then out.address = srv.host .. ":" .. tostring(srv.port) end
+    return out
+  end,
   terminate = function(self) if self.sid then servers[self.sid] = nil end end,
 }
 

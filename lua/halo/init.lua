@@ -328,6 +328,10 @@ function halo.is_exit(msg) return type(msg) == "table" and msg.kind == "exit" en
 -- Introspection: the one API every tool reads.
 halo.node_info = introspect.node_info
 halo.process_list = introspect.process_list
+--- The children of a local process (a PID, even of an ended process, or a
+-- name) as process_list rows in spawn order; recursive: every descendant,
+-- level by level. Or nil, err, code.
+halo.process_children = introspect.process_children
 halo.process_info = introspect.process_info
 halo.process_state = introspect.process_state
 --- The traceback of a local process's coroutine (its Lua call stack where it

@@ -89,6 +89,17 @@ function Service:handle_message(_, msg)
   s.subs[msg.pid] = nil
 end
 
+-- The service's figures: remote processes subscribed to this node's events
+-- through it, and their subscriptions.
+function Service:handle_inspect()
+  local subscribers, subscriptions = 0, 0
+  for _, subs in pairs(st().subs) do
+    subscribers = subscribers + 1
+    for _ in pairs(subs) do subscriptions = subscriptions + 1 end
+  end
+  return { remote_subscribers = tostring(subscribers), remote_subscriptions = tostring(subscriptions) }
+end
+
 function Service:handle_call(from, ref, req)
   local ok, r = pcall(serve, from, ref, req)
   if ok then return r end
