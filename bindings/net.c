@@ -252,6 +252,16 @@ static int l_net_peer(lua_State *L) {
   return 1;
 }
 
+/* core.net.disconnect(name) -> true | nil, "ENOCONN: no connection" */
+static int l_net_disconnect(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  const char *name = luaL_checkstring(L, 1);
+  int rc = B->net ? halo_net_disconnect(B->net, name) : HALO_ENOCONN;
+  if (rc) return hb_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* The settings as halo.net.configure names them. */
 static void push_settings(lua_State *L, const halo_net_t *net) {
   lua_createtable(L, 0, 9);
@@ -439,7 +449,9 @@ static int l_net_nodes(lua_State *L) {
   return 1;
 }
 
-/* core.net.resolve(name) -> {Host, Port} | nil, err */
+/* core.net.resolve(name) -> Route {Host, Port, TLS, HandshakeVersion,
+ * ProtoVersion} | nil, err: halo's links have no TLS and every halo node
+ * speaks this node's versions. */
 static int l_net_resolve(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   size_t nl;
@@ -448,9 +460,14 @@ static int l_net_resolve(lua_State *L) {
   const halo_net_route_t *r = halo_net_route(B->net, halo_crc32(name, nl));
   int self = !strcmp(name, B->node.name);
   if (!self && (!r || strcmp(r->name, name))) return hb_error(L, HALO_ENOROUTE);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 5);
   SET_STR("Host", self ? B->net->host : r->host);
   SET_INT("Port", self ? B->net->port : r->port);
+  SET_BOOL("TLS", 0);
+  lua_pushliteral(L, HALO_NET_HANDSHAKE);
+  lua_setfield(L, -2, "HandshakeVersion");
+  lua_pushliteral(L, HALO_NET_PROTO);
+  lua_setfield(L, -2, "ProtoVersion");
   return 1;
 }
 
@@ -546,6 +563,7 @@ void hb_open_net(lua_State *L) {
                                  {"nodes", l_net_nodes},       {"resolve", l_net_resolve},
                                  {"route_set", l_net_route_set}, {"route_del", l_net_route_del},
                                  {"join", l_net_join},         {"configure", l_net_configure},
+                                 {"disconnect", l_net_disconnect},
                                  {NULL, NULL}};
   luaL_register(L, NULL, fns);
 }
