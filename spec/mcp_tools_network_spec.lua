@@ -1,8 +1,9 @@
 -- The MCP tools of mcp_tools/network.lua, cron.lua and registrar.lua, each
 -- handler called inside a process of a live node (loaded with loadfile, as
 -- the MCP server loads them), against real halo processes: n1 and n2 on an
--- embedded registrar of the spec's own, x outside any registrar; and a case
--- on Debian's real etcd. Every background node runs the cron job
+-- embedded registrar of the spec's own (with the mcp application in agent
+-- mode, which network_ping reaches), x outside any registrar and without
+-- mcp; and a case on Debian's real etcd. Every background node runs the cron job
 -- mcp_test_job and a probe that runs tools there, watches processes and
 -- reports its network.
 local halo = require("halo")
@@ -120,7 +121,7 @@ describe("the MCP network, cron and registrar tools", function()
     local reg = "embedded:" .. helper.random_port()
     start("n1", reg)
     start("n2", reg)
-    local xport = start("x", "none")
+    local xport = start("x", "none", nil, "--no-mcp")
     local r = helper.run(function()
       local out = {}
       local n1, n2, x, me = "n1@localhost", "n2@localhost", "x@localhost", "spec@localhost"
@@ -145,8 +146,11 @@ describe("the MCP network, cron and registrar tools", function()
       out.remote_cluster = decode(probe(n1, "tool", "cluster_nodes"))
       out.remote_job = decode(probe(n1, "tool", "cron_job", { name = "mcp_test_job" }))
       out.node_n1 = decode(tool("network_node_info", { name = n1 })) -- its replies came in
-      -- ping: no mcp service on these nodes, an unknown node, a malformed name
+      -- ping the mcp service of n1 (agent mode), from here and from a worker of n1's own mcp pool
       out.ping_n1 = tool("network_ping", { name = n1 })
+      local rep = halo.call(halo.net.process_id("mcp", n1), { mcp = "call", tool = "network_ping",
+                                                             params = '{"name":"n2@localhost"}' }, 10000)
+      out.ping_via_n1 = cjson.decode(rep.result)
       out.ping_none = tool("network_ping", { name = "nobody@localhost" })
       out.ping_bad = tool("network_ping", { name = "nobody" })
 
@@ -179,6 +183,7 @@ describe("the MCP network, cron and registrar tools", function()
       out.route = decode(tool("network_connect_route", { name = x, host = "127.0.0.1", port = xport }))
       out.x_sees = probe(x, "state").info.Nodes
       out.x_reg = probe(x, "tool", "registrar_info") -- x has none
+      out.ping_x = tool("network_ping", { name = x }) -- nor an mcp service
       out.route_tls = tool("network_connect_route", { name = x, host = "127.0.0.1", port = xport, tls = true })
       out.route_cookie = tool("network_connect_route", { name = x, host = "127.0.0.1", port = xport, cookie = "c" })
       out.route_zero = tool("network_connect_route", { name = x, host = "127.0.0.1", port = 0 })
@@ -249,8 +254,11 @@ describe("the MCP network, cron and registrar tools", function()
     assert.is_true(r.x_reg.isError)
     assert.matches("^registrar not available: no registrar", r.x_reg.text)
 
-    -- ping's failures
-    assert.same({ isError = true, text = "ping n1@localhost failed: unknown process" }, r.ping_n1)
+    -- ping
+    assert.matches("^ping n1@localhost: rtt %d+%.%d%dms$", r.ping_n1.text)
+    assert.is_nil(r.ping_via_n1.isError)
+    assert.matches("^ping n2@localhost: rtt %d+%.%d%dms$", r.ping_via_n1.content[1].text)
+    assert.same({ isError = true, text = "ping x@localhost failed: unknown process" }, r.ping_x)
     assert.same({ isError = true, text = "ping nobody@localhost failed: no connection" }, r.ping_none)
     assert.matches("^ping nobody failed: incorrect value", r.ping_bad.text)
 
