@@ -121,12 +121,12 @@ return {
       .. "and waits for the handshake (at most 5 seconds). Returns the connection's RemoteNodeInfo "
       .. "(see network_nodes).",
     inputSchema = name_schema("Node name (name@host)."),
-    handler = function(args)
+    handler = function(args, ctx)
       local name = args.name
       local known = connected(name)
       if known then return known end
       local fail = "network_connect to " .. name .. ": "
-      if name == halo.node_info().Name then return nil, fail .. "not allowed: that is this node" end
+      if name == ctx.node then return nil, fail .. "not allowed: that is this node" end
       local route, err = halo.net.resolve(name)
       if not route then return nil, fail .. text(err) end
       local p, why = dial(name, address(route.Host, route.Port))
@@ -153,7 +153,7 @@ return {
       required = json.array({ "name", "host", "port" }),
       additionalProperties = false,
     },
-    handler = function(args)
+    handler = function(args, ctx)
       local name, host, port = args.name, args.host, args.port
       local fail = ("network_connect_route to %s at %s:%d: "):format(name, host, port)
       if args.tls == true then return nil, fail .. "not supported: halo's links have no TLS" end
@@ -161,7 +161,7 @@ return {
         return nil, fail .. "not supported: a route's own cookie (halo dials with the node's cookie)"
       end
       if port == 0 or host == "" then return nil, fail .. "incorrect value or argument" end
-      if name == halo.node_info().Name then return nil, fail .. "not allowed: that is this node" end
+      if name == ctx.node then return nil, fail .. "not allowed: that is this node" end
       local p, why = dial(name, address(host, port))
       if not p then return nil, fail .. why end
       return p

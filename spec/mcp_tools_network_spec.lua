@@ -219,6 +219,14 @@ describe("the MCP network, cron and registrar tools", function()
     assert.equal(1, #r.acceptors)
     assert.matches("^127%.0%.0%.1:%d+$", r.acceptors[1].Interface)
     assert.is_false(r.acceptors[1].TLS)
+    assert.same(r.info.Flags, r.acceptors[1].Flags)
+    assert.equal(2, #r.info.Routes)
+    for _, route in ipairs(r.info.Routes) do
+      assert.matches("^n[12]@localhost$", route.Match)
+      assert.is_true(route.UseResolver)
+      assert.is_false(route.UseCustomCookie)
+      assert.equal("HHS:R1", route.HandshakeVersion)
+    end
     assert.same({ "n1@localhost", "n2@localhost" }, names(r.nodes))
     for _, p in ipairs(r.nodes) do
       for _, k in ipairs({ "Uptime", "ConnectionUptime", "PoolSize", "PoolDSN", "MessagesIn", "MessagesOut",

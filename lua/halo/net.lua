@@ -87,7 +87,9 @@ function M.compress(on) return core.net.compress(on ~= false) end
 --- NetworkInfo with the reference's fields: Mode, Registrar (RegistrarInfo,
 -- nil without one), Acceptors, MaxMessageSize, HandshakeVersion,
 -- ProtoVersion, Nodes (connected names), Routes (where registrars say
--- nodes listen: {Match, Host, Port}), ProxyRoutes (none), Flags,
+-- nodes listen: {Match, Host, Port, Weight 0, UseResolver true,
+-- UseCustomCookie and UseCustomCert false, HandshakeVersion,
+-- ProtoVersion}), ProxyRoutes (none), Flags (the acceptor has them too),
 -- ConnectionsEstablished, ConnectionsLost, EnabledSpawn ({Name, Behavior,
 -- Nodes}), EnabledApplicationStart ({Name, Nodes}); and halo's
 -- HandshakeErrors, ProtocolErrors, PendingDropped (messages sent to a node
