@@ -38,7 +38,7 @@ return {
       type = "object",
       properties = {
         duration_seconds = { type = "integer", default = 3600,
-                             description = "Length of the window in seconds (default 3600; values below 1 mean 3600)." },
+                             description = "Window length in seconds (default 3600; values below 1 mean 3600)." },
       },
       additionalProperties = false,
     },
