@@ -252,6 +252,16 @@ static int l_net_peer(lua_State *L) {
   return 1;
 }
 
+/* core.net.disconnect(name) -> true | nil, "ENOCONN: no connection" */
+static int l_net_disconnect(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  const char *name = luaL_checkstring(L, 1);
+  int rc = B->net ? halo_net_disconnect(B->net, name) : HALO_ENOCONN;
+  if (rc) return hb_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* The settings as halo.net.configure names them. */
 static void push_settings(lua_State *L, const halo_net_t *net) {
   lua_createtable(L, 0, 9);
@@ -296,19 +306,44 @@ static int push_registrar(lua_State *L, halo_binding_t *B) {
   return 1;
 }
 
-/* The routes registrars gave: a list of {Match (the node name), Host, Port}. */
+/* The routes registrars gave: a list of RouteInfo {Match (the node name),
+ * Host, Port, Weight (0: halo weighs no routes), UseResolver (true: a
+ * registrar gave it), UseCustomCookie and UseCustomCert (false),
+ * HandshakeVersion, ProtoVersion}. */
 static void push_routes(lua_State *L, halo_net_t *net) {
   hb_new_array(L, 0);
   int k = 0;
   for (size_t i = 0; i < net->routes.cap; i++) {
     const halo_net_route_t *r = net->routes.slots[i].val;
     if (!r) continue;
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 9);
     SET_STR("Match", r->name);
     SET_STR("Host", r->host);
     SET_INT("Port", r->port);
+    SET_INT("Weight", 0);
+    SET_BOOL("UseResolver", 1);
+    SET_BOOL("UseCustomCookie", 0);
+    SET_BOOL("UseCustomCert", 0);
+    lua_pushliteral(L, HALO_NET_HANDSHAKE);
+    lua_setfield(L, -2, "HandshakeVersion");
+    lua_pushliteral(L, HALO_NET_PROTO);
+    lua_setfield(L, -2, "ProtoVersion");
     lua_rawseti(L, -2, ++k);
   }
+}
+
+/* The node's network Flags (the reference's, and halo's simultaneous
+ * connect and keep-alive); its acceptor has the same. */
+static void push_flags(lua_State *L, halo_binding_t *B, const halo_net_t *net) {
+  lua_createtable(L, 0, 9);
+  SET_BOOL("Enable", 1);
+  hb_remote_push_flags(L, B);
+  SET_BOOL("EnableFragmentation", net->fragment_size > 0);
+  SET_BOOL("EnableProxyTransit", 0);
+  SET_BOOL("EnableProxyAccept", 0);
+  SET_BOOL("EnableImportantDelivery", 0);
+  SET_BOOL("EnableSimultaneousConnect", 1);
+  SET_INT("EnableSoftwareKeepAlive", (net->keepalive_ms + 999) / 1000); /* seconds, rounded up; 0: off */
 }
 
 /* core.net.info() -> NetworkInfo: the reference's fields (Mode, Registrar,
@@ -321,7 +356,7 @@ static int l_net_info(lua_State *L) {
   lua_createtable(L, 0, 8);
   SET_STR("Mode", net ? "enabled" : "disabled");
   hb_new_array(L, 1);
-  if (net && net->acceptor) { /* AcceptorInfo, plus halo's Host and Port */
+  if (net && net->acceptor) { /* AcceptorInfo (Flags: the node's), plus halo's Host and Port */
     lua_createtable(L, 0, 12);
     SET_STR("Host", net->host);
     SET_INT("Port", net->port);
@@ -341,6 +376,8 @@ static int l_net_info(lua_State *L) {
     lua_pushliteral(L, HALO_NET_PROTO);
     lua_setfield(L, -2, "ProtoVersion");
     SET_INT("HandshakeErrors", net->handshake_errors);
+    push_flags(L, B, net);
+    lua_setfield(L, -2, "Flags");
     lua_rawseti(L, -2, 1);
   }
   lua_setfield(L, -2, "Acceptors");
@@ -375,15 +412,7 @@ static int l_net_info(lua_State *L) {
   lua_setfield(L, -2, "Routes");
   hb_new_array(L, 0); /* halo proxies nothing */
   lua_setfield(L, -2, "ProxyRoutes");
-  lua_createtable(L, 0, 9);
-  SET_BOOL("Enable", 1);
-  hb_remote_push_flags(L, B);
-  SET_BOOL("EnableFragmentation", net->fragment_size > 0);
-  SET_BOOL("EnableProxyTransit", 0);
-  SET_BOOL("EnableProxyAccept", 0);
-  SET_BOOL("EnableImportantDelivery", 0);
-  SET_BOOL("EnableSimultaneousConnect", 1);
-  SET_INT("EnableSoftwareKeepAlive", (net->keepalive_ms + 999) / 1000); /* seconds, rounded up; 0: off */
+  push_flags(L, B, net);
   lua_setfield(L, -2, "Flags");
   hb_remote_push_enabled(L, B);
   return 1;
@@ -439,7 +468,9 @@ static int l_net_nodes(lua_State *L) {
   return 1;
 }
 
-/* core.net.resolve(name) -> {Host, Port} | nil, err */
+/* core.net.resolve(name) -> Route {Host, Port, TLS, HandshakeVersion,
+ * ProtoVersion} | nil, err: halo's links have no TLS and every halo node
+ * speaks this node's versions. */
 static int l_net_resolve(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   size_t nl;
@@ -448,9 +479,14 @@ static int l_net_resolve(lua_State *L) {
   const halo_net_route_t *r = halo_net_route(B->net, halo_crc32(name, nl));
   int self = !strcmp(name, B->node.name);
   if (!self && (!r || strcmp(r->name, name))) return hb_error(L, HALO_ENOROUTE);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 5);
   SET_STR("Host", self ? B->net->host : r->host);
   SET_INT("Port", self ? B->net->port : r->port);
+  SET_BOOL("TLS", 0);
+  lua_pushliteral(L, HALO_NET_HANDSHAKE);
+  lua_setfield(L, -2, "HandshakeVersion");
+  lua_pushliteral(L, HALO_NET_PROTO);
+  lua_setfield(L, -2, "ProtoVersion");
   return 1;
 }
 
@@ -546,6 +582,7 @@ void hb_open_net(lua_State *L) {
                                  {"nodes", l_net_nodes},       {"resolve", l_net_resolve},
                                  {"route_set", l_net_route_set}, {"route_del", l_net_route_del},
                                  {"join", l_net_join},         {"configure", l_net_configure},
+                                 {"disconnect", l_net_disconnect},
                                  {NULL, NULL}};
   luaL_register(L, NULL, fns);
 }

@@ -441,6 +441,18 @@ halo_peer_t *halo_net_peer_by_name(halo_net_t *net, const char *name) {
   return p && p->live ? p : NULL;
 }
 
+int halo_net_disconnect(halo_net_t *net, const char *name) {
+  halo_peer_t *p = halo_net_peer_by_name(net, name);
+  if (!p || strcmp(p->name, name)) return HALO_ENOCONN;
+  halo_conn_t *first = NULL; /* the session's opening link: losing it loses the session, ready or not */
+  for (int i = 0; i < HALO_NET_POOL_MAX; i++)
+    if (p->links[i] && (!first || (first->join && !p->links[i]->join))) first = p->links[i];
+  halo__net_conn_close(first, "disconnected on request");
+  p->retry_at = 0;
+  p->backoff_ms = 0;
+  return 0;
+}
+
 void halo_net_close(halo_net_t *net) {
   net->closing = 1;
   if (net->tick) uv_close((uv_handle_t *)net->tick, free_handle);

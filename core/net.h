@@ -151,6 +151,11 @@ void halo_net_flush(halo_net_t *net);
  *  to it connect on first use) and dialed now unless connected (the full
  *  mesh). HALO_EINCORRECT for a bad name, HALO_ENOMEM. */
 int halo_net_route_set(halo_net_t *net, const char *name, const char *host, int port);
+/** Closes the session with the established peer name (its links and
+ *  monitors end with "no connection", counted as a lost connection) and
+ *  does not re-dial it: the next message to it connects again through its
+ *  route, if it has one. HALO_ENOCONN when it is not connected. */
+int halo_net_disconnect(halo_net_t *net, const char *name);
 /** Node name left: no route, no more re-dials. */
 void halo_net_route_del(halo_net_t *net, const char *name);
 /** The route of node crc, or NULL. */

@@ -646,7 +646,10 @@ describe("halo.net.info() on a networked node", function()
     assert.is_true(r.c.Flags.EnableRemoteApplicationStart)
     assert.same({ { Name = "worker", Behavior = "Worker", Nodes = { "c@h", "x@h" } } }, r.c.EnabledSpawn)
     assert.same({ { Name = "shop", Nodes = {} } }, r.c.EnabledApplicationStart)
-    assert.same({ { Match = "c@localhost", Host = "127.0.0.1", Port = 4321 } }, r.c.Routes)
+    assert.same({ { Match = "c@localhost", Host = "127.0.0.1", Port = 4321, Weight = 0, UseResolver = true,
+                    UseCustomCookie = false, UseCustomCert = false, HandshakeVersion = "HHS:R1",
+                    ProtoVersion = "HNP:R1" } }, r.c.Routes)
+    assert.same(r.c.Flags, r.c.Acceptors[1].Flags)
     assert.same({}, r.c.ProxyRoutes)
     assert.same({ Server = "127.0.0.1:2379", Version = "ETCD Client:R1" }, r.c.Registrar)
     assert.is_nil(r.after.Registrar)

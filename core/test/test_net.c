@@ -622,6 +622,38 @@ static void test_pending_dropped(void) {
   CHECK_EQ(B.host.live, 0);
 }
 
+/* halo_net_disconnect ends the session on both sides, counted as a loss;
+ * the node that asked does not re-dial, and its next message connects
+ * through the route. */
+static void test_disconnect(void) {
+  setup();
+  node_up(&A, "a@localhost");
+  node_up(&B, "b@localhost");
+  halo_proc_t *sink = start(&A, "sink");
+  halo_proc_t *src = start(&B, "src");
+  CHECK_EQ(halo_net_route_set(&B.net, "a@localhost", "127.0.0.1", A.net.port), 0);
+  halo_peer_t *pa = NULL, *pb = NULL;
+  RUN_UNTIL((pb = halo_net_peer_by_name(&B.net, "a@localhost")) && pb->ready &&
+                (pa = halo_net_peer_by_name(&A.net, "b@localhost")) && pa->ready,
+            3000);
+  CHECK_EQ(halo_net_disconnect(&B.net, "nobody@localhost"), HALO_ENOCONN);
+  CHECK_EQ(halo_net_disconnect(&B.net, "a@localhost"), 0);
+  CHECK(halo_net_peer_by_name(&B.net, "a@localhost") == NULL);
+  CHECK_EQ(pb->retry_at, 0);
+  CHECK_EQ(pb->dialing, 0);
+  CHECK_EQ(B.net.connections_lost, 1);
+  CHECK_EQ(halo_net_disconnect(&B.net, "a@localhost"), HALO_ENOCONN);
+  RUN_UNTIL(A.net.connections_lost == 1, 3000);
+  CHECK(halo_net_peer_by_name(&A.net, "b@localhost") == NULL);
+  CHECK_EQ(B.net.connections_established, 1); /* not re-dialed meanwhile */
+  CHECK_EQ(halo_send(&B.node, src, halo_node_pid(&A.node, sink->id), HALO_MSG_REGULAR, HALO_Q_MAIN, 0,
+                     pl_make(&B.node, 64, 1), 0),
+           0);
+  RUN_UNTIL(A.host.msgs == 1, 3000);
+  CHECK_EQ(B.net.connections_established, 2);
+  teardown(2);
+}
+
 /* A sender that finds its link congested (the peer does not read) is
  * parked at its next yield and goes on once the link drains. */
 static void test_sender_parked(void) {
@@ -669,5 +701,6 @@ int main(void) {
   RUN_TEST(test_pending_until_ready);
   RUN_TEST(test_pending_dropped);
   RUN_TEST(test_sender_parked);
+  RUN_TEST(test_disconnect);
   return check_exit_code();
 }

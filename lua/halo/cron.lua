@@ -21,6 +21,7 @@
 -- replaces the wall clock and advance(t) runs what is due up to t.
 local halo = require("halo")
 local core = require("halo.core")
+local json = require("halo.json") -- lists carry its array mark: empty ones print []
 
 local M = {}
 
@@ -409,7 +410,7 @@ end
 --- CronInfo: Next (the next run), Spool (enabled jobs due then), Jobs.
 function M.info()
   local r = registry()
-  local jobs, spool = {}, {}
+  local jobs, spool = json.array(), json.array()
   local t = next_due()
   for _, name in ipairs(r.order) do
     local j = r.jobs[name]
@@ -432,7 +433,7 @@ function M.schedule(seconds)
       local t = M.next_time(j.sched, from - 1, j.utc)
       local n = 0
       while t and t <= stop and n < 10000 do
-        at[t] = at[t] or {}
+        at[t] = at[t] or json.array()
         table.insert(at[t], name)
         t = M.next_time(j.sched, t, j.utc)
         n = n + 1
@@ -442,7 +443,7 @@ function M.schedule(seconds)
   local times = {}
   for t in pairs(at) do times[#times + 1] = t end
   table.sort(times)
-  local out = {}
+  local out = json.array()
   for i, t in ipairs(times) do out[i] = { Time = rfc3339(t), Jobs = at[t] } end
   return out
 end

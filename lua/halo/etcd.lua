@@ -67,6 +67,7 @@ local halo = require("halo")
 local core = require("halo.core")
 local cjson = require("cjson")
 local http = require("halo.http")
+local json = require("halo.json") -- lists carry its array mark: empty ones print []
 local bit = require("bit")
 
 local M = {}
@@ -701,7 +702,7 @@ end
 function M.nodes()
   local s, err, code = live()
   if not s then return nil, err, code end
-  local out = {}
+  local out = json.array()
   for name in pairs(s.nodes) do out[#out + 1] = name end
   table.sort(out)
   return out
@@ -741,7 +742,7 @@ function M.lookup(endpoint, cluster, name, timeout)
 end
 
 local function route_copy(r)
-  local tags = {}
+  local tags = json.array()
   for i, t in ipairs(r.Tags) do tags[i] = t end
   return { Node = r.Node, Name = r.Name, Weight = r.Weight, Mode = r.Mode, State = r.State, Tags = tags }
 end
@@ -750,9 +751,10 @@ end
 -- nodes running application name, other than this one and without those
 -- of negative weight, ordered by smooth weighted round-robin: the route to
 -- use is first (weight 0 counts as 1), the others follow by their current
--- standing, routes of suspect nodes last. Each call advances the rotation.
--- nil, "ENOROUTE: no route" when there is none.
-function M.resolve_application(name)
+-- standing, routes of suspect nodes last. Each call advances the rotation,
+-- unless peek is true (the order the next call would give, for
+-- diagnostics). nil, "ENOROUTE: no route" when there is none.
+function M.resolve_application(name, peek)
   local s, err, code = live()
   if not s then return nil, err, code end
   local healthy, suspect = {}, {}
@@ -765,7 +767,8 @@ function M.resolve_application(name)
   local by_node = function(a, b) return a.Node < b.Node end
   table.sort(healthy, by_node)
   table.sort(suspect, by_node)
-  local cw = s.wrr[name] or {}
+  local cw = {}
+  for node, w in pairs(s.wrr[name] or {}) do cw[node] = w end
   local listed, total, best = {}, 0, nil
   for _, r in ipairs(healthy) do
     local w = r.Weight > 0 and r.Weight or 1
@@ -777,8 +780,8 @@ function M.resolve_application(name)
   for node in pairs(cw) do
     if not listed[node] then cw[node] = nil end
   end
-  s.wrr[name] = cw
-  local out = {}
+  if not peek then s.wrr[name] = cw end
+  local out = json.array()
   if best then
     cw[best.Node] = cw[best.Node] - total
     table.sort(healthy, function(a, b)

@@ -34,8 +34,17 @@ end
 M.registrar = core.net.registrar
 --- The other nodes the registrar knows (the cluster as discovered).
 M.nodes = core.net.nodes
---- Where node `name` listens: {Host, Port}, or nil, "ENOROUTE: no route".
+--- Where node `name` listens, as the reference's Route: {Host, Port, TLS
+-- (false: halo's links have none), HandshakeVersion, ProtoVersion (halo's,
+-- which every halo node speaks)}, or nil, "ENOROUTE: no route".
 M.resolve = core.net.resolve
+--- Closes the session with connected node `name`: links and monitors across
+-- it end with "no connection" on both sides and both count a lost
+-- connection. This node does not dial it again by itself: the next message
+-- to it connects (through its route, if a registrar gave one); the other
+-- node may dial back by its own rules (in a registrar's mesh it re-dials
+-- what it has a route to). Returns true, or nil, "ENOCONN: no connection".
+M.disconnect = core.net.disconnect
 
 --- Dials address ("host:port") and waits (default 5000 ms) until node `name`
 -- is connected. Returns true, or nil, err, code (ENOCONN when the handshake
@@ -49,7 +58,8 @@ function M.connect(name, address, timeout)
   while halo.now() < deadline do
     local done, why = core.net.dial(id)
     if done == nil then
-      return core.node.error("ENOCONN", ("%s at %s: %s"):format(name, address, why:gsub("^ENOCONN: no connection: ", "")))
+      local detail = why:gsub("^ENOCONN: ", ""):gsub("^no connection: ", "")
+      return core.node.error("ENOCONN", ("%s at %s: %s"):format(name, address, detail))
     end
     p = core.net.peer(name)
     if p and p.Connected then return true end
@@ -77,7 +87,9 @@ function M.compress(on) return core.net.compress(on ~= false) end
 --- NetworkInfo with the reference's fields: Mode, Registrar (RegistrarInfo,
 -- nil without one), Acceptors, MaxMessageSize, HandshakeVersion,
 -- ProtoVersion, Nodes (connected names), Routes (where registrars say
--- nodes listen: {Match, Host, Port}), ProxyRoutes (none), Flags,
+-- nodes listen: {Match, Host, Port, Weight 0, UseResolver true,
+-- UseCustomCookie and UseCustomCert false, HandshakeVersion,
+-- ProtoVersion}), ProxyRoutes (none), Flags (the acceptor has them too),
 -- ConnectionsEstablished, ConnectionsLost, EnabledSpawn ({Name, Behavior,
 -- Nodes}), EnabledApplicationStart ({Name, Nodes}); and halo's
 -- HandshakeErrors, ProtocolErrors, PendingDropped (messages sent to a node
