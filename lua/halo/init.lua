@@ -331,7 +331,7 @@ end
 -- The platform modules load on first use: halo.supervisor, halo.pool, ...
 local submodules = { supervisor = true, pool = true, event = true, application = true, cron = true, codec = true,
                      net = true, remote = true, http = true, health = true, metrics = true, radar = true,
-                     child = true }
+                     child = true, message = true }
 setmetatable(halo, {
   __index = function(t, k)
     if submodules[k] then
