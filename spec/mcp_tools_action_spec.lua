@@ -189,6 +189,28 @@ describe("mcp_tools/action.lua and log.lua", function()
     end)
   end)
 
+  it("reach the scenarios' shapes: a typed MessagePing makes latency_worker send a request", function()
+    local saved = package.path
+    package.path = "scenarios/?.lua;" .. package.path
+    local latency = require("latency")
+    require("messaging")
+    require("events")
+    package.path = saved
+    local r = helper.run(function()
+      -- nothing listens on port 1: the request fails at once and counts as an error
+      assert(halo.spawn(latency.Worker, { slowweb = "127.0.0.1:1", request_timeout = 1000 }, { name = "latency_worker" }))
+      local out = { types = run("message_types", { filter = "Message" }),
+                    sent = run("send_message", { to = "latency_worker", message = { Seq = 7 }, type_name = "MessagePing" }) }
+      assert(helper.wait_until(function() return halo.inspect("latency_worker").requests_error == "1" end))
+      return out
+    end)
+    for _, n in ipairs({ "events/MessageEventData", "latency/MessagePing", "messaging/MessageBulkPayload",
+                         "messaging/MessagePayload" }) do
+      assert.is_truthy(table.concat(r.types.v, " "):find(n, 1, true), n)
+    end
+    assert.equal("message sent to latency_worker (type: MessagePing, important: false)", r.sent.v)
+  end)
+
   describe("call_process", function()
     it("returns the reply as pretty JSON, by PID or name, with a typed request", function()
       message.define("spec_tools/SpecOrder", { Item = "string" })
