@@ -16,7 +16,7 @@ end
 local function local_pid(s)
   if type(s) ~= "string" then return nil end
   local hi, lo = s:match("^<?[^.<>]*%.(%d+)%.(%d+)>?$")
-  if not hi then return nil end
+  if not hi or #hi > 10 or #lo > 10 or tonumber(hi) >= 2^32 or tonumber(lo) >= 2^32 then return nil end
   return ("%s.%d.%d>"):format(halo.self():match("^<%x+"), tonumber(hi), tonumber(lo))
 end
 

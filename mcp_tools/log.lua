@@ -13,7 +13,7 @@ end
 -- A PID typed into a tool: <crc.high.low>, brackets optional, always this node's.
 local function local_pid(s)
   local hi, lo = s:match("^<?[^.<>]*%.(%d+)%.(%d+)>?$")
-  if not hi then return nil end
+  if not hi or #hi > 10 or #lo > 10 or tonumber(hi) >= 2^32 or tonumber(lo) >= 2^32 then return nil end
   return ("%s.%d.%d>"):format(halo.self():match("^<%x+"), tonumber(hi), tonumber(lo))
 end
 

@@ -341,10 +341,12 @@ describe("mcp_tools/action.lua and log.lua", function()
     it("answers the reference's error texts and spares the calling worker", function()
       local r = helper.run(function()
         return { bad = run("process_kill", { pid = "1.2" }), unknown = run("process_kill", { pid = "<0.0.999999>" }),
-                 self = run("process_kill", { pid = halo.self() }), alive = nil }
+                 huge = run("process_kill", { pid = "<0.0.4294967296>" }),
+                 self = run("process_kill", { pid = halo.self() }) }
       end)
       assert.equal("invalid pid: incorrect PID format, expected <crc.high.low>", r.bad.err)
       assert.equal("process_kill: unknown process", r.unknown.err)
+      assert.equal("invalid pid: incorrect PID format, expected <crc.high.low>", r.huge.err)
       assert.equal("process_kill: not allowed: that is the MCP worker running this call", r.self.err)
     end)
   end)
