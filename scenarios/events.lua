@@ -43,6 +43,8 @@ M.category = category
 
 local Publisher = { name = "events.publisher" }
 M.Publisher = Publisher
+-- what it publishes (halo.message: for the MCP tools message_types and message_type_info)
+halo.message.define("events/MessageEventData", { Seq = "integer", Node = "string" })
 
 function Publisher:init(args)
   self.o, self.i, self.seq = args.options, args.index, 0

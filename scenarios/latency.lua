@@ -31,6 +31,8 @@ M.defaults = {
 
 local Worker = { name = "latency.worker" }
 M.Worker = Worker
+-- the message it accepts (halo.message: for the MCP tools message_types .. send_message)
+halo.message.define("latency/MessagePing", { Seq = "integer" })
 
 -- Custom metrics (halo.metrics); a registration that fails is logged and
 -- the worker goes on without that metric.

@@ -61,6 +61,9 @@ end
 
 local Worker = { name = "messaging.worker" }
 M.Worker = Worker
+-- the messages it accepts (halo.message: for the MCP tools message_types .. send_message)
+halo.message.define("messaging/MessagePayload", { Data = "string" })
+halo.message.define("messaging/MessageBulkPayload", { Data = "string" })
 
 function Worker:handle_message(from, msg)
   if type(msg) ~= "table" then return end
