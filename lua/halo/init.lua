@@ -351,11 +351,7 @@ end
 -- The platform modules load on first use: halo.supervisor, halo.pool, ...
 local submodules = { supervisor = true, pool = true, event = true, application = true, cron = true, codec = true,
                      net = true, remote = true, http = true, health = true, metrics = true, radar = true,
-<<<<<<< HEAD
-                     child = true, admin = true }
-=======
-                     child = true, message = true }
->>>>>>> tools-action
+                     child = true, admin = true, message = true }
 setmetatable(halo, {
   __index = function(t, k)
     if submodules[k] then
