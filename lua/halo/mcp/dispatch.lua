@@ -124,6 +124,7 @@ function M.call(req, node_name, pid)
   local verr = (node ~= nil and schema.check("node", schema.NODE, node))
     or (timeout ~= nil and schema.check("timeout", schema.TIMEOUT, timeout))
   if verr then return refuse("invalid arguments: " .. verr) end
+  local timeout_given = timeout ~= nil
   timeout = M.clamp(timeout)
   if req.entry and node and node ~= "" and node ~= node_name then
     if not registry.permitted(tool) then return refuse("unknown tool: " .. tool) end
@@ -135,7 +136,8 @@ function M.call(req, node_name, pid)
   args.node, args.timeout = nil, nil
   verr = schema.validate(t.inputSchema, args)
   if verr then return refuse("invalid arguments: " .. verr) end
-  local ctx = { tool = tool, node = node_name, pid = pid, timeout = timeout, call_remote = M.call_remote }
+  local ctx = { tool = tool, node = node_name, pid = pid, timeout = timeout, timeout_given = timeout_given,
+                call_remote = M.call_remote }
   return { result = run(t, args, ctx) }
 end
 
