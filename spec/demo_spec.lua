@@ -210,7 +210,7 @@ describe("halo demo", function()
   end)
 
   it("leaves no child behind when the demo itself is SIGKILLed: they notice their parent's death", function()
-    local d = demo.start(dir .. "/killed", ("--nodes 1 --base-port %d --log-level info"):format(helper.random_port()))
+    local d = demo.start(dir .. "/killed", ("--nodes 1 --base-port %d --log-level info --mcp-port 0"):format(helper.random_port()))
     local started = { d.slowweb, d.nodes[1] and d.nodes[1].pid } -- slowweb and node1
     for _, pid in ipairs(started) do pids[#pids + 1] = pid end
     assert.are.equal(2, #started)
@@ -227,7 +227,7 @@ describe("halo demo", function()
     local slowweb = helper.run(function()
       -- node1's metrics port is taken: it exits at once, before the cluster forms
       local srv = assert(halo.http.serve({ host = "127.0.0.1", port = base + 1, routes = {} }))
-      os.execute(("script -qfc '%s demo --nodes 1 --base-port %d --log-level info --run-dir %s' /dev/null " ..
+      os.execute(("script -qfc '%s demo --nodes 1 --base-port %d --log-level info --mcp-port 0 --run-dir %s' /dev/null " ..
         "< /dev/null > %s.out 2>&1 &"):format(halo_bin, base, run, run))
       assert(helper.wait_until(function() return read(run .. ".out"):find("exited with status 1", 1, true) end,
         10000, 50), "node1 did not exit:\n" .. read(run .. ".out"))
@@ -243,8 +243,8 @@ describe("halo demo", function()
   end)
 
   it("forms a 3-node cluster, restarts a killed node and stops cleanly on SIGTERM", function()
-    local base = helper.random_port()
-    local d = demo.start(dir, ("--nodes 3 --base-port %d"):format(base))
+    local base, mcp_port = helper.random_port(), helper.free_ports(1)
+    local d = demo.start(dir, ("--nodes 3 --base-port %d --mcp-port %d"):format(base, mcp_port))
     demo_pid = d.pid
     local nodes, out = d.nodes, d.out
     for _, n in ipairs(nodes) do pids[#pids + 1] = n.pid end
@@ -271,6 +271,17 @@ describe("halo demo", function()
       for _, app in ipairs({ "latency_scenario", "messaging_scenario", "lifecycle_scenario", "events_scenario" }) do
         assert.truthy(listed:find('"name": "' .. app .. '"', 1, true), listed)
       end
+
+      -- node1 serves MCP: the table shows its URL, and a tool proxied to
+      -- node2 finds node2's zombee
+      assert.truthy(out():find(("http://127.0.0.1:%d/mcp"):format(mcp_port), 1, true), out())
+      local mcp = require("mcp_helper").client(mcp_port)
+      assert.are.equal(200, mcp.init().status)
+      assert(helper.wait_until(function()
+        local r = mcp.call("process_list", { state = "zombee", node = "node2@localhost" })
+        local rows = r and r.result and not r.result.isError and require("cjson").decode(r.result.content[1].text)
+        return rows and #rows == 1 and rows[1].Behavior == "lifecycle.zombieChild"
+      end, 20000, 200), "no zombee found through MCP on node2")
 
       -- every radar answers; each node is connected to the two others
       for _, n in ipairs(nodes) do

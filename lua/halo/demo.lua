@@ -33,6 +33,8 @@ options:
   --log-level LEVEL      the nodes' log level (default debug)
   --registrar etcd://H:P use etcd there instead of the embedded registrar
   --cluster NAME         the etcd registrar's cluster (default halo-demo)
+  --mcp-port P           node1 serves MCP on http://127.0.0.1:P/mcp (default 9922;
+                         0: none); the other nodes answer its proxied calls
   --run-dir DIR          the nodes' log files (default $TMPDIR/halo-demo.<pid>)
   -h, --help             this text
 ]]
@@ -48,7 +50,7 @@ local function out(fmt, ...)
 end
 
 local function parse(args)
-  local o = { nodes = 5, base_port = 9100, log_level = "debug", cluster = "halo-demo" }
+  local o = { nodes = 5, base_port = 9100, log_level = "debug", cluster = "halo-demo", mcp_port = 9922 }
   local i = 1
   while i <= #args do
     local a, v = args[i], args[i + 1]
@@ -57,7 +59,8 @@ local function parse(args)
       return nil, 0
     end
     local key = ({ ["--nodes"] = "nodes", ["--base-port"] = "base_port", ["--log-level"] = "log_level",
-                   ["--registrar"] = "registrar", ["--cluster"] = "cluster", ["--run-dir"] = "run_dir" })[a]
+                   ["--registrar"] = "registrar", ["--cluster"] = "cluster", ["--run-dir"] = "run_dir",
+                   ["--mcp-port"] = "mcp_port" })[a]
     if not key or v == nil then
       io.stderr:write(("halo demo: unknown or incomplete option '%s'\n\n%s"):format(tostring(a), usage))
       return nil, 2
@@ -65,12 +68,14 @@ local function parse(args)
     o[key] = v
     i = i + 2
   end
-  o.nodes, o.base_port = tonumber(o.nodes), tonumber(o.base_port)
+  o.nodes, o.base_port, o.mcp_port = tonumber(o.nodes), tonumber(o.base_port), tonumber(o.mcp_port)
   local err
   if not o.nodes or o.nodes < 1 or o.nodes > 50 or o.nodes % 1 ~= 0 then
     err = "--nodes must be 1..50"
   elseif not o.base_port or o.base_port < 1 or o.base_port + 99 > 65535 or o.base_port % 1 ~= 0 then
     err = "--base-port must be 1..65436"
+  elseif not o.mcp_port or o.mcp_port < 0 or o.mcp_port > 65535 or o.mcp_port % 1 ~= 0 then
+    err = "--mcp-port must be 0..65535"
   elseif not ({ trace = 1, debug = 1, info = 1, warning = 1, error = 1, panic = 1, disabled = 1 })[o.log_level] then
     err = "--log-level must be trace, debug, info, warning, error, panic or disabled"
   elseif o.registrar and not o.registrar:match("^etcd://[^:]+:%d+$") then
@@ -150,13 +155,19 @@ local function children(o, halo_bin)
       args[#args + 1] = "--cluster"
       args[#args + 1] = o.cluster
     end
+    local mcp
+    if i == 1 and o.mcp_port > 0 then
+      args[#args + 1] = "--mcp"
+      args[#args + 1] = "127.0.0.1:" .. o.mcp_port
+      mcp = ("http://127.0.0.1:%d/mcp"):format(o.mcp_port)
+    end
     args[#args + 1] = entry
     args[#args + 1] = slowweb
     args[#args + 1] = demo_pid
     -- the cookie in the environment: argv is world-readable (/proc/PID/cmdline), environ is not
     list[#list + 1] = { name = name, file = halo_bin, args = args, port = port, env = { HALO_COOKIE = o.cookie },
                         log = ("%s/node%d.log"):format(o.run_dir, i),
-                        url = ("http://127.0.0.1:%d/metrics"):format(port) }
+                        url = ("http://127.0.0.1:%d/metrics"):format(port), mcp = mcp }
   end
   return list
 end
@@ -164,9 +175,9 @@ end
 local function table_of(list, o)
   out("halo demo: %d node%s on loopback, cookie %s, registrar %s\n", o.nodes, o.nodes > 1 and "s" or "",
     o.cookie, o.registrar or ("embedded 127.0.0.1:" .. (o.base_port + 99)))
-  out("  %-18s %-8s %-34s %-6s %-9s %s\n", "what", "pid", "url", "mcp", "observer", "log")
+  out("  %-18s %-8s %-34s %-30s %-9s %s\n", "what", "pid", "url", "mcp", "observer", "log")
   for _, c in ipairs(list) do
-    out("  %-18s %-8d %-34s %-6s %-9s %s\n", c.name, c.os_pid or 0, c.url, "-", "-", c.log)
+    out("  %-18s %-8d %-34s %-30s %-9s %s\n", c.name, c.os_pid or 0, c.url, c.mcp or "-", "-", c.log)
   end
   out("logs: tail -f %s/node1.log (colours: less -R); stop: Ctrl-C\n", o.run_dir)
   out("reload an edited scenario: HALO_COOKIE=%s %s call %snode1@localhost application.reload latency_scenario\n",
