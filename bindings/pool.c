@@ -53,6 +53,16 @@ static int l_pool_replace_worker(lua_State *L) {
   return 1;
 }
 
+/* core.pool.prefer_idle(on): the calling pool first looks for an idle worker. */
+static int l_pool_prefer_idle(lua_State *L) {
+  halo_binding_t *B = hb_node(L);
+  halo_proc_t *self = hb_self(L, B, "halo.pool", 0);
+  int rc = halo_pool_prefer_idle(self, lua_toboolean(L, 1));
+  if (rc) return hb_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* core.pool.forward(kind, from, ref, msg): hands a message that reached the
  * pool process itself to a worker, as if it had been routed on arrival. */
 static int l_pool_forward(lua_State *L) {
@@ -103,6 +113,7 @@ void hb_open_pool(lua_State *L) {
                                  {"replace_worker", l_pool_replace_worker},
                                  {"info", l_pool_info},
                                  {"forward", l_pool_forward},
+                                 {"prefer_idle", l_pool_prefer_idle},
                                  {NULL, NULL}};
   luaL_register(L, NULL, fns);
 }

@@ -69,6 +69,16 @@ static const char *run_usage =
     "  --metrics [HOST:]PORT start the radar application: Prometheus metrics on\n"
     "                        http://HOST:PORT/metrics and /health/{live,ready,startup}\n"
     "                        (default host 127.0.0.1, port 9090; port 0 picks a free one)\n"
+    "  --mcp [HOST:]PORT     serve MCP (Streamable HTTP) on http://HOST:PORT/mcp (default host\n"
+    "                        127.0.0.1); without it a node with the network on runs the mcp\n"
+    "                        application in agent mode (answers other nodes' proxied calls)\n"
+    "  --mcp-token TOKEN     require Authorization: Bearer TOKEN (or HALO_MCP_TOKEN)\n"
+    "  --mcp-origin ORIGIN   also accept this Origin (repeatable; loopback origins and requests\n"
+    "                        without Origin are accepted, others get 403)\n"
+    "  --mcp-read-only       leave out the 6 action tools (send_message, process_kill, ...)\n"
+    "  --mcp-allow T1,T2     only these tools (also binds calls proxied from this node)\n"
+    "  --mcp-tools DIR       the tool files (default: the checkout's mcp_tools/)\n"
+    "  --no-mcp              no mcp application, not even in agent mode\n"
     "  -e CODE               run CODE instead of a file\n"
     "  -h, --help            this text\n"
     "\n"
@@ -96,7 +106,9 @@ static const char *source_dir(void) {
 static int cmd_run(int argc, char **argv) {
   const char *name = "halo@localhost", *level = "info", *code = NULL, *file = NULL;
   const char *cookie = getenv("HALO_COOKIE"), *listen = NULL, *registrar = NULL, *cluster = NULL;
-  const char *metrics = NULL;
+  const char *metrics = NULL, *mcp = NULL, *mcp_token = getenv("HALO_MCP_TOKEN"), *mcp_allow = NULL;
+  const char *mcp_tools = NULL, *origins[64];
+  int norigins = 0, mcp_read_only = 0, mcp_off = 0;
   const char *paths[64], *joins[64];
   int njoins = 0, npaths = 0, wd = 1000, wd_hard = 30000, i;
   for (i = 0; i < argc; i++) {
@@ -126,6 +138,20 @@ static int cmd_run(int argc, char **argv) {
       cluster = argv[++i];
     } else if (!strcmp(a, "--metrics") && i + 1 < argc) {
       metrics = argv[++i];
+    } else if (!strcmp(a, "--mcp") && i + 1 < argc) {
+      mcp = argv[++i];
+    } else if (!strcmp(a, "--mcp-token") && i + 1 < argc) {
+      mcp_token = argv[++i];
+    } else if (!strcmp(a, "--mcp-origin") && i + 1 < argc) {
+      if (norigins < 64) origins[norigins++] = argv[++i];
+    } else if (!strcmp(a, "--mcp-allow") && i + 1 < argc) {
+      mcp_allow = argv[++i];
+    } else if (!strcmp(a, "--mcp-tools") && i + 1 < argc) {
+      mcp_tools = argv[++i];
+    } else if (!strcmp(a, "--mcp-read-only")) {
+      mcp_read_only = 1;
+    } else if (!strcmp(a, "--no-mcp")) {
+      mcp_off = 1;
     } else if (!strcmp(a, "-e") && i + 1 < argc) {
       code = argv[++i];
       i++;
@@ -235,6 +261,34 @@ static int cmd_run(int argc, char **argv) {
     lua_pushstring(L, metrics);
     lua_setfield(L, -2, "metrics");
   }
+  if (!mcp_off) { /* halo.run starts it when it has a port or the network is on */
+    lua_createtable(L, 0, 6);
+    if (mcp) {
+      lua_pushstring(L, mcp);
+      lua_setfield(L, -2, "address");
+    }
+    if (mcp_token && *mcp_token) {
+      lua_pushstring(L, mcp_token);
+      lua_setfield(L, -2, "token");
+    }
+    if (mcp_allow) {
+      lua_pushstring(L, mcp_allow);
+      lua_setfield(L, -2, "allowed");
+    }
+    if (mcp_tools) {
+      lua_pushstring(L, mcp_tools);
+      lua_setfield(L, -2, "dir");
+    }
+    lua_pushboolean(L, mcp_read_only);
+    lua_setfield(L, -2, "read_only");
+    lua_createtable(L, norigins, 0);
+    for (int k = 0; k < norigins; k++) {
+      lua_pushstring(L, origins[k]);
+      lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "origins");
+    lua_setfield(L, -2, "mcp");
+  }
   if (njoins) {
     lua_createtable(L, njoins, 0);
     for (int k = 0; k < njoins; k++) {
@@ -288,7 +342,11 @@ static int cmd_slowweb(int argc, char **argv) {
       fputs(slowweb_usage, stdout);
       return 0;
     }
-    if (i + 1 >= argc) { /* every option of run but help takes a value */
+    if (!strcmp(argv[i], "--mcp-read-only") || !strcmp(argv[i], "--no-mcp")) { /* the flags without a value */
+      args[k++] = argv[i];
+      continue;
+    }
+    if (i + 1 >= argc) { /* every other option of run but help takes a value */
       free(args);
       fprintf(stderr, "halo slowweb: unknown or incomplete option '%s'\n\n%s", argv[i], slowweb_usage);
       return 2;

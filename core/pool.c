@@ -27,6 +27,13 @@ int halo_pool_set_workers(halo_node_t *n, halo_proc_t *p, const uint64_t *ids, u
   return 0;
 }
 
+int halo_pool_prefer_idle(halo_proc_t *p, int on) {
+  halo_pool_t *pool = p->ext ? p->ext->pool : NULL;
+  if (!pool) return HALO_EUNKNOWN;
+  pool->prefer_idle = on != 0;
+  return 0;
+}
+
 int halo_pool_replace_worker(halo_node_t *n, halo_proc_t *p, uint64_t old_id, uint64_t new_id) {
   (void)n;
   halo_pool_t *pool = p->ext ? p->ext->pool : NULL;
@@ -46,6 +53,15 @@ int halo__pool_route(halo_node_t *n, halo_proc_t *p, halo_pid_t from, int kind, 
   static unsigned depth; /* pools of pools: a cycle must not recurse forever */
   halo_pool_t *pool = p->ext->pool;
   p->msgs_in++;
+  if (pool->prefer_idle && depth < 8) {
+    for (uint32_t k = 0; k < pool->nworkers; k++) {
+      uint32_t i = (pool->next + k) % pool->nworkers;
+      halo_proc_t *w = halo_proc_find(n, pool->workers[i]);
+      if (!w || w->wait != HALO_WAIT_RECEIVE || halo_mailbox_len(&w->mb) || (w->flags & HALO_PF_RUNQ)) continue;
+      pool->next = i; /* the loop below tries it first */
+      break;
+    }
+  }
   for (uint32_t k = 0; depth < 8 && k < pool->nworkers; k++) {
     uint32_t i = (pool->next + k) % pool->nworkers;
     halo_proc_t *w = halo_proc_find(n, pool->workers[i]);

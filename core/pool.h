@@ -6,7 +6,10 @@
  * take the message it is dropped, counted as unhandled and logged; the sender
  * already had its success, as in the reference. Urgent and system traffic
  * (exits, downs, inspect) still reach the pool process itself, whose Lua code
- * replaces dead workers.
+ * replaces dead workers. A pool that prefers idle workers first looks, from
+ * the round-robin position on, for a worker waiting for its next message
+ * with an empty mailbox, so a worker busy in a long call or sleep is passed
+ * over while another is free.
  */
 #ifndef HALO_POOL_H
 #define HALO_POOL_H
@@ -16,12 +19,15 @@
 typedef struct halo_pool {
   uint64_t *workers; /* worker process ids, in round-robin order */
   uint32_t nworkers, cap, next;
+  int prefer_idle; /* first look for a worker waiting in receive with an empty mailbox */
   uint64_t forwarded, unhandled, restarts;
 } halo_pool_t;
 
 /** Makes p a pool with these workers (replacing any earlier list). A worker
  *  may not be p itself. Errors: HALO_ENOTALLOWED, HALO_ENOMEM. */
 int halo_pool_set_workers(halo_node_t *n, halo_proc_t *p, const uint64_t *ids, uint32_t count);
+/** Turns the idle-first choice of p's pool on or off. HALO_EUNKNOWN when p is not a pool. */
+int halo_pool_prefer_idle(halo_proc_t *p, int on);
 /** Replaces worker old_id by new_id (a restart, counted). HALO_EUNKNOWN when
  *  old_id is not a worker of p. */
 int halo_pool_replace_worker(halo_node_t *n, halo_proc_t *p, uint64_t old_id, uint64_t new_id);

@@ -90,13 +90,23 @@ end
 -- watchdog_hard_ms, cookie, listen, registrar ("embedded", "embedded:PORT",
 -- "none" or "etcd://HOST:PORT"), cluster (the etcd registrar's, default
 -- "default"), metrics ("[HOST:]PORT": start the radar application before
--- the entry; a malformed one raises). Returns exit_code, entry_error
+-- the entry; a malformed one raises), mcp (options of halo.mcp.start: started
+-- before the entry when it has a port, or in agent mode when the network
+-- is on). Returns exit_code, entry_error
 -- (string or nil), stats.
 function halo.run(fn, opts)
   opts = opts or {}
   local registrar, entry = opts.registrar, fn
   local etcd = type(registrar) == "string" and registrar:sub(1, 7) == "etcd://"
   local mhost, mport
+  if opts.mcp and opts.mcp.address ~= nil then -- the CLI's --mcp [HOST:]PORT
+    local host, port = require("halo.mcp").parse_address(opts.mcp.address)
+    if not host then error("--mcp: " .. port, 2) end
+    local m = copy(opts.mcp)
+    m.host, m.port, m.address = host, port, nil
+    opts = copy(opts)
+    opts.mcp = m
+  end
   if opts.metrics then
     mhost, mport = require("halo.radar").parse_address(opts.metrics)
     if not mhost then error("--metrics: " .. mport, 2) end
@@ -109,6 +119,11 @@ function halo.run(fn, opts)
     if mhost then
       local ok, err = require("halo.radar").start({ host = mhost, port = mport })
       if not ok then error("radar: " .. tostring(err), 0) end
+    end
+    -- mcp: serving HTTP when given a port, else in agent mode on a networked node
+    if opts.mcp and (opts.mcp.port or core.net.info().Mode == "enabled") then
+      local ok, err = require("halo.mcp").start(opts.mcp)
+      if not ok then error("mcp: " .. tostring(err), 0) end
     end
     return entry(...)
   end

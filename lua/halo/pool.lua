@@ -6,6 +6,8 @@
 --     args = { ... },              -- init args of every worker
 --     worker_mailbox_size = 100,   -- per worker; 0 = unlimited (default)
 --     worker_options = { ... },    -- other spawn options of the workers
+--     prefer_idle = true,          -- first a worker waiting for work with an empty
+--                                  -- mailbox (a busy one is passed over), then round-robin
 --   }, { name = "jobs" }))
 --   halo.send(pool, job)           -- goes to one worker, round-robin
 --   halo.call(pool, request)       -- the worker's reply comes straight back
@@ -25,7 +27,8 @@ local M = {}
 local Pool = { name = "halo.pool", kind = "pool" }
 M.behavior = Pool
 
-local SPEC_KEYS = { size = true, worker = true, args = true, worker_mailbox_size = true, worker_options = true }
+local SPEC_KEYS = { size = true, worker = true, args = true, worker_mailbox_size = true, worker_options = true,
+                    prefer_idle = true }
 local RESERVED = { name = true, link = true, link_parent = true, link_child = true, monitor = true,
                    mailbox_size = true }
 
@@ -71,6 +74,7 @@ function Pool:init(spec)
     if not pid then error(("pool: worker %d failed to start: %s"):format(i, tostring(err)), 0) end
     workers[i] = pid
     assert(core.pool.set_workers(workers)) -- forwarding starts with the first worker
+    if i == 1 and spec.prefer_idle then assert(core.pool.prefer_idle(true)) end
   end
 end
 

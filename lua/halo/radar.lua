@@ -182,9 +182,10 @@ function M.address()
 end
 
 --- Parses "HOST:PORT", "HOST", ":PORT" or "PORT" (the --metrics flag) into
--- host, port with radar's defaults; nil, message when malformed.
-function M.parse_address(s)
-  if type(s) ~= "string" or s == "" then return DEFAULTS.host, DEFAULTS.port end
+-- host, port with radar's defaults (or dhost, dport); nil, message when malformed.
+function M.parse_address(s, dhost, dport)
+  dhost, dport = dhost or DEFAULTS.host, dport or DEFAULTS.port
+  if type(s) ~= "string" or s == "" then return dhost, dport end
   local host, port = s:match("^%[(.+)%]:(%d+)$")
   if not host then host, port = s:match("^([^:]*):(%d+)$") end
   if not host then
@@ -192,9 +193,9 @@ function M.parse_address(s)
     elseif not s:find(":", 1, true) or s:match("^%[.+%]$") then host = (s:gsub("^%[(.+)%]$", "%1"))
     else return nil, "expected HOST:PORT, got '" .. s .. "'" end
   end
-  port = port and tonumber(port) or DEFAULTS.port
+  port = port and tonumber(port) or dport
   if port > 65535 then return nil, "port out of range in '" .. s .. "'" end
-  if host == "" then host = DEFAULTS.host end
+  if host == "" then host = dhost end
   return host, port
 end
 
