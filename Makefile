@@ -15,7 +15,7 @@ BUILD_FUZZ     ?= build-fuzz
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-bench bench-w10 metrics-table build build-asan build-tsan test test-c test-lua test-lua-asan test-tsan demo bench compare fuzz fuzz-build fuzz-ci clean
+.PHONY: all deps deps-bench bench-w10 bench-w11 metrics-table build build-asan build-tsan test test-c test-lua test-lua-asan test-tsan demo bench compare fuzz fuzz-build fuzz-ci clean
 
 all: build
 
@@ -104,6 +104,10 @@ compare: build deps-bench
 # W10: the HTTP server against nginx under wrk (bench/w10/run).
 bench-w10: build deps-bench
 	./bench/w10/run
+
+# W11: MCP tools/call latency, local and proxied, at 1k-100k processes (bench/w11/run).
+bench-w11: build
+	./bench/w11/run
 
 # libFuzzer targets, each for FUZZ_SECONDS (default 60): fuzz_decode (the
 # MessagePack decoder, seeded with encodings of assorted values) and

@@ -56,7 +56,8 @@ function transport(token, log = []) {
 
 function newClient() { return new Client({ name: "halo-every-tool", version: "1.0.0" }); }
 
-// Placeholders of a fixture's arguments, resolved for the node that executes the call.
+// Placeholders of a fixture's arguments ($NODE, $PEER, $PID, $NAME), resolved for the node that
+// executes the call; expect.text gets them too, escaped as regex literals.
 function resolve(value, node) {
   if (typeof value === "string") {
     const c = cluster[node] || {};
@@ -68,6 +69,14 @@ function resolve(value, node) {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolve(v, node)]));
   }
   return value;
+}
+
+// A fixture's expect.text with the placeholders resolved for node, as regex literals.
+function expectText(text, node) {
+  const esc = (v) => String(v ?? "").replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const c = cluster[node] || {};
+  return text.replaceAll("$NODE", esc(node)).replaceAll("$PEER", esc(c.peer)).replaceAll("$PID", esc(c.pid))
+    .replaceAll("$NAME", "mcp_test_echo");
 }
 
 // What is wrong with a result against a fixture's expectation (null: nothing).
@@ -148,6 +157,7 @@ async function main() {
   for (const n of names) if (!covered.has(n)) fail(n, "listed tool has no fixture in calls/*.json", "");
 
   let local = 0, proxied = 0, skipped = 0;
+  const called = new Set();
   for (const fx of fixtures) {
     if (!names.includes(fx.tool)) { skipped++; continue; } // a fixture of a tool this server does not list
     const runs = [];
@@ -157,14 +167,18 @@ async function main() {
     }
     for (const run of runs) {
       const r = await callTool(client, fx.tool, run.args);
+      called.add(fx.tool);
       if (run.where === opt.local) local++; else proxied++;
       const what = `${fx.tool} on ${run.where} (${fx.file}, args ${JSON.stringify(run.args)})`;
       if (r.protocolError) { fail(what, "protocol error", r.protocolError); continue; }
-      const why = check(fx.expect || {}, r);
+      const expect = { ...(fx.expect || {}) };
+      if (typeof expect.text === "string") expect.text = expectText(expect.text, run.where);
+      const why = check(expect, r);
       if (why) fail(what, why, (r.content || []).map((c) => c.text).join(""));
     }
   }
   console.log(`calls made: ${local} local, ${proxied} proxied (${skipped} fixtures of unlisted tools skipped)`);
+  console.log(`tools called: ${names.filter((n) => called.has(n)).length} of ${names.length}`);
 
   const sessions = log.slice(1).map((r) => r.session);
   if (session && sessions.some((s) => s !== session)) {

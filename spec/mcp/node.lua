@@ -12,7 +12,7 @@
 --   halo run --name node1@localhost --cookie C [--mcp 127.0.0.1:PORT] spec/mcp/node.lua READY [PEER ...]
 --
 -- Once everything runs and every PEER node is connected it writes the file
--- READY (its first line: "ready"), then serves until stopped.
+-- READY (lines: "ready", mcp_test_echo's PID), then serves until stopped.
 local halo = require("halo")
 
 local ready, peers = ..., { select(2, ...) }
@@ -67,14 +67,16 @@ assert(halo.cron.add("mcp_test_job", "* * * * *", function(job, time)
   halo.log.info("%s ran at %d", job, time)
 end))
 
--- the mcp application: `--mcp` started it serving; other nodes run it in agent mode
-local mcp = require("halo.mcp")
-if not mcp.running() then assert(mcp.start({})) end
+-- ready once the mcp application runs (halo run starts it: serving with --mcp,
+-- in agent mode otherwise) and every peer is connected ------------------------------------
 
--- ready once every peer is connected --------------------------------------------------------
+local deadline = halo.now() + 20000
+while not (halo.whereis("mcp") and halo.whereis("mcp_web")) do
+  if halo.now() > deadline then error("the mcp application never started", 0) end
+  halo.sleep(20)
+end
 
 for _, peer in ipairs(peers) do
-  local deadline = halo.now() + 20000
   while not (halo.net.node(peer) or {}).Connected do -- the embedded registrar meshes the nodes
     if halo.now() > deadline then error("peer " .. peer .. " never connected", 0) end
     halo.sleep(20)
@@ -82,7 +84,7 @@ for _, peer in ipairs(peers) do
 end
 if ready then
   local f = assert(io.open(ready .. ".tmp", "w"))
-  f:write("ready\n")
+  f:write("ready\n", halo.whereis("mcp_test_echo"), "\n")
   f:close()
   assert(os.rename(ready .. ".tmp", ready))
 end
