@@ -78,6 +78,7 @@ static const char *run_usage =
     "  --mcp-read-only       leave out the 6 action tools (send_message, process_kill, ...)\n"
     "  --mcp-allow T1,T2     only these tools (also binds calls proxied from this node)\n"
     "  --mcp-tools DIR       the tool files (default: the checkout's mcp_tools/)\n"
+    "  --mcp-expose-env      node_env shows the OS environment (secret-looking values redacted)\n"
     "  --no-mcp              no mcp application, not even in agent mode\n"
     "  -e CODE               run CODE instead of a file\n"
     "  -h, --help            this text\n"
@@ -108,7 +109,7 @@ static int cmd_run(int argc, char **argv) {
   const char *cookie = getenv("HALO_COOKIE"), *listen = NULL, *registrar = NULL, *cluster = NULL;
   const char *metrics = NULL, *mcp = NULL, *mcp_token = getenv("HALO_MCP_TOKEN"), *mcp_allow = NULL;
   const char *mcp_tools = NULL, *origins[64];
-  int norigins = 0, mcp_read_only = 0, mcp_off = 0;
+  int norigins = 0, mcp_read_only = 0, mcp_off = 0, mcp_env = 0;
   const char *paths[64], *joins[64];
   int njoins = 0, npaths = 0, wd = 1000, wd_hard = 30000, i;
   for (i = 0; i < argc; i++) {
@@ -150,6 +151,8 @@ static int cmd_run(int argc, char **argv) {
       mcp_tools = argv[++i];
     } else if (!strcmp(a, "--mcp-read-only")) {
       mcp_read_only = 1;
+    } else if (!strcmp(a, "--mcp-expose-env")) {
+      mcp_env = 1;
     } else if (!strcmp(a, "--no-mcp")) {
       mcp_off = 1;
     } else if (!strcmp(a, "-e") && i + 1 < argc) {
@@ -281,6 +284,8 @@ static int cmd_run(int argc, char **argv) {
     }
     lua_pushboolean(L, mcp_read_only);
     lua_setfield(L, -2, "read_only");
+    lua_pushboolean(L, mcp_env);
+    lua_setfield(L, -2, "expose_env");
     lua_createtable(L, norigins, 0);
     for (int k = 0; k < norigins; k++) {
       lua_pushstring(L, origins[k]);
@@ -342,7 +347,8 @@ static int cmd_slowweb(int argc, char **argv) {
       fputs(slowweb_usage, stdout);
       return 0;
     }
-    if (!strcmp(argv[i], "--mcp-read-only") || !strcmp(argv[i], "--no-mcp")) { /* the flags without a value */
+    /* the flags without a value */
+    if (!strcmp(argv[i], "--mcp-read-only") || !strcmp(argv[i], "--mcp-expose-env") || !strcmp(argv[i], "--no-mcp")) {
       args[k++] = argv[i];
       continue;
     }

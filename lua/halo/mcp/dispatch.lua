@@ -68,7 +68,11 @@ end
 -- Returns the MCP result object ({content, isError}) or nil, message.
 function M.call_remote(node, tool, args, timeout)
   if type(node) ~= "string" or type(tool) ~= "string" then error("call_remote(node, tool, args, timeout)", 2) end
-  local rep, err = remote(node, tool, encode(args or json.object()), M.clamp(tonumber(timeout)))
+  timeout = M.clamp(tonumber(timeout))
+  local a = json.object()
+  for k, v in pairs(args or {}) do a[k] = v end
+  a.timeout = timeout -- the remote's ctx.timeout
+  local rep, err = remote(node, tool, encode(a), timeout)
   if not rep then return nil, err end
   if rep.error ~= nil then return nil, tostring(rep.error) end
   local obj, derr = json.decode(rep.result)

@@ -15,7 +15,8 @@
 -- token (bearer token; nil: HALO_MCP_TOKEN, or none), origins (allowed
 -- Origin values besides loopback ones), read_only, allowed (tool names),
 -- pool_size (5), dir (the tools directory; default mcp_tools/ of the halo
--- tree this module is in).
+-- tree this module is in), expose_env (node_env shows the OS environment,
+-- secret-looking values redacted; default false: node_env answers {}).
 local halo = require("halo")
 local registry = require("halo.mcp.registry")
 
@@ -23,7 +24,7 @@ local M = {}
 
 local DEFAULTS = { host = "127.0.0.1", pool_size = 5 }
 local KEYS = { host = true, port = true, token = true, origins = true, read_only = true, allowed = true,
-               pool_size = true, dir = true }
+               pool_size = true, dir = true, expose_env = true }
 M.DEFAULT_PORT = 9922
 
 M.INSTRUCTIONS = "halo-mcp inspects a running halo cluster (an actor runtime): processes, applications, events, "
@@ -71,6 +72,7 @@ local function options(opts)
   o.origins = list_of(o.origins, "origins")
   o.allowed = list_of(o.allowed, "allowed")
   o.read_only = o.read_only and true or false
+  o.expose_env = o.expose_env and true or false
   o.dir = o.dir or M.default_dir()
   o.version = halo.node_info().Framework.Release
   o.instructions = M.INSTRUCTIONS
@@ -99,9 +101,16 @@ function M.spec(opts)
   }, o
 end
 
+local current = { read_only = false, expose_env = false }
+
+--- The settings tools may read: read_only, expose_env, allowed, dir, pool_size.
+function M.settings() return current end
+
 --- Loads the tools and starts mcp. Returns true, or nil, "ECODE: message".
 function M.start(opts)
   local spec, o = M.spec(opts)
+  current = { read_only = o.read_only, expose_env = o.expose_env, allowed = o.allowed, dir = o.dir,
+              pool_size = o.pool_size }
   registry.configure({ dir = o.dir, read_only = o.read_only, allowed = o.allowed,
                        on_change = require("halo.mcp.web").notify })
   local app = require("halo.application")
