@@ -159,7 +159,11 @@ async function main() {
   let local = 0, proxied = 0, skipped = 0;
   const called = new Set();
   for (const fx of fixtures) {
-    if (!names.includes(fx.tool)) { skipped++; continue; } // a fixture of a tool this server does not list
+    if (!names.includes(fx.tool)) { // a typo, or a tool file that did not load
+      skipped++;
+      fail(fx.tool, `fixture in ${fx.file} names a tool the server does not list`, "");
+      continue;
+    }
     const runs = [];
     if (fx.local !== false) runs.push({ where: opt.local, args: resolve(fx.args || {}, opt.local) });
     if (fx.remote !== false) {
@@ -177,7 +181,7 @@ async function main() {
       if (why) fail(what, why, (r.content || []).map((c) => c.text).join(""));
     }
   }
-  console.log(`calls made: ${local} local, ${proxied} proxied (${skipped} fixtures of unlisted tools skipped)`);
+  console.log(`calls made: ${local} local, ${proxied} proxied (${skipped} fixtures of unlisted tools)`);
   console.log(`tools called: ${names.filter((n) => called.has(n)).length} of ${names.length}`);
 
   const sessions = log.slice(1).map((r) => r.session);
