@@ -5,8 +5,8 @@
 -- a token and a scratch copy of mcp_tools/. spec/mcp/every_tool.mjs lists
 -- the tools, compiles every inputSchema as JSON Schema 2020-12, runs every
 -- fixture of spec/mcp/calls/*.json on node1 and proxied to node2, and checks
--- the session id, the token and the list_changed notification on its GET
--- stream after it adds a tool file.
+-- the session id (issued, sent back, ended by DELETE), the token and the
+-- list_changed notification on its GET stream after it adds a tool file.
 local helper = require("helper")
 
 local build = os.getenv("HALO_BUILD") or "build"
@@ -77,6 +77,7 @@ describe("the MCP TypeScript SDK against a three-node cluster", function()
     assert.truthy(out:find(("tools called: %d of %d\n"):format(listed, listed), 1, true), out)
     assert.is_true(tonumber(localn) >= 1 and tonumber(proxied) >= 1, out)
     assert.truthy(out:find("session: issued, sent back on (%d+) of %1 requests"), out)
+    assert.truthy(out:find("session: ended by DELETE (then 404)", 1, true), out)
     assert.truthy(out:find("list_changed: received", 1, true), out)
     assert.truthy(out:find("auth: wrong token refused (401)", 1, true), out)
     assert.truthy(out:find("auth: no token refused (401)", 1, true), out)

@@ -1,7 +1,7 @@
 // The official MCP TypeScript SDK against a live halo cluster (spec/mcp_client_spec.lua starts it):
 // lists the tools, compiles every inputSchema as JSON Schema 2020-12 (ajv), runs every fixture of
 // calls/*.json on the entry node and proxied through `node` to another node, and checks the SDK-level
-// behaviour: a session id issued and sent back, a wrong or missing token refused, and
+// behaviour: a session id issued, sent back and ended by DELETE, a wrong or missing token refused, and
 // notifications/tools/list_changed on the GET stream when a tool file is added.
 //
 //   node every_tool.mjs --url http://127.0.0.1:PORT/mcp --token T --local node1@localhost \
@@ -216,6 +216,12 @@ async function main() {
   }
   await t.terminateSession().catch((e) => fail("session", "DELETE failed", e.message));
   await client.close();
+  // the ended session is refused (404: the client must initialize again)
+  const gone = await fetch(opt.url, { method: "POST", body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream",
+               "mcp-session-id": session ?? "", ...(opt.token ? { authorization: `Bearer ${opt.token}` } : {}) } });
+  if (gone.status !== 404) fail("session", `a request in the ended session got HTTP ${gone.status}, not 404`, "");
+  else console.log("session: ended by DELETE (then 404)");
 
   // a wrong token and no token: connect raises
   for (const [label, token] of [["wrong token", `${opt.token}x`], ["no token", ""]]) {
