@@ -174,10 +174,14 @@ describe("the MCP server", function()
       case("malformed", function() local x = c.post("{nope"); return { x.status, x.json.error.code } end)
       case("batch", function() local x = c.post('[{"jsonrpc":"2.0","id":1,"method":"ping"}]'); return { x.status, x.json.error.code } end)
       case("version", function() local x = c.post('{"jsonrpc":"1.0","id":1,"method":"ping"}'); return { x.status, x.json.error.code } end)
+      case("id", function() local x = c.post('{"jsonrpc":"2.0","id":{},"method":"ping"}'); return { x.status, x.json.error.code } end)
+      case("no_method", function() local x = c.post('{"jsonrpc":"2.0","id":3}'); return { x.status, x.json.error.code } end)
       case("method", function() return c.rpc("resources/list").error end)
       case("tool", function() return c.call("nope").error end)
       case("type", function() return c.call("echo", { x = "7" }).error end)
       case("required", function() return c.call("echo", { s = "a" }).error end)
+      case("null_required", function() return c.call("echo", { x = json.null }).error end)
+      case("null_optional", function() return json.decode(text(c.call("echo", { x = 1, s = json.null }))) end)
       case("enum", function() return c.call("echo", { x = 1, s = "c" }).error end)
       case("minimum", function() return c.call("echo", { x = -1 }).error end)
       case("items", function() return c.call("echo", { x = 1, l = { "a", 2 } }).error end)
@@ -201,15 +205,21 @@ describe("the MCP server", function()
       local info = halo.pool.info("mcp")
       out.restarts = info.restarts
       out.inspect = halo.inspect("mcp_web")
+      out.endpoint = require("halo.mcp").endpoint()
       return out, alive
     end)
     assert.same({ 400, -32700 }, out.malformed)
     assert.same({ 400, -32700 }, out.batch)
     assert.same({ 400, -32600 }, out.version)
+    assert.same({ 400, -32600 }, out.id)
+    assert.same({ 400, -32600 }, out.no_method)
     assert.same({ code = -32601, message = "method not found: resources/list" }, out.method)
     assert.same({ code = -32602, message = "unknown tool: nope" }, out.tool)
     assert.same({ code = -32602, message = "invalid arguments: argument 'x': expected integer, got string" }, out.type)
     assert.same({ code = -32602, message = "invalid arguments: argument 'x' is required" }, out.required)
+    assert.matches("argument 'x': expected integer, got null", out.null_required.message, 1, true)
+    assert.equal(1, out.null_optional.x) -- a null optional argument is absent
+    assert.is_nil(out.null_optional.s)
     assert.matches("argument 's': expected one of a, b, got 'c'", out.enum.message, 1, true)
     assert.matches("argument 'x': must be >= 0", out.minimum.message, 1, true)
     assert.matches("argument 'l': item 2: expected string, got integer", out.items.message, 1, true)
@@ -232,6 +242,7 @@ describe("the MCP server", function()
     assert.equal(0, out.restarts) -- the raising tool took no worker down
     assert.not_matches("s3cret", json.encode(out.inspect))
     assert.matches('"token":"<redacted>"', out.inspect.options, 1, true)
+    assert.equal(out.inspect.endpoint, out.endpoint)
     for name in pairs(out) do
       if alive[name] ~= nil then assert.is_true(alive[name], name .. ": the server stopped serving") end
     end
@@ -393,6 +404,7 @@ describe("the MCP proxy between two nodes", function()
       out.bad = c.call("echo", { x = "1", node = "node2@localhost" }).error
       out.kill = c.call("process_kill", { node = "node2@localhost" }).error
       out.via = json.decode(text(c.call("via")))
+      out.timed_out = c.call("slow", { ms = 2500, node = "node2@localhost", timeout = 1 }).result
       out.ping = halo.call(halo.net.process_id("mcp", "node2@localhost"), { mcp = "ping" }, 5000)
       return out
     end, { name = "node1@localhost", cookie = "mcpx", listen = "127.0.0.1:0", registrar = REG })
@@ -403,6 +415,8 @@ describe("the MCP proxy between two nodes", function()
     assert.same({ code = -32602, message = "unknown tool: process_kill" }, r.kill) -- Q-SEC3
     assert.same({ x = 3, node = "node2@localhost", timeout = 5, v = 2 }, r.via)
     assert.same({ result = "{}" }, r.ping)
+    assert.same({ content = { { type = "text", text = "remote call to 'node2@localhost' failed: timed out" } },
+                  isError = true }, r.timed_out)
   end)
 end)
 

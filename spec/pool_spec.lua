@@ -127,6 +127,25 @@ describe("halo.pool", function()
     assert.equal("2", r.insp.messages_forwarded)
   end)
 
+  it("with prefer_idle passes over a busy worker while another is idle", function()
+    local r = helper.run(function()
+      local log = {}
+      local pool = assert(halo.pool.start({ size = 2, worker = worker(log), prefer_idle = true }))
+      local workers = halo.pool.info(pool).workers
+      assert(halo.send(pool, "block")) -- the first worker sleeps 300 ms
+      assert(helper.wait_until(function() return halo.process_info(workers[1]).State == "running" end))
+      for i = 1, 3 do
+        assert(halo.call(pool, i, 1000))
+      end
+      local served = {}
+      for i = 1, 3 do served[i] = halo.call(pool, "who", 1000)[1] end
+      halo.kill(pool)
+      return { workers = workers, served = served }
+    end)
+    -- round-robin would have sent every other call to the sleeping worker
+    assert.same({ r.workers[2], r.workers[2], r.workers[2] }, r.served)
+  end)
+
   it("rejects a malformed spec", function()
     local cases = {
       { {}, "worker %(a behavior table or module name%) is required" },

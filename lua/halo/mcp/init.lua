@@ -106,16 +106,19 @@ local current = { read_only = false, expose_env = false }
 --- The settings tools may read: read_only, expose_env, allowed, dir, pool_size.
 function M.settings() return current end
 
---- Loads the tools and starts mcp. Returns true, or nil, "ECODE: message".
+--- Loads the tools and starts mcp; an mcp already running (the agent mode
+-- `halo run` starts on a networked node) is stopped first and replaced.
+-- Returns true, or nil, "ECODE: message".
 function M.start(opts)
   local spec, o = M.spec(opts)
+  local app = require("halo.application")
+  if app.info("mcp") then M.stop() end
+  local ok, err, code = app.load(spec)
+  if not ok then return nil, err, code end
   current = { read_only = o.read_only, expose_env = o.expose_env, allowed = o.allowed, dir = o.dir,
               pool_size = o.pool_size }
   registry.configure({ dir = o.dir, read_only = o.read_only, allowed = o.allowed,
                        on_change = require("halo.mcp.web").notify })
-  local app = require("halo.application")
-  local ok, err, code = app.load(spec)
-  if not ok then return nil, err, code end
   ok, err, code = app.start("mcp")
   if not ok then
     app.unload("mcp")
@@ -131,6 +134,9 @@ function M.stop()
   if not ok then return nil, err, code end
   return app.unload("mcp")
 end
+
+--- "http://host:port/mcp" of this node's listener, or nil (agent mode, not running).
+function M.endpoint() return require("halo.mcp.web").current_endpoint end
 
 --- Parses the --mcp flag ("HOST:PORT", "HOST", ":PORT", "PORT") into host, port.
 function M.parse_address(s)

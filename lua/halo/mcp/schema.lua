@@ -64,11 +64,19 @@ local function kind(v)
 end
 
 local function fits(want, got)
+  if type(want) == "table" then -- a list of types
+    for _, w in ipairs(want) do
+      if fits(w, got) then return true end
+    end
+    return false
+  end
   if want == got then return true end
   if want == "number" then return got == "integer" end
   if got == "empty" then return want == "array" or want == "object" end
   return false
 end
+
+local function type_text(t) return type(t) == "table" and table.concat(t, " or ") or tostring(t) end
 
 local function show(v)
   if type(v) == "string" then return "'" .. v .. "'" end
@@ -79,7 +87,7 @@ end
 local function check(name, p, v)
   local k = kind(v)
   if p.type and not fits(p.type, k) then
-    return ("argument '%s': expected %s, got %s"):format(name, p.type, k == "empty" and "object" or k)
+    return ("argument '%s': expected %s, got %s"):format(name, type_text(p.type), k == "empty" and "object" or k)
   end
   if p.enum then
     local ok = false
@@ -112,23 +120,18 @@ M.check = check
 -- ("argument 'limit': expected integer, got string"). A JSON null for an
 -- optional typed argument counts as absent and is removed from args.
 function M.validate(s, args)
-  local props = s.properties
-  if s.required then
-    for _, r in ipairs(s.required) do
-      if args[r] == nil then return ("argument '%s' is required"):format(r) end
-    end
+  local props, required = s.properties, {}
+  for _, r in ipairs(s.required or {}) do
+    if args[r] == nil then return ("argument '%s' is required"):format(r) end
+    required[r] = true
   end
   local drop
   for k, v in pairs(args) do
     local p = props[k]
     if p == nil then
       if s.additionalProperties == false then return ("unknown argument '%s'"):format(tostring(k)) end
-    elseif v == null and p.type then
-      local required = false
-      for _, r in ipairs(s.required or {}) do
-        if r == k then required = true break end
-      end
-      if required then return ("argument '%s': expected %s, got null"):format(k, p.type) end
+    elseif v == null and p.type and not fits(p.type, "null") then
+      if required[k] then return ("argument '%s': expected %s, got null"):format(k, type_text(p.type)) end
       drop = drop or {}
       drop[#drop + 1] = k
     else

@@ -140,8 +140,15 @@ local function post(req, msg)
   end
   local id, method = msg.id, msg.method
   if msg.jsonrpc ~= "2.0" then return reply(400, rpc_error(id, -32600, "invalid request: jsonrpc must be \"2.0\"")) end
+  local tid = type(id)
+  if id ~= nil and id ~= null and tid ~= "string" and tid ~= "number" then
+    return reply(400, rpc_error(null, -32600, "invalid request: id must be a string or a number"))
+  end
   if method ~= nil and type(method) ~= "string" then
     return reply(400, rpc_error(id, -32600, "invalid request: method must be a string"))
+  end
+  if method == nil and msg.result == nil and msg.error == nil then
+    return reply(400, rpc_error(id, -32600, "invalid request: no method"))
   end
   if method == "initialize" then
     if id == nil or id == null then return reply(400, rpc_error(null, -32600, "invalid request: initialize needs an id")) end
@@ -234,6 +241,7 @@ function M.Web:init(o)
   self.srv = srv
   o.port = srv.port -- port 0 picks one, which a restart keeps
   self.endpoint = ("http://%s:%d/mcp"):format(o.host:find(":", 1, true) and "[" .. o.host .. "]" or o.host, srv.port)
+  M.current_endpoint = self.endpoint
   log.info("mcp: serving %s%s; tools of %s", self.endpoint, o.token and " (bearer token required)" or "", o.dir)
 end
 
@@ -266,6 +274,7 @@ function M.Web:handle_inspect()
 end
 
 function M.Web:terminate()
+  M.current_endpoint = nil
   for id in pairs(sessions) do end_session(id) end
   if self.srv then self.srv:close() end
 end
