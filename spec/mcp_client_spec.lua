@@ -64,8 +64,8 @@ describe("the MCP TypeScript SDK against a three-node cluster", function()
     end
     local cluster = ('{"node1@localhost":{"pid":"%s","peer":"node3@localhost"},' ..
       '"node2@localhost":{"pid":"%s","peer":"node3@localhost"}}'):format(echo[NODES[1]], echo[NODES[2]])
-    -- node without the sanitizer preload of the ASan run
-    local out = sh(("unset LD_PRELOAD; node spec/mcp/every_tool.mjs --url http://127.0.0.1:%d/mcp --token %s " ..
+    -- node without the sanitizer preload of the ASan run; 120 s at most if the server wedges
+    local out = sh(("unset LD_PRELOAD; timeout 120 node spec/mcp/every_tool.mjs --url http://127.0.0.1:%d/mcp --token %s " ..
       "--local node1@localhost --remote node2@localhost --cluster '%s' --tools-dir %s/tools")
       :format(port, token, cluster, dir))
     assert.truthy(out:find("every_tool: ok\nrc=0", 1, true), out)
