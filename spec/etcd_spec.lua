@@ -81,8 +81,9 @@ end
 
 local function start(name, tag, weight)
   local out = ("%s/%s.out"):format(dir, tag)
+  -- --no-mcp: the application routes the specs list are their own (no mcp in agent mode)
   os.execute(("%s run --name %s --cookie etcdspec --listen 127.0.0.1:0 --registrar etcd://127.0.0.1:%d " ..
-    "--cluster %s --log-level info %s/probe.lua %s %s > %s/%s.log 2>&1 & echo $! > %s/%s.pid")
+    "--cluster %s --no-mcp --log-level info %s/probe.lua %s %s > %s/%s.log 2>&1 & echo $! > %s/%s.pid")
     :format(halo_bin, name, client_port, CLUSTER, dir, out, weight or "", dir, tag, dir, tag))
   local pid = io.open(("%s/%s.pid"):format(dir, tag)):read("*n")
   started[#started + 1] = pid

@@ -135,7 +135,8 @@ end
 
 -- One JSON-RPC message (decoded): status, body, headers.
 local function post(req, msg)
-  if type(msg) ~= "table" or getmetatable(msg) == json.ARRAY or msg[1] ~= nil then
+  if type(msg) ~= "table" then return reply(400, rpc_error(null, -32600, "invalid request: a JSON-RPC object expected")) end
+  if getmetatable(msg) == json.ARRAY or msg[1] ~= nil then
     return reply(400, rpc_error(null, -32700, "parse error: batches are not supported"))
   end
   local id, method = msg.id, msg.method
