@@ -15,7 +15,7 @@ BUILD_FUZZ     ?= build-fuzz
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-bench bench-w10 metrics-table build build-asan build-tsan test test-c test-lua test-lua-asan test-tsan demo bench compare fuzz fuzz-build fuzz-ci clean
+.PHONY: all deps deps-bench bench-w10 bench-w11 metrics-table build build-asan build-tsan test test-c test-lua test-lua-asan test-tsan demo bench compare fuzz fuzz-build fuzz-ci clean
 
 all: build
 
@@ -55,14 +55,24 @@ build-tsan: deps
 test-c: build-asan
 	cd $(BUILD_ASAN) && $(LSAN_ENV) ctest --output-on-failure
 
+# The MCP client test's npm project (spec/mcp: the official MCP SDK and ajv,
+# pinned by its lock file): npm ci when node_modules is missing or older than
+# the lock file; Debian's nodejs and npm when there is no npm.
+MCP_NPM := spec/mcp/node_modules/.package-lock.json
+$(MCP_NPM): spec/mcp/package-lock.json
+	@command -v npm >/dev/null || ($(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm)
+	cd spec/mcp && npm ci --no-audit --no-fund
+	@touch $@
+
 # Busted specs against the -Werror build, loading build/lua/halo/core.so.
-test-lua: build
+test-lua: build $(MCP_NPM)
 	HALO_BUILD=$(BUILD) busted --lua=luajit
 
 # The same specs against the sanitized module, so the bindings get ASan+UBSan
 # too; a leak anywhere in the run fails it at exit (the halo nodes the specs
 # start as OS processes report theirs in their own logs).
-test-lua-asan: build-asan
+test-lua-asan: build-asan $(MCP_NPM)
 	$(LSAN_ENV) \
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	HALO_BUILD=$(BUILD_ASAN) busted --lua=luajit
@@ -94,6 +104,10 @@ compare: build deps-bench
 # W10: the HTTP server against nginx under wrk (bench/w10/run).
 bench-w10: build deps-bench
 	./bench/w10/run
+
+# W11: MCP tools/call latency, local and proxied, at 1k-100k processes (bench/w11/run).
+bench-w11: build
+	./bench/w11/run
 
 # libFuzzer targets, each for FUZZ_SECONDS (default 60): fuzz_decode (the
 # MessagePack decoder, seeded with encodings of assorted values) and
