@@ -67,6 +67,16 @@ assert(halo.cron.add("mcp_test_job", "* * * * *", function(job, time)
   halo.log.info("%s ran at %d", job, time)
 end))
 
+-- workloads: every spec/mcp/workloads/*.lua runs here (known shapes the
+-- profiling and sampler fixtures look for) --------------------------------------------
+
+do
+  local dir = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") .. "/workloads"
+  for _, file in ipairs(require("halo.core").fs.scandir(dir) or {}) do
+    if file:match("%.lua$") then assert(loadfile(dir .. "/" .. file))() end
+  end
+end
+
 -- ready once the mcp application runs (halo run starts it: serving with --mcp,
 -- in agent mode otherwise) and every peer is connected ------------------------------------
 
