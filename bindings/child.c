@@ -5,7 +5,7 @@
  *       args (list of strings after the program's name), cwd, output (a
  *       file for the child's stdout and stderr, appended to; default the
  *       node's own), env (a table of strings NAME = VALUE added to the
- *       node's environment for the child, replacing those of the same name;
+ *       node's OS environment (environ) for the child, replacing those of that name;
  *       no '=' in a name, no NUL in either; its PATH, if any, is searched)
  *   core.child.kill(ref, signal) -> true | nil, err, code
  *       signal: a number or "TERM", "KILL", "INT", "HUP", "USR1", "USR2", "STOP", "CONT"
