@@ -5,7 +5,8 @@
  *       args (list of strings after the program's name), cwd, output (a
  *       file for the child's stdout and stderr, appended to; default the
  *       node's own), env (a table of strings NAME = VALUE added to the
- *       node's environment for the child, replacing those of the same name)
+ *       node's OS environment (environ) for the child, replacing those of that name;
+ *       no '=' in a name, no NUL in either; its PATH, if any, is searched)
  *   core.child.kill(ref, signal) -> true | nil, err, code
  *       signal: a number or "TERM", "KILL", "INT", "HUP", "USR1", "USR2", "STOP", "CONT"
  *   core.child.list() -> { {ref, os_pid, owner}... }   this node's children
@@ -183,10 +184,14 @@ static int l_child_spawn(lua_State *L) {
     while (lua_next(L, t)) {
       if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
         return luaL_error(L, "child: env must be a table of strings NAME = VALUE");
-      const char *k = lua_tostring(L, -2);
+      size_t klen, vlen;
+      const char *k = lua_tolstring(L, -2, &klen), *v = lua_tolstring(L, -1, &vlen);
       if (!*k || strchr(k, '=')) return luaL_error(L, "child: env name '%s' is empty or holds '='", k);
+      /* "NAME=VALUE" is a C string: a NUL would cut it short, into another name or value */
+      if (strlen(k) != klen) return luaL_error(L, "child: env name '%s' holds a NUL", k);
+      if (strlen(v) != vlen) return luaL_error(L, "child: env value of '%s' holds a NUL", k);
       if (nenv == MAX_ENV) return luaL_error(L, "child: at most %d env entries", MAX_ENV);
-      lua_pushfstring(L, "%s=%s", k, lua_tostring(L, -1));
+      lua_pushfstring(L, "%s=%s", k, v);
       env[nenv++] = (char *)lua_tostring(L, -1);
       lua_rawseti(L, t + 1, nenv); /* the anchor table keeps it alive */
       lua_pop(L, 1);

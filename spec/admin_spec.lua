@@ -123,7 +123,16 @@ describe("halo call", function()
   it("stops and starts an application on a node with --admin", function()
     local out, err, status = call("adminA@localhost application.stop latency_scenario")
     assert.are.equal(0, status, err)
-    assert.truthy(call("adminA@localhost application.info latency_scenario"):find('"State": "loaded"', 1, true))
+    local info = call("adminA@localhost application.info latency_scenario")
+    assert.truthy(info:find('"State": "loaded"', 1, true), info)
+    -- lists stay lists in the JSON though the wire drops their marks: no members is []
+    assert.truthy(info:find('"Group": []', 1, true), info)
+    assert.truthy(info:find('"Tags": []', 1, true), info)
+    assert.truthy(info:find('"Applications": []', 1, true), info)
+    -- regression: a MODE went to halo.application.start as its timeout, and the start failed
+    out, err, status = call("adminA@localhost application.start latency_scenario permanent")
+    assert.are.equal(2, status, out)
+    assert.truthy(err:find("halo call: application.start takes NAME\n", 1, true), err)
     out, err, status = call("adminA@localhost application.start latency_scenario")
     assert.are.equal(0, status, err)
     assert.truthy(call("adminA@localhost application.info latency_scenario"):find('"State": "running"', 1, true))
@@ -140,6 +149,12 @@ describe("halo call", function()
     _, err, status = call("adminA@localhost application.reload")
     assert.are.equal(2, status)
     assert.truthy(err:find("halo call: application.reload takes NAME", 1, true), err)
+    -- regression: a timeout that is not a whole number of ms (nan, inf, 1e300) timed out at once
+    for _, t in ipairs({ "nan", "inf", "1e300", "-1", "0", "1.5", "0x10" }) do
+      _, err, status = call("--timeout " .. t .. " adminA@localhost node_info")
+      assert.are.equal(2, status, t)
+      assert.truthy(err:find("--timeout must be a whole number of ms from 1 to 2147483647", 1, true), err)
+    end
     _, err, status = call("nosuch@localhost node_info")
     assert.are.equal(1, status)
     assert.truthy(err:find("halo call: nosuch@localhost: ENOROUTE: no route: nosuch@localhost is not registered " ..
@@ -160,7 +175,10 @@ describe("halo call", function()
       local out = {}
       for _, req in ipairs({ { op = "admin", name = "os.execute", args = { "true" } },
                              { op = "admin", name = "application.info", args = { 1 } },
-                             { op = "admin", name = "application.list", args = { "extra" } } }) do
+                             { op = "admin", name = "application.list", args = { "extra" } },
+                             -- regression: a huge argument was logged (three times) and stalled the node
+                             { op = "admin", name = "application.info", args = { ("x"):rep(1000000) } },
+                             { op = "admin", name = ("y"):rep(1000000) } }) do
         local r, e = halo.call(svc, req, 5000)
         if not r then error("call: " .. tostring(e), 0) end
         out[#out + 1] = r[2]
@@ -169,6 +187,11 @@ describe("halo call", function()
     end, { name = "adminspec@localhost", cookie = COOKIE, listen = "127.0.0.1:0", registrar = "embedded:" .. reg })
     assert.are.same({ "EINCORRECT: incorrect value or argument: unknown operation 'os.execute'",
                       "EINCORRECT: incorrect value or argument: arguments must be a list of strings",
-                      "EINCORRECT: incorrect value or argument: application.list takes no arguments" }, answers)
+                      "EINCORRECT: incorrect value or argument: application.list takes no arguments",
+                      "EINCORRECT: incorrect value or argument: an argument holds at most 255 bytes",
+                      "EINCORRECT: incorrect value or argument: unknown operation '" .. ("y"):rep(64) .. "...'" },
+                    answers)
+    local log = read(dir .. "/adminA.log")
+    assert.is_nil(log:find(("x"):rep(256), 1, true), "the huge argument reached the log")
   end)
 end)

@@ -50,6 +50,11 @@ describe("halo.child", function()
         "child: env must be a table of strings NAME = VALUE")
       assert.has_error(function() halo.child.spawn({ file = "true", env = { ["A=B"] = "C" } }) end,
         "child: env name 'A=B' is empty or holds '='")
+      -- regression: a NUL cut the entry short, so "A\0B" set A (and "B\0C" gave B the value B)
+      assert.has_error(function() halo.child.spawn({ file = "true", env = { ["A\0B"] = "C" } }) end,
+        "child: env name 'A' holds a NUL")
+      assert.has_error(function() halo.child.spawn({ file = "true", env = { A = "B\0C" } }) end,
+        "child: env value of 'A' holds a NUL")
       return await_exit(ref), pid, cmd, nil
     end)
     out = io.open(dir .. "/out"):read("*a")

@@ -36,7 +36,7 @@ enum {
   B_FUNC,    /* function process: receives with its timeout; 0 or a timeout ends it */
 };
 
-enum { EV_INIT, EV_MSG, EV_WAKE, EV_TERM, EV_FREE, EV_STOPPED };
+enum { EV_INIT, EV_MSG, EV_WAKE, EV_TERM, EV_FREE, EV_STOPPED, EV_ENDED };
 
 typedef struct ev {
   int what;
@@ -195,8 +195,19 @@ static void hook_terminate(halo_node_t *n, halo_proc_t *p, const halo_payload_t 
   record(EV_TERM, p, 0, 0, 0, 0, reason->tag, reason->val);
 }
 
+static size_t count_ev(int what, uint64_t pid);
+
+/* Once per process, at its end: TERMINATED, or ZOMBEE with its record kept. */
+static void hook_ended(halo_node_t *n, halo_proc_t *p) {
+  CHECK(p->state == HALO_STATE_TERMINATED || p->state == HALO_STATE_ZOMBEE);
+  CHECK(halo_proc_find(n, p->id) == p);
+  CHECK_EQ(count_ev(EV_ENDED, p->id), 0);
+  record(EV_ENDED, p, 0, 0, 0, 0, 0, 0);
+}
+
 static void hook_free(halo_node_t *n, halo_proc_t *p) {
   (void)n;
+  CHECK_EQ(count_ev(EV_ENDED, p->id), 1); /* ended came first */
   record(EV_FREE, p, 0, 0, 0, 0, 0, 0);
   free(p->host);
   p->host = NULL;
@@ -252,7 +263,7 @@ static void hook_stopped(halo_node_t *n) {
 }
 
 static const halo_node_hooks_t hooks = {hook_run,    hook_terminate, hook_free,   hook_dup,
-                                        hook_release, hook_signal,   hook_reason, NULL, NULL, NULL, hook_stopped, NULL};
+                                        hook_release, hook_signal,   hook_reason, NULL, NULL, NULL, hook_stopped, hook_ended};
 
 /* -- Fixture --------------------------------------------------------------- */
 
@@ -967,6 +978,8 @@ static void test_kill(void) {
   CHECK(z->flags & HALO_PF_DEAD);
   CHECK_EQ(count_ev(EV_TERM, zid), 0);
   CHECK(halo_name_lookup(&node, "zzz") == NULL);
+  CHECK_EQ(count_ev(EV_ENDED, zid), 1); /* at the kill, not when the record goes */
+  CHECK_EQ(count_ev(EV_FREE, zid), 0);
   CHECK_EQ(node.state_count[halo_state_index(HALO_STATE_ZOMBEE)], 1);
   CHECK_EQ(node.nprocs, 2);
   CHECK_EQ(halo_node_alive(&node), 1);
@@ -983,6 +996,7 @@ static void test_kill(void) {
   CHECK(uv_hrtime() - t0 >= 200000000u);
   CHECK_EQ(count_ev(EV_WAKE, zid), 0); /* it never ran again */
   CHECK_EQ(count_ev(EV_FREE, zid), 1);
+  CHECK_EQ(count_ev(EV_ENDED, zid), 1); /* not again at the reap */
   CHECK_EQ(node.nprocs, 1);
   CHECK_EQ(node.state_count[halo_state_index(HALO_STATE_ZOMBEE)], 0);
   CHECK_EQ(node.ntimers, 0);
@@ -1013,6 +1027,7 @@ static void test_kill(void) {
   CHECK_EQ(count_ev(EV_MSG, kid), 1);
   CHECK_EQ(count_ev(EV_TERM, kid), 0);
   CHECK_EQ(count_ev(EV_FREE, kid), 1);
+  CHECK_EQ(count_ev(EV_ENDED, kid), 1);
   RUN_UNTIL(count_ev(EV_MSG, m->id) == 3, 2000);
 
   /* A zombee still asleep when the node stops is reaped by the stop. */
@@ -1025,6 +1040,7 @@ static void test_kill(void) {
   RUN_UNTIL(node.stopped, 2000);
   CHECK_EQ(count_ev(EV_FREE, z2id), 1);
   CHECK_EQ(count_ev(EV_TERM, z2id), 0);
+  CHECK_EQ(count_ev(EV_ENDED, z2id), 1); /* at the kill; the stop's reap adds none */
   teardown();
 }
 
@@ -1220,6 +1236,7 @@ static void test_stop(void) {
   CHECK(H.ev[H.nev - 1].what == EV_STOPPED);
   CHECK_EQ(count_ev(EV_MSG, ids[1]), 0); /* the stop comes before queued work */
   CHECK_EQ(count_ev(EV_FREE, 0), 4);
+  CHECK_EQ(count_ev(EV_ENDED, 0), 4);
   teardown();
 
   /* With auto_stop, the end of the last process stops the node. */

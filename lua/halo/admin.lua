@@ -10,8 +10,9 @@
 --   halo call [--cookie C] [--registrar R] [--cluster N] node1@localhost application.reload latency_scenario
 --
 -- Operations (M.OPS): application.list, application.info NAME and
--- node_info read; application.start NAME [MODE], application.stop NAME and
--- application.reload NAME change the node.
+-- node_info read; application.start NAME, application.stop NAME and
+-- application.reload NAME change the node. An argument holds at most
+-- MAX_ARG bytes (application names are short; a huge one would be logged).
 --
 -- Security: the network's handshake proves the cookie, so only nodes that
 -- hold it reach halo_remote at all; every node of a cluster holds it. The
@@ -37,12 +38,14 @@ local M = {}
 
 local CALL_TIMEOUT = 60000  -- a reload waits for every member's stop (5 s each at most)
 local RESOLVE_MS = 3000     -- how long the CLI looks for the node
+local MAX_ARG = 255         -- bytes in an argument
+local MAX_TIMEOUT = 2147483647
 
 -- name -> { usage of the arguments, min, max arguments, changes the node, fn(args) }
 local OPS = {
   ["application.list"] = { "", 0, 0, false, function() return halo.application.list() end },
   ["application.info"] = { "NAME", 1, 1, false, function(a) return halo.application.info(a[1]) end },
-  ["application.start"] = { "NAME [MODE]", 1, 2, true, function(a) return halo.application.start(a[1], a[2]) end },
+  ["application.start"] = { "NAME", 1, 1, true, function(a) return halo.application.start(a[1]) end },
   ["application.stop"] = { "NAME", 1, 1, true, function(a) return halo.application.stop(a[1]) end },
   ["application.reload"] = { "NAME", 1, 1, true, function(a) return halo.application.reload(a[1]) end },
   node_info = { "", 0, 0, false, function() return halo.node_info() end },
@@ -82,11 +85,18 @@ function M.allowed() return st().allowed end
 -- Checks a request: the operation's entry, or nil, err, code.
 local function check(op, args)
   local o = type(op) == "string" and OPS[op]
-  if not o then return core.node.error("EINCORRECT", ("unknown operation '%s'"):format(tostring(op))) end
+  if not o then
+    local shown = tostring(op)
+    if #shown > 64 then shown = shown:sub(1, 64) .. "..." end
+    return core.node.error("EINCORRECT", ("unknown operation '%s'"):format(shown))
+  end
   if type(args) ~= "table" then return core.node.error("EINCORRECT", "arguments must be a list of strings") end
   local n = #args
   for i = 1, n do
     if type(args[i]) ~= "string" then return core.node.error("EINCORRECT", "arguments must be a list of strings") end
+    if #args[i] > MAX_ARG then
+      return core.node.error("EINCORRECT", ("an argument holds at most %d bytes"):format(MAX_ARG))
+    end
   end
   if n < o[2] or n > o[3] then
     return core.node.error("EINCORRECT", ("%s takes %s"):format(op, o[1] ~= "" and o[1] or "no arguments"))
@@ -176,8 +186,10 @@ local function parse(args)
       i = i + 1
     end
   end
-  o.timeout = tonumber(o.timeout)
-  if not o.timeout or o.timeout <= 0 then return nil, 2, "--timeout must be a positive number of ms" end
+  o.timeout = tostring(o.timeout):match("^%d+$") and tonumber(o.timeout)
+  if not o.timeout or o.timeout < 1 or o.timeout > MAX_TIMEOUT then
+    return nil, 2, ("--timeout must be a whole number of ms from 1 to %d"):format(MAX_TIMEOUT)
+  end
   if #o.rest < 2 then return nil, 2, "a NODE and an OPERATION are required" end
   o.node, o.op = o.rest[1], o.rest[2]
   o.args = { select(3, unpack(o.rest)) }
@@ -232,8 +244,15 @@ function M.main(...)
   if not ok then return fail(1, "%s: %s", o.node, cerr) end
   local r, rerr = M.call(o.node, o.op, o.args, o.timeout)
   if r == nil then return fail(1, "%s: %s: %s", o.node, o.op, tostring(rerr)) end
-  if o.op == "application.list" then require("halo.json").array(r) end
-  io.stdout:write(require("halo.json").encode(r, true), "\n")
+  local json = require("halo.json")
+  -- the wire drops the list marks: an empty list would print as {}
+  if o.op == "application.list" then json.array(r) end
+  if o.op == "application.info" then
+    json.array(r.Group)
+    json.array(r.Tags)
+    if type(r.Depends) == "table" then json.array(r.Depends.Applications) end
+  end
+  io.stdout:write(json.encode(r, true), "\n")
   return halo.shutdown(0)
 end
 

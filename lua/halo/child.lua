@@ -14,11 +14,12 @@ local core = require("halo.core")
 
 local M = {}
 
---- Starts a child: opts.file (PATH is searched when it has no slash),
--- opts.args (list of strings), opts.cwd, opts.output, opts.env (a table
--- NAME = VALUE of strings added to the node's environment for the child,
--- replacing a variable of the same name; for a secret, which argv would
--- show to every user in /proc/PID/cmdline). Returns os_pid, ref
+--- Starts a child: opts.file (PATH is searched when it has no slash, env's
+-- PATH when it sets one), opts.args (list of strings), opts.cwd,
+-- opts.output, opts.env (a table NAME = VALUE of strings added to the
+-- node's OS environment (environ, not halo.env) for the child, replacing one of that name;
+-- a name without '=', neither holding a NUL; for a secret, which argv
+-- would show to every user in /proc/PID/cmdline). Returns os_pid, ref
 -- or nil, "ECODE: message", "ECODE".
 M.spawn = core.child.spawn
 
