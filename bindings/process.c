@@ -342,6 +342,15 @@ static int l_send(lua_State *L) {
   return 1;
 }
 
+/* A duration in ms from argument idx (default def when absent): NaN and
+ * negatives raise; anything past ~31 years (math.huge included) is clamped
+ * there, so the conversion to an integer is always defined. */
+static uint64_t check_ms(lua_State *L, int idx, double def) {
+  double ms = luaL_optnumber(L, idx, def);
+  if (!(ms >= 0)) luaL_argerror(L, idx, "must be a number of ms >= 0");
+  return ms > 1e12 ? (uint64_t)1e12 : (uint64_t)ms;
+}
+
 static int call_kind(lua_State *L, int kind, int queue, const char *fn) {
   halo_binding_t *B = hb_node(L);
   halo_node_t *n = &B->node;
@@ -353,13 +362,12 @@ static int call_kind(lua_State *L, int kind, int queue, const char *fn) {
     return hb_error(L, rc);
   }
 
-  double timeout = luaL_optnumber(L, 3, 5000);
-  if (timeout < 0) return luaL_argerror(L, 3, "timeout must be >= 0 ms");
+  uint64_t timeout = check_ms(L, 3, 5000);
   halo_payload_t pl = hb_anchor(B, L, 2);
   B->codec_err[0] = 0;
   int64_t ref = t.kind == HALO_TARGET_NAME && !t.proc  /* a name on another node */
-                    ? halo_call_name(n, self, t.pid.node, t.name, kind, queue, pl, hb_size(L, 2), (uint64_t)timeout)
-                    : halo_call(n, self, t.pid, kind, queue, pl, hb_size(L, 2), (uint64_t)timeout);
+                    ? halo_call_name(n, self, t.pid.node, t.name, kind, queue, pl, hb_size(L, 2), timeout)
+                    : halo_call(n, self, t.pid, kind, queue, pl, hb_size(L, 2), timeout);
   if (ref < 0) {
     hb_release(B, pl);
     return hb_remote_error(L, B, (int)ref);
@@ -396,9 +404,8 @@ static int l_reply(lua_State *L) {
 static int l_sleep(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_t *self = hb_self(L, B, "halo.sleep", 1);
-  double ms = luaL_checknumber(L, 1);
-  if (ms < 0) return luaL_argerror(L, 1, "must be >= 0");
-  int rc = halo_proc_sleep(&B->node, self, (uint64_t)ms);
+  luaL_checknumber(L, 1);
+  int rc = halo_proc_sleep(&B->node, self, check_ms(L, 1, 0));
   if (rc) return hb_error(L, rc);
   lua_pushboolean(L, 1);
   return 1;
@@ -603,10 +610,10 @@ static int l_send_after(lua_State *L) {
   hb_target_t t;
   int rc = hb_target(L, B, 1, &t);
   if (rc) return hb_error(L, rc);
-  double ms = luaL_checknumber(L, 3);
-  if (ms < 0) return luaL_argerror(L, 3, "must be >= 0");
+  luaL_checknumber(L, 3);
+  uint64_t ms = check_ms(L, 3, 0);
   halo_payload_t pl = hb_anchor(B, L, 2);
-  int64_t id = halo_timer_send_after(&B->node, self, t.pid, pl, hb_size(L, 2), (uint64_t)ms);
+  int64_t id = halo_timer_send_after(&B->node, self, t.pid, pl, hb_size(L, 2), ms);
   if (id < 0) {
     hb_release(B, pl);
     return hb_error(L, (int)id);

@@ -34,6 +34,19 @@ local function dead_pid()
 end
 
 describe("halo.call", function()
+  it("takes math.huge as a timeout that does not expire, and refuses NaN", function()
+    local r, nan_err, sleep_err = helper.run(function()
+      local s = assert(halo.spawn(server))
+      local r = halo.call(s, { "slow", 50 }, math.huge)
+      local _, e1 = pcall(halo.call, s, { "echo", 1 }, 0 / 0)
+      local _, e2 = pcall(halo.send_after, s, "x", -1)
+      return r, e1, e2
+    end)
+    assert.are.equal("slept", r)
+    assert.truthy(tostring(nan_err):find("ms >= 0", 1, true), nan_err)
+    assert.truthy(tostring(sleep_err):find("ms >= 0", 1, true), sleep_err)
+  end)
+
   it("returns the reply value, also a deferred one sent with halo.reply", function()
     local a, b, t = helper.run(function()
       local s = assert(halo.spawn(server))

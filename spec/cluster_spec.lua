@@ -26,7 +26,7 @@ halo.spawn({
   handle_call = function(_, _, _, req)
     if req == "victim" then return halo.spawn({ handle_message = function() return "done" end }) end
     local ev = halo.event.info("ticks")
-    return { app = halo.application.info("shop").State, remote_sent = ev and ev.MessagesRemoteSent,
+    return { app = halo.application.info("shop").State, app_mode = halo.application.info("shop").Mode, remote_sent = ev and ev.MessagesRemoteSent,
              subscribers = ev and ev.Subscribers,
              events_remote = halo.node_info().EventsRemoteSent, info = halo.net.info() }
   end,
@@ -87,8 +87,9 @@ describe("a cluster of four nodes", function()
       }
       out.still = { halo.remote.spawn("n2@localhost", "echo") }
       -- remote application start
-      out.app = { halo.remote.start_application("n3@localhost", "shop") }
-      out.app_state = probe("n3@localhost").app
+      out.bad_mode = { halo.remote.start_application("n3@localhost", "shop", "forever") }
+      out.app = { halo.remote.start_application("n3@localhost", "shop", "permanent") }
+      out.app_state, out.app_mode = probe("n3@localhost").app, probe("n3@localhost").app_mode
       out.app_unknown = { halo.remote.start_application("n3@localhost", "other") }
       -- a remote event: two publications reach this node, counted as remote sends there
       out.buffered = halo.event.monitor("ticks", "n1@localhost")
@@ -153,6 +154,8 @@ describe("a cluster of four nodes", function()
     assert.matches("^<%x+%.0%.%d+>$", r.still[1])
     assert.same({ true }, r.app)
     assert.equal("running", r.app_state)
+    assert.equal("permanent", r.app_mode) -- the mode the remote start asked for
+    assert.equal("EINCORRECT", r.bad_mode[3])
     assert.equal("ENAMEUNKNOWN", r.app_unknown[3])
     assert.same({}, r.buffered)
     assert.equal("ticks", r.got[1].event)

@@ -240,7 +240,11 @@ local function idle_reason()
 end
 
 function Controller:handle_call(_, _, req)
-  if req[1] == "start" then return { start_app(req[2]) }, idle_reason() end
+  if req[1] == "start" then
+    local app = req[3] and reg.apps[req[2]]
+    if app and app.state == "loaded" then app.mode = req[3] end -- this start's mode (halo.remote.start_application)
+    return { start_app(req[2]) }, idle_reason()
+  end
   if req[1] == "stop" then
     local app = reg.apps[req[2]]
     if not app then return { core.node.error("EAPPUNKNOWN", req[2]) } end
@@ -291,13 +295,15 @@ local function controller()
   return pid
 end
 
---- Starts a loaded application (its dependencies first). Returns true or
+--- Starts a loaded application (its dependencies first), in mode if given
+-- (temporary, transient, permanent; else the spec's). Returns true or
 -- nil, err, code (EAPPUNKNOWN, EAPPRUNNING, EAPPDEPENDS, EINIT, ...).
-function M.start(name, timeout)
+function M.start(name, timeout, mode)
+  if mode ~= nil and not MODES[mode] then error("halo.application.start: mode must be temporary, transient or permanent", 2) end
   if not registry().apps[name] then return core.node.error("EAPPUNKNOWN", name) end
-  local r, err, code = halo.call(controller(), { "start", name }, timeout or 60000)
+  local r, err, code = halo.call(controller(), { "start", name, mode }, timeout or 60000)
   if not r and (code == "ENOPROC" or code == "ETERMINATED") then -- it just went idle
-    r, err, code = halo.call(controller(), { "start", name }, timeout or 60000)
+    r, err, code = halo.call(controller(), { "start", name, mode }, timeout or 60000)
   end
   if not r then return nil, err, code end
   return r[1], r[2], r[3]

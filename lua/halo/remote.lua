@@ -44,6 +44,7 @@ local Service = { name = "halo.remote", kind = "system" }
 
 local function incorrect(what) return { nil, "EINCORRECT: incorrect value or argument: " .. what, "EINCORRECT" } end
 local HOW = { link = true, monitor = true }
+local MODES = { temporary = true, transient = true, permanent = true }
 
 -- Every request is checked, and run protected: a bad one is answered with
 -- an error, never ends the service.
@@ -57,7 +58,10 @@ local function serve(from, ref, req)
   if req.op == "spawn" or req.op == "application_start" then
     local ok, err, code = core.remote.check(req.op, req.name or "", from)
     if not ok then return refuse(err, code) end
-    if req.op == "application_start" then return { halo.application.start(req.name, req.mode) } end
+    if req.op == "application_start" then
+      if req.mode ~= nil and not MODES[req.mode] then return incorrect("mode must be temporary, transient or permanent") end
+      return { halo.application.start(req.name, nil, req.mode) }
+    end
     local opts = { name = req.register, log_level = req.log_level }
     return { halo.spawn(s.spawn[req.name], req.args, opts) }
   elseif req.op == "event_subscribe" or req.op == "event_unsubscribe" then
