@@ -413,6 +413,8 @@ describe("mcp_tools/action.lua and log.lua", function()
           pid_get = run("log_level_get", { target = "<0.0.999999>" }),
           pid_set = run("log_level_set", { level = "info", target = "0.0.999999" }),
           alias_get = run("log_level_get", { target = "Alias#<0.999.0.0>" }),
+          alias_wide = run("log_level_get", { target = "Alias#<0.18446744073709551616.0.0>" }),
+          alias_wide_set = run("log_level_set", { level = "info", target = "Alias#<0.99999999999999999999999.0.0>" }),
           level = run("log_level_set", { level = "verbose", target = "no_such_name" }),
           node_level = halo.log.level(),
         }
@@ -423,6 +425,11 @@ describe("mcp_tools/action.lua and log.lua", function()
       assert.equal("log_level_get process <0.0.999999>: unknown process", r.pid_get.err)
       assert.equal("log_level_set process 0.0.999999: unknown process", r.pid_set.err)
       assert.equal("log_level_get process Alias#<0.999.0.0>: unknown alias", r.alias_get.err)
+      -- an alias id past 64 bits is no alias (nor a name)
+      assert.equal('cannot resolve target "Alias#<0.18446744073709551616.0.0>": not a valid PID, alias, or registered name',
+        r.alias_wide.err)
+      assert.equal('cannot resolve target "Alias#<0.99999999999999999999999.0.0>": not a valid PID, alias, or '
+        .. 'registered name', r.alias_wide_set.err)
       assert.equal("unknown log level: verbose", r.level.err) -- the level is checked first
       assert.equal("panic", r.node_level)
     end)

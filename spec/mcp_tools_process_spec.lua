@@ -334,6 +334,9 @@ describe("mcp_tools process tools on one process", function()
       out.meta_bare = call("meta_inspect", { alias = alias:match("^Alias#<(.*)>$") })
       out.meta_unknown = { call("meta_inspect", { alias = "Alias#<0.999999.0.0>" }) }
       out.meta_bad = { call("meta_inspect", { alias = "<0.1.2>" }) }
+      out.meta_max = { call("meta_inspect", { alias = "Alias#<0.18446744073709551615.0.0>" }) }
+      out.meta_wide = { call("meta_inspect", { alias = "Alias#<0.18446744073709551616.0.0>" }) }
+      out.meta_wider = { call("meta_inspect", { alias = "Alias#<0.99999999999999999999.0.0>" }) }
       halo.send(fn, "done")
       halo.supervisor.stop(sup)
       return out
@@ -363,6 +366,9 @@ describe("mcp_tools process tools on one process", function()
     assert.same({ meta = "yes" }, r.meta_bare)
     assert.same({ nil, "meta_inspect: unknown alias" }, r.meta_unknown)
     assert.same({ nil, "invalid alias: incorrect Alias format, expected <crc.id0.id1.id2>" }, r.meta_bad)
+    assert.same({ nil, "meta_inspect: unknown alias" }, r.meta_max) -- the largest 64-bit id
+    assert.same({ nil, "invalid alias: incorrect Alias format, expected <crc.id0.id1.id2>" }, r.meta_wide)
+    assert.same({ nil, "invalid alias: incorrect Alias format, expected <crc.id0.id1.id2>" }, r.meta_wider)
   end)
 end)
 
