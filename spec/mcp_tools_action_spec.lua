@@ -349,6 +349,23 @@ describe("mcp_tools/action.lua and log.lua", function()
       assert.equal("invalid pid: incorrect PID format, expected <crc.high.low>", r.huge.err)
       assert.equal("process_kill: not allowed: that is the MCP worker running this call", r.self.err)
     end)
+
+    it("spare the node's system processes (halo_remote, halo_applications, cron: nothing restarts them)", function()
+      local r = helper.run(function()
+        local sys = assert(halo.spawn({ name = "spec.system", kind = "system", handle_message = function() end }))
+        local out = { sys = sys, kill = run("process_kill", { pid = sys }),
+                      exit = run("send_exit", { pid = sys, reason = "kill" }),
+                      exit_normal = run("send_exit", { pid = sys:sub(2, -2) }) }
+        out.state = halo.process_state(sys)
+        halo.kill(sys)
+        return out
+      end)
+      local why = ("not allowed: %s is a system process of the node (spec.system)"):format(r.sys)
+      assert.equal("process_kill: " .. why, r.kill.err)
+      assert.equal("send_exit: " .. why, r.exit.err)
+      assert.equal("send_exit: " .. why, r.exit_normal.err)
+      assert.equal("sleep", r.state)
+    end)
   end)
 
   describe("log_level_get / log_level_set", function()
