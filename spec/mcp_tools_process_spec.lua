@@ -202,6 +202,8 @@ describe("mcp_tools process_list limits and uptime", function()
         default = #call("process_list", {}),
         zero = #call("process_list", { limit = 0 }),
         negative = #call("process_list", { limit = -1 }),
+        huge = #call("process_list", { limit = 2 ^ 64 }),
+        huger = #call("process_list", { limit = 1e300, sort_by = "uptime" }),
         five = #call("process_list", { limit = 5 }),
         five_sorted = #call("process_list", { limit = 5, sort_by = "uptime" }),
         oldest = call("process_list", { limit = 1, sort_by = "uptime", behavior = "tp." })[1].PID,
@@ -213,6 +215,8 @@ describe("mcp_tools process_list limits and uptime", function()
     assert.equal(100, r.default)
     assert.equal(r.total, r.zero)
     assert.equal(r.total, r.negative)
+    assert.equal(r.total, r.huge) -- past size_t: no limit
+    assert.equal(r.total, r.huger)
     assert.equal(5, r.five)
     assert.equal(5, r.five_sorted)
     assert.equal(r.old, r.oldest)
