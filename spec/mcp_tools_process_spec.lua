@@ -341,6 +341,9 @@ describe("mcp_tools process tools on one process", function()
       out.meta_max = { call("meta_inspect", { alias = "Alias#<0.18446744073709551615.0.0>" }) }
       out.meta_wide = { call("meta_inspect", { alias = "Alias#<0.18446744073709551616.0.0>" }) }
       out.meta_wider = { call("meta_inspect", { alias = "Alias#<0.99999999999999999999.0.0>" }) }
+      local odd = assert(halo.spawn({ handle_inspect = function() return "just text" end }))
+      out.odd = { call("process_inspect", { pid = odd }) }
+      halo.kill(odd)
       halo.send(fn, "done")
       halo.supervisor.stop(sup)
       return out
@@ -373,6 +376,7 @@ describe("mcp_tools process tools on one process", function()
     assert.same({ nil, "meta_inspect: unknown alias" }, r.meta_max) -- the largest 64-bit id
     assert.same({ nil, "invalid alias: incorrect Alias format, expected <crc.id0.id1.id2>" }, r.meta_wide)
     assert.same({ nil, "invalid alias: incorrect Alias format, expected <crc.id0.id1.id2>" }, r.meta_wider)
+    assert.same({ nil, "process_inspect: handle_inspect answered a string, not a map" }, r.odd)
   end)
 end)
 
