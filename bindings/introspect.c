@@ -100,7 +100,7 @@ static int l_process_list(lua_State *L) {
     lua_getfield(L, 1, "limit");
     if (!lua_isnil(L, -1)) {
       double lim = luaL_checknumber(L, -1);
-      f.limit = lim > 0 ? (size_t)lim : 0;
+      f.limit = lim >= 1 && lim < (double)SIZE_MAX ? (size_t)lim : 0; /* past size_t: no limit either */
     }
     for (int which = 0; which < 2; which++) {
       lua_getfield(L, 1, which ? "max" : "min");

@@ -404,17 +404,18 @@ static int l_net_info(lua_State *L) {
   SET_INT("PendingDropped", net ? net->pending_dropped : 0);
   SET_INT("MessagesRefused", net ? net->msgs_refused : 0);
   SET_INT("DecompressRefused", net ? net->inflate_refused : 0);
+  if (net) push_routes(L, net);
+  else hb_new_array(L, 0); /* every list is there, [] without the network */
+  lua_setfield(L, -2, "Routes");
+  hb_new_array(L, 0); /* halo proxies nothing */
+  lua_setfield(L, -2, "ProxyRoutes");
+  hb_remote_push_enabled(L, B);
   if (!net) return 1;
   push_settings(L, net);
   lua_setfield(L, -2, "Settings");
   if (push_registrar(L, B)) lua_setfield(L, -2, "Registrar");
-  push_routes(L, net);
-  lua_setfield(L, -2, "Routes");
-  hb_new_array(L, 0); /* halo proxies nothing */
-  lua_setfield(L, -2, "ProxyRoutes");
   push_flags(L, B, net);
   lua_setfield(L, -2, "Flags");
-  hb_remote_push_enabled(L, B);
   return 1;
 }
 

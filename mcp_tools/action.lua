@@ -4,6 +4,7 @@
 local halo = require("halo")
 local json = require("halo.json")
 local message = require("halo.message")
+local A = require("halo.mcp.toolargs")
 
 -- "ECODE: text" -> "text"; a raised argument error -> its message.
 local function plain(err)
@@ -11,13 +12,16 @@ local function plain(err)
   return err:match("bad argument #%d+ to '[^']*' %((.*)%)$") or (err:gsub("^E%u+: ", ""))
 end
 
--- A PID typed into a tool: <crc.high.low>, brackets optional; the first part
--- is ignored and the PID is this node's (a tool runs where its PID lives).
-local function local_pid(s)
-  if type(s) ~= "string" then return nil end
-  local hi, lo = s:match("^<?[^.<>]*%.(%d+)%.(%d+)>?$")
-  if not hi or #hi > 10 or #lo > 10 or tonumber(hi) >= 2^32 or tonumber(lo) >= 2^32 then return nil end
-  return ("%s.%d.%d>"):format(halo.self():match("^<%x+"), tonumber(hi), tonumber(lo))
+-- The node's own services (halo_remote, halo_applications, the cron and
+-- etcd processes) are processes of kind "system" that nothing restarts:
+-- ending one would leave the node without remote spawn, admin, application
+-- control or cron until it restarts. Returns the refusal's text for such a
+-- target, else nil.
+local function system_process(pid)
+  local info = halo.process_info(pid)
+  if info and info.Kind == "system" then
+    return ("not allowed: %s is a system process of the node (%s)"):format(pid, info.Behavior)
+  end
 end
 
 local BAD_PID = "invalid pid: incorrect PID format, expected <crc.high.low>"
@@ -58,7 +62,7 @@ local function payload(v, type_name)
 end
 
 -- to: a PID (this node's), else a registered name (or an alias) as given.
-local function target(to) return local_pid(to) or to end
+local function target(to) return A.pid(to) or to end
 
 -- Runs f(...) and turns a raised argument error into nil, message.
 local function try(f, ...)
@@ -153,14 +157,17 @@ return {
     name = "send_exit",
     description = "Sends an exit signal with a reason (default normal; shutdown, kill or any text) to a local "
       .. "process from the MCP worker. It ends the process with that reason unless the process traps exits. "
-      .. "Answers `exit signal sent to <pid> (reason: <reason>)`.",
+      .. "Answers `exit signal sent to <pid> (reason: <reason>)`. The node's system processes (kind system: "
+      .. "halo_remote, halo_applications, cron) are refused.",
     inputSchema = { type = "object", properties = {
       pid = { type = "string", description = "PID (<crc.high.low>, brackets optional)" },
       reason = { type = "string", description = "exit reason (default normal)" },
     }, required = json.array({ "pid" }) },
     handler = function(args)
-      local pid = local_pid(args.pid)
+      local pid = A.pid(args.pid)
       if not pid then return nil, BAD_PID end
+      local refused = system_process(pid)
+      if refused then return nil, "send_exit: " .. refused end
       local reason = (type(args.reason) == "string" and args.reason ~= "") and args.reason or "normal"
       local ok, err = try(halo.exit, pid, reason)
       if not ok then return nil, "send_exit: " .. plain(err) end
@@ -171,14 +178,17 @@ return {
     name = "process_kill",
     description = "Kills a local process at once. An idle one ends with reason kill; one suspended inside a "
       .. "callback (sleeping, calling) becomes a zombee: its links and monitors fire now, it never runs again. "
-      .. "Answers `process <pid> killed`.",
+      .. "Answers `process <pid> killed`. The node's system processes (kind system: halo_remote, "
+      .. "halo_applications, cron) are refused.",
     inputSchema = { type = "object", properties = {
       pid = { type = "string", description = "PID (<crc.high.low>, brackets optional)" },
     }, required = json.array({ "pid" }) },
     handler = function(args)
-      local pid = local_pid(args.pid)
+      local pid = A.pid(args.pid)
       if not pid then return nil, BAD_PID end
       if pid == halo.self() then return nil, "process_kill: not allowed: that is the MCP worker running this call" end
+      local refused = system_process(pid)
+      if refused then return nil, "process_kill: " .. refused end
       local ok, err = try(halo.kill, pid)
       if not ok then return nil, "process_kill: " .. plain(err) end
       return ("process %s killed"):format(pid)

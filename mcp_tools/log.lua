@@ -1,6 +1,7 @@
 -- Log levels of the node and of its processes, and the node's loggers.
 local halo = require("halo")
 local json = require("halo.json")
+local A = require("halo.mcp.toolargs")
 
 local LEVELS = { trace = true, debug = true, info = true, warning = true, error = true, panic = true,
                  disabled = true }
@@ -10,29 +11,15 @@ local function plain(err)
   return err:match("bad argument #%d+ to '[^']*' %((.*)%)$") or (err:gsub("^E%u+: ", ""))
 end
 
--- A PID typed into a tool: <crc.high.low>, brackets optional, always this node's.
-local function local_pid(s)
-  local hi, lo = s:match("^<?[^.<>]*%.(%d+)%.(%d+)>?$")
-  if not hi or #hi > 10 or #lo > 10 or tonumber(hi) >= 2^32 or tonumber(lo) >= 2^32 then return nil end
-  return ("%s.%d.%d>"):format(halo.self():match("^<%x+"), tonumber(hi), tonumber(lo))
-end
-
--- An alias typed into a tool: Alias#<crc.a.b.c>, always this node's.
-local function local_alias(s)
-  local a, b, c = s:match("^Alias#<?[^.<>]*%.(%d+)%.(%d+)%.(%d+)>?$")
-  if not a then return nil end
-  return ("Alias#%s.%d.%d.%d>"):format(halo.self():match("^<%x+"), tonumber(a), tonumber(b), tonumber(c))
-end
-
 -- What target names, tried in order: the node ("" or "node"), a PID, an
 -- alias (halo's aliases name processes), a registered name. Returns the
 -- kind ("node", "pid", "alias", "name"), the address and the text that
 -- names it in answers; or nil, error text.
 local function resolve(target)
   if target == nil or target == "" or target == "node" then return "node", "node", "node" end
-  local pid = local_pid(target)
+  local pid = A.pid(target)
   if pid then return "pid", pid, "process " .. target end
-  local alias = local_alias(target)
+  local alias = A.alias(target)
   if alias then
     local info = halo.process_info(alias)
     return "alias", alias, info and ("process %s (%s)"):format(target, info.PID) or "process " .. target

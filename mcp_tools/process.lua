@@ -62,6 +62,7 @@ local function inspect(what, target, items)
   end
   local map, err = halo.inspect(target, list, INSPECT_TIMEOUT)
   if not map then return A.fail(what, err) end
+  if type(map) ~= "table" then return nil, ("%s: handle_inspect answered a %s, not a map"):format(what, type(map)) end
   local out = json.object()
   for k, v in pairs(map) do out[k] = v end
   return out

@@ -102,6 +102,35 @@ describe("process_list", function()
     assert.same({ 1.5, 2 / 3, 0.5 }, { w[1].Drain, w[2].Drain, w[3].Drain })
   end)
 
+  it("with a limit keeps exactly the full sort's first rows, ties included (spawn order)", function()
+    local r = helper.run(function()
+      local ps = {}
+      for i = 1, 300 do ps[i] = assert(halo.spawn(sink, nil, { behavior = "tied" })) end
+      for i = 1, 300 do
+        for _ = 1, (i * 7919) % 4 do halo.send(ps[i], "x") end -- 0-3 messages: four tied groups
+      end
+      assert(helper.wait_until(function()
+        local n = 0
+        for _, row in ipairs(halo.process_list({ behavior = "tied", limit = 0 })) do n = n + row.MessagesIn end
+        return n == 450
+      end))
+      local bad = {}
+      for _, key in ipairs({ "wakeups", "messages_in", "drain", "mailbox" }) do
+        local all = pids(halo.process_list({ behavior = "tied", sort_by = key }))
+        for _, limit in ipairs({ 1, 2, 7, 74, 75, 76, 150, 299, 300, 301 }) do
+          local top = pids(halo.process_list({ behavior = "tied", sort_by = key, limit = limit }))
+          local want = { unpack(all, 1, math.min(limit, #all)) }
+          if #top ~= #want or table.concat(top, " ") ~= table.concat(want, " ") then
+            bad[#bad + 1] = key .. " limit " .. limit
+          end
+        end
+      end
+      for _, p in ipairs(ps) do halo.kill(p) end
+      return bad
+    end)
+    assert.same({}, r)
+  end)
+
   it("filters by application, behavior, name and state and applies limit", function()
     local r = helper.run(function()
       local s, w1, w2, w3 = setup()

@@ -349,6 +349,23 @@ describe("mcp_tools/action.lua and log.lua", function()
       assert.equal("invalid pid: incorrect PID format, expected <crc.high.low>", r.huge.err)
       assert.equal("process_kill: not allowed: that is the MCP worker running this call", r.self.err)
     end)
+
+    it("spare the node's system processes (halo_remote, halo_applications, cron: nothing restarts them)", function()
+      local r = helper.run(function()
+        local sys = assert(halo.spawn({ name = "spec.system", kind = "system", handle_message = function() end }))
+        local out = { sys = sys, kill = run("process_kill", { pid = sys }),
+                      exit = run("send_exit", { pid = sys, reason = "kill" }),
+                      exit_normal = run("send_exit", { pid = sys:sub(2, -2) }) }
+        out.state = halo.process_state(sys)
+        halo.kill(sys)
+        return out
+      end)
+      local why = ("not allowed: %s is a system process of the node (spec.system)"):format(r.sys)
+      assert.equal("process_kill: " .. why, r.kill.err)
+      assert.equal("send_exit: " .. why, r.exit.err)
+      assert.equal("send_exit: " .. why, r.exit_normal.err)
+      assert.equal("sleep", r.state)
+    end)
   end)
 
   describe("log_level_get / log_level_set", function()
@@ -413,6 +430,8 @@ describe("mcp_tools/action.lua and log.lua", function()
           pid_get = run("log_level_get", { target = "<0.0.999999>" }),
           pid_set = run("log_level_set", { level = "info", target = "0.0.999999" }),
           alias_get = run("log_level_get", { target = "Alias#<0.999.0.0>" }),
+          alias_wide = run("log_level_get", { target = "Alias#<0.18446744073709551616.0.0>" }),
+          alias_wide_set = run("log_level_set", { level = "info", target = "Alias#<0.99999999999999999999999.0.0>" }),
           level = run("log_level_set", { level = "verbose", target = "no_such_name" }),
           node_level = halo.log.level(),
         }
@@ -423,6 +442,11 @@ describe("mcp_tools/action.lua and log.lua", function()
       assert.equal("log_level_get process <0.0.999999>: unknown process", r.pid_get.err)
       assert.equal("log_level_set process 0.0.999999: unknown process", r.pid_set.err)
       assert.equal("log_level_get process Alias#<0.999.0.0>: unknown alias", r.alias_get.err)
+      -- an alias id past 64 bits is no alias (nor a name)
+      assert.equal('cannot resolve target "Alias#<0.18446744073709551616.0.0>": not a valid PID, alias, or registered name',
+        r.alias_wide.err)
+      assert.equal('cannot resolve target "Alias#<0.99999999999999999999999.0.0>": not a valid PID, alias, or '
+        .. 'registered name', r.alias_wide_set.err)
       assert.equal("unknown log level: verbose", r.level.err) -- the level is checked first
       assert.equal("panic", r.node_level)
     end)

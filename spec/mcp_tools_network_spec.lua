@@ -117,6 +117,30 @@ describe("the MCP network, cron and registrar tools", function()
     end
   end)
 
+  it("on a node without the network: every list there and [], errors instead of answers", function()
+    local r = helper.run(function()
+      local run = assert(loadstring(RUNNER))()
+      return { info = run(TOOLS, "network_info"), nodes = run(TOOLS, "network_nodes"),
+               acceptors = run(TOOLS, "network_acceptors"), cluster = run(TOOLS, "cluster_nodes"),
+               ping = run(TOOLS, "network_ping", { name = "n1@localhost" }),
+               connect = run(TOOLS, "network_connect", { name = "n1@localhost" }),
+               disconnect = run(TOOLS, "network_disconnect", { name = "n1@localhost" }),
+               registrar = run(TOOLS, "registrar_info") }
+    end)
+    local info = cjson.decode(r.info.text)
+    assert.equal("disabled", info.Mode)
+    for _, list in ipairs({ "Acceptors", "Nodes", "Routes", "ProxyRoutes", "EnabledSpawn", "EnabledApplicationStart" }) do
+      assert.matches('"' .. list .. '": []', r.info.text, 1, true)
+    end
+    assert.equal("[]", r.nodes.text)
+    assert.equal("[]", r.acceptors.text)
+    assert.equal(1, #cjson.decode(r.cluster.text))
+    assert.equal("ping n1@localhost failed: no connection", r.ping.text)
+    assert.is_true(r.connect.isError)
+    assert.equal("node n1@localhost not connected: no connection", r.disconnect.text)
+    assert.matches("^registrar not available: ", r.registrar.text)
+  end)
+
   it("report, connect, disconnect and ping nodes on the embedded registrar; cron jobs and their windows", function()
     local reg = "embedded:" .. helper.random_port()
     start("n1", reg)

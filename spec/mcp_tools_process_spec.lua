@@ -202,6 +202,8 @@ describe("mcp_tools process_list limits and uptime", function()
         default = #call("process_list", {}),
         zero = #call("process_list", { limit = 0 }),
         negative = #call("process_list", { limit = -1 }),
+        huge = #call("process_list", { limit = 2 ^ 64 }),
+        huger = #call("process_list", { limit = 1e300, sort_by = "uptime" }),
         five = #call("process_list", { limit = 5 }),
         five_sorted = #call("process_list", { limit = 5, sort_by = "uptime" }),
         oldest = call("process_list", { limit = 1, sort_by = "uptime", behavior = "tp." })[1].PID,
@@ -213,6 +215,8 @@ describe("mcp_tools process_list limits and uptime", function()
     assert.equal(100, r.default)
     assert.equal(r.total, r.zero)
     assert.equal(r.total, r.negative)
+    assert.equal(r.total, r.huge) -- past size_t: no limit
+    assert.equal(r.total, r.huger)
     assert.equal(5, r.five)
     assert.equal(5, r.five_sorted)
     assert.equal(r.old, r.oldest)
@@ -334,6 +338,12 @@ describe("mcp_tools process tools on one process", function()
       out.meta_bare = call("meta_inspect", { alias = alias:match("^Alias#<(.*)>$") })
       out.meta_unknown = { call("meta_inspect", { alias = "Alias#<0.999999.0.0>" }) }
       out.meta_bad = { call("meta_inspect", { alias = "<0.1.2>" }) }
+      out.meta_max = { call("meta_inspect", { alias = "Alias#<0.18446744073709551615.0.0>" }) }
+      out.meta_wide = { call("meta_inspect", { alias = "Alias#<0.18446744073709551616.0.0>" }) }
+      out.meta_wider = { call("meta_inspect", { alias = "Alias#<0.99999999999999999999.0.0>" }) }
+      local odd = assert(halo.spawn({ handle_inspect = function() return "just text" end }))
+      out.odd = { call("process_inspect", { pid = odd }) }
+      halo.kill(odd)
       halo.send(fn, "done")
       halo.supervisor.stop(sup)
       return out
@@ -363,6 +373,10 @@ describe("mcp_tools process tools on one process", function()
     assert.same({ meta = "yes" }, r.meta_bare)
     assert.same({ nil, "meta_inspect: unknown alias" }, r.meta_unknown)
     assert.same({ nil, "invalid alias: incorrect Alias format, expected <crc.id0.id1.id2>" }, r.meta_bad)
+    assert.same({ nil, "meta_inspect: unknown alias" }, r.meta_max) -- the largest 64-bit id
+    assert.same({ nil, "invalid alias: incorrect Alias format, expected <crc.id0.id1.id2>" }, r.meta_wide)
+    assert.same({ nil, "invalid alias: incorrect Alias format, expected <crc.id0.id1.id2>" }, r.meta_wider)
+    assert.same({ nil, "process_inspect: handle_inspect answered a string, not a map" }, r.odd)
   end)
 end)
 
@@ -538,6 +552,9 @@ describe("mcp_tools event tools", function()
     assert.equal("active", info.UtilizationState)
     assert.equal(r.producer, info.Producer)
     assert.truthy(text:find('"Event": "Event#<%x+:tp_active>"'))
+    -- unix ns: integers in the text (the reference's int64), never 1.79e+18
+    assert.truthy(text:find('"CreatedAt": %d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d,'), text)
+    assert.truthy(text:find('"LastPublishedAt": %d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d,'), text)
     assert.same({ nil, "event_info: unknown event" }, r.info_unknown)
     assert.same({ "tp_active", "tp_demand", "tp_idle", "tp_lonely", "tp_quiet" }, r.owned)
     assert.truthy(r.owned_none:find('"Events": []', 1, true))

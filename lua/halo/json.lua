@@ -47,7 +47,9 @@ end
 local floor, huge = math.floor, math.huge
 local function number(n)
   if n ~= n or n == huge or n == -huge then return "null" end
-  if floor(n) == n and n > -2^53 and n < 2^53 then return ("%.0f"):format(n) end
+  -- integral values in int64's range print as integers (unix ns times pass 2^53;
+  -- Go's decoder refuses 1.79e+18 for an int64)
+  if floor(n) == n and n >= -2^63 and n < 2^63 then return ("%.0f"):format(n) end
   local s = ("%.14g"):format(n)
   if tonumber(s) ~= n then s = ("%.17g"):format(n) end
   return s

@@ -49,14 +49,23 @@ function M.pid(s)
   return ("<%s.%d.%d>"):format(crc(), tonumber(p[2]), tonumber(p[3]))
 end
 
+-- The digits of a 64-bit unsigned integer without leading zeros, or nil
+-- (kept as text: a Lua number holds 53 bits).
+local function integer64(p)
+  if not p:match("^%d+$") then return nil end
+  p = p:gsub("^0+(%d)", "%1")
+  if #p > 20 or #p == 20 and p > "18446744073709551615" then return nil end
+  return p
+end
+
 --- An alias argument as this node's alias string, or nil, the reference's parse error.
 function M.alias(s)
   local p = parts(s, "Alias#")
-  -- the first id is 64 bits wide: kept as its digits
-  if not p or #p ~= 4 or not p[2]:match("^%d+$") or #p[2] > 20 or not integer(p[3]) or not integer(p[4]) then
+  local id0 = p and #p == 4 and integer64(p[2])
+  if not id0 or not integer(p[3]) or not integer(p[4]) then
     return nil, "incorrect Alias format, expected <crc.id0.id1.id2>"
   end
-  return ("Alias#<%s.%s.%d.%d>"):format(crc(), p[2]:gsub("^0+(%d)", "%1"), tonumber(p[3]), tonumber(p[4]))
+  return ("Alias#<%s.%s.%d.%d>"):format(crc(), id0, tonumber(p[3]), tonumber(p[4]))
 end
 
 --- The text of a halo error without its code ("ENOPROC: unknown process" -> "unknown process").
