@@ -39,7 +39,8 @@ return {
 }
 ]],
   ["boom.lua"] = [[return { { name = "boom", handler = function() error("kaboom") end },
-  { name = "fails", handler = function() return nil, "unknown process" end } }]],
+  { name = "fails", handler = function() return nil, "unknown process" end },
+  { name = "bytes", handler = function() return "\255ok\237\160\128\226\130\172" end } }]],
   ["action.lua"] = [[return { { name = "process_kill", handler = function() return "killed" end } }]],
   ["_helper.lua"] = [[error("not a tool file")]],
 }
@@ -109,7 +110,7 @@ describe("the MCP server", function()
     assert.equal(202, r.notified)
     assert.same({}, r.ping.result)
     -- the reference's order first, the others sorted; _helper.lua is not a tool file
-    assert.same({ "node_info", "process_kill", "boom", "echo", "fails", "quick", "slow", "zeta" }, r.names)
+    assert.same({ "node_info", "process_kill", "boom", "bytes", "echo", "fails", "quick", "slow", "zeta" }, r.names)
     assert.same({ "x" }, r.schema.required)
     assert.equal("string", r.schema.properties.node.type)
     assert.equal("integer", r.schema.properties.timeout.type)
@@ -149,6 +150,13 @@ describe("the MCP server", function()
       case("unknown_arg", function() return c.call("echo", { x = 1, y = 2 }).error end)
       case("node_type", function() return c.call("echo", { x = 1, node = 5 }).error end)
       case("params", function() return c.rpc("tools/call", { arguments = json.object() }).error end)
+      case("nan_id", function() local x = c.post('{"jsonrpc":"2.0","id":NaN,"method":"ping"}'); return { x.status, x.json.error.code } end)
+      case("hex_arg", function()
+        local x = c.post('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"x":0x10}}}')
+        return { x.status, x.json.error.code }
+      end)
+      case("inf_id", function() local x = c.post('{"jsonrpc":"2.0","id":1e400,"method":"ping"}'); return { x.status, x.json.error.code } end)
+      case("bytes", function() return c.call("bytes").result.content[1].text end)
       case("oversize", function() return c.post(big).status end)
       case("no_token", function()
         local x = c.raw("POST", '{"jsonrpc":"2.0","id":1,"method":"ping"}', { authorization = false, ["mcp-session-id"] = c.sid })
@@ -157,6 +165,9 @@ describe("the MCP server", function()
       case("wrong_token", function() return c.post('{"jsonrpc":"2.0","id":1,"method":"ping"}', { authorization = "Bearer s3cre" }).status end)
       case("foreign_origin", function() return c.post('{"jsonrpc":"2.0","id":1,"method":"ping"}', { origin = "http://evil.example" }).status end)
       case("loopback_origin", function() return c.post('{"jsonrpc":"2.0","id":1,"method":"ping"}', { origin = "http://localhost:3000" }).status end)
+      case("v6_origin", function() return c.post('{"jsonrpc":"2.0","id":1,"method":"ping"}', { origin = "http://[::1]:8080" }).status end)
+      case("v6_prefix_origin", function() return c.post('{"jsonrpc":"2.0","id":1,"method":"ping"}', { origin = "http://[::1].evil.example" }).status end)
+      case("path_origin", function() return c.post('{"jsonrpc":"2.0","id":1,"method":"ping"}', { origin = "http://localhost/x" }).status end)
       case("allowed_origin", function() return c.post('{"jsonrpc":"2.0","id":1,"method":"ping"}', { origin = "https://app.example" }).status end)
       case("ghost_node", function() return c.call("echo", { x = 1, node = "ghost@localhost", timeout = 2 }).result end)
       case("bad_node", function() return c.call("echo", { x = 1, node = "ghost" }).result end)
@@ -188,12 +199,20 @@ describe("the MCP server", function()
     assert.matches("unknown argument 'y'", out.unknown_arg.message, 1, true)
     assert.matches("argument 'node': expected string, got integer", out.node_type.message, 1, true)
     assert.same({ code = -32602, message = "invalid tools/call params" }, out.params)
+    assert.same({ 400, -32700 }, out.nan_id) -- JSON has no NaN, Infinity nor hex numbers
+    assert.same({ 400, -32700 }, out.hex_arg)
+    assert.same({ 400, -32600 }, out.inf_id) -- an id that cannot be echoed
+    -- bytes that are not UTF-8 (a stray byte, an encoded surrogate) become U+FFFD: the answer stays JSON
+    assert.equal("\239\191\189ok\239\191\189\239\191\189\239\191\189\226\130\172", out.bytes)
     assert.equal(413, out.oversize)
     assert.same({ 401, 'Bearer realm="halo-mcp"' }, out.no_token)
     assert.equal(401, out.wrong_token)
     assert.equal(403, out.foreign_origin)
     assert.equal(200, out.loopback_origin)
     assert.equal(200, out.allowed_origin)
+    assert.equal(200, out.v6_origin)
+    assert.equal(403, out.v6_prefix_origin)
+    assert.equal(403, out.path_origin)
     assert.is_true(out.ghost_node.isError)
     assert.matches("^remote call to 'ghost@localhost' failed: ", out.ghost_node.content[1].text)
     assert.matches("^remote call to 'ghost' failed: incorrect node name", out.bad_node.content[1].text)
@@ -242,7 +261,7 @@ describe("the MCP server", function()
       c.init()
       return { names = c.names(), kill = c.call("process_kill", { pid = "<0.0.1>" }).error }
     end)
-    assert.same({ "node_info", "boom", "echo", "fails", "quick", "slow", "zeta" }, r.names)
+    assert.same({ "node_info", "boom", "bytes", "echo", "fails", "quick", "slow", "zeta" }, r.names)
     assert.same({ code = -32602, message = "unknown tool: process_kill" }, r.kill)
     r = serve(dir, { allowed = { "echo", "zeta", "absent" } }, function(port)
       local c = client(port)
