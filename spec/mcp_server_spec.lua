@@ -327,6 +327,30 @@ describe("the MCP server", function()
     assert.equal("quick alone", r.fixed)
   end)
 
+  it("finds a tool that moved to another file", function()
+    local r = serve(dir, nil, function(port)
+      local c = client(port)
+      c.init()
+      local out = {}
+      -- moved.lua defines zeta too: ignored while echo.lua holds the name
+      write(dir .. "/moved.lua", [[return { { name = "zeta", handler = function() return "moved zeta" end } }]])
+      out.listed = #c.names()
+      out.before = text(c.call("zeta"))
+      -- echo.lua lets go of zeta: moved.lua's is the one now
+      write(dir .. "/echo.lua", (TOOLS["echo.lua"]:gsub('name = "zeta"', 'name = "zeta_old"')))
+      out.after = c.call("zeta")
+      -- quick moves from slow.lua to a file not scanned yet
+      write(dir .. "/fresh.lua", [[return { { name = "quick", handler = function() return "fresh quick" end } }]])
+      write(dir .. "/slow.lua", (TOOLS["slow.lua"]:gsub('name = "quick"', 'name = "quick_old"')))
+      out.fresh = c.call("quick")
+      return out
+    end)
+    assert.equal(9, r.listed)
+    assert.equal("zeta", r.before)
+    assert.same({ { type = "text", text = "moved zeta" } }, r.after.result and r.after.result.content or r.after)
+    assert.same({ { type = "text", text = "fresh quick" } }, r.fresh.result and r.fresh.result.content or r.fresh)
+  end)
+
   it("runs a quick call while a slow one holds a worker", function()
     local r = serve(dir, { pool_size = 2 }, function(port)
       local c = client(port)
