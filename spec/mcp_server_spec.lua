@@ -377,7 +377,7 @@ describe("the MCP server", function()
 end)
 
 describe("the MCP proxy between two nodes", function()
-  local dir, dir2, pid
+  local dir, dir2, pid, pid3
   local REG = "embedded:" .. helper.random_port()
   setup(function()
     dir = tools_dir(TOOLS)
@@ -388,9 +388,20 @@ describe("the MCP proxy between two nodes", function()
       "--mcp-tools %s --log-level warning -e 'io.open(arg[1], \"w\"):close() require(\"halo\").receive()' %s")
       :format(halo_bin, REG, dir2, up), dir2 .. "/node2.log")
     assert(helper.wait_file(up), "node2 did not start")
+    -- node3's `mcp` is an impostor answering a result that is not JSON
+    write(dir2 .. "/impostor.lua", [[
+local halo = require("halo")
+halo.spawn_register("mcp", { handle_call = function() return { result = '{"content":[]},"oops":{' } end })
+io.open(arg[1], "w"):close()
+halo.receive()
+]])
+    pid3 = helper.spawn_os(("%s run --name node3@localhost --cookie mcpx --listen 127.0.0.1:0 --registrar %s --no-mcp " ..
+      "--log-level warning %s/impostor.lua %s/up3"):format(halo_bin, REG, dir2, dir2), dir2 .. "/node3.log")
+    assert(helper.wait_file(dir2 .. "/up3"), "node3 did not start")
   end)
   teardown(function()
     helper.kill(pid)
+    helper.kill(pid3)
     os.execute("rm -rf " .. dir .. " " .. dir2)
   end)
 
@@ -413,6 +424,10 @@ describe("the MCP proxy between two nodes", function()
       out.via = json.decode(text(c.call("via")))
       out.timed_out = c.call("slow", { ms = 2500, node = "node2@localhost", timeout = 1 }).result
       out.ping = halo.call(halo.net.process_id("mcp", "node2@localhost"), { mcp = "ping" }, 5000)
+      assert(helper.wait_until(function() return halo.net.resolve("node3@localhost") ~= nil end, 5000))
+      local g = c.post(json.encode({ jsonrpc = "2.0", id = 9, method = "tools/call",
+                                     params = { name = "echo", arguments = { x = 1, node = "node3@localhost" } } }))
+      out.garbage = g.json or g.body
       return out
     end, { name = "node1@localhost", cookie = "mcpx", listen = "127.0.0.1:0", registrar = REG })
     assert.same({ x = 1, node = "node2@localhost", timeout = 120, v = 2 }, r.remote)
@@ -424,6 +439,9 @@ describe("the MCP proxy between two nodes", function()
     assert.same({ result = "{}" }, r.ping)
     assert.same({ content = { { type = "text", text = "remote call to 'node2@localhost' failed: timed out" } },
                   isError = true }, r.timed_out)
+    -- a remote answer that is not a result object never reaches the client as broken JSON
+    assert.same({ content = { { type = "text", text = "remote call to 'node3@localhost' failed: unexpected response" } },
+                  isError = true }, r.garbage.result)
   end)
 end)
 

@@ -54,13 +54,27 @@ local function remote(node, tool, params, timeout)
   return rep
 end
 
+-- The result object of a remote's result text, or nil when it is none.
+local function result_object(text)
+  local obj = json.decode(text)
+  if type(obj) ~= "table" or getmetatable(obj) == json.ARRAY or type(obj.content) ~= "table" then return nil end
+  return obj
+end
+
 --- Runs tool on another node (params: JSON text of the arguments). Returns
 -- the reply for the entry point: {result = text} (proxy failures are
--- isError results naming the node and the reason) or {error, code}.
+-- isError results naming the node and the reason) or {error, code}. The
+-- text is spliced into the HTTP answer, so it must be a result object.
 function M.proxy(node, tool, params, timeout)
   local rep, err = remote(node, tool, params, timeout)
   if not rep then return { result = M.text_result(err, true) } end
-  if rep.error ~= nil then return { error = tostring(rep.error), code = tonumber(rep.code) or -32602 } end
+  if rep.error ~= nil then
+    local code = tonumber(rep.code)
+    return { error = tostring(rep.error), code = (code and code % 1 == 0) and code or -32602 }
+  end
+  if not result_object(rep.result) then
+    return { result = M.text_result(("remote call to '%s' failed: unexpected response"):format(node), true) }
+  end
   return { result = rep.result }
 end
 
@@ -75,8 +89,8 @@ function M.call_remote(node, tool, args, timeout)
   local rep, err = remote(node, tool, encode(a), timeout)
   if not rep then return nil, err end
   if rep.error ~= nil then return nil, tostring(rep.error) end
-  local obj, derr = json.decode(rep.result)
-  if type(obj) ~= "table" then return nil, ("remote call to '%s' failed: %s"):format(node, tostring(derr)) end
+  local obj = result_object(rep.result)
+  if not obj then return nil, ("remote call to '%s' failed: unexpected response"):format(node) end
   return obj
 end
 
