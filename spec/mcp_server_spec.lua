@@ -383,6 +383,7 @@ describe("the MCP proxy between two nodes", function()
     dir = tools_dir(TOOLS)
     dir2 = tools_dir(TOOLS)
     write(dir2 .. "/echo.lua", TOOLS["echo.lua"]:gsub("v = 1", "v = 2"))
+    write(dir2 .. "/big.lua", [[return { { name = "big", handler = function() return ("x"):rep(17 * 2 ^ 20) end } }]])
     local up = dir2 .. "/up"
     pid = helper.spawn_os(("%s run --name node2@localhost --cookie mcpx --listen 127.0.0.1:0 --registrar %s " ..
       "--mcp-tools %s --log-level warning -e 'io.open(arg[1], \"w\"):close() require(\"halo\").receive()' %s")
@@ -424,6 +425,7 @@ halo.receive()
       out.via = json.decode(text(c.call("via")))
       out.timed_out = c.call("slow", { ms = 2500, node = "node2@localhost", timeout = 1 }).result
       out.ping = halo.call(halo.net.process_id("mcp", "node2@localhost"), { mcp = "ping" }, 5000)
+      out.big = c.call("big", { node = "node2@localhost", timeout = 3 }).result
       assert(helper.wait_until(function() return halo.net.resolve("node3@localhost") ~= nil end, 5000))
       local g = c.post(json.encode({ jsonrpc = "2.0", id = 9, method = "tools/call",
                                      params = { name = "echo", arguments = { x = 1, node = "node3@localhost" } } }))
@@ -439,6 +441,9 @@ halo.receive()
     assert.same({ result = "{}" }, r.ping)
     assert.same({ content = { { type = "text", text = "remote call to 'node2@localhost' failed: timed out" } },
                   isError = true }, r.timed_out)
+    -- a result past the cluster's message limit (16 MB) is refused there, not lost
+    assert.is_true(r.big.isError)
+    assert.matches("^result too large to send over the cluster: %d+ bytes %(limit 16777216%)", r.big.content[1].text)
     -- a remote answer that is not a result object never reaches the client as broken JSON
     assert.same({ content = { { type = "text", text = "remote call to 'node3@localhost' failed: unexpected response" } },
                   isError = true }, r.garbage.result)

@@ -116,8 +116,19 @@ local function run(t, args, ctx)
   return M.text_result(text)
 end
 
---- Serves one {mcp = "call"} request on this node (see the top).
-function M.call(req, node_name, pid)
+local OVERHEAD = 4096 -- the reply's encoding besides the result text
+
+--- The cluster's message limit in bytes: this node's (the nodes of a
+-- cluster share their settings); 0 means the frame limit, 64 MB.
+function M.message_limit()
+  local limit = halo.net.info().MaxMessageSize
+  return (limit and limit > 0) and limit or 64 * 2 ^ 20
+end
+
+--- Serves one {mcp = "call"} request on this node (see the top). limit:
+-- the cluster's message limit when the call came from another node (a
+-- result too large for the reply is an isError result instead).
+function M.call(req, node_name, pid, limit)
   local tool = req.tool
   if type(tool) ~= "string" then return { error = "invalid tools/call params", code = -32602 } end
   local args = req.args
@@ -152,7 +163,12 @@ function M.call(req, node_name, pid)
   if verr then return refuse("invalid arguments: " .. verr) end
   local ctx = { tool = tool, node = node_name, pid = pid, timeout = timeout, timeout_given = timeout_given,
                 call_remote = M.call_remote }
-  return { result = run(t, args, ctx) }
+  local text = run(t, args, ctx)
+  if limit and #text > limit - OVERHEAD then -- a reply that large would be dropped: the caller would time out
+    text = M.text_result(("result too large to send over the cluster: %d bytes (limit %d); narrow the call "
+      .. "(limit, filters)"):format(#text, limit), true)
+  end
+  return { result = text }
 end
 
 --- The worker behavior of the `mcp` pool.
@@ -165,7 +181,11 @@ end
 
 function M.Worker:handle_call(_, _, req)
   if type(req) == "table" then
-    if req.mcp == "call" then return M.call(req, self.node, self.pid) end
+    if req.mcp == "call" then
+      if req.entry then return M.call(req, self.node, self.pid) end
+      self.limit = self.limit or M.message_limit()
+      return M.call(req, self.node, self.pid, self.limit)
+    end
     if req.mcp == "ping" then return { result = "{}" } end
   end
   return { error = "invalid request", code = -32600 }
