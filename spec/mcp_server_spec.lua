@@ -411,6 +411,11 @@ halo.receive()
       local res, err = ctx.call_remote("node2@localhost", "echo", { x = 3 }, 5)
       if not res then return nil, err end
       return res.content[1].text
+    end },
+    { name = "via_kill", handler = function(_, ctx)
+      local res, err = ctx.call_remote("node2@localhost", "process_kill", {}, 5)
+      if not res then return nil, err end
+      return res.content[1].text
     end } }]])
     local r = serve(dir, { read_only = true }, function(port)
       local c = client(port)
@@ -423,6 +428,7 @@ halo.receive()
       out.bad = c.call("echo", { x = "1", node = "node2@localhost" }).error
       out.kill = c.call("process_kill", { node = "node2@localhost" }).error
       out.via = json.decode(text(c.call("via")))
+      out.via_kill = c.call("via_kill").result
       out.timed_out = c.call("slow", { ms = 2500, node = "node2@localhost", timeout = 1 }).result
       out.ping = halo.call(halo.net.process_id("mcp", "node2@localhost"), { mcp = "ping" }, 5000)
       out.big = c.call("big", { node = "node2@localhost", timeout = 3 }).result
@@ -438,6 +444,8 @@ halo.receive()
     assert.same({ code = -32602, message = "invalid arguments: argument 'x': expected integer, got string" }, r.bad)
     assert.same({ code = -32602, message = "unknown tool: process_kill" }, r.kill) -- Q-SEC3
     assert.same({ x = 3, node = "node2@localhost", timeout = 5, v = 2 }, r.via)
+    -- a handler's call_remote is bound by this node's policy too
+    assert.same({ content = { { type = "text", text = "unknown tool: process_kill" } }, isError = true }, r.via_kill)
     assert.same({ result = "{}" }, r.ping)
     assert.same({ content = { { type = "text", text = "remote call to 'node2@localhost' failed: timed out" } },
                   isError = true }, r.timed_out)

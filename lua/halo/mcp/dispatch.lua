@@ -78,10 +78,12 @@ function M.proxy(node, tool, params, timeout)
   return { result = rep.result }
 end
 
---- ctx.call_remote: runs tool on node with the arguments table args.
+--- ctx.call_remote: runs tool on node with the arguments table args; this
+-- node's read-only and allowed tools bind it as they bind proxied calls.
 -- Returns the MCP result object ({content, isError}) or nil, message.
 function M.call_remote(node, tool, args, timeout)
   if type(node) ~= "string" or type(tool) ~= "string" then error("call_remote(node, tool, args, timeout)", 2) end
+  if not registry.permitted(tool) then return nil, "unknown tool: " .. tool end
   timeout = M.clamp(tonumber(timeout))
   local a = json.object()
   for k, v in pairs(args or {}) do a[k] = v end
