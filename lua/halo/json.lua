@@ -76,10 +76,18 @@ local function utf8_clean(s)
   return table.concat(out)
 end
 
+-- A character to escape, or a run of bytes >= 128 (checked as UTF-8); a
+-- control character may lead a run of continuation bytes.
+local function escape(c)
+  local b = byte(c)
+  if b >= 128 then return utf8_clean(c) end
+  local e = escapes[sub(c, 1, 1)] or ("\\u%04x"):format(b)
+  if #c == 1 then return e end
+  return e .. utf8_clean(sub(c, 2))
+end
+
 local function quote(s)
-  return '"' .. utf8_clean(s):gsub('[%c"\\]', function(c)
-    return escapes[c] or ("\\u%04x"):format(c:byte())
-  end) .. '"'
+  return '"' .. s:gsub('[%c"\\\128-\255][\128-\191]*', escape) .. '"'
 end
 
 local floor, huge = math.floor, math.huge
