@@ -173,6 +173,14 @@ describe("the MCP server", function()
       case("bad_node", function() return c.call("echo", { x = 1, node = "ghost" }).result end)
       case("raises", function() return c.call("boom").result end)
       case("fails", function() return c.call("fails").result end)
+      case("bad_schema", function()
+        local good = [[return { { name = "bad_schema", handler = function() return "ran" end,
+          inputSchema = { type = "object", properties = { a = { type = "integer", minimum = 5 } } } } }]]
+        write(dir .. "/badschema.lua", good)
+        c.names()
+        write(dir .. "/badschema.lua", (good:gsub("minimum = 5", 'minimum = "5"')))
+        return c.call("bad_schema", { a = 3 }).result
+      end)
       case("get_405", function() return c.raw("PUT", "{}", { ["mcp-session-id"] = c.sid }).status end)
       local info = halo.pool.info("mcp")
       out.restarts = info.restarts
@@ -219,6 +227,10 @@ describe("the MCP server", function()
     assert.is_true(out.raises.isError)
     assert.matches("^tool boom failed: .*kaboom", out.raises.content[1].text)
     assert.same({ content = { { type = "text", text = "unknown process" } }, isError = true }, out.fails)
+    -- a schema outside the subset fails its file's load, not the worker that checks arguments against it
+    assert.is_true(out.bad_schema.isError)
+    assert.matches("^tool bad_schema is unavailable: .*badschema%.lua: tool bad_schema: inputSchema%.properties%.a%.minimum "
+      .. "must be a number", out.bad_schema.content[1].text)
     assert.equal(405, out.get_405)
     assert.equal(0, out.restarts) -- the raising tool took no worker down
     assert.not_matches("s3cret", json.encode(out.inspect))

@@ -184,9 +184,12 @@ end
 function M.Worker:handle_call(_, _, req)
   if type(req) == "table" then
     if req.mcp == "call" then
-      if req.entry then return M.call(req, self.node, self.pid) end
-      self.limit = self.limit or M.message_limit()
-      return M.call(req, self.node, self.pid, self.limit)
+      if not req.entry then self.limit = self.limit or M.message_limit() end
+      -- a raise here would end the worker and leave the caller waiting out its timeout
+      local ok, rep = xpcall(M.call, traceback, req, self.node, self.pid, not req.entry and self.limit or nil)
+      if ok then return rep end
+      log.error("mcp: tools/call %s: %s", tostring(req.tool), rep)
+      return { result = M.text_result(("tool %s failed: %s"):format(tostring(req.tool), rep:match("^[^\n]*")), true) }
     end
     if req.mcp == "ping" then return { result = "{}" } end
   end
