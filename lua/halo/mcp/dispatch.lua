@@ -10,6 +10,7 @@
 -- `entry`: only such calls are proxied when `node` names another node, so
 -- a proxied call runs where it lands (one hop). Handlers run here, in the
 -- worker; one that raises gives an isError result and the worker goes on.
+local core = require("halo.core")
 local halo = require("halo")
 local json = require("halo.json")
 local log = require("halo.log")
@@ -118,19 +119,27 @@ local function run(t, args, ctx)
   return M.text_result(text)
 end
 
-local OVERHEAD = 4096 -- the reply's encoding besides the result text
+local OVERHEAD, FRAME = 512, 64 * 2 ^ 20 -- the reply's bytes besides the result text; the frame limit
 
---- The cluster's message limit in bytes: this node's (the nodes of a
--- cluster share their settings); 0 means the frame limit, 64 MB.
-function M.message_limit()
-  local limit = halo.net.info().MaxMessageSize
-  return (limit and limit > 0) and limit or 64 * 2 ^ 20
+--- The longest message this node may send to the node of caller from (a
+-- PID string): the limit that node advertised (0: the frame limit), or
+-- this node's own when that node is not connected.
+function M.message_limit(from)
+  local info = halo.net.info()
+  local crc = type(from) == "string" and from:match("^<(%x+)%.")
+  for _, name in ipairs(crc and info.Nodes or {}) do
+    if ("%08X"):format(core.net.crc32(name)) == crc then
+      local p = halo.net.node(name)
+      if p then return (p.MaxMessageSize or 0) > 0 and p.MaxMessageSize or FRAME end
+    end
+  end
+  return (info.MaxMessageSize or 0) > 0 and info.MaxMessageSize or FRAME
 end
 
---- Serves one {mcp = "call"} request on this node (see the top). limit:
--- the cluster's message limit when the call came from another node (a
--- result too large for the reply is an isError result instead).
-function M.call(req, node_name, pid, limit)
+--- Serves one {mcp = "call"} request on this node (see the top). from: the
+-- caller's PID when the call came from another node (a result too large
+-- for the reply is an isError result instead).
+function M.call(req, node_name, pid, from)
   local tool = req.tool
   if type(tool) ~= "string" then return { error = "invalid tools/call params", code = -32602 } end
   local args = req.args
@@ -166,6 +175,7 @@ function M.call(req, node_name, pid, limit)
   local ctx = { tool = tool, node = node_name, pid = pid, timeout = timeout, timeout_given = timeout_given,
                 call_remote = M.call_remote }
   local text = run(t, args, ctx)
+  local limit = from and #text > 1024 - OVERHEAD and M.message_limit(from)
   if limit and #text > limit - OVERHEAD then -- a reply that large would be dropped: the caller would time out
     text = M.text_result(("result too large to send over the cluster: %d bytes (limit %d); narrow the call "
       .. "(limit, filters)"):format(#text, limit), true)
@@ -181,12 +191,11 @@ function M.Worker:init()
   self.pid = halo.self()
 end
 
-function M.Worker:handle_call(_, _, req)
+function M.Worker:handle_call(from, _, req)
   if type(req) == "table" then
     if req.mcp == "call" then
-      if not req.entry then self.limit = self.limit or M.message_limit() end
       -- a raise here would end the worker and leave the caller waiting out its timeout
-      local ok, rep = xpcall(M.call, traceback, req, self.node, self.pid, not req.entry and self.limit or nil)
+      local ok, rep = xpcall(M.call, traceback, req, self.node, self.pid, not req.entry and from or nil)
       if ok then return rep end
       log.error("mcp: tools/call %s: %s", tostring(req.tool), rep)
       return { result = M.text_result(("tool %s failed: %s"):format(tostring(req.tool), rep:match("^[^\n]*")), true) }
