@@ -53,6 +53,7 @@ int halo__pool_route(halo_node_t *n, halo_proc_t *p, halo_pid_t from, int kind, 
   static unsigned depth; /* pools of pools: a cycle must not recurse forever */
   halo_pool_t *pool = p->ext->pool;
   p->msgs_in++;
+  pool->last = 0;
   if (pool->prefer_idle && depth < 8) {
     for (uint32_t k = 0; k < pool->nworkers; k++) {
       uint32_t i = (pool->next + k) % pool->nworkers;
@@ -71,6 +72,7 @@ int halo__pool_route(halo_node_t *n, halo_proc_t *p, halo_pid_t from, int kind, 
     depth--;
     if (rc) continue; /* full */
     pool->next = (i + 1) % pool->nworkers;
+    pool->last = w->id;
     pool->forwarded++;
     p->msgs_out++;
     return 0;

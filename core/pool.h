@@ -9,7 +9,8 @@
  * replaces dead workers. A pool that prefers idle workers first looks, from
  * the round-robin position on, for a worker waiting for its next message
  * with an empty mailbox, so a worker busy in a long call or sleep is passed
- * over while another is free.
+ * over while another is free. A call to a pool waits on the worker it went
+ * to, so that worker's end aborts it as the end of a callee does.
  */
 #ifndef HALO_POOL_H
 #define HALO_POOL_H
@@ -21,6 +22,7 @@ typedef struct halo_pool {
   uint32_t nworkers, cap, next;
   int prefer_idle; /* first look for a worker waiting in receive with an empty mailbox */
   uint64_t forwarded, unhandled, restarts;
+  uint64_t last; /* the worker the last message went to, 0 when it was dropped (a caller waits on it) */
 } halo_pool_t;
 
 /** Makes p a pool with these workers (replacing any earlier list). A worker

@@ -311,6 +311,10 @@ static int64_t call_to(halo_node_t *n, halo_proc_t *p, halo_pid_t to, const char
     n->counters.call_errors_local++;
     return rc;
   }
+  if (!name && to.node == n->crc) { /* a pool notes the worker this call goes to (below) */
+    halo_proc_t *t = halo_proc_find(n, to.id);
+    if (t && t->ext && t->ext->pool) t->ext->pool->last = 0;
+  }
   if (name) { /* a name on another node */
     remote = 1;
     rc = n->route && n->route->send_name
@@ -328,10 +332,21 @@ static int64_t call_to(halo_node_t *n, halo_proc_t *p, halo_pid_t to, const char
   }
   p->wait = HALO_WAIT_REPLY;
   p->wait_ref = ref;
-  p->wait_pid = to;
   p->wait_state = p->state;
   halo__proc_set_state(n, p, HALO_STATE_WAIT);
-  if (!remote) add_caller(n, halo_proc_find(n, to.id), p);
+  if (!remote) {
+    /* a pool's worker answers: the caller waits on it (pools of pools too),
+     * so the end of that worker aborts the call */
+    halo_proc_t *callee = halo_proc_find(n, to.id);
+    for (int hop = 0; hop < 8 && callee && callee->ext && callee->ext->pool && callee->ext->pool->last; hop++) {
+      halo_proc_t *w = halo_proc_find(n, callee->ext->pool->last);
+      if (!w) break;
+      callee = w;
+    }
+    if (callee) to.id = callee->id;
+    add_caller(n, callee, p);
+  }
+  p->wait_pid = to;
   return (int64_t)ref;
 }
 

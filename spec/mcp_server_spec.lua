@@ -30,7 +30,7 @@ package.loaded.mcp_spec_state = state
 return {
   { name = "slow", inputSchema = { type = "object", properties = { ms = { type = "integer" } } },
     handler = function(a)
-      state.slow_running = true
+      state.slow_running, state.worker = true, halo.self()
       halo.sleep(a.ms or 2000)
       state.slow_running = false
       return "slept"
@@ -39,7 +39,8 @@ return {
 }
 ]],
   ["boom.lua"] = [[return { { name = "boom", handler = function() error("kaboom") end },
-  { name = "fails", handler = function() return nil, "unknown process" end } }]],
+  { name = "fails", handler = function() return nil, "unknown process" end },
+  { name = "bytes", handler = function() return "\255ok\237\160\128\226\130\172" end } }]],
   ["action.lua"] = [[return { { name = "process_kill", handler = function() return "killed" end } }]],
   ["_helper.lua"] = [[error("not a tool file")]],
 }
@@ -109,7 +110,7 @@ describe("the MCP server", function()
     assert.equal(202, r.notified)
     assert.same({}, r.ping.result)
     -- the reference's order first, the others sorted; _helper.lua is not a tool file
-    assert.same({ "node_info", "process_kill", "boom", "echo", "fails", "quick", "slow", "zeta" }, r.names)
+    assert.same({ "node_info", "process_kill", "boom", "bytes", "echo", "fails", "quick", "slow", "zeta" }, r.names)
     assert.same({ "x" }, r.schema.required)
     assert.equal("string", r.schema.properties.node.type)
     assert.equal("integer", r.schema.properties.timeout.type)
@@ -149,6 +150,13 @@ describe("the MCP server", function()
       case("unknown_arg", function() return c.call("echo", { x = 1, y = 2 }).error end)
       case("node_type", function() return c.call("echo", { x = 1, node = 5 }).error end)
       case("params", function() return c.rpc("tools/call", { arguments = json.object() }).error end)
+      case("nan_id", function() local x = c.post('{"jsonrpc":"2.0","id":NaN,"method":"ping"}'); return { x.status, x.json.error.code } end)
+      case("hex_arg", function()
+        local x = c.post('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"x":0x10}}}')
+        return { x.status, x.json.error.code }
+      end)
+      case("inf_id", function() local x = c.post('{"jsonrpc":"2.0","id":1e400,"method":"ping"}'); return { x.status, x.json.error.code } end)
+      case("bytes", function() return c.call("bytes").result.content[1].text end)
       case("oversize", function() return c.post(big).status end)
       case("no_token", function()
         local x = c.raw("POST", '{"jsonrpc":"2.0","id":1,"method":"ping"}', { authorization = false, ["mcp-session-id"] = c.sid })
@@ -157,11 +165,22 @@ describe("the MCP server", function()
       case("wrong_token", function() return c.post('{"jsonrpc":"2.0","id":1,"method":"ping"}', { authorization = "Bearer s3cre" }).status end)
       case("foreign_origin", function() return c.post('{"jsonrpc":"2.0","id":1,"method":"ping"}', { origin = "http://evil.example" }).status end)
       case("loopback_origin", function() return c.post('{"jsonrpc":"2.0","id":1,"method":"ping"}', { origin = "http://localhost:3000" }).status end)
+      case("v6_origin", function() return c.post('{"jsonrpc":"2.0","id":1,"method":"ping"}', { origin = "http://[::1]:8080" }).status end)
+      case("v6_prefix_origin", function() return c.post('{"jsonrpc":"2.0","id":1,"method":"ping"}', { origin = "http://[::1].evil.example" }).status end)
+      case("path_origin", function() return c.post('{"jsonrpc":"2.0","id":1,"method":"ping"}', { origin = "http://localhost/x" }).status end)
       case("allowed_origin", function() return c.post('{"jsonrpc":"2.0","id":1,"method":"ping"}', { origin = "https://app.example" }).status end)
       case("ghost_node", function() return c.call("echo", { x = 1, node = "ghost@localhost", timeout = 2 }).result end)
       case("bad_node", function() return c.call("echo", { x = 1, node = "ghost" }).result end)
       case("raises", function() return c.call("boom").result end)
       case("fails", function() return c.call("fails").result end)
+      case("bad_schema", function()
+        local good = [[return { { name = "bad_schema", handler = function() return "ran" end,
+          inputSchema = { type = "object", properties = { a = { type = "integer", minimum = 5 } } } } }]]
+        write(dir .. "/badschema.lua", good)
+        c.names()
+        write(dir .. "/badschema.lua", (good:gsub("minimum = 5", 'minimum = "5"')))
+        return c.call("bad_schema", { a = 3 }).result
+      end)
       case("get_405", function() return c.raw("PUT", "{}", { ["mcp-session-id"] = c.sid }).status end)
       local info = halo.pool.info("mcp")
       out.restarts = info.restarts
@@ -188,18 +207,30 @@ describe("the MCP server", function()
     assert.matches("unknown argument 'y'", out.unknown_arg.message, 1, true)
     assert.matches("argument 'node': expected string, got integer", out.node_type.message, 1, true)
     assert.same({ code = -32602, message = "invalid tools/call params" }, out.params)
+    assert.same({ 400, -32700 }, out.nan_id) -- JSON has no NaN, Infinity nor hex numbers
+    assert.same({ 400, -32700 }, out.hex_arg)
+    assert.same({ 400, -32600 }, out.inf_id) -- an id that cannot be echoed
+    -- bytes that are not UTF-8 (a stray byte, an encoded surrogate) become U+FFFD: the answer stays JSON
+    assert.equal("\239\191\189ok\239\191\189\239\191\189\239\191\189\226\130\172", out.bytes)
     assert.equal(413, out.oversize)
     assert.same({ 401, 'Bearer realm="halo-mcp"' }, out.no_token)
     assert.equal(401, out.wrong_token)
     assert.equal(403, out.foreign_origin)
     assert.equal(200, out.loopback_origin)
     assert.equal(200, out.allowed_origin)
+    assert.equal(200, out.v6_origin)
+    assert.equal(403, out.v6_prefix_origin)
+    assert.equal(403, out.path_origin)
     assert.is_true(out.ghost_node.isError)
     assert.matches("^remote call to 'ghost@localhost' failed: ", out.ghost_node.content[1].text)
     assert.matches("^remote call to 'ghost' failed: incorrect node name", out.bad_node.content[1].text)
     assert.is_true(out.raises.isError)
     assert.matches("^tool boom failed: .*kaboom", out.raises.content[1].text)
     assert.same({ content = { { type = "text", text = "unknown process" } }, isError = true }, out.fails)
+    -- a schema outside the subset fails its file's load, not the worker that checks arguments against it
+    assert.is_true(out.bad_schema.isError)
+    assert.matches("^tool bad_schema is unavailable: .*badschema%.lua: tool bad_schema: inputSchema%.properties%.a%.minimum "
+      .. "must be a number", out.bad_schema.content[1].text)
     assert.equal(405, out.get_405)
     assert.equal(0, out.restarts) -- the raising tool took no worker down
     assert.not_matches("s3cret", json.encode(out.inspect))
@@ -242,7 +273,7 @@ describe("the MCP server", function()
       c.init()
       return { names = c.names(), kill = c.call("process_kill", { pid = "<0.0.1>" }).error }
     end)
-    assert.same({ "node_info", "boom", "echo", "fails", "quick", "slow", "zeta" }, r.names)
+    assert.same({ "node_info", "boom", "bytes", "echo", "fails", "quick", "slow", "zeta" }, r.names)
     assert.same({ code = -32602, message = "unknown tool: process_kill" }, r.kill)
     r = serve(dir, { allowed = { "echo", "zeta", "absent" } }, function(port)
       local c = client(port)
@@ -308,6 +339,30 @@ describe("the MCP server", function()
     assert.equal("quick alone", r.fixed)
   end)
 
+  it("finds a tool that moved to another file", function()
+    local r = serve(dir, nil, function(port)
+      local c = client(port)
+      c.init()
+      local out = {}
+      -- moved.lua defines zeta too: ignored while echo.lua holds the name
+      write(dir .. "/moved.lua", [[return { { name = "zeta", handler = function() return "moved zeta" end } }]])
+      out.listed = #c.names()
+      out.before = text(c.call("zeta"))
+      -- echo.lua lets go of zeta: moved.lua's is the one now
+      write(dir .. "/echo.lua", (TOOLS["echo.lua"]:gsub('name = "zeta"', 'name = "zeta_old"')))
+      out.after = c.call("zeta")
+      -- quick moves from slow.lua to a file not scanned yet
+      write(dir .. "/fresh.lua", [[return { { name = "quick", handler = function() return "fresh quick" end } }]])
+      write(dir .. "/slow.lua", (TOOLS["slow.lua"]:gsub('name = "quick"', 'name = "quick_old"')))
+      out.fresh = c.call("quick")
+      return out
+    end)
+    assert.equal(9, r.listed)
+    assert.equal("zeta", r.before)
+    assert.same({ { type = "text", text = "moved zeta" } }, r.after.result and r.after.result.content or r.after)
+    assert.same({ { type = "text", text = "fresh quick" } }, r.fresh.result and r.fresh.result.content or r.fresh)
+  end)
+
   it("runs a quick call while a slow one holds a worker", function()
     local r = serve(dir, { pool_size = 2 }, function(port)
       local c = client(port)
@@ -331,23 +386,61 @@ describe("the MCP server", function()
     assert.same({ "quick while slow", "quick while slow", "quick while slow", "quick while slow" }, r.quick)
     assert.equal("slept", r.slow)
   end)
+
+  it("answers at once when the worker running a call ends", function()
+    local r = serve(dir, { pool_size = 2 }, function(port)
+      local c = client(port)
+      c.init()
+      local me, state = halo.self(), nil
+      halo.spawn(function()
+        local c2 = client(port)
+        c2.sid = c.sid
+        local _, res = c2.call("slow", { ms = 15000 })
+        halo.send(me, res.status)
+      end)
+      assert(helper.wait_until(function()
+        state = package.loaded.mcp_spec_state
+        return state and state.slow_running
+      end, 5000))
+      local t0 = halo.now()
+      halo.kill(state.worker)
+      local _, status = halo.receive(5000)
+      return { status = status, ms = halo.now() - t0, after = text(c.call("quick")) }
+    end)
+    -- not the 125 s HTTP deadline: the caller was waiting on that worker
+    assert.equal(502, r.status)
+    assert.is_true(r.ms < 5000, tostring(r.ms))
+    assert.matches("^quick", r.after) -- the pool goes on (the killed worker is replaced)
+  end)
 end)
 
 describe("the MCP proxy between two nodes", function()
-  local dir, dir2, pid
+  local dir, dir2, pid, pid3
   local REG = "embedded:" .. helper.random_port()
   setup(function()
     dir = tools_dir(TOOLS)
     dir2 = tools_dir(TOOLS)
     write(dir2 .. "/echo.lua", TOOLS["echo.lua"]:gsub("v = 1", "v = 2"))
+    write(dir2 .. "/big.lua", [[return { { name = "big", handler = function() return ("x"):rep(100000) end } }]])
     local up = dir2 .. "/up"
     pid = helper.spawn_os(("%s run --name node2@localhost --cookie mcpx --listen 127.0.0.1:0 --registrar %s " ..
       "--mcp-tools %s --log-level warning -e 'io.open(arg[1], \"w\"):close() require(\"halo\").receive()' %s")
       :format(halo_bin, REG, dir2, up), dir2 .. "/node2.log")
     assert(helper.wait_file(up), "node2 did not start")
+    -- node3's `mcp` is an impostor answering a result that is not JSON
+    write(dir2 .. "/impostor.lua", [[
+local halo = require("halo")
+halo.spawn_register("mcp", { handle_call = function() return { result = '{"content":[]},"oops":{' } end })
+io.open(arg[1], "w"):close()
+halo.receive()
+]])
+    pid3 = helper.spawn_os(("%s run --name node3@localhost --cookie mcpx --listen 127.0.0.1:0 --registrar %s --no-mcp " ..
+      "--log-level warning %s/impostor.lua %s/up3"):format(halo_bin, REG, dir2, dir2), dir2 .. "/node3.log")
+    assert(helper.wait_file(dir2 .. "/up3"), "node3 did not start")
   end)
   teardown(function()
     helper.kill(pid)
+    helper.kill(pid3)
     os.execute("rm -rf " .. dir .. " " .. dir2)
   end)
 
@@ -356,8 +449,15 @@ describe("the MCP proxy between two nodes", function()
       local res, err = ctx.call_remote("node2@localhost", "echo", { x = 3 }, 5)
       if not res then return nil, err end
       return res.content[1].text
+    end },
+    { name = "via_kill", handler = function(_, ctx)
+      local res, err = ctx.call_remote("node2@localhost", "process_kill", {}, 5)
+      if not res then return nil, err end
+      return res.content[1].text
     end } }]])
     local r = serve(dir, { read_only = true }, function(port)
+      -- node2 may send this node messages of 64 KB at most (its links are made below)
+      halo.net.configure({ max_message = 65536 })
       local c = client(port)
       c.init()
       local out = {}
@@ -368,8 +468,14 @@ describe("the MCP proxy between two nodes", function()
       out.bad = c.call("echo", { x = "1", node = "node2@localhost" }).error
       out.kill = c.call("process_kill", { node = "node2@localhost" }).error
       out.via = json.decode(text(c.call("via")))
+      out.via_kill = c.call("via_kill").result
       out.timed_out = c.call("slow", { ms = 2500, node = "node2@localhost", timeout = 1 }).result
       out.ping = halo.call(halo.net.process_id("mcp", "node2@localhost"), { mcp = "ping" }, 5000)
+      out.big = c.call("big", { node = "node2@localhost", timeout = 3 }).result
+      assert(helper.wait_until(function() return halo.net.resolve("node3@localhost") ~= nil end, 5000))
+      local g = c.post(json.encode({ jsonrpc = "2.0", id = 9, method = "tools/call",
+                                     params = { name = "echo", arguments = { x = 1, node = "node3@localhost" } } }))
+      out.garbage = g.json or g.body
       return out
     end, { name = "node1@localhost", cookie = "mcpx", listen = "127.0.0.1:0", registrar = REG })
     assert.same({ x = 1, node = "node2@localhost", timeout = 120, v = 2 }, r.remote)
@@ -378,9 +484,17 @@ describe("the MCP proxy between two nodes", function()
     assert.same({ code = -32602, message = "invalid arguments: argument 'x': expected integer, got string" }, r.bad)
     assert.same({ code = -32602, message = "unknown tool: process_kill" }, r.kill) -- Q-SEC3
     assert.same({ x = 3, node = "node2@localhost", timeout = 5, v = 2 }, r.via)
+    -- a handler's call_remote is bound by this node's policy too
+    assert.same({ content = { { type = "text", text = "unknown tool: process_kill" } }, isError = true }, r.via_kill)
     assert.same({ result = "{}" }, r.ping)
     assert.same({ content = { { type = "text", text = "remote call to 'node2@localhost' failed: timed out" } },
                   isError = true }, r.timed_out)
+    -- a result past the message limit this node gave node2 is refused there, not lost on the way
+    assert.is_true(r.big.isError)
+    assert.matches("^result too large to send over the cluster: %d+ bytes %(limit 65536%)", r.big.content[1].text)
+    -- a remote answer that is not a result object never reaches the client as broken JSON
+    assert.same({ content = { { type = "text", text = "remote call to 'node3@localhost' failed: unexpected response" } },
+                  isError = true }, r.garbage.result)
   end)
 end)
 

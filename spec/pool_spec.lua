@@ -76,7 +76,7 @@ describe("halo.pool", function()
       local log = {}
       local pool = assert(halo.pool.start({ size = 2, worker = worker(log) }))
       local before = halo.pool.info(pool).workers
-      local crashed = { halo.call(pool, "crash", 200) } -- worker 1 dies inside the call
+      local crashed = { halo.call(pool, "crash", 5000) } -- worker 1 dies inside the call: the call ends at once
       assert(helper.wait_until(function() return halo.pool.info(pool).restarts == 1 end))
       local after = halo.pool.info(pool).workers
       for i = 1, 4 do halo.send(pool, i) end
@@ -89,6 +89,7 @@ describe("halo.pool", function()
       return out
     end)
     assert.is_nil(r.crashed[1])
+    assert.equal("ETERMINATED", r.crashed[3]) -- not a timeout: the caller waited on that worker
     assert.not_equal(r.before[1], r.after[1])
     assert.equal(r.before[2], r.after[2])
     assert.equal(2, r.seen[r.after[1]])

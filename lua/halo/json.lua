@@ -12,7 +12,8 @@
 -- object keys sorted so output is stable. A table is a list when it is marked
 -- with json.array or its keys are exactly 1..#t; an unmarked empty table is an
 -- object. Lists the core builds (process lists, links, ...) carry the array
--- mark: the core's array metatable is this module's.
+-- mark: the core's array metatable is this module's. Bytes of a string that are not
+-- UTF-8 print as U+FFFD; the decoder takes JSON only (no NaN, Infinity, 0x10).
 local cjson = require("cjson")
 
 local M = {}
@@ -38,10 +39,55 @@ end
 
 local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
                   ["\r"] = "\\r", ["\t"] = "\\t" }
+-- s with each byte that is not part of a well-formed UTF-8 sequence (a stray
+-- continuation byte, an overlong form, a surrogate, past U+10FFFF, cut
+-- short) replaced by U+FFFD, so the text is JSON whatever a string holds.
+local byte, find, sub = string.byte, string.find, string.sub
+local function utf8_clean(s)
+  local i, n, out, from = 1, #s, nil, 1
+  while true do
+    i = find(s, "[\128-\255]", i)
+    if not i then break end
+    local c, len = byte(s, i), 0
+    if c >= 0xC2 and c <= 0xDF then len = 2 elseif c >= 0xE0 and c <= 0xEF then len = 3
+    elseif c >= 0xF0 and c <= 0xF4 then len = 4 end
+    local ok = len > 0 and i + len - 1 <= n
+    for k = i + 1, ok and i + len - 1 or 0 do
+      local b = byte(s, k)
+      if b < 0x80 or b > 0xBF then ok = false break end
+    end
+    if ok then
+      local c2 = byte(s, i + 1)
+      ok = not ((c == 0xE0 and c2 < 0xA0) or (c == 0xED and c2 > 0x9F) or (c == 0xF0 and c2 < 0x90)
+                or (c == 0xF4 and c2 > 0x8F))
+    end
+    if ok then
+      i = i + len
+    else
+      out = out or {}
+      out[#out + 1] = sub(s, from, i - 1)
+      out[#out + 1] = "\239\191\189"
+      i = i + 1
+      from = i
+    end
+  end
+  if not out then return s end
+  out[#out + 1] = sub(s, from)
+  return table.concat(out)
+end
+
+-- A character to escape, or a run of bytes >= 128 (checked as UTF-8); a
+-- control character may lead a run of continuation bytes.
+local function escape(c)
+  local b = byte(c)
+  if b >= 128 then return utf8_clean(c) end
+  local e = escapes[sub(c, 1, 1)] or ("\\u%04x"):format(b)
+  if #c == 1 then return e end
+  return e .. utf8_clean(sub(c, 2))
+end
+
 local function quote(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    return escapes[c] or ("\\u%04x"):format(c:byte())
-  end) .. '"'
+  return '"' .. s:gsub('[%c"\\\128-\255][\128-\191]*', escape) .. '"'
 end
 
 local floor, huge = math.floor, math.huge
@@ -129,6 +175,7 @@ end
 
 local decoder = cjson.new()
 decoder.decode_max_depth(64)
+decoder.decode_invalid_numbers(false) -- NaN, Infinity and 0x10 are not JSON
 function M.decode(text)
   if type(text) ~= "string" then return nil, "EMALFORMED: JSON text must be a string", "EMALFORMED" end
   local ok, v = pcall(decoder.decode, text)

@@ -10,6 +10,7 @@
 -- `entry`: only such calls are proxied when `node` names another node, so
 -- a proxied call runs where it lands (one hop). Handlers run here, in the
 -- worker; one that raises gives an isError result and the worker goes on.
+local core = require("halo.core")
 local halo = require("halo")
 local json = require("halo.json")
 local log = require("halo.log")
@@ -54,20 +55,36 @@ local function remote(node, tool, params, timeout)
   return rep
 end
 
+-- The result object of a remote's result text, or nil when it is none.
+local function result_object(text)
+  local obj = json.decode(text)
+  if type(obj) ~= "table" or getmetatable(obj) == json.ARRAY or type(obj.content) ~= "table" then return nil end
+  return obj
+end
+
 --- Runs tool on another node (params: JSON text of the arguments). Returns
 -- the reply for the entry point: {result = text} (proxy failures are
--- isError results naming the node and the reason) or {error, code}.
+-- isError results naming the node and the reason) or {error, code}. The
+-- text is spliced into the HTTP answer, so it must be a result object.
 function M.proxy(node, tool, params, timeout)
   local rep, err = remote(node, tool, params, timeout)
   if not rep then return { result = M.text_result(err, true) } end
-  if rep.error ~= nil then return { error = tostring(rep.error), code = tonumber(rep.code) or -32602 } end
+  if rep.error ~= nil then
+    local code = tonumber(rep.code)
+    return { error = tostring(rep.error), code = (code and code % 1 == 0) and code or -32602 }
+  end
+  if not result_object(rep.result) then
+    return { result = M.text_result(("remote call to '%s' failed: unexpected response"):format(node), true) }
+  end
   return { result = rep.result }
 end
 
---- ctx.call_remote: runs tool on node with the arguments table args.
+--- ctx.call_remote: runs tool on node with the arguments table args; this
+-- node's read-only and allowed tools bind it as they bind proxied calls.
 -- Returns the MCP result object ({content, isError}) or nil, message.
 function M.call_remote(node, tool, args, timeout)
   if type(node) ~= "string" or type(tool) ~= "string" then error("call_remote(node, tool, args, timeout)", 2) end
+  if not registry.permitted(tool) then return nil, "unknown tool: " .. tool end
   timeout = M.clamp(tonumber(timeout))
   local a = json.object()
   for k, v in pairs(args or {}) do a[k] = v end
@@ -75,8 +92,8 @@ function M.call_remote(node, tool, args, timeout)
   local rep, err = remote(node, tool, encode(a), timeout)
   if not rep then return nil, err end
   if rep.error ~= nil then return nil, tostring(rep.error) end
-  local obj, derr = json.decode(rep.result)
-  if type(obj) ~= "table" then return nil, ("remote call to '%s' failed: %s"):format(node, tostring(derr)) end
+  local obj = result_object(rep.result)
+  if not obj then return nil, ("remote call to '%s' failed: unexpected response"):format(node) end
   return obj
 end
 
@@ -102,8 +119,27 @@ local function run(t, args, ctx)
   return M.text_result(text)
 end
 
---- Serves one {mcp = "call"} request on this node (see the top).
-function M.call(req, node_name, pid)
+local OVERHEAD, FRAME = 512, 64 * 2 ^ 20 -- the reply's bytes besides the result text; the frame limit
+
+--- The longest message this node may send to the node of caller from (a
+-- PID string): the limit that node advertised (0: the frame limit), or
+-- this node's own when that node is not connected.
+function M.message_limit(from)
+  local info = halo.net.info()
+  local crc = type(from) == "string" and from:match("^<(%x+)%.")
+  for _, name in ipairs(crc and info.Nodes or {}) do
+    if ("%08X"):format(core.net.crc32(name)) == crc then
+      local p = halo.net.node(name)
+      if p then return (p.MaxMessageSize or 0) > 0 and p.MaxMessageSize or FRAME end
+    end
+  end
+  return (info.MaxMessageSize or 0) > 0 and info.MaxMessageSize or FRAME
+end
+
+--- Serves one {mcp = "call"} request on this node (see the top). from: the
+-- caller's PID when the call came from another node (a result too large
+-- for the reply is an isError result instead).
+function M.call(req, node_name, pid, from)
   local tool = req.tool
   if type(tool) ~= "string" then return { error = "invalid tools/call params", code = -32602 } end
   local args = req.args
@@ -138,7 +174,13 @@ function M.call(req, node_name, pid)
   if verr then return refuse("invalid arguments: " .. verr) end
   local ctx = { tool = tool, node = node_name, pid = pid, timeout = timeout, timeout_given = timeout_given,
                 call_remote = M.call_remote }
-  return { result = run(t, args, ctx) }
+  local text = run(t, args, ctx)
+  local limit = from and #text > 1024 - OVERHEAD and M.message_limit(from)
+  if limit and #text > limit - OVERHEAD then -- a reply that large would be dropped: the caller would time out
+    text = M.text_result(("result too large to send over the cluster: %d bytes (limit %d); narrow the call "
+      .. "(limit, filters)"):format(#text, limit), true)
+  end
+  return { result = text }
 end
 
 --- The worker behavior of the `mcp` pool.
@@ -149,9 +191,15 @@ function M.Worker:init()
   self.pid = halo.self()
 end
 
-function M.Worker:handle_call(_, _, req)
+function M.Worker:handle_call(from, _, req)
   if type(req) == "table" then
-    if req.mcp == "call" then return M.call(req, self.node, self.pid) end
+    if req.mcp == "call" then
+      -- a raise here would end the worker and leave the caller waiting out its timeout
+      local ok, rep = xpcall(M.call, traceback, req, self.node, self.pid, not req.entry and from or nil)
+      if ok then return rep end
+      log.error("mcp: tools/call %s: %s", tostring(req.tool), rep)
+      return { result = M.text_result(("tool %s failed: %s"):format(tostring(req.tool), rep:match("^[^\n]*")), true) }
+    end
     if req.mcp == "ping" then return { result = "{}" } end
   end
   return { error = "invalid request", code = -32600 }

@@ -118,11 +118,13 @@ local function load(path, fs_st)
   for _, n in ipairs(f.names) do
     if st.tools[n] and st.tools[n].path == path then st.tools[n] = nil end
   end
-  f.names = {}
+  f.names, f.shadowed = {}, nil
   for _, d in ipairs(defs) do
     local other = st.tools[d.name]
     if other and other.path ~= path then
       log.warning("mcp: tool %s of %s ignored: %s defines it already", d.name, path, other.path)
+      f.shadowed = f.shadowed or {}
+      f.shadowed[#f.shadowed + 1] = d.name
     elseif M.permitted(d.name) then
       st.tools[d.name] = d
       f.names[#f.names + 1] = d.name
@@ -172,13 +174,23 @@ function M.scan()
       diff = true
     end
   end
+  -- a file whose definition another file held: loaded again once the name is free
+  for path, f in pairs(st.files) do
+    for _, n in ipairs(f.shadowed or {}) do
+      if not st.tools[n] then
+        f.shadowed = nil -- once: a file that fails now is not retried every scan
+        if load(path, f.stat) then diff = true end
+        break
+      end
+    end
+  end
   if diff then changed() end
   return diff
 end
 
 --- The tool called name, its file reloaded first when it changed; nil when
 -- there is none (after a rescan). Second value: the load error of its file.
-function M.lookup(name)
+function M.lookup(name, rescanned)
   local t = st.tools[name]
   if t then
     local f = st.files[t.path]
@@ -197,9 +209,9 @@ function M.lookup(name)
         if n == name then return nil, f.err end
       end
     end
-    return nil
   end
-  if M.scan() then return M.lookup(name) end
+  -- gone, or never there: another file may define it (a new one, or one it shadowed)
+  if not rescanned and M.scan() then return M.lookup(name, true) end
   for _, f in pairs(st.files) do
     if f.err then
       for _, n in ipairs(f.names) do

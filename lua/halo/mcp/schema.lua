@@ -21,8 +21,34 @@ local function copy(t)
   return setmetatable(c, getmetatable(t))
 end
 
+local TYPES = { string = true, integer = true, number = true, boolean = true, array = true, object = true,
+                ["null"] = true }
+
+local function valid_type(t)
+  if type(t) == "string" then return TYPES[t] == true end
+  if type(t) ~= "table" or #t == 0 then return false end
+  for _, x in ipairs(t) do
+    if not TYPES[x] then return false end
+  end
+  return true
+end
+
+-- Raises unless property schema p of name keeps to the enforced subset.
+local function check_property(name, p)
+  local at = "inputSchema.properties." .. name
+  if p.type ~= nil and not valid_type(p.type) then error(at .. ".type must name JSON types", 0) end
+  if p.enum ~= nil and type(p.enum) ~= "table" then error(at .. ".enum must be a list", 0) end
+  for _, k in ipairs({ "minimum", "maximum" }) do
+    if p[k] ~= nil and type(p[k]) ~= "number" then error(("%s.%s must be a number"):format(at, k), 0) end
+  end
+  if p.items ~= nil and (type(p.items) ~= "table" or (p.items.type ~= nil and not valid_type(p.items.type))) then
+    error(at .. ".items must be a schema with JSON types", 0)
+  end
+end
+
 --- A copy of a tool's inputSchema with `node` and `timeout` added (a
--- missing schema is a parameterless one); raises on a malformed schema.
+-- missing schema is a parameterless one); raises on a malformed schema or
+-- one the enforced subset cannot check.
 function M.inject(s)
   if s == nil then s = { type = "object", additionalProperties = false } end
   if type(s) ~= "table" then error("inputSchema must be a table", 0) end
@@ -32,6 +58,7 @@ function M.inject(s)
   local props = json.object(s.properties and copy(s.properties) or {})
   for k, p in pairs(props) do
     if type(k) ~= "string" or type(p) ~= "table" then error("inputSchema.properties: name -> schema table expected", 0) end
+    check_property(k, p)
   end
   props.node, props.timeout = M.NODE, M.TIMEOUT
   s.properties = props

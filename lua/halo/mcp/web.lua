@@ -70,8 +70,9 @@ local LOCAL_HOSTS = { localhost = true, ["127.0.0.1"] = true, ["[::1]"] = true }
 function M.origin_ok(origin)
   if origin == nil then return true end
   if cfg.origins and cfg.origins[origin] then return true end
-  local host = origin:match("^%a[%w+.-]*://(%[[^%]]+%])") or origin:match("^%a[%w+.-]*://([^:/]+)")
-  return host ~= nil and LOCAL_HOSTS[host:lower()] == true
+  local host, port = origin:match("^%a[%w+.-]*://(%[[^%]]+%])(.*)$")
+  if not host then host, port = origin:match("^%a[%w+.-]*://([^:/]+)(.*)$") end
+  return host ~= nil and (port == "" or port:match("^:%d*$") ~= nil) and LOCAL_HOSTS[host:lower()] == true
 end
 
 local function notify_streams()
@@ -142,7 +143,7 @@ local function post(req, msg)
   local id, method = msg.id, msg.method
   if msg.jsonrpc ~= "2.0" then return reply(400, rpc_error(id, -32600, "invalid request: jsonrpc must be \"2.0\"")) end
   local tid = type(id)
-  if id ~= nil and id ~= null and tid ~= "string" and tid ~= "number" then
+  if id ~= nil and id ~= null and (tid ~= "string" and tid ~= "number" or id ~= id or id == math.huge or id == -math.huge) then
     return reply(400, rpc_error(null, -32600, "invalid request: id must be a string or a number"))
   end
   if method ~= nil and type(method) ~= "string" then
