@@ -3,6 +3,7 @@
 -- format; bindings/stacks.c builds it). The handler's call chain goes
 -- through toolPprofGoroutines, so exclude="toolPprof" leaves out the worker
 -- that runs the tool.
+local halo = require("halo")
 local stacks = require("halo.stacks")
 local A = require("halo.mcp.toolargs")
 
@@ -11,6 +12,7 @@ local value = A.value
 local function toolPprofGoroutines(args, ctx)
   if value(args.pid) then
     local pid, err = A.pid(args.pid)
+    if not pid then pid = halo.whereis(args.pid) end -- a registered name works too
     if not pid then return nil, "invalid pid: " .. err end
     local block = stacks.process(pid)
     if not block then
@@ -29,7 +31,8 @@ return {
     name = "pprof_goroutines",
     description = "Stacks of this node's processes (halo's goroutines: one Lua coroutine per process), as text in "
       .. "the goroutine-dump format. Sleeping and waiting processes are included: a parked coroutine's stack is "
-      .. "always readable, so there is no need to poll until a process wakes up; one call shows where it waits. "
+      .. "always readable, so there is no need to poll until a process wakes up: one call with pid=<PID or registered "
+      .. "name> shows where it waits. "
       .. "Header 'goroutine profile: total T[, matched M], showing K' (T processes; M blocks left by "
       .. "filter/exclude, printed when either is given). debug=2 (default): one block per process, first line "
       .. "'goroutine <id> [<state>]:' (states as process_state), then '# labels: {\"pid\":\"<PID>\", \"name\":..., "
@@ -44,8 +47,8 @@ return {
     inputSchema = {
       type = "object",
       properties = {
-        pid = { type = "string", description = "PID of one process (sleeping or not): returns its block alone; "
-          .. "limit, debug, filter and exclude are ignored" },
+        pid = { type = "string", description = "PID of one process (sleeping or not; a registered name works too): "
+          .. "returns its block alone; limit, debug, filter and exclude are ignored" },
         limit = { type = "integer", description = "blocks shown after filtering (default 50; 0 or negative: all)" },
         debug = { type = "integer", description = "2 (default, < 1 means 2): one block per process; 1: identical "
           .. "stacks grouped with a count" },

@@ -85,6 +85,7 @@ describe("pprof_goroutines", function()
       out.grouped_many = call({ debug = 1, filter = "spec.many" })
       out.pid = call({ pid = out.sleeper })
       out.pid_zombee = call({ pid = out.zombee:gsub("^<%x+", "<0") }) -- any CRC, brackets optional
+      out.by_name = call({ pid = "spec_sleeper" })
       out.unknown = { call({ pid = "<0.0.999999>" }) }
       out.invalid = { call({ pid = "nope" }) }
       -- the radar listener's text
@@ -110,7 +111,8 @@ describe("pprof_goroutines", function()
 
     local sleeper = block_of(r.all, r.sleeper)
     assert.equal(("goroutine %d [running]:\n"):format(id(r.sleeper)) ..
-      ('# labels: {"pid":"%s", "name":"spec_sleeper", "behavior":"spec.parked"}\n'):format(r.sleeper), sleeper:match("^.-\n.-\n"))
+      ('# labels: {"pid":"%s", "name":"spec_sleeper", "behavior":"spec.parked"}\n'):format(r.sleeper),
+      sleeper:match("^.-\n.-\n"))
     assert.matches("\n%[C%] halo_process_sleep%(%d+ ms%)\n\tcore/timer%.c\nsleep\n\t[^\n]*lua/halo/init%.lua:%d+\n" ..
       "stacksSleepsHere\n\t[^\n]*pprof_goroutines_spec%.lua:%d+\nhandle_message\n", sleeper)
 
@@ -165,8 +167,10 @@ describe("pprof_goroutines", function()
     -- pid mode: the one block, sleeping or not, any CRC
     assert.equal(sleeper:gsub("%d+ ms%)", ""), r.pid:gsub("%d+ ms%)", ""))
     assert.matches("^goroutine %d+ %[zombee%]:\n[^\n]*" .. r.zombee:gsub("%p", "%%%0"), r.pid_zombee)
+    assert.equal(r.pid:match("^[^\n]*\n[^\n]*\n"), r.by_name:match("^[^\n]*\n[^\n]*\n"))
     assert.is_nil(r.unknown[1])
-    assert.matches("^no process <%x+%.0%.999999> on node halo@localhost: it never existed or has terminated", r.unknown[2])
+    assert.matches("^no process <%x+%.0%.999999> on node halo@localhost: it never existed or has terminated",
+      r.unknown[2])
     assert.equal("invalid pid: incorrect PID format, expected <crc.high.low>", r.invalid[2])
 
     -- the radar listener

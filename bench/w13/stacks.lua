@@ -44,7 +44,8 @@ end
 
 local modes = {
   { "debug=2, everything", { debug = 2 } },
-  { "debug=2, ProcessRun/toolPprof, limit 50", { debug = 2, filter = "ProcessRun", exclude = "toolPprof", limit = 50 } },
+  { "debug=2, ProcessRun/toolPprof, limit 50",
+    { debug = 2, filter = "ProcessRun", exclude = "toolPprof", limit = 50 } },
   { "debug=2, filter stacksParkedHere, limit 50", { debug = 2, filter = "stacksParkedHere", limit = 50 } },
   { "debug=1, everything", { debug = 1 } },
 }
