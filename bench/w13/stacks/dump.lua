@@ -2,7 +2,7 @@
 -- pprof_goroutines runs) over N processes of four shapes: idle actors
 -- (three in five), actors parked in halo.sleep inside a callback, actors
 -- waiting for a call's reply, function processes in halo.receive.
---   halo run bench/w13/stacks.lua [N, default 100000] [REPEAT, default 5]
+--   bench/w13/stacks/run, or halo run bench/w13/stacks/dump.lua [N, default 100000] [REPEAT, default 5]
 -- Prints, per mode, the best and median time in ms and the text's size.
 local halo = require("halo")
 local core = require("halo.core")
@@ -42,12 +42,18 @@ local function toolPprofBench(opts) -- not a tail call: the frame stays on the s
   return text, total, matched, shown
 end
 
+-- the MCP tool's handler as the server calls it (header and all), relative to the halo tree
+local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")
+local tool = assert(loadfile(here .. "/../../../mcp_tools/pprof_goroutines.lua"))()[1]
+local ctx = { tool = tool.name, node = halo.node_info().Name, pid = halo.self(), timeout = 30 }
+
 local modes = {
   { "debug=2, everything", { debug = 2 } },
   { "debug=2, ProcessRun/toolPprof, limit 50",
     { debug = 2, filter = "ProcessRun", exclude = "toolPprof", limit = 50 } },
   { "debug=2, filter stacksParkedHere, limit 50", { debug = 2, filter = "stacksParkedHere", limit = 50 } },
   { "debug=1, everything", { debug = 1 } },
+  { "tool: filter ProcessRun exclude toolPprof", { filter = "ProcessRun", exclude = "toolPprof" }, true },
 }
 for _, m in ipairs(modes) do
   local times, bytes, total, matched, shown = {}, 0, 0, 0, 0
@@ -55,12 +61,17 @@ for _, m in ipairs(modes) do
     collectgarbage()
     local t = halo.now()
     local text
-    text, total, matched, shown = toolPprofBench(m[2])
+    if m[3] then
+      text = assert(tool.handler(m[2], ctx))
+      total, matched, shown = text:match("total (%d+), matched (%d+), showing (%d+)")
+    else
+      text, total, matched, shown = toolPprofBench(m[2])
+    end
     times[r] = halo.now() - t
     bytes = #text
   end
   table.sort(times)
-  print(("%-44s best %7.1f ms  median %7.1f ms  %10d bytes  total %d matched %d shown %d"):format(
+  print(("%-44s best %7.1f ms  median %7.1f ms  %10d bytes  total %s matched %s shown %s"):format(
     m[1], times[1], times[math.floor((REPEAT + 1) / 2)], bytes, total, matched, shown))
 end
 core.node.stop()
