@@ -19,7 +19,7 @@ local function toolPprofGoroutines(args, ctx)
       return nil, ("no process %s on node %s: it never existed or has terminated (process_list shows the "
         .. "live ones; halo finds every process, sleeping ones included)"):format(pid, ctx.node)
     end
-    return block
+    return (block:gsub("\n$", "")) -- trimmed, as the reference's pid mode
   end
   local text = stacks.dump({ debug = value(args.debug), limit = value(args.limit), filter = value(args.filter),
                              exclude = value(args.exclude) })
