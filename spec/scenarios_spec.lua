@@ -93,7 +93,8 @@ describe("lifecycle_scenario", function()
     assert.equal(1, z.MessagesIn)
     assert.matches("in function 'processPayloadDecompression'", r.stack)
     assert.matches("^goroutine %d+ %[zombee%]:\n[^\n]*\"application\":\"lifecycle_scenario\"}\n" ..
-      "%[C%] halo_process_sleep%(%d+ ms%)\n\tcore/timer%.c\nsleep\n\t[^\n]*\nprocessPayloadDecompression\n\t[^\n]*lifecycle%.lua:%d+\n", r.block)
+      "%[C%] halo_process_sleep%(%d+ ms%)\n\tcore/timer%.c\nsleep\n\t[^\n]*\n" ..
+      "processPayloadDecompression\n\t[^\n]*lifecycle%.lua:%d+\n", r.block)
     assert.same({ true }, r.reload)
     assert.equal(1, r.zombees_after)
     local info, warn, err = messages(r.logs, "info"), messages(r.logs, "warning"), messages(r.logs, "error")
