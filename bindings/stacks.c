@@ -15,6 +15,8 @@
  *   call
  *   	/path/lua/halo/init.lua:198
  *   ...
+ *   halo.dispatch
+ *   	/path/lua/halo/init.lua:49
  *   halo.ProcessRun
  *   	bindings/gate.c
  * The top frame names where the core parks the process (derived from its
@@ -171,8 +173,9 @@ static void put_wait(lua_State *L, halo_node_t *n, sbuf_t *b, halo_proc_t *p, ui
   put(L, b, "\n", 1);
 }
 
-/* The Lua frames of co, innermost first; self: co is the caller (skip this C function). */
-static void put_frames(lua_State *L, sbuf_t *b, lua_State *co, int self, int g) {
+/* The Lua frames of co, innermost first; self: co is the caller (skip this C function);
+ * behavior: its bottom frame is halo's dispatch loop (lua/halo/init.lua's body). */
+static void put_frames(lua_State *L, sbuf_t *b, lua_State *co, int self, int behavior, int g) {
   lua_Debug ar;
   int lv = self ? 1 : 0, nf = 0;
   if (!self && lua_getstack(co, 0, &ar) && lua_getinfo(co, "Sn", &ar) && *ar.what == 'C' && ar.name &&
@@ -186,8 +189,10 @@ static void put_frames(lua_State *L, sbuf_t *b, lua_State *co, int self, int g) 
     if (!lua_getinfo(co, "Sln", &ar)) break;
     if (g) put(L, b, "#\t", 2);
     if (*ar.what == 'C') put(L, b, "[C] ", 4);
+    lua_Debug next;
     if (ar.name) puts_(L, b, ar.name);
     else if (*ar.what == 'm') put(L, b, "main chunk", 10);
+    else if (behavior && *ar.what == 'L' && !lua_getstack(co, lv + 1, &next)) put(L, b, "halo.dispatch", 13);
     else if (*ar.what == 'C') put(L, b, "?", 1);
     else {
       put(L, b, "function <", 10);
@@ -211,7 +216,7 @@ static void put_frames(lua_State *L, sbuf_t *b, lua_State *co, int self, int g) 
 static void put_stack(lua_State *L, halo_binding_t *B, sbuf_t *b, halo_proc_t *p, uint64_t now, int g) {
   put_wait(L, &B->node, b, p, now, !g, g);
   lua_State *co = p->host;
-  if (co) put_frames(L, b, co, co == L, g);
+  if (co) put_frames(L, b, co, co == L, !(p->flags & HALO_PF_FUNC), g);
   puts_(L, b, g ? "#\thalo.ProcessRun\tbindings/gate.c\n" : "halo.ProcessRun\n\tbindings/gate.c\n");
 }
 

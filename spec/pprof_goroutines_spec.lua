@@ -114,7 +114,8 @@ describe("pprof_goroutines", function()
       ('# labels: {"pid":"%s", "name":"spec_sleeper", "behavior":"spec.parked"}\n'):format(r.sleeper),
       sleeper:match("^.-\n.-\n"))
     assert.matches("\n%[C%] halo_process_sleep%(%d+ ms%)\n\tcore/timer%.c\nsleep\n\t[^\n]*lua/halo/init%.lua:%d+\n" ..
-      "stacksSleepsHere\n\t[^\n]*pprof_goroutines_spec%.lua:%d+\nhandle_message\n", sleeper)
+      "stacksSleepsHere\n\t[^\n]*pprof_goroutines_spec%.lua:%d+\nhandle_message\n\t[^\n]*\nhalo%.dispatch\n" ..
+      "\t[^\n]*lua/halo/init%.lua:%d+\nhalo%.ProcessRun\n", sleeper)
 
     local caller = block_of(r.all, "stacksCallsHere")
     assert.matches("^goroutine %d+ %[wait response%]:\n", caller)

@@ -13,7 +13,7 @@
 --   # labels: {"pid":"<35DBD1C6.0.1001>", "name":"n", "behavior":"b", "application":"a"}
 --   [C] halo_process_waitResponse(call <35DBD1C6.0.1002>, 12 ms)
 --   	core/process.c
---   <Lua frames, innermost first: function, then file:line>
+--   <Lua frames, innermost first: function, then file:line; a behavior's last is halo.dispatch>
 --   halo.ProcessRun
 --   	bindings/gate.c
 --
