@@ -51,9 +51,14 @@ describe("pprof_goroutines", function()
       function B:stacksFetchesHere()
         halo.http.request({ host = "127.0.0.1", port = srv.port, path = "/slow", timeout = 60000 })
       end
+      function B:stacksInspectsHere() halo.inspect(out.sleeper, nil, 60000) end -- busy in its callback
+      function B:stacksSpawnsHere()
+        halo.spawn({ name = "spec.slowinit", init = function() halo.sleep(60000) end }, nil, { init_timeout = 60000 })
+      end
       function B:handle_message(_, m)
-        if m == "sleep" then self:stacksSleepsHere() elseif m == "call" then self:stacksCallsHere() else
-          self:stacksFetchesHere() end
+        if m == "sleep" then self:stacksSleepsHere() elseif m == "call" then self:stacksCallsHere()
+        elseif m == "inspect" then self:stacksInspectsHere() elseif m == "spawn" then self:stacksSpawnsHere()
+        else self:stacksFetchesHere() end
       end
       out.sleeper = assert(halo.spawn(B, nil, { name = "spec_sleeper" }))
       out.caller = assert(halo.spawn(B))
@@ -61,6 +66,10 @@ describe("pprof_goroutines", function()
       halo.send(out.sleeper, "sleep")
       halo.send(out.caller, "call")
       halo.send(out.fetcher, "fetch")
+      out.inspector = assert(halo.spawn(B))
+      out.spawner = assert(halo.spawn(B))
+      halo.send(out.inspector, "inspect")
+      halo.send(out.spawner, "spawn")
       out.receiver = assert(halo.spawn(function()
         local function stacksParkedHere() local _ = halo.receive() end
         stacksParkedHere()
@@ -69,8 +78,10 @@ describe("pprof_goroutines", function()
       out.zombee = assert(halo.spawn(require("lifecycle").ZombieChild))
       halo.send(out.zombee, "block")
       assert(helper.wait_until(function()
-        return halo.process_state(out.caller) == "wait response" and halo.process_state(out.fetcher) == "wait response"
-          and halo.process_info(out.sleeper).MessagesIn == 1 and halo.process_info(out.zombee).MessagesIn == 1
+        local st = halo.process_state
+        return st(out.caller) == "wait response" and st(out.fetcher) == "wait response"
+          and st(out.inspector) == "wait response" and st(out.spawner) == "wait response"
+          and st(out.sleeper) == "running" and st(out.zombee) == "running"
       end))
       halo.kill(out.zombee)
       out.zstate = halo.process_state(out.zombee)
@@ -121,6 +132,16 @@ describe("pprof_goroutines", function()
     assert.matches("^goroutine %d+ %[wait response%]:\n", caller)
     assert.matches("\n%[C%] halo_process_waitResponse%(call " .. r.silent:gsub("%p", "%%%0") .. ", %d+ ms%)\n" ..
       "\tcore/process%.c\ncall\n", caller)
+
+    local inspector = block_of(r.all, "stacksInspectsHere")
+    assert.matches("\n%[C%] halo_process_waitResponse%(inspect " .. r.sleeper:gsub("%p", "%%%0") .. ", %d+ ms%)\n" ..
+      "\tcore/process%.c\ninspect\n", inspector)
+    local spawner = block_of(r.all, "stacksSpawnsHere")
+    assert.matches("^goroutine %d+ %[wait response%]:\n[^\n]*\n" ..
+      "%[C%] halo_process_waitSpawn%(<%x+%.0%.%d+>, %d+ ms%)\n\tcore/process%.c\nspawn\n", spawner)
+    local slowinit = block_of(r.all, '"behavior":"spec.slowinit"')
+    assert.matches("^goroutine %d+ %[init%]:\n", slowinit)
+    assert.matches(slowinit:match("^goroutine (%d+)"), spawner:match("waitSpawn%(<%x+%.0%.(%d+)>"))
 
     local fetcher = block_of(r.all, "stacksFetchesHere")
     assert.matches("^goroutine %d+ %[wait response%]:\n", fetcher)
