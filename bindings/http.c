@@ -394,6 +394,7 @@ static int start(lua_State *L, int wait) {
   s->reqs = q;
   if (mode == MODE_WAIT) { /* as a call: the reply with q->ref resumes it */
     self->wait = HALO_WAIT_REPLY;
+    self->wait_for = HALO_FOR_HTTP;
     self->wait_ref = q->ref;
     self->wait_state = self->state;
     halo__proc_set_state(n, self, HALO_STATE_WAIT);

@@ -127,7 +127,7 @@ void halo__proc_init_done(halo_node_t *n, halo_proc_t *p) {
 
 int halo_proc_start(halo_node_t *n, halo_proc_t *p, halo_payload_t *reason) {
   uint64_t id = p->id;
-  p->depth = n->current ? n->current->depth + 1 : 0;
+  p->depth = n->current ? (uint8_t)(n->current->depth + 1) : 0;
   /* A function process has no init: it is started (InitTime 0) before its body runs. */
   if (p->flags & HALO_PF_FUNC) {
     halo__proc_set_state(n, p, HALO_STATE_RUNNING);
@@ -331,6 +331,7 @@ static int64_t call_to(halo_node_t *n, halo_proc_t *p, halo_pid_t to, const char
     return rc;
   }
   p->wait = HALO_WAIT_REPLY;
+  p->wait_for = kind == HALO_MSG_INSPECT ? HALO_FOR_INSPECT : HALO_FOR_CALL;
   p->wait_ref = ref;
   p->wait_state = p->state;
   halo__proc_set_state(n, p, HALO_STATE_WAIT);

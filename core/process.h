@@ -35,6 +35,9 @@ enum halo_wait {
   HALO_WAIT_SPAWN,   /* the init of child wait_ref */
 };
 
+/** What a HALO_WAIT_REPLY waits for: set when it parks, read by stack dumps. */
+enum halo_wait_for { HALO_FOR_CALL, HALO_FOR_INSPECT, HALO_FOR_HTTP, HALO_FOR_RELATION };
+
 /** Why a suspended process was made runnable again. */
 enum halo_wake { HALO_WAKE_NONE, HALO_WAKE_REPLY, HALO_WAKE_TIMEOUT, HALO_WAKE_ERROR,
                  HALO_WAKE_ENDED /* the callee of a call ended first: result holds its reason */ };
@@ -58,7 +61,8 @@ struct halo_proc {
   uint8_t state, wait, wake, flags;
   uint8_t wait_state; /* state to return to when the wait ends */
   int8_t log_level;
-  uint16_t depth;     /* nesting of synchronous spawns */
+  uint8_t depth;      /* nesting of synchronous spawns (at most MAX_SPAWN_DEPTH + 1: bindings/process.c) */
+  uint8_t wait_for;   /* HALO_WAIT_REPLY: enum halo_wait_for */
   uint64_t wait_ref;  /* awaited reply ref, or child id for HALO_WAIT_SPAWN */
   halo_pid_t wait_pid; /* HALO_WAIT_REPLY: the callee (id 0: a name on node wait_pid.node) */
   halo_timer_t *wait_timer;

@@ -288,6 +288,7 @@ int halo_rel_add_remote(halo_node_t *n, halo_proc_t *watcher, int type, halo_pid
   x->ack_node = target.node;
   x->ack_ref = ref;
   watcher->wait = HALO_WAIT_REPLY;
+  watcher->wait_for = HALO_FOR_RELATION;
   watcher->wait_ref = ref;
   watcher->wait_state = watcher->state;
   halo__proc_set_state(n, watcher, HALO_STATE_WAIT);

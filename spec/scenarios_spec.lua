@@ -57,6 +57,7 @@ describe("lifecycle_scenario", function()
       out.maker = halo.whereis("zombie_maker")
       out.zombee = halo.process_list({ state = "zombee" })
       out.stack = halo.process_stack(out.zombee[1].PID)
+      out.block = require("halo.stacks").process(out.zombee[1].PID) -- pprof_goroutines pid=...
       -- a reload makes no second zombee
       out.reload = { halo.application.reload("lifecycle_scenario") }
       halo.sleep(200)
@@ -91,6 +92,9 @@ describe("lifecycle_scenario", function()
     assert.equal("", z.Name)
     assert.equal(1, z.MessagesIn)
     assert.matches("in function 'processPayloadDecompression'", r.stack)
+    assert.matches("^goroutine %d+ %[zombee%]:\n[^\n]*\"application\":\"lifecycle_scenario\"}\n" ..
+      "%[C%] halo_process_sleep%(%d+ ms%)\n\tcore/timer%.c\nsleep\n\t[^\n]*\n" ..
+      "processPayloadDecompression\n\t[^\n]*lifecycle%.lua:%d+\n", r.block)
     assert.same({ true }, r.reload)
     assert.equal(1, r.zombees_after)
     local info, warn, err = messages(r.logs, "info"), messages(r.logs, "warning"), messages(r.logs, "error")

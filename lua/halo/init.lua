@@ -44,31 +44,31 @@ local function body(self, args)
       msg = signal_msg(kind, from, msg)
     end
     if kind == MSG_REGULAR or kind == MSG_DOWN or kind == MSG_EXIT then
-      local h = self.handle_message
-      if h then
-        stop = h(self, from, msg)
+      local handle_message = self.handle_message -- named so: stack dumps show the callback
+      if handle_message then
+        stop = handle_message(self, from, msg)
       else
         core_log("warning", "unhandled message from " .. from .. " (no handle_message)")
       end
     elseif kind == MSG_REQUEST then
-      local h = self.handle_call
-      if h then
-        local reply, reason = h(self, from, ref, msg)
+      local handle_call = self.handle_call
+      if handle_call then
+        local reply, reason = handle_call(self, from, ref, msg)
         if reply ~= nil then core_reply(from, ref, reply) end
         stop = reason
       else
         core_log("warning", "unhandled call from " .. from .. " (no handle_call)")
       end
     elseif kind == MSG_INSPECT then
-      local h = self.handle_inspect
-      core_reply(from, ref, h and h(self, from, msg) or {})
+      local handle_inspect = self.handle_inspect
+      core_reply(from, ref, handle_inspect and handle_inspect(self, from, msg) or {})
     elseif kind == MSG_LOG then
-      local h = self.handle_log
-      if h then stop = h(self, msg) end
+      local handle_log = self.handle_log
+      if handle_log then stop = handle_log(self, msg) end
     elseif kind == MSG_EVENT then
-      local h = self.handle_event
-      if h then
-        stop = h(self, msg.event, msg.message, msg.time)
+      local handle_event = self.handle_event
+      if handle_event then
+        stop = handle_event(self, msg.event, msg.message, msg.time)
       else
         core_log("warning", "unhandled event " .. tostring(msg.event) .. " (no handle_event)")
       end

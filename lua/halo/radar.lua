@@ -69,6 +69,12 @@ function Web:init(o)
   -- a Lua route: the connection's process reads the process table in steps
   -- and yields between them, so a scrape of a large node never holds the loop
   srv:route(o.metrics_path, function() return 200, metrics.expose(expose_opts), headers end, ANY)
+  -- every process's stack as text (halo.stacks): ?debug=2 one block per process, else grouped
+  srv:route("/debug/pprof/goroutine", function(req)
+    local debug = (tonumber(req.query:match("debug=(%d+)")) or 1) >= 2 and 2 or 1
+    return 200, require("halo.stacks").dump({ debug = debug, limit = 0 }),
+      { ["content-type"] = "text/plain; charset=utf-8" }
+  end, ANY)
   -- a restarted radar_web takes the answers radar_health holds (it publishes
   -- only changes); at the application's start radar_health is not up yet
   local health = require("halo.health")
