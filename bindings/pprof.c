@@ -9,10 +9,11 @@
 #include "pprof.h"
 #include "prof.h"
 
+/* t[i] when it is a string (alive as long as the table holds it), else NULL. */
 static const char *opt_string(lua_State *L, int t, int i) {
   lua_rawgeti(L, t, i);
-  const char *s = lua_tostring(L, -1);
-  lua_pop(L, 1); /* the string stays alive in the table */
+  const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  lua_pop(L, 1);
   return s;
 }
 
@@ -115,12 +116,14 @@ static int encode_body(lua_State *L, encode_state_t *e) {
           e->labels = nlb;
           lcap = nc;
         }
+        int vt = lua_type(L, -1);
+        if (lua_type(L, -2) != LUA_TSTRING || (vt != LUA_TSTRING && vt != LUA_TNUMBER))
+          luaL_error(L, "labels are string keys to strings or numbers");
         halo_pprof_label_t *lb = &e->labels[nl++];
         memset(lb, 0, sizeof *lb);
         lb->key = lua_tostring(L, -2);
-        if (lua_type(L, -1) == LUA_TNUMBER) lb->num = (int64_t)lua_tonumber(L, -1);
+        if (vt == LUA_TNUMBER) lb->num = (int64_t)lua_tonumber(L, -1);
         else lb->str = lua_tostring(L, -1);
-        if (!lb->key || (!lb->str && lua_type(L, -1) != LUA_TNUMBER)) luaL_error(L, "labels are string keys to strings or numbers");
         lua_pop(L, 1);
       }
     }

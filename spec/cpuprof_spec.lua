@@ -112,6 +112,20 @@ describe("cpuprof", function()
     assert.matches("^cpuBurnSpec %(", name)
   end)
 
+  it("core.pprof.encode refuses malformed samples", function()
+    local encode = require("halo.core").pprof.encode
+    local types = { { "samples", "count" } }
+    local ok, err = pcall(encode, { sample_types = types, samples = { { stack = {}, values = { 1, 2 } } } })
+    assert.is_false(ok)
+    assert.matches("sample 1 has 2 values, the profile 1 sample types", err, 1, true)
+    ok, err = pcall(encode, { sample_types = types, samples = { { stack = {}, values = { 1 }, labels = { pid = {} } } } })
+    assert.is_false(ok)
+    assert.matches("labels are string keys to strings or numbers", err, 1, true)
+    local gz = assert(encode({ sample_types = types, samples = { { stack = { { "f", "x.lua", 3 } }, values = { 1 },
+      labels = { pid = "<1.0.1>", bytes = 512 } } } }))
+    assert.equal("\31\139", gz:sub(1, 2))
+  end)
+
   it("serves /debug/pprof/profile that go tool pprof opens; 409 while busy", function()
     local path = os.tmpname()
     local busy, burner_pid = helper.run(function()
