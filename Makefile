@@ -7,7 +7,7 @@ BUILD_TSAN ?= build-tsan
 JOBS       ?= $(shell nproc)
 PACKAGES   := build-essential cmake pkg-config libuv1-dev libluajit-5.1-dev luajit \
               lua-cjson lua-cjson-dev node-llhttp lua-busted zlib1g-dev libssl-dev etcd-server \
-              nginx libnginx-mod-http-echo prometheus curl netcat-openbsd
+              nginx libnginx-mod-http-echo prometheus curl netcat-openbsd golang-go
 BENCH_PACKAGES := erlang-base wrk
 FUZZ_PACKAGES  := clang
 FUZZ_SECONDS   ?= 60
@@ -118,7 +118,7 @@ bench-w11: build
 FUZZ_TARGETS := fuzz_decode fuzz_frame fuzz_httpd
 FUZZ_SRC_fuzz_decode := fuzz/fuzz_decode.c bindings/codec.c core/msgpack.c core/pid.c core/errors.c
 FUZZ_SRC_fuzz_frame := fuzz/fuzz_frame.c core/frame.c core/crypto.c core/errors.c
-FUZZ_SRC_fuzz_httpd := fuzz/fuzz_httpd.c core/httpd.c core/map.c core/errors.c \
+FUZZ_SRC_fuzz_httpd := fuzz/fuzz_httpd.c core/httpd.c core/map.c core/errors.c core/prof.c \
                        /usr/share/llhttp/llhttp.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c
 FUZZ_CFLAGS := -g -O1 -DHALO_FUZZ -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                -Icore -Ibindings -I/usr/share/include/llhttp $$(pkg-config --cflags luajit libuv zlib libcrypto)

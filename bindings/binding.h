@@ -226,6 +226,8 @@ void hb_open_metrics(lua_State *L);
 void hb_open_fs(lua_State *L);
 /** Process stacks as text (stacks.c): core.stacks.dump, core.stacks.process. */
 void hb_open_stacks(lua_State *L);
+/** pprof profile.proto encoding and the CPU profiler hooks (pprof.c): core.pprof. */
+void hb_open_pprof(lua_State *L);
 /** ... and the node's Prometheus exposition (built-in and custom families)
  *  in a malloc'ed buffer the caller frees: 0 or HALO_ENOMEM. */
 int hb_metrics_expose(halo_binding_t *B, char **body, size_t *len);

@@ -333,5 +333,6 @@ int luaopen_halo_core(lua_State *L) {
   open_sub(L, "child", hb_open_child);
   open_sub(L, "fs", hb_open_fs);
   open_sub(L, "stacks", hb_open_stacks);
+  open_sub(L, "pprof", hb_open_pprof);
   return 1;
 }

@@ -75,6 +75,7 @@ function Web:init(o)
     return 200, require("halo.stacks").dump({ debug = debug, limit = 0 }),
       { ["content-type"] = "text/plain; charset=utf-8" }
   end, ANY)
+  srv:route("/debug/pprof/profile", function(req) return require("halo.cpuprof").serve(req) end, ANY)
   -- a restarted radar_web takes the answers radar_health holds (it publishes
   -- only changes); at the application's start radar_health is not up yet
   local health = require("halo.health")
