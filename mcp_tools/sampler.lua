@@ -36,7 +36,7 @@ return {
       type = "object",
       properties = {
         tool = { type = "string", description = "the tool to run (any of tools/list except sample_start/listen)" },
-        arguments = { type = json.array({ "object", "string" }), description = "the tool's arguments: an object (or its JSON text); `node` inside is ignored, "
+        arguments = { description = "the tool's arguments: an object (or its JSON text); `node` inside is ignored, "
           .. "start the sampler with `node` instead" },
         interval_ms = int("milliseconds between samples (default 5000, min 100)"),
         count = int("stop after this many successful samples (default 0: no count)"),

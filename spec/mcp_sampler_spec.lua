@@ -277,4 +277,18 @@ describe("MCP samplers", function()
       ok(call, "sample_stop", { sampler_id = st.sampler_id })
     end)
   end)
+
+  it("works through the official MCP SDK, locally and proxied (spec/mcp/samplers.mjs)", function()
+    local f = io.popen(("unset LD_PRELOAD; timeout 60 node spec/mcp/samplers.mjs --url http://127.0.0.1:%d/mcp " ..
+      "--token %s --local %s --remote %s 2>&1; echo \"rc=$?\""):format(c.port, c.token, N1, N2))
+    local out = f:read("*a")
+    f:close()
+    assert.truthy(out:find("samplers: ok\nrc=0", 1, true), out)
+    for _, node in ipairs({ N1, N2 }) do
+      local n = tonumber(out:match("active on " .. node:gsub("%p", "%%%0") .. ": (%d+) samples"))
+      assert.is_true(n and n >= 4, out)
+      assert.truthy(out:find(("passive on %s: log line and 'mcp_test_event'@'%s' captured"):format(node, node), 1,
+        true), out)
+    end
+  end)
 end)
