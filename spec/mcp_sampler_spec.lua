@@ -292,3 +292,32 @@ describe("MCP samplers", function()
     end
   end)
 end)
+
+describe("MCP samplers in one node", function()
+  it("run a tool only when the node's read-only mode and allowed tools let it", function()
+    local port = helper.free_ports(1)
+    local allowed = { "sample_start", "sample_read", "sample_stop", "node_info", "send_message" }
+    helper.run(function()
+      local dispatch = require("halo.mcp.dispatch")
+      local function call(tool, args)
+        local rep = dispatch.call({ mcp = "call", tool = tool, args = args }, halo.node_info().Name, halo.self())
+        local r = json.decode(assert(rep.result, rep.error))
+        return r.content[1].text, r.isError == true
+      end
+      local text, is_error = call("sample_start", { tool = "process_list" })
+      assert.is_true(is_error)
+      assert.equal("invalid params: unknown tool: process_list", text) -- not in the allowed tools
+      text, is_error = call("sample_start", { tool = "send_message", arguments = { to = "x", message = 1 } })
+      assert.is_true(is_error)
+      assert.equal("invalid params: unknown tool: send_message", text) -- an action tool, read-only node
+      text = call("sample_start", { tool = "node_info", interval_ms = 100, count = 2, duration_sec = 2 })
+      local id = json.decode(text).sampler_id
+      assert.is_true(helper.wait_until(function() return json.decode(call("sample_read", { sampler_id = id })).completed end,
+        3000, 20))
+      local r = json.decode(call("sample_stop", { sampler_id = id, since = 0 }))
+      assert.equal(2, #r.samples)
+      assert.equal(halo.node_info().Name, json.decode(r.samples[1].data.content[1].text).Name)
+      assert.is_nil(halo.whereis(id))
+    end, { mcp = { port = port, read_only = true, allowed = allowed }, timeout = 10000 })
+  end)
+end)
