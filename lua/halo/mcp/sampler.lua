@@ -158,7 +158,7 @@ end
 function Sampler:init(cfg)
   self.cfg, self.id, self.pid, self.node = cfg, cfg.id, halo.self(), halo.node_info().Name
   self.buf, self.cap, self.seq, self.last_read = {}, cfg.buffer_size, 0, 0
-  self.samples, self.errors, self.total_errors = 0, 0, 0
+  self.samples, self.errors = 0, 0
   self.started, self.started_at = halo.now(), os.time()
   self.expires = self.started + cfg.duration_sec * 1000
   self.watched = {}
@@ -217,7 +217,7 @@ local function tick(self)
     failure = type(obj) == "table" and obj.content and obj.content[1] and obj.content[1].text or rep.result
   end
   if failure then
-    self.errors, self.total_errors, self.last_error = self.errors + 1, self.total_errors + 1, failure
+    self.errors, self.last_error = self.errors + 1, failure
     if self.cfg.max_errors > 0 and self.errors >= self.cfg.max_errors then
       return complete(self, ("%d consecutive errors"):format(self.errors))
     end
@@ -231,8 +231,8 @@ local function tick(self)
   self.tick_timer = halo.send_after(self.pid, "tick", math.max(0, self.cfg.interval_ms - (halo.now() - began)))
 end
 
--- Entries with sequence > since, oldest first, as JSON text; also the number
--- of entries after since that were overwritten before anyone read them.
+-- Entries with sequence > since, oldest first (a list); also the number of
+-- entries after since that were overwritten before anyone read them.
 local function entries(self, since)
   local first = math.max(since + 1, self.seq - stored(self) + 1, 1)
   local out = {}
