@@ -7,11 +7,7 @@
 -- fixture of spec/mcp/calls/*.json on node1 and proxied to node2, and checks
 -- the session id (issued, sent back, ended by DELETE), the token and the
 -- list_changed notification on its GET stream after it adds a tool file.
-local helper = require("helper")
-
-local build = os.getenv("HALO_BUILD") or "build"
-local halo_bin = build .. "/halo"
-local NODES = { "node1@localhost", "node2@localhost", "node3@localhost" }
+local mcp_helper = require("mcp_helper")
 
 local function sh(cmd)
   local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
@@ -20,48 +16,16 @@ local function sh(cmd)
   return out
 end
 
-local function read(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = mcp_helper.read
 
 describe("the MCP TypeScript SDK against a three-node cluster", function()
-  local dir, pids = nil, {}
+  local c
 
-  setup(function()
-    dir = helper.script_dir("README", "mcp client spec\n")
-    os.execute(("mkdir -p %s/tools && cp mcp_tools/*.lua %s/tools/ 2>/dev/null"):format(dir, dir))
-  end)
-  teardown(function()
-    for _, pid in ipairs(pids) do helper.kill(pid) end
-    os.execute("rm -rf " .. dir)
-  end)
+  setup(function() c = mcp_helper.cluster(3) end)
+  teardown(function() if c then c.stop() end end)
 
   it("lists every tool, validates every schema and runs every fixture locally and proxied", function()
-    local reg = "embedded:" .. helper.random_port()
-    local port = helper.free_ports(1)
-    local token = "spec-" .. tostring(os.time())
-    -- node1 first: it serves the registrar the others register with
-    for i, name in ipairs(NODES) do
-      local peers = {}
-      for _, other in ipairs(NODES) do
-        if other ~= name then peers[#peers + 1] = other end
-      end
-      local mcp = i == 1 and ("--mcp 127.0.0.1:%d --mcp-token %s --mcp-tools %s/tools"):format(port, token, dir) or ""
-      pids[#pids + 1] = helper.spawn_os(("%s run --name %s --cookie mcpspec --listen 127.0.0.1:0 --registrar %s " ..
-        "--log-level warning %s spec/mcp/node.lua %s/ready%d %s"):format(halo_bin, name, reg, mcp, dir, i,
-        table.concat(peers, " ")), ("%s/node%d.log"):format(dir, i))
-    end
-    local echo = {}
-    for i, name in ipairs(NODES) do
-      assert(helper.wait_file(("%s/ready%d"):format(dir, i), 1000),
-        name .. " not ready: " .. tostring(read(("%s/node%d.log"):format(dir, i))))
-      echo[name] = read(("%s/ready%d"):format(dir, i)):match("\n(<[^\n]+>)")
-      assert(echo[name], "no mcp_test_echo PID from " .. name)
-    end
+    local dir, port, token, echo, NODES = c.dir, c.port, c.token, c.echo, c.nodes
     local cluster = ('{"node1@localhost":{"pid":"%s","peer":"node3@localhost"},' ..
       '"node2@localhost":{"pid":"%s","peer":"node3@localhost"}}'):format(echo[NODES[1]], echo[NODES[2]])
     -- node without the sanitizer preload of the ASan run; 120 s at most if the server wedges
