@@ -264,6 +264,20 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
+/* core.node.random_hex(n) -> 2n lower-case hex digits of n random bytes
+ * (1..64) from the OS (session ids, sampler ids, the demo's cookie), or
+ * nil, "EIO: ..." when the OS gives none. */
+static int l_random_hex(lua_State *L) {
+  int n = (int)luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 1 && n <= 64, 1, "1..64 bytes");
+  unsigned char r[64];
+  char hex[129];
+  if (halo_random(r, (size_t)n)) return hb_errorf(L, UV_EIO, "no randomness from the OS");
+  for (int i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", r[i]);
+  lua_pushlstring(L, hex, (size_t)n * 2);
+  return 1;
+}
+
 /* core.node.serial() -> number of the node run in this Lua state (1, 2, ...):
  * Lua modules keep per-node state keyed by it. */
 static int l_node_serial(lua_State *L) {
@@ -306,7 +320,8 @@ static void open_sub(lua_State *L, const char *name, void (*open)(lua_State *)) 
 void hb_open_node(lua_State *L) {
   static const luaL_Reg fns[] = {{"run", l_run},         {"stop", l_stop},       {"now", l_now},
                                  {"running", l_running}, {"serial", l_node_serial},
-                                 {"time_ns", l_time_ns}, {"error", l_error},     {NULL, NULL}};
+                                 {"time_ns", l_time_ns}, {"error", l_error},     {"random_hex", l_random_hex},
+                                 {NULL, NULL}};
   luaL_register(L, NULL, fns);
   lua_pushlightuserdata(L, &hb_ready_token);
   lua_setfield(L, -2, "READY");

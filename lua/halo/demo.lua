@@ -96,10 +96,7 @@ local function my_pid()
 end
 
 local function cookie()
-  local f = io.open("/dev/urandom", "rb")
-  local b = f and f:read(6) or tostring(os.time())
-  if f then f:close() end
-  return "demo-" .. b:gsub(".", function(c) return ("%02x"):format(c:byte()) end)
+  return "demo-" .. assert(require("halo.core").node.random_hex(6))
 end
 
 --- Run by each child of the demo: blocks the calling process until the

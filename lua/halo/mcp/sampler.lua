@@ -105,10 +105,7 @@ local function rfc3339_local(s)
 end
 
 local function random_id()
-  local f = assert(io.open("/dev/urandom", "rb"))
-  local b = f:read(4)
-  f:close()
-  return M.PREFIX .. b:gsub(".", function(c) return ("%02x"):format(c:byte()) end)
+  return M.PREFIX .. assert(require("halo.core").node.random_hex(4))
 end
 
 -- A value as it can be printed as JSON: itself, or its text form.

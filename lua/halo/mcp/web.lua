@@ -29,12 +29,7 @@ local sessions, nsessions = {}, 0   -- id -> {version, used, streams = {pid = tr
 local cfg = {}                        -- token, origins (set), name, version, instructions
 local streams_open = 0
 
-local function urandom_hex(n)
-  local f = assert(io.open("/dev/urandom", "rb"))
-  local b = f:read(n)
-  f:close()
-  return (b:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
-end
+local function urandom_hex(n) return assert(require("halo.core").node.random_hex(n)) end
 
 -- Compares without leaking where the first difference is.
 local function same_secret(a, b)
