@@ -224,6 +224,12 @@ void hb_open_httpd(lua_State *L);
 void hb_open_metrics(lua_State *L);
 /** File facts for hot reload (fs.c): core.fs.stat, core.fs.scandir. */
 void hb_open_fs(lua_State *L);
+/** core.heap (heap.c): the heap profile and runtime figures; start installs
+ *  the sampling hooks on B's allocator (node start), free drops the sites
+ *  (node end, once the allocator is uninstalled). */
+void hb_open_heap(lua_State *L);
+void hb_heap_start(halo_binding_t *B, lua_State *L);
+void hb_heap_free(halo_binding_t *B, lua_State *L);
 /** ... and the node's Prometheus exposition (built-in and custom families)
  *  in a malloc'ed buffer the caller frees: 0 or HALO_ENOMEM. */
 int hb_metrics_expose(halo_binding_t *B, char **body, size_t *len);
