@@ -7,7 +7,7 @@ BUILD_TSAN ?= build-tsan
 JOBS       ?= $(shell nproc)
 PACKAGES   := build-essential cmake pkg-config libuv1-dev libluajit-5.1-dev luajit \
               lua-cjson lua-cjson-dev node-llhttp lua-busted zlib1g-dev libssl-dev etcd-server \
-              nginx libnginx-mod-http-echo prometheus curl netcat-openbsd
+              nginx libnginx-mod-http-echo prometheus curl netcat-openbsd golang-go
 BENCH_PACKAGES := erlang-base wrk
 FUZZ_PACKAGES  := clang
 FUZZ_SECONDS   ?= 60

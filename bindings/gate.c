@@ -9,6 +9,7 @@
 #include "process.h"
 #include "rel.h"
 #include "scheduler.h"
+#include "prof.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -278,7 +279,9 @@ int hb_gate(halo_binding_t *B, halo_proc_t *p, const char *what, hb_gate_fn fn, 
     lua_rawgeti(L, LUA_REGISTRYINDEX, B->gate_ref[1]);
     lua_pushlightuserdata(L, &g);
     if (fail) B->alloc.test_fail = 1;
+    int mark = halo_prof_enter(HALO_PROF_LUA);
     st = lua_pcall(L, 1, 0, top + 1);
+    halo_prof_leave(mark);
     B->alloc.test_fail = was;
     B->cur = saved;
   }

@@ -335,5 +335,6 @@ int luaopen_halo_core(lua_State *L) {
   open_sub(L, "child", hb_open_child);
   open_sub(L, "fs", hb_open_fs);
   open_sub(L, "heap", hb_open_heap);
+  open_sub(L, "pprof", hb_open_pprof);
   return 1;
 }

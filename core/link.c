@@ -9,6 +9,7 @@
 #include "process.h"
 #include "rel.h"
 #include "scheduler.h"
+#include "prof.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -236,7 +237,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+static void link_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   halo_conn_t *c = s->data;
   (void)buf;
   if (c->state == C_YIELDED) { /* the peer closes it: the wait goes on (see halo__net_handshake_timeout) */
@@ -278,6 +279,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     c->rbuf = NULL;
     c->rcap = 0;
   }
+}
+
+/* Marked for the CPU profiler (core/prof.h). */
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  int was = halo_prof_enter(HALO_PROF_NET);
+  link_read(s, nread, buf);
+  halo_prof_leave(was);
 }
 
 /* -- opening ------------------------------------------------------------------ */

@@ -6,6 +6,7 @@
 #include "process.h"
 #include "scheduler.h"
 #include "timer.h"
+#include "prof.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +29,14 @@ static void on_idle(uv_idle_t *h) { halo_sched_slice(h->data); }
 static void on_prepare(uv_prepare_t *h) {
   halo_node_t *n = h->data;
   __atomic_store_n(&n->wd_in_poll, 1, __ATOMIC_RELAXED);
+  halo_prof_enter(HALO_PROF_POLL);
 }
 
 static void on_check(uv_check_t *h) {
   halo_node_t *n = h->data;
   __atomic_store_n(&n->wd_busy_since, halo_clock_ns(), __ATOMIC_RELAXED);
   __atomic_store_n(&n->wd_in_poll, 0, __ATOMIC_RELAXED);
+  halo_prof_enter(HALO_PROF_LOOP);
 }
 
 /* A record for a process logger: into its log queue, from the record's source. */

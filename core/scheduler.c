@@ -2,6 +2,7 @@
 #include "clock.h"
 #include "errors.h"
 #include "timer.h"
+#include "prof.h"
 
 void halo_sched_ready(halo_node_t *n, halo_proc_t *p) {
   if (p->flags & HALO_PF_RUNQ) return;
@@ -188,6 +189,7 @@ static void node_shutdown(halo_node_t *n) {
 }
 
 void halo_sched_slice(halo_node_t *n) {
+  int was = halo_prof_enter(HALO_PROF_SCHED);
   uint64_t start = halo_clock_ns(), deadline = start + n->slice_ns;
   halo_proc_t *p;
   n->now = start;
@@ -209,4 +211,5 @@ void halo_sched_slice(halo_node_t *n) {
     node_shutdown(n);
   }
   if (!n->rq_head && n->idle.data) uv_idle_stop(&n->idle);
+  halo_prof_leave(was);
 }
