@@ -225,10 +225,11 @@ void hb_open_metrics(lua_State *L);
 /** File facts for hot reload (fs.c): core.fs.stat, core.fs.scandir. */
 void hb_open_fs(lua_State *L);
 /** core.heap (heap.c): the heap profile and runtime figures; start installs
- *  the sampling hooks on B's allocator (node start), free drops the sites
- *  (node end, once the allocator is uninstalled). */
+ *  the sampling hooks on B's allocator at the rate of the option heap_rate
+ *  of the table at index opts (node start), free drops the sites (node end,
+ *  once the allocator is uninstalled). */
 void hb_open_heap(lua_State *L);
-void hb_heap_start(halo_binding_t *B, lua_State *L);
+void hb_heap_start(halo_binding_t *B, lua_State *L, int opts);
 void hb_heap_free(halo_binding_t *B, lua_State *L);
 void hb_open_pprof(lua_State *L);
 /** ... and the node's Prometheus exposition (built-in and custom families)

@@ -39,7 +39,7 @@
 
 #define HEAP_DEFAULT_RATE (512u * 1024u)
 #define HEAP_FRAMES 8
-#define HEAP_PENDING 256
+#define HEAP_PENDING (1u << 20) /* records waiting for their hook, at most */
 
 typedef struct heap_frame {
   char *name, *file;
@@ -58,9 +58,9 @@ static struct {
   heap_site_t *sites;        /* by id - 1 */
   uint32_t nsites, capsites;
   halo_smap_t by_key;
-  uint32_t pending[HEAP_PENDING];
-  uint32_t npending;
-  uint64_t dropped;          /* samples not named: pending list full */
+  uint32_t *pending;         /* records waiting for the hook: a compiled loop */
+  uint32_t npending, cappending; /* runs to its exit before the hook can fire */
+  uint64_t dropped;          /* samples not named: no room to wait */
   uint64_t gc_cycles;
   int sentinel_mt;           /* registry ref of the sentinel's metatable */
 } H;
@@ -136,10 +136,16 @@ static void on_sample(void *ud, halo_alloc_t *a, uint32_t idx) {
   halo_binding_t *B = ud;
   halo_alloc_sample_t *r = halo_alloc_sample(a, idx);
   r->owner = B->node.current ? B->node.current->id : 0;
-  if (H.npending == HEAP_PENDING) {
-    r->site = UINT32_MAX; /* no room to wait for a name: dropped */
-    H.dropped++;
-    return;
+  if (H.npending == H.cappending) { /* malloc: not the Lua allocator */
+    uint32_t cap = H.cappending ? 2 * H.cappending : 256;
+    uint32_t *np = cap <= HEAP_PENDING ? realloc(H.pending, cap * sizeof *np) : NULL;
+    if (!np) {
+      r->site = UINT32_MAX; /* no room to wait for a name: dropped */
+      H.dropped++;
+      return;
+    }
+    H.pending = np;
+    H.cappending = cap;
   }
   H.pending[H.npending++] = idx;
   lua_Hook h = lua_gethook(B->L);
@@ -159,7 +165,7 @@ static void heap_hook(lua_State *L, lua_Debug *ar) {
   halo_binding_t *B = halo__B;
   if (!B || !H.npending) return;
   heap_frame_t fr[HEAP_FRAMES];
-  char anon[HEAP_FRAMES][LUA_IDSIZE + 24];
+  char anon[HEAP_FRAMES][LUA_IDSIZE + 24], src[HEAP_FRAMES][LUA_IDSIZE];
   int n = 0;
   lua_Debug d;
   for (int level = 0; n < HEAP_FRAMES && lua_getstack(L, level, &d); level++) {
@@ -170,13 +176,18 @@ static void heap_hook(lua_State *L, lua_Debug *ar) {
       name = anon[n];
     }
     fr[n].name = (char *)name;
-    fr[n].file = *d.what == 'C' ? "" : d.short_src;
+    snprintf(src[n], sizeof src[n], "%s", *d.what == 'C' ? "" : d.short_src);
+    fr[n].file = src[n];
     fr[n].line = d.currentline > 0 ? d.currentline : 0;
     n++;
   }
-  uint32_t site = n ? site_id(fr, n) : 0;
+  uint32_t site = n ? site_id(fr, n) : 0, outside = 0;
   uint64_t owner = B->node.current ? B->node.current->id : 0;
-  name_pending(&B->alloc, site, label_site("(outside Lua)"), owner);
+  for (uint32_t i = 0; i < H.npending && !outside; i++) {
+    halo_alloc_sample_t *r = halo_alloc_sample(&B->alloc, H.pending[i]);
+    if (r && r->owner != owner) outside = label_site("(outside Lua)");
+  }
+  name_pending(&B->alloc, site, outside, owner);
 }
 
 /* The sentinel's finalizer: one more cycle done; the successor waits for the next. */
@@ -196,12 +207,15 @@ static int sentinel_gc(lua_State *L) {
   return 0;
 }
 
-void hb_heap_start(halo_binding_t *B, lua_State *L) {
+void hb_heap_start(halo_binding_t *B, lua_State *L, int opts) {
   H.B = B;
   halo_smap_init(&H.by_key);
   B->alloc.on_sample = on_sample;
   B->alloc.sample_ud = B;
-  halo_alloc_sampling(&B->alloc, HEAP_DEFAULT_RATE);
+  lua_getfield(L, opts, "heap_rate");
+  lua_Number rate = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : HEAP_DEFAULT_RATE;
+  lua_pop(L, 1);
+  halo_alloc_sampling(&B->alloc, rate >= 0 && rate <= 1e15 ? (uint64_t)rate : HEAP_DEFAULT_RATE);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, sentinel_gc);
   lua_setfield(L, -2, "__gc");
@@ -219,6 +233,7 @@ void hb_heap_free(halo_binding_t *B, lua_State *L) {
     free(H.sites[i].key);
   }
   free(H.sites);
+  free(H.pending);
   halo_smap_destroy(&H.by_key);
   memset(&H, 0, sizeof H);
   sentinel_gen++;
@@ -348,9 +363,7 @@ static int l_stats(lua_State *L) {
   SET_INT("processes", halo_node_alive(&B->node));
   SET_INT("cpus", cpus > 0 ? cpus : 1);
   SET_INT("lua_heap", (double)lua_gc(L, LUA_GCCOUNT, 0) * 1024.0 + (double)lua_gc(L, LUA_GCCOUNTB, 0));
-  SET_INT("live", halo_alloc_live(a));
   SET_INT("kept", a->kept_bytes);
-  SET_INT("blocks", a->blocks);
   SET_INT("allocated", a->allocated);
   SET_INT("freed", a->freed);
   SET_INT("gc_cycles", H.gc_cycles);

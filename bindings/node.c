@@ -141,7 +141,7 @@ static int l_run(lua_State *L) {
   lua_setallocf(L, (lua_Alloc)halo_alloc_lua, &B->alloc);
   n->alloc = &B->alloc;
   halo__B = B;
-  hb_heap_start(B, L);
+  hb_heap_start(B, L, 3);
 
   lua_getfield(L, 3, "signals");
   B->use_signals = lua_toboolean(L, -1);

@@ -120,16 +120,15 @@ static void sample_take(halo_alloc_t *a, void *p, size_t size) {
   if (a->on_sample) a->on_sample(a->sample_ud, a, idx);
 }
 
-/* ptr was freed (r NULL) or moved to r with nsize bytes: its record follows. */
-static void sample_moved(halo_alloc_t *a, void *ptr, void *r, size_t nsize) {
+/* ptr was freed (r NULL) or moved to r: its record follows. */
+static void sample_moved(halo_alloc_t *a, void *ptr, void *r) {
   uint32_t idx = (uint32_t)(uintptr_t)halo_imap_del(&a->by_ptr, (uint64_t)(uintptr_t)ptr);
   if (!idx) return;
   filter_sub(a, ptr);
   halo_alloc_sample_t *s = &a->samples[idx];
   if (r && !halo_imap_put(&a->by_ptr, (uint64_t)(uintptr_t)r, (void *)(uintptr_t)idx)) {
     filter_add(a, r);
-    s->ptr = r;
-    s->size = nsize;
+    s->ptr = r; /* the size stays the sampled one: live never exceeds what was counted as allocated */
     return;
   }
   a->live_samples--;
@@ -202,9 +201,8 @@ void *halo_alloc_lua(void *ud, void *ptr, size_t osize, size_t nsize) {
   size_t old = ptr ? osize : 0;
   if (nsize == 0 || r) {
     a->calls++;
-    a->blocks += !ptr - !nsize;
     if (ptr && a->live_samples && a->filter[filter_slot(ptr)])
-      sample_moved(a, ptr, r, nsize);
+      sample_moved(a, ptr, r);
     if (nsize > old) {
       a->allocated += nsize - old;
       *a->current += nsize - old;

@@ -47,7 +47,7 @@ typedef void *(*halo_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 /** One sampled block. */
 typedef struct halo_alloc_sample {
   void *ptr;          /* the block; NULL once freed */
-  size_t size;        /* its size (reallocs follow it) */
+  size_t size;        /* its size when sampled */
   double weight;      /* blocks it stands for: 1 / P(sampled) */
   uint32_t site;      /* the host's site id; 0 until named */
   uint32_t next;      /* free list of records */
@@ -71,7 +71,6 @@ typedef struct halo_alloc {
   void *kept[HALO_ALLOC_BIG_MAX - HALO_ALLOC_BIG_MIN + 1]; /* freed ones by size, chained through their first word */
   size_t kept_bytes;
   int test_fail;       /* test knob: while set, every request that grows a block fails */
-  int64_t blocks;      /* live blocks */
   int64_t sample_left; /* bytes still to request before the next sample */
   uint64_t sample_rate; /* mean bytes between samples; 0: off */
   uint64_t rng;
