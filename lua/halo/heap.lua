@@ -40,9 +40,9 @@ local function row(a, b, c) return string.format("%-12s %-12s %s\n", a, b, c) en
 -- opts: limit (< 1 or nil: 20), filter, exclude (substrings of the function).
 function M.text(opts)
   opts = opts or {}
-  local limit = (opts.limit and opts.limit >= 1) and opts.limit or 20
-  local filter = opts.filter ~= "" and opts.filter or nil
-  local exclude = opts.exclude ~= "" and opts.exclude or nil
+  local limit = (type(opts.limit) == "number" and opts.limit >= 1) and opts.limit or 20
+  local filter = type(opts.filter) == "string" and opts.filter ~= "" and opts.filter or nil
+  local exclude = type(opts.exclude) == "string" and opts.exclude ~= "" and opts.exclude or nil
   local prof = heap_core.profile()
   local total, by_fn, names = 0, {}, {}
   for _, s in ipairs(prof.sites) do
