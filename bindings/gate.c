@@ -200,7 +200,9 @@ static int hook_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
   }
   lua_State *saved = B->cur;
   B->cur = co;
+  int mark = halo_prof_enter(HALO_PROF_LUA);
   c.st = lua_resume(co, c.nargs);
+  halo_prof_leave(mark);
   B->cur = saved;
   if (c.st == LUA_YIELD) {
     if (p->wait != HALO_WAIT_NONE) {

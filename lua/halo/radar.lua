@@ -69,6 +69,7 @@ function Web:init(o)
   -- a Lua route: the connection's process reads the process table in steps
   -- and yields between them, so a scrape of a large node never holds the loop
   srv:route(o.metrics_path, function() return 200, metrics.expose(expose_opts), headers end, ANY)
+  srv:route("/debug/pprof/profile", function(req) return require("halo.cpuprof").serve(req) end, ANY)
   -- a restarted radar_web takes the answers radar_health holds (it publishes
   -- only changes); at the application's start radar_health is not up yet
   local health = require("halo.health")
