@@ -152,11 +152,12 @@ static void on_sample(void *ud, halo_alloc_t *a, uint32_t idx) {
   if (!h) lua_sethook(B->L, heap_hook, LUA_MASKCOUNT, 1);
 }
 
-static const char *frame_name(lua_Debug *d) {
-  if (d->name) return d->name;
-  if (*d->what == 'm') return "main chunk";
-  if (*d->what == 'C') return "[C]";
-  return NULL;
+/* A frame's function as the CPU profile names it (halo.cpuprof). */
+static void frame_name(lua_Debug *d, char *buf, size_t size) {
+  if (*d->what == 'C') snprintf(buf, size, "[C] %s", d->name ? d->name : "?");
+  else if (*d->what == 'm') snprintf(buf, size, "main chunk <%s>", d->short_src);
+  else if (d->name) snprintf(buf, size, "%s", d->name);
+  else snprintf(buf, size, "function <%s:%d>", d->short_src, d->linedefined);
 }
 
 static void heap_hook(lua_State *L, lua_Debug *ar) {
@@ -170,13 +171,9 @@ static void heap_hook(lua_State *L, lua_Debug *ar) {
   lua_Debug d;
   for (int level = 0; n < HEAP_FRAMES && lua_getstack(L, level, &d); level++) {
     if (!lua_getinfo(L, "Sln", &d)) break;
-    const char *name = frame_name(&d);
-    if (!name) {
-      snprintf(anon[n], sizeof anon[n], "function <%s:%d>", d.short_src, d.linedefined);
-      name = anon[n];
-    }
-    fr[n].name = (char *)name;
-    snprintf(src[n], sizeof src[n], "%s", *d.what == 'C' ? "" : d.short_src);
+    frame_name(&d, anon[n], sizeof anon[n]);
+    fr[n].name = anon[n];
+    snprintf(src[n], sizeof src[n], "%s", *d.what == 'C' ? "[C]" : d.short_src);
     fr[n].file = src[n];
     fr[n].line = d.currentline > 0 ? d.currentline : 0;
     n++;

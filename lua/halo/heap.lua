@@ -27,10 +27,10 @@ function M.bytes(n)
   return string.format("%dB", n)
 end
 
---- A site's function as the text table shows it: name and allocation site.
+--- A site's function as the text table shows it: name (source:line of the allocation).
 function M.label(site)
-  if site.file == "" then return site.name end
-  return string.format("%s %s:%d", site.name, site.file, site.line)
+  if site.file == "" or site.file == "[C]" then return site.name end
+  return string.format("%s (%s:%d)", site.name, site.file, site.line)
 end
 
 local function row(a, b, c) return string.format("%-12s %-12s %s\n", a, b, c) end
@@ -152,6 +152,16 @@ function M.stats_text()
     out[i] = string.format('  "%s": %s', kv[1], text)
   end
   return "{\n" .. table.concat(out, ",\n") .. "\n}"
+end
+
+--- The /debug/pprof/heap answer: status, body, headers.
+function M.serve()
+  local body, err = M.pprof()
+  if not body then
+    return 500, "failed to write heap profile: " .. tostring(err) .. "\n", { ["content-type"] = "text/plain; charset=utf-8" }
+  end
+  return 200, body, { ["content-type"] = "application/octet-stream",
+                      ["content-disposition"] = 'attachment; filename="heap"' }
 end
 
 return M

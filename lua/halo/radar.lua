@@ -70,6 +70,7 @@ function Web:init(o)
   -- and yields between them, so a scrape of a large node never holds the loop
   srv:route(o.metrics_path, function() return 200, metrics.expose(expose_opts), headers end, ANY)
   srv:route("/debug/pprof/profile", function(req) return require("halo.cpuprof").serve(req) end, ANY)
+  srv:route("/debug/pprof/heap", function() return require("halo.heap").serve() end, ANY)
   -- a restarted radar_web takes the answers radar_health holds (it publishes
   -- only changes); at the application's start radar_health is not up yet
   local health = require("halo.health")
