@@ -118,7 +118,7 @@ bench-w11: build
 FUZZ_TARGETS := fuzz_decode fuzz_frame fuzz_httpd
 FUZZ_SRC_fuzz_decode := fuzz/fuzz_decode.c bindings/codec.c core/msgpack.c core/pid.c core/errors.c
 FUZZ_SRC_fuzz_frame := fuzz/fuzz_frame.c core/frame.c core/crypto.c core/errors.c
-FUZZ_SRC_fuzz_httpd := fuzz/fuzz_httpd.c core/httpd.c core/map.c core/errors.c \
+FUZZ_SRC_fuzz_httpd := fuzz/fuzz_httpd.c core/httpd.c core/map.c core/errors.c core/prof.c \
                        /usr/share/llhttp/llhttp.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c
 FUZZ_CFLAGS := -g -O1 -DHALO_FUZZ -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                -Icore -Ibindings -I/usr/share/include/llhttp $$(pkg-config --cflags luajit libuv zlib libcrypto)

@@ -76,13 +76,15 @@ function M.start(opts)
   opts = opts or {}
   local now = core.node.now()
   if active then
-    if now <= active.deadline then return nil, M.BUSY end
-    M.stop() -- its owner is gone: the node must not profile forever
+    -- a profile past its end lost its owner; one of an earlier node run
+    -- (this Lua state ran another node before) is gone with that node
+    if now <= active.deadline and active.serial == core.node.serial() then return nil, M.BUSY end
+    M.stop()
   end
   local interval = math.floor(tonumber(opts.interval_ms) or M.INTERVAL_MS)
   if interval < 1 then interval = 1 elseif interval > 1000 then interval = 1000 end
   jprof = jprof or require("jit.profile")
-  active = { by_key = {}, stacks = {}, interval_ms = interval, started = now,
+  active = { by_key = {}, stacks = {}, interval_ms = interval, started = now, serial = core.node.serial(),
              wall0 = os.time(),
              deadline = now + (tonumber(opts.seconds) or 30) * 1000 + GRACE_MS }
   -- "f": traces check for a pending sample at function boundaries; without
