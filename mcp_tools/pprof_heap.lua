@@ -15,7 +15,7 @@ end
 return {
   { name = "pprof_heap",
     description = "Heap profile of the node's Lua heap, sampled on the allocator (one sample per 512 KB allocated "
-      .. "by default, require("halo.heap").rate(bytes) or the run option heap_rate; estimates unsampled as Go's pprof does). Text: header "
+      .. "by default, require('halo.heap').rate(bytes) or the run option heap_rate; estimates unsampled as Go's pprof does). Text: header "
       .. "'heap profile: total inuse <X>[, matched <M> functions], showing <K>', then rows 'inuse alloc function' "
       .. "(12-character columns; bytes as GB/MB/KB binary with one decimal, or B): live bytes and bytes allocated "
       .. "since the node started, attributed to the innermost Lua function as '<name> <source>:<line>' of the "
