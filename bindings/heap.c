@@ -54,7 +54,6 @@ typedef struct heap_site {
 } heap_site_t;
 
 static struct {
-  halo_binding_t *B;
   heap_site_t *sites;        /* by id - 1 */
   uint32_t nsites, capsites;
   halo_smap_t by_key;
@@ -205,7 +204,6 @@ static int sentinel_gc(lua_State *L) {
 }
 
 void hb_heap_start(halo_binding_t *B, lua_State *L, int opts) {
-  H.B = B;
   halo_smap_init(&H.by_key);
   B->alloc.on_sample = on_sample;
   B->alloc.sample_ud = B;
