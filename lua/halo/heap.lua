@@ -38,12 +38,14 @@ local function row(a, b, c) return string.format("%-12s %-12s %s\n", a, b, c) en
 --- The pprof_heap text: sites by live bytes (flat, innermost frame), then the
 -- processes holding sampled bytes with their exact cumulative allocation.
 -- opts: limit (< 1 or nil: 20), filter, exclude (substrings of the function).
+-- Or nil, "failed to write heap profile: ..." (out of memory).
 function M.text(opts)
   opts = opts or {}
   local limit = (type(opts.limit) == "number" and opts.limit >= 1) and opts.limit or 20
   local filter = type(opts.filter) == "string" and opts.filter ~= "" and opts.filter or nil
   local exclude = type(opts.exclude) == "string" and opts.exclude ~= "" and opts.exclude or nil
-  local prof = heap_core.profile()
+  local prof, err = heap_core.profile()
+  if not prof then return nil, "failed to write heap profile: " .. tostring(err) end
   local total, by_fn, names = 0, {}, {}
   for _, s in ipairs(prof.sites) do
     total = total + s.inuse_bytes
@@ -105,7 +107,8 @@ end
 
 --- The heap profile as gzipped profile.proto bytes (Go's four sample types), or nil, err, code.
 function M.pprof()
-  local prof = heap_core.profile()
+  local prof, err, code = heap_core.profile()
+  if not prof then return nil, err, code end
   local samples = {}
   for _, s in ipairs(prof.sites) do
     local stack = {}
