@@ -227,6 +227,13 @@ void hb_open_fs(lua_State *L);
 /** Process stacks as text (stacks.c): core.stacks.dump, core.stacks.process. */
 void hb_open_stacks(lua_State *L);
 /** pprof profile.proto encoding and the CPU profiler hooks (pprof.c): core.pprof. */
+/** core.heap (heap.c): the heap profile and runtime figures; start installs
+ *  the sampling hooks on B's allocator at the rate of the option heap_rate
+ *  of the table at index opts (node start), free drops the sites (node end,
+ *  once the allocator is uninstalled). */
+void hb_open_heap(lua_State *L);
+void hb_heap_start(halo_binding_t *B, lua_State *L, int opts);
+void hb_heap_free(halo_binding_t *B, lua_State *L);
 void hb_open_pprof(lua_State *L);
 /** ... and the node's Prometheus exposition (built-in and custom families)
  *  in a malloc'ed buffer the caller frees: 0 or HALO_ENOMEM. */

@@ -141,6 +141,7 @@ static int l_run(lua_State *L) {
   lua_setallocf(L, (lua_Alloc)halo_alloc_lua, &B->alloc);
   n->alloc = &B->alloc;
   halo__B = B;
+  hb_heap_start(B, L, 3);
 
   lua_getfield(L, 3, "signals");
   B->use_signals = lua_toboolean(L, -1);
@@ -230,6 +231,7 @@ static int l_run(lua_State *L) {
 
   lua_setallocf(L, B->old_allocf, B->old_allocud);
   halo_alloc_release(&B->alloc);
+  hb_heap_free(B, L);
   halo__B = NULL;
   int closed = uv_loop_close(&B->loop);
   while (B->nco_pool) hb_key_free(B, L, B->co_pool[--B->nco_pool]);
@@ -348,6 +350,7 @@ int luaopen_halo_core(lua_State *L) {
   open_sub(L, "child", hb_open_child);
   open_sub(L, "fs", hb_open_fs);
   open_sub(L, "stacks", hb_open_stacks);
+  open_sub(L, "heap", hb_open_heap);
   open_sub(L, "pprof", hb_open_pprof);
   return 1;
 }

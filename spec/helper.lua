@@ -140,4 +140,17 @@ function helper.free_ports(n)
   return unpack(out)
 end
 
+--- Runs go tool pprof with args on path (HOME and the Go cache in a temp
+-- dir: HOME may be unset); returns its output.
+function helper.go_pprof(args, path)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir) == 0)
+  local f = assert(io.popen(("HOME=%s GOCACHE=%s/cache GOFLAGS= go tool pprof %s %s 2>&1; rm -rf %s")
+    :format(dir, dir, args, path, dir)))
+  local out = f:read("*a")
+  f:close()
+  return out
+end
+
 return helper

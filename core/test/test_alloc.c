@@ -197,10 +197,74 @@ static void test_big(void) {
   CHECK_EQ(pl.held, 0);
 }
 
+typedef struct seen { uint32_t idx[64]; int n; } seen_t;
+
+static void on_sample(void *ud, halo_alloc_t *a, uint32_t idx) {
+  seen_t *s = ud;
+  (void)a;
+  if (s->n < 64) s->idx[s->n++] = idx;
+}
+
+/* Sampling: the counter, the weight, frees and moves of sampled blocks,
+ * records kept until named, rate 0 stopping it. */
+static void test_sampling(void) {
+  plain_t pl = {0};
+  halo_alloc_t a;
+  seen_t seen = {{0}, 0};
+  halo_alloc_init(&a, plain_alloc, &pl);
+  a.on_sample = on_sample;
+  a.sample_ud = &seen;
+  void *q = ALLOC(&a, NULL, 0, 10);
+  CHECK_EQ(seen.n, 0); /* off by default */
+  CHECK_EQ(halo_alloc_sampling(&a, 1), 0); /* every byte: each block is sampled */
+  void *p = ALLOC(&a, NULL, 0, 100);
+  CHECK_EQ(seen.n, 1);
+  halo_alloc_sample_t *r = halo_alloc_sample(&a, seen.idx[0]);
+  CHECK(r && r->ptr == p && r->size == 100);
+  CHECK(r->weight > 0.999 && r->weight < 1.001); /* 1 - exp(-100) */
+  CHECK_EQ(a.live_samples, 1);
+  p = ALLOC(&a, p, 100, 5000); /* a move: the record follows (the growth samples nothing new) */
+  r = halo_alloc_sample(&a, seen.idx[0]);
+  CHECK(r->ptr == p && r->size == 100);
+  CHECK_EQ(a.live_samples, 1);
+  ALLOC(&a, p, 5000, 0); /* freed before its site is named: kept until then */
+  CHECK_EQ(a.live_samples, 0);
+  CHECK(r->ptr == NULL);
+  r->site = 7;
+  halo_alloc_sample_done(&a, seen.idx[0]);
+  void *p2 = ALLOC(&a, NULL, 0, 8); /* reuses the record */
+  CHECK_EQ(seen.n, 2);
+  CHECK_EQ(seen.idx[1], seen.idx[0]);
+  halo_alloc_sample(&a, seen.idx[1])->site = 7;
+  ALLOC(&a, p2, 8, 0); /* named: dropped at once */
+  CHECK_EQ(a.free_sample, seen.idx[1]);
+  CHECK_EQ(halo_alloc_sampling(&a, 1 << 20), 0);
+  CHECK(a.sample_left > 0);
+  int taken = 0;
+  for (int i = 0; i < 4000; i++) { /* 4 MB at 1 MB: a few samples, big weights */
+    void *b = ALLOC(&a, NULL, 0, 1000);
+    if (seen.n > 2 + taken) {
+      halo_alloc_sample_t *s = halo_alloc_sample(&a, seen.idx[2 + taken]);
+      CHECK(s->weight > 1000 && s->weight < 1100); /* 1 / (1 - exp(-1000 / 2^20)) ~ 1049 */
+      taken++;
+    }
+    ALLOC(&a, b, 1000, 0);
+  }
+  CHECK(taken >= 1 && taken <= 20);
+  CHECK_EQ(halo_alloc_sampling(&a, 0), 0);
+  uint64_t before = a.sampled;
+  for (int i = 0; i < 1000; i++) ALLOC(&a, ALLOC(&a, NULL, 0, 1000), 1000, 0);
+  CHECK_EQ(a.sampled, before);
+  ALLOC(&a, q, 10, 0);
+  halo_alloc_release(&a);
+  CHECK_EQ(pl.held, 0);
+}
+
 int main(void) {
   RUN_TEST(test_big);
   RUN_TEST(test_unowned);
   RUN_TEST(test_realloc);
   RUN_TEST(test_attribution);
+  RUN_TEST(test_sampling);
   return check_exit_code();
 }

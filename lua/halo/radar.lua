@@ -76,6 +76,7 @@ function Web:init(o)
       { ["content-type"] = "text/plain; charset=utf-8" }
   end, ANY)
   srv:route("/debug/pprof/profile", function(req) return require("halo.cpuprof").serve(req) end, ANY)
+  srv:route("/debug/pprof/heap", function() return require("halo.heap").serve() end, ANY)
   -- a restarted radar_web takes the answers radar_health holds (it publishes
   -- only changes); at the application's start radar_health is not up yet
   local health = require("halo.health")
