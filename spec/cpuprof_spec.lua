@@ -25,17 +25,7 @@ local function burner(ms)
   end
 end
 
--- Runs go tool pprof with args on path (HOME and the Go cache in a temp dir); returns its output.
-local function go_pprof(args, path)
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p " .. dir) == 0)
-  local f = assert(io.popen(("HOME=%s GOCACHE=%s/cache GOFLAGS= go tool pprof %s %s 2>&1; rm -rf %s")
-    :format(dir, dir, args, path, dir)))
-  local out = f:read("*a")
-  f:close()
-  return out
-end
+local go_pprof = helper.go_pprof
 
 local function stack_owner(prof, fname)
   for _, s in ipairs(prof.stacks) do
