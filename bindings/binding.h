@@ -224,6 +224,8 @@ void hb_open_httpd(lua_State *L);
 void hb_open_metrics(lua_State *L);
 /** File facts for hot reload (fs.c): core.fs.stat, core.fs.scandir. */
 void hb_open_fs(lua_State *L);
+/** JSON encoder (json.c): core.json.setup, core.json.encode. */
+void hb_open_json(lua_State *L);
 /** ... and the node's Prometheus exposition (built-in and custom families)
  *  in a malloc'ed buffer the caller frees: 0 or HALO_ENOMEM. */
 int hb_metrics_expose(halo_binding_t *B, char **body, size_t *len);

@@ -332,5 +332,6 @@ int luaopen_halo_core(lua_State *L) {
   open_sub(L, "metrics", hb_open_metrics);
   open_sub(L, "child", hb_open_child);
   open_sub(L, "fs", hb_open_fs);
+  open_sub(L, "json", hb_open_json);
   return 1;
 }
