@@ -22,6 +22,7 @@
 
 #define JSON_MAX_DEPTH 200
 #define JSON_KEEP_BYTES (1u << 20) /* a cached state keeps at most this much buffer */
+#define JSON_STACK_KEYS 4000       /* an object's keys stay on the Lua stack below this top */
 #define LUA_TCDATA 10              /* LuaJIT's type of FFI values */
 
 /* Slots of the configuration table both functions share as upvalue 1. */
@@ -36,7 +37,7 @@ typedef struct {
   const char *s; /* NULL for a number */
   size_t len;
   double num;
-  int slot;      /* index in the table that anchors the keys */
+  int slot;      /* where the key is kept (collect_keys) */
 } json_key_t;
 
 typedef struct {
@@ -220,8 +221,18 @@ static void put_number(lua_State *L, json_state_t *S, double d) {
   /* Integral values in int64's range print as integers (unix ns times pass
    * 2^53; Go's decoder refuses 1.79e+18 for an int64). */
   if (floor(d) == d && d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
-    if (d == 0 && signbit(d)) n = snprintf(tmp, sizeof tmp, "-0");
-    else n = snprintf(tmp, sizeof tmp, "%lld", (long long)d);
+    if (d == 0 && signbit(d)) {
+      n = snprintf(tmp, sizeof tmp, "-0");
+    } else {
+      int64_t v = (int64_t)d;
+      uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+      char *e = tmp + sizeof tmp, *p = e;
+      do *--p = (char)('0' + u % 10), u /= 10;
+      while (u);
+      if (v < 0) *--p = '-';
+      put(L, S, p, (size_t)(e - p));
+      return;
+    }
   } else {
     n = snprintf(tmp, sizeof tmp, "%.14g", d);
     if (strtod(tmp, NULL) != d && !(n = g17_tie(d, tmp))) n = snprintf(tmp, sizeof tmp, "%.17g", d);
@@ -233,26 +244,40 @@ static void put_number(lua_State *L, json_state_t *S, double d) {
 
 static void put_value(lua_State *L, json_state_t *S, int idx, int depth);
 
-static int key_cmp(const void *pa, const void *pb) {
+static inline int key_cmp(const void *pa, const void *pb) {
   const json_key_t *a = pa, *b = pb;
   if (!a->s || !b->s) {
     if (a->s) return 1;
     if (b->s) return -1;
     return a->num < b->num ? -1 : a->num > b->num;
   }
-  int c = memcmp(a->s, b->s, a->len < b->len ? a->len : b->len);
-  if (c) return c;
+  const unsigned char *x = (const unsigned char *)a->s, *y = (const unsigned char *)b->s;
+  size_t n = a->len < b->len ? a->len : b->len;
+  for (size_t i = 0; i < n; i++) /* keys are short: no memcmp call */
+    if (x[i] != y[i]) return x[i] < y[i] ? -1 : 1;
   return a->len < b->len ? -1 : a->len > b->len;
 }
 
-static void push_key(lua_State *L, json_state_t *S, json_key_t k) {
+/* A new entry on top of S->keys. */
+static json_key_t *push_key(lua_State *L, json_state_t *S) {
   if (S->nkeys == S->capkeys) {
     size_t cap = S->capkeys ? 2 * S->capkeys : 64;
     json_key_t *keys = realloc(S->keys, cap * sizeof *keys);
     if (!keys) luaL_error(L, "json: out of memory");
     S->keys = keys, S->capkeys = cap;
   }
-  S->keys[S->nkeys++] = k;
+  return &S->keys[S->nkeys++];
+}
+
+/* Fills k from the key at idx (a string or a number). */
+static void set_key(lua_State *L, json_key_t *k, int idx, int type, int slot) {
+  k->slot = slot;
+  if (type == LUA_TSTRING) {
+    k->s = lua_tolstring(L, idx, &k->len);
+  } else {
+    k->s = NULL;
+    k->num = lua_tonumber(L, idx);
+  }
 }
 
 /* The table at t (raw: no metatable of its own, or a mark) is a list of n. */
@@ -288,49 +313,86 @@ static void put_list(lua_State *L, json_state_t *S, int t, size_t n, int raw, in
   PUT_LIT(L, S, "]");
 }
 
-static void put_object(lua_State *L, json_state_t *S, int t, int raw, int depth) {
-  /* The keys go to a table too: it keeps them alive while values are
-   * encoded (a __tostring could drop them from t). */
-  size_t base = S->nkeys;
-  int nk = 0;
-  lua_newtable(L);
-  int ks = lua_gettop(L);
+/* Sorts n keys: insertion sort for the small objects most are, else qsort. */
+static void sort_keys(json_key_t *k, size_t n) {
+  if (n > 24) {
+    qsort(k, n, sizeof *k, key_cmp);
+    return;
+  }
+  for (size_t i = 1; i < n; i++) {
+    json_key_t x = k[i];
+    size_t j = i;
+    while (j > 0 && key_cmp(&x, &k[j - 1]) < 0) k[j] = k[j - 1], j--;
+    k[j] = x;
+  }
+}
+
+/* Collects the string and number keys of the table at t, sorted, into
+ * S->keys from base. Each key is kept alive while values are encoded (a
+ * __tostring could drop it from t): on the stack (slot: its index) while few
+ * enough to fit there, otherwise (*ks set to its index) in a table of keys
+ * (slot: the index there). */
+static int collect_keys(lua_State *L, json_state_t *S, int t, size_t base, int *ks) {
+  int top = lua_gettop(L), nk = 0;
+  *ks = 0;
   lua_pushnil(L);
   while (lua_next(L, t)) {
     lua_pop(L, 1);
     int tk = lua_type(L, -1);
     if (tk != LUA_TSTRING && tk != LUA_TNUMBER) continue;
-    json_key_t k = {NULL, 0, 0, ++nk};
-    if (tk == LUA_TSTRING) k.s = lua_tolstring(L, -1, &k.len);
-    else k.num = lua_tonumber(L, -1);
-    push_key(L, S, k);
+    if (lua_gettop(L) > JSON_STACK_KEYS || !lua_checkstack(L, 4)) break;
+    set_key(L, push_key(L, S), -1, tk, lua_gettop(L));
+    nk++;
     lua_pushvalue(L, -1);
-    lua_rawseti(L, ks, nk);
   }
+  if (lua_gettop(L) > top + nk) { /* too many for the stack: again, into a table */
+    lua_settop(L, top);
+    S->nkeys = base, nk = 0;
+    lua_newtable(L);
+    *ks = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+      lua_pop(L, 1);
+      int tk = lua_type(L, -1);
+      if (tk != LUA_TSTRING && tk != LUA_TNUMBER) continue;
+      set_key(L, push_key(L, S), -1, tk, ++nk);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, *ks, nk);
+    }
+  }
+  sort_keys(S->keys + base, (size_t)nk);
+  return nk;
+}
+
+static void put_object(lua_State *L, json_state_t *S, int t, int raw, int depth) {
+  size_t base = S->nkeys;
+  int top = lua_gettop(L), ks;
+  int nk = collect_keys(L, S, t, base, &ks);
   if (nk == 0) {
     PUT_LIT(L, S, "{}");
-    lua_pop(L, 1);
+    lua_settop(L, top);
     return;
   }
-  qsort(S->keys + base, (size_t)nk, sizeof(json_key_t), key_cmp);
   PUT_LIT(L, S, "{");
   for (int i = 0; i < nk; i++) {
     json_key_t k = S->keys[base + (size_t)i]; /* nested objects may move S->keys */
     if (i > 0) PUT_LIT(L, S, ",");
     put_indent(L, S, depth + 1);
-    lua_rawgeti(L, ks, k.slot);
     if (k.s) {
       put_string(L, S, k.s, k.len);
     } else {
-      lua_pushvalue(L, -1);
       size_t len;
+      if (ks) lua_rawgeti(L, ks, k.slot);
+      else lua_pushvalue(L, k.slot);
       const char *s = lua_tolstring(L, -1, &len); /* tostring of a number */
       put_string(L, S, s, len);
       lua_pop(L, 1);
     }
     if (S->pretty) PUT_LIT(L, S, ": ");
     else PUT_LIT(L, S, ":");
-    if (raw) lua_rawget(L, t);
+    if (ks) lua_rawgeti(L, ks, k.slot);
+    else lua_pushvalue(L, k.slot);
+    if (raw) lua_rawget(L, t); /* t[k] as it is now */
     else lua_gettable(L, t);
     put_value(L, S, lua_gettop(L), depth + 1);
     lua_pop(L, 1);
@@ -338,7 +400,7 @@ static void put_object(lua_State *L, json_state_t *S, int t, int raw, int depth)
   put_indent(L, S, depth);
   PUT_LIT(L, S, "}");
   S->nkeys = base;
-  lua_pop(L, 1);
+  lua_settop(L, top);
 }
 
 static void put_table(lua_State *L, json_state_t *S, int t, int depth) {

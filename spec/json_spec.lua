@@ -247,6 +247,37 @@ describe("halo.json encode", function()
     assert.equal('{"a":"{\\n  \\"b\\": [\\n    1,\\n    2\\n  ]\\n}","c":"d"}', text)
   end)
 
+  it("prints objects too large for the Lua stack (their keys go to a table) as the Lua encoder did", function()
+    for _, n in ipairs({ 10, 3999, 4001, 9000 }) do
+      local t = {}
+      for i = 1, n do t[i % 3 == 0 and i or ("k" .. i)] = { i, { ["x" .. i] = i / 7 } } end
+      for _, pretty in ipairs({ false, true }) do
+        local text = json.encode({ t, { inner = t } }, pretty)
+        assert(text == oracle({ t, { inner = t } }, pretty), "object of " .. n .. " keys")
+      end
+    end
+  end)
+
+  it("reads each value when it reaches it, as t[k] (a __tostring may change the table)", function()
+    for _, n in ipairs({ 3, 5000 }) do
+      local t = {}
+      for i = 1, n do t["k" .. i] = i end
+      local mutate = newproxy(true)
+      getmetatable(mutate).__tostring = function()
+        t.z1, t.z2 = "changed", nil
+        collectgarbage()
+        return "m"
+      end
+      t.a, t.z1, t.z2 = mutate, "orig", "dropped"
+      local text = json.encode(t)
+      assert.truthy(text:find('"a":"m"', 1, true))
+      assert.truthy(text:find('"z1":"changed","z2":null}', 1, true), text:sub(-40))
+    end
+    local inherited = setmetatable({ 1, 2 }, { __index = function() return "inherited" end })
+    inherited[2] = nil
+    assert.equal(oracle(inherited), json.encode(inherited))
+  end)
+
   it("uses the core's array mark", function()
     assert.equal(debug.getregistry()["halo.array_mt"], json.ARRAY)
     assert.equal("[]", json.encode(setmetatable({}, debug.getregistry()["halo.array_mt"])))
