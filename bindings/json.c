@@ -93,14 +93,6 @@ static void put_indent(lua_State *L, json_state_t *S, int depth) {
 
 /* -- Strings -------------------------------------------------------------------- */
 
-/* 1: printed as is; 0: escaped (control characters, DEL, '"', '\\'); 2: the
- * lead of a UTF-8 sequence (checked). */
-static unsigned char plain[256];
-
-static void init_plain(void) {
-  for (int c = 0; c < 256; c++) plain[c] = c >= 0x80 ? 2 : (c >= 0x20 && c != 0x7f && c != '"' && c != '\\');
-}
-
 /* Length of the well-formed UTF-8 sequence at s (n bytes left), 0 when the
  * byte at s does not start one (a stray continuation byte, an overlong
  * form, a surrogate, past U+10FFFF, cut short). */
@@ -128,16 +120,16 @@ static void put_string(lua_State *L, json_state_t *S, const char *str, size_t n)
     char *o = reserve(L, S, 6 * (end - i) + 4), *o0 = o;
     while (i < end) {
       unsigned c = s[i];
-      if (plain[c] == 1) {
+      if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
         *o++ = (char)c, i++;
-      } else if (plain[c] == 2) {
+      } else if (c >= 0x80) {
         size_t len = utf8_len(s + i, n - i);
         if (len) {
           memcpy(o, s + i, len), o += len, i += len;
         } else {
           memcpy(o, "\xEF\xBF\xBD", 3), o += 3, i++;
         }
-      } else {
+      } else { /* control characters (DEL too), '"' and '\\' */
         char e = c == '"' ? '"' : c == '\\' ? '\\' : c == '\b' ? 'b' : c == '\f' ? 'f' : c == '\n' ? 'n'
                : c == '\r' ? 'r' : c == '\t' ? 't' : 0;
         *o++ = '\\';
@@ -483,7 +475,7 @@ static int l_encode(lua_State *L) {
   S->object_mt = lua_topointer(L, -1);
   lua_pop(L, 2);
   put_value(L, S, S_VALUE, 0);
-  lua_pushlstring(L, S->buf ? S->buf : "", S->len);
+  lua_pushlstring(L, S->buf, S->len);
   if (S->cap > JSON_KEEP_BYTES) {
     free(S->buf);
     S->buf = NULL, S->cap = 0;
@@ -509,7 +501,6 @@ static int l_setup(lua_State *L) {
 }
 
 void hb_open_json(lua_State *L) {
-  init_plain();
   lua_newtable(L); /* the configuration both functions share */
   lua_newtable(L);
   lua_pushcfunction(L, state_gc);
