@@ -235,6 +235,8 @@ void hb_open_heap(lua_State *L);
 void hb_heap_start(halo_binding_t *B, lua_State *L, int opts);
 void hb_heap_free(halo_binding_t *B, lua_State *L);
 void hb_open_pprof(lua_State *L);
+/** JSON encoder (json.c): core.json.setup, core.json.encode. */
+void hb_open_json(lua_State *L);
 /** ... and the node's Prometheus exposition (built-in and custom families)
  *  in a malloc'ed buffer the caller frees: 0 or HALO_ENOMEM. */
 int hb_metrics_expose(halo_binding_t *B, char **body, size_t *len);

@@ -352,5 +352,6 @@ int luaopen_halo_core(lua_State *L) {
   open_sub(L, "stacks", hb_open_stacks);
   open_sub(L, "heap", hb_open_heap);
   open_sub(L, "pprof", hb_open_pprof);
+  open_sub(L, "json", hb_open_json);
   return 1;
 }
