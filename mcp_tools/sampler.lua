@@ -48,6 +48,12 @@ return {
       required = json.array({ "tool" }),
       additionalProperties = false,
     },
+    entry_check = function(args)
+      local registry = require("halo.mcp.registry")
+      if type(args.tool) == "string" and args.tool ~= "" and not registry.permitted(args.tool) then
+        return "invalid params: unknown tool: " .. args.tool
+      end
+    end,
     handler = function(args)
       local cfg, err = S.active(args)
       if not cfg then return nil, err end
