@@ -321,3 +321,57 @@ describe("MCP samplers in one node", function()
     end, { mcp = { port = port, read_only = true, allowed = allowed }, timeout = 10000 })
   end)
 end)
+
+describe("MCP samplers, edge cases in one node", function()
+  local function call(tool, args, entry)
+    local dispatch = require("halo.mcp.dispatch")
+    local rep = dispatch.call({ mcp = "call", tool = tool, args = json.object(args or {}), entry = entry },
+      halo.node_info().Name, halo.self())
+    local r = json.decode(assert(rep.result, rep.error))
+    return r.content[1].text, r.isError == true
+  end
+
+  it("refuse, at a read-only entry, to start a sampler elsewhere on a tool the entry refuses (Q-SEC3)", function()
+    helper.run(function()
+      local text, is_error = call("sample_start", { tool = "send_message", node = "other@localhost",
+                                                    arguments = { to = "x", message = 1 } }, true)
+      assert.is_true(is_error)
+      assert.equal("invalid params: unknown tool: send_message", tostring(text)) -- was proxied: no such node to refuse it
+      text, is_error = call("sample_start", { tool = "node_info", node = "other@localhost" }, true)
+      assert.is_true(is_error)
+      assert.matches("^remote call to 'other@localhost' failed", text) -- a permitted tool is still proxied
+    end, { mcp = { port = helper.free_ports(1), read_only = true }, timeout = 10000 })
+  end)
+
+  it("read from a negative since as from 0, print a zero uptime as 0s, cap the samplers of a node", function()
+    helper.run(function()
+      local S = require("halo.mcp.sampler")
+      local id = json.decode(call("sample_start", { tool = "node_info", interval_ms = 100, count = 2 })).sampler_id
+      assert.is_true(helper.wait_until(function()
+        return json.decode(call("sample_read", { sampler_id = id })).completed end, 3000, 20))
+      local r = json.decode(call("sample_read", { sampler_id = id, since = -5 }))
+      assert.equal(2, #r.samples)
+      assert.is_nil(r.lost) -- nothing was overwritten; a negative since counted phantom entries
+      r = json.decode(call("sample_read", { sampler_id = id, since = 1e15 }))
+      assert.equal(0, #r.samples)
+      assert.equal("0s", S.go_duration(0))
+      assert.equal("1m0s", S.go_duration(60000))
+      call("sample_stop", { sampler_id = id })
+      local ids = {}
+      for i = 1, S.MAX_SAMPLERS do
+        local text, is_error = call("sample_listen", { log_levels = { "panic" }, duration_sec = 10 })
+        assert.is_false(is_error, text)
+        ids[i] = json.decode(text).sampler_id
+      end
+      local text, is_error = call("sample_start", { tool = "node_info" })
+      assert.is_true(is_error)
+      assert.equal(("failed to spawn sampler: too many samplers on this node (%d); stop one with sample_stop")
+        :format(S.MAX_SAMPLERS), text)
+      call("sample_stop", { sampler_id = ids[1] })
+      text, is_error = call("sample_start", { tool = "node_info", count = 1 })
+      assert.is_false(is_error, text)
+      ids[1] = json.decode(text).sampler_id
+      for _, x in ipairs(ids) do call("sample_stop", { sampler_id = x }) end
+    end, { mcp = { port = helper.free_ports(1) }, timeout = 20000 })
+  end)
+end)

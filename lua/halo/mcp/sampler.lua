@@ -26,6 +26,8 @@ local M = {}
 M.PREFIX = "mcp_sampler_"
 M.BEHAVIOR = "halo.mcp.sampler"
 M.CALL_TIMEOUT_MS = 5000
+-- Samplers a node runs at most: each is a process, a buffer and a timer.
+M.MAX_SAMPLERS = 64
 
 --- Defaults and limits of the start arguments (README.md "Samplers").
 M.INTERVAL_MS = { default = 5000, min = 100, max = 3600000 }
@@ -81,6 +83,7 @@ end
 
 --- Go's duration syntax of ms milliseconds: 300ms, 2s, 1.5s, 1m0s, 1h2m0s.
 function M.go_duration(ms)
+  if ms == 0 then return "0s" end
   if ms < 1000 then return ("%dms"):format(ms) end
   local s = ms / 1000
   local h, m = floor(s / 3600), floor(s % 3600 / 60)
@@ -231,6 +234,7 @@ end
 -- Entries with sequence > since, oldest first (a list); also the number of
 -- entries after since that were overwritten before anyone read them.
 local function entries(self, since)
+  since = math.max(0, since)
   local first = math.max(since + 1, self.seq - stored(self) + 1, 1)
   local out = {}
   for s = first, self.seq do
@@ -334,6 +338,10 @@ local function stripped(err) return (tostring(err):gsub("^EINIT: init failed: ",
 --- Spawns a sampler for cfg (mode, buffer_size, duration_sec, linger_sec and
 -- the mode's fields); returns its id or nil, "failed to spawn sampler: <err>".
 function M.spawn(cfg)
+  if #halo.process_list({ behavior = M.BEHAVIOR, name = M.PREFIX, limit = -1 }) >= M.MAX_SAMPLERS then
+    return nil, ("failed to spawn sampler: too many samplers on this node (%d); stop one with sample_stop")
+      :format(M.MAX_SAMPLERS)
+  end
   cfg.id = random_id()
   local pid, err = halo.spawn(Sampler, cfg, { name = cfg.id, behavior = M.BEHAVIOR })
   if not pid then return nil, "failed to spawn sampler: " .. stripped(err) end
