@@ -26,7 +26,7 @@ return {
   {
     name = "sample_start",
     description = "Starts an active sampler on this node: runs `tool` with `arguments` every interval_ms "
-      .. "(default 5000, below 100 means 100) inside the sampler process and keeps each result object in a ring "
+      .. "(default 5000, below 100 means 100), each run in a process of its own, and keeps each result object in a ring "
       .. "buffer, for duration_sec or until `count` successful samples (0: no count) or `max_errors` consecutive "
       .. "failures (0: failures never end it). " .. LIMITS .. " Answers the effective settings and the "
       .. "sampler_id. " .. READ_DOC .. " Example: tool=process_list arguments={sort_by: mailbox, limit: 5} "

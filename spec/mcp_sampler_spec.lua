@@ -374,4 +374,32 @@ describe("MCP samplers, edge cases in one node", function()
       for _, x in ipairs(ids) do call("sample_stop", { sampler_id = x }) end
     end, { mcp = { port = helper.free_ports(1) }, timeout = 20000 })
   end)
+  it("answer reads, lists and stops while the sampled tool is slow (the tool runs in a process of its own)", function()
+    helper.run(function()
+      local S = require("halo.mcp.sampler")
+      assert(halo.spawn({ handle_call = function() end }, nil, { name = "mcp_never_answers" }))
+      local id = json.decode(call("sample_start", { tool = "call_process", interval_ms = 100,
+        arguments = { to = "mcp_never_answers", request = "ping" } })).sampler_id
+      local ticker
+      assert.is_true(helper.wait_until(function()
+        ticker = halo.process_list({ behavior = S.TICK_BEHAVIOR })[1]
+        return ticker ~= nil
+      end, 3000, 20), "no process runs the sample")
+      local t0 = halo.now()
+      local r = json.decode(call("sample_read", { sampler_id = id }))
+      assert.equal(0, r.sequence)
+      local listed = json.decode(call("sample_list"))
+      assert.equal(1, #listed)
+      assert.equal("running", listed[1].status)
+      r = json.decode(call("sample_stop", { sampler_id = id }))
+      assert.equal("stopped", r.status)
+      assert.is_true(halo.now() - t0 < 1000, "a slow tool held the sampler") -- each call waited 5 s before
+      assert.is_true(helper.wait_until(function() -- killed inside its call: a zombee until the call's timeout
+        for _, p in ipairs(halo.process_list({ behavior = S.TICK_BEHAVIOR })) do
+          if p.State ~= "zombee" then return false end
+        end
+        return true
+      end, 1000, 10), "the sample's process lives on")
+    end, { mcp = { port = helper.free_ports(1) }, timeout = 20000 })
+  end)
 end)

@@ -7,9 +7,11 @@
 -- a ring buffer of entries {sequence, timestamp, data}; sequences start at 1
 -- and grow by one per entry.
 --   active   runs a tool of this node's registry (read-only and allowed
---            tools apply) inside the sampler process every interval; data is
---            the tool's result object. Done after `count` successful samples,
---            `max_errors` consecutive failures or the duration.
+--            tools apply) every interval, each run in a process of its own
+--            (so the sampler answers while a slow tool runs; a stop kills
+--            the run); data is the tool's result object. Done after
+--            `count` successful samples, `max_errors` consecutive failures
+--            or the duration.
 --   passive  a logger named after the id (log records of the chosen levels,
 --            optionally of one source type) and a monitor of each event;
 --            done when the duration ends.
@@ -25,6 +27,7 @@ local M = {}
 
 M.PREFIX = "mcp_sampler_"
 M.BEHAVIOR = "halo.mcp.sampler"
+M.TICK_BEHAVIOR = "halo.mcp.sampler.sample"
 M.CALL_TIMEOUT_MS = 5000
 -- Samplers a node runs at most: each is a process, a buffer and a timer.
 M.MAX_SAMPLERS = 64
@@ -161,7 +164,7 @@ function Sampler:init(cfg)
   self.samples, self.errors = 0, 0
   self.started, self.started_at = halo.now(), os.time()
   self.expires = self.started + cfg.duration_sec * 1000
-  self.watched = {}
+  self.watched, self.running = {}, {}
   if cfg.mode == "passive" then
     if cfg.log_levels then
       local ok, err = halo.log.subscribe({ levels = cfg.log_levels, name = cfg.id })
@@ -190,6 +193,13 @@ end
 
 local function stored(self) return math.min(self.seq, self.cap) end
 
+-- Ends the sample being taken, if any.
+local function cancel_sample(self)
+  for pid, state in pairs(self.running) do
+    if state == true then halo.kill(pid) end
+  end
+end
+
 -- Done: capture ends, the buffer stays readable for linger_sec.
 local function complete(self, reason)
   if self.completed then return end
@@ -197,18 +207,15 @@ local function complete(self, reason)
   if self.tick_timer then halo.cancel_timer(self.tick_timer) end
   if self.expire_timer and reason ~= "duration expired" then halo.cancel_timer(self.expire_timer) end
   self.tick_timer, self.expire_timer = nil, nil
+  cancel_sample(self)
   unsubscribe(self)
   self.linger_until = halo.now() + self.cfg.linger_sec * 1000
   halo.send_after(self.pid, "linger_end", self.cfg.linger_sec * 1000)
 end
 
--- One active sample: the tool through this node's registry, in this process.
-local function tick(self)
-  local began = halo.now()
-  local args = json.object()
-  for k, v in pairs(self.cfg.arguments) do args[k] = v end
-  local rep = require("halo.mcp.dispatch").call({ mcp = "call", tool = self.cfg.tool, args = args }, self.node,
-    self.pid)
+-- What a sample gave (dispatch's reply): stored, or counted as a failure;
+-- then the next tick, interval after this one began (fixed rate).
+local function record(self, rep)
   local failure
   if rep.error ~= nil then
     failure = tostring(rep.error)
@@ -227,8 +234,43 @@ local function tick(self)
     push(self, time_ns(), nil, rep.result)
     if self.cfg.count > 0 and self.samples >= self.cfg.count then return complete(self, "count reached") end
   end
-  -- fixed rate: the next tick is interval after this one began
-  self.tick_timer = halo.send_after(self.pid, "tick", math.max(0, self.cfg.interval_ms - (halo.now() - began)))
+  self.tick_timer = halo.send_after(self.pid, "tick", math.max(0, self.cfg.interval_ms - (halo.now() - self.began)))
+end
+
+-- The body of a sample's process: the tool through this node's registry.
+local function run_sample(job)
+  local ok, rep = pcall(require("halo.mcp.dispatch").call, { mcp = "call", tool = job.tool, args = job.args },
+    job.node, halo.self())
+  halo.send(job.sampler, { halo_sampler_sample = ok and rep or { error = tostring(rep) } })
+end
+
+-- One active sample, run in a process of its own (monitored), so that the
+-- sampler answers reads, lists and stops while a slow tool runs.
+local function tick(self)
+  self.began = halo.now()
+  local args = json.object()
+  for k, v in pairs(self.cfg.arguments) do args[k] = v end
+  local pid, err = halo.spawn(run_sample, { tool = self.cfg.tool, args = args, node = self.node, sampler = self.pid },
+    { monitor = true, behavior = M.TICK_BEHAVIOR })
+  if not pid then return record(self, { error = "cannot run the sample: " .. tostring(err) }) end
+  self.running[pid] = true
+end
+
+-- A message from a sample's process: its reply, or its end. Its end may
+-- come first (signals overtake messages): after a normal end the reply is
+-- on its way; any other end (a kill) is a failed sample.
+local function from_sample(self, from, msg)
+  if type(msg) == "table" and msg.halo_sampler_sample then
+    self.running[from] = nil
+    if not self.completed then record(self, msg.halo_sampler_sample) end
+  elseif type(msg) == "table" and msg.kind == "down" then
+    if msg.reason == "normal" then
+      self.running[from] = "ended"
+    else
+      self.running[from] = nil
+      if not self.completed then record(self, { error = "the sample's process ended: " .. tostring(msg.reason) }) end
+    end
+  end
 end
 
 -- Entries with sequence > since, oldest first (a list); also the number of
@@ -277,6 +319,7 @@ function Sampler:handle_message(from, msg)
     end
     return
   end
+  if self.running[from] then return from_sample(self, from, msg) end
   push(self, time_ns(), { from = from, type = type(msg), message = friendly(msg) })
 end
 
@@ -287,6 +330,7 @@ function Sampler:handle_call(from, _, req)
   if type(req) == "table" and req.halo_sampler == "stop" then
     local since = tonumber(req.since) or self.last_read
     halo.unregister(self.id) -- gone at once for reads and lists
+    cancel_sample(self)
     unsubscribe(self)
     return answer(self, since, { status = "stopped", reason = "stopped" }), "normal"
   end
@@ -329,7 +373,10 @@ function Sampler:handle_inspect()
   return t
 end
 
-function Sampler:terminate() unsubscribe(self) end
+function Sampler:terminate()
+  cancel_sample(self)
+  unsubscribe(self)
+end
 
 -- The tools' side (run in an MCP worker) ----------------------------------------------
 
