@@ -402,4 +402,25 @@ describe("MCP samplers, edge cases in one node", function()
       end, 1000, 10), "the sample's process lives on")
     end, { mcp = { port = helper.free_ports(1) }, timeout = 20000 })
   end)
+  it("bound a buffer's bytes too: big entries push the oldest out before the entry count does", function()
+    helper.run(function()
+      local S = require("halo.mcp.sampler")
+      local saved = S.BUFFER_BYTES
+      S.BUFFER_BYTES = 10000
+      local id = json.decode(call("sample_listen", { log_levels = { "panic" }, buffer_size = 256 })).sampler_id
+      for i = 1, 10 do halo.send(id, { n = i, pad = ("x"):rep(3000) }) end
+      local r
+      assert.is_true(helper.wait_until(function()
+        r = json.decode(call("sample_read", { sampler_id = id }))
+        return r.sequence == 10
+      end, 2000, 10))
+      S.BUFFER_BYTES = saved
+      assert.is_true(#r.samples >= 1 and #r.samples <= 3, "kept " .. #r.samples .. " entries of 3 KB in 10 KB")
+      assert.equal(10, r.samples[#r.samples].data.message.n) -- the newest stay
+      assert.equal(10 - #r.samples, r.lost)
+      local l = json.decode(call("sample_list"))[1]
+      assert.equal(("10 collected, buffer %d/256"):format(#r.samples), l.samples)
+      call("sample_stop", { sampler_id = id })
+    end, { mcp = { port = helper.free_ports(1) }, timeout = 20000 })
+  end)
 end)

@@ -36,6 +36,8 @@ M.MAX_SAMPLERS = 64
 M.INTERVAL_MS = { default = 5000, min = 100, max = 3600000 }
 M.DURATION_SEC = { default = 60, max = 3600 }
 M.BUFFER_SIZE = { default = 256, max = 4096 }
+-- The bytes a buffer holds at most (entries' JSON text): past it the oldest go.
+M.BUFFER_BYTES = 8 * 2 ^ 20
 M.LINGER_SEC = { default = 30, max = 3600 }
 M.LEVELS = { "trace", "debug", "info", "warning", "error", "panic" }
 M.DEFAULT_LEVELS = { "info", "warning", "error", "panic" }
@@ -161,6 +163,7 @@ end
 function Sampler:init(cfg)
   self.cfg, self.id, self.pid, self.node = cfg, cfg.id, halo.self(), halo.node_info().Name
   self.buf, self.cap, self.seq, self.last_read = {}, cfg.buffer_size, 0, 0
+  self.first, self.bytes = 1, 0 -- the oldest sequence kept; the bytes kept
   self.samples, self.errors = 0, 0
   self.started, self.started_at = halo.now(), os.time()
   self.expires = self.started + cfg.duration_sec * 1000
@@ -185,13 +188,26 @@ function Sampler:init(cfg)
   self.expire_timer = halo.send_after(self.pid, "expire", cfg.duration_sec * 1000)
 end
 
--- Stores one entry (data: a value, or a tool's result object as JSON text in raw).
-local function push(self, ts, data, raw)
-  self.seq = self.seq + 1
-  self.buf[(self.seq - 1) % self.cap + 1] = { sequence = self.seq, ts = ts, data = data, raw = raw }
+-- Stores one entry (data: a value, or a tool's result object as JSON text in
+-- raw; size: its JSON size when known), dropping the oldest past the
+-- capacity or past BUFFER_BYTES.
+local function push(self, ts, data, raw, size)
+  size = size or (raw and #raw) or #encode(data)
+  local seq, cap, buf = self.seq + 1, self.cap, self.buf
+  self.seq = seq
+  local slot = (seq - 1) % cap + 1
+  if buf[slot] then self.bytes = self.bytes - buf[slot].size end
+  if seq - cap + 1 > self.first then self.first = seq - cap + 1 end
+  buf[slot] = { sequence = seq, ts = ts, data = data, raw = raw, size = size }
+  self.bytes = self.bytes + size
+  while self.bytes > M.BUFFER_BYTES and self.first < seq do
+    local old = (self.first - 1) % cap + 1
+    self.bytes = self.bytes - buf[old].size
+    buf[old], self.first = nil, self.first + 1
+  end
 end
 
-local function stored(self) return math.min(self.seq, self.cap) end
+local function stored(self) return self.seq - self.first + 1 end
 
 -- Ends the sample being taken, if any.
 local function cancel_sample(self)
@@ -277,7 +293,7 @@ end
 -- entries after since that were overwritten before anyone read them.
 local function entries(self, since)
   since = math.max(0, since)
-  local first = math.max(since + 1, self.seq - stored(self) + 1, 1)
+  local first = math.max(since + 1, self.first)
   local out = {}
   for s = first, self.seq do
     local e = self.buf[(s - 1) % self.cap + 1]
@@ -345,8 +361,9 @@ function Sampler:handle_log(r)
   if src.type == "process" then
     source = src.pid .. (src.name and (" ('" .. src.name .. "')") or "") .. " " .. (src.behavior or "")
   end
-  push(self, r.time, json.object({ time = M.rfc3339_ns(r.time), level = r.level, message = r.message,
-                                   type = src.type, source = source }))
+  local message = r.message or ""
+  push(self, r.time, json.object({ time = M.rfc3339_ns(r.time), level = r.level, message = message,
+                                   type = src.type, source = source }), nil, #message + #(source or "") + 120)
 end
 
 function Sampler:handle_event(event, message, time)
