@@ -8,10 +8,11 @@ local S = require("halo.mcp.sampler")
 local function int(description) return { type = "integer", description = description } end
 
 local LIMITS = ("duration_sec: seconds until capture ends, default %d (0 or negative also %d, never unlimited), "
-  .. "at most %d. buffer_size: entries kept, default %d, at most %d (the oldest are overwritten). linger_sec: "
+  .. "at most %d. buffer_size: entries kept, default %d, at most %d and %d MB (the oldest are overwritten). At most "
+  .. "%d samplers per node. linger_sec: "
   .. "seconds the data stays readable once capture ended (duration, count or max_errors), default %d, at most %d.")
   :format(S.DURATION_SEC.default, S.DURATION_SEC.default, S.DURATION_SEC.max, S.BUFFER_SIZE.default,
-          S.BUFFER_SIZE.max, S.LINGER_SEC.default, S.LINGER_SEC.max)
+          S.BUFFER_SIZE.max, S.BUFFER_BYTES / 2 ^ 20, S.MAX_SAMPLERS, S.LINGER_SEC.default, S.LINGER_SEC.max)
 
 local READ_DOC = "Read with sample_read(sampler_id, since): pass back the `sequence` it returned as `since` to get "
   .. "only newer entries, nothing skipped."
