@@ -423,4 +423,17 @@ describe("MCP samplers, edge cases in one node", function()
       call("sample_stop", { sampler_id = id })
     end, { mcp = { port = helper.free_ports(1) }, timeout = 20000 })
   end)
+  it("draw another id when the random one is taken", function()
+    helper.run(function()
+      local core = require("halo.core")
+      local random_hex, ids = core.node.random_hex, { "deadbeef", "cafef00d" }
+      assert(halo.spawn({ handle_message = function() end }, nil, { name = "mcp_sampler_deadbeef" }))
+      core.node.random_hex = function() return table.remove(ids, 1) or random_hex(4) end
+      local text, is_error = call("sample_listen", { log_levels = { "panic" } })
+      core.node.random_hex = random_hex
+      assert.is_false(is_error, text)
+      assert.equal("mcp_sampler_cafef00d", json.decode(text).sampler_id)
+      call("sample_stop", { sampler_id = "mcp_sampler_cafef00d" })
+    end, { mcp = { port = helper.free_ports(1) }, timeout = 20000 })
+  end)
 end)

@@ -406,8 +406,12 @@ function M.spawn(cfg)
     return nil, ("failed to spawn sampler: too many samplers on this node (%d); stop one with sample_stop")
       :format(M.MAX_SAMPLERS)
   end
-  cfg.id = random_id()
-  local pid, err = halo.spawn(Sampler, cfg, { name = cfg.id, behavior = M.BEHAVIOR })
+  local pid, err, code
+  for _ = 1, 3 do -- a taken id (another sampler's, or any process's name): draw again
+    cfg.id = random_id()
+    pid, err, code = halo.spawn(Sampler, cfg, { name = cfg.id, behavior = M.BEHAVIOR })
+    if pid or code ~= "ETAKEN" then break end
+  end
   if not pid then return nil, "failed to spawn sampler: " .. stripped(err) end
   return cfg.id
 end
