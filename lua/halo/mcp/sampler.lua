@@ -99,10 +99,13 @@ function M.go_duration(ms)
   return stext
 end
 
---- RFC 3339 UTC with nanoseconds of a unix time in ns.
+--- RFC 3339 UTC with microseconds of a unix time in ns (a double: its
+-- last nanosecond digits are rounding noise).
 function M.rfc3339_ns(ns)
   local s = floor(ns / 1e9)
-  return os.date("!%Y-%m-%dT%H:%M:%S", s) .. (".%09dZ"):format(floor(ns - s * 1e9))
+  local us = floor((ns - s * 1e9) / 1000 + 0.5)
+  if us >= 1000000 then s, us = s + 1, us - 1000000 end
+  return os.date("!%Y-%m-%dT%H:%M:%S", s) .. (".%06dZ"):format(us)
 end
 
 -- RFC 3339 to the second in local time (Z when that is UTC).
