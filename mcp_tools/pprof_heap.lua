@@ -18,7 +18,7 @@ return {
       .. "by default, require('halo.heap').rate(bytes) or the run option heap_rate; estimates unsampled as Go's pprof does). Text: header "
       .. "'heap profile: total inuse <X>[, matched <M> functions], showing <K>', then rows 'inuse alloc function' "
       .. "(12-character columns; bytes as GB/MB/KB binary with one decimal, or B): live bytes and bytes allocated "
-      .. "since the node started, attributed to the innermost Lua function as '<name> <source>:<line>' of the "
+      .. "since the node started, attributed to the innermost Lua function as '<name> (<source>:<line>)' of the "
       .. "allocation site, sorted by inuse. A second table 'inuse alloc process' lists processes holding sampled "
       .. "bytes: sampled live bytes and the exact bytes the process allocated (halo's accounting).",
     inputSchema = { type = "object",

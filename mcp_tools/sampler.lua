@@ -8,10 +8,11 @@ local S = require("halo.mcp.sampler")
 local function int(description) return { type = "integer", description = description } end
 
 local LIMITS = ("duration_sec: seconds until capture ends, default %d (0 or negative also %d, never unlimited), "
-  .. "at most %d. buffer_size: entries kept, default %d, at most %d (the oldest are overwritten). linger_sec: "
+  .. "at most %d. buffer_size: entries kept, default %d, at most %d and %d MB (the oldest are overwritten). At most "
+  .. "%d samplers per node. linger_sec: "
   .. "seconds the data stays readable once capture ended (duration, count or max_errors), default %d, at most %d.")
   :format(S.DURATION_SEC.default, S.DURATION_SEC.default, S.DURATION_SEC.max, S.BUFFER_SIZE.default,
-          S.BUFFER_SIZE.max, S.LINGER_SEC.default, S.LINGER_SEC.max)
+          S.BUFFER_SIZE.max, S.BUFFER_BYTES / 2 ^ 20, S.MAX_SAMPLERS, S.LINGER_SEC.default, S.LINGER_SEC.max)
 
 local READ_DOC = "Read with sample_read(sampler_id, since): pass back the `sequence` it returned as `since` to get "
   .. "only newer entries, nothing skipped."
@@ -26,7 +27,7 @@ return {
   {
     name = "sample_start",
     description = "Starts an active sampler on this node: runs `tool` with `arguments` every interval_ms "
-      .. "(default 5000, below 100 means 100) inside the sampler process and keeps each result object in a ring "
+      .. "(default 5000, below 100 means 100), each run in a process of its own, and keeps each result object in a ring "
       .. "buffer, for duration_sec or until `count` successful samples (0: no count) or `max_errors` consecutive "
       .. "failures (0: failures never end it). " .. LIMITS .. " Answers the effective settings and the "
       .. "sampler_id. " .. READ_DOC .. " Example: tool=process_list arguments={sort_by: mailbox, limit: 5} "
@@ -48,6 +49,12 @@ return {
       required = json.array({ "tool" }),
       additionalProperties = false,
     },
+    entry_check = function(args)
+      local registry = require("halo.mcp.registry")
+      if type(args.tool) == "string" and args.tool ~= "" and not registry.permitted(args.tool) then
+        return "invalid params: unknown tool: " .. args.tool
+      end
+    end,
     handler = function(args)
       local cfg, err = S.active(args)
       if not cfg then return nil, err end

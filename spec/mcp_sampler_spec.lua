@@ -321,3 +321,134 @@ describe("MCP samplers in one node", function()
     end, { mcp = { port = port, read_only = true, allowed = allowed }, timeout = 10000 })
   end)
 end)
+
+describe("MCP samplers, edge cases in one node", function()
+  local function call(tool, args, entry)
+    local dispatch = require("halo.mcp.dispatch")
+    local rep = dispatch.call({ mcp = "call", tool = tool, args = json.object(args or {}), entry = entry },
+      halo.node_info().Name, halo.self())
+    local r = json.decode(assert(rep.result, rep.error))
+    return r.content[1].text, r.isError == true
+  end
+
+  it("refuse, at a read-only entry, to start a sampler elsewhere on a tool the entry refuses (Q-SEC3)", function()
+    helper.run(function()
+      local text, is_error = call("sample_start", { tool = "send_message", node = "other@localhost",
+                                                    arguments = { to = "x", message = 1 } }, true)
+      assert.is_true(is_error)
+      assert.equal("invalid params: unknown tool: send_message", tostring(text)) -- was proxied: no such node to refuse it
+      text, is_error = call("sample_start", { tool = "node_info", node = "other@localhost" }, true)
+      assert.is_true(is_error)
+      assert.matches("^remote call to 'other@localhost' failed", text) -- a permitted tool is still proxied
+    end, { mcp = { port = helper.free_ports(1), read_only = true }, timeout = 10000 })
+  end)
+
+  it("read from a negative since as from 0, print a zero uptime as 0s, cap the samplers of a node", function()
+    helper.run(function()
+      local S = require("halo.mcp.sampler")
+      local id = json.decode(call("sample_start", { tool = "node_info", interval_ms = 100, count = 2 })).sampler_id
+      assert.is_true(helper.wait_until(function()
+        return json.decode(call("sample_read", { sampler_id = id })).completed end, 3000, 20))
+      local r = json.decode(call("sample_read", { sampler_id = id, since = -5 }))
+      assert.equal(2, #r.samples)
+      assert.is_nil(r.lost) -- nothing was overwritten; a negative since counted phantom entries
+      r = json.decode(call("sample_read", { sampler_id = id, since = 1e15 }))
+      assert.equal(0, #r.samples)
+      assert.equal("0s", S.go_duration(0))
+      assert.equal("1m0s", S.go_duration(60000))
+      call("sample_stop", { sampler_id = id })
+      local ids = {}
+      for i = 1, S.MAX_SAMPLERS do
+        local text, is_error = call("sample_listen", { log_levels = { "panic" }, duration_sec = 10 })
+        assert.is_false(is_error, text)
+        ids[i] = json.decode(text).sampler_id
+      end
+      local text, is_error = call("sample_start", { tool = "node_info" })
+      assert.is_true(is_error)
+      assert.equal(("failed to spawn sampler: too many samplers on this node (%d); stop one with sample_stop")
+        :format(S.MAX_SAMPLERS), text)
+      call("sample_stop", { sampler_id = ids[1] })
+      text, is_error = call("sample_start", { tool = "node_info", count = 1 })
+      assert.is_false(is_error, text)
+      ids[1] = json.decode(text).sampler_id
+      for _, x in ipairs(ids) do call("sample_stop", { sampler_id = x }) end
+    end, { mcp = { port = helper.free_ports(1) }, timeout = 20000 })
+  end)
+  it("answer reads, lists and stops while the sampled tool is slow (the tool runs in a process of its own)", function()
+    helper.run(function()
+      local S = require("halo.mcp.sampler")
+      assert(halo.spawn({ handle_call = function() end }, nil, { name = "mcp_never_answers" }))
+      local id = json.decode(call("sample_start", { tool = "call_process", interval_ms = 100,
+        arguments = { to = "mcp_never_answers", request = "ping" } })).sampler_id
+      local ticker
+      assert.is_true(helper.wait_until(function()
+        ticker = halo.process_list({ behavior = S.TICK_BEHAVIOR })[1]
+        return ticker ~= nil
+      end, 3000, 20), "no process runs the sample")
+      local t0 = halo.now()
+      local r = json.decode(call("sample_read", { sampler_id = id }))
+      assert.equal(0, r.sequence)
+      local listed = json.decode(call("sample_list"))
+      assert.equal(1, #listed)
+      assert.equal("running", listed[1].status)
+      r = json.decode(call("sample_stop", { sampler_id = id }))
+      assert.equal("stopped", r.status)
+      assert.is_true(halo.now() - t0 < 1000, "a slow tool held the sampler") -- each call waited 5 s before
+      assert.is_true(helper.wait_until(function() -- killed inside its call: a zombee until the call's timeout
+        for _, p in ipairs(halo.process_list({ behavior = S.TICK_BEHAVIOR })) do
+          if p.State ~= "zombee" then return false end
+        end
+        return true
+      end, 1000, 10), "the sample's process lives on")
+    end, { mcp = { port = helper.free_ports(1) }, timeout = 20000 })
+  end)
+  it("bound a buffer's bytes too: big entries push the oldest out before the entry count does", function()
+    helper.run(function()
+      local S = require("halo.mcp.sampler")
+      local saved = S.BUFFER_BYTES
+      S.BUFFER_BYTES = 10000
+      local id = json.decode(call("sample_listen", { log_levels = { "panic" }, buffer_size = 256 })).sampler_id
+      for i = 1, 10 do halo.send(id, { n = i, pad = ("x"):rep(3000) }) end
+      local r
+      assert.is_true(helper.wait_until(function()
+        r = json.decode(call("sample_read", { sampler_id = id }))
+        return r.sequence == 10
+      end, 2000, 10))
+      S.BUFFER_BYTES = saved
+      assert.is_true(#r.samples >= 1 and #r.samples <= 3, "kept " .. #r.samples .. " entries of 3 KB in 10 KB")
+      assert.equal(10, r.samples[#r.samples].data.message.n) -- the newest stay
+      assert.equal(10 - #r.samples, r.lost)
+      local l = json.decode(call("sample_list"))[1]
+      assert.equal(("10 collected, buffer %d/256"):format(#r.samples), l.samples)
+      call("sample_stop", { sampler_id = id })
+    end, { mcp = { port = helper.free_ports(1) }, timeout = 20000 })
+  end)
+  it("draw another id when the random one is taken", function()
+    helper.run(function()
+      local core = require("halo.core")
+      local random_hex, ids = core.node.random_hex, { "deadbeef", "cafef00d" }
+      assert(halo.spawn({ handle_message = function() end }, nil, { name = "mcp_sampler_deadbeef" }))
+      core.node.random_hex = function() return table.remove(ids, 1) or random_hex(4) end
+      local text, is_error = call("sample_listen", { log_levels = { "panic" } })
+      core.node.random_hex = random_hex
+      assert.is_false(is_error, text)
+      assert.equal("mcp_sampler_cafef00d", json.decode(text).sampler_id)
+      call("sample_stop", { sampler_id = "mcp_sampler_cafef00d" })
+    end, { mcp = { port = helper.free_ports(1) }, timeout = 20000 })
+  end)
+  it("free the node's CPU profile when a sample running pprof_cpu is stopped", function()
+    helper.run(function()
+      local id = json.decode(call("sample_start", { tool = "pprof_cpu", arguments = { duration = 10 } })).sampler_id
+      assert.is_true(helper.wait_until(function() return require("halo.cpuprof").running() end, 3000, 10))
+      call("sample_stop", { sampler_id = id })
+      local text, is_error = call("pprof_cpu", { duration = 1 })
+      assert.is_false(is_error, text) -- was "a CPU profile is already running" for the profile's 10 s + 5 s
+      assert.matches("^CPU profile: 1 seconds", text)
+    end, { mcp = { port = helper.free_ports(1) }, timeout = 20000 })
+  end)
+  it("print timestamps to the microsecond a double's nanoseconds can hold", function()
+    local S = require("halo.mcp.sampler")
+    assert.equal("2026-12-03T11:36:12.970005Z", S.rfc3339_ns(1796297772970004992)) -- was .970004992: noise
+    assert.equal("1970-01-01T00:00:11.000000Z", S.rfc3339_ns(10999999900))
+  end)
+end)

@@ -71,21 +71,23 @@ local function on_sample(th, samples, vmstate)
 end
 
 --- Starts a profile; opts.interval_ms (1..1000, default 10), opts.seconds
--- (how long the caller means to run it). Returns true, or nil, M.BUSY.
+-- (how long the caller means to run it), opts.owner (the PID that will stop
+-- it: its end frees the profile at once). Returns true, or nil, M.BUSY.
 function M.start(opts)
   opts = opts or {}
   local now = core.node.now()
   if active then
     -- a profile past its end lost its owner; one of an earlier node run
     -- (this Lua state ran another node before) is gone with that node
-    if now <= active.deadline and active.serial == core.node.serial() then return nil, M.BUSY end
+    local owned = active.owner == nil or require("halo").alive(active.owner)
+    if now <= active.deadline and active.serial == core.node.serial() and owned then return nil, M.BUSY end
     M.stop()
   end
   local interval = math.floor(tonumber(opts.interval_ms) or M.INTERVAL_MS)
   if interval < 1 then interval = 1 elseif interval > 1000 then interval = 1000 end
   jprof = jprof or require("jit.profile")
   active = { by_key = {}, stacks = {}, interval_ms = interval, started = now, serial = core.node.serial(),
-             wall0 = os.time(),
+             wall0 = os.time(), owner = opts.owner,
              deadline = now + (tonumber(opts.seconds) or 30) * 1000 + GRACE_MS }
   -- "f": traces check for a pending sample at function boundaries; without
   -- it a sample taken in compiled code waits for the next trace exit and
@@ -126,9 +128,9 @@ end
 --- Profiles for seconds (blocks the calling process); returns the profile or nil, err.
 function M.collect(seconds, opts)
   opts = opts or {}
-  local ok, err = M.start({ interval_ms = opts.interval_ms, seconds = seconds })
-  if not ok then return nil, err end
   local halo = require("halo")
+  local ok, err = M.start({ interval_ms = opts.interval_ms, seconds = seconds, owner = halo.self() })
+  if not ok then return nil, err end
   local slept, serr = pcall(halo.sleep, math.floor(seconds * 1000))
   local prof = M.stop()
   if not slept then error(serr, 0) end

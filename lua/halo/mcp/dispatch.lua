@@ -164,6 +164,9 @@ function M.call(req, node_name, pid, from)
   timeout = M.clamp(timeout)
   if req.entry and node and node ~= "" and node ~= node_name then
     if not registry.permitted(tool) then return refuse("unknown tool: " .. tool) end
+    local t = registry.lookup(tool) -- a tool that runs other tools checks them against this entry's policy
+    local perr = t and t.entry_check and t.entry_check(args)
+    if perr then return { result = M.text_result(perr, true) } end
     return M.proxy(node, tool, req.params or encode(args), timeout)
   end
   local t, load_err = registry.lookup(tool)

@@ -94,7 +94,8 @@ local function run_file(path)
     end
     local okS, s = pcall(schema.inject, d.inputSchema)
     if not okS then return nil, ("%s: tool %s: %s"):format(path, d.name, tostring(s)) end
-    out[i] = { name = d.name, description = d.description or "", inputSchema = s, handler = d.handler, path = path }
+    out[i] = { name = d.name, description = d.description or "", inputSchema = s, handler = d.handler, path = path,
+              entry_check = d.entry_check }
   end
   return out
 end

@@ -7,9 +7,11 @@
 -- a ring buffer of entries {sequence, timestamp, data}; sequences start at 1
 -- and grow by one per entry.
 --   active   runs a tool of this node's registry (read-only and allowed
---            tools apply) inside the sampler process every interval; data is
---            the tool's result object. Done after `count` successful samples,
---            `max_errors` consecutive failures or the duration.
+--            tools apply) every interval, each run in a process of its own
+--            (so the sampler answers while a slow tool runs; a stop kills
+--            the run); data is the tool's result object. Done after
+--            `count` successful samples, `max_errors` consecutive failures
+--            or the duration.
 --   passive  a logger named after the id (log records of the chosen levels,
 --            optionally of one source type) and a monitor of each event;
 --            done when the duration ends.
@@ -25,12 +27,17 @@ local M = {}
 
 M.PREFIX = "mcp_sampler_"
 M.BEHAVIOR = "halo.mcp.sampler"
+M.TICK_BEHAVIOR = "halo.mcp.sampler.sample"
 M.CALL_TIMEOUT_MS = 5000
+-- Samplers a node runs at most: each is a process, a buffer and a timer.
+M.MAX_SAMPLERS = 64
 
 --- Defaults and limits of the start arguments (README.md "Samplers").
 M.INTERVAL_MS = { default = 5000, min = 100, max = 3600000 }
 M.DURATION_SEC = { default = 60, max = 3600 }
 M.BUFFER_SIZE = { default = 256, max = 4096 }
+-- The bytes a buffer holds at most (entries' JSON text): past it the oldest go.
+M.BUFFER_BYTES = 8 * 2 ^ 20
 M.LINGER_SEC = { default = 30, max = 3600 }
 M.LEVELS = { "trace", "debug", "info", "warning", "error", "panic" }
 M.DEFAULT_LEVELS = { "info", "warning", "error", "panic" }
@@ -81,6 +88,7 @@ end
 
 --- Go's duration syntax of ms milliseconds: 300ms, 2s, 1.5s, 1m0s, 1h2m0s.
 function M.go_duration(ms)
+  if ms == 0 then return "0s" end
   if ms < 1000 then return ("%dms"):format(ms) end
   local s = ms / 1000
   local h, m = floor(s / 3600), floor(s % 3600 / 60)
@@ -91,10 +99,13 @@ function M.go_duration(ms)
   return stext
 end
 
---- RFC 3339 UTC with nanoseconds of a unix time in ns.
+--- RFC 3339 UTC with microseconds of a unix time in ns (a double: its
+-- last nanosecond digits are rounding noise).
 function M.rfc3339_ns(ns)
   local s = floor(ns / 1e9)
-  return os.date("!%Y-%m-%dT%H:%M:%S", s) .. (".%09dZ"):format(floor(ns - s * 1e9))
+  local us = floor((ns - s * 1e9) / 1000 + 0.5)
+  if us >= 1000000 then s, us = s + 1, us - 1000000 end
+  return os.date("!%Y-%m-%dT%H:%M:%S", s) .. (".%06dZ"):format(us)
 end
 
 -- RFC 3339 to the second in local time (Z when that is UTC).
@@ -155,10 +166,11 @@ end
 function Sampler:init(cfg)
   self.cfg, self.id, self.pid, self.node = cfg, cfg.id, halo.self(), halo.node_info().Name
   self.buf, self.cap, self.seq, self.last_read = {}, cfg.buffer_size, 0, 0
+  self.first, self.bytes = 1, 0 -- the oldest sequence kept; the bytes kept
   self.samples, self.errors = 0, 0
   self.started, self.started_at = halo.now(), os.time()
   self.expires = self.started + cfg.duration_sec * 1000
-  self.watched = {}
+  self.watched, self.running = {}, {}
   if cfg.mode == "passive" then
     if cfg.log_levels then
       local ok, err = halo.log.subscribe({ levels = cfg.log_levels, name = cfg.id })
@@ -179,13 +191,33 @@ function Sampler:init(cfg)
   self.expire_timer = halo.send_after(self.pid, "expire", cfg.duration_sec * 1000)
 end
 
--- Stores one entry (data: a value, or a tool's result object as JSON text in raw).
-local function push(self, ts, data, raw)
-  self.seq = self.seq + 1
-  self.buf[(self.seq - 1) % self.cap + 1] = { sequence = self.seq, ts = ts, data = data, raw = raw }
+-- Stores one entry (data: a value, or a tool's result object as JSON text in
+-- raw; size: its JSON size when known), dropping the oldest past the
+-- capacity or past BUFFER_BYTES.
+local function push(self, ts, data, raw, size)
+  size = size or (raw and #raw) or #encode(data)
+  local seq, cap, buf = self.seq + 1, self.cap, self.buf
+  self.seq = seq
+  local slot = (seq - 1) % cap + 1
+  if buf[slot] then self.bytes = self.bytes - buf[slot].size end
+  if seq - cap + 1 > self.first then self.first = seq - cap + 1 end
+  buf[slot] = { sequence = seq, ts = ts, data = data, raw = raw, size = size }
+  self.bytes = self.bytes + size
+  while self.bytes > M.BUFFER_BYTES and self.first < seq do
+    local old = (self.first - 1) % cap + 1
+    self.bytes = self.bytes - buf[old].size
+    buf[old], self.first = nil, self.first + 1
+  end
 end
 
-local function stored(self) return math.min(self.seq, self.cap) end
+local function stored(self) return self.seq - self.first + 1 end
+
+-- Ends the sample being taken, if any.
+local function cancel_sample(self)
+  for pid, state in pairs(self.running) do
+    if state == true then halo.kill(pid) end
+  end
+end
 
 -- Done: capture ends, the buffer stays readable for linger_sec.
 local function complete(self, reason)
@@ -194,18 +226,15 @@ local function complete(self, reason)
   if self.tick_timer then halo.cancel_timer(self.tick_timer) end
   if self.expire_timer and reason ~= "duration expired" then halo.cancel_timer(self.expire_timer) end
   self.tick_timer, self.expire_timer = nil, nil
+  cancel_sample(self)
   unsubscribe(self)
   self.linger_until = halo.now() + self.cfg.linger_sec * 1000
   halo.send_after(self.pid, "linger_end", self.cfg.linger_sec * 1000)
 end
 
--- One active sample: the tool through this node's registry, in this process.
-local function tick(self)
-  local began = halo.now()
-  local args = json.object()
-  for k, v in pairs(self.cfg.arguments) do args[k] = v end
-  local rep = require("halo.mcp.dispatch").call({ mcp = "call", tool = self.cfg.tool, args = args }, self.node,
-    self.pid)
+-- What a sample gave (dispatch's reply): stored, or counted as a failure;
+-- then the next tick, interval after this one began (fixed rate).
+local function record(self, rep)
   local failure
   if rep.error ~= nil then
     failure = tostring(rep.error)
@@ -224,14 +253,50 @@ local function tick(self)
     push(self, time_ns(), nil, rep.result)
     if self.cfg.count > 0 and self.samples >= self.cfg.count then return complete(self, "count reached") end
   end
-  -- fixed rate: the next tick is interval after this one began
-  self.tick_timer = halo.send_after(self.pid, "tick", math.max(0, self.cfg.interval_ms - (halo.now() - began)))
+  self.tick_timer = halo.send_after(self.pid, "tick", math.max(0, self.cfg.interval_ms - (halo.now() - self.began)))
+end
+
+-- The body of a sample's process: the tool through this node's registry.
+local function run_sample(job)
+  local ok, rep = pcall(require("halo.mcp.dispatch").call, { mcp = "call", tool = job.tool, args = job.args },
+    job.node, halo.self())
+  halo.send(job.sampler, { halo_sampler_sample = ok and rep or { error = tostring(rep) } })
+end
+
+-- One active sample, run in a process of its own (monitored), so that the
+-- sampler answers reads, lists and stops while a slow tool runs.
+local function tick(self)
+  self.began = halo.now()
+  local args = json.object()
+  for k, v in pairs(self.cfg.arguments) do args[k] = v end
+  local pid, err = halo.spawn(run_sample, { tool = self.cfg.tool, args = args, node = self.node, sampler = self.pid },
+    { monitor = true, behavior = M.TICK_BEHAVIOR })
+  if not pid then return record(self, { error = "cannot run the sample: " .. tostring(err) }) end
+  self.running[pid] = true
+end
+
+-- A message from a sample's process: its reply, or its end. Its end may
+-- come first (signals overtake messages): after a normal end the reply is
+-- on its way; any other end (a kill) is a failed sample.
+local function from_sample(self, from, msg)
+  if type(msg) == "table" and msg.halo_sampler_sample then
+    self.running[from] = nil
+    if not self.completed then record(self, msg.halo_sampler_sample) end
+  elseif type(msg) == "table" and msg.kind == "down" then
+    if msg.reason == "normal" then
+      self.running[from] = "ended"
+    else
+      self.running[from] = nil
+      if not self.completed then record(self, { error = "the sample's process ended: " .. tostring(msg.reason) }) end
+    end
+  end
 end
 
 -- Entries with sequence > since, oldest first (a list); also the number of
 -- entries after since that were overwritten before anyone read them.
 local function entries(self, since)
-  local first = math.max(since + 1, self.seq - stored(self) + 1, 1)
+  since = math.max(0, since)
+  local first = math.max(since + 1, self.first)
   local out = {}
   for s = first, self.seq do
     local e = self.buf[(s - 1) % self.cap + 1]
@@ -273,6 +338,7 @@ function Sampler:handle_message(from, msg)
     end
     return
   end
+  if self.running[from] then return from_sample(self, from, msg) end
   push(self, time_ns(), { from = from, type = type(msg), message = friendly(msg) })
 end
 
@@ -283,6 +349,7 @@ function Sampler:handle_call(from, _, req)
   if type(req) == "table" and req.halo_sampler == "stop" then
     local since = tonumber(req.since) or self.last_read
     halo.unregister(self.id) -- gone at once for reads and lists
+    cancel_sample(self)
     unsubscribe(self)
     return answer(self, since, { status = "stopped", reason = "stopped" }), "normal"
   end
@@ -297,8 +364,9 @@ function Sampler:handle_log(r)
   if src.type == "process" then
     source = src.pid .. (src.name and (" ('" .. src.name .. "')") or "") .. " " .. (src.behavior or "")
   end
-  push(self, r.time, json.object({ time = M.rfc3339_ns(r.time), level = r.level, message = r.message,
-                                   type = src.type, source = source }))
+  local message = r.message or ""
+  push(self, r.time, json.object({ time = M.rfc3339_ns(r.time), level = r.level, message = message,
+                                   type = src.type, source = source }), nil, #message + #(source or "") + 120)
 end
 
 function Sampler:handle_event(event, message, time)
@@ -325,7 +393,10 @@ function Sampler:handle_inspect()
   return t
 end
 
-function Sampler:terminate() unsubscribe(self) end
+function Sampler:terminate()
+  cancel_sample(self)
+  unsubscribe(self)
+end
 
 -- The tools' side (run in an MCP worker) ----------------------------------------------
 
@@ -334,8 +405,16 @@ local function stripped(err) return (tostring(err):gsub("^EINIT: init failed: ",
 --- Spawns a sampler for cfg (mode, buffer_size, duration_sec, linger_sec and
 -- the mode's fields); returns its id or nil, "failed to spawn sampler: <err>".
 function M.spawn(cfg)
-  cfg.id = random_id()
-  local pid, err = halo.spawn(Sampler, cfg, { name = cfg.id, behavior = M.BEHAVIOR })
+  if #halo.process_list({ behavior = M.BEHAVIOR, name = M.PREFIX, limit = -1 }) >= M.MAX_SAMPLERS then
+    return nil, ("failed to spawn sampler: too many samplers on this node (%d); stop one with sample_stop")
+      :format(M.MAX_SAMPLERS)
+  end
+  local pid, err, code
+  for _ = 1, 3 do -- a taken id (another sampler's, or any process's name): draw again
+    cfg.id = random_id()
+    pid, err, code = halo.spawn(Sampler, cfg, { name = cfg.id, behavior = M.BEHAVIOR })
+    if pid or code ~= "ETAKEN" then break end
+  end
   if not pid then return nil, "failed to spawn sampler: " .. stripped(err) end
   return cfg.id
 end
