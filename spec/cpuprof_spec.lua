@@ -162,4 +162,23 @@ describe("cpuprof", function()
     assert.matches(burner_pid, tags, 1, true)
     os.remove(path)
   end)
+
+  -- The caller of collect never returns when its node stops during the
+  -- profile: SIGPROF would keep firing for the rest of the OS process, and
+  -- core.pprof.running, which the profiler's callback calls, raised outside
+  -- a node (LuaJIT ends the OS process when that callback raises).
+  it("a profile whose caller never came back ends with its node", function()
+    local cpuprof = require("halo.cpuprof")
+    local started = helper.run(function()
+      halo.spawn(function() cpuprof.collect(5) end)
+      return helper.wait_until(cpuprof.running, 2000, 1)
+    end)
+    assert.is_true(started)
+    assert.is_false(cpuprof.running())
+    local ok, pid = pcall(require("halo.core").pprof.running)
+    assert.is_true(ok, pid)
+    assert.is_nil(pid)
+    assert.is_true(cpuprof.start()) -- and the next node's profile starts afresh
+    cpuprof.stop()
+  end)
 end)
