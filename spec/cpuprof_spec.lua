@@ -181,4 +181,21 @@ describe("cpuprof", function()
     assert.is_true(cpuprof.start()) -- and the next node's profile starts afresh
     cpuprof.stop()
   end)
+
+  -- A killed caller never stops its profile: the next one would wait for
+  -- the dead one's deadline (up to 35 s) to be let in.
+  it("a profile whose caller was killed gives way to the next one at once", function()
+    local r = helper.run(function()
+      local cpuprof = require("halo.cpuprof")
+      local pid = halo.spawn(function() cpuprof.collect(30) end)
+      assert(helper.wait_until(cpuprof.running, 2000, 1))
+      halo.kill(pid)
+      assert(helper.wait_until(function() return not halo.alive(pid) end))
+      local ok, err = cpuprof.start({ seconds = 1 })
+      local p = cpuprof.stop()
+      return { ok, err, p ~= nil }
+    end)
+    assert.is_true(r[1], r[2])
+    assert.is_true(r[3])
+  end)
 end)

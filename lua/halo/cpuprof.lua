@@ -70,22 +70,32 @@ local function on_sample(th, samples, vmstate)
   s.count = s.count + samples
 end
 
+-- Whether the process that started a profile (nil: none) can still stop it.
+local function owner_alive(pid)
+  if not pid then return true end
+  local st = core.introspect.process_state(pid)
+  return st ~= nil and st ~= "terminated" and st ~= "zombee"
+end
+
 --- Starts a profile; opts.interval_ms (1..1000, default 10), opts.seconds
 -- (how long the caller means to run it). Returns true, or nil, M.BUSY.
 function M.start(opts)
   opts = opts or {}
   local now = core.node.now()
   if active then
-    -- a profile past its end lost its owner; one of an earlier node run
-    -- (this Lua state ran another node before) is gone with that node
-    if now <= active.deadline and active.serial == core.node.serial() then return nil, M.BUSY end
+    -- a profile past its end, or whose owner process is gone (killed: it
+    -- never stops it), lost its owner; one of an earlier node run (this Lua
+    -- state ran another node before) is gone with that node
+    if now <= active.deadline and active.serial == core.node.serial() and owner_alive(active.owner) then
+      return nil, M.BUSY
+    end
     M.stop()
   end
   local interval = math.floor(tonumber(opts.interval_ms) or M.INTERVAL_MS)
   if interval < 1 then interval = 1 elseif interval > 1000 then interval = 1000 end
   jprof = jprof or require("jit.profile")
   active = { by_key = {}, stacks = {}, interval_ms = interval, started = now, serial = core.node.serial(),
-             wall0 = os.time(),
+             wall0 = os.time(), owner = (running()),
              deadline = now + (tonumber(opts.seconds) or 30) * 1000 + GRACE_MS }
   -- "f": traces check for a pending sample at function boundaries; without
   -- it a sample taken in compiled code waits for the next trace exit and
