@@ -13,7 +13,8 @@
 -- its own C code (scheduler slice, link read, HTTP read, poll phase, other
 -- loop work) never reach LuaJIT: core/prof.c counts them under the core's
 -- phase mark, and they join the profile as one-frame C samples labelled
--- pid "loop". The default interval is 10 ms (100 Hz, the Go runtime's
+-- pid "loop"; so do ticks of other threads (libuv's pool, the watchdog) as
+-- halo_other_thread. The default interval is 10 ms (100 Hz, the Go runtime's
 -- rate); 1 ms is the finest jit.profile offers.
 local core = require("halo.core")
 
@@ -124,7 +125,8 @@ function M.stop()
   active = nil
   local now = core.node.now()
   for _, t in ipairs(ticks) do
-    p.stacks[#p.stacks + 1] = { frames = { { t.name, t.file, 0, t.name .. " (" .. t.file .. ")" } },
+    local text = t.file ~= "" and t.name .. " (" .. t.file .. ")" or t.name
+    p.stacks[#p.stacks + 1] = { frames = { { t.name, t.file, 0, text } },
                                 count = t.ticks, pid = "loop" }
   end
   local total = 0
