@@ -143,7 +143,8 @@ static void on_sample(void *ud, halo_alloc_t *a, uint32_t idx) {
   halo_alloc_sample_t *r = halo_alloc_sample(a, idx);
   r->owner = B->node.current ? B->node.current->id : 0;
   lua_Hook h = lua_gethook(B->L);
-  if (h && h != heap_hook) { /* a foreign hook holds the slot: no stack will be read for this one */
+  if (h && h != heap_hook) { /* a foreign hook holds the slot (it may have replaced an armed one) */
+    name_pending(a, 0, 0, 0);
     name_record(a, idx, 0);
     return;
   }
