@@ -184,10 +184,19 @@ describe("cpuprof", function()
 
   -- A killed caller never stops its profile: the next one would wait for
   -- the dead one's deadline (up to 35 s) to be let in.
-  it("a profile whose caller was killed gives way to the next one at once", function()
+  it("a profile whose caller was killed is stopped, or gives way to the next one at once", function()
     local r = helper.run(function()
       local cpuprof = require("halo.cpuprof")
       local pid = halo.spawn(function() cpuprof.collect(30) end)
+      assert(helper.wait_until(cpuprof.running, 2000, 1))
+      halo.kill(pid)
+      assert(helper.wait_until(function() return not halo.alive(pid) end))
+      -- its guard stops it (no SIGPROF ticking until a next profile comes)
+      assert(helper.wait_until(function() return not cpuprof.running() end, 2000, 1))
+      pid = halo.spawn(function() -- and when the guard is gone too, the next start takes over
+        assert(cpuprof.start({ seconds = 30 }))
+        halo.receive()
+      end)
       assert(helper.wait_until(cpuprof.running, 2000, 1))
       halo.kill(pid)
       assert(helper.wait_until(function() return not halo.alive(pid) end))

@@ -135,14 +135,31 @@ function M.stop()
            duration_ns = (now - p.started) * 1e6, time_ns = p.wall0 * 1e9 }
 end
 
+-- A caller killed during collect never stops its profile: this process,
+-- watching it, does (else SIGPROF would tick until the next profile).
+local function guard(halo, owner, p)
+  return function()
+    if halo.monitor(owner) then
+      repeat local _, msg = halo.receive() until msg == "done" or halo.is_down(msg)
+    end
+    if active == p then M.stop() end
+  end
+end
+
 --- Profiles for seconds (blocks the calling process); returns the profile or nil, err.
 function M.collect(seconds, opts)
   opts = opts or {}
   local ok, err = M.start({ interval_ms = opts.interval_ms, seconds = seconds })
   if not ok then return nil, err end
   local halo = require("halo")
+  local p = active
+  local spawned, g = pcall(function()
+    return halo.spawn(guard(halo, halo.self(), p), nil, { behavior = "halo.cpuprof.guard" })
+  end)
+  if not spawned then g = nil end
   local slept, serr = pcall(halo.sleep, math.floor(seconds * 1000))
   local prof = M.stop()
+  if g then halo.send(g, "done") end
   if not slept then error(serr, 0) end
   return prof
 end
