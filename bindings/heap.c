@@ -19,9 +19,11 @@
  * allocated; a sample taken inside a compiled trace is named when the trace
  * exits (the same function for a loop, a later line at worst). A record
  * whose process is not the one running at the hook (the allocation came
- * from the core between two processes) is named "(outside Lua)". When a
- * foreign hook (debug.sethook) is set, the hook is not replaced and the
- * records wait for the next read of the profile, named "(unknown)".
+ * from the core between two processes) is named "(outside Lua)". While a
+ * foreign hook (debug.sethook) holds the slot, the hook is not replaced and
+ * a sample taken meanwhile is named "(unknown)" at once: waiting would have
+ * the next hook, after the foreign one is gone, name it with an unrelated
+ * stack. Records still pending at a read of the profile are "(unknown)" too.
  *
  * Collector cycles: a finalizer sentinel, a userdata that, when collected,
  * counts one completed cycle and makes its successor. LuaJIT steps its
@@ -110,23 +112,28 @@ static uint32_t label_site(const char *label) {
   return site_id(&f, 1);
 }
 
-/* Names the pending records: with site (0: counted as dropped). */
+/* Names record idx with site s (0: "(unknown)"; out of memory: counted as dropped). */
+static void name_record(halo_alloc_t *a, uint32_t idx, uint32_t s) {
+  halo_alloc_sample_t *r = halo_alloc_sample(a, idx);
+  if (!r) return;
+  if (!s) s = label_site("(unknown)");
+  if (!s) { /* out of memory: the record is forgotten */
+    r->site = UINT32_MAX;
+    halo_alloc_sample_done(a, idx);
+    H.dropped++;
+    return;
+  }
+  r->site = s;
+  H.sites[s - 1].alloc_objects += r->weight;
+  H.sites[s - 1].alloc_bytes += r->weight * (double)r->size;
+  halo_alloc_sample_done(a, idx);
+}
+
+/* Names the pending records: site for those of owner, other for the rest. */
 static void name_pending(halo_alloc_t *a, uint32_t site, uint32_t other, uint64_t owner) {
   for (uint32_t i = 0; i < H.npending; i++) {
     halo_alloc_sample_t *r = halo_alloc_sample(a, H.pending[i]);
-    if (!r) continue;
-    uint32_t s = r->owner == owner ? site : other;
-    if (!s) s = label_site("(unknown)");
-    if (!s) { /* out of memory: the record is forgotten */
-      r->site = UINT32_MAX;
-      halo_alloc_sample_done(a, H.pending[i]);
-      H.dropped++;
-      continue;
-    }
-    r->site = s;
-    H.sites[s - 1].alloc_objects += r->weight;
-    H.sites[s - 1].alloc_bytes += r->weight * (double)r->size;
-    halo_alloc_sample_done(a, H.pending[i]);
+    if (r) name_record(a, H.pending[i], r->owner == owner ? site : other);
   }
   H.npending = 0;
 }
@@ -135,6 +142,12 @@ static void on_sample(void *ud, halo_alloc_t *a, uint32_t idx) {
   halo_binding_t *B = ud;
   halo_alloc_sample_t *r = halo_alloc_sample(a, idx);
   r->owner = B->node.current ? B->node.current->id : 0;
+  lua_Hook h = lua_gethook(B->L);
+  if (h && h != heap_hook) { /* a foreign hook holds the slot (it may have replaced an armed one) */
+    name_pending(a, 0, 0, 0);
+    name_record(a, idx, 0);
+    return;
+  }
   if (H.npending == H.cappending) { /* malloc: not the Lua allocator */
     uint32_t cap = H.cappending ? 2 * H.cappending : 256;
     uint32_t *np = cap <= HEAP_PENDING ? realloc(H.pending, cap * sizeof *np) : NULL;
@@ -147,7 +160,6 @@ static void on_sample(void *ud, halo_alloc_t *a, uint32_t idx) {
     H.cappending = cap;
   }
   H.pending[H.npending++] = idx;
-  lua_Hook h = lua_gethook(B->L);
   if (!h) lua_sethook(B->L, heap_hook, LUA_MASKCOUNT, 1);
 }
 

@@ -201,10 +201,12 @@ static int l_ticks(lua_State *L) {
   return 1;
 }
 
-/* core.pprof.running() -> pid, registered name or nil | nil: the process whose code runs now */
+/* core.pprof.running() -> pid, registered name or nil | nil: the process whose code runs now.
+ * The profiler's callback calls it on its own thread, at any instruction (after its node
+ * ended too): it neither raises (LuaJIT would end the OS process) nor sets B->cur. */
 static int l_running(lua_State *L) {
-  halo_binding_t *B = hb_node(L);
-  halo_proc_t *p = B->node.current;
+  halo_binding_t *B = halo__B;
+  halo_proc_t *p = B ? B->node.current : NULL;
   if (!p) {
     lua_pushnil(L);
     return 1;

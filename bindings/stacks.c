@@ -101,6 +101,18 @@ static void put_json(lua_State *L, sbuf_t *b, const char *s) {
   }
 }
 
+/* Text of a frame (a function's or a chunk's name: any bytes) on one line: controls become '?'. */
+static void put_line(lua_State *L, sbuf_t *b, const char *s) {
+  for (const char *r = s;; r++) {
+    const char *q = r;
+    while (*q && (unsigned char)*q >= 0x20 && *q != 0x7f) q++;
+    put(L, b, r, (size_t)(q - r));
+    if (!*q) return;
+    put(L, b, "?", 1);
+    r = q;
+  }
+}
+
 static void put_label(lua_State *L, sbuf_t *b, const char *k, const char *v, int *first) {
   if (!v || !*v) return;
   puts_(L, b, *first ? "{\"" : ", \"");
@@ -190,13 +202,13 @@ static void put_frames(lua_State *L, sbuf_t *b, lua_State *co, int self, int beh
     if (g) put(L, b, "#\t", 2);
     if (*ar.what == 'C') put(L, b, "[C] ", 4);
     lua_Debug next;
-    if (ar.name) puts_(L, b, ar.name);
+    if (ar.name) put_line(L, b, ar.name);
     else if (*ar.what == 'm') put(L, b, "main chunk", 10);
     else if (behavior && *ar.what == 'L' && !lua_getstack(co, lv + 1, &next)) put(L, b, "halo.dispatch", 13);
     else if (*ar.what == 'C') put(L, b, "?", 1);
     else {
       put(L, b, "function <", 10);
-      puts_(L, b, ar.source[0] == '@' ? ar.source + 1 : ar.short_src);
+      put_line(L, b, ar.source[0] == '@' ? ar.source + 1 : ar.short_src);
       put(L, b, ":", 1);
       putu(L, b, (uint64_t)(ar.linedefined > 0 ? ar.linedefined : 0));
       put(L, b, ">", 1);
@@ -204,7 +216,7 @@ static void put_frames(lua_State *L, sbuf_t *b, lua_State *co, int self, int beh
     put(L, b, g ? "\t" : "\n\t", g ? 1 : 2);
     if (*ar.what == 'C') put(L, b, "[C]", 3);
     else {
-      puts_(L, b, ar.source[0] == '@' ? ar.source + 1 : ar.short_src);
+      put_line(L, b, ar.source[0] == '@' ? ar.source + 1 : ar.short_src);
       put(L, b, ":", 1);
       putu(L, b, (uint64_t)(ar.currentline > 0 ? ar.currentline : 0));
     }

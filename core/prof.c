@@ -1,6 +1,7 @@
 #include "prof.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 
@@ -14,9 +15,10 @@ static int hooked;
 
 static const char *const names[HALO_PROF_NMARKS] = {
   "halo_loop", "lua", "halo_sched_slice", "halo_link_read", "halo_httpd_read", "halo_loop_poll",
+  "halo_other_thread",
 };
 static const char *const files[HALO_PROF_NMARKS] = {
-  "core/node.c", "", "core/scheduler.c", "core/link.c", "core/httpd.c", "core/node.c",
+  "core/node.c", "", "core/scheduler.c", "core/link.c", "core/httpd.c", "core/node.c", "",
 };
 
 const char *halo_prof_mark_name(int mark) {
@@ -27,7 +29,18 @@ const char *halo_prof_mark_file(int mark) {
   return mark >= 0 && mark < HALO_PROF_NMARKS ? files[mark] : "core/node.c";
 }
 
+/* ITIMER_PROF counts the CPU time of every thread and the kernel delivers
+ * the tick to whichever one is running. The mark and LuaJIT's profiler both
+ * belong to the loop thread: a tick elsewhere (libuv's thread pool, the
+ * watchdog) is counted apart and never reaches LuaJIT, whose handler would
+ * rewrite the loop's dispatch table from that thread. */
+static pthread_t loop_thread;
+
 static void on_sigprof(int sig, siginfo_t *si, void *uc) {
+  if (!pthread_equal(pthread_self(), loop_thread)) {
+    __atomic_fetch_add(&ticks[HALO_PROF_THREAD], 1, __ATOMIC_RELAXED);
+    return;
+  }
   int mark = __atomic_load_n(&halo_prof_mark_, __ATOMIC_RELAXED);
   if (mark != HALO_PROF_LUA && mark >= 0 && mark < HALO_PROF_NMARKS) {
     __atomic_fetch_add(&ticks[mark], 1, __ATOMIC_RELAXED);
@@ -43,6 +56,7 @@ static void on_sigprof(int sig, siginfo_t *si, void *uc) {
 int halo_prof_hook(void) {
   if (hooked) return HALO_ETAKEN;
   for (int i = 0; i < HALO_PROF_NMARKS; i++) __atomic_store_n(&ticks[i], 0, __ATOMIC_RELAXED);
+  loop_thread = pthread_self();
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = on_sigprof;

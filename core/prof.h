@@ -31,6 +31,7 @@ enum {
   HALO_PROF_NET,    /* a cluster link's read: frames, decompression, delivery */
   HALO_PROF_HTTPD,  /* the HTTP server's read: parsing, routing */
   HALO_PROF_POLL,   /* libuv's poll phase: epoll and I/O dispatch */
+  HALO_PROF_THREAD, /* not a mark: a tick that landed on another thread (libuv's pool, the watchdog) */
   HALO_PROF_NMARKS
 };
 
@@ -51,7 +52,9 @@ const char *halo_prof_mark_name(int mark);
 const char *halo_prof_mark_file(int mark);
 
 /** Puts the mark-counting handler in front of the current SIGPROF handler
- *  (call right after LuaJIT's profiler started) and zeroes the counts.
+ *  (call on the loop thread right after LuaJIT's profiler started) and
+ *  zeroes the counts. Ticks that land on other threads are counted under
+ *  HALO_PROF_THREAD.
  *  Returns 0, HALO_ETAKEN when already hooked, or a negative errno. */
 int halo_prof_hook(void);
 

@@ -152,4 +152,49 @@ describe("cpuprof", function()
     assert.matches(burner_pid, tags, 1, true)
     os.remove(path)
   end)
+
+  -- The caller of collect never returns when its node stops during the
+  -- profile: SIGPROF would keep firing for the rest of the OS process, and
+  -- core.pprof.running, which the profiler's callback calls, raised outside
+  -- a node (LuaJIT ends the OS process when that callback raises).
+  it("a profile whose caller never came back ends with its node", function()
+    local cpuprof = require("halo.cpuprof")
+    local started = helper.run(function()
+      halo.spawn(function() cpuprof.collect(5) end)
+      return helper.wait_until(cpuprof.running, 2000, 1)
+    end)
+    assert.is_true(started)
+    assert.is_false(cpuprof.running())
+    local ok, pid = pcall(require("halo.core").pprof.running)
+    assert.is_true(ok, pid)
+    assert.is_nil(pid)
+    assert.is_true(cpuprof.start()) -- and the next node's profile starts afresh
+    cpuprof.stop()
+  end)
+
+  -- A killed caller never stops its profile: the next one would wait for
+  -- the dead one's deadline (up to 35 s) to be let in.
+  it("a profile whose caller was killed is stopped, or gives way to the next one at once", function()
+    local r = helper.run(function()
+      local cpuprof = require("halo.cpuprof")
+      local pid = halo.spawn(function() cpuprof.collect(30) end)
+      assert(helper.wait_until(cpuprof.running, 2000, 1))
+      halo.kill(pid)
+      assert(helper.wait_until(function() return not halo.alive(pid) end))
+      -- its guard stops it (no SIGPROF ticking until a next profile comes)
+      assert(helper.wait_until(function() return not cpuprof.running() end, 2000, 1))
+      pid = halo.spawn(function() -- and when the guard is gone too, the next start takes over
+        assert(cpuprof.start({ seconds = 30 }))
+        halo.receive()
+      end)
+      assert(helper.wait_until(cpuprof.running, 2000, 1))
+      halo.kill(pid)
+      assert(helper.wait_until(function() return not halo.alive(pid) end))
+      local ok, err = cpuprof.start({ seconds = 1 })
+      local p = cpuprof.stop()
+      return { ok, err, p ~= nil }
+    end)
+    assert.is_true(r[1], r[2])
+    assert.is_true(r[3])
+  end)
 end)

@@ -92,6 +92,30 @@ describe("heap sampling", function()
     assert.is_true(r.after.alloc >= r.held)
   end)
 
+  -- Samples taken while a foreign hook (debug.sethook) holds the hook slot
+  -- wait unnamed; once it is gone, the next sample's hook must not name
+  -- them with its own stack.
+  it("leaves samples taken under a foreign hook unknown, not named after a later site", function()
+    local r = helper.run(function()
+      heap.rate(4096)
+      debug.sethook(function() end, "", 1000000)
+      heapGrowsHere(2000) -- ~2 MB
+      debug.sethook()
+      local function heapAfterHook()
+        local t = {}
+        for i = 1, 64 do t[i] = string.rep("z", 1000) .. i end -- ~64 KB
+        return t
+      end
+      heapAfterHook()
+      local prof = heap.profile()
+      return { grows = site(prof, "heapGrowsHere"), after = site(prof, "heapAfterHook"),
+               unknown = site(prof, "(unknown)") }
+    end)
+    assert.equal(0, r.grows.alloc)
+    assert.is_true(r.unknown.alloc > 1e6, "unknown " .. r.unknown.alloc)
+    assert.is_true(r.after.alloc < 1e6, "heapAfterHook " .. r.after.alloc)
+  end)
+
   it("takes the run option heap_rate and survives an allocation-heavy load at rate 1", function()
     local r = helper.run(function()
       local rate = heap.rate()

@@ -32,6 +32,9 @@ local function block_of(text, needle)
   for _, b in ipairs(bs) do if b:find(needle, 1, true) then return b end end
 end
 
+-- The tool's text (errors raise).
+local function stacks_text(args) return assert(call(args)) end
+
 local function id(pid) return tonumber(pid:match("%.(%d+)>$")) end
 
 describe("pprof_goroutines", function()
@@ -200,5 +203,26 @@ describe("pprof_goroutines", function()
     assert.matches("^goroutine profile: total %d+, showing %d+\n\ngoroutine ", r.http2.body)
     assert.matches("\nstacksSleepsHere\n", r.http2.body)
     assert.matches("^goroutine profile: total %d+, showing %d+\n\n12 @ %[sleep%]\n", r.http1.body)
+  end)
+
+  -- A chunk name or a function's name may hold any byte: a newline in a frame
+  -- would end the block early or forge another goroutine's header.
+  it("keeps hostile chunk and function names on their frame's lines", function()
+    local text, n = helper.run(function()
+      local f = assert(load("local halo, parent = ... return function() _G['evil\\n\\ngoroutine 7 [running]:'] = function() halo.send(parent, 'parked') halo.sleep(60000) end "
+        .. "_G['evil\\n\\ngoroutine 7 [running]:']() end", "@chunk\n\ngoroutine 8 [running]:\n# labels: {}"))(halo, halo.self())
+      local pid = halo.spawn(f)
+      assert(select(2, halo.receive(5000)) == "parked") -- sent right before it parks
+      local t = stacks_text({ pid = pid })
+      local all = stacks_text({ limit = 0 })
+      halo.kill(pid)
+      _G["evil\n\ngoroutine 7 [running]:"] = nil
+      local _, count = all:gsub("\ngoroutine %d+ %[", "")
+      return t, { count, tonumber(all:match("^goroutine profile: total (%d+)")), all }
+    end)
+    assert.is_nil(text:find("\n\n", 1, true), text)
+    assert.is_nil(text:find("goroutine 8", 1, true) and text:find("\ngoroutine 8", 1, true), text)
+    assert.is_nil(text:find("\ngoroutine 7", 1, true), text)
+    assert.equal(n[2], n[1], n[3])
   end)
 end)

@@ -13,7 +13,8 @@
 -- its own C code (scheduler slice, link read, HTTP read, poll phase, other
 -- loop work) never reach LuaJIT: core/prof.c counts them under the core's
 -- phase mark, and they join the profile as one-frame C samples labelled
--- pid "loop". The default interval is 10 ms (100 Hz, the Go runtime's
+-- pid "loop"; so do ticks of other threads (libuv's pool, the watchdog) as
+-- halo_other_thread. The default interval is 10 ms (100 Hz, the Go runtime's
 -- rate); 1 ms is the finest jit.profile offers.
 local core = require("halo.core")
 
@@ -70,6 +71,13 @@ local function on_sample(th, samples, vmstate)
   s.count = s.count + samples
 end
 
+-- Whether the process that started a profile (nil: none) can still stop it.
+local function owner_alive(pid)
+  if not pid then return true end
+  local st = core.introspect.process_state(pid)
+  return st ~= nil and st ~= "terminated" and st ~= "zombee"
+end
+
 --- Starts a profile; opts.interval_ms (1..1000, default 10), opts.seconds
 -- (how long the caller means to run it), opts.owner (the PID that will stop
 -- it: its end frees the profile at once). Returns true, or nil, M.BUSY.
@@ -77,17 +85,19 @@ function M.start(opts)
   opts = opts or {}
   local now = core.node.now()
   if active then
-    -- a profile past its end lost its owner; one of an earlier node run
-    -- (this Lua state ran another node before) is gone with that node
-    local owned = active.owner == nil or require("halo").alive(active.owner)
-    if now <= active.deadline and active.serial == core.node.serial() and owned then return nil, M.BUSY end
+    -- a profile past its end, or whose owner process is gone (killed: it
+    -- never stops it), lost its owner; one of an earlier node run (this Lua
+    -- state ran another node before) is gone with that node
+    if now <= active.deadline and active.serial == core.node.serial() and owner_alive(active.owner) then
+      return nil, M.BUSY
+    end
     M.stop()
   end
   local interval = math.floor(tonumber(opts.interval_ms) or M.INTERVAL_MS)
   if interval < 1 then interval = 1 elseif interval > 1000 then interval = 1000 end
   jprof = jprof or require("jit.profile")
   active = { by_key = {}, stacks = {}, interval_ms = interval, started = now, serial = core.node.serial(),
-             wall0 = os.time(), owner = opts.owner,
+             wall0 = os.time(), owner = opts.owner or (running()),
              deadline = now + (tonumber(opts.seconds) or 30) * 1000 + GRACE_MS }
   -- "f": traces check for a pending sample at function boundaries; without
   -- it a sample taken in compiled code waits for the next trace exit and
@@ -116,7 +126,8 @@ function M.stop()
   active = nil
   local now = core.node.now()
   for _, t in ipairs(ticks) do
-    p.stacks[#p.stacks + 1] = { frames = { { t.name, t.file, 0, t.name .. " (" .. t.file .. ")" } },
+    local text = t.file ~= "" and t.name .. " (" .. t.file .. ")" or t.name
+    p.stacks[#p.stacks + 1] = { frames = { { t.name, t.file, 0, text } },
                                 count = t.ticks, pid = "loop" }
   end
   local total = 0
@@ -125,14 +136,31 @@ function M.stop()
            duration_ns = (now - p.started) * 1e6, time_ns = p.wall0 * 1e9 }
 end
 
+-- A caller killed during collect never stops its profile: this process,
+-- watching it, does (else SIGPROF would tick until the next profile).
+local function guard(halo, owner, p)
+  return function()
+    if halo.monitor(owner) then
+      repeat local _, msg = halo.receive() until msg == "done" or halo.is_down(msg)
+    end
+    if active == p then M.stop() end
+  end
+end
+
 --- Profiles for seconds (blocks the calling process); returns the profile or nil, err.
 function M.collect(seconds, opts)
   opts = opts or {}
   local halo = require("halo")
   local ok, err = M.start({ interval_ms = opts.interval_ms, seconds = seconds, owner = halo.self() })
   if not ok then return nil, err end
+  local p = active
+  local spawned, g = pcall(function()
+    return halo.spawn(guard(halo, halo.self(), p), nil, { behavior = "halo.cpuprof.guard" })
+  end)
+  if not spawned then g = nil end
   local slept, serr = pcall(halo.sleep, math.floor(seconds * 1000))
   local prof = M.stop()
+  if g then halo.send(g, "done") end
   if not slept then error(serr, 0) end
   return prof
 end

@@ -94,6 +94,14 @@ end
 -- (options of halo.mcp.start: started before the entry when it has a port, or
 -- in agent mode when the network is on). Returns exit_code, entry_error
 -- (string or nil), stats.
+-- What a node leaves running in this OS process ends with it: a CPU profile
+-- whose caller never came back (killed, or the node stopped first).
+local function ended(...)
+  local cpuprof = package.loaded["halo.cpuprof"]
+  if cpuprof and cpuprof.running() then cpuprof.stop() end
+  return ...
+end
+
 function halo.run(fn, opts)
   opts = opts or {}
   local registrar, entry = opts.registrar, fn
@@ -128,7 +136,7 @@ function halo.run(fn, opts)
     end
     return entry(...)
   end
-  return node.run(fn, opts.args, opts, body)
+  return ended(node.run(fn, opts.args, opts, body))
 end
 
 --- Spawns a process. behavior: a table of callbacks, a module name that
