@@ -17,19 +17,8 @@ local COOKIE = "admin-spec-cookie"
 local ENTRY = "local halo = require('halo'); assert(require('latency').start({ slowweb = '127.0.0.1:1' })); " ..
   "local f = io.open(..., 'w'); f:write('up'); f:close(); while true do halo.receive() end"
 
-local function read(path)
-  local f = io.open(path)
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local function read(path) return helper.read(path) or "" end
+local write = helper.write
 
 describe("halo call", function()
   local dir, reg, pids = nil, nil, {}

@@ -9,13 +9,7 @@ local M = {}
 M.halo_bin = (os.getenv("HALO_BUILD") or "build") .. "/halo"
 
 --- A file's contents ("" when it cannot be read).
-function M.read(path)
-  local f = io.open(path)
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+function M.read(path) return helper.read(path) or "" end
 
 --- True while OS process pid exists and is not a zombie.
 function M.alive(pid)

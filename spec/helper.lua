@@ -140,6 +140,22 @@ function helper.free_ports(n)
   return unpack(out)
 end
 
+--- The text of the file at path, or nil when it cannot be read.
+function helper.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+--- Writes text to the file at path (raises when it cannot).
+function helper.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
 --- Runs go tool pprof with args on path (HOME and the Go cache in a temp
 -- dir: HOME may be unset); returns its output.
 function helper.go_pprof(args, path)

@@ -3,16 +3,11 @@
 -- a cluster of test nodes (spec/mcp/node.lua) as OS processes.
 local json = require("halo.json")
 local http = require("halo.http")
+local helper = require("helper")
 
 local M = {}
 
-local function read(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = helper.read
 M.read = read
 
 --- Starts n (default 3) test nodes node1..n@localhost running
@@ -22,7 +17,6 @@ M.read = read
 -- echo = {node -> mcp_test_echo's PID}, stop = function}; stop kills the
 -- nodes and removes dir. Blocking: call outside a node (setup).
 function M.cluster(n)
-  local helper = require("helper")
   local halo_bin = (os.getenv("HALO_BUILD") or "build") .. "/halo"
   local c = { dir = helper.script_dir("README", "mcp cluster\n"), nodes = {}, pids = {}, echo = {} }
   for i = 1, n or 3 do c.nodes[i] = ("node%d@localhost"):format(i) end

@@ -55,11 +55,7 @@ local function tools_dir(files)
   return dir
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = helper.write
 
 local client = require("mcp_helper").client
 
