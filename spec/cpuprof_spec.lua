@@ -134,15 +134,19 @@ describe("cpuprof", function()
       local r2 = assert(halo.http.request({ host = "127.0.0.1", port = port,
         path = "/debug/pprof/profile?seconds=1", timeout = 10000 }))
       require("halo.cpuprof").stop()
-      local r3 = assert(halo.http.request({ host = "127.0.0.1", port = port,
-        path = "/debug/pprof/profile?seconds=x", timeout = 10000 }))
+      local malformed = {}
+      for _, q in ipairs({ "x", "1e3", "0x10", "1.0", "", "+2" }) do -- decimal integers only (Go's ParseInt)
+        local r = assert(halo.http.request({ host = "127.0.0.1", port = port,
+          path = "/debug/pprof/profile?seconds=" .. q, timeout = 10000 }))
+        malformed[#malformed + 1] = r.status
+      end
       halo.send(pid, "stop")
       radar.stop()
-      return { r2.status, r2.body, r3.status }, pid
+      return { r2.status, r2.body, malformed }, pid
     end)
     assert.equal(409, busy[1])
     assert.equal("failed to start CPU profile: a CPU profile is already running\n", busy[2])
-    assert.equal(400, busy[3])
+    assert.same({ 400, 400, 400, 400, 400, 400 }, busy[3])
     local top = go_pprof("-top -nodecount=30", path)
     assert.matches("Type: cpu", top, 1, true)
     local flat = top:match("\n%s*%d+m?s%s+([%d.]+)%%%s+[%d.]+%%%s+%d+m?s%s+[%d.]+%%%s+cpuBurnSpec\n")

@@ -236,9 +236,9 @@ function M.serve(req)
   local raw = q:match("^seconds=([^&]*)") or q:match("&seconds=([^&]*)")
   local seconds = 30
   if raw then
-    seconds = tonumber(raw)
-    if not seconds or seconds % 1 ~= 0 then
-      return 400, "bad seconds: '" .. raw .. "' is not an integer\n", { ["content-type"] = text }
+    seconds = raw:match("^%-?%d+$") and tonumber(raw) -- decimal digits only, as Go's ParseInt
+    if not seconds then
+      return 400, "bad seconds: '" .. raw:sub(1, 64) .. "' is not an integer\n", { ["content-type"] = text }
     end
     if seconds < 1 then seconds = 1 elseif seconds > 30 then seconds = 30 end
   end
