@@ -85,21 +85,8 @@ function Worker:terminate(reason) halo.log.info("latency worker terminated: %s",
 
 -- latency.sender -------------------------------------------------------------------
 
-local Sender = { name = "latency.sender" }
-M.Sender = Sender
-
-function Sender:init(o)
-  self.o = o
-  halo.log.info("latency sender started on %s", scenario.node())
-  halo.send_after(halo.self(), "burst", o.first_burst)
-end
-
-function Sender:burst()
-  local node, err = scenario.next_remote(self, M.NAME)
-  if not node then
-    if err then halo.log.warning("latency sender: %s", err) end
-    return
-  end
+local Sender = scenario.sender({ name = "latency.sender", label = "latency sender", app = M.NAME,
+                                 first = "first_burst", every = "burst_every", burst = function(self, node)
   local to, n = halo.net.process_id("latency_worker", node), self.o.burst_size
   for i = 0, n - 1 do
     local ok, serr = halo.send(to, { type = "MessagePing", Seq = i })
@@ -109,15 +96,8 @@ function Sender:burst()
     end
   end
   halo.log.info("latency sender: %d messages -> %s", n, node)
-end
-
-function Sender:handle_message(_, msg)
-  if msg ~= "burst" then return end
-  self:burst()
-  halo.send_after(halo.self(), "burst", scenario.draw(self.o.burst_every))
-end
-
-function Sender:terminate(reason) halo.log.info("latency sender terminated: %s", tostring(reason)) end
+end })
+M.Sender = Sender
 
 -- the application ------------------------------------------------------------------
 

@@ -88,21 +88,8 @@ function Pool:terminate(reason) halo.log.info("messaging pool terminated: %s", t
 
 -- messaging.sender ----------------------------------------------------------------
 
-local Sender = { name = "messaging.sender" }
-M.Sender = Sender
-
-function Sender:init(o)
-  self.o = o
-  halo.log.info("messaging sender started on %s", scenario.node())
-  halo.send_after(halo.self(), "burst", o.first_burst)
-end
-
-function Sender:burst()
-  local node, err = scenario.next_remote(self, M.NAME)
-  if not node then
-    if err then halo.log.warning("messaging sender: %s", err) end
-    return
-  end
+local Sender = scenario.sender({ name = "messaging.sender", label = "messaging sender", app = M.NAME,
+                                 first = "first_burst", every = "burst_every", burst = function(self, node)
   self.buf = self.buf or random_string(self.o.payload_size[2] * 4, ALNUM)
   local to, n = halo.net.process_id("messaging_pool", node), scenario.draw(self.o.burst_size)
   halo.log.debug("messaging sender: burst %d messages -> %s", n, node)
@@ -114,30 +101,14 @@ function Sender:burst()
     end
     if i % 100 == 99 then halo.yield() end -- where a congested link parks the sender
   end
-end
-
-function Sender:handle_message(_, msg)
-  if msg ~= "burst" then return end
-  self:burst()
-  halo.send_after(halo.self(), "burst", scenario.draw(self.o.burst_every))
-end
-
-function Sender:terminate(reason) halo.log.info("messaging sender terminated: %s", tostring(reason)) end
+end })
+M.Sender = Sender
 
 -- messaging.bulkSender --------------------------------------------------------------
 
-local BulkSender = { name = "messaging.bulkSender" }
-M.BulkSender = BulkSender
-
-function BulkSender:init(o)
-  self.o = o
-  halo.log.info("bulk sender started on %s", scenario.node())
-  halo.send_after(halo.self(), "burst", o.bulk_first_burst)
-end
-
 -- A message of n bytes: the pattern repeated up to 10..80 % of it, then noise,
 -- so compression shrinks it 1.1 to 5 times.
-function BulkSender:payload(n)
+local function bulk_payload(self, n)
   local max = self.o.bulk_length[2]
   if not self.pattern then
     self.pattern = PATTERN:rep(math.ceil(max / #PATTERN)):sub(1, max)
@@ -147,13 +118,12 @@ function BulkSender:payload(n)
   return self.pattern:sub(1, cut) .. slice(self.noise, n - cut)
 end
 
-function BulkSender:burst()
-  local node = scenario.next_remote(self, M.NAME)
-  if not node then return end
+local BulkSender = scenario.sender({ name = "messaging.bulkSender", label = "bulk sender", app = M.NAME,
+                                     first = "bulk_first_burst", every = "bulk_every", burst = function(self, node)
   local to, n = halo.net.process_id("messaging_pool", node), scenario.draw(self.o.bulk_size)
   for i = 0, n - 1 do
     halo.net.compress(math.random(2) == 1)
-    local ok, err = halo.send(to, { type = "MessageBulkPayload", Data = self:payload(scenario.draw(self.o.bulk_length)) })
+    local ok, err = halo.send(to, { type = "MessageBulkPayload", Data = bulk_payload(self, scenario.draw(self.o.bulk_length)) })
     if not ok then
       halo.log.warning("bulk sender: send error at %d: %s", i, tostring(err))
       return
@@ -161,15 +131,8 @@ function BulkSender:burst()
     halo.yield()
   end
   halo.log.debug("bulk sender: burst %d large messages -> %s", n, node)
-end
-
-function BulkSender:handle_message(_, msg)
-  if msg ~= "burst" then return end
-  self:burst()
-  halo.send_after(halo.self(), "burst", scenario.draw(self.o.bulk_every))
-end
-
-function BulkSender:terminate(reason) halo.log.info("bulk sender terminated: %s", tostring(reason)) end
+end })
+M.BulkSender = BulkSender
 
 -- the application ----------------------------------------------------------------
 

@@ -73,6 +73,30 @@ function M.next_remote(self, app)
   return remotes[(self.rr - 1) % #remotes + 1]
 end
 
+--- A sender behavior shown as spec.name: every M.draw(o[spec.every]) ms (the
+-- first after o[spec.first]) spec.burst(self, node) sends a burst to the next
+-- remote node of spec.app (M.next_remote); log lines name it spec.label.
+function M.sender(spec)
+  local S = { name = spec.name }
+  function S:init(o)
+    self.o = o
+    halo.log.info("%s started on %s", spec.label, M.node())
+    halo.send_after(halo.self(), "burst", o[spec.first])
+  end
+  function S:handle_message(_, msg)
+    if msg ~= "burst" then return end
+    local node, err = M.next_remote(self, spec.app)
+    if node then
+      spec.burst(self, node)
+    elseif err then
+      halo.log.warning("%s: %s", spec.label, err)
+    end
+    halo.send_after(halo.self(), "burst", M.draw(self.o[spec.every]))
+  end
+  function S:terminate(reason) halo.log.info("%s terminated: %s", spec.label, tostring(reason)) end
+  return S
+end
+
 --- This node's name (asked once per node run).
 local node_name = {}
 function M.node()
