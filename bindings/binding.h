@@ -44,6 +44,18 @@ typedef struct hb_watch {
   void (*ended)(halo_node_t *n, halo_proc_t *p);
 } hb_watch_t;
 
+/* The collector's pacing at slice boundaries (bindings/gc.c). */
+typedef struct hb_gc {
+  int on;                 /* halo paces the collector (node option gc_pacing, default on) */
+  int active;             /* a cycle is under way */
+  uint64_t total0;        /* LuaJIT's heap bytes when the allocator was installed */
+  uint64_t next_total;    /* heap bytes at which the next cycle is due */
+  uint64_t last_alloc;    /* alloc.allocated at the last step */
+  uint64_t steps, cycles; /* paced steps, cycles they ended */
+  uint64_t ns_total, last_pause_ns, max_pause_ns;
+  uint64_t cpu0_ns;       /* the OS process's CPU time at node start */
+} hb_gc_t;
+
 typedef struct halo_binding {
   halo_node_t node;
   uv_loop_t loop;
@@ -66,6 +78,7 @@ typedef struct halo_binding {
   int64_t anchored;     /* payload anchors held */
   int64_t refs;         /* process refs held */
   halo_alloc_t alloc;
+  hb_gc_t gc;
   lua_Alloc old_allocf;
   void *old_allocud;
   uv_signal_t sigint, sigterm;
@@ -233,6 +246,14 @@ void hb_open_stacks(lua_State *L);
  *  once the allocator is uninstalled). */
 void hb_open_heap(lua_State *L);
 void hb_heap_start(halo_binding_t *B, lua_State *L, int opts);
+/** The collector's pacing (bindings/gc.c): start with the node's options at
+ *  index opts (once the allocator is installed), a step after each slice
+ *  when one is due, stop (LuaJIT's own trigger again), the figures as a
+ *  table on top of L. */
+void hb_gc_start(halo_binding_t *B, lua_State *L, int opts);
+void hb_gc_slice(halo_binding_t *B);
+void hb_gc_stop(halo_binding_t *B, lua_State *L);
+void hb_gc_push_stats(halo_binding_t *B, lua_State *L);
 void hb_heap_free(halo_binding_t *B, lua_State *L);
 void hb_open_pprof(lua_State *L);
 /** JSON encoder (json.c): core.json.setup, core.json.encode. */

@@ -163,7 +163,7 @@ static int run_failed(halo_proc_t *p, lua_State *co) {
   return HALO_RUN_EXITED;
 }
 
-static int hook_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
+static int run_slice(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
   halo_binding_t *B = n->host;
   lua_State *co = p->host;
   run_ctx_t c = {B, p, co, msg, 0, 0};
@@ -222,6 +222,13 @@ static int hook_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
   }
   if (hb_gate(B, p, "the end of a process", finish_body, &c)) return run_failed(p, co);
   return HALO_RUN_EXITED;
+}
+
+/* A slice, then the collector's step when one is due (bindings/gc.c). */
+static int hook_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
+  int rc = run_slice(n, p, msg);
+  hb_gc_slice(n->host);
+  return rc;
 }
 
 static int traceback_handler(lua_State *L) {

@@ -376,6 +376,8 @@ static int l_stats(lua_State *L) {
   SET_INT("gc_cycles", H.gc_cycles);
   SET_INT("rss", rss);
   SET_INT("heap_rate", a->sample_rate);
+  hb_gc_push_stats(B, L);
+  lua_setfield(L, -2, "gc");
   return 1;
 }
 

@@ -142,6 +142,7 @@ static int l_run(lua_State *L) {
   n->alloc = &B->alloc;
   halo__B = B;
   hb_heap_start(B, L, 3);
+  hb_gc_start(B, L, 3);
 
   lua_getfield(L, 3, "signals");
   B->use_signals = lua_toboolean(L, -1);
@@ -229,6 +230,7 @@ static int l_run(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)n->counters.spawned);
   lua_setfield(L, -2, "spawned");
 
+  hb_gc_stop(B, L);
   lua_setallocf(L, B->old_allocf, B->old_allocud);
   halo_alloc_release(&B->alloc);
   hb_heap_free(B, L);

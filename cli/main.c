@@ -85,6 +85,8 @@ static const char *run_usage =
     "  --mcp-tools DIR       the tool files (default: the checkout's mcp_tools/)\n"
     "  --mcp-expose-env      node_env shows the OS environment (secret-looking values redacted)\n"
     "  --no-mcp              no mcp application, not even in agent mode\n"
+    "  --no-gc-pacing        leave the collector's steps to LuaJIT (untimed, inside\n"
+    "                        allocations) instead of between process slices\n"
     "  -e CODE               run CODE instead of a file\n"
     "  -h, --help            this text\n"
     "\n"
@@ -116,7 +118,7 @@ static int cmd_run(int argc, char **argv) {
   const char *mcp_tools = NULL, *origins[64];
   int norigins = 0, mcp_read_only = 0, mcp_off = 0, mcp_env = 0;
   const char *paths[64], *joins[64];
-  int njoins = 0, npaths = 0, wd = 1000, wd_hard = 30000, admin = 0, i;
+  int njoins = 0, npaths = 0, wd = 1000, wd_hard = 30000, admin = 0, gc_off = 0, i;
   for (i = 0; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -162,6 +164,8 @@ static int cmd_run(int argc, char **argv) {
       mcp_env = 1;
     } else if (!strcmp(a, "--no-mcp")) {
       mcp_off = 1;
+    } else if (!strcmp(a, "--no-gc-pacing")) {
+      gc_off = 1;
     } else if (!strcmp(a, "-e") && i + 1 < argc) {
       code = argv[++i];
       i++;
@@ -274,6 +278,10 @@ static int cmd_run(int argc, char **argv) {
   if (admin) {
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "admin");
+  }
+  if (gc_off) {
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "gc_pacing");
   }
   if (!mcp_off) { /* halo.run starts it when it has a port or the network is on */
     lua_createtable(L, 0, 6);

@@ -145,8 +145,8 @@ function M.stats_text()
     { "total_alloc", s.allocated },
     { "sys", s.rss },
     { "num_gc", s.gc_cycles },
-    { "last_gc_pause_ns", 0 },
-    { "gc_cpu_percent", 0 },
+    { "last_gc_pause_ns", s.gc.last_pause_ns },
+    { "gc_cpu_percent", s.gc.cpu_percent },
   }
   local out = {}
   for i, kv in ipairs(keys) do

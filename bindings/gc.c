@@ -1,0 +1,133 @@
+/*
+ * The collector's pacing: halo takes LuaJIT's incremental collector steps
+ * itself, between two process slices, where it can time them.
+ *
+ * LuaJIT runs a collector step inside whichever allocation crosses its
+ * trigger, in the middle of a process's code, and has no hook around it:
+ * neither its length nor its share of the CPU can be measured there, and
+ * the process that happened to allocate is billed for it. Through the
+ * public lua_gc API halo can instead (1) run a step that pays the debt of
+ * the bytes allocated since the previous one (LUA_GCSTEP n: the work n KB
+ * of allocation would have paid for, LuaJIT's own pacing), timed, and (2)
+ * move LuaJIT's own trigger out of the way (LUA_GCSETPAUSE then
+ * LUA_GCRESTART -1 puts it at BACKSTOP percent of the heap). After each
+ * slice (hb_gc_slice, from hook_run): while a cycle is under way, a step
+ * once GC_BATCH bytes were allocated since the last; otherwise a new cycle
+ * once the heap has grown to the pause setting's percent of what the last
+ * cycle left (LuaJIT's rule), so the collector does the same work on the
+ * same schedule, only at slice boundaries.
+ *
+ * LuaJIT's trigger stays as the backstop: a slice that allocates more than
+ * the heap holds before it yields gets LuaJIT's own steps inside it, as
+ * before; those are not timed (runtime_stats shows how many cycles ended
+ * so: the sentinel's count of cycles less those the paced steps ended).
+ * A finalizer that raises ends the step through the gate (logged against
+ * the node): a process is never billed for another's garbage.
+ */
+#include "binding.h"
+
+#include <string.h>
+#include <sys/resource.h>
+
+#define GC_BATCH (16u * 1024u) /* bytes allocated between two steps of a cycle, at least */
+#define BACKSTOP 300           /* LuaJIT's own trigger, percent of the heap after a step */
+
+static uint64_t cpu_ns(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
+         ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
+}
+
+static uint64_t heap_bytes(halo_binding_t *B) {
+  int64_t t = (int64_t)B->gc.total0 + halo_alloc_live(&B->alloc);
+  return t > 0 ? (uint64_t)t : 0;
+}
+
+/* Moves LuaJIT's trigger to BACKSTOP percent of the heap; returns the pause setting. */
+static int backstop(lua_State *L) {
+  int pause = lua_gc(L, LUA_GCSETPAUSE, BACKSTOP);
+  lua_gc(L, LUA_GCRESTART, -1);
+  lua_gc(L, LUA_GCSETPAUSE, pause);
+  return pause;
+}
+
+typedef struct step_ctx {
+  halo_binding_t *B;
+  int kb;
+} step_ctx_t;
+
+static int step_body(lua_State *L, void *ud) {
+  step_ctx_t *c = ud;
+  hb_gc_t *g = &c->B->gc;
+  uint64_t t0 = uv_hrtime();
+  int done = lua_gc(L, LUA_GCSTEP, c->kb);
+  uint64_t dt = uv_hrtime() - t0;
+  g->steps++;
+  g->ns_total += dt;
+  g->last_pause_ns = dt;
+  if (dt > g->max_pause_ns) g->max_pause_ns = dt;
+  int pause = backstop(L);
+  if (done) {
+    g->active = 0;
+    g->cycles++;
+    g->next_total = heap_bytes(c->B) / 100 * (uint64_t)(pause > 0 ? pause : 200);
+  }
+  return 0;
+}
+
+void hb_gc_slice(halo_binding_t *B) {
+  hb_gc_t *g = &B->gc;
+  if (!g->on) return;
+  uint64_t since = B->alloc.allocated - g->last_alloc;
+  if (g->active) {
+    if (since < GC_BATCH) return;
+  } else {
+    if (heap_bytes(B) < g->next_total) return;
+    g->active = 1;
+    since = 0; /* the new cycle owes nothing for what came before it: a first step starts it */
+  }
+  g->last_alloc = B->alloc.allocated;
+  step_ctx_t c = {B, since / 1024 > 1048576 ? 1048576 : (int)(since / 1024)};
+  hb_gate(B, NULL, "the collector", step_body, &c);
+}
+
+void hb_gc_start(halo_binding_t *B, lua_State *L, int opts) {
+  hb_gc_t *g = &B->gc;
+  memset(g, 0, sizeof *g);
+  lua_getfield(L, opts, "gc_pacing");
+  g->on = lua_isnil(L, -1) || lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  g->total0 = (uint64_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024u + (uint64_t)lua_gc(L, LUA_GCCOUNTB, 0);
+  g->cpu0_ns = cpu_ns();
+  if (!g->on) return;
+  int pause = backstop(L);
+  g->next_total = g->total0 / 100 * (uint64_t)(pause > 0 ? pause : 200);
+}
+
+void hb_gc_stop(halo_binding_t *B, lua_State *L) {
+  if (B->gc.on) lua_gc(L, LUA_GCRESTART, -1); /* LuaJIT's own trigger again, at the pause setting */
+  B->gc.on = 0;
+}
+
+void hb_gc_push_stats(halo_binding_t *B, lua_State *L) {
+  hb_gc_t *g = &B->gc;
+  uint64_t cpu = cpu_ns() - g->cpu0_ns;
+  lua_createtable(L, 0, 8);
+  lua_pushboolean(L, g->on);
+  lua_setfield(L, -2, "pacing");
+  lua_pushnumber(L, (lua_Number)g->steps);
+  lua_setfield(L, -2, "steps");
+  lua_pushnumber(L, (lua_Number)g->cycles);
+  lua_setfield(L, -2, "cycles");
+  lua_pushnumber(L, (lua_Number)g->ns_total);
+  lua_setfield(L, -2, "ns_total");
+  lua_pushnumber(L, (lua_Number)g->last_pause_ns);
+  lua_setfield(L, -2, "last_pause_ns");
+  lua_pushnumber(L, (lua_Number)g->max_pause_ns);
+  lua_setfield(L, -2, "max_pause_ns");
+  lua_pushnumber(L, (lua_Number)cpu);
+  lua_setfield(L, -2, "cpu_ns");
+  lua_pushnumber(L, cpu ? (lua_Number)g->ns_total * 100.0 / (lua_Number)cpu : 0.0);
+  lua_setfield(L, -2, "cpu_percent");
+}
