@@ -52,8 +52,12 @@ typedef struct hb_gc {
   uint64_t next_total;    /* heap bytes at which the next cycle is due */
   uint64_t last_alloc;    /* alloc.allocated at the last step */
   uint64_t steps, cycles; /* paced steps, cycles they ended */
-  uint64_t ns_total, last_pause_ns, max_pause_ns;
-  uint64_t cpu0_ns;       /* the OS process's CPU time at node start */
+  uint64_t sentinel;      /* hb_heap_cycles() after the last paced step: a change
+                             between steps is a cycle ended by someone else */
+  uint64_t wall_total;    /* wall time in paced steps */
+  uint64_t wall_sampled, cpu_sampled; /* wall and CPU time of the steps whose CPU time was read */
+  uint64_t last_pause_ns, max_pause_ns; /* wall time of a step */
+  uint64_t cpu0_ns;       /* the loop thread's CPU time at node start */
 } hb_gc_t;
 
 typedef struct halo_binding {
@@ -254,6 +258,11 @@ void hb_gc_start(halo_binding_t *B, lua_State *L, int opts);
 void hb_gc_slice(halo_binding_t *B);
 void hb_gc_stop(halo_binding_t *B, lua_State *L);
 void hb_gc_push_stats(halo_binding_t *B, lua_State *L);
+/** core.heap.pacing([on]) -> whether the collector is paced (switching it
+ *  at run time is for benchmarks: halo run --no-gc-pacing is the switch). */
+int hb_gc_pacing(lua_State *L);
+/** Collector cycles the heap sentinel has seen end (bindings/heap.c). */
+uint64_t hb_heap_cycles(void);
 void hb_heap_free(halo_binding_t *B, lua_State *L);
 void hb_open_pprof(lua_State *L);
 /** JSON encoder (json.c): core.json.setup, core.json.encode. */

@@ -22,21 +22,26 @@
  * before; those are not timed (runtime_stats shows how many cycles ended
  * so: the sentinel's count of cycles less those the paced steps ended).
  * A finalizer that raises ends the step through the gate (logged against
- * the node): a process is never billed for another's garbage.
+ * the node): a process is never billed for another's garbage. A CPU
+ * profile counts a step's ticks under the core's mark halo_gc_step: LuaJIT
+ * would hand them to its hook at the next Lua instruction, in whichever
+ * process runs next.
  */
 #include "binding.h"
+#include "prof.h"
 
 #include <string.h>
-#include <sys/resource.h>
+#include <time.h>
 
 #define GC_BATCH (16u * 1024u) /* bytes allocated between two steps of a cycle, at least */
 #define BACKSTOP 300           /* LuaJIT's own trigger, percent of the heap after a step */
+#define CPU_EVERY 16           /* steps per one whose CPU time is read */
 
+/* CPU time of the calling thread (the loop's: steps and stats run there). */
 static uint64_t cpu_ns(void) {
-  struct rusage ru;
-  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
-  return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
-         ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static uint64_t heap_bytes(halo_binding_t *B) {
@@ -60,11 +65,21 @@ typedef struct step_ctx {
 static int step_body(lua_State *L, void *ud) {
   step_ctx_t *c = ud;
   hb_gc_t *g = &c->B->gc;
-  uint64_t t0 = uv_hrtime();
+  int mark = halo_prof_enter(HALO_PROF_GC); /* a CPU profile's tick here is the step's, not the next process's */
+  /* Every step's wall time (uv_hrtime: the vDSO, ~25 ns); the thread's CPU
+   * time (a system call, ~1.5 us in a VM) on one step in CPU_EVERY only, to
+   * take the time the OS gave other threads out of the share. */
+  int sampled = g->steps % CPU_EVERY == 0;
+  uint64_t c0 = sampled ? cpu_ns() : 0, t0 = uv_hrtime();
   int done = lua_gc(L, LUA_GCSTEP, c->kb);
   uint64_t dt = uv_hrtime() - t0;
+  if (sampled) {
+    g->cpu_sampled += cpu_ns() - c0;
+    g->wall_sampled += dt;
+  }
+  g->wall_total += dt;
+  halo_prof_leave(mark);
   g->steps++;
-  g->ns_total += dt;
   g->last_pause_ns = dt;
   if (dt > g->max_pause_ns) g->max_pause_ns = dt;
   int pause = backstop(L);
@@ -73,12 +88,26 @@ static int step_body(lua_State *L, void *ud) {
     g->cycles++;
     g->next_total = heap_bytes(c->B) / 100 * (uint64_t)(pause > 0 ? pause : 200);
   }
+  g->sentinel = hb_heap_cycles();
   return 0;
+}
+
+/* A cycle ended outside the paced steps (LuaJIT's backstop inside a slice,
+ * or collectgarbage() from Lua): LuaJIT is back in its pause, and its
+ * trigger at the pause setting; a paced step now would start a cycle early. */
+static void ended_elsewhere(halo_binding_t *B) {
+  hb_gc_t *g = &B->gc;
+  g->sentinel = hb_heap_cycles();
+  g->active = 0;
+  int pause = backstop(B->L);
+  g->next_total = heap_bytes(B) / 100 * (uint64_t)(pause > 0 ? pause : 200);
+  g->last_alloc = B->alloc.allocated;
 }
 
 void hb_gc_slice(halo_binding_t *B) {
   hb_gc_t *g = &B->gc;
   if (!g->on) return;
+  if (hb_heap_cycles() != g->sentinel) ended_elsewhere(B);
   uint64_t since = B->alloc.allocated - g->last_alloc;
   if (g->active) {
     if (since < GC_BATCH) return;
@@ -101,8 +130,28 @@ void hb_gc_start(halo_binding_t *B, lua_State *L, int opts) {
   g->total0 = (uint64_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024u + (uint64_t)lua_gc(L, LUA_GCCOUNTB, 0);
   g->cpu0_ns = cpu_ns();
   if (!g->on) return;
+  g->sentinel = hb_heap_cycles();
   int pause = backstop(L);
   g->next_total = g->total0 / 100 * (uint64_t)(pause > 0 ? pause : 200);
+}
+
+int hb_gc_pacing(lua_State *L) {
+  halo_binding_t *B = halo__B;
+  if (!B) return luaL_error(L, "core.heap.pacing: no node runs");
+  hb_gc_t *g = &B->gc;
+  if (!lua_isnoneornil(L, 1)) {
+    int on = lua_toboolean(L, 1);
+    if (on && !g->on) {
+      g->on = 1;
+      ended_elsewhere(B); /* LuaJIT's own steps may be midway: the model starts over */
+    } else if (!on && g->on) {
+      g->on = 0;
+      g->active = 0;
+      lua_gc(B->L, LUA_GCRESTART, -1);
+    }
+  }
+  lua_pushboolean(L, g->on);
+  return 1;
 }
 
 void hb_gc_stop(halo_binding_t *B, lua_State *L) {
@@ -120,7 +169,9 @@ void hb_gc_push_stats(halo_binding_t *B, lua_State *L) {
   lua_setfield(L, -2, "steps");
   lua_pushnumber(L, (lua_Number)g->cycles);
   lua_setfield(L, -2, "cycles");
-  lua_pushnumber(L, (lua_Number)g->ns_total);
+  /* CPU in steps: their wall time, scaled by CPU/wall of the sampled ones */
+  double ns = g->wall_sampled ? (double)g->wall_total * (double)g->cpu_sampled / (double)g->wall_sampled : 0;
+  lua_pushnumber(L, ns);
   lua_setfield(L, -2, "ns_total");
   lua_pushnumber(L, (lua_Number)g->last_pause_ns);
   lua_setfield(L, -2, "last_pause_ns");
@@ -128,6 +179,6 @@ void hb_gc_push_stats(halo_binding_t *B, lua_State *L) {
   lua_setfield(L, -2, "max_pause_ns");
   lua_pushnumber(L, (lua_Number)cpu);
   lua_setfield(L, -2, "cpu_ns");
-  lua_pushnumber(L, cpu ? (lua_Number)g->ns_total * 100.0 / (lua_Number)cpu : 0.0);
+  lua_pushnumber(L, cpu ? ns * 100.0 / (lua_Number)cpu : 0.0);
   lua_setfield(L, -2, "cpu_percent");
 }

@@ -359,6 +359,8 @@ static int l_profile(lua_State *L) {
   return 1;
 }
 
+uint64_t hb_heap_cycles(void) { return H.gc_cycles; }
+
 /* core.heap.stats() -> allocator and collector figures for runtime_stats. */
 static int l_stats(lua_State *L) {
   halo_binding_t *B = running(L);
@@ -383,6 +385,6 @@ static int l_stats(lua_State *L) {
 
 void hb_open_heap(lua_State *L) {
   static const luaL_Reg fns[] = {
-      {"rate", l_rate}, {"profile", l_profile}, {"stats", l_stats}, {NULL, NULL}};
+      {"rate", l_rate}, {"profile", l_profile}, {"stats", l_stats}, {"pacing", hb_gc_pacing}, {NULL, NULL}};
   luaL_register(L, NULL, fns);
 }

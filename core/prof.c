@@ -15,10 +15,10 @@ static int hooked;
 
 static const char *const names[HALO_PROF_NMARKS] = {
   "halo_loop", "lua", "halo_sched_slice", "halo_link_read", "halo_httpd_read", "halo_loop_poll",
-  "halo_other_thread",
+  "halo_gc_step", "halo_other_thread",
 };
 static const char *const files[HALO_PROF_NMARKS] = {
-  "core/node.c", "", "core/scheduler.c", "core/link.c", "core/httpd.c", "core/node.c", "",
+  "core/node.c", "", "core/scheduler.c", "core/link.c", "core/httpd.c", "core/node.c", "bindings/gc.c", "",
 };
 
 const char *halo_prof_mark_name(int mark) {

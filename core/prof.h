@@ -31,6 +31,7 @@ enum {
   HALO_PROF_NET,    /* a cluster link's read: frames, decompression, delivery */
   HALO_PROF_HTTPD,  /* the HTTP server's read: parsing, routing */
   HALO_PROF_POLL,   /* libuv's poll phase: epoll and I/O dispatch */
+  HALO_PROF_GC,     /* a collector step halo paces between slices (bindings/gc.c) */
   HALO_PROF_THREAD, /* not a mark: a tick that landed on another thread (libuv's pool, the watchdog) */
   HALO_PROF_NMARKS
 };

@@ -92,7 +92,9 @@ end
 -- "default"), metrics ("[HOST:]PORT": start the radar application before
 -- the entry; a malformed one raises), admin (halo.admin.allow(true)), mcp
 -- (options of halo.mcp.start: started before the entry when it has a port, or
--- in agent mode when the network is on). Returns exit_code, entry_error
+-- in agent mode when the network is on), gc_pacing (false: LuaJIT steps
+-- its collector inside allocations, untimed; README "The collector's
+-- pacing"). Returns exit_code, entry_error
 -- (string or nil), stats.
 -- What a node leaves running in this OS process ends with it: a CPU profile
 -- whose caller never came back (killed, or the node stopped first).

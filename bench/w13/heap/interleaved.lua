@@ -8,6 +8,7 @@ local heap = require("halo.heap")
 local DEFAULT = heap.rate()
 local taken
 package.loaded["halo.cpuprof"] = {
+  running = function() return false end,
   start = function()
     heap.rate(DEFAULT)
     taken = heap.profile().samples
