@@ -51,6 +51,7 @@ typedef struct hb_gc {
   uint64_t total0;        /* LuaJIT's heap bytes when the allocator was installed */
   uint64_t next_total;    /* heap bytes at which the next cycle is due */
   uint64_t last_alloc;    /* alloc.allocated at the last step */
+  uint64_t headroom;      /* bytes from the heap to LuaJIT's trigger after the last step */
   uint64_t steps, cycles; /* paced steps, cycles they ended */
   uint64_t sentinel;      /* hb_heap_cycles() after the last paced step: a change
                              between steps is a cycle ended by someone else */

@@ -49,11 +49,14 @@ static uint64_t heap_bytes(halo_binding_t *B) {
   return t > 0 ? (uint64_t)t : 0;
 }
 
-/* Moves LuaJIT's trigger to BACKSTOP percent of the heap; returns the pause setting. */
-static int backstop(lua_State *L) {
+/* Moves LuaJIT's trigger to BACKSTOP percent of the heap; returns the
+ * pause setting. What a slice allocates past the trigger LuaJIT's own
+ * steps pay for inside it: the next paced step pays for the headroom at most. */
+static int backstop(halo_binding_t *B, lua_State *L) {
   int pause = lua_gc(L, LUA_GCSETPAUSE, BACKSTOP);
   lua_gc(L, LUA_GCRESTART, -1);
   lua_gc(L, LUA_GCSETPAUSE, pause);
+  B->gc.headroom = heap_bytes(B) / 100 * (BACKSTOP - 100);
   return pause;
 }
 
@@ -82,7 +85,7 @@ static int step_body(lua_State *L, void *ud) {
   g->steps++;
   g->last_pause_ns = dt;
   if (dt > g->max_pause_ns) g->max_pause_ns = dt;
-  int pause = backstop(L);
+  int pause = backstop(c->B, L);
   if (done) {
     g->active = 0;
     g->cycles++;
@@ -99,7 +102,7 @@ static void ended_elsewhere(halo_binding_t *B) {
   hb_gc_t *g = &B->gc;
   g->sentinel = hb_heap_cycles();
   g->active = 0;
-  int pause = backstop(B->L);
+  int pause = backstop(B, B->L);
   g->next_total = heap_bytes(B) / 100 * (uint64_t)(pause > 0 ? pause : 200);
   g->last_alloc = B->alloc.allocated;
 }
@@ -117,6 +120,7 @@ void hb_gc_slice(halo_binding_t *B) {
     since = 0; /* the new cycle owes nothing for what came before it: a first step starts it */
   }
   g->last_alloc = B->alloc.allocated;
+  if (since > g->headroom) since = g->headroom;
   step_ctx_t c = {B, since / 1024 > 1048576 ? 1048576 : (int)(since / 1024)};
   hb_gate(B, NULL, "the collector", step_body, &c);
 }
@@ -131,7 +135,7 @@ void hb_gc_start(halo_binding_t *B, lua_State *L, int opts) {
   g->cpu0_ns = cpu_ns();
   if (!g->on) return;
   g->sentinel = hb_heap_cycles();
-  int pause = backstop(L);
+  int pause = backstop(B, L);
   g->next_total = g->total0 / 100 * (uint64_t)(pause > 0 ? pause : 200);
 }
 
