@@ -55,10 +55,9 @@ typedef struct hb_gc {
   uint64_t steps, cycles; /* paced steps, cycles they ended */
   uint64_t sentinel;      /* hb_heap_cycles() after the last paced step: a change
                              between steps is a cycle ended by someone else */
-  uint64_t wall_total;    /* wall time in paced steps */
-  uint64_t wall_sampled, cpu_sampled; /* wall and CPU time of the steps whose CPU time was read */
+  uint64_t wall_total;    /* time in paced steps */
   uint64_t last_pause_ns, max_pause_ns; /* wall time of a step */
-  uint64_t cpu0_ns;       /* the loop thread's CPU time at node start */
+  uint64_t wall0, idle0;  /* uv_hrtime and the loop's idle time at node start */
 } hb_gc_t;
 
 typedef struct halo_binding {

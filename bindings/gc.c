@@ -31,18 +31,9 @@
 #include "prof.h"
 
 #include <string.h>
-#include <time.h>
 
 #define GC_BATCH (16u * 1024u) /* bytes allocated between two steps of a cycle, at least */
 #define BACKSTOP 300           /* LuaJIT's own trigger, percent of the heap after a step */
-#define CPU_EVERY 16           /* steps per one whose CPU time is read */
-
-/* CPU time of the calling thread (the loop's: steps and stats run there). */
-static uint64_t cpu_ns(void) {
-  struct timespec ts;
-  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t heap_bytes(halo_binding_t *B) {
   int64_t t = (int64_t)B->gc.total0 + halo_alloc_live(&B->alloc);
@@ -69,17 +60,9 @@ static int step_body(lua_State *L, void *ud) {
   step_ctx_t *c = ud;
   hb_gc_t *g = &c->B->gc;
   int mark = halo_prof_enter(HALO_PROF_GC); /* a CPU profile's tick here is the step's, not the next process's */
-  /* Every step's wall time (uv_hrtime: the vDSO, ~25 ns); the thread's CPU
-   * time (a system call, ~1.5 us in a VM) on one step in CPU_EVERY only, to
-   * take the time the OS gave other threads out of the share. */
-  int sampled = g->steps % CPU_EVERY == 0;
-  uint64_t c0 = sampled ? cpu_ns() : 0, t0 = uv_hrtime();
+  uint64_t t0 = uv_hrtime();
   int done = lua_gc(L, LUA_GCSTEP, c->kb);
   uint64_t dt = uv_hrtime() - t0;
-  if (sampled) {
-    g->cpu_sampled += cpu_ns() - c0;
-    g->wall_sampled += dt;
-  }
   g->wall_total += dt;
   halo_prof_leave(mark);
   g->steps++;
@@ -132,7 +115,8 @@ void hb_gc_start(halo_binding_t *B, lua_State *L, int opts) {
   g->on = lua_isnil(L, -1) || lua_toboolean(L, -1);
   lua_pop(L, 1);
   g->total0 = (uint64_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024u + (uint64_t)lua_gc(L, LUA_GCCOUNTB, 0);
-  g->cpu0_ns = cpu_ns();
+  g->wall0 = uv_hrtime();
+  g->idle0 = uv_metrics_idle_time(&B->loop);
   if (!g->on) return;
   g->sentinel = hb_heap_cycles();
   int pause = backstop(B, L);
@@ -165,24 +149,28 @@ void hb_gc_stop(halo_binding_t *B, lua_State *L) {
 
 void hb_gc_push_stats(halo_binding_t *B, lua_State *L) {
   hb_gc_t *g = &B->gc;
-  uint64_t cpu = cpu_ns() - g->cpu0_ns;
+  /* the share: time in steps over the time the loop was busy (not waiting
+   * in its poll for I/O or timers); both are wall time, so a machine whose
+   * other jobs preempt the node stretches both alike */
+  uint64_t idle = uv_metrics_idle_time(&B->loop) - g->idle0, wall = uv_hrtime() - g->wall0;
+  uint64_t busy = wall > idle ? wall - idle : 0;
   lua_createtable(L, 0, 8);
   lua_pushboolean(L, g->on);
   lua_setfield(L, -2, "pacing");
+  lua_pushboolean(L, g->active);
+  lua_setfield(L, -2, "active");
   lua_pushnumber(L, (lua_Number)g->steps);
   lua_setfield(L, -2, "steps");
   lua_pushnumber(L, (lua_Number)g->cycles);
   lua_setfield(L, -2, "cycles");
-  /* CPU in steps: their wall time, scaled by CPU/wall of the sampled ones */
-  double ns = g->wall_sampled ? (double)g->wall_total * (double)g->cpu_sampled / (double)g->wall_sampled : 0;
-  lua_pushnumber(L, ns);
+  lua_pushnumber(L, (lua_Number)g->wall_total);
   lua_setfield(L, -2, "ns_total");
   lua_pushnumber(L, (lua_Number)g->last_pause_ns);
   lua_setfield(L, -2, "last_pause_ns");
   lua_pushnumber(L, (lua_Number)g->max_pause_ns);
   lua_setfield(L, -2, "max_pause_ns");
-  lua_pushnumber(L, (lua_Number)cpu);
-  lua_setfield(L, -2, "cpu_ns");
-  lua_pushnumber(L, cpu ? ns * 100.0 / (lua_Number)cpu : 0.0);
+  lua_pushnumber(L, (lua_Number)busy);
+  lua_setfield(L, -2, "busy_ns");
+  lua_pushnumber(L, busy ? (lua_Number)g->wall_total * 100.0 / (lua_Number)busy : 0.0);
   lua_setfield(L, -2, "cpu_percent");
 }

@@ -112,6 +112,7 @@ static int l_run(lua_State *L) {
     free(B);
     return luaL_error(L, "uv_loop_init: %s", uv_strerror(rc));
   }
+  uv_loop_configure(&B->loop, UV_METRICS_IDLE_TIME); /* the loop's busy time: gc_cpu_percent's base */
   if ((rc = halo_node_init(&B->node, &B->loop, name))) {
     uv_loop_close(&B->loop);
     free(B);

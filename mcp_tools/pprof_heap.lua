@@ -38,7 +38,7 @@ return {
       .. "stacks are inside the Lua heap), total_alloc (bytes allocated through halo's allocator since the node "
       .. "started), sys (resident set size of the OS process), num_gc (completed collector cycles), "
       .. "last_gc_pause_ns (the last collector step, which halo takes between two process slices and times) and "
-      .. "gc_cpu_percent (time in those steps as a percent of the CPU time the node used since it started).",
+      .. "gc_cpu_percent (time in those steps as a percent of the time the node's loop was busy since it started).",
     inputSchema = { type = "object", properties = json.object(), additionalProperties = false },
     handler = function()
       return toolRuntimeStats()

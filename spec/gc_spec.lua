@@ -37,6 +37,32 @@ describe("collector pacing", function()
     assert.is_true(s.gc_cpu_percent > 0, text)
   end)
 
+  it("a cycle ended by collectgarbage() resyncs the pacing: no step starts a cycle early", function()
+    local caught, steps_before, steps_after, active_after = helper.run(function()
+      local ring, r = {}, 0
+      -- garbage in small slices until a paced cycle is under way
+      while not core.heap.stats().gc.active and r < 100000 do
+        r = r + 1
+        ring[r % 64 + 1] = { string.rep("a", 100) .. r }
+        if r % 16 == 0 then halo.yield() end
+      end
+      local was = core.heap.stats().gc.active
+      collectgarbage()
+      halo.yield() -- a slice ends: the pacing sees the cycle ended elsewhere
+      local s0 = core.heap.stats().gc
+      -- 64 KB more in small slices: far below the next cycle's threshold
+      for i = 1, 256 do
+        ring[i % 64 + 1] = { string.rep("c", 200) .. i }
+        if i % 16 == 0 then halo.yield() end
+      end
+      local s1 = core.heap.stats().gc
+      return was, s0.steps, s1.steps, s1.active
+    end)
+    assert.is_true(caught, "a paced cycle was under way before collectgarbage()")
+    assert.equal(steps_before, steps_after)
+    assert.is_false(active_after)
+  end)
+
   it("with gc_pacing = false leaves the collector to LuaJIT: it still collects, untimed", function()
     local before, after = helper.run(function()
       local b = core.heap.stats()
