@@ -120,3 +120,28 @@ describe("collector pacing", function()
     assert.truthy(text:find("finalizer fails on purpose", 1, true), text)
   end)
 end)
+
+describe("collector pacing, memory", function()
+  -- 10 MB live, then slices that each allocate 20 MB of garbage (4 KB
+  -- strings) before they yield; the heap's peak as the slices saw it
+  local function big_slices(opts)
+    return helper.run(function()
+      local live, ring, peak = {}, {}, 0
+      for i = 1, 10000 do live[i] = { string.rep("L", 900) .. i } end
+      for k = 1, 12 do
+        for i = 1, 5000 do
+          ring[i % 64 + 1] = string.rep("c", 4000) .. i .. ":" .. k
+          if i % 100 == 0 then peak = math.max(peak, collectgarbage("count") * 1024) end
+        end
+        halo.yield()
+      end
+      return peak, #live
+    end, opts)
+  end
+
+  it("a slice that allocates twice the heap before it yields peaks no higher than under LuaJIT's own pacing", function()
+    local paced = big_slices({ timeout = 20000 })
+    local own = big_slices({ timeout = 20000, gc_pacing = false })
+    assert.is_true(paced < own * 1.3, ("peak %.1f MB paced, %.1f MB LuaJIT's own"):format(paced / 1e6, own / 1e6))
+  end)
+end)
