@@ -52,6 +52,9 @@ typedef struct hb_gc {
   uint64_t next_total;    /* heap bytes at which the next cycle is due */
   uint64_t last_alloc;    /* alloc.allocated at the last step */
   uint64_t headroom;      /* bytes from the heap to LuaJIT's trigger after the last step */
+  uint64_t live;          /* what the last cycle left: the heap it starts the next one from */
+  uint64_t low;           /* the least heap after a step of the running cycle (0: none yet) */
+  uint64_t swept;         /* the heap when the last cycle had swept (0: none since the last cycle ended) */
   uint64_t steps, cycles; /* paced steps, cycles they ended */
   uint64_t sentinel;      /* hb_heap_cycles() after the last paced step: a change
                              between steps is a cycle ended by someone else */
@@ -258,6 +261,8 @@ void hb_gc_start(halo_binding_t *B, lua_State *L, int opts);
 void hb_gc_slice(halo_binding_t *B);
 void hb_gc_stop(halo_binding_t *B, lua_State *L);
 void hb_gc_push_stats(halo_binding_t *B, lua_State *L);
+/** The sentinel's finalizer ran: a cycle has swept (bindings/heap.c). */
+void hb_gc_swept(halo_binding_t *B);
 /** core.heap.pacing([on]) -> whether the collector is paced (switching it
  *  at run time is for benchmarks: halo run --no-gc-pacing is the switch). */
 int hb_gc_pacing(lua_State *L);

@@ -10,15 +10,16 @@
  * the bytes allocated since the previous one (LUA_GCSTEP n: the work n KB
  * of allocation would have paid for, LuaJIT's own pacing), timed, and (2)
  * move LuaJIT's own trigger out of the way (LUA_GCSETPAUSE then
- * LUA_GCRESTART -1 puts it at BACKSTOP percent of the heap). After each
+ * LUA_GCRESTART -1 puts it a margin past the paced one). After each
  * slice (hb_gc_slice, from hook_run): while a cycle is under way, a step
  * once GC_BATCH bytes were allocated since the last; otherwise a new cycle
  * once the heap has grown to the pause setting's percent of what the last
  * cycle left (LuaJIT's rule), so the collector does the same work on the
  * same schedule, only at slice boundaries.
  *
- * LuaJIT's trigger stays as the backstop: a slice that allocates more than
- * the heap holds before it yields gets LuaJIT's own steps inside it, as
+ * LuaJIT's trigger stays as the backstop, a quarter of the live heap past
+ * the paced one: a slice that allocates more than that before it yields
+ * gets LuaJIT's own steps inside it, as
  * before; those are not timed (runtime_stats shows how many cycles ended
  * so: the sentinel's count of cycles less those the paced steps ended).
  * A finalizer that raises ends the step through the gate (logged against
@@ -33,22 +34,58 @@
 #include <string.h>
 
 #define GC_BATCH (16u * 1024u) /* bytes allocated between two steps of a cycle, at least */
-#define BACKSTOP 300           /* LuaJIT's own trigger, percent of the heap after a step */
+#define MARGIN 4               /* LuaJIT's own trigger: a quarter of the live heap past the paced one */
 
 static uint64_t heap_bytes(halo_binding_t *B) {
   int64_t t = (int64_t)B->gc.total0 + halo_alloc_live(&B->alloc);
   return t > 0 ? (uint64_t)t : 0;
 }
 
-/* Moves LuaJIT's trigger to BACKSTOP percent of the heap; returns the
- * pause setting. What a slice allocates past the trigger LuaJIT's own
- * steps pay for inside it: the next paced step pays for the headroom at most. */
-static int backstop(halo_binding_t *B, lua_State *L) {
-  int pause = lua_gc(L, LUA_GCSETPAUSE, BACKSTOP);
+static int pause_setting(lua_State *L) {
+  int pause = lua_gc(L, LUA_GCSETPAUSE, 200);
+  lua_gc(L, LUA_GCSETPAUSE, pause);
+  return pause > 0 ? pause : 200;
+}
+
+/* Moves LuaJIT's trigger to the backstop: a quarter of the live heap (as
+ * the last cycle left it) past the heap while a cycle runs, past the next
+ * cycle's start between cycles. A slice that allocates more than that
+ * before it yields gets LuaJIT's own steps inside it, so the heap never
+ * outgrows LuaJIT's own pacing by much more than the margin. What lies
+ * past the trigger LuaJIT's steps pay for: the next paced step pays for
+ * the headroom at most. */
+static void backstop(halo_binding_t *B, lua_State *L) {
+  hb_gc_t *g = &B->gc;
+  uint64_t heap = heap_bytes(B);
+  uint64_t from = g->active || g->next_total < heap ? heap : g->next_total;
+  uint64_t margin = g->live / MARGIN > 4 * GC_BATCH ? g->live / MARGIN : 4 * GC_BATCH;
+  uint64_t pct = heap >= 1024 ? (from + margin) / (heap / 100) : 1000;
+  if (pct < 101) pct = 101;
+  if (pct > 1000000) pct = 1000000;
+  int pause = lua_gc(L, LUA_GCSETPAUSE, (int)pct);
   lua_gc(L, LUA_GCRESTART, -1);
   lua_gc(L, LUA_GCSETPAUSE, pause);
-  B->gc.headroom = heap_bytes(B) / 100 * (BACKSTOP - 100);
-  return pause;
+  g->headroom = heap / 100 * (pct - 100);
+}
+
+/* The next cycle starts at the pause setting's percent of what the cycle
+ * left: the heap when its sweep was over (the sentinel's finalizer), or
+ * the least heap seen after its steps. LuaJIT uses its estimate of the
+ * live heap; the heap when the cycle ends also holds all that was
+ * allocated since its atomic phase, and would set the start too late. */
+static void cycle_ended(halo_binding_t *B, lua_State *L) {
+  hb_gc_t *g = &B->gc;
+  uint64_t heap = heap_bytes(B);
+  if (g->low && g->low < heap) heap = g->low;
+  if (g->swept && g->swept < heap) heap = g->swept;
+  g->active = 0;
+  g->low = g->swept = 0;
+  g->live = heap;
+  g->next_total = heap / 100 * (uint64_t)pause_setting(L);
+}
+
+void hb_gc_swept(halo_binding_t *B) {
+  if (B->gc.on) B->gc.swept = heap_bytes(B);
 }
 
 typedef struct step_ctx {
@@ -68,12 +105,14 @@ static int step_body(lua_State *L, void *ud) {
   g->steps++;
   g->last_pause_ns = dt;
   if (dt > g->max_pause_ns) g->max_pause_ns = dt;
-  int pause = backstop(c->B, L);
   if (done) {
-    g->active = 0;
     g->cycles++;
-    g->next_total = heap_bytes(c->B) / 100 * (uint64_t)(pause > 0 ? pause : 200);
+    cycle_ended(c->B, L);
+  } else {
+    uint64_t heap = heap_bytes(c->B);
+    if (!g->low || heap < g->low) g->low = heap;
   }
+  backstop(c->B, L);
   g->sentinel = hb_heap_cycles();
   return 0;
 }
@@ -84,9 +123,8 @@ static int step_body(lua_State *L, void *ud) {
 static void ended_elsewhere(halo_binding_t *B) {
   hb_gc_t *g = &B->gc;
   g->sentinel = hb_heap_cycles();
-  g->active = 0;
-  int pause = backstop(B, B->L);
-  g->next_total = heap_bytes(B) / 100 * (uint64_t)(pause > 0 ? pause : 200);
+  cycle_ended(B, B->L);
+  backstop(B, B->L);
   g->last_alloc = B->alloc.allocated;
 }
 
@@ -119,8 +157,9 @@ void hb_gc_start(halo_binding_t *B, lua_State *L, int opts) {
   g->idle0 = uv_metrics_idle_time(&B->loop);
   if (!g->on) return;
   g->sentinel = hb_heap_cycles();
-  int pause = backstop(B, L);
-  g->next_total = g->total0 / 100 * (uint64_t)(pause > 0 ? pause : 200);
+  g->live = g->total0;
+  g->next_total = g->total0 / 100 * (uint64_t)pause_setting(L);
+  backstop(B, L);
 }
 
 int hb_gc_pacing(lua_State *L) {

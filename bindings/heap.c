@@ -211,6 +211,7 @@ static int sentinel_gc(lua_State *L) {
   const uint32_t *g = lua_touserdata(L, 1);
   if (!g || *g != sentinel_gen || !H.sentinel_mt) return 0;
   H.gc_cycles++;
+  if (halo__B) hb_gc_swept(halo__B);
   sentinel_new(L);
   return 0;
 }
