@@ -130,7 +130,7 @@ static void ended_elsewhere(halo_binding_t *B) {
 
 void hb_gc_slice(halo_binding_t *B) {
   hb_gc_t *g = &B->gc;
-  if (!g->on) return;
+  if (!g->on || !lua_gc(B->L, LUA_GCISRUNNING, 0)) return; /* collectgarbage("stop") holds until "restart" */
   if (hb_heap_cycles() != g->sentinel) ended_elsewhere(B);
   uint64_t since = B->alloc.allocated - g->last_alloc;
   if (g->active) {
