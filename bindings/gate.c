@@ -224,10 +224,21 @@ static int run_slice(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
   return HALO_RUN_EXITED;
 }
 
-/* A slice, then the collector's step when one is due (bindings/gc.c). */
+/* A slice, then the collector's step when one is due (bindings/gc.c), on
+ * the node's account: no current process (a finalizer's halo.self() is
+ * nil, its allocations unowned), its time taken off the slice's; never
+ * inside another process's slice (a child's init run in its spawner's). */
 static int hook_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
+  halo_binding_t *B = n->host;
   int rc = run_slice(n, p, msg);
-  hb_gc_slice(n->host);
+  if (B->cur != B->L) return rc;
+  uint64_t *owner = n->alloc ? halo_alloc_attribute(n->alloc, NULL) : NULL;
+  n->current = NULL;
+  uint64_t ns = hb_gc_slice(B);
+  n->current = p;
+  if (n->alloc) halo_alloc_attribute(n->alloc, owner);
+  if (n->open == p) n->open_t0 += ns; /* the batch closes p's interval later */
+  else p->running_ns -= ns;          /* the scheduler adds the slice's time right after */
   return rc;
 }
 

@@ -128,22 +128,24 @@ static void ended_elsewhere(halo_binding_t *B) {
   g->last_alloc = B->alloc.allocated;
 }
 
-void hb_gc_slice(halo_binding_t *B) {
+uint64_t hb_gc_slice(halo_binding_t *B) {
   hb_gc_t *g = &B->gc;
-  if (!g->on || !lua_gc(B->L, LUA_GCISRUNNING, 0)) return; /* collectgarbage("stop") holds until "restart" */
+  if (!g->on || !lua_gc(B->L, LUA_GCISRUNNING, 0)) return 0; /* collectgarbage("stop") holds until "restart" */
   if (hb_heap_cycles() != g->sentinel) ended_elsewhere(B);
   uint64_t since = B->alloc.allocated - g->last_alloc;
   if (g->active) {
-    if (since < GC_BATCH) return;
+    if (since < GC_BATCH) return 0;
   } else {
-    if (heap_bytes(B) < g->next_total) return;
+    if (heap_bytes(B) < g->next_total) return 0;
     g->active = 1;
     since = 0; /* the new cycle owes nothing for what came before it: a first step starts it */
   }
   g->last_alloc = B->alloc.allocated;
   if (since > g->headroom) since = g->headroom;
   step_ctx_t c = {B, since / 1024 > 1048576 ? 1048576 : (int)(since / 1024)};
+  uint64_t t0 = uv_hrtime();
   hb_gate(B, NULL, "the collector", step_body, &c);
+  return uv_hrtime() - t0;
 }
 
 void hb_gc_start(halo_binding_t *B, lua_State *L, int opts) {

@@ -165,3 +165,24 @@ describe("collector pacing, collectgarbage", function()
     assert.is_true(after > 0, "the collector runs again after restart")
   end)
 end)
+
+describe("collector pacing, accounts", function()
+  it("a paced step runs on the node's account: a finalizer there sees no current process", function()
+    local seen = helper.run(function()
+      local seen = {}
+      local pid = assert(halo.spawn(function()
+        do
+          local u = newproxy(true)
+          getmetatable(u).__gc = function() seen.ran, seen.self = true, halo.self() end
+        end
+        churn(3000)
+        halo.receive()
+      end))
+      assert(helper.wait_until(function() return seen.ran end, 8000))
+      halo.kill(pid)
+      return seen
+    end)
+    assert.is_true(seen.ran)
+    assert.is_nil(seen.self, "the finalizer ran as " .. tostring(seen.self))
+  end)
+end)
