@@ -105,7 +105,7 @@ function Tap:handle_message(_, msg)
   local ok, text = pcall(json.encode, type(msg) == "table" and msg.message or msg)
   text = ok and text or tostring(msg)
   if #text > 512 then text = text:sub(1, 512) .. "..." end
-  self:keep({ time = halo.now(), message = text }, M.RECENT)
+  self:keep({ time = math.floor(core.node.time_ns() / 1e6), message = text }, M.RECENT)
 end
 
 -- {after = seq, dropped = seen}: the entries after seq, oldest first, at
