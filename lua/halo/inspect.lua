@@ -11,7 +11,7 @@
 -- M.serve). Views answer a table or nil, "ECODE: text", "ECODE"; a process
 -- or peer that is gone answers {State = "terminated"} / {Disconnected = true}.
 --
--- The log view and event_info's Recent read a tap: a process of this node
+-- The log view and event_info's Recent (with watch = true) read a tap: a process of this node
 -- that the first read starts and that ends 10 s after the last read. The
 -- log tap keeps at most 200 records per second (Suppressed counts the rest)
 -- in a ring of 1000.
@@ -102,8 +102,11 @@ function Tap:handle_message(_, msg)
     return
   end
   if halo.is_down(msg) then return "normal" end -- the event ended
-  local ok, text = pcall(json.encode, type(msg) == "table" and msg.message or msg)
-  text = ok and text or tostring(msg)
+end
+
+function Tap:handle_event(_, message)
+  local ok, text = pcall(json.encode, message)
+  text = ok and text or tostring(message)
   if #text > 512 then text = text:sub(1, 512) .. "..." end
   self:keep({ time = math.floor(core.node.time_ns() / 1e6), message = text }, M.RECENT)
 end
@@ -267,7 +270,9 @@ function V.event_info(args)
   if not name then return incorrect("name: an event name") end
   local info, err, code = halo.event.info(name)
   if not info then return nil, err, code end
-  local r = tap_read("event:" .. name, name, { after = 0 })
+  -- watching subscribes a tap to the event: it counts as a subscriber (and
+  -- wakes a Notify producer), so only a reader that asks for it watches
+  local r = args.watch == true and tap_read("event:" .. name, name, { after = 0 })
   info.Recent = array(r and r.entries or {})
   for _, e in ipairs(info.Recent) do e.Seq = nil end
   return info
