@@ -358,14 +358,23 @@ end
 
 -- -- actions ----------------------------------------------------------------
 
+--- The refusal's text when pid is one of the node's own services (kind
+-- "system": halo_remote, halo_applications, cron, etcd, the taps): ending
+-- one leaves the node without it until it restarts. Else nil.
+function M.system_process(pid)
+  local info = halo.process_info(pid)
+  if info and info.Kind == "system" then
+    return ("not allowed: %s is a system process of the node (%s)"):format(pid, info.Behavior)
+  end
+end
+
 --- Why pid may not be acted on from an Observer (a system process, the
 -- Observer's own or an MCP one), or nil.
 function M.protected(pid)
+  local why = M.system_process(pid)
+  if why then return why end
   local info = halo.process_info(pid)
   if not info then return nil end
-  if info.Kind == "system" then
-    return ("not allowed: %s is a system process of the node (%s)"):format(pid, info.Behavior)
-  end
   if info.Application == "observer" or info.Application == "mcp" then
     return ("not allowed: %s belongs to the %s application"):format(pid, info.Application)
   end
@@ -413,12 +422,14 @@ end
 ACT.inspect = V.process_inspect
 ACT.app_tree = V.application_tree
 
--- JSON null inside a message becomes nil (as the MCP's send_message)
+--- A decoded JSON value with its nulls removed (JSON null has no Lua value:
+-- it becomes nil, a map drops the key).
 local function denull(v)
   if v == json.null then return nil end
   if type(v) == "table" then for k, x in pairs(v) do v[k] = denull(x) end end
   return v
 end
+M.denull = denull
 
 function ACT.send(args)
   local pid, err, code = target(args)
