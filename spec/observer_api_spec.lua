@@ -424,6 +424,11 @@ describe("halo.inspect and the observer application", function()
       assert.same({ "obs_spec_1", "obs_spec_10" }, { r.Processes[1].Name, r.Processes[2].Name })
       r = assert(inspect.view("process_list", { name = "obs_spec_", sort = "PID", order = "desc", limit = 1 }))
       assert.equals(pids[40], r.Processes[1].PID)
+      r = assert(inspect.view("process_list", { name = "obs_spec_", limit = 1, columns = { "Name", "State" } }))
+      local keys = {}
+      for k in pairs(r.Processes[1]) do keys[#keys + 1] = k end
+      table.sort(keys)
+      assert.same({ "Name", "PID", "State" }, keys)
       r = assert(inspect.view("process_list", { name = "obs_spec_", min_mailbox = 5 }))
       assert.is_true(r.Matched >= 5)
       for _, p in ipairs(r.Processes) do assert.is_true(p.MessagesMailbox >= 5) end
