@@ -468,7 +468,15 @@ describe("halo.inspect and the observer application", function()
       assert.equals(7, #sup.Children) -- 5 of the 30 workers and the 2 others
       assert.equals(25, sup.Folded)
       t = assert(inspect.view("application_tree", { app = "obs_spec_app", limit = 3 }))
-      assert.equals(5, t.Truncated) -- sup, w1, w2 shown; w3..w5, o1, o2 cut
+      -- 30 read (sup, w1..w29): sup, w1, w2 shown, w3..w5 cut, w6..w29 folded, 3 never read
+      assert.equals(24, t.Root.Children[1].Folded)
+      assert.equals(3 + 3, t.Truncated)
+      inspect.TREE_READ = 2 -- 2 x 3 processes read: sup, w1..w5; the rest counted as cut
+      t = assert(inspect.view("application_tree", { app = "obs_spec_app", limit = 3 }))
+      inspect.TREE_READ = 10
+      assert.equals(33, t.Processes)
+      assert.equals(0, t.Root.Children[1].Folded)
+      assert.equals(3 + 27, t.Truncated)
       local none, err = inspect.view("application_tree", { app = "nope" })
       assert.is_nil(none)
       assert.matches("EAPPUNKNOWN", err)
