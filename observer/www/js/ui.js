@@ -15,7 +15,7 @@ export function openWindow(o) {
   const body = h("div", { class: "win-body" });
   const w = {};
   const head = h("div", { class: "win-head" }, title,
-    h("button", { title: "copy link", onclick: () => copyLink(o.link) }, "⧉"),
+    h("button", { title: "copy link", onclick: () => copyLink(o.link) }, "↗"),
     h("button", { title: "minimise", onclick: () => w.minimize() }, "_"),
     h("button", { title: "maximise", onclick: () => el.classList.toggle("max") }, "□"),
     h("button", { title: "close", "data-close": true, onclick: () => w.close() }, "×"));
