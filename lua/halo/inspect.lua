@@ -11,7 +11,7 @@
 -- M.serve). Views answer a table or nil, "ECODE: text", "ECODE"; a process
 -- or peer that is gone answers {State = "terminated"} / {Disconnected = true}.
 --
--- The log view and event_info's Recent read a tap: a process of this node
+-- The log view and event_info's Recent (with watch = true) read a tap: a process of this node
 -- that the first read starts and that ends 10 s after the last read. The
 -- log tap keeps at most 200 records per second (Suppressed counts the rest)
 -- in a ring of 1000.
@@ -102,8 +102,11 @@ function Tap:handle_message(_, msg)
     return
   end
   if halo.is_down(msg) then return "normal" end -- the event ended
-  local ok, text = pcall(json.encode, type(msg) == "table" and msg.message or msg)
-  text = ok and text or tostring(msg)
+end
+
+function Tap:handle_event(_, message)
+  local ok, text = pcall(json.encode, message)
+  text = ok and text or tostring(message)
   if #text > 512 then text = text:sub(1, 512) .. "..." end
   self:keep({ time = math.floor(core.node.time_ns() / 1e6), message = text }, M.RECENT)
 end
@@ -174,7 +177,14 @@ function V.process_list(args)
   local min = int_arg(args.min_mailbox, 0, 0, 2 ^ 53)
   if min > 0 then f.min = { mailbox = min } end
   local ok, rows, matched, total = pcall(halo.process_list, f)
-  if not ok then return incorrect(tostring(rows):gsub("^.-: ", "")) end
+  if not ok then return incorrect((tostring(rows):gsub("^.-: ", ""))) end
+  if type(args.columns) == "table" and #args.columns > 0 then -- only these fields (and PID): smaller snapshots
+    local keep = { PID = true }
+    for _, k in ipairs(args.columns) do keep[k] = true end
+    for _, row in ipairs(rows) do
+      for k in pairs(row) do if not keep[k] then row[k] = nil end end
+    end
+  end
   return { Total = total, Matched = matched, Processes = rows }
 end
 
@@ -267,7 +277,9 @@ function V.event_info(args)
   if not name then return incorrect("name: an event name") end
   local info, err, code = halo.event.info(name)
   if not info then return nil, err, code end
-  local r = tap_read("event:" .. name, name, { after = 0 })
+  -- watching subscribes a tap to the event: it counts as a subscriber (and
+  -- wakes a Notify producer), so only a reader that asks for it watches
+  local r = args.watch == true and tap_read("event:" .. name, name, { after = 0 })
   info.Recent = array(r and r.entries or {})
   for _, e in ipairs(info.Recent) do e.Seq = nil end
   return info
@@ -353,14 +365,23 @@ end
 
 -- -- actions ----------------------------------------------------------------
 
+--- The refusal's text when pid is one of the node's own services (kind
+-- "system": halo_remote, halo_applications, cron, etcd, the taps): ending
+-- one leaves the node without it until it restarts. Else nil.
+function M.system_process(pid)
+  local info = halo.process_info(pid)
+  if info and info.Kind == "system" then
+    return ("not allowed: %s is a system process of the node (%s)"):format(pid, info.Behavior)
+  end
+end
+
 --- Why pid may not be acted on from an Observer (a system process, the
 -- Observer's own or an MCP one), or nil.
 function M.protected(pid)
+  local why = M.system_process(pid)
+  if why then return why end
   local info = halo.process_info(pid)
   if not info then return nil end
-  if info.Kind == "system" then
-    return ("not allowed: %s is a system process of the node (%s)"):format(pid, info.Behavior)
-  end
   if info.Application == "observer" or info.Application == "mcp" then
     return ("not allowed: %s belongs to the %s application"):format(pid, info.Application)
   end
@@ -408,12 +429,14 @@ end
 ACT.inspect = V.process_inspect
 ACT.app_tree = V.application_tree
 
--- JSON null inside a message becomes nil (as the MCP's send_message)
+--- A decoded JSON value with its nulls removed (JSON null has no Lua value:
+-- it becomes nil, a map drops the key).
 local function denull(v)
   if v == json.null then return nil end
   if type(v) == "table" then for k, x in pairs(v) do v[k] = denull(x) end end
   return v
 end
+M.denull = denull
 
 function ACT.send(args)
   local pid, err, code = target(args)
