@@ -98,6 +98,10 @@ function renderStatus() {
   live.className = "live " + (conn.live ? "on" : "off");
   document.getElementById("observed-node").textContent = conn.node || "…";
   document.getElementById("observer-self").textContent = conn.self && conn.self !== conn.node ? "via " + conn.self : "";
+  const ne = document.getElementById("node-error");
+  ne.hidden = !conn.error;
+  ne.textContent = conn.error ? "read failed" : "";
+  ne.title = conn.error || "";
   document.getElementById("sse-rate").textContent = conn.rate + " msg/s";
   const a = document.getElementById("actions-state");
   a.textContent = conn.actions ? "actions on" : "read-only";

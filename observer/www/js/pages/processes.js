@@ -15,6 +15,7 @@ const STATES = ["", "init", "sleep", "running", "wait response", "zombee"];
 const BUCKETS = [[1e6, "<1ms"], [1e7, "1-10ms"], [1e8, "10-100ms"], [1e9, ".1-1s"], [5e9, "1-5s"],
   [3e10, "5-30s"], [6e10, "30-60s"], [Infinity, "60s+"]];
 const ROW = 22, OVERSCAN = 12;
+const COLUMNS = COLS.map((c) => c[0]).filter((k) => k !== "PID");   // only what the table shows: smaller snapshots
 
 // Remembered across visits of the page (per browser tab).
 const state = { sort: "MessagesMailbox", order: "desc", limit: 500, name: "", behavior: "", application: "",
@@ -74,7 +75,7 @@ export function mount(root, ctx, arg) {
     if (sub) sub.close();
     prevSum = null;
     rateChart.clear();
-    const args = { limit: state.limit, sort: state.sort, order: state.order, name: state.name,
+    const args = { columns: COLUMNS, limit: state.limit, sort: state.sort, order: state.order, name: state.name,
       behavior: state.behavior, application: state.application, state: state.state,
       min_mailbox: state.min_mailbox === "" ? undefined : +state.min_mailbox };
     sub = subscribe("process_list", args, onData);
