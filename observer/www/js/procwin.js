@@ -36,10 +36,14 @@ export function openProcess(pid, ctx) {
   const auto = h("input", { type: "checkbox", checked: true, onchange: () => setAuto(auto.checked) });
   panes.inspect.append(h("div", { class: "toolbar" },
     h("label", null, auto, "auto-refresh"),
-    h("button", { class: "btn small", onclick: async () => renderInspect(await query("inspect", { pid })) }, "Refresh")),
+    h("button", { class: "btn small", onclick: async () => { if (!dead) renderInspect(await query("inspect", { pid })); } }, "Refresh")),
   inspOut);
   function renderInspect(m) {
     if (m === null || m === undefined) return;
+    if (m.State === "terminated" && Object.keys(m).length === 1) {
+      replace(inspOut, h("div", { class: "empty" }, "the process has terminated"));
+      return;
+    }
     const keys = typeof m === "object" ? Object.keys(m) : [];
     if (!keys.length) {
       replace(inspOut, h("div", { class: "empty" },
@@ -60,6 +64,7 @@ export function openProcess(pid, ctx) {
     h("button", { class: "btn small", onclick: refreshStack }, "Refresh"),
     h("span", { class: "dim" }, "where the process is now (halo can always show it)")), stackOut);
   async function refreshStack() {
+    if (dead) return;
     const t = await query("stack", { pid });
     if (typeof t === "string") stackOut.textContent = t;
     else if (t) stackOut.textContent = t.Stack || t.stack || JSON.stringify(t, null, 2);
