@@ -7,7 +7,7 @@ import { lineChart } from "../chart.js";
 
 const COLS = [
   ["PID", "PID"], ["Name", "Name"], ["Behavior", "Behavior"], ["Application", "App"],
-  ["MessagesIn", "Msgs in", "n"], ["MessagesOut", "Msgs out", "n"], ["MessagesMailbox", "Mailbox", "n"],
+  ["MessagesIn", "In", "n"], ["MessagesOut", "Out", "n"], ["MessagesMailbox", "Mailbox", "n"],
   ["MailboxLatency", "Latency", "n"], ["RunningTime", "Running", "n"], ["InitTime", "Init", "n"],
   ["Wakeups", "Wakeups", "n"], ["Uptime", "Uptime", "n"], ["State", "State"],
 ];
@@ -44,13 +44,16 @@ export function mount(root, ctx, arg) {
   const histo = h("div", { class: "bars" });
 
   const thead = h("tr", null, COLS.map(([k, label, cls]) => h("th", {
-    class: "sortable " + (cls || ""), "data-sort": k, onclick: () => {
+    class: "sortable " + (cls || ""), "data-sort": k, title: "sort by " + k, onclick: () => {
       if (state.sort === k) state.order = state.order === "desc" ? "asc" : "desc";
       else { state.sort = k; state.order = /^(PID|Name|Behavior|Application|State)$/.test(k) ? "asc" : "desc"; }
       resubscribe();
     } }, label)));
   const tbody = h("tbody");
-  const table = h("table", { class: "t", "data-testid": "process-table" }, h("thead", null, thead), tbody);
+  const WIDTHS = { PID: 140, Application: 120, State: 100, MessagesMailbox: 82, MailboxLatency: 78, RunningTime: 78, Wakeups: 80 };
+  const table = h("table", { class: "t fixed", "data-testid": "process-table" },
+    h("colgroup", null, COLS.map(([k, , cls]) => h("col", { style: { width: WIDTHS[k] ? WIDTHS[k] + "px" : cls ? "68px" : "auto" } }))),
+    h("thead", null, thead), tbody);
   const scroller = h("div", { class: "scroll vtable" }, table);
   scroller.addEventListener("scroll", () => requestAnimationFrame(paint));
 
