@@ -137,7 +137,8 @@ export function openProcess(pid, ctx) {
     renderActions();
     const r = tr([d.MessagesIn, d.MessagesOut], p.time || Date.now());
     if (r[0] !== null) chart.push(r);
-    const mb = d.MailboxSize ?? d.MessagesMailbox ?? 0;
+    const qs = d.MailboxQueues || {};
+    const mb = Math.max(d.MessagesMailbox ?? 0, d.MailboxSize ?? 0, (qs.Main || 0) + (qs.System || 0) + (qs.Urgent || 0) + (qs.Log || 0));
     replace(stats, [
       ["Msgs in", num(d.MessagesIn)], ["Msgs out", num(d.MessagesOut)],
       ["Mailbox", h("span", { class: mbClass(mb) }, num(mb))],

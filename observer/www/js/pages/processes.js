@@ -50,9 +50,9 @@ export function mount(root, ctx, arg) {
       resubscribe();
     } }, label)));
   const tbody = h("tbody");
-  const WIDTHS = { PID: 140, Application: 120, State: 100, MessagesMailbox: 82, MailboxLatency: 78, RunningTime: 78, Wakeups: 80 };
+  const WIDTHS = { PID: 126, Application: 100, State: 92, MessagesMailbox: 82, MailboxLatency: 70, RunningTime: 72, Wakeups: 74, Uptime: 70 };
   const table = h("table", { class: "t fixed", "data-testid": "process-table" },
-    h("colgroup", null, COLS.map(([k, , cls]) => h("col", { style: { width: WIDTHS[k] ? WIDTHS[k] + "px" : cls ? "68px" : "auto" } }))),
+    h("colgroup", null, COLS.map(([k, , cls]) => h("col", { style: { width: WIDTHS[k] ? WIDTHS[k] + "px" : cls ? "58px" : "auto" } }))),
     h("thead", null, thead), tbody);
   const scroller = h("div", { class: "scroll vtable" }, table);
   scroller.addEventListener("scroll", () => requestAnimationFrame(paint));
