@@ -50,7 +50,7 @@ export function mount(root, ctx, arg) {
       resubscribe();
     } }, label)));
   const tbody = h("tbody");
-  const WIDTHS = { PID: 126, Application: 100, State: 92, MessagesMailbox: 82, MailboxLatency: 70, RunningTime: 72, Wakeups: 74, Uptime: 70 };
+  const WIDTHS = { PID: 138, Application: 100, State: 104, MessagesMailbox: 82, MailboxLatency: 70, RunningTime: 72, Wakeups: 74, Uptime: 70 };
   const table = h("table", { class: "t fixed", "data-testid": "process-table" },
     h("colgroup", null, COLS.map(([k, , cls]) => h("col", { style: { width: WIDTHS[k] ? WIDTHS[k] + "px" : cls ? "58px" : "auto" } }))),
     h("thead", null, thead), tbody);
