@@ -110,19 +110,19 @@ function renderStatus() {
   document.getElementById("version").textContent = conn.version ? "halo " + conn.version : "";
 }
 
-let first = true;
 on("connected", ({ changed }) => {
   if (changed) {
     closeAllWindows();
     if (mounted) { mounted.unmount(); mounted = null; }
   }
+  const requested = switching;
   switching = null;
   const w = parseHash();
-  if (first && w.node && w.node !== conn.node) { first = false; doSwitch(w.node).then(route); return; }
-  first = false;
+  // A new session (first load, observer restarted) starts on the observer's node: go back to the URL's.
+  if (w.node && w.node !== conn.node && requested !== conn.node) { doSwitch(w.node).then(route); return; }
   if (w.node !== conn.node) {
-    history.replaceState(null, "", "#/" + enc(conn.node) + "/" + w.page +
-      (w.arg ? "/" + enc(w.arg) : ""));
+    const page = w.page === "process" ? "processes" : w.page === "peer" ? "network" : w.page;
+    history.replaceState(null, "", "#/" + enc(conn.node) + "/" + page);
   }
   route();
 });
