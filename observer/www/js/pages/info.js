@@ -1,7 +1,7 @@
 // Info: process counts (zombees red), counters, memory and CPU charts, uptime, log counts,
 // loggers, cron jobs and the node's log level.
 
-import { h, replace, num, bytes, secs, kvGrid } from "../dom.js";
+import { h, replace, num, bytes, secs } from "../dom.js";
 import { subscribe } from "../data.js";
 import { act } from "../ui.js";
 import { lineChart, rates } from "../chart.js";
