@@ -75,8 +75,24 @@ function onSnapshot(type, raw) {
   if (set) for (const s of set) deliver(s, p);
 }
 
+// While a mouse button is down, snapshots wait (at most 1 s): a page that re-renders between
+// mousedown and mouseup would otherwise swallow the click.
+let held = 0;
+const deferred = new Map();
+addEventListener("pointerdown", () => { held = Date.now(); }, true);
+for (const ev of ["pointerup", "pointercancel"]) addEventListener(ev, () => { held = 0; setTimeout(flush, 0); }, true);
+function flush() {
+  if (held && Date.now() - held < 1000) return;
+  held = 0;
+  const all = [...deferred];
+  deferred.clear();
+  for (const [s, p] of all) deliver(s, p);
+}
+setInterval(() => { if (held) flush(); }, 250);
+
 function deliver(s, p) {
   if (s.dead) return;
+  if (held && Date.now() - held < 1000) { deferred.set(s, p); return; }
   try {
     s.cb(normalize(s.type, p.data), p);
   } catch (err) {

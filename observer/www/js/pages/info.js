@@ -46,21 +46,36 @@ export function mount(root, ctx) {
       h("div", { class: "card" }, h("h3", null, "Loggers"), loggers),
       h("div", { class: "card" }, h("h3", null, "Cron jobs"), cron)));
 
-  const stat = (k, v, attrs, cls) => h("div", { class: "stat" },
-    h("div", { class: "v" + (cls ? " " + cls : ""), ...(attrs || {}) }, v), h("div", { class: "k" }, k));
+  // Stat tiles are built once and updated in place (a click never lands on a replaced element).
+  const tiles = new Map();
+  const stat = (k, v, attrs, cls) => {
+    let t = tiles.get(k);
+    if (!t) {
+      t = { v: h("div", { class: "v", ...(attrs || {}) }), el: null };
+      t.base = t.v.className;
+      t.el = h("div", { class: "stat" }, t.v, h("div", { class: "k" }, k));
+      tiles.set(k, t);
+    }
+    if (t.v.textContent !== v) t.v.textContent = v;
+    t.v.className = t.base + (cls ? " " + cls : "");
+    return t.el;
+  };
+  const keep = (box, els) => {
+    if (els.length !== box.children.length || els.some((e, i) => box.children[i] !== e)) box.replaceChildren(...els);
+  };
 
   const sub = subscribe("node_info", {}, (d, p) => {
     current = d;
     const t = p.time || Date.now();
     const z = d.ProcessesZombee || 0;
-    replace(procStats,
+    keep(procStats, [
       stat("total", num(d.ProcessesTotal), { "data-testid": "count-total" }),
       stat("running", num(d.ProcessesRunning)),
       stat("sleep", num(d.ProcessesSleep)),
       stat("wait response", num(d.ProcessesWaitResponse)),
       stat("init", num(d.ProcessesInit)),
-      stat("zombee", num(z), { "data-testid": "count-zombee", style: z > 0 ? { color: "rgb(240, 68, 58)" } : null },
-        z > 0 ? "red" : ""));
+      stat("zombee", num(z), { "data-testid": "count-zombee", title: "list them", class: "v click",
+        onclick: () => ctx.go("processes", "state=zombee") }, z > 0 ? "red" : "")]);
     procChart.push([d.ProcessesTotal, d.ProcessesRunning, z]);
     const mem = d.Memory || {};
     memChart.push([mem.rss ?? d.MemoryUsed, mem.lua ?? d.MemoryAlloc, mem.c_heap]);
@@ -79,7 +94,7 @@ export function mount(root, ctx) {
       h("span", null, "timers"), h("span", null, num(d.Timers))));
     if (document.activeElement !== level) level.value = d.LogLevel || "info";
     level.disabled = false;
-    replace(counters,
+    keep(counters, [
       stat("spawned", num(d.ProcessesSpawned)), stat("terminated", num(d.ProcessesTerminated)),
       stat("spawn failed", num(d.ProcessesSpawnFailed), null, d.ProcessesSpawnFailed ? "red" : ""),
       stat("names", num(d.RegisteredNames)), stat("aliases", num(d.RegisteredAliases)),
@@ -90,7 +105,7 @@ export function mount(root, ctx) {
       stat("send err remote", num(d.SendErrorsRemote), null, d.SendErrorsRemote ? "red" : ""),
       stat("call err local", num(d.CallErrorsLocal), null, d.CallErrorsLocal ? "red" : ""),
       stat("call err remote", num(d.CallErrorsRemote), null, d.CallErrorsRemote ? "red" : ""),
-      stat("late replies", num(d.LateReplies)));
+      stat("late replies", num(d.LateReplies))]);
     const lc = d.LogCounts || {};
     const lv = LEVELS.filter((l) => l !== "trace" || lc.trace);
     const max = Math.max(1, ...lv.map((l) => lc[l] || 0));

@@ -22,7 +22,12 @@ const state = { sort: "MessagesMailbox", order: "desc", limit: 500, name: "", be
   state: "", min_mailbox: "" };
 
 export function mount(root, ctx, arg) {
-  if (arg) { state.behavior = arg; state.name = ""; }
+  // arg from the URL (#/<node>/processes/<key>=<value>&...): filters set by a link elsewhere
+  if (arg) {
+    const q = new URLSearchParams(arg.includes("=") ? arg : "behavior=" + arg);
+    for (const k of ["name", "behavior", "application", "state"]) state[k] = q.get(k) || "";
+    state.min_mailbox = "";
+  }
   let rows = [], sub = null, prevSum = null, prevT = 0;
   const inp = (key, attrs) => {
     const el = h("input", { ...attrs, value: state[key] });
