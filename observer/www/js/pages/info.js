@@ -2,7 +2,7 @@
 // loggers, cron jobs and the node's log level.
 
 import { h, replace, num, bytes, secs } from "../dom.js";
-import { subscribe } from "../data.js";
+import { conn, subscribe } from "../data.js";
 import { act } from "../ui.js";
 import { lineChart, rates } from "../chart.js";
 
@@ -93,7 +93,8 @@ export function mount(root, ctx) {
       h("span", null, "CPU user/system"), h("span", null, (d.UserTime / 1e9).toFixed(1) + " s / " + (d.SystemTime / 1e9).toFixed(1) + " s"),
       h("span", null, "timers"), h("span", null, num(d.Timers))));
     if (document.activeElement !== level) level.value = d.LogLevel || "info";
-    level.disabled = false;
+    level.disabled = !conn.actions;
+    level.title = conn.actions ? "set the node's log level (needs the token)" : "actions are off (observer started without a token)";
     keep(counters, [
       stat("spawned", num(d.ProcessesSpawned)), stat("terminated", num(d.ProcessesTerminated)),
       stat("spawn failed", num(d.ProcessesSpawnFailed), null, d.ProcessesSpawnFailed ? "red" : ""),
