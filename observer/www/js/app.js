@@ -101,6 +101,7 @@ function renderStatus() {
   document.getElementById("observer-self").textContent = conn.self && conn.self !== conn.node ? "via " + conn.self : "";
   const ne = document.getElementById("node-error");
   ne.hidden = !conn.error;
+  pageEl.classList.toggle("stale", !!conn.error);
   ne.textContent = conn.error ? "read failed" : "";
   ne.title = conn.error || "";
   document.getElementById("sse-rate").textContent = conn.rate + " msg/s";

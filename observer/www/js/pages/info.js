@@ -117,7 +117,7 @@ export function mount(root, ctx) {
     replace(loggers, lg.length ? h("table", { class: "t" },
       h("thead", null, h("tr", null, h("th", null, "name"), h("th", null, "format"), h("th", null, "levels"), h("th", { class: "n" }, "records"))),
       h("tbody", null, lg.map((x) => h("tr", null, h("td", null, x.Name || x.name),
-        h("td", null, x.Behavior || x.format || ""), h("td", null, (x.Levels || x.levels || []).join(" ")),
+        h("td", null, x.Behavior || x.format || ""), h("td", { style: { whiteSpace: "normal" } }, (x.Levels || x.levels || []).join(" ")),
         h("td", { class: "n" }, num(x.Records ?? x.records))))))
       : h("div", { class: "empty" }, "no loggers"));
     const jobs = Array.isArray(d.Cron) ? d.Cron : (d.Cron && d.Cron.Jobs) || [];
