@@ -34,7 +34,19 @@ export function start() {
   es.addEventListener("node_error", (e) => {
     count++;
     const d = JSON.parse(e.data);
-    if (!d.node || d.node === conn.node) { conn.error = d.error; conn.errorAt = Date.now(); emit("status", conn); }
+    if (d.node && d.node !== conn.node) return;
+    const set = d.key && byKey.get(d.key);
+    if (set) {   // one view failed: tell its owner once per distinct reason
+      for (const sub of set) {
+        if (sub.lastError === d.error) continue;
+        sub.lastError = d.error;
+        if (sub.onError) sub.onError(new ApiError(d.error, 502));
+      }
+      return;
+    }
+    conn.error = d.error;
+    conn.errorAt = Date.now();
+    emit("status", conn);
   });
   es.onopen = () => setLive(true);
   es.onerror = () => setLive(false);
