@@ -353,7 +353,8 @@ function V.heap(args)
   local s = core.heap.stats()
   return { Records = out, TotalInuse = total, LuaHeap = s.lua_heap, Allocated = s.allocated, Freed = s.freed,
            RSS = s.rss, GCCycles = s.gc_cycles, GCCPUPercent = s.gc.cpu_percent, LastGCPauseNs = s.gc.last_pause_ns,
-           MaxGCPauseNs = s.gc.max_pause_ns, GCPacedSteps = s.gc.steps, Rate = prof.rate }
+           MaxGCPauseNs = s.gc.max_pause_ns, GCPacedSteps = s.gc.steps, GCNs = s.gc.ns_total, BusyNs = s.gc.busy_ns,
+           Rate = prof.rate }
 end
 
 M.VIEWS = V

@@ -1,6 +1,6 @@
 // Profiler: process stacks captured on demand and grouped, heap top-N, GC pressure chart.
 
-import { h, replace, num, bytes, debounce } from "../dom.js";
+import { h, replace, num, bytes, ns, debounce } from "../dom.js";
 import { subscribe } from "../data.js";
 import { query } from "../ui.js";
 import { lineChart, rates } from "../chart.js";
@@ -38,6 +38,9 @@ export function mount(root, ctx) {
   }
 
   const gc = lineChart({ title: "GC cycles / s", series: ["cycles/s"], height: 70, testid: "gc-chart" });
+  const gcCpu = lineChart({ title: "GC CPU % of busy time (paced steps)", series: ["GC %"], height: 70,
+    fmt: (v) => v.toFixed(1) + "%", testid: "gc-cpu-chart" });
+  let gcPrev = null;
   const allocChart = lineChart({ title: "Allocation / s (GC pressure)", series: ["allocated", "freed"], height: 70, fmt: bytes });
   const heapChart = lineChart({ title: "Heap", series: ["Lua heap", "sampled in use"], height: 70, fmt: bytes });
   const ar = rates();
@@ -52,7 +55,7 @@ export function mount(root, ctx) {
   const tbody = h("tbody");
   replace(root,
     h("div", { class: "toolbar" }, h("h2", null, "Profiler")),
-    h("div", { class: "grid" }, h("div", { class: "card" }, gc.el, figs), h("div", { class: "card" }, allocChart.el),
+    h("div", { class: "grid" }, h("div", { class: "card" }, gc.el, figs), h("div", { class: "card" }, gcCpu.el, allocChart.el),
       h("div", { class: "card" }, heapChart.el)),
     h("div", { class: "card" }, h("div", { class: "toolbar" }, h("h3", { style: { margin: 0 } }, "Process stacks (grouped)"),
       h("span", { class: "spacer" }), filter, exclude, capture), h("div", { style: { marginTop: "8px" } }, out)),
@@ -74,11 +77,15 @@ export function mount(root, ctx) {
     const t = p.time || Date.now();
     const [cyc] = gcr([d.GCCycles], t);
     if (cyc !== null) gc.push([cyc]);
+    if (gcPrev && d.BusyNs > gcPrev.BusyNs) gcCpu.push([Math.min(100, 100 * (d.GCNs - gcPrev.GCNs) / (d.BusyNs - gcPrev.BusyNs))]);
+    gcPrev = { GCNs: d.GCNs || 0, BusyNs: d.BusyNs || 0 };
     const al = ar([d.Allocated, d.Freed], t);
     if (al[0] !== null) allocChart.push(al);
     heapChart.push([d.LuaHeap, d.TotalInuse]);
     replace(figs, h("span", null, "Lua heap"), h("span", null, bytes(d.LuaHeap)),
       h("span", null, "GC cycles"), h("span", null, num(d.GCCycles)),
+      h("span", null, "GC CPU since start"), h("span", null, (d.GCCPUPercent || 0).toFixed(1) + "%"),
+      h("span", null, "last / longest GC step"), h("span", null, ns(d.LastGCPauseNs) + " / " + ns(d.MaxGCPauseNs)),
       h("span", null, "allocated / freed"), h("span", null, bytes(d.Allocated) + " / " + bytes(d.Freed)),
       h("span", null, "RSS"), h("span", null, bytes(d.RSS)),
       h("span", null, "sample rate"), h("span", null, d.Rate ? "1 per " + bytes(d.Rate) : "off"));
