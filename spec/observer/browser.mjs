@@ -1,0 +1,267 @@
+// The Observer in a real browser (Debian's chromium, headless, driven by
+// puppeteer-core) against a live cluster: node1..3 running the scenarios
+// (spec/observer/node.lua) and an observer node. spec/observer_browser_spec.lua
+// starts the cluster and runs
+//
+//   node browser.mjs --url http://127.0.0.1:P/ --nodes node1@localhost,node2@localhost,node3@localhost \
+//     --victim <PID on node1> --zombee <zombee PID on node1> --mcp http://127.0.0.1:M/mcp --mcp-token T \
+//     [--shots DIR] [--chromium /usr/bin/chromium]
+//
+// It opens every page of the first node through the UI's test hooks only
+// (OBSERVER_CONTRACT.md "UI test hooks"), checks what a person sees, kills
+// the victim through node1's MCP endpoint (not the UI) and switches to the
+// second node. Every check prints a line "ok: ..."; the last line is
+// "observer_browser: ok", or "observer_browser: FAILED: why" (exit status 1)
+// after a screenshot of the failing moment. Any console error, page error or
+// request to another origin fails the run. Screenshots go to --shots
+// (default spec/observer/screenshots, git-ignored).
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { launch, parseArgs, until, watchedPage } from "./lib.mjs";
+
+const args = parseArgs(process.argv.slice(2), {
+  shots: join(dirname(fileURLToPath(import.meta.url)), "screenshots"), chromium: "/usr/bin/chromium",
+});
+for (const k of ["url", "nodes", "victim", "zombee", "mcp", "mcp-token"]) {
+  if (typeof args[k] !== "string") throw new Error(`--${k} is required`);
+}
+const NODES = args.nodes.split(",");
+const [N1, N2] = NODES;
+const ORIGIN = new URL(args.url).origin;
+const T = 8000; // ms for anything the UI shows after a snapshot (pushed every second)
+mkdirSync(args.shots, { recursive: true });
+
+const problems = [];
+let shot = 0;
+const ok = (what) => console.log(`ok: ${what}`);
+
+async function screenshot(page, name) {
+  shot += 1;
+  const path = join(args.shots, `${String(shot).padStart(2, "0")}-${name}.png`);
+  await page.screenshot({ path, fullPage: false });
+  return path;
+}
+
+// The CSS color of the first element matching sel as [r, g, b], or null.
+const colorOf = (page, sel) => page.$eval(sel, (e) => getComputedStyle(e).color.match(/\d+/g).slice(0, 3).map(Number))
+  .catch(() => null);
+const isRed = (c) => c && c[0] > 150 && c[1] < 100;
+
+// Opens page `name` from the navigation and waits for its root.
+async function open(page, name) {
+  await page.click(`a[data-page="${name}"]`);
+  await until(page, `page ${name}`, (n) => document.querySelector(`[data-page-root="${n}"]`), T, name);
+  await until(page, `hash of page ${name}`, (n) => location.hash.endsWith(`/${n}`), T, name);
+}
+
+// Types text into the process filter (replacing what it held).
+async function filterProcesses(page, text) {
+  const sel = '[data-testid="process-filter"]';
+  await page.$eval(sel, (e) => { e.value = ""; e.dispatchEvent(new Event("input", { bubbles: true })); });
+  if (text) await page.type(sel, text);
+}
+
+// node1's MCP endpoint: initialize, then tools/call (the answer's text).
+async function mcpCall(tool, toolArgs) {
+  let sid;
+  const rpc = async (id, method, params) => {
+    const headers = { "content-type": "application/json", accept: "application/json, text/event-stream",
+      authorization: `Bearer ${args["mcp-token"]}` };
+    if (sid) headers["mcp-session-id"] = sid;
+    const r = await fetch(args.mcp, { method: "POST", headers, body: JSON.stringify({ jsonrpc: "2.0", id, method, params }) });
+    sid = sid ?? r.headers.get("mcp-session-id");
+    const body = await r.text();
+    const json = (r.headers.get("content-type") ?? "").includes("event-stream")
+      ? JSON.parse(body.match(/^data: (.*)$/m)[1]) : JSON.parse(body);
+    if (json.error) throw new Error(`MCP ${method}: ${json.error.message}`);
+    return json.result;
+  };
+  await rpc(1, "initialize", { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "observer_browser", version: "1" } });
+  const res = await rpc(2, "tools/call", { name: tool, arguments: toolArgs });
+  const text = res.content?.[0]?.text ?? "";
+  if (res.isError) throw new Error(`MCP ${tool}: ${text}`);
+  return text;
+}
+
+async function info(page) {
+  await open(page, "info");
+  const zombees = await until(page, "zombee count >= 1", () => {
+    const n = Number(document.querySelector('[data-testid="count-zombee"]')?.textContent.replace(/\D/g, ""));
+    return n >= 1 && n;
+  }, T);
+  const total = await until(page, "process total", () => {
+    const n = Number(document.querySelector('[data-testid="count-total"]')?.textContent.replace(/\D/g, ""));
+    return n > 0 && n;
+  }, T);
+  const c = await colorOf(page, '[data-testid="count-zombee"]');
+  if (!isRed(c)) throw new Error(`the zombee count is not red: rgb(${c})`);
+  ok(`info: ${total} processes, zombee count ${zombees} in red rgb(${c})`);
+  await screenshot(page, "info");
+}
+
+async function applications(page) {
+  await open(page, "applications");
+  for (const app of ["latency_scenario", "messaging_scenario", "lifecycle_scenario", "events_scenario"]) {
+    await until(page, `${app} running`, (a) => document.querySelector(`[data-app="${a}"] [data-col="state"]`)
+      ?.textContent.trim() === "running", T, app);
+  }
+  ok("applications: the four scenarios listed as running");
+  await screenshot(page, "applications");
+  // the supervision tree of lifecycle_scenario
+  await page.$eval('[data-app="lifecycle_scenario"]', (e) => e.click());
+  const tree = await until(page, "the tree window of lifecycle_scenario", () => {
+    const w = document.querySelector('[data-window="tree"]');
+    const n = w && w.querySelectorAll("[data-tree-pid]").length;
+    return n > 0 && w.querySelector('[data-testid="heatmap-mode"]') && n;
+  }, T);
+  ok(`applications: the tree window of lifecycle_scenario shows ${tree} processes and a heatmap selector`);
+  await screenshot(page, "application-tree");
+}
+
+async function processes(page) {
+  await open(page, "processes");
+  await until(page, "process rows", () => document.querySelector("tr[data-pid]"), T);
+  // the zombee: red, and its window's stack tab shows where it was killed
+  await filterProcesses(page, "zombieChild");
+  const zsel = `tr[data-pid="${args.zombee}"]`;
+  await until(page, "the zombee's row", (s) => document.querySelector(s)?.dataset.state === "zombee", T, zsel);
+  const cls = await page.$eval(zsel, (e) => e.classList.contains("zombee"));
+  const c = await colorOf(page, zsel);
+  if (!cls || !isRed(c)) throw new Error(`the zombee row ${args.zombee}: class zombee ${cls}, color rgb(${c})`);
+  ok(`processes: zombee ${args.zombee} listed in red rgb(${c})`);
+  await screenshot(page, "processes-zombee");
+  await page.click(zsel);
+  const wsel = `[data-window="process"][data-pid="${args.zombee}"]`;
+  await until(page, "the zombee's process window", (s) => document.querySelector(s), T, wsel);
+  await page.$eval(`${wsel} [data-tab="stack"]`, (e) => e.click());
+  const stack = await until(page, "the zombee's stack", (s) => {
+    const t = document.querySelector(`${s} [data-testid="process-stack"]`)?.textContent ?? "";
+    return t.includes("processPayloadDecompression") && t;
+  }, T, wsel);
+  ok(`processes: the process window's stack tab shows the zombee's stack (${stack.split("\n").length} lines, ` +
+    "in processPayloadDecompression)");
+  await screenshot(page, "process-window-stack");
+  await page.keyboard.press("Escape");
+
+  // killed from outside the UI (node1's MCP endpoint): its row goes within 2 s
+  await filterProcesses(page, "obs_victim");
+  const vsel = `tr[data-pid="${args.victim}"]`;
+  await until(page, "the victim's row", (s) => document.querySelector(s)?.dataset.name === "obs_victim", T, vsel);
+  const answer = await mcpCall("process_kill", { pid: args.victim });
+  const killed = Date.now();
+  await until(page, "the killed victim's row gone within 2 s", (s) => !document.querySelector(s), 2000, vsel);
+  ok(`processes: ${args.victim} killed through MCP ("${answer}"), row gone after ${Date.now() - killed} ms`);
+  await filterProcesses(page, "");
+  await until(page, "process rows again", () => document.querySelector("tr[data-pid]"), T);
+  await screenshot(page, "processes");
+}
+
+async function events(page) {
+  await open(page, "events");
+  const subs = (name) => until(page, `${name}'s subscribers`, (n) => {
+    const t = document.querySelector(`tr[data-event="${n}"] [data-col="subscribers"]`)?.textContent.trim();
+    return t !== undefined && /^\d+$/.test(t) && t;
+  }, T, name);
+  const s12 = await subs("evt_12");
+  if (s12 !== "0") throw new Error(`evt_12 shows ${s12} subscribers`);
+  const s0 = await until(page, "evt_0 with subscribers", () => {
+    const t = document.querySelector('tr[data-event="evt_0"] [data-col="subscribers"]')?.textContent.trim();
+    return Number(t) > 0 && t;
+  }, T);
+  ok(`events: evt_12 shows 0 subscribers (evt_0 shows ${s0})`);
+  await screenshot(page, "events");
+}
+
+async function network(page) {
+  await open(page, "network");
+  for (const n of NODES.filter((x) => x !== N1)) {
+    await until(page, `peer row ${n}`, (x) => document.querySelector(`tr[data-peer="${x}"]`), T, n);
+  }
+  const topo = await until(page, "every node in the topology graph", (nodes) => {
+    const svg = document.querySelector('svg[data-testid="topology"]');
+    if (!svg || !nodes.every((n) => svg.querySelector(`[data-topology-node="${n}"]`))) return false;
+    return { nodes: svg.querySelectorAll("[data-topology-node]").length, links: svg.querySelectorAll("[data-topology-link]").length };
+  }, T, NODES);
+  if (topo.links < NODES.length) throw new Error(`the topology graph has ${topo.links} links for ${NODES.length} meshed nodes`);
+  ok(`network: peer rows for the other nodes; the topology graph shows every node (${topo.nodes} nodes, ${topo.links} links)`);
+  await screenshot(page, "network");
+}
+
+async function log(page) {
+  await open(page, "log");
+  const rows = await until(page, "log rows", () => document.querySelectorAll("[data-log-level]").length, T);
+  const toggles = await page.$$eval("[data-log-toggle]", (es) => es.map((e) => e.dataset.logToggle));
+  for (const l of ["info", "warning", "error"]) {
+    if (!toggles.includes(l)) throw new Error(`no log toggle for ${l} (toggles: ${toggles})`);
+  }
+  if (!(await page.$('[data-testid="log-pause"]'))) throw new Error("no log pause button");
+  ok(`log: ${rows} entries streamed, level toggles ${toggles.join(" ")}, pause button`);
+  await screenshot(page, "log");
+}
+
+async function profiler(page) {
+  await open(page, "profiler");
+  await page.click('[data-testid="stacks-capture"]');
+  const out = await until(page, "captured stacks", () => {
+    const t = document.querySelector('[data-testid="stacks-output"]')?.textContent ?? "";
+    return t.length > 20 && t;
+  }, T);
+  const heap = await page.$$eval("tr[data-heap-fn]", (es) => es.length);
+  if (!(await page.$('[data-testid="gc-chart"]'))) throw new Error("no GC chart");
+  ok(`profiler: captured stacks (${out.length} characters), ${heap} heap rows, GC chart`);
+  await screenshot(page, "profiler");
+}
+
+// Switching to the second node: the header, the switcher and the process
+// table's PIDs (their first field is the node's) change.
+async function switchNode(page) {
+  await open(page, "processes");
+  const crcOf = (pid) => pid.match(/^<([0-9A-F]+)\./i)[1];
+  const before = crcOf(args.victim);
+  await page.$eval(`[data-node-option="${N2}"]`, (e) => e.click());
+  await until(page, `the header naming ${N2}`, (n) =>
+    document.querySelector('[data-testid="observed-node"]')?.textContent.trim() === n, T, N2);
+  const pids = await until(page, `the process table of ${N2}`, (crc) => {
+    const ps = [...document.querySelectorAll("tr[data-pid]")].map((r) => r.dataset.pid);
+    return ps.length > 0 && ps.every((p) => !p.startsWith(`<${crc}.`)) && ps.length;
+  }, T, before);
+  const first = await page.$eval("tr[data-pid]", (r) => r.dataset.pid);
+  const hash = await page.evaluate(() => location.hash);
+  if (!hash.includes(N2)) throw new Error(`the URL did not follow the switch: ${hash}`);
+  ok(`switch: header ${N2}, URL ${hash}, ${pids} rows with ${N2}'s PIDs (${first}, node1's were <${before}.*>)`);
+  await screenshot(page, "switched");
+}
+
+const browser = await launch(args.chromium);
+let page;
+let rc = 0;
+try {
+  page = await watchedPage(browser, ORIGIN, problems);
+  const t0 = Date.now();
+  await page.goto(`${args.url.replace(/\/$/, "")}/#/${N1}/info`, { waitUntil: "domcontentloaded" });
+  await until(page, `the header naming ${N1}`, (n) =>
+    document.querySelector('[data-testid="observed-node"]')?.textContent.trim() === n, T, N1);
+  await until(page, "Live", () => document.querySelector('[data-testid="live"]')?.textContent.trim() === "Live", T);
+  const options = await page.$$eval("[data-node-option]", (es) => es.map((e) => `${e.dataset.nodeOption}:${e.dataset.connected}`));
+  for (const n of NODES) {
+    if (!options.some((o) => o.startsWith(`${n}:`))) throw new Error(`${n} missing from the node switcher (${options})`);
+  }
+  ok(`loaded in ${Date.now() - t0} ms: Live, observing ${N1}, switcher ${options.join(" ")}`);
+  for (const step of [info, applications, processes, events, network, log, profiler, switchNode]) {
+    await step(page);
+    if (problems.length) throw new Error(problems.join("; "));
+  }
+  const snaps = await page.evaluate(() => window.__observer?.snapshots);
+  if (!(snaps > 0)) throw new Error(`window.__observer.snapshots is ${snaps}`);
+  ok(`${snaps} snapshots received; no console error, page error or foreign request`);
+  console.log(`screenshots: ${shot} in ${args.shots}`);
+  console.log("observer_browser: ok");
+} catch (e) {
+  rc = 1;
+  if (page) await screenshot(page, "failure").then((p) => console.log(`screenshot of the failure: ${p}`)).catch(() => {});
+  console.log(`observer_browser: FAILED: ${e.message}${problems.length ? `\nproblems: ${problems.join("\n  ")}` : ""}`);
+} finally {
+  await browser.close();
+}
+process.exit(rc);
