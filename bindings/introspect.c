@@ -69,9 +69,10 @@ void hb_new_array(lua_State *L, int n) {
   else lua_pop(L, 1);
 }
 
-/* core.introspect.process_list(filter) -> { ShortInfo... }
+/* core.introspect.process_list(filter) -> { ShortInfo... }, matched, total
  * filter: application, behavior, name, state (any case, "wait_response" too), min/max tables keyed by sort
- * key names ({mailbox = 10, ...}), sort_by, limit (0 = unlimited). */
+ * key names ({mailbox = 10, ...}; not the text keys), sort_by, order ("desc" default or "asc"),
+ * limit (0 = unlimited). matched counts the matches before the limit, total the node's processes. */
 static int l_process_list(lua_State *L) {
   halo_binding_t *B = hb_node(L);
   halo_proc_filter_t f;
@@ -97,6 +98,12 @@ static int l_process_list(lua_State *L) {
       f.sort_by = halo_proc_key_parse(k);
       if (f.sort_by < 0) return luaL_error(L, "unknown sort key '%s'", k);
     }
+    lua_getfield(L, 1, "order");
+    if (!lua_isnil(L, -1)) {
+      const char *o = luaL_checkstring(L, -1);
+      if (strcmp(o, "asc") != 0 && strcmp(o, "desc") != 0) return luaL_error(L, "order must be asc or desc");
+      f.ascending = o[0] == 'a';
+    }
     lua_getfield(L, 1, "limit");
     if (!lua_isnil(L, -1)) {
       double lim = luaL_checknumber(L, -1);
@@ -109,7 +116,7 @@ static int l_process_list(lua_State *L) {
         while (lua_next(L, -2)) {
           const char *k = lua_tostring(L, -2);
           int key = k ? halo_proc_key_parse(k) : -1;
-          if (key < 0) return luaL_error(L, "unknown threshold key '%s'", k ? k : "?");
+          if (key < 0 || halo_proc_key_is_text(key)) return luaL_error(L, "unknown threshold key '%s'", k ? k : "?");
           double v = luaL_checknumber(L, -1);
           if (which) { f.max[key] = v; f.has_max |= 1u << key; }
           else { f.min[key] = v; f.has_min |= 1u << key; }
@@ -118,10 +125,13 @@ static int l_process_list(lua_State *L) {
       }
     }
   }
-  size_t count;
+  size_t count, matched = 0;
+  f.matched = &matched;
   halo_proc_t **ps = halo_process_list(&B->node, &f, &count);
   push_rows(B, L, ps, count);
-  return 1;
+  lua_pushinteger(L, (lua_Integer)matched);
+  lua_pushinteger(L, (lua_Integer)B->node.nprocs);
+  return 3;
 }
 
 /* core.introspect.process_children(pid_or_name, recursive) -> { ShortInfo... } (spawn order; recursive:

@@ -38,6 +38,8 @@ static const char *usage =
     "                                     (`halo demo --help`)\n"
     "  call [options] NODE OP [ARGS...]   ask a running node for an operation over the cluster\n"
     "                                     protocol (`halo call --help`)\n"
+    "  observer [options]                 a node that serves the Observer, the cluster's web UI\n"
+    "                                     (`halo observer --help`)\n"
     "  help                               this text\n"
     "\n"
     "`halo run --help` lists the options of run.\n";
@@ -85,6 +87,10 @@ static const char *run_usage =
     "  --mcp-tools DIR       the tool files (default: the checkout's mcp_tools/)\n"
     "  --mcp-expose-env      node_env shows the OS environment (secret-looking values redacted)\n"
     "  --no-mcp              no mcp application, not even in agent mode\n"
+    "  --observer [HOST:]PORT serve the Observer on http://HOST:PORT/ (default host 127.0.0.1,\n"
+    "                        port 9911; prints `observer: URL` when it listens)\n"
+    "  --observer-token T    enable the Observer's actions, given this token (or\n"
+    "                        HALO_OBSERVER_TOKEN)\n"
     "  -e CODE               run CODE instead of a file\n"
     "  -h, --help            this text\n"
     "\n"
@@ -113,7 +119,7 @@ static int cmd_run(int argc, char **argv) {
   const char *name = "halo@localhost", *level = "info", *code = NULL, *file = NULL;
   const char *cookie = getenv("HALO_COOKIE"), *listen = NULL, *registrar = NULL, *cluster = NULL;
   const char *metrics = NULL, *mcp = NULL, *mcp_token = getenv("HALO_MCP_TOKEN"), *mcp_allow = NULL;
-  const char *mcp_tools = NULL, *origins[64];
+  const char *mcp_tools = NULL, *origins[64], *observer = NULL, *observer_token = getenv("HALO_OBSERVER_TOKEN");
   int norigins = 0, mcp_read_only = 0, mcp_off = 0, mcp_env = 0;
   const char *paths[64], *joins[64];
   int njoins = 0, npaths = 0, wd = 1000, wd_hard = 30000, admin = 0, i;
@@ -162,6 +168,10 @@ static int cmd_run(int argc, char **argv) {
       mcp_env = 1;
     } else if (!strcmp(a, "--no-mcp")) {
       mcp_off = 1;
+    } else if (!strcmp(a, "--observer") && i + 1 < argc) {
+      observer = argv[++i];
+    } else if (!strcmp(a, "--observer-token") && i + 1 < argc) {
+      observer_token = argv[++i];
     } else if (!strcmp(a, "-e") && i + 1 < argc) {
       code = argv[++i];
       i++;
@@ -305,6 +315,16 @@ static int cmd_run(int argc, char **argv) {
     lua_setfield(L, -2, "origins");
     lua_setfield(L, -2, "mcp");
   }
+  if (observer) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, observer);
+    lua_setfield(L, -2, "address");
+    if (observer_token && *observer_token) {
+      lua_pushstring(L, observer_token);
+      lua_setfield(L, -2, "token");
+    }
+    lua_setfield(L, -2, "observer");
+  }
   if (njoins) {
     lua_createtable(L, njoins, 0);
     for (int k = 0; k < njoins; k++) {
@@ -443,6 +463,77 @@ static int cmd_call(int argc, char **argv) {
   return rc;
 }
 
+static const char *observer_usage =
+    "usage: halo observer [options]\n"
+    "\n"
+    "Starts a node (default name observer@localhost) that runs only the Observer and the\n"
+    "mcp agent, joins the cluster through the registrar with the cookie, and serves the\n"
+    "web UI on http://HOST:PORT/. Prints `observer: URL` on stdout when it listens.\n"
+    "\n"
+    "options:\n"
+    "  --host H              listen address (default 127.0.0.1)\n"
+    "  --port P              port (default 9911; 0 picks a free one)\n"
+    "  --token T             enable actions (kill, send, application stop, ...) for holders of\n"
+    "                        T (or HALO_OBSERVER_TOKEN); without it they are off\n"
+    "  --name, --registrar, --cluster, --cookie (or HALO_COOKIE), --listen, --log-level,\n"
+    "  --no-mcp ...          as for run (`halo run --help`)\n";
+
+/* `halo observer [options]`: run's options plus --host/--port/--token,
+ * the observer node's defaults, and an entry that waits for the stop. */
+static int cmd_observer(int argc, char **argv) {
+  static const char *entry = "local halo = require('halo') while true do halo.receive() end";
+  static char addr[300];
+  const char *host = "127.0.0.1", *port = "9911", *token = NULL, *name = "observer@localhost";
+  int has_listen = 0;
+  char **args = calloc((size_t)argc + 12, sizeof *args);
+  if (!args) return fail("out of memory", NULL);
+  int k = 0;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      free(args);
+      fputs(observer_usage, stdout);
+      return 0;
+    }
+    if (!strcmp(a, "--no-mcp")) {
+      args[k++] = argv[i];
+      continue;
+    }
+    if (i + 1 >= argc || a[0] != '-') {
+      free(args);
+      fprintf(stderr, "halo observer: unknown or incomplete option '%s'\n\n%s", a, observer_usage);
+      return 2;
+    }
+    if (!strcmp(a, "--host")) host = argv[++i];
+    else if (!strcmp(a, "--port")) port = argv[++i];
+    else if (!strcmp(a, "--token")) token = argv[++i];
+    else if (!strcmp(a, "--name")) name = argv[++i];
+    else {
+      if (!strcmp(a, "--listen")) has_listen = 1;
+      args[k++] = argv[i];
+      args[k++] = argv[++i];
+    }
+  }
+  snprintf(addr, sizeof addr, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+  args[k++] = "--name";
+  args[k++] = (char *)name;
+  if (!has_listen) { /* the network is what it observes */
+    args[k++] = "--listen";
+    args[k++] = "127.0.0.1:0";
+  }
+  args[k++] = "--observer";
+  args[k++] = addr;
+  if (token) {
+    args[k++] = "--observer-token";
+    args[k++] = (char *)token;
+  }
+  args[k++] = "-e";
+  args[k++] = (char *)entry;
+  int rc = cmd_run(k, args);
+  free(args);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   halo_watchdog_on_stuck(on_stuck);
   raise_nofile();
@@ -454,6 +545,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "slowweb")) return cmd_slowweb(argc - 2, argv + 2);
   if (!strcmp(argv[1], "demo")) return cmd_demo(argc - 2, argv + 2);
   if (!strcmp(argv[1], "call")) return cmd_call(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "observer")) return cmd_observer(argc - 2, argv + 2);
   fprintf(stderr, "halo: unknown command '%s'\n\n%s", argv[1], usage);
   return 2;
 }

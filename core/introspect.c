@@ -7,7 +7,8 @@
 
 static const char *const key_names[HALO_NKEYS] = {
     "mailbox", "mailbox_latency", "running_time", "init_time", "wakeups",
-    "uptime",  "messages_in",     "messages_out", "drain"};
+    "uptime",  "messages_in",     "messages_out", "drain", "pid",
+    "state",   "name",            "behavior",     "application"};
 
 int halo_proc_state_parse(const char *name) {
   static const int states[] = {HALO_STATE_INIT, HALO_STATE_SLEEP, HALO_STATE_RUNNING,
@@ -27,6 +28,10 @@ int halo_proc_key_parse(const char *name) {
   for (int i = 0; i < HALO_NKEYS; i++)
     if (strcmp(name, key_names[i]) == 0) return i;
   return -1;
+}
+
+int halo_proc_key_is_text(int key) {
+  return key == HALO_KEY_NAME || key == HALO_KEY_BEHAVIOR || key == HALO_KEY_APPLICATION;
 }
 
 const char *halo_proc_key_name(int key) {
@@ -49,6 +54,8 @@ static inline double key_value(const halo_proc_t *p, int key, uint64_t now) {
   case HALO_KEY_MESSAGES_IN: return (double)p->msgs_in;
   case HALO_KEY_MESSAGES_OUT: return (double)p->msgs_out;
   case HALO_KEY_DRAIN: return p->wakeups ? (double)p->msgs_in / (double)p->wakeups : 0.0;
+  case HALO_KEY_PID: return (double)p->id;
+  case HALO_KEY_STATE: return (double)p->state;
   default: return 0;
   }
 }
@@ -99,10 +106,20 @@ static inline int matches(const halo_proc_t *p, const halo_proc_filter_t *f, uin
   return 1;
 }
 
-typedef struct { double v; halo_proc_t *p; } keyed_t;
+/* v is negated and dir is -1 for an ascending sort; s is the text of a text key. */
+typedef struct { double v; const char *s; int dir; halo_proc_t *p; } keyed_t;
 
-/* a before b in the list: larger value first, then spawn order */
+static const char *key_text(const halo_proc_t *p, int key) {
+  if (key == HALO_KEY_NAME) return p->name ? p->name : "";
+  return key == HALO_KEY_BEHAVIOR ? p->behavior : p->application;
+}
+
+/* a before b in the list: larger value first (ascending: smaller), then spawn order */
 static int before(const keyed_t *a, const keyed_t *b) {
+  if (a->s) {
+    int c = strcmp(a->s, b->s) * a->dir;
+    return c > 0 || (c == 0 && a->p->id < b->p->id);
+  }
   return a->v > b->v || (a->v == b->v && a->p->id < b->p->id);
 }
 
@@ -141,20 +158,27 @@ halo_proc_t **halo_process_list(halo_node_t *n, const halo_proc_filter_t *f, siz
   size_t cap = n->nprocs ? n->nprocs : 1, len = 0;
   *count = 0;
   if (f->limit && f->limit < cap) cap = f->limit;
+  size_t nmatched = 0;
   if (f->sort_by < 0) {
     halo_proc_t **out = malloc(cap * sizeof *out);
     if (!out) return NULL;
-    for (halo_proc_t *p = n->first; p && len < cap; p = p->next)
-      if (matches(p, f, now)) out[len++] = p;
+    for (halo_proc_t *p = n->first; p && (len < cap || f->matched); p = p->next)
+      if (matches(p, f, now)) {
+        nmatched++;
+        if (len < cap) out[len++] = p;
+      }
+    if (f->matched) *f->matched = nmatched;
     *count = len;
     return out;
   }
   keyed_t *k = malloc(cap * sizeof *k);
   if (!k) return NULL;
   int top = f->limit && f->limit < n->nprocs; /* keep the best cap rows only */
+  int text = halo_proc_key_is_text(f->sort_by), dir = f->ascending ? -1 : 1;
   for (halo_proc_t *p = n->first; p; p = p->next) {
     if (!matches(p, f, now)) continue;
-    keyed_t row = {key_value(p, f->sort_by, now), p};
+    nmatched++;
+    keyed_t row = {text ? 0 : dir * key_value(p, f->sort_by, now), text ? key_text(p, f->sort_by) : NULL, dir, p};
     if (!top) k[len++] = row;
     else if (len < cap) {
       k[len] = row;
@@ -165,6 +189,7 @@ halo_proc_t **halo_process_list(halo_node_t *n, const halo_proc_filter_t *f, siz
     }
   }
   qsort(k, len, sizeof *k, cmp_desc);
+  if (f->matched) *f->matched = nmatched;
   if (f->limit && len > f->limit) len = f->limit;
   halo_proc_t **out = malloc((len ? len : 1) * sizeof *out);
   if (out)

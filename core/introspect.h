@@ -22,6 +22,11 @@ enum halo_proc_key {
   HALO_KEY_MESSAGES_IN,
   HALO_KEY_MESSAGES_OUT,
   HALO_KEY_DRAIN,
+  HALO_KEY_PID,         /* spawn order */
+  HALO_KEY_STATE,       /* the state's bit value */
+  HALO_KEY_NAME,        /* text keys: sort only, no thresholds */
+  HALO_KEY_BEHAVIOR,
+  HALO_KEY_APPLICATION,
   HALO_NKEYS
 };
 
@@ -29,8 +34,11 @@ enum halo_proc_key {
  *  "wait response" ("wait_response" too); 0 when unknown. */
 int halo_proc_state_parse(const char *name);
 
-/** "mailbox", "mailbox_latency", ... "drain"; -1 when unknown. */
+/** "mailbox", "mailbox_latency", ... "drain", "pid", "state", "name",
+ *  "behavior", "application"; -1 when unknown. */
 int halo_proc_key_parse(const char *name);
+/** True for the keys compared as text (name, behavior, application). */
+int halo_proc_key_is_text(int key);
 const char *halo_proc_key_name(int key);
 
 typedef struct halo_proc_short {
@@ -57,13 +65,15 @@ typedef struct halo_proc_filter {
   double min[HALO_NKEYS], max[HALO_NKEYS];
   uint32_t has_min, has_max; /* bit per key */
   int sort_by;             /* key, or -1: spawn order */
+  int ascending;           /* sort_by ascending instead of descending */
   size_t limit;            /* 0: no limit */
+  size_t *matched;         /* when set: receives how many matched before the limit */
 } halo_proc_filter_t;
 
 void halo_proc_filter_init(halo_proc_filter_t *f);
 
-/** Matching processes, sorted descending by f->sort_by (ties in spawn
- *  order), at most f->limit; without sort_by the first f->limit in spawn
+/** Matching processes, sorted descending (f->ascending: ascending) by
+ *  f->sort_by (ties in spawn order), at most f->limit; without sort_by the first f->limit in spawn
  *  order. A sorted list with a limit keeps only the best f->limit while it
  *  scans (a heap), so its cost grows with the processes scanned, not with
  *  the sort. Filters apply in the order application, behavior, state, name,

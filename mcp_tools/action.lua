@@ -12,28 +12,11 @@ local function plain(err)
   return err:match("bad argument #%d+ to '[^']*' %((.*)%)$") or (err:gsub("^E%u+: ", ""))
 end
 
--- The node's own services (halo_remote, halo_applications, the cron and
--- etcd processes) are processes of kind "system" that nothing restarts:
--- ending one would leave the node without remote spawn, admin, application
--- control or cron until it restarts. Returns the refusal's text for such a
--- target, else nil.
-local function system_process(pid)
-  local info = halo.process_info(pid)
-  if info and info.Kind == "system" then
-    return ("not allowed: %s is a system process of the node (%s)"):format(pid, info.Behavior)
-  end
-end
+-- The node's own services (kind system) refuse exit and kill (halo.inspect).
+local system_process = require("halo.inspect").system_process
+local denull = require("halo.inspect").denull
 
 local BAD_PID = "invalid pid: incorrect PID format, expected <crc.high.low>"
-
--- JSON null has no Lua value: it becomes nil (a map drops the key).
-local function denull(v)
-  if v == json.null then return nil end
-  if type(v) == "table" then
-    for k, x in pairs(v) do v[k] = denull(x) end
-  end
-  return v
-end
 
 local function lua_type(v)
   if type(v) ~= "table" then return type(v) end

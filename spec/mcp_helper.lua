@@ -14,7 +14,7 @@ M.read = read
 -- spec/mcp/node.lua on an embedded registrar of their own, one cookie,
 -- node1 serving /mcp with a token and a scratch copy of mcp_tools/, and
 -- waits until each is ready. Returns {dir, port, token, nodes = {names},
--- echo = {node -> mcp_test_echo's PID}, stop = function}; stop kills the
+-- echo = {node -> mcp_test_echo's PID}, registrar, cookie, stop = function}; stop kills the
 -- nodes and removes dir. Blocking: call outside a node (setup).
 function M.cluster(n)
   local halo_bin = (os.getenv("HALO_BUILD") or "build") .. "/halo"
@@ -27,6 +27,7 @@ function M.cluster(n)
   end
   function c.log(i) return read(("%s/node%d.log"):format(c.dir, i)) end
   local reg = "embedded:" .. helper.random_port()
+  c.registrar, c.cookie = reg, "mcpspec"
   c.port = helper.free_ports(1)
   c.token = "spec-" .. tostring(os.time())
   -- node1 first: it serves the registrar the others register with

@@ -1142,6 +1142,32 @@ static void test_process_list(void) {
   f.has_max = 1u << HALO_KEY_MAILBOX;
   f.max[HALO_KEY_MAILBOX] = 3;
   EXPECT(p[0], p[3]);
+  /* Ascending, the text keys, PID and the matched count. */
+  size_t matched = 0;
+  halo_proc_filter_init(&f);
+  f.sort_by = HALO_KEY_MAILBOX;
+  f.ascending = 1;
+  f.limit = 2;
+  f.matched = &matched;
+  EXPECT(p[2], p[3]);
+  CHECK_EQ(matched, 4);
+  f.sort_by = HALO_KEY_PID;
+  f.ascending = 0;
+  EXPECT(p[3], p[2]);
+  f.sort_by = HALO_KEY_NAME; /* w1, w2, "", "" ascending: unnamed first */
+  f.ascending = 1;
+  f.limit = 0;
+  l = halo_process_list(&node, &f, &n);
+  CHECK_EQ(n, 4);
+  for (size_t i = 1; l && i < n; i++)
+    CHECK(strcmp(l[i - 1]->name ? l[i - 1]->name : "", l[i]->name ? l[i]->name : "") <= 0);
+  free(l);
+  halo_proc_filter_init(&f);
+  f.behavior = "worker";
+  f.limit = 1;
+  f.matched = &matched;
+  EXPECT(p[0]);
+  CHECK_EQ(matched, 2);
   halo_proc_filter_init(&f);
   f.behavior = "nothing";
   l = halo_process_list(&node, &f, &n);
@@ -1152,6 +1178,8 @@ static void test_process_list(void) {
   CHECK_EQ(halo_proc_key_parse("mailbox"), HALO_KEY_MAILBOX);
   CHECK_EQ(halo_proc_key_parse("drain"), HALO_KEY_DRAIN);
   CHECK_EQ(halo_proc_key_parse("nope"), -1);
+  CHECK_EQ(halo_proc_key_parse("application"), HALO_KEY_APPLICATION);
+  CHECK(halo_proc_key_is_text(HALO_KEY_NAME) && !halo_proc_key_is_text(HALO_KEY_PID));
   CHECK_EQ(halo_proc_state_parse("wait response"), HALO_STATE_WAIT);
   CHECK_EQ(halo_proc_state_parse("Wait_Response"), HALO_STATE_WAIT);
   CHECK_EQ(halo_proc_state_parse("ZOMBEE"), HALO_STATE_ZOMBEE);

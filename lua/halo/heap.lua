@@ -33,6 +33,35 @@ function M.label(site)
   return string.format("%s (%s:%d)", site.name, site.file, site.line)
 end
 
+--- The profile's sites summed per function (M.label): the total of live
+-- bytes and the rows {fn, inuse, alloc, inuse_objects, alloc_objects} that
+-- hold any, by live bytes, then allocated bytes, then name.
+function M.functions(prof)
+  local total, by_fn, rows = 0, {}, {}
+  for _, s in ipairs(prof.sites) do
+    total = total + s.inuse_bytes
+    local fn = M.label(s)
+    local f = by_fn[fn]
+    if not f then
+      f = { fn = fn, inuse = 0, alloc = 0, inuse_objects = 0, alloc_objects = 0 }
+      by_fn[fn] = f
+      rows[#rows + 1] = f
+    end
+    f.inuse, f.alloc = f.inuse + s.inuse_bytes, f.alloc + s.alloc_bytes
+    f.inuse_objects, f.alloc_objects = f.inuse_objects + s.inuse_objects, f.alloc_objects + s.alloc_objects
+  end
+  local out = {}
+  for _, f in ipairs(rows) do
+    if f.inuse > 0 or f.alloc > 0 then out[#out + 1] = f end
+  end
+  table.sort(out, function(a, b)
+    if a.inuse ~= b.inuse then return a.inuse > b.inuse end
+    if a.alloc ~= b.alloc then return a.alloc > b.alloc end
+    return a.fn < b.fn
+  end)
+  return total, out
+end
+
 local function row(a, b, c) return string.format("%-12s %-12s %s\n", a, b, c) end
 
 --- The pprof_heap text: sites by live bytes (flat, innermost frame), then the
@@ -46,31 +75,13 @@ function M.text(opts)
   local exclude = type(opts.exclude) == "string" and opts.exclude ~= "" and opts.exclude or nil
   local prof, err = heap_core.profile()
   if not prof then return nil, "failed to write heap profile: " .. tostring(err) end
-  local total, by_fn, names = 0, {}, {}
-  for _, s in ipairs(prof.sites) do
-    total = total + s.inuse_bytes
-    local fn = M.label(s)
-    local f = by_fn[fn]
-    if not f then
-      f = { fn = fn, inuse = 0, alloc = 0 }
-      by_fn[fn] = f
-      names[#names + 1] = fn
-    end
-    f.inuse, f.alloc = f.inuse + s.inuse_bytes, f.alloc + s.alloc_bytes
-  end
+  local total, all = M.functions(prof)
   local rows = {}
-  for _, fn in ipairs(names) do
-    local f = by_fn[fn]
-    if (f.inuse > 0 or f.alloc > 0) and (not filter or fn:find(filter, 1, true))
-        and not (exclude and fn:find(exclude, 1, true)) then
-      rows[#rows + 1] = by_fn[fn]
+  for _, f in ipairs(all) do
+    if (not filter or f.fn:find(filter, 1, true)) and not (exclude and f.fn:find(exclude, 1, true)) then
+      rows[#rows + 1] = f
     end
   end
-  table.sort(rows, function(a, b)
-    if a.inuse ~= b.inuse then return a.inuse > b.inuse end
-    if a.alloc ~= b.alloc then return a.alloc > b.alloc end
-    return a.fn < b.fn
-  end)
   local shown = math.min(#rows, limit)
   local out = { string.format("heap profile: total inuse %s%s, showing %d\n\n", M.bytes(total),
     (filter or exclude) and string.format(", matched %d functions", #rows) or "", shown) }

@@ -92,7 +92,9 @@ end
 -- "default"), metrics ("[HOST:]PORT": start the radar application before
 -- the entry; a malformed one raises), admin (halo.admin.allow(true)), mcp
 -- (options of halo.mcp.start: started before the entry when it has a port, or
--- in agent mode when the network is on). Returns exit_code, entry_error
+-- in agent mode when the network is on), observer ({address = "[HOST:]PORT",
+-- token}: start the observer application before the entry and print
+-- "observer: URL" on stdout). Returns exit_code, entry_error
 -- (string or nil), stats.
 -- What a node leaves running in this OS process ends with it: a CPU profile
 -- whose caller never came back (killed, or the node stopped first).
@@ -115,6 +117,11 @@ function halo.run(fn, opts)
     opts = copy(opts)
     opts.mcp = m
   end
+  local ohost, oport
+  if opts.observer then
+    ohost, oport = require("halo.observer").parse_address(opts.observer.address)
+    if not ohost then error("--observer: " .. oport, 2) end
+  end
   if opts.metrics then
     mhost, mport = require("halo.radar").parse_address(opts.metrics)
     if not mhost then error("--metrics: " .. mport, 2) end
@@ -133,6 +140,12 @@ function halo.run(fn, opts)
     if opts.mcp and (opts.mcp.port or core.net.info().Mode == "enabled") then
       local ok, err = require("halo.mcp").start(opts.mcp)
       if not ok then error("mcp: " .. tostring(err), 0) end
+    end
+    if ohost then
+      local url, err = require("halo.observer").start({ host = ohost, port = oport, token = opts.observer.token })
+      if not url then error("observer: " .. tostring(err), 0) end
+      io.stdout:write("observer: ", url, "\n")
+      io.stdout:flush()
     end
     return entry(...)
   end

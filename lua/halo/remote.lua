@@ -55,6 +55,7 @@ local function serve(from, ref, req)
   end
   local s = st()
   if req.op == "admin" then return require("halo.admin").serve(from, ref, req) end
+  if req.op == "inspect" or req.op == "act" then return require("halo.inspect").serve(from, ref, req) end
   if req.op == "spawn" or req.op == "application_start" then
     local ok, err, code = core.remote.check(req.op, req.name or "", from)
     if not ok then return refuse(err, code) end

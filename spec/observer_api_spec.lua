@@ -1,0 +1,369 @@
+-- The Observer's JSON/SSE contract (/work/wt/OBSERVER_CONTRACT.md, README
+-- "The Observer"): three test nodes (spec/mcp/node.lua) and an observer node
+-- started with `halo observer`, spoken to with curl (without the sanitizer
+-- preload) as a browser would: an SSE stream in the background, POSTs.
+local json = require("halo.json")
+local helper = require("helper")
+local mcp_helper = require("mcp_helper")
+
+local halo_bin = (os.getenv("HALO_BUILD") or "build") .. "/halo"
+
+local function sh(cmd)
+  local f = io.popen("unset LD_PRELOAD; " .. cmd)
+  local out = f:read("*a")
+  f:close()
+  return out
+end
+
+local function now_ms() return tonumber(sh("date +%s%3N")) end
+
+-- Polls pred (blocking, outside any node) every 50 ms until it is truthy or
+-- timeout_ms passes; returns its value.
+local function wait_for(pred, timeout_ms)
+  local deadline = now_ms() + (timeout_ms or 5000)
+  repeat
+    local v = pred()
+    if v then return v end
+    os.execute("sleep 0.05")
+  until now_ms() > deadline
+  return pred()
+end
+
+local c, obs, url, dir
+local TOKEN = "observer-spec-token"
+
+-- The SSE messages in file: {id, event, data (decoded)} in order.
+local function events(file)
+  local out = {}
+  local text = helper.read(file) or ""
+  for block in text:gmatch("(.-)\n\n") do
+    local e = {}
+    for line in (block .. "\n"):gmatch("([^\n]*)\n") do
+      local k, v = line:match("^(%a+): (.*)$")
+      if k == "data" then e.data = json.decode(v) elseif k then e[k] = v end
+    end
+    if e.event then out[#out + 1] = e end
+  end
+  return out
+end
+
+local function of_type(file, t, key)
+  local out = {}
+  for _, e in ipairs(events(file)) do
+    if e.event == t and (not key or e.data.key == key) then out[#out + 1] = e end
+  end
+  return out
+end
+
+local nstreams = 0
+-- Opens /sse: {pid (curl's), file, sid, close()}.
+local function open_stream()
+  nstreams = nstreams + 1
+  local s = { file = ("%s/sse%d.txt"):format(dir, nstreams) }
+  s.pid = helper.spawn_os(("unset LD_PRELOAD; exec curl -sN %ssse"):format(url), s.file)
+  local first = wait_for(function() return events(s.file)[1] end, 5000)
+  assert(first and first.event == "connected", "no connected event: " .. tostring(helper.read(s.file)))
+  s.sid = first.data.session
+  s.connected = first.data
+  function s.close() helper.kill(s.pid) end
+  return s
+end
+
+-- POST path with body (a table, or raw text): status, decoded answer (or text).
+local function post(path, body, headers)
+  local bodyfile = dir .. "/body.json"
+  helper.write(bodyfile, type(body) == "table" and json.encode(body) or body or "")
+  local h = {}
+  for k, v in pairs(headers or {}) do h[#h + 1] = ("-H '%s: %s'"):format(k, v) end
+  local out = sh(("curl -s -o %s/answer -w '%%{http_code}' -X POST %s --data-binary @%s %s%s"):format(dir,
+    table.concat(h, " "), bodyfile, url, path:sub(2)))
+  local text = helper.read(dir .. "/answer") or ""
+  return tonumber(out), json.decode(text) or text
+end
+
+local function session_post(s, path, body, headers)
+  local h = { ["X-Observer-Session"] = s.sid }
+  for k, v in pairs(headers or {}) do h[k] = v end
+  return post(path, body, h)
+end
+
+local function subscribe(s, t, args)
+  local status, r = session_post(s, "/api/subscribe", { type = t, args = args or json.object() })
+  assert(status == 200, ("subscribe %s: %s %s"):format(t, tostring(status), json.encode(r)))
+  return r.data.key
+end
+
+-- The latest snapshot of key (waits for one newer than `after` events).
+local function snapshot(s, t, key, after)
+  return wait_for(function()
+    local list = of_type(s.file, t, key)
+    if #list > (after or 0) then return list[#list] end
+  end, 8000)
+end
+
+setup(function()
+  c = mcp_helper.cluster(3)
+  dir = c.dir
+  local log = dir .. "/observer.log"
+  obs = helper.spawn_os(("HALO_COOKIE=%s %s observer --port 0 --token %s --registrar %s --log-level warning"):format(
+    c.cookie, halo_bin, TOKEN, c.registrar), log)
+  url = wait_for(function() return (helper.read(log) or ""):match("observer: (http://%S+/)") end, 10000)
+  assert(url, "the observer never listened: " .. tostring(helper.read(log)))
+  -- the observer node finds the test nodes through the registrar
+  local s = open_stream()
+  local ok = wait_for(function()
+    local nodes = {}
+    for _, e in ipairs(events(s.file)) do
+      if e.event == "connected" or e.event == "cluster_update" then nodes = e.data.nodes end
+    end
+    local n = 0
+    for _, x in ipairs(nodes) do if x.name:match("^node%d@") then n = n + 1 end end
+    return n == 3
+  end, 10000)
+  s.close()
+  assert(ok, "the observer never saw the 3 nodes: " .. tostring(helper.read(s.file)))
+end)
+
+teardown(function()
+  if obs then helper.kill(obs) end
+  if c then c.stop() end
+end)
+
+describe("observer API", function()
+  it("opens a session with the connected event of the contract", function()
+    local s = open_stream()
+    local d = s.connected
+    assert.matches("^%x+$", d.session)
+    assert.equals(32, #d.session)
+    assert.equals(1, d.contract)
+    assert.equals("observer@localhost", d.node)
+    assert.equals("observer@localhost", d.self)
+    assert.is_true(d.actions)
+    assert.is_string(d.version)
+    local names = {}
+    for _, n in ipairs(d.nodes) do names[n.name] = n end
+    assert.is_true(names["observer@localhost"].self)
+    assert.is_not_nil(names["node2@localhost"])
+    s.close()
+  end)
+
+  it("pushes a snapshot about every second while subscribed, and stops when the connection closes", function()
+    local s = open_stream()
+    local key = subscribe(s, "node_info")
+    local list = wait_for(function()
+      local l = of_type(s.file, "node_info", key)
+      if #l >= 5 then return l end
+    end, 10000)
+    assert.is_not_nil(list, "fewer than 5 snapshots in 10 s")
+    local span = list[5].data.time - list[1].data.time -- 4 intervals
+    assert.is_true(span >= 2500 and span <= 6000, "4 intervals took " .. span .. " ms")
+    for i = 2, #list do assert.is_true(tonumber(list[i].id) > tonumber(list[i - 1].id)) end
+    assert.equals("observer@localhost", list[1].data.node)
+    assert.equals("observer@localhost", list[1].data.data.Name)
+
+    -- the session process runs while the stream is open, and is gone once it closed
+    local watcher = open_stream()
+    local wkey = subscribe(watcher, "process_list", { behavior = "halo.observer.session" })
+    local function sessions()
+      local snap = of_type(watcher.file, "process_list", wkey)
+      local last = snap[#snap]
+      local named = {}
+      for _, p in ipairs(last and last.data.data.Processes or {}) do named[p.Name] = true end
+      return last and last.data.data.Matched, named
+    end
+    local _, named = sessions()
+    assert.is_true(named["observer_session_" .. s.sid])
+    s.close()
+    local before = #of_type(s.file, "node_info", key)
+    local gone = wait_for(function()
+      local n, names = sessions()
+      return n == 1 and not names["observer_session_" .. s.sid] and names["observer_session_" .. watcher.sid]
+    end, 5000)
+    assert.is_true(gone, "the closed stream's session is still there")
+    assert.equals(before, #of_type(s.file, "node_info", key)) -- nothing more reached the closed stream
+    watcher.close()
+  end)
+
+  it("answers malformed and unknown requests with their statuses", function()
+    local s = open_stream()
+    local status, r = session_post(s, "/api/subscribe", '{"type": "node_info",')
+    assert.equals(400, status)
+    assert.matches("invalid JSON", r.error)
+    status, r = session_post(s, "/api/subscribe", { type = "nope" })
+    assert.equals(400, status)
+    assert.matches("unknown subscription type", r.error)
+    status, r = post("/api/subscribe", { type = "node_info" })
+    assert.equals(401, status)
+    assert.matches("missing X%-Observer%-Session", r.error)
+    status, r = post("/api/subscribe", { type = "node_info" }, { ["X-Observer-Session"] = string.rep("0", 32) })
+    assert.equals(401, status)
+    assert.matches("unknown", r.error)
+    status = session_post(s, "/api/nope", {})
+    assert.equals(404, status)
+    status = session_post(s, "/api/do/nope", {})
+    assert.equals(404, status)
+    local big = '{"x":"' .. string.rep("a", 1100000) .. '"}'
+    status = session_post(s, "/api/subscribe", big)
+    assert.equals(413, status)
+    s.close()
+  end)
+
+  it("acts only with the token, and never on system processes", function()
+    local s = open_stream()
+    local node2 = "node2@localhost"
+    assert.equals(200, (session_post(s, "/api/switch", { node = node2 })))
+    local echo = c.echo[node2]
+    local status, r = session_post(s, "/api/do/kill", { pid = echo })
+    assert.equals(403, status)
+    assert.matches("token", r.error)
+    status, r = session_post(s, "/api/do/kill", { pid = echo }, { Authorization = "Bearer wrong" })
+    assert.equals(403, status)
+    -- the system process halo_remote of node2
+    local key = subscribe(s, "process_list", { name = "halo_remote" })
+    local snap = snapshot(s, "process_list", key)
+    local remote_pid = snap.data.data.Processes[1].PID
+    status, r = session_post(s, "/api/do/kill", { pid = remote_pid }, { Authorization = "Bearer " .. TOKEN })
+    assert.equals(403, status)
+    assert.matches("system process", r.error)
+    -- with the token: the echo process is killed and gone
+    local ikey = subscribe(s, "process_info", { pid = echo })
+    assert.equals("mcp_test_echo", snapshot(s, "process_info", ikey).data.data.Name)
+    status, r = session_post(s, "/api/do/kill", { pid = echo }, { Authorization = "Bearer " .. TOKEN })
+    assert.equals(200, status, json.encode(r))
+    assert.is_true(r.ok)
+    local dead = wait_for(function()
+      local l = of_type(s.file, "process_info", ikey)
+      return l[#l].data.data.State == "terminated" and l[#l]
+    end, 5000)
+    assert.is_truthy(dead)
+    assert.equals(node2, dead.data.node)
+    -- read-only actions need no token
+    status, r = session_post(s, "/api/do/stack", { pid = remote_pid })
+    assert.equals(200, status)
+    assert.matches("traceback", r.data)
+    s.close()
+  end)
+
+  it("switches the observed node, and refuses an unknown one without changing anything", function()
+    local s = open_stream()
+    local status, r = session_post(s, "/api/switch", { node = "node3@localhost" })
+    assert.equals(200, status, json.encode(r))
+    local list = wait_for(function()
+      local l = of_type(s.file, "connected")
+      if #l >= 2 then return l end
+    end, 5000)
+    assert.equals("node3@localhost", list[2].data.node)
+    local key = subscribe(s, "node_info")
+    local snap = snapshot(s, "node_info", key)
+    assert.equals("node3@localhost", snap.data.node)
+    assert.equals("node3@localhost", snap.data.data.Name)
+    status, r = session_post(s, "/api/switch", { node = "ghost@localhost" })
+    assert.equals(502, status)
+    assert.matches("ghost@localhost", r.error)
+    assert.equals(2, #of_type(s.file, "connected"))
+    local n = #of_type(s.file, "node_info", key)
+    snap = snapshot(s, "node_info", key, n) -- the subscription lives on, on node3
+    assert.equals("node3@localhost", snap.data.data.Name)
+    s.close()
+  end)
+
+  it("answers every subscription type with its documented shape from a remote node", function()
+    local s = open_stream()
+    local node = "node2@localhost"
+    assert.equals(200, (session_post(s, "/api/switch", { node = node })))
+    local sup_pid
+    local subs = {
+      node_info = { {}, function(d)
+        assert.equals(node, d.Name)
+        for _, k in ipairs({ "Stats", "Memory", "Loggers", "Cron", "LogCounts", "Uptime", "Version" }) do
+          assert.is_not_nil(d[k], k)
+        end
+        assert.is_number(d.LogCounts.info)
+        assert.equals("mcp_test_job", d.Cron[1].Name)
+      end },
+      process_list = { { sort = "MessagesIn", order = "desc", limit = 5 }, function(d)
+        assert.is_true(d.Total >= d.Matched and d.Matched >= 5)
+        assert.equals(5, #d.Processes)
+        for i = 2, 5 do assert.is_true(d.Processes[i - 1].MessagesIn >= d.Processes[i].MessagesIn) end
+      end },
+      application_list = { {}, function(d)
+        local names = {}
+        for _, a in ipairs(d.Applications) do names[a.Name] = a end
+        assert.equals("running", names.mcp_test_app.State)
+      end },
+      application_tree = { { app = "mcp_test_app" }, function(d)
+        assert.equals("mcp_test_app", d.Root.Name)
+        local sup = d.Root.Children[1]
+        assert.equals("mcp_test_sup", sup.Name)
+        sup_pid = sup.PID
+        assert.equals("mcp_test_worker", sup.Children[1].Name)
+        for _, k in ipairs({ "PID", "Behavior", "Kind", "MessagesMailbox", "MailboxLatency", "RunningTime", "State",
+                             "Folded" }) do
+          assert.is_not_nil(sup[k], k)
+        end
+      end },
+      event_list = { { name = "mcp_test" }, function(d)
+        assert.equals("mcp_test_event", d.Events[1].Name)
+        assert.equals(1, d.Events[1].Subscribers)
+      end },
+      event_info = { { name = "mcp_test_event" }, function(d)
+        assert.equals("mcp_test_event", d.Name)
+        assert.same({}, d.Recent) -- without watch nothing subscribes
+      end },
+      network_info = { {}, function(d) assert.equals("enabled", d.Mode) end },
+      connection_list = { {}, function(d)
+        local names = {}
+        for _, p in ipairs(d.Nodes) do names[p.Node or p.Name] = true end
+        assert.is_true(names["node1@localhost"] and names["node3@localhost"])
+      end },
+      connection_info = { { node = "node1@localhost" }, function(d)
+        assert.is_number(d.MessagesIn)
+        assert.is_nil(d.Disconnected)
+      end },
+      topology = { {}, function(d)
+        local nodes, links = {}, {}
+        for _, n in ipairs(d.Nodes) do nodes[n] = true end
+        for _, l in ipairs(d.Links) do links[l.from .. "-" .. l.to] = true end
+        assert.is_true(nodes["node1@localhost"] and nodes["node2@localhost"] and nodes["node3@localhost"])
+        assert.is_true(links["node1@localhost-node2@localhost"] and links["node2@localhost-node3@localhost"])
+      end },
+      log = { { levels = { "info", "warning", "error" } }, function(d)
+        assert.is_table(d.Entries)
+        assert.is_number(d.Suppressed)
+      end },
+      heap = { { limit = 5 }, function(d)
+        assert.is_true(#d.Records <= 5)
+        for _, k in ipairs({ "LuaHeap", "GCCycles", "GCCPUPercent", "LastGCPauseNs" }) do assert.is_not_nil(d[k], k) end
+        if d.Records[1] then assert.is_string(d.Records[1].Function) end
+      end },
+    }
+    local keys = {}
+    for t, v in pairs(subs) do keys[t] = subscribe(s, t, v[1]) end
+    for t, v in pairs(subs) do
+      local snap = snapshot(s, t, keys[t])
+      assert.is_not_nil(snap, "no " .. t .. " snapshot")
+      assert.equals(node, snap.data.node)
+      v[2](snap.data.data)
+    end
+    -- the per-process views, on the supervisor the tree showed
+    local ikey = subscribe(s, "process_inspect", { pid = sup_pid })
+    assert.is_string(snapshot(s, "process_inspect", ikey).data.data.strategy)
+    local pkey = subscribe(s, "process_info", { pid = sup_pid })
+    local info = snapshot(s, "process_info", pkey).data.data
+    assert.equals("mcp_test_sup", info.Name)
+    assert.matches("traceback", info.Stack)
+    -- watching an event: its publications (one a second) show in Recent
+    local wkey = subscribe(s, "event_info", { name = "mcp_test_event", watch = true })
+    local seen = wait_for(function()
+      local l = of_type(s.file, "event_info", wkey)
+      return l[#l] and #l[#l].data.data.Recent > 0 and l[#l].data.data
+    end, 5000)
+    assert.is_truthy(seen, "no publication seen")
+    assert.matches("seq", seen.Recent[1].message)
+    assert.is_number(seen.Recent[1].time)
+    -- the same subscription again is the same key
+    assert.equals(pkey, subscribe(s, "process_info", { pid = sup_pid }))
+    assert.equals(200, (session_post(s, "/api/unsubscribe", { key = pkey })))
+    s.close()
+  end)
+end)
