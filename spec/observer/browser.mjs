@@ -15,7 +15,7 @@
 // after a screenshot of the failing moment. Any console error, page error or
 // request to another origin fails the run. Screenshots go to --shots
 // (default spec/observer/screenshots, git-ignored).
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { launch, parseArgs, until, watchedPage } from "./lib.mjs";
@@ -31,6 +31,7 @@ const [N1, N2] = NODES;
 const ORIGIN = new URL(args.url).origin;
 const T = 8000; // ms for anything the UI shows after a snapshot (pushed every second)
 mkdirSync(args.shots, { recursive: true });
+for (const f of readdirSync(args.shots)) if (/^\d\d-.*\.png$/.test(f)) rmSync(join(args.shots, f)); // a previous run's
 
 const problems = [];
 let shot = 0;
@@ -60,6 +61,27 @@ async function filterProcesses(page, text) {
   const sel = '[data-testid="process-filter"]';
   await page.$eval(sel, (e) => { e.value = ""; e.dispatchEvent(new Event("input", { bubbles: true })); });
   if (text) await page.type(sel, text);
+}
+
+// Scrolls the (virtualised) process table a screen at a time, wrapping
+// around, until the row sel exists; then centres it.
+async function scrollToRow(page, what, sel) {
+  await until(page, what, (s) => {
+    if (document.querySelector(s)) return true;
+    let el = document.querySelector("tr[data-pid]");
+    while (el && !(el.scrollHeight > el.clientHeight + 1 && /auto|scroll/.test(getComputedStyle(el).overflowY))) {
+      el = el.parentElement;
+    }
+    if (el) el.scrollTop = el.scrollTop + el.clientHeight >= el.scrollHeight - 1 ? 0 : el.scrollTop + el.clientHeight * 0.8;
+    return false;
+  }, T, sel);
+  await page.$eval(sel, (e) => e.scrollIntoView({ block: "center" }));
+}
+
+// Closes the floating window sel with its close button.
+async function closeWindow(page, sel) {
+  await page.click(`${sel} [data-close]`);
+  await until(page, `${sel} closed`, (s) => !document.querySelector(s), T, sel);
 }
 
 // node1's MCP endpoint: initialize, then tools/call (the answer's text).
@@ -103,13 +125,13 @@ async function info(page) {
 async function applications(page) {
   await open(page, "applications");
   for (const app of ["latency_scenario", "messaging_scenario", "lifecycle_scenario", "events_scenario"]) {
-    await until(page, `${app} running`, (a) => document.querySelector(`[data-app="${a}"] [data-col="state"]`)
+    await until(page, `${app} running`, (a) => document.querySelector(`tr[data-app="${a}"] [data-col="state"]`)
       ?.textContent.trim() === "running", T, app);
   }
   ok("applications: the four scenarios listed as running");
   await screenshot(page, "applications");
   // the supervision tree of lifecycle_scenario
-  await page.$eval('[data-app="lifecycle_scenario"]', (e) => e.click());
+  await page.$eval('tr[data-app="lifecycle_scenario"] [data-action="tree"]', (e) => e.click());
   const tree = await until(page, "the tree window of lifecycle_scenario", () => {
     const w = document.querySelector('[data-window="tree"]');
     const n = w && w.querySelectorAll("[data-tree-pid]").length;
@@ -117,15 +139,16 @@ async function applications(page) {
   }, T);
   ok(`applications: the tree window of lifecycle_scenario shows ${tree} processes and a heatmap selector`);
   await screenshot(page, "application-tree");
+  await closeWindow(page, '[data-window="tree"]');
 }
 
 async function processes(page) {
   await open(page, "processes");
   await until(page, "process rows", () => document.querySelector("tr[data-pid]"), T);
   // the zombee: red, and its window's stack tab shows where it was killed
-  await filterProcesses(page, "zombieChild");
   const zsel = `tr[data-pid="${args.zombee}"]`;
-  await until(page, "the zombee's row", (s) => document.querySelector(s)?.dataset.state === "zombee", T, zsel);
+  await scrollToRow(page, "the zombee's row", zsel);
+  await until(page, "the zombee's row in state zombee", (s) => document.querySelector(s)?.dataset.state === "zombee", T, zsel);
   // what a person sees: the text of every cell of the row in red
   const cls = await page.$eval(zsel, (e) => e.classList.contains("zombee"));
   const colors = await page.$$eval(`${zsel} td`, (es) => es.map((e) => getComputedStyle(e).color.match(/\d+/g).slice(0, 3).map(Number)));
@@ -146,7 +169,7 @@ async function processes(page) {
   ok(`processes: the process window's stack tab shows the zombee's stack (${stack.split("\n").length} lines, ` +
     "in processPayloadDecompression)");
   await screenshot(page, "process-window-stack");
-  await page.keyboard.press("Escape");
+  await closeWindow(page, wsel);
 
   // killed from outside the UI (node1's MCP endpoint): its row goes within 2 s
   await filterProcesses(page, "obs_victim");
@@ -231,7 +254,7 @@ async function switchNode(page) {
     return ps.length > 0 && ps.every((p) => !p.startsWith(`<${crc}.`)) && ps.length;
   }, T, before);
   const first = await page.$eval("tr[data-pid]", (r) => r.dataset.pid);
-  const hash = await page.evaluate(() => location.hash);
+  const hash = await page.evaluate(() => decodeURIComponent(location.hash));
   if (!hash.includes(N2)) throw new Error(`the URL did not follow the switch: ${hash}`);
   ok(`switch: header ${N2}, URL ${hash}, ${pids} rows with ${N2}'s PIDs (${first}, node1's were <${before}.*>)`);
   await screenshot(page, "switched");
