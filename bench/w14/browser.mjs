@@ -6,7 +6,8 @@
 //     tr[data-pid] exists (a MutationObserver in the page) and the UI's own
 //     window.__observer.lastPaint.process_list;
 //  2. the size of each SSE snapshot the UI receives (bytes of the data line,
-//     by event, from the DevTools protocol's EventSource messages);
+//     by event, from the DevTools protocol's EventSource messages) while one
+//     page visits every page for 3.5 s;
 //  3. the observed node's (and the observer node's) CPU over --seconds with 0,
 //     1 and 2 browsers connected (each its own chromium on the processes page):
 //     utime + stime from /proc/<pid>/stat.
@@ -82,8 +83,11 @@ try {
     if (p.ui !== undefined) uis.push(p.ui);
     console.log(`paint ${i + 1}: first row ${fmt(p.firstRow)} ms, window.__observer.lastPaint.process_list ${fmt(p.ui)} ms` +
       (p.total ? `, total shown ${p.total.trim()}` : ""));
-    if (i === Number(args.paints) - 1) {
-      await sleep(4000); // a few snapshots for the sizes
+    if (i === Number(args.paints) - 1) { // a few snapshots of every page for the sizes
+      for (const name of ["processes", "info", "applications", "events", "network", "log", "profiler"]) {
+        await p.page.$eval(`a[data-page="${name}"]`, (e) => e.click());
+        await sleep(3500);
+      }
       sizes = p.sizes;
     }
     await p.page.close();
