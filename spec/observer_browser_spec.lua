@@ -84,6 +84,7 @@ describe("the Observer in chromium against a three-node cluster", function()
       "ok: profiler: captured stacks",
       "ok: switch: header node2@localhost",
       "ok: %d+ snapshots received; no console error, page error or foreign request",
+      "ok: the watchers catch a planted console error, page error and request to another origin",
       "screenshots: 1[0-9] in ",
     }) do
       assert.truthy(out:find(line), "missing: " .. line .. "\n" .. out)
