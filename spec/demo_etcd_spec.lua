@@ -59,7 +59,7 @@ describe("halo demo on etcd", function()
     end, { timeout = 20000 })
 
     local registrar = "etcd://127.0.0.1:" .. client_port
-    d = demo.start(dir, ("--nodes 3 --base-port %d --log-level info --mcp-port 0 --registrar %s"):format(helper.random_port(),
+    d = demo.start(dir, ("--nodes 3 --base-port %d --log-level info --mcp-port 0 --observer-port 0 --registrar %s"):format(helper.random_port(),
       registrar))
     for _, n in ipairs(d.nodes) do pids[#pids + 1] = n.pid end
     pids[#pids + 1] = d.slowweb

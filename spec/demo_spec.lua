@@ -210,7 +210,7 @@ describe("halo demo", function()
   end)
 
   it("leaves no child behind when the demo itself is SIGKILLed: they notice their parent's death", function()
-    local d = demo.start(dir .. "/killed", ("--nodes 1 --base-port %d --log-level info --mcp-port 0"):format(helper.random_port()))
+    local d = demo.start(dir .. "/killed", ("--nodes 1 --base-port %d --log-level info --mcp-port 0 --observer-port 0"):format(helper.random_port()))
     local started = { d.slowweb, d.nodes[1] and d.nodes[1].pid } -- slowweb and node1
     for _, pid in ipairs(started) do pids[#pids + 1] = pid end
     assert.are.equal(2, #started)
@@ -227,7 +227,7 @@ describe("halo demo", function()
     local slowweb = helper.run(function()
       -- node1's metrics port is taken: it exits at once, before the cluster forms
       local srv = assert(halo.http.serve({ host = "127.0.0.1", port = base + 1, routes = {} }))
-      os.execute(("script -qfc '%s demo --nodes 1 --base-port %d --log-level info --mcp-port 0 --run-dir %s' /dev/null " ..
+      os.execute(("script -qfc '%s demo --nodes 1 --base-port %d --log-level info --mcp-port 0 --observer-port 0 --run-dir %s' /dev/null " ..
         "< /dev/null > %s.out 2>&1 &"):format(halo_bin, base, run, run))
       assert(helper.wait_until(function() return read(run .. ".out"):find("exited with status 1", 1, true) end,
         10000, 50), "node1 did not exit:\n" .. read(run .. ".out"))
@@ -243,8 +243,9 @@ describe("halo demo", function()
   end)
 
   it("forms a 3-node cluster, restarts a killed node and stops cleanly on SIGTERM", function()
-    local base, mcp_port = helper.random_port(), helper.free_ports(1)
-    local d = demo.start(dir, ("--nodes 3 --base-port %d --mcp-port %d"):format(base, mcp_port))
+    local base, mcp_port, observer_port = helper.random_port(), helper.free_ports(2)
+    local d = demo.start(dir, ("--nodes 3 --base-port %d --mcp-port %d --observer-port %d"):format(base, mcp_port,
+      observer_port))
     demo_pid = d.pid
     local nodes, out = d.nodes, d.out
     for _, n in ipairs(nodes) do pids[#pids + 1] = n.pid end
@@ -283,11 +284,28 @@ describe("halo demo", function()
         return rows and #rows == 1 and rows[1].Behavior == "lifecycle.zombieChild"
       end, 20000, 200), "no zombee found through MCP on node2")
 
-      -- every radar answers; each node is connected to the two others
+      -- observer@localhost serves the Observer: the table shows its URL, and
+      -- its first SSE event lists the three nodes
+      local observer_url = ("http://127.0.0.1:%d/"):format(observer_port)
+      assert.truthy(out():find("\n  observer@localhost%s+%d+%s+%-%s+%-%s+" .. observer_url:gsub("%p", "%%%0")), out())
+      local observer_pid = tonumber(out():match("\n  observer@localhost%s+(%d+)"))
+      pids[#pids + 1] = observer_pid
+      assert(helper.wait_until(function()
+        local f = io.popen(("unset LD_PRELOAD; curl -sN -m 1 %ssse"):format(observer_url))
+        local first = f:read("*a"):match("event: connected\ndata: ([^\n]+)")
+        f:close()
+        local nodes_seen = 0
+        for name in (first or ""):gmatch('"name":"(node%d@localhost)"') do nodes_seen = nodes_seen + 1 end
+        return nodes_seen == 3
+      end, 20000, 100), "the observer does not list the 3 nodes")
+
+      -- every radar answers; each node is connected to the two others and the observer's node
       for _, n in ipairs(nodes) do
         local live = halo.http.request({ host = "127.0.0.1", port = n.port, path = "/health/live", timeout = 2000 })
         assert.are.equal(200, live and live.status)
-        assert.are.equal("2", metrics(n.port):match("\nhalo_connected_nodes_total{[^}]*} (%d+)"))
+        assert(helper.wait_until(function()
+          return metrics(n.port):match("\nhalo_connected_nodes_total{[^}]*} (%d+)") == "3"
+        end, 10000, 100), n.name .. " is not connected to 3 nodes")
       end
       -- the latency workers called slowweb; the zombie maker made one zombee per node
       assert(helper.wait_until(function()
@@ -320,7 +338,7 @@ describe("halo demo", function()
       assert.is_true(alive(restarted))
       assert(helper.wait_until(function()
         local body = metrics(nodes[2].port)
-        return body and body:match("\nhalo_connected_nodes_total{[^}]*} (%d+)") == "2"
+        return body and body:match("\nhalo_connected_nodes_total{[^}]*} (%d+)") == "3"
       end, 10000, 100), "the restarted node2 did not rejoin")
     end, { timeout = 60000 })
 
@@ -334,7 +352,7 @@ describe("halo demo", function()
 
     -- SIGTERM: the demo exits 0 and no process it started is left
     assert.are.equal("0", demo.stop(d))
-    assert.truthy(read(dir .. "/demo.out"):find("halo demo: stopping 4 processes", 1, true))
+    assert.truthy(read(dir .. "/demo.out"):find("halo demo: stopping 5 processes", 1, true))
     for _, pid in ipairs(pids) do assert.is_false(alive(pid), "left running: " .. pid) end
     demo_pid = nil
   end)

@@ -367,3 +367,134 @@ describe("observer API", function()
     s.close()
   end)
 end)
+
+-- What the views and the observer application do inside one node.
+describe("halo.inspect and the observer application", function()
+  local halo = require("halo")
+  local inspect = require("halo.inspect")
+
+  local function count(behavior) return select(2, halo.process_list({ behavior = behavior })) end
+
+  it("keeps at most 200 log records a second, and its tap ends when nobody reads", function()
+    helper.run(function()
+      halo.log.remove_logger("default")
+      local idle = inspect.TAP_IDLE_MS
+      inspect.TAP_IDLE_MS = 300
+      assert.same({}, assert(inspect.view("log", {})).Entries) -- the first read starts the tap
+      assert.equals(1, count("halo.inspect.tap"))
+      for i = 1, 500 do halo.log.warning("storm %d", i) end
+      local r
+      assert(helper.wait_until(function()
+        r = assert(inspect.view("log", { levels = { "warning" }, limit = 1000 }))
+        local kept = 0
+        for _, e in ipairs(r.Entries) do if e.Message:match("^storm %d+$") then kept = kept + 1 end end
+        r.kept = kept
+        return kept + r.SuppressedTotal == 500
+      end, 3000, 10), "records lost: " .. tostring(r and r.kept) .. " kept, " .. tostring(r and r.SuppressedTotal))
+      assert.is_true(r.kept >= 200 and r.kept <= 2 * inspect.STORM_CAP, r.kept .. " kept")
+      assert.is_true(r.Suppressed > 0)
+      assert.equals("warning", r.Entries[1].Level)
+      assert.equals(halo.self(), r.Entries[1].PID)
+      -- read after the last: nothing new, nothing more suppressed
+      local again = assert(inspect.view("log", { after = r.Last, dropped = r.SuppressedTotal }))
+      assert.same({}, again.Entries)
+      assert.equals(0, again.Suppressed)
+      assert(helper.wait_until(function() return count("halo.inspect.tap") == 0 end, 3000, 20), "the tap is still there")
+      inspect.TAP_IDLE_MS = idle
+    end, { log_level = "warning" })
+  end)
+
+  it("lists processes top-N by any column, filtered, with Total and Matched", function()
+    helper.run(function()
+      local pids = {}
+      for i = 1, 40 do
+        pids[i] = halo.spawn({ handle_message = function() halo.sleep(100000) end }, nil,
+          { name = "obs_spec_" .. i })
+        for _ = 1, i % 7 do halo.send(pids[i], "x") end
+      end
+      assert(helper.wait_until(function()
+        return halo.process_list({ name = "obs_spec_6" })[1].MessagesMailbox == 5
+      end, 2000, 5))
+      local r = assert(inspect.view("process_list", { sort = "MessagesMailbox", limit = 3 }))
+      assert.equals(3, #r.Processes)
+      assert.is_true(r.Total >= 41 and r.Matched == r.Total)
+      assert.equals(5, r.Processes[1].MessagesMailbox) -- the first of 6 queued: one is being handled
+      r = assert(inspect.view("process_list", { name = "obs_spec_", sort = "Name", order = "asc", limit = 2 }))
+      assert.equals(40, r.Matched)
+      assert.same({ "obs_spec_1", "obs_spec_10" }, { r.Processes[1].Name, r.Processes[2].Name })
+      r = assert(inspect.view("process_list", { name = "obs_spec_", sort = "PID", order = "desc", limit = 1 }))
+      assert.equals(pids[40], r.Processes[1].PID)
+      r = assert(inspect.view("process_list", { name = "obs_spec_", limit = 1, columns = { "Name", "State" } }))
+      local keys = {}
+      for k in pairs(r.Processes[1]) do keys[#keys + 1] = k end
+      table.sort(keys)
+      assert.same({ "Name", "PID", "State" }, keys)
+      r = assert(inspect.view("process_list", { name = "obs_spec_", min_mailbox = 5 }))
+      assert.is_true(r.Matched >= 5)
+      for _, p in ipairs(r.Processes) do assert.is_true(p.MessagesMailbox >= 5) end
+      local none, err = inspect.view("process_list", { sort = "Colour" })
+      assert.is_nil(none)
+      assert.matches("^EINCORRECT: .*unknown sort column Colour", err)
+      for _, pid in ipairs(pids) do halo.kill(pid) end
+    end)
+  end)
+
+  it("folds large sibling groups in the application tree", function()
+    helper.run(function()
+      local W = { name = "obs_spec.worker", handle_message = function() end }
+      local O = { name = "obs_spec.other", handle_message = function() end }
+      local children = {}
+      for i = 1, 30 do children[i] = { name = "w" .. i, behavior = W } end
+      children[31] = { name = "o1", behavior = O }
+      children[32] = { name = "o2", behavior = O }
+      assert(halo.application.load({ name = "obs_spec_app", mode = "temporary", group = {
+        { name = "obs_spec_sup", behavior = halo.supervisor.behavior, args = { strategy = "one_for_one",
+          children = children } } } }))
+      assert(halo.application.start("obs_spec_app"))
+      local t = assert(inspect.view("application_tree", { app = "obs_spec_app" }))
+      assert.equals("application", t.Root.Kind)
+      assert.equals(33, t.Processes)
+      local sup = t.Root.Children[1]
+      assert.equals("obs_spec_sup", sup.Name)
+      assert.equals(7, #sup.Children) -- 5 of the 30 workers and the 2 others
+      assert.equals(25, sup.Folded)
+      t = assert(inspect.view("application_tree", { app = "obs_spec_app", limit = 3 }))
+      assert.equals(5, t.Truncated) -- sup, w1, w2 shown; w3..w5, o1, o2 cut
+      local none, err = inspect.view("application_tree", { app = "nope" })
+      assert.is_nil(none)
+      assert.matches("EAPPUNKNOWN", err)
+      assert(halo.application.stop("obs_spec_app"))
+      assert(halo.application.unload("obs_spec_app"))
+    end)
+  end)
+
+  it("serves the files of www and refuses to act on its own and the system's processes", function()
+    local www = helper.script_dir("index.html", "<!doctype html><title>o</title>")
+    os.execute("mkdir -p " .. www .. "/js && echo 'export {}' > " .. www .. "/js/app.js && echo secret > " .. www ..
+      "/.hidden")
+    helper.run(function()
+      local observer = require("halo.observer")
+      local url = assert(observer.start({ port = 0, www = www }))
+      local http = require("halo.http")
+      local r = assert(http.get(url))
+      assert.equals(200, r.status)
+      assert.equals("text/html; charset=utf-8", r.headers["content-type"])
+      assert.equals("no-cache", r.headers["cache-control"])
+      r = assert(http.get(url .. "js/app.js"))
+      assert.equals("text/javascript; charset=utf-8", r.headers["content-type"])
+      assert.equals("export {}\n", r.body)
+      for _, path in ipairs({ ".hidden", "../index.html", "nope.html", "api/nope" }) do
+        assert.equals(404, assert(http.get(url .. path)).status, path)
+      end
+      assert.equals(405, assert(http.get(url .. "api/subscribe")).status)
+      local _, err = inspect.act("kill", { pid = halo.whereis("observer_web") })
+      assert.matches("^ENOTALLOWED: .*observer application", err)
+      _, err = inspect.act("kill", { pid = halo.whereis("halo_applications") })
+      assert.matches("^ENOTALLOWED: .*system process", err)
+      _, err = inspect.act("app_stop", { name = "observer" })
+      assert.matches("^ENOTALLOWED", err)
+      assert(observer.stop())
+    end)
+    os.execute("rm -rf " .. www)
+  end)
+end)

@@ -479,7 +479,7 @@ function M.processes(name, limit)
   if not app then return core.node.error("EAPPUNKNOWN", name) end
   if app.state == "loaded" then return nil, "EAPPSTATE: application " .. name .. " is not running", "EAPPSTATE" end
   if not limit or limit < 1 then limit = 100 end
-  return halo.process_list({ application = name, limit = limit })
+  return (halo.process_list({ application = name, limit = limit }))
 end
 
 --- The supervision tree of a running application: one node per member,

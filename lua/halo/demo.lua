@@ -5,7 +5,9 @@
 --             [--registrar etcd://HOST:PORT] [--cluster NAME] [--run-dir DIR]
 --
 -- Ports from the base P (default 9100): node i's radar P+i, slowweb P+98,
--- the embedded registrar P+99 (TCP and UDP). Each node runs
+-- the embedded registrar P+99 (TCP and UDP). A node observer@localhost
+-- serves the Observer on 127.0.0.1:9911 (--observer-port; its actions take
+-- the token the demo prints). Each node runs
 -- scenarios/demo_node.lua; its log (and slowweb's) goes to a file in the
 -- run directory (default $TMPDIR/halo-demo.<pid>). The nodes get the
 -- cookie in HALO_COOKIE (not in argv, which every user can read) and run
@@ -35,6 +37,8 @@ options:
   --cluster NAME         the etcd registrar's cluster (default halo-demo)
   --mcp-port P           node1 serves MCP on http://127.0.0.1:P/mcp (default 9922;
                          0: none); the other nodes answer its proxied calls
+  --observer-port P      observer@localhost serves the Observer on
+                         http://127.0.0.1:P/ (default 9911; 0: no observer node)
   --run-dir DIR          the nodes' log files (default $TMPDIR/halo-demo.<pid>)
   -h, --help             this text
 ]]
@@ -50,7 +54,8 @@ local function out(fmt, ...)
 end
 
 local function parse(args)
-  local o = { nodes = 5, base_port = 9100, log_level = "debug", cluster = "halo-demo", mcp_port = 9922 }
+  local o = { nodes = 5, base_port = 9100, log_level = "debug", cluster = "halo-demo", mcp_port = 9922,
+              observer_port = 9911 }
   local i = 1
   while i <= #args do
     local a, v = args[i], args[i + 1]
@@ -60,7 +65,7 @@ local function parse(args)
     end
     local key = ({ ["--nodes"] = "nodes", ["--base-port"] = "base_port", ["--log-level"] = "log_level",
                    ["--registrar"] = "registrar", ["--cluster"] = "cluster", ["--run-dir"] = "run_dir",
-                   ["--mcp-port"] = "mcp_port" })[a]
+                   ["--mcp-port"] = "mcp_port", ["--observer-port"] = "observer_port" })[a]
     if not key or v == nil then
       io.stderr:write(("halo demo: unknown or incomplete option '%s'\n\n%s"):format(tostring(a), usage))
       return nil, 2
@@ -69,6 +74,7 @@ local function parse(args)
     i = i + 2
   end
   o.nodes, o.base_port, o.mcp_port = tonumber(o.nodes), tonumber(o.base_port), tonumber(o.mcp_port)
+  o.observer_port = tonumber(o.observer_port)
   local err
   if not o.nodes or o.nodes < 1 or o.nodes > 50 or o.nodes % 1 ~= 0 then
     err = "--nodes must be 1..50"
@@ -76,6 +82,8 @@ local function parse(args)
     err = "--base-port must be 1..65436"
   elseif not o.mcp_port or o.mcp_port < 0 or o.mcp_port > 65535 or o.mcp_port % 1 ~= 0 then
     err = "--mcp-port must be 0..65535"
+  elseif not o.observer_port or o.observer_port < 0 or o.observer_port > 65535 or o.observer_port % 1 ~= 0 then
+    err = "--observer-port must be 0..65535"
   elseif not ({ trace = 1, debug = 1, info = 1, warning = 1, error = 1, panic = 1, disabled = 1 })[o.log_level] then
     err = "--log-level must be trace, debug, info, warning, error, panic or disabled"
   elseif o.registrar and not o.registrar:match("^etcd://[^:]+:%d+$") then
@@ -166,15 +174,33 @@ local function children(o, halo_bin)
                         log = ("%s/node%d.log"):format(o.run_dir, i),
                         url = ("http://127.0.0.1:%d/metrics"):format(port), mcp = mcp }
   end
+  if o.observer_port > 0 then -- the Observer's node: only the observer (and the mcp agent), stopping with the demo
+    local args = { "run", "--name", "observer@localhost", "--registrar", registrar, "--log-level", "info",
+                   "--observer", "127.0.0.1:" .. o.observer_port }
+    if o.registrar then
+      args[#args + 1] = "--cluster"
+      args[#args + 1] = o.cluster
+    end
+    args[#args + 1] = "-e"
+    args[#args + 1] = "require('halo.demo').until_orphaned(tonumber((...)))"
+    args[#args + 1] = demo_pid
+    local url = ("http://127.0.0.1:%d/"):format(o.observer_port)
+    list[#list + 1] = { name = "observer@localhost", file = halo_bin, args = args, log = o.run_dir .. "/observer.log",
+                        env = { HALO_COOKIE = o.cookie, HALO_OBSERVER_TOKEN = o.observer_token }, url = "-",
+                        observer = url }
+  end
   return list
 end
 
 local function table_of(list, o)
   out("halo demo: %d node%s on loopback, cookie %s, registrar %s\n", o.nodes, o.nodes > 1 and "s" or "",
     o.cookie, o.registrar or ("embedded 127.0.0.1:" .. (o.base_port + 99)))
-  out("  %-18s %-8s %-34s %-30s %-9s %s\n", "what", "pid", "url", "mcp", "observer", "log")
+  out("  %-18s %-8s %-34s %-30s %-24s %s\n", "what", "pid", "url", "mcp", "observer", "log")
   for _, c in ipairs(list) do
-    out("  %-18s %-8d %-34s %-30s %-9s %s\n", c.name, c.os_pid or 0, c.url, c.mcp or "-", "-", c.log)
+    out("  %-18s %-8d %-34s %-30s %-24s %s\n", c.name, c.os_pid or 0, c.url, c.mcp or "-", c.observer or "-", c.log)
+  end
+  if o.observer_port > 0 then
+    out("observer: http://127.0.0.1:%d/ (actions token %s)\n", o.observer_port, o.observer_token)
   end
   out("logs: tail -f %s/node1.log (colours: less -R); stop: Ctrl-C\n", o.run_dir)
   out("reload an edited scenario: HALO_COOKIE=%s %s call %snode1@localhost application.reload latency_scenario\n",
@@ -265,6 +291,7 @@ function M.main(halo_bin, ...)
   local o, code = parse({ ... })
   if not o then return halo.shutdown(code) end
   o.cookie, o.halo_bin = cookie(), halo_bin
+  o.observer_token = assert(require("halo.core").node.random_hex(8))
   o.run_dir = o.run_dir or ("%s/halo-demo.%d"):format(os.getenv("TMPDIR") or "/tmp", my_pid())
   os.execute("mkdir -p '" .. o.run_dir:gsub("'", "'\\''") .. "'")
   local list = children(o, halo_bin)

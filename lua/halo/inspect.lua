@@ -177,7 +177,14 @@ function V.process_list(args)
   local min = int_arg(args.min_mailbox, 0, 0, 2 ^ 53)
   if min > 0 then f.min = { mailbox = min } end
   local ok, rows, matched, total = pcall(halo.process_list, f)
-  if not ok then return incorrect(tostring(rows):gsub("^.-: ", "")) end
+  if not ok then return incorrect((tostring(rows):gsub("^.-: ", ""))) end
+  if type(args.columns) == "table" and #args.columns > 0 then -- only these fields (and PID): smaller snapshots
+    local keep = { PID = true }
+    for _, k in ipairs(args.columns) do keep[k] = true end
+    for _, row in ipairs(rows) do
+      for k in pairs(row) do if not keep[k] then row[k] = nil end end
+    end
+  end
   return { Total = total, Matched = matched, Processes = rows }
 end
 
