@@ -13,6 +13,7 @@ import * as network from "./pages/network.js";
 import * as log from "./pages/log.js";
 import * as profiler from "./pages/profiler.js";
 
+const enc = (s) => encodeURIComponent(s).replace(/%40/g, "@");
 const PAGES = { info, applications, processes, events, network, log, profiler };
 const pageEl = document.getElementById("page");
 let mounted = null;   // {page, node, unmount}
@@ -25,7 +26,7 @@ function parseHash() {
 
 export function go(page, arg) {
   const node = conn.node || wanted.node || "";
-  const target = "#/" + encodeURIComponent(node) + "/" + page + (arg ? "/" + encodeURIComponent(arg) : "");
+  const target = "#/" + enc(node) + "/" + page + (arg ? "/" + enc(arg) : "");
   if (location.hash !== target) location.hash = target;
   else route();
 }
@@ -47,7 +48,7 @@ async function doSwitch(node) {
   } catch (err) {
     switching = null;
     toast("cannot switch to " + node + ": " + err.message, true);
-    if (conn.node) history.replaceState(null, "", "#/" + encodeURIComponent(conn.node) + "/" + wanted.page);
+    if (conn.node) history.replaceState(null, "", "#/" + enc(conn.node) + "/" + wanted.page);
   }
 }
 
@@ -62,11 +63,11 @@ function route() {
   if (wanted.node && wanted.node === switching) return;
   if (wanted.node && wanted.node !== conn.node) { doSwitch(wanted.node); return; }
   if (!wanted.node) {
-    history.replaceState(null, "", "#/" + encodeURIComponent(conn.node) + "/" + page);
+    history.replaceState(null, "", "#/" + enc(conn.node) + "/" + page);
   }
   for (const a of document.querySelectorAll("#nav a")) {
     a.classList.toggle("active", a.dataset.page === page);
-    a.href = "#/" + encodeURIComponent(conn.node) + "/" + a.dataset.page;
+    a.href = "#/" + enc(conn.node) + "/" + a.dataset.page;
   }
   if (!mounted || mounted.page !== page || mounted.node !== conn.node) {
     if (mounted) mounted.unmount();
@@ -116,8 +117,8 @@ on("connected", ({ changed }) => {
   if (first && w.node && w.node !== conn.node) { first = false; doSwitch(w.node).then(route); return; }
   first = false;
   if (w.node !== conn.node) {
-    history.replaceState(null, "", "#/" + encodeURIComponent(conn.node) + "/" + w.page +
-      (w.arg ? "/" + encodeURIComponent(w.arg) : ""));
+    history.replaceState(null, "", "#/" + enc(conn.node) + "/" + w.page +
+      (w.arg ? "/" + enc(w.arg) : ""));
   }
   route();
 });

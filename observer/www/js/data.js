@@ -165,8 +165,27 @@ export function switchNode(node) { return api("switch", { node }); }
 
 const LEVELS6 = ["trace", "debug", "info", "warning", "error", "panic"];
 
+// The server's JSON encodes an empty list as {}: these keys always hold lists.
+const LIST_KEYS = new Set(["Applications", "Tags", "Group", "Processes", "Events", "Entries", "Records", "Nodes",
+  "Links", "Children", "Acceptors", "Routes", "ProxyRoutes", "Loggers", "Levels", "levels", "Aliases", "Metas",
+  "LinksPID", "LinksProcessID", "LinksAlias", "LinksEvent", "LinksNode", "MonitorsPID", "MonitorsProcessID",
+  "MonitorsAlias", "MonitorsEvent", "MonitorsNode", "Recent", "Jobs", "Cron", "EnabledSpawn",
+  "EnabledApplicationStart", "Spool"]);
+
+function lists(v, depth) {
+  if (!v || typeof v !== "object" || depth > 12) return v;
+  if (Array.isArray(v)) { for (const x of v) lists(x, depth + 1); return v; }
+  for (const k in v) {
+    const x = v[k];
+    if (LIST_KEYS.has(k) && x && typeof x === "object" && !Array.isArray(x) && Object.keys(x).length === 0) v[k] = [];
+    else if (x && typeof x === "object") lists(x, depth + 1);
+  }
+  return v;
+}
+
 function normalize(type, d) {
   if (!d || typeof d !== "object") return d;
+  lists(d, 0);
   switch (type) {
     case "node_info": {
       if (!d.LogCounts && Array.isArray(d.LogMessages)) {

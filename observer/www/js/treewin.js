@@ -41,7 +41,7 @@ export function openTree(app, ctx) {
       case "utilization": {
         if (!p || !(dt > 0)) return { x: 0, t: "…" };
         const u = Math.max(0, (n.RunningTime - p.RunningTime) / (dt * 1e9));
-        return { x: Math.min(1, u), t: (u * 100).toFixed(1) + "%" };
+        return { x: Math.min(1, Math.log10(1 + u * 1000) / 3), t: (u * 100).toFixed(1) + "%" };   // 0.1% .. 100%
       }
       case "throughput": {
         if (!p || !(dt > 0)) return { x: 0, t: "…" };

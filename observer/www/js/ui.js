@@ -15,7 +15,7 @@ export function openWindow(o) {
   const body = h("div", { class: "win-body" });
   const w = {};
   const head = h("div", { class: "win-head" }, title,
-    h("button", { title: "copy link", onclick: () => copyLink(o.link) }, "⧉"),
+    h("button", { title: "copy link", onclick: () => copyLink(o.link) }, "↗"),
     h("button", { title: "minimise", onclick: () => w.minimize() }, "_"),
     h("button", { title: "maximise", onclick: () => el.classList.toggle("max") }, "□"),
     h("button", { title: "close", "data-close": true, onclick: () => w.close() }, "×"));
@@ -85,21 +85,23 @@ export function modal(o) {
     if (o.input) {
       input = o.input.multiline
         ? h("textarea", { rows: 6, placeholder: o.input.placeholder || "", "data-testid": "modal-input" })
-        : h("input", { type: o.input.type || "text", placeholder: o.input.placeholder || "",
+        : h("input", { type: o.input.type || "text", autocomplete: o.input.type === "password" ? "current-password" : "off",
+          placeholder: o.input.placeholder || "",
           "data-testid": "modal-input" });
       input.value = o.input.value || "";
     }
     const done = (v) => { back.remove(); resolve(v); };
-    const okBtn = h("button", { class: "btn" + (o.danger ? " danger" : ""), "data-testid": "modal-ok",
+    const okBtn = h("button", { type: "button", class: "btn" + (o.danger ? " danger" : ""), "data-testid": "modal-ok",
       onclick: () => done(input ? input.value : true) }, o.ok || "OK");
     const back = h("div", { class: "modal-back", onclick: (e) => { if (e.target === back) done(null); } },
-      h("div", { class: "modal", "data-testid": "modal" }, h("h2", null, o.title),
-        o.text ? h("div", null, o.text) : null, input,
-        h("div", { class: "row" }, h("button", { class: "btn", "data-testid": "modal-cancel",
+      h("form", { class: "modal", "data-testid": "modal", onsubmit: (e) => { e.preventDefault(); okBtn.click(); } },
+        h("h2", null, o.title), o.text ? h("div", null, o.text) : null,
+        o.input && o.input.type === "password" ? h("input", { type: "text", name: "username", autocomplete: "username",
+          value: "observer", hidden: true }) : null, input,
+        h("div", { class: "row" }, h("button", { type: "button", class: "btn", "data-testid": "modal-cancel",
           onclick: () => done(null) }, "Cancel"), okBtn)));
     back.addEventListener("keydown", (e) => {
       if (e.key === "Escape") done(null);
-      if (e.key === "Enter" && !(input && input.tagName === "TEXTAREA")) okBtn.click();
     });
     document.body.appendChild(back);
     (input || okBtn).focus();

@@ -13,7 +13,7 @@ const LEVEL_COLORS = { trace: "var(--grey)", debug: "var(--grey)", info: "var(--
 export function mount(root, ctx) {
   const procChart = lineChart({ title: "Processes", series: ["total", "running", "zombee"], height: 70,
     colors: ["#4fb3ff", "#3ecf72", "#f0443a"] });
-  const memChart = lineChart({ title: "Memory", series: ["RSS", "Lua heap", "allocated"], height: 70, fmt: bytes });
+  const memChart = lineChart({ title: "Memory", series: ["RSS", "Lua heap", "C heap"], height: 70, fmt: bytes });
   const cpuChart = lineChart({ title: "CPU (% of one core)", series: ["user", "system"], height: 70,
     fmt: (v) => v.toFixed(1) + "%" });
   const churnChart = lineChart({ title: "Spawned / terminated per second", series: ["spawned", "terminated"], height: 70 });
@@ -63,7 +63,7 @@ export function mount(root, ctx) {
         z > 0 ? "red" : ""));
     procChart.push([d.ProcessesTotal, d.ProcessesRunning, z]);
     const mem = d.Memory || {};
-    memChart.push([d.MemoryUsed ?? mem.rss, d.MemoryAlloc ?? mem.lua, d.MemoryAllocated ?? mem.c_heap]);
+    memChart.push([mem.rss ?? d.MemoryUsed, mem.lua ?? d.MemoryAlloc, mem.c_heap]);
     const cr = cpuRate([d.UserTime, d.SystemTime], t);
     if (cr[0] !== null) cpuChart.push(cr.map((v) => v / 1e7));   // ns per s -> % of a core
     const ch = churnRate([d.ProcessesSpawned, d.ProcessesTerminated], t);
@@ -99,9 +99,10 @@ export function mount(root, ctx) {
       h("div", { style: { height: ((lc[l] || 0) / max) * 60 + "px", background: LEVEL_COLORS[l] } }), l)));
     const lg = d.Loggers || [];
     replace(loggers, lg.length ? h("table", { class: "t" },
-      h("thead", null, h("tr", null, h("th", null, "name"), h("th", null, "format"), h("th", null, "levels"))),
+      h("thead", null, h("tr", null, h("th", null, "name"), h("th", null, "format"), h("th", null, "levels"), h("th", { class: "n" }, "records"))),
       h("tbody", null, lg.map((x) => h("tr", null, h("td", null, x.Name || x.name),
-        h("td", null, x.Behavior || x.format || ""), h("td", null, (x.Levels || x.levels || []).join(" "))))))
+        h("td", null, x.Behavior || x.format || ""), h("td", null, (x.Levels || x.levels || []).join(" ")),
+        h("td", { class: "n" }, num(x.Records ?? x.records))))))
       : h("div", { class: "empty" }, "no loggers"));
     const jobs = Array.isArray(d.Cron) ? d.Cron : (d.Cron && d.Cron.Jobs) || [];
     replace(cron, jobs.length ? h("table", { class: "t" },

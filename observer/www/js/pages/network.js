@@ -48,8 +48,9 @@ export function mount(root, ctx) {
         return h("tr", null, h("td", { class: "mono" }, (a.Host || a.Interface || "") + ":" + (a.Port ?? "")),
           h("td", null, a.TLS ? "TLS" : "plain"),
           h("td", null, (a.HandshakeVersion || d.HandshakeVersion || "") + " " + (a.ProtoVersion || d.ProtoVersion || "")),
-          h("td", { style: { whiteSpace: "normal" } }, Object.keys(f).sort().map((k) =>
-            h("span", { class: "chip " + (f[k] ? "ok" : ""), style: { marginRight: "3px" } }, k.replace(/^Enable/, "")))));
+          h("td", { style: { whiteSpace: "normal", maxWidth: "none" } }, Object.keys(f).sort().map((k) =>
+            h("span", { class: "chip " + (f[k] ? "ok" : ""), title: k + ": " + (f[k] ? "on" : "off"),
+              style: { marginRight: "3px", display: "inline-block" } }, k.replace(/^Enable(.)/, "$1")))));
       }))) : h("div", { class: "empty" }, "no acceptor (this node does not listen)"));
   }));
 

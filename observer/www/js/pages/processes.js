@@ -80,7 +80,9 @@ export function mount(root, ctx, arg) {
     sub = subscribe("process_list", args, onData);
   }
 
+  let seen = false;
   function onData(d, p) {
+    seen = true;
     rows = d.Processes.slice();
     const k = state.sort, dir = state.order === "desc" ? -1 : 1;
     rows.sort((a, b) => {
@@ -111,32 +113,68 @@ export function mount(root, ctx, arg) {
     }
   }
 
+  // Rows are kept per PID and updated in place, so a click never lands on a replaced element.
+  let cache = new Map();
+  const topPad = h("tr", { class: "spacer-row" }), botPad = h("tr", { class: "spacer-row" });
+  const empty = h("tr", null, h("td", { colspan: COLS.length, class: "empty" }, "loading…"));
+  tbody.addEventListener("click", (e) => {
+    const tr = e.target.closest("tr[data-pid]");
+    if (tr) ctx.openProcess(tr.dataset.pid);
+  });
+
   function paint() {
     const top = scroller.scrollTop;
     const vis = Math.ceil((scroller.clientHeight || 600) / ROW);
     const from = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
     const to = Math.min(rows.length, from + vis + OVERSCAN * 2);
     const kids = [];
-    if (from > 0) kids.push(h("tr", { class: "spacer-row", style: { height: from * ROW + "px" } }));
-    for (let i = from; i < to; i++) kids.push(row(rows[i]));
-    if (to < rows.length) kids.push(h("tr", { class: "spacer-row", style: { height: (rows.length - to) * ROW + "px" } }));
-    if (!rows.length) kids.push(h("tr", null, h("td", { colspan: COLS.length, class: "empty" }, sub ? "no process matches" : "loading…")));
-    tbody.replaceChildren(...kids);
+    topPad.style.height = from * ROW + "px";
+    botPad.style.height = Math.max(0, rows.length - to) * ROW + "px";
+    if (from > 0) kids.push(topPad);
+    const next = new Map();
+    for (let i = from; i < to; i++) {
+      const r = rows[i];
+      const tr = row(r, cache.get(r.PID));
+      next.set(r.PID, tr);
+      kids.push(tr);
+    }
+    cache = next;
+    if (to < rows.length) kids.push(botPad);
+    if (!rows.length) {
+      empty.firstChild.textContent = sub && seen ? "no process matches" : "loading…";
+      kids.push(empty);
+    }
+    const cur = tbody.children;
+    if (cur.length !== kids.length || kids.some((k, i) => cur[i] !== k)) tbody.replaceChildren(...kids);
   }
 
-  function row(r) {
+  function set(td, text, cls) {
+    if (td.textContent !== text) td.textContent = text;
+    if (cls !== undefined && td.className !== cls) td.className = cls;
+  }
+
+  function row(r, tr) {
     const zombee = String(r.State).toLowerCase() === "zombee";
-    return h("tr", { "data-pid": r.PID, "data-name": r.Name || "", "data-state": r.State,
-      class: "click" + (zombee ? " zombee" : ""), onclick: () => ctx.openProcess(r.PID) },
-      h("td", { class: "mono" }, r.PID), h("td", { title: r.Name }, r.Name || ""),
-      h("td", { title: r.Behavior }, r.Behavior || ""),
-      h("td", null, r.Application || ""),
-      h("td", { class: "n" }, num(r.MessagesIn)), h("td", { class: "n" }, num(r.MessagesOut)),
-      h("td", { class: "n " + mbClass(r.MessagesMailbox) }, num(r.MessagesMailbox)),
-      h("td", { class: "n " + latClass(r.MailboxLatency) }, ns(r.MailboxLatency)),
-      h("td", { class: "n" }, ns(r.RunningTime)), h("td", { class: "n" }, ns(r.InitTime)),
-      h("td", { class: "n" }, num(r.Wakeups)), h("td", { class: "n" }, secs(r.Uptime)),
-      h("td", { class: stateClass(r.State) }, r.State));
+    if (!tr) {
+      tr = h("tr", { class: "click" }, COLS.map(() => h("td")));
+      tr.children[0].className = "mono";
+    }
+    tr.dataset.pid = r.PID;
+    tr.dataset.name = r.Name || "";
+    tr.dataset.state = r.State;
+    tr.classList.toggle("zombee", zombee);
+    const c = tr.children;
+    set(c[0], r.PID);
+    set(c[1], r.Name || ""); c[1].title = r.Name || "";
+    set(c[2], r.Behavior || ""); c[2].title = r.Behavior || "";
+    set(c[3], r.Application || "");
+    set(c[4], num(r.MessagesIn), "n"); set(c[5], num(r.MessagesOut), "n");
+    set(c[6], num(r.MessagesMailbox), "n " + mbClass(r.MessagesMailbox));
+    set(c[7], ns(r.MailboxLatency), "n " + latClass(r.MailboxLatency));
+    set(c[8], ns(r.RunningTime), "n"); set(c[9], ns(r.InitTime), "n");
+    set(c[10], num(r.Wakeups), "n"); set(c[11], secs(r.Uptime), "n");
+    set(c[12], r.State, stateClass(r.State));
+    return tr;
   }
 
   resubscribe();
