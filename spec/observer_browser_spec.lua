@@ -34,7 +34,7 @@ describe("the Observer in chromium against a three-node cluster", function()
   setup(function()
     dir = helper.script_dir("README", "observer browser cluster\n")
     local reg = "embedded:" .. helper.random_port()
-    c.port, c.mcp_port = helper.free_ports(2)
+    c.mcp_port = helper.free_ports(1)
     c.token = "spec-" .. tostring(os.time())
     for i, name in ipairs(NODES) do
       local peers = {}
@@ -47,7 +47,7 @@ describe("the Observer in chromium against a three-node cluster", function()
         table.concat(peers, " ")), ("%s/node%d.log"):format(dir, i))
     end
     pids[#pids + 1] = helper.spawn_os(("%s observer --name observer@localhost --cookie obsspec --registrar %s " ..
-      "--port %d --token %s"):format(halo_bin, reg, c.port, c.token), dir .. "/observer.log")
+      "--port 0 --token %s"):format(halo_bin, reg, c.token), dir .. "/observer.log")
     for i, name in ipairs(NODES) do
       local ready = wait_match(("%s/ready%d"):format(dir, i), "^ready\n(<[^\n]+>)\n(<[^\n]+>)\n", 1000)
       assert(ready, name .. " not ready: " .. tostring(helper.read(("%s/node%d.log"):format(dir, i))))
@@ -55,8 +55,8 @@ describe("the Observer in chromium against a three-node cluster", function()
         c.victim, c.zombee = helper.read(dir .. "/ready1"):match("^ready\n(<[^\n]+>)\n(<[^\n]+>)\n")
       end
     end
-    assert(wait_match(dir .. "/observer.log", "observer: (http://127%.0%.0%.1:%d+/)", 1000),
-      "the observer node did not start: " .. tostring(helper.read(dir .. "/observer.log")))
+    c.url = wait_match(dir .. "/observer.log", "observer: (http://127%.0%.0%.1:%d+/)", 1000)
+    assert(c.url, "the observer node did not start: " .. tostring(helper.read(dir .. "/observer.log")))
   end)
 
   teardown(function()
@@ -66,9 +66,9 @@ describe("the Observer in chromium against a three-node cluster", function()
 
   it("shows every page, the zombee in red, evt_12 unsubscribed, a kill, the topology and a node switch", function()
     -- node without the sanitizer preload of the ASan run; 90 s at most if something wedges
-    local out = sh(("unset LD_PRELOAD; timeout 90 node spec/observer/browser.mjs --url http://127.0.0.1:%d/ " ..
+    local out = sh(("unset LD_PRELOAD; timeout 90 node spec/observer/browser.mjs --url %s " ..
       "--nodes %s --victim '%s' --zombee '%s' --mcp http://127.0.0.1:%d/mcp --mcp-token %s")
-      :format(c.port, table.concat(NODES, ","), c.victim, c.zombee, c.mcp_port, c.token))
+      :format(c.url, table.concat(NODES, ","), c.victim, c.zombee, c.mcp_port, c.token))
     assert.truthy(out:find("observer_browser: ok\nrc=0", 1, true), out)
     for _, line in ipairs({
       "ok: loaded in %d+ ms: Live, observing node1@localhost",
