@@ -1,7 +1,7 @@
 // Shared by spec/observer/browser.mjs (the browser test) and bench/w14 (the
-// benchmark): Debian's chromium driven headless by puppeteer-core, a page that
-// records every console error, page error and request that leaves the
-// Observer's origin, and the Observer's MCP-free helpers.
+// benchmark): argv parsing, Debian's chromium driven headless by
+// puppeteer-core, a page that records every console error, page error and
+// request that leaves the Observer's origin, and waiting on a condition.
 import puppeteer from "puppeteer-core";
 
 // --name value pairs of argv into an object (a flag without a value is true).
