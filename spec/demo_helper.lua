@@ -39,7 +39,7 @@ function M.start(dir, args, timeout_ms)
   os.execute("mkdir -p " .. dir)
   os.execute(("sh -c '%s demo %s --run-dir %s > %s/demo.out 2>&1 & echo $! > %s/demo.pid; " ..
     "wait $!; echo $? > %s/status' > /dev/null 2>&1 &"):format(M.halo_bin, args, dir, dir, dir, dir))
-  assert(helper.wait_file(dir .. "/demo.pid"), "the demo did not start")
+  assert(helper.wait_file(dir .. "/demo.pid", nil, true), "the demo did not start")
   local d = { pid = tonumber(M.read(dir .. "/demo.pid")), dir = dir, nodes = {} }
   d.out = function() return M.read(dir .. "/demo.out") end
   local formed = helper.run(function()

@@ -85,14 +85,16 @@ function helper.spawn_os(cmd, log)
   return pid
 end
 
---- Waits (blocking: it also runs outside any node) until file path exists,
--- 3 s at most by default; false when it never came.
-function helper.wait_file(path, tries)
+--- Waits (blocking: it also runs outside any node) until file path exists
+-- (with nonempty: and holds a byte: a writer's open and its write are two
+-- steps), 3 s at most by default; false when it never came.
+function helper.wait_file(path, tries, nonempty)
   for _ = 1, tries or 150 do
     local f = io.open(path)
     if f then
+      local ok = not nonempty or f:read(1) ~= nil
       f:close()
-      return true
+      if ok then return true end
     end
     os.execute("sleep 0.02")
   end

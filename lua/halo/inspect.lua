@@ -315,10 +315,11 @@ function V.peers() return { Name = halo.node_info().Name, Peers = array(peers())
 
 local LEVEL_SET = { trace = true, debug = true, info = true, warning = true, error = true, panic = true }
 
--- args: levels, limit, after (the last Seq seen), dropped (the drop count seen)
+-- args: levels (default info..panic, [] all), limit, after (the last Seq seen), dropped (the drop count seen)
 function V.log(args)
   local levels = {}
   local given = type(args.levels) == "table" and args.levels or { "info", "warning", "error", "panic" }
+  if #given == 0 then given = LEVEL_NAMES end -- an empty list: every level
   for _, l in ipairs(given) do
     if not LEVEL_SET[l] then return incorrect("unknown log level " .. tostring(l)) end
     levels[l] = true

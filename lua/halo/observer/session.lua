@@ -137,6 +137,8 @@ function Session:connected()
 end
 
 -- Pushes the snapshots of the subscriptions in list (all when nil).
+-- Returns the errors of the views that failed (key -> {err, code}) and,
+-- when the node could not be read at all, why.
 function Session:push(list)
   list = list or self.order
   local batch, subs = {}, {}
@@ -151,16 +153,19 @@ function Session:push(list)
       end
     end
   end
-  if #batch == 0 then return end
+  local failed = {}
+  if #batch == 0 then return failed end
   local node = self.node
   local r, err = read(node, batch)
   if not r then
-    self:emit("node_error", encode({ node = node, error = ("node %s: %s"):format(node, tostring(err)) }))
-    return
+    local why = ("node %s: %s"):format(node, tostring(err))
+    self:emit("node_error", encode({ node = node, error = why }))
+    return failed, why
   end
   for i, s in ipairs(subs) do
-    local data, verr = r[i][1], r[i][2]
+    local data, verr, vcode = r[i][1], r[i][2], r[i][3]
     if data == nil then
+      failed[s.key] = { tostring(verr), vcode }
       self:emit("node_error", encode({ node = node, key = s.key, error = tostring(verr) }))
     else
       if s.seen then s.seen(s, data) end
@@ -170,6 +175,7 @@ function Session:push(list)
       self:snapshot(s, encode(data))
     end
   end
+  return failed
 end
 
 function Session:snapshot(s, data_json)
@@ -200,7 +206,11 @@ function Session:subscribe(req)
     if t == "log" then s.query, s.seen = log_query, log_seen end
     self.subs[key] = s
     self.order[#self.order + 1] = key
-    self:push({ key })
+    local failed, why = self:push({ key })
+    if failed[key] or why then -- bad args, an unknown name, the node unreachable: not kept
+      self:unsubscribe(key)
+      return { status = why and 502 or 400, error = why or failed[key][1] }
+    end
   end
   return { data = { key = key } }
 end

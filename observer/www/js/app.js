@@ -98,6 +98,10 @@ function renderStatus() {
   live.className = "live " + (conn.live ? "on" : "off");
   document.getElementById("observed-node").textContent = conn.node || "…";
   document.getElementById("observer-self").textContent = conn.self && conn.self !== conn.node ? "via " + conn.self : "";
+  const ne = document.getElementById("node-error");
+  ne.hidden = !conn.error;
+  ne.textContent = conn.error ? "read failed" : "";
+  ne.title = conn.error || "";
   document.getElementById("sse-rate").textContent = conn.rate + " msg/s";
   const a = document.getElementById("actions-state");
   a.textContent = conn.actions ? "actions on" : "read-only";
@@ -106,19 +110,19 @@ function renderStatus() {
   document.getElementById("version").textContent = conn.version ? "halo " + conn.version : "";
 }
 
-let first = true;
 on("connected", ({ changed }) => {
   if (changed) {
     closeAllWindows();
     if (mounted) { mounted.unmount(); mounted = null; }
   }
+  const requested = switching;
   switching = null;
   const w = parseHash();
-  if (first && w.node && w.node !== conn.node) { first = false; doSwitch(w.node).then(route); return; }
-  first = false;
+  // A new session (first load, observer restarted) starts on the observer's node: go back to the URL's.
+  if (w.node && w.node !== conn.node && requested !== conn.node) { doSwitch(w.node).then(route); return; }
   if (w.node !== conn.node) {
-    history.replaceState(null, "", "#/" + enc(conn.node) + "/" + w.page +
-      (w.arg ? "/" + enc(w.arg) : ""));
+    const page = w.page === "process" ? "processes" : w.page === "peer" ? "network" : w.page;
+    history.replaceState(null, "", "#/" + enc(conn.node) + "/" + page);
   }
   route();
 });

@@ -8,7 +8,7 @@ const SNAPSHOT_TYPES = ["node_info", "process_list", "process_info", "process_in
   "topology", "log", "heap"];
 
 export const conn = {
-  session: null, node: null, self: null, nodes: [], actions: false, version: "", live: false, rate: 0,
+  session: null, error: null, errorAt: 0, node: null, self: null, nodes: [], actions: false, version: "", live: false, rate: 0,
 };
 
 window.__observer = { snapshots: 0, lastPaint: {} };
@@ -31,6 +31,11 @@ export function start() {
     emit("cluster", conn.nodes);
   });
   for (const t of SNAPSHOT_TYPES) es.addEventListener(t, (e) => onSnapshot(t, e.data));
+  es.addEventListener("node_error", (e) => {
+    count++;
+    const d = JSON.parse(e.data);
+    if (!d.node || d.node === conn.node) { conn.error = d.error; conn.errorAt = Date.now(); emit("status", conn); }
+  });
   es.onopen = () => setLive(true);
   es.onerror = () => setLive(false);
   setInterval(() => { conn.rate = count; count = 0; emit("status", conn); }, 1000);
@@ -48,6 +53,7 @@ function onConnected(d) {
   Object.assign(conn, { session: d.session, node: d.node, self: d.self, nodes: d.nodes || [],
     actions: !!d.actions, version: d.version || "" });
   conn.live = true;
+  conn.error = null;
   byKey.clear();
   last.clear();
   for (const s of subs) { s.key = null; s.pending = false; }
@@ -63,6 +69,7 @@ function onSnapshot(type, raw) {
   let p;
   try { p = JSON.parse(raw); } catch (err) { console.error("observer: bad snapshot", type, err); return; }
   if (p.node && conn.node && p.node !== conn.node) return;
+  if (conn.error && Date.now() - conn.errorAt > 1500) { conn.error = null; emit("status", conn); }
   last.set(p.key, p);
   const set = byKey.get(p.key);
   if (set) for (const s of set) deliver(s, p);

@@ -36,10 +36,14 @@ export function openProcess(pid, ctx) {
   const auto = h("input", { type: "checkbox", checked: true, onchange: () => setAuto(auto.checked) });
   panes.inspect.append(h("div", { class: "toolbar" },
     h("label", null, auto, "auto-refresh"),
-    h("button", { class: "btn small", onclick: async () => renderInspect(await query("inspect", { pid })) }, "Refresh")),
+    h("button", { class: "btn small", onclick: async () => { if (!dead) renderInspect(await query("inspect", { pid })); } }, "Refresh")),
   inspOut);
   function renderInspect(m) {
     if (m === null || m === undefined) return;
+    if (m.State === "terminated" && Object.keys(m).length === 1) {
+      replace(inspOut, h("div", { class: "empty" }, "the process has terminated"));
+      return;
+    }
     const keys = typeof m === "object" ? Object.keys(m) : [];
     if (!keys.length) {
       replace(inspOut, h("div", { class: "empty" },
@@ -60,6 +64,7 @@ export function openProcess(pid, ctx) {
     h("button", { class: "btn small", onclick: refreshStack }, "Refresh"),
     h("span", { class: "dim" }, "where the process is now (halo can always show it)")), stackOut);
   async function refreshStack() {
+    if (dead) return;
     const t = await query("stack", { pid });
     if (typeof t === "string") stackOut.textContent = t;
     else if (t) stackOut.textContent = t.Stack || t.stack || JSON.stringify(t, null, 2);
@@ -132,7 +137,8 @@ export function openProcess(pid, ctx) {
     renderActions();
     const r = tr([d.MessagesIn, d.MessagesOut], p.time || Date.now());
     if (r[0] !== null) chart.push(r);
-    const mb = d.MailboxSize ?? d.MessagesMailbox ?? 0;
+    const qs = d.MailboxQueues || {};
+    const mb = Math.max(d.MessagesMailbox ?? 0, d.MailboxSize ?? 0, (qs.Main || 0) + (qs.System || 0) + (qs.Urgent || 0) + (qs.Log || 0));
     replace(stats, [
       ["Msgs in", num(d.MessagesIn)], ["Msgs out", num(d.MessagesOut)],
       ["Mailbox", h("span", { class: mbClass(mb) }, num(mb))],

@@ -56,11 +56,11 @@ export function openTree(app, ctx) {
   function node(n) {
     const v = value(n);
     const kids = n.Children || [];
-    const label = h("span", { class: "tnode", "data-tree-pid": n.PID, "data-state": n.State,
+    const label = h("span", { class: "tnode", "data-tree-pid": n.PID || undefined, "data-state": n.State,
       style: { background: v.c || heat(v.x) }, title: `${n.PID} ${n.Name || ""} ${n.Behavior || ""} (${n.State})`,
-      onclick: () => ctx.openProcess(n.PID) },
+      onclick: () => n.PID && ctx.openProcess(n.PID) },
     h("span", { class: "nm" }, n.Name || n.Behavior || n.PID), h("span", { class: "fig mono" }, v.t),
-    n.Kind === "supervisor" ? h("span", { class: "fig" }, "sup") : null);
+    n.Kind === "supervisor" || n.Kind === "application" ? h("span", { class: "fig" }, n.Kind === "supervisor" ? "sup" : "app") : null);
     const items = kids.map((c) => node(c));
     if (n.Folded) {
       const beh = kids.length ? kids[kids.length - 1].Behavior : "";

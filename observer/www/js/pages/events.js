@@ -69,7 +69,7 @@ export function openEvent(name, ctx) {
   const kv = h("div", { class: "kv" });
   const recent = h("div", { class: "mono", "data-testid": "event-recent" });
   replace(w.body, kv, chart.el, h("h3", null, "Recent publications (while watched)"), recent);
-  const sub = subscribe("event_info", { name }, (d, p) => {
+  const sub = subscribe("event_info", { name, watch: true }, (d, p) => {
     if (d.State === "terminated" || d.Closed) { w.el.classList.add("terminated"); w.setTitle("Event " + name + " — gone"); return; }
     const x = r([d.Published, d.LocalSent, d.RemoteSent], p.time || Date.now());
     if (x[0] !== null) chart.push(x);

@@ -7,7 +7,7 @@ import { lineChart } from "../chart.js";
 
 const COLS = [
   ["PID", "PID"], ["Name", "Name"], ["Behavior", "Behavior"], ["Application", "App"],
-  ["MessagesIn", "Msgs in", "n"], ["MessagesOut", "Msgs out", "n"], ["MessagesMailbox", "Mailbox", "n"],
+  ["MessagesIn", "In", "n"], ["MessagesOut", "Out", "n"], ["MessagesMailbox", "Mailbox", "n"],
   ["MailboxLatency", "Latency", "n"], ["RunningTime", "Running", "n"], ["InitTime", "Init", "n"],
   ["Wakeups", "Wakeups", "n"], ["Uptime", "Uptime", "n"], ["State", "State"],
 ];
@@ -15,6 +15,7 @@ const STATES = ["", "init", "sleep", "running", "wait response", "zombee"];
 const BUCKETS = [[1e6, "<1ms"], [1e7, "1-10ms"], [1e8, "10-100ms"], [1e9, ".1-1s"], [5e9, "1-5s"],
   [3e10, "5-30s"], [6e10, "30-60s"], [Infinity, "60s+"]];
 const ROW = 22, OVERSCAN = 12;
+const COLUMNS = COLS.map((c) => c[0]).filter((k) => k !== "PID");   // only what the table shows: smaller snapshots
 
 // Remembered across visits of the page (per browser tab).
 const state = { sort: "MessagesMailbox", order: "desc", limit: 500, name: "", behavior: "", application: "",
@@ -43,13 +44,16 @@ export function mount(root, ctx, arg) {
   const histo = h("div", { class: "bars" });
 
   const thead = h("tr", null, COLS.map(([k, label, cls]) => h("th", {
-    class: "sortable " + (cls || ""), "data-sort": k, onclick: () => {
+    class: "sortable " + (cls || ""), "data-sort": k, title: "sort by " + k, onclick: () => {
       if (state.sort === k) state.order = state.order === "desc" ? "asc" : "desc";
       else { state.sort = k; state.order = /^(PID|Name|Behavior|Application|State)$/.test(k) ? "asc" : "desc"; }
       resubscribe();
     } }, label)));
   const tbody = h("tbody");
-  const table = h("table", { class: "t", "data-testid": "process-table" }, h("thead", null, thead), tbody);
+  const WIDTHS = { PID: 138, Application: 100, State: 104, MessagesMailbox: 82, MailboxLatency: 70, RunningTime: 72, Wakeups: 74, Uptime: 70 };
+  const table = h("table", { class: "t fixed", "data-testid": "process-table" },
+    h("colgroup", null, COLS.map(([k, , cls]) => h("col", { style: { width: WIDTHS[k] ? WIDTHS[k] + "px" : cls ? "58px" : "auto" } }))),
+    h("thead", null, thead), tbody);
   const scroller = h("div", { class: "scroll vtable" }, table);
   scroller.addEventListener("scroll", () => requestAnimationFrame(paint));
 
@@ -74,7 +78,7 @@ export function mount(root, ctx, arg) {
     if (sub) sub.close();
     prevSum = null;
     rateChart.clear();
-    const args = { limit: state.limit, sort: state.sort, order: state.order, name: state.name,
+    const args = { columns: COLUMNS, limit: state.limit, sort: state.sort, order: state.order, name: state.name,
       behavior: state.behavior, application: state.application, state: state.state,
       min_mailbox: state.min_mailbox === "" ? undefined : +state.min_mailbox };
     sub = subscribe("process_list", args, onData);

@@ -37,9 +37,10 @@ export function mount(root, ctx) {
       }));
   }
 
-  const gc = lineChart({ title: "GC pressure", series: ["GC CPU %", "cycles/s"], height: 70, testid: "gc-chart",
-    fmt: (v) => num(v) });
-  const heapChart = lineChart({ title: "Lua heap", series: ["heap"], height: 70, fmt: bytes });
+  const gc = lineChart({ title: "GC cycles / s", series: ["cycles/s"], height: 70, testid: "gc-chart" });
+  const allocChart = lineChart({ title: "Allocation / s (GC pressure)", series: ["allocated", "freed"], height: 70, fmt: bytes });
+  const heapChart = lineChart({ title: "Heap", series: ["Lua heap", "sampled in use"], height: 70, fmt: bytes });
+  const ar = rates();
   const gcr = rates();
   const heapFilter = h("input", { type: "search", placeholder: "function contains…", size: 18 });
   let heapQ = "", last = null, heapPaused = false;
@@ -51,7 +52,8 @@ export function mount(root, ctx) {
   const tbody = h("tbody");
   replace(root,
     h("div", { class: "toolbar" }, h("h2", null, "Profiler")),
-    h("div", { class: "grid" }, h("div", { class: "card" }, gc.el, figs), h("div", { class: "card" }, heapChart.el)),
+    h("div", { class: "grid" }, h("div", { class: "card" }, gc.el, figs), h("div", { class: "card" }, allocChart.el),
+      h("div", { class: "card" }, heapChart.el)),
     h("div", { class: "card" }, h("div", { class: "toolbar" }, h("h3", { style: { margin: 0 } }, "Process stacks (grouped)"),
       h("span", { class: "spacer" }), filter, exclude, capture), h("div", { style: { marginTop: "8px" } }, out)),
     h("div", { class: "card" }, h("div", { class: "toolbar" }, h("h3", { style: { margin: 0 } }, "Heap (live, top 100 sites)"),
@@ -71,12 +73,15 @@ export function mount(root, ctx) {
   const sub = subscribe("heap", { limit: 100 }, (d, p) => {
     const t = p.time || Date.now();
     const [cyc] = gcr([d.GCCycles], t);
-    gc.push([d.GCCPUPercent ?? 0, cyc ?? undefined]);
-    if (typeof d.LuaHeap === "number") heapChart.push([d.LuaHeap]);
+    if (cyc !== null) gc.push([cyc]);
+    const al = ar([d.Allocated, d.Freed], t);
+    if (al[0] !== null) allocChart.push(al);
+    heapChart.push([d.LuaHeap, d.TotalInuse]);
     replace(figs, h("span", null, "Lua heap"), h("span", null, bytes(d.LuaHeap)),
       h("span", null, "GC cycles"), h("span", null, num(d.GCCycles)),
-      h("span", null, "GC CPU"), h("span", null, d.GCCPUPercent === undefined ? "–" : num(d.GCCPUPercent) + "%"),
-      h("span", null, "last GC pause"), h("span", null, d.LastGCPauseNs === undefined ? "–" : num(d.LastGCPauseNs / 1e3) + " µs"));
+      h("span", null, "allocated / freed"), h("span", null, bytes(d.Allocated) + " / " + bytes(d.Freed)),
+      h("span", null, "RSS"), h("span", null, bytes(d.RSS)),
+      h("span", null, "sample rate"), h("span", null, d.Rate ? "1 per " + bytes(d.Rate) : "off"));
     last = d;
     if (!heapPaused) drawHeap(d);
   });
