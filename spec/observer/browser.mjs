@@ -44,14 +44,18 @@ async function screenshot(page, name) {
   return path;
 }
 
-// The CSS color of the first element matching sel as [r, g, b], or null.
-const colorOf = (page, sel) => page.$eval(sel, (e) => getComputedStyle(e).color.match(/\d+/g).slice(0, 3).map(Number))
-  .catch(() => null);
 const isRed = (c) => c && c[0] > 150 && c[1] < 100;
+
+// Clicks the element sel from the page's script (as soon as it exists).
+const domClick = (page, sel) => until(page, `${sel} to click`, (s) => {
+  const e = document.querySelector(s);
+  e?.click();
+  return !!e;
+}, T, sel);
 
 // Opens page `name` from the navigation and waits for its root.
 async function open(page, name) {
-  await page.$eval(`a[data-page="${name}"]`, (e) => e.click());
+  await domClick(page, `a[data-page="${name}"]`);
   await until(page, `page ${name}`, (n) => document.querySelector(`[data-page-root="${n}"]`), T, name);
   await until(page, `hash of page ${name}`, (n) => location.hash.endsWith(`/${n}`), T, name);
 }
@@ -67,7 +71,11 @@ async function filterProcesses(page, text) {
 // around, until the row sel exists; then centres it.
 async function scrollToRow(page, what, sel) {
   await until(page, what, (s) => {
-    if (document.querySelector(s)) return true;
+    const row = document.querySelector(s);
+    if (row) {
+      row.scrollIntoView({ block: "center" });
+      return true;
+    }
     let el = document.querySelector("tr[data-pid]");
     while (el && !(el.scrollHeight > el.clientHeight + 1 && /auto|scroll/.test(getComputedStyle(el).overflowY))) {
       el = el.parentElement;
@@ -75,7 +83,6 @@ async function scrollToRow(page, what, sel) {
     if (el) el.scrollTop = el.scrollTop + el.clientHeight >= el.scrollHeight - 1 ? 0 : el.scrollTop + el.clientHeight * 0.8;
     return false;
   }, T, sel);
-  await page.$eval(sel, (e) => e.scrollIntoView({ block: "center" }));
 }
 
 // Clicks with the mouse at the centre of the element sel as it is now (rows
@@ -130,19 +137,26 @@ async function mcpCall(tool, toolArgs) {
   return text;
 }
 
+// The info page's counts and the zombee count's colour, in one evaluation
+// (the page may be rebuilt between two); when `want`, only once they show
+// a zombee in red and a total.
+function readInfo(want) {
+  const num = (id) => Number(document.querySelector(`[data-testid="${id}"]`)?.textContent.replace(/\D/g, ""));
+  const z = document.querySelector('[data-testid="count-zombee"]');
+  const r = { zombees: num("count-zombee"), total: num("count-total"),
+    color: z && getComputedStyle(z).color.match(/\d+/g).slice(0, 3).map(Number) };
+  return !want || (r.zombees >= 1 && r.total > 0 && r.color[0] > 150 && r.color[1] < 100) ? r : false;
+}
+
 async function info(page) {
   await open(page, "info");
-  const zombees = await until(page, "zombee count >= 1", () => {
-    const n = Number(document.querySelector('[data-testid="count-zombee"]')?.textContent.replace(/\D/g, ""));
-    return n >= 1 && n;
-  }, T);
-  const total = await until(page, "process total", () => {
-    const n = Number(document.querySelector('[data-testid="count-total"]')?.textContent.replace(/\D/g, ""));
-    return n > 0 && n;
-  }, T);
-  const c = await colorOf(page, '[data-testid="count-zombee"]');
-  if (!isRed(c)) throw new Error(`the zombee count is not red: rgb(${c})`);
-  ok(`info: ${total} processes, zombee count ${zombees} in red rgb(${c})`);
+  let seen;
+  try {
+    seen = await until(page, "zombee count >= 1 in red and a process total", readInfo, T, true);
+  } catch (e) {
+    throw new Error(`${e.message}: the info page shows ${JSON.stringify(await page.evaluate(readInfo, false))}`);
+  }
+  ok(`info: ${seen.total} processes, zombee count ${seen.zombees} in red rgb(${seen.color})`);
   await screenshot(page, "info");
 }
 
@@ -155,7 +169,7 @@ async function applications(page) {
   ok("applications: the four scenarios listed as running");
   await screenshot(page, "applications");
   // the supervision tree of lifecycle_scenario
-  await page.$eval('tr[data-app="lifecycle_scenario"] [data-action="tree"]', (e) => e.click());
+  await domClick(page, 'tr[data-app="lifecycle_scenario"] [data-action="tree"]');
   const tree = await until(page, "the tree window of lifecycle_scenario", () => {
     const w = document.querySelector('[data-window="tree"]');
     const n = w && w.querySelectorAll("[data-tree-pid]").length;
@@ -172,10 +186,12 @@ async function processes(page) {
   // the zombee: red, and its window's stack tab shows where it was killed
   const zsel = `tr[data-pid="${args.zombee}"]`;
   await scrollToRow(page, "the zombee's row", zsel);
-  await until(page, "the zombee's row in state zombee", (s) => document.querySelector(s)?.dataset.state === "zombee", T, zsel);
-  // what a person sees: the text of every cell of the row in red
-  const cls = await page.$eval(zsel, (e) => e.classList.contains("zombee"));
-  const colors = await page.$$eval(`${zsel} td`, (es) => es.map((e) => getComputedStyle(e).color.match(/\d+/g).slice(0, 3).map(Number)));
+  // what a person sees: the text of every cell of the row in red (read in one evaluation)
+  const { cls, colors } = await until(page, "the zombee's row in state zombee", (s) => {
+    const r = document.querySelector(s);
+    return r?.dataset.state === "zombee" && { cls: r.classList.contains("zombee"),
+      colors: [...r.querySelectorAll("td")].map((e) => getComputedStyle(e).color.match(/\d+/g).slice(0, 3).map(Number)) };
+  }, T, zsel);
   const notRed = colors.filter((c) => !isRed(c));
   if (!cls || colors.length === 0 || notRed.length) {
     throw new Error(`the zombee row ${args.zombee}: class zombee ${cls}, cell colors ${JSON.stringify(colors)}`);
@@ -184,7 +200,7 @@ async function processes(page) {
   await screenshot(page, "processes-zombee");
   const wsel = `[data-window="process"][data-pid="${args.zombee}"]`;
   const clicks = await clickUntil(page, "the zombee's process window", `${zsel} td`, wsel);
-  await page.$eval(`${wsel} [data-tab="stack"]`, (e) => e.click());
+  await domClick(page, `${wsel} [data-tab="stack"]`);
   const stack = await until(page, "the zombee's stack", (s) => {
     const t = document.querySelector(`${s} [data-testid="process-stack"]`)?.textContent ?? "";
     return t.includes("processPayloadDecompression") && t;
@@ -240,25 +256,24 @@ async function network(page) {
 
 async function log(page) {
   await open(page, "log");
-  const rows = await until(page, "log rows", () => document.querySelectorAll("[data-log-level]").length, T);
-  const toggles = await page.$$eval("[data-log-toggle]", (es) => es.map((e) => e.dataset.logToggle));
-  for (const l of ["info", "warning", "error"]) {
-    if (!toggles.includes(l)) throw new Error(`no log toggle for ${l} (toggles: ${toggles})`);
-  }
-  if (!(await page.$('[data-testid="log-pause"]'))) throw new Error("no log pause button");
+  const { rows, toggles } = await until(page, "log rows, level toggles and a pause button", () => {
+    const r = { rows: document.querySelectorAll("[data-log-level]").length,
+      toggles: [...document.querySelectorAll("[data-log-toggle]")].map((e) => e.dataset.logToggle) };
+    return r.rows > 0 && ["info", "warning", "error"].every((l) => r.toggles.includes(l)) &&
+      document.querySelector('[data-testid="log-pause"]') && r;
+  }, T);
   ok(`log: ${rows} entries streamed, level toggles ${toggles.join(" ")}, pause button`);
   await screenshot(page, "log");
 }
 
 async function profiler(page) {
   await open(page, "profiler");
-  await page.click('[data-testid="stacks-capture"]');
-  const out = await until(page, "captured stacks (Lua frames)", () => {
+  await clickAt(page, '[data-testid="stacks-capture"]');
+  const { out, heap } = await until(page, "captured stacks (Lua frames), heap rows and the GC chart", () => {
     const t = document.querySelector('[data-testid="stacks-output"]')?.textContent ?? "";
-    return /\.lua:\d+/.test(t) && t;
+    const n = document.querySelectorAll("tr[data-heap-fn]").length;
+    return /\.lua:\d+/.test(t) && n > 0 && document.querySelector('[data-testid="gc-chart"]') && { out: t, heap: n };
   }, T);
-  const heap = await page.$$eval("tr[data-heap-fn]", (es) => es.length);
-  if (!(await page.$('[data-testid="gc-chart"]'))) throw new Error("no GC chart");
   ok(`profiler: captured stacks (${out.length} characters), ${heap} heap rows, GC chart`);
   await screenshot(page, "profiler");
 }
@@ -269,14 +284,14 @@ async function switchNode(page) {
   await open(page, "processes");
   const crcOf = (pid) => pid.match(/^<([0-9A-F]+)\./i)[1];
   const before = crcOf(args.victim);
-  await page.$eval(`[data-node-option="${N2}"]`, (e) => e.click());
+  await domClick(page, `[data-node-option="${N2}"]`);
   await until(page, `the header naming ${N2}`, (n) =>
     document.querySelector('[data-testid="observed-node"]')?.textContent.trim() === n, T, N2);
-  const pids = await until(page, `the process table of ${N2}`, (crc) => {
-    const ps = [...document.querySelectorAll("tr[data-pid]")].map((r) => r.dataset.pid);
-    return ps.length > 0 && ps.every((p) => !p.startsWith(`<${crc}.`)) && ps.length;
+  const ps = await until(page, `the process table of ${N2}`, (crc) => {
+    const p = [...document.querySelectorAll("tr[data-pid]")].map((r) => r.dataset.pid);
+    return p.length > 0 && p.every((x) => !x.startsWith(`<${crc}.`)) && p;
   }, T, before);
-  const first = await page.$eval("tr[data-pid]", (r) => r.dataset.pid);
+  const [pids, first] = [ps.length, ps[0]];
   const hash = await page.evaluate(() => decodeURIComponent(location.hash));
   if (!hash.includes(N2)) throw new Error(`the URL did not follow the switch: ${hash}`);
   ok(`switch: header ${N2}, URL ${hash}, ${pids} rows with ${N2}'s PIDs (${first}, node1's were <${before}.*>)`);
@@ -315,10 +330,10 @@ try {
   await until(page, `the header naming ${N1}`, (n) =>
     document.querySelector('[data-testid="observed-node"]')?.textContent.trim() === n, T, N1);
   await until(page, "Live", () => document.querySelector('[data-testid="live"]')?.textContent.trim() === "Live", T);
-  const options = await page.$$eval("[data-node-option]", (es) => es.map((e) => `${e.dataset.nodeOption}:${e.dataset.connected}`));
-  for (const n of NODES) {
-    if (!options.some((o) => o.startsWith(`${n}:`))) throw new Error(`${n} missing from the node switcher (${options})`);
-  }
+  const options = await until(page, "every node in the node switcher", (nodes) => {
+    const o = [...document.querySelectorAll("[data-node-option]")].map((e) => `${e.dataset.nodeOption}:${e.dataset.connected}`);
+    return nodes.every((n) => o.includes(`${n}:true`)) && o;
+  }, T, NODES);
   ok(`loaded in ${Date.now() - t0} ms: Live, observing ${N1}, switcher ${options.join(" ")}`);
   for (const step of [info, applications, processes, events, network, log, profiler, switchNode]) {
     await step(page);
