@@ -29,6 +29,7 @@ M.STORM_CAP = 200        -- log records kept per second
 M.RING = 1000            -- log records a tap holds
 M.RECENT = 50            -- publications event_info shows
 M.FOLD_OVER, M.FOLD_KEEP = 20, 5 -- sibling groups of one behavior over 20 keep 5
+M.TREE_READ = 10         -- application_tree reads at most TREE_READ x limit processes
 
 local array, object = json.array, json.object
 
@@ -231,7 +232,9 @@ function V.application_tree(args)
   local info, err, code = halo.application.info(name)
   if not info then return nil, err, code end
   local limit = int_arg(args.limit, 1000, 1, 100000)
-  local rows = halo.process_list({ application = name })
+  -- at most 10 x limit rows read (spawn order: a parent before its children),
+  -- so a huge application costs a bounded snapshot
+  local rows, matched = halo.process_list({ application = name, limit = limit * M.TREE_READ })
   local kids, by_pid = {}, {}
   for _, p in ipairs(rows) do by_pid[p.PID] = p end
   for _, p in ipairs(rows) do
@@ -265,7 +268,7 @@ function V.application_tree(args)
   local root = { PID = "", Name = name, Behavior = "", Kind = "application", State = info.State,
                  MessagesMailbox = 0, MailboxLatency = 0, RunningTime = 0, MessagesIn = 0, MessagesOut = 0 }
   build(root, kids[""])
-  return { Root = root, Processes = #rows, Truncated = truncated }
+  return { Root = root, Processes = matched, Truncated = truncated + matched - #rows }
 end
 
 function V.event_list(args)

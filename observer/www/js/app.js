@@ -69,12 +69,13 @@ function route() {
     a.classList.toggle("active", a.dataset.page === page);
     a.href = "#/" + enc(conn.node) + "/" + a.dataset.page;
   }
-  if (!mounted || mounted.page !== page || mounted.node !== conn.node) {
+  const pageArg = openPid || openPeerNode ? null : wanted.arg;
+  if (!mounted || mounted.page !== page || mounted.node !== conn.node || (pageArg && mounted.arg !== pageArg)) {
     if (mounted) mounted.unmount();
     const root = h("div", { class: "page", "data-page-root": page });
     replace(pageEl, root);
-    const un = PAGES[page].mount(root, ctx, openPid || openPeerNode ? null : wanted.arg);
-    mounted = { page, node: conn.node, unmount: un || (() => {}) };
+    const un = PAGES[page].mount(root, ctx, pageArg);
+    mounted = { page, node: conn.node, arg: pageArg, unmount: un || (() => {}) };
   }
   if (openPid) ctx.openProcess(openPid);
   if (openPeerNode) ctx.openPeer(openPeerNode);
@@ -100,6 +101,7 @@ function renderStatus() {
   document.getElementById("observer-self").textContent = conn.self && conn.self !== conn.node ? "via " + conn.self : "";
   const ne = document.getElementById("node-error");
   ne.hidden = !conn.error;
+  pageEl.classList.toggle("stale", !!conn.error);
   ne.textContent = conn.error ? "read failed" : "";
   ne.title = conn.error || "";
   document.getElementById("sse-rate").textContent = conn.rate + " msg/s";

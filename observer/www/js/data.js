@@ -34,7 +34,19 @@ export function start() {
   es.addEventListener("node_error", (e) => {
     count++;
     const d = JSON.parse(e.data);
-    if (!d.node || d.node === conn.node) { conn.error = d.error; conn.errorAt = Date.now(); emit("status", conn); }
+    if (d.node && d.node !== conn.node) return;
+    const set = d.key && byKey.get(d.key);
+    if (set) {   // one view failed: tell its owner once per distinct reason
+      for (const sub of set) {
+        if (sub.lastError === d.error) continue;
+        sub.lastError = d.error;
+        if (sub.onError) sub.onError(new ApiError(d.error, 502));
+      }
+      return;
+    }
+    conn.error = d.error;
+    conn.errorAt = Date.now();
+    emit("status", conn);
   });
   es.onopen = () => setLive(true);
   es.onerror = () => setLive(false);
@@ -75,8 +87,24 @@ function onSnapshot(type, raw) {
   if (set) for (const s of set) deliver(s, p);
 }
 
+// While a mouse button is down, snapshots wait (at most 1 s): a page that re-renders between
+// mousedown and mouseup would otherwise swallow the click.
+let held = 0;
+const deferred = new Map();
+addEventListener("pointerdown", () => { held = Date.now(); }, true);
+for (const ev of ["pointerup", "pointercancel"]) addEventListener(ev, () => { held = 0; setTimeout(flush, 0); }, true);
+function flush() {
+  if (held && Date.now() - held < 1000) return;
+  held = 0;
+  const all = [...deferred];
+  deferred.clear();
+  for (const [s, p] of all) deliver(s, p);
+}
+setInterval(() => { if (held) flush(); }, 250);
+
 function deliver(s, p) {
   if (s.dead) return;
+  if (held && Date.now() - held < 1000) { deferred.set(s, p); return; }
   try {
     s.cb(normalize(s.type, p.data), p);
   } catch (err) {

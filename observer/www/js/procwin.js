@@ -13,7 +13,7 @@ export function openProcess(pid, ctx) {
     attrs: { "data-window": "process", "data-pid": pid }, width: 640, height: 560,
     onClose: () => { sub.close(); if (isub) isub.close(); clearInterval(stackTimer); } });
   if (w.existing) return w;
-  let info = null, tab = "overview", isub = null, stackTimer = null, dead = false;
+  let info = null, tab = "overview", isub = null, stackTimer = null, dead = false, moreSig = "";
   const chart = lineChart({ title: "Messages / s", series: ["in", "out"], height: 70 });
   const tr = rates();
   const actions = h("div", { class: "toolbar" });
@@ -112,6 +112,18 @@ export function openProcess(pid, ctx) {
     act("exit", { pid, reason }, { confirm: "Exit " + pid + " with reason " + reason + "?", ok: "Send exit" });
   }
 
+  // The process's log level: a select while actions are on, else the text.
+  const lvl = h("select", { "data-testid": "process-log-level", onchange: async () => {
+    const want = lvl.value;
+    const ok = await act("set_log_level", { pid, level: want }, { confirm: "Set the log level of " + pid + " to " + want + "?" });
+    if (!ok && info) lvl.value = info.LogLevel;
+  } }, ["trace", "debug", "info", "warning", "error", "panic", "disabled"].map((l) => h("option", { value: l }, l)));
+  function levelSelect(v) {
+    if (!conn.actions || dead) return v || "–";
+    if (document.activeElement !== lvl) lvl.value = v || "info";
+    return lvl;
+  }
+
   const pidLink = (p) => h("a", { onclick: () => ctx.openProcess(p) }, p);
   function list(title, xs, link) {
     if (!xs || !xs.length) return null;
@@ -144,7 +156,8 @@ export function openProcess(pid, ctx) {
       ["Mailbox", h("span", { class: mbClass(mb) }, num(mb))],
       ["Latency", h("span", { class: latClass(d.MailboxLatency) }, ns(d.MailboxLatency))],
       ["Wakeups", num(d.Wakeups)], ["Uptime", secs(d.Uptime)], ["Running", ns(d.RunningTime)],
-      ["Init", ns(d.InitTime)], ["Memory", bytes(d.MemoryAllocated)], ["Drain", num(d.Drain)],
+      ["Init", ns(d.InitTime)], ["In state", ns(d.StateTime)], ["Memory", bytes(d.MemoryAllocated)],
+      ["Drain", num(d.Drain)],
     ].map(([k, v]) => h("div", { class: "stat" }, h("div", { class: "v" }, v), h("div", { class: "k" }, k))));
     const q = d.MailboxQueues || {};
     replace(queues, h("h3", null, "Mailbox queues"), h("table", { class: "t" },
@@ -153,21 +166,21 @@ export function openProcess(pid, ctx) {
         h("td", { class: "n " + mbClass(q[k]) }, num(q[k] ?? 0)),
         h("td", { class: "n " + latClass(q["Latency" + k]) }, ns(q["Latency" + k])))))));
     const env = d.Env || {};
-    replace(more,
+    const sig = JSON.stringify([d.Parent, d.Leader, d.Application, d.Kind, d.LogLevel, d.MessagePriority, d.TrapExit, env, conn.actions]);
+    if (sig !== moreSig) { moreSig = sig; replace(more,
       h("h3", null, "Process"),
       h("div", { class: "kv" },
         h("span", null, "parent"), d.Parent ? pidLink(d.Parent) : h("span", null, "–"),
         h("span", null, "leader"), d.Leader ? pidLink(d.Leader) : h("span", null, "–"),
         h("span", null, "application"), h("span", null, d.Application || "–"),
         h("span", null, "kind"), h("span", null, d.Kind || "–"),
-        h("span", null, "log level"), h("span", null, d.LogLevel || "–"),
+        h("span", null, "log level"), h("span", null, levelSelect(d.LogLevel)),
         h("span", null, "priority"), h("span", null, d.MessagePriority || "–"),
-        h("span", null, "trap exit"), h("span", null, String(!!d.TrapExit)),
-        h("span", null, "state time"), h("span", null, ns(d.StateTime))),
+        h("span", null, "trap exit"), h("span", null, String(!!d.TrapExit))),
       h("h3", { style: { marginTop: "8px" } }, "Environment"),
       Object.keys(env).length ? h("div", { class: "kv mono" }, Object.keys(env).sort().flatMap((k) =>
         [h("span", null, k), h("span", null, typeof env[k] === "object" ? JSON.stringify(env[k]) : String(env[k]))]))
-        : h("div", { class: "empty" }, "no environment"));
+        : h("div", { class: "empty" }, "no environment")); }
     replace(panes.relations,
       list("Links (PID)", d.LinksPID, true), list("Links (process id)", d.LinksProcessID),
       list("Links (alias)", d.LinksAlias), list("Links (event)", d.LinksEvent), list("Links (node)", d.LinksNode),

@@ -66,7 +66,7 @@ export function openTree(app, ctx) {
       const beh = kids.length ? kids[kids.length - 1].Behavior : "";
       items.push(h("li", null, h("span", { class: "pill", "data-folded": n.Folded,
         title: "siblings folded: open them in the process table",
-        onclick: () => ctx.go("processes", beh) }, "+" + num(n.Folded) + " more" + (beh ? " " + beh : ""))));
+        onclick: () => ctx.go("processes", "application=" + encodeURIComponent(app) + "&behavior=" + encodeURIComponent(beh)) }, "+" + num(n.Folded) + " more" + (beh ? " " + beh : ""))));
     }
     return h("li", null, label, items.length ? h("ul", null, items) : null);
   }

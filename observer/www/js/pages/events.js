@@ -88,6 +88,9 @@ export function openEvent(name, ctx) {
       h("span", { class: "msg" }, String(m.message ?? m.Message ?? JSON.stringify(m)))))
       : h("div", { class: "empty" }, d.Subscribers ? "waiting for a publication…" :
         "no publication seen yet (a Notify producer may publish only while it has subscribers)"));
+  }, (err) => {
+    w.el.classList.add("terminated");
+    replace(kv, h("span", null, "error"), h("span", { class: "red" }, err.message));
   });
   return w;
 }

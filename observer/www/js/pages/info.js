@@ -1,8 +1,8 @@
 // Info: process counts (zombees red), counters, memory and CPU charts, uptime, log counts,
 // loggers, cron jobs and the node's log level.
 
-import { h, replace, num, bytes, secs, kvGrid } from "../dom.js";
-import { subscribe } from "../data.js";
+import { h, replace, num, bytes, secs } from "../dom.js";
+import { conn, subscribe } from "../data.js";
 import { act } from "../ui.js";
 import { lineChart, rates } from "../chart.js";
 
@@ -46,21 +46,36 @@ export function mount(root, ctx) {
       h("div", { class: "card" }, h("h3", null, "Loggers"), loggers),
       h("div", { class: "card" }, h("h3", null, "Cron jobs"), cron)));
 
-  const stat = (k, v, attrs, cls) => h("div", { class: "stat" },
-    h("div", { class: "v" + (cls ? " " + cls : ""), ...(attrs || {}) }, v), h("div", { class: "k" }, k));
+  // Stat tiles are built once and updated in place (a click never lands on a replaced element).
+  const tiles = new Map();
+  const stat = (k, v, attrs, cls) => {
+    let t = tiles.get(k);
+    if (!t) {
+      t = { v: h("div", { class: "v", ...(attrs || {}) }), el: null };
+      t.base = t.v.className;
+      t.el = h("div", { class: "stat" }, t.v, h("div", { class: "k" }, k));
+      tiles.set(k, t);
+    }
+    if (t.v.textContent !== v) t.v.textContent = v;
+    t.v.className = t.base + (cls ? " " + cls : "");
+    return t.el;
+  };
+  const keep = (box, els) => {
+    if (els.length !== box.children.length || els.some((e, i) => box.children[i] !== e)) box.replaceChildren(...els);
+  };
 
   const sub = subscribe("node_info", {}, (d, p) => {
     current = d;
     const t = p.time || Date.now();
     const z = d.ProcessesZombee || 0;
-    replace(procStats,
+    keep(procStats, [
       stat("total", num(d.ProcessesTotal), { "data-testid": "count-total" }),
       stat("running", num(d.ProcessesRunning)),
       stat("sleep", num(d.ProcessesSleep)),
       stat("wait response", num(d.ProcessesWaitResponse)),
       stat("init", num(d.ProcessesInit)),
-      stat("zombee", num(z), { "data-testid": "count-zombee", style: z > 0 ? { color: "rgb(240, 68, 58)" } : null },
-        z > 0 ? "red" : ""));
+      stat("zombee", num(z), { "data-testid": "count-zombee", title: "list them", class: "v click",
+        onclick: () => ctx.go("processes", "state=zombee") }, z > 0 ? "red" : "")]);
     procChart.push([d.ProcessesTotal, d.ProcessesRunning, z]);
     const mem = d.Memory || {};
     memChart.push([mem.rss ?? d.MemoryUsed, mem.lua ?? d.MemoryAlloc, mem.c_heap]);
@@ -78,8 +93,9 @@ export function mount(root, ctx) {
       h("span", null, "CPU user/system"), h("span", null, (d.UserTime / 1e9).toFixed(1) + " s / " + (d.SystemTime / 1e9).toFixed(1) + " s"),
       h("span", null, "timers"), h("span", null, num(d.Timers))));
     if (document.activeElement !== level) level.value = d.LogLevel || "info";
-    level.disabled = false;
-    replace(counters,
+    level.disabled = !conn.actions;
+    level.title = conn.actions ? "set the node's log level (needs the token)" : "actions are off (observer started without a token)";
+    keep(counters, [
       stat("spawned", num(d.ProcessesSpawned)), stat("terminated", num(d.ProcessesTerminated)),
       stat("spawn failed", num(d.ProcessesSpawnFailed), null, d.ProcessesSpawnFailed ? "red" : ""),
       stat("names", num(d.RegisteredNames)), stat("aliases", num(d.RegisteredAliases)),
@@ -90,7 +106,7 @@ export function mount(root, ctx) {
       stat("send err remote", num(d.SendErrorsRemote), null, d.SendErrorsRemote ? "red" : ""),
       stat("call err local", num(d.CallErrorsLocal), null, d.CallErrorsLocal ? "red" : ""),
       stat("call err remote", num(d.CallErrorsRemote), null, d.CallErrorsRemote ? "red" : ""),
-      stat("late replies", num(d.LateReplies)));
+      stat("late replies", num(d.LateReplies))]);
     const lc = d.LogCounts || {};
     const lv = LEVELS.filter((l) => l !== "trace" || lc.trace);
     const max = Math.max(1, ...lv.map((l) => lc[l] || 0));
@@ -101,7 +117,7 @@ export function mount(root, ctx) {
     replace(loggers, lg.length ? h("table", { class: "t" },
       h("thead", null, h("tr", null, h("th", null, "name"), h("th", null, "format"), h("th", null, "levels"), h("th", { class: "n" }, "records"))),
       h("tbody", null, lg.map((x) => h("tr", null, h("td", null, x.Name || x.name),
-        h("td", null, x.Behavior || x.format || ""), h("td", null, (x.Levels || x.levels || []).join(" ")),
+        h("td", null, x.Behavior || x.format || ""), h("td", { style: { whiteSpace: "normal" } }, (x.Levels || x.levels || []).join(" ")),
         h("td", { class: "n" }, num(x.Records ?? x.records))))))
       : h("div", { class: "empty" }, "no loggers"));
     const jobs = Array.isArray(d.Cron) ? d.Cron : (d.Cron && d.Cron.Jobs) || [];
