@@ -354,6 +354,12 @@ describe("observer API", function()
       assert.equals(node, snap.data.node)
       v[2](snap.data.data)
     end
+    -- an empty list read from another node is still a JSON list
+    assert.truthy((helper.read(s.file) or ""):find('"ProxyRoutes":[]', 1, true), "ProxyRoutes is not []")
+    local status, r = session_post(s, "/api/do/app_tree", { app = "mcp_test_app" })
+    assert.equals(200, status)
+    assert.equals("mcp_test_sup", r.data.Root.Children[1].Name)
+    assert.truthy((helper.read(dir .. "/answer") or ""):find('"Children":[]', 1, true), "a leaf's Children is not []")
     -- the per-process views, on the supervisor the tree showed
     local ikey = subscribe(s, "process_inspect", { pid = sup_pid })
     assert.is_string(snapshot(s, "process_inspect", ikey).data.data.strategy)

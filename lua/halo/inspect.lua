@@ -367,6 +367,25 @@ function M.view(name, args)
   return r, err, code
 end
 
+-- What a poller needs of a view's result without decoding its text: gone
+-- (the process or peer ended), last and dropped (the log's cursor).
+local function meta(name, r, out)
+  if type(r) ~= "table" then return out end
+  if (name == "process_info" or name == "process_inspect") and r.State == "terminated" then out.gone = true end
+  if name == "connection_info" and r.Disconnected == true then out.gone = true end
+  if name == "log" then out.last, out.dropped = r.Last, r.SuppressedTotal end
+  return out
+end
+
+--- The view as {json = its JSON text, gone, last, dropped}, or nil, err,
+-- code. The text is made where the view's tables are built: an empty list
+-- keeps its array mark here, which a message to another node would lose.
+function M.view_json(name, args)
+  local r, err, code = M.view(name, args)
+  if r == nil then return nil, err, code end
+  return meta(name, r, { json = json.encode(r) })
+end
+
 -- -- actions ----------------------------------------------------------------
 
 --- The refusal's text when pid is one of the node's own services (kind
@@ -519,23 +538,33 @@ function M.act(name, args)
   return r, err, code
 end
 
+--- Runs action name with args: {json = the result's JSON text}, or nil, err, code.
+function M.act_json(name, args)
+  local r, err, code = M.act(name, args)
+  if r == nil then return nil, err, code end
+  return { json = json.encode(r) }
+end
+
 --- halo_remote's handler of {op = "inspect" | "act"}: a process of its own
 -- answers (a view may wait on another process), {result, err, code}; a batch
--- answers {{result, err, code}...} in the batch's order.
+-- answers {{result, err, code}...} in the batch's order. With json = true
+-- every result is M.view_json's / M.act_json's.
 function M.serve(from, ref, req)
   local batch = req.batch
   if req.op == "inspect" and batch ~= nil and type(batch) ~= "table" then return { incorrect("batch must be a list") } end
+  local view, act = M.view, M.act
+  if req.json == true then view, act = M.view_json, M.act_json end
   local pid, err, code = halo.spawn(function()
     local r
     if req.op == "act" then
-      r = { M.act(req.action, req.args) }
+      r = { act(req.action, req.args) }
     elseif batch then
       r = {}
       for i, b in ipairs(batch) do
-        r[i] = type(b) == "table" and { M.view(b[1], b[2]) } or { incorrect("a batch entry is {view, args}") }
+        r[i] = type(b) == "table" and { view(b[1], b[2]) } or { incorrect("a batch entry is {view, args}") }
       end
     else
-      r = { M.view(req.view, req.args) }
+      r = { view(req.view, req.args) }
     end
     halo.reply(from, ref, r)
   end, nil, { behavior = "halo.inspect.request" })

@@ -68,25 +68,29 @@ end
 M.cluster = cluster
 
 -- Views of node: {{view, args}...} -> {{result, err, code}...}, or nil, err.
-local function read(node, batch)
+-- With as_json the results are inspect.view_json's (the JSON text made on
+-- the node), else the views' tables.
+local function read(node, batch, as_json)
   if node == self_name() then
+    local view = as_json and inspect.view_json or inspect.view
     local out = {}
-    for i, b in ipairs(batch) do out[i] = { inspect.view(b[1], b[2]) } end
+    for i, b in ipairs(batch) do out[i] = { view(b[1], b[2]) } end
     return out
   end
-  local r, err = halo.call(halo.net.process_id("halo_remote", node), { op = "inspect", batch = batch }, M.CALL_TIMEOUT)
+  local r, err = halo.call(halo.net.process_id("halo_remote", node), { op = "inspect", batch = batch, json = as_json },
+    M.CALL_TIMEOUT)
   if not r then return nil, err end
   if r[2] ~= nil and r[1] == nil then return nil, r[2] end -- refused as a whole
   return r
 end
 M.read = read
 
---- Runs action name on node: its result, or nil, err, code (code "ENODE" when
--- the node could not be asked).
+--- Runs action name on node: {json = its result's JSON text}, or nil, err,
+-- code (code "ENODE" when the node could not be asked).
 function M.act(node, name, args)
-  if node == self_name() then return inspect.act(name, args) end
-  local r, err = halo.call(halo.net.process_id("halo_remote", node), { op = "act", action = name, args = args },
-    M.CALL_TIMEOUT)
+  if node == self_name() then return inspect.act_json(name, args) end
+  local r, err = halo.call(halo.net.process_id("halo_remote", node),
+    { op = "act", action = name, args = args, json = true }, M.CALL_TIMEOUT)
   if not r then return nil, ("node %s: %s"):format(node, tostring(err)), "ENODE" end
   return r[1], r[2], r[3]
 end
@@ -156,7 +160,7 @@ function Session:push(list)
   local failed = {}
   if #batch == 0 then return failed end
   local node = self.node
-  local r, err = read(node, batch)
+  local r, err = read(node, batch, true)
   if not r then
     local why = ("node %s: %s"):format(node, tostring(err))
     self:emit("node_error", encode({ node = node, error = why }))
@@ -169,10 +173,8 @@ function Session:push(list)
       self:emit("node_error", encode({ node = node, key = s.key, error = tostring(verr) }))
     else
       if s.seen then s.seen(s, data) end
-      if data.State == "terminated" and s.type ~= "application_tree" or data.Disconnected == true then
-        s.done = true
-      end
-      self:snapshot(s, encode(data))
+      if data.gone then s.done = true end
+      self:snapshot(s, data.json)
     end
   end
   return failed
@@ -192,7 +194,7 @@ local function log_query(s)
   return q
 end
 local function log_seen(s, data)
-  s.after, s.dropped = data.Last or s.after, data.SuppressedTotal or s.dropped
+  s.after, s.dropped = data.last or s.after, data.dropped or s.dropped
 end
 
 function Session:subscribe(req)

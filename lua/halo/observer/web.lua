@@ -178,7 +178,7 @@ local function action(name)
     local data, aerr, code = session.act(r.data, name, args)
     if data == nil then return fail(STATUS[code] or 400, tostring(aerr)) end
     if inspect.MUTATING[name] then log.info("observer: %s %s on %s", name, encode(args), r.data) end
-    return ok(data)
+    return 200, '{"ok":true,"data":' .. data.json .. "}", JSON
   end
 end
 
