@@ -7,7 +7,7 @@ BUILD_TSAN ?= build-tsan
 JOBS       ?= $(shell nproc)
 PACKAGES   := build-essential cmake pkg-config libuv1-dev libluajit-5.1-dev luajit \
               lua-cjson lua-cjson-dev node-llhttp lua-busted zlib1g-dev libssl-dev etcd-server \
-              nginx libnginx-mod-http-echo prometheus curl netcat-openbsd golang-go
+              nginx libnginx-mod-http-echo prometheus curl netcat-openbsd golang-go chromium
 BENCH_PACKAGES := erlang-base wrk
 FUZZ_PACKAGES  := clang
 FUZZ_SECONDS   ?= 60
@@ -15,7 +15,7 @@ BUILD_FUZZ     ?= build-fuzz
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-bench bench-w10 bench-w11 metrics-table build build-asan build-tsan test test-c test-lua test-lua-asan test-tsan demo bench compare fuzz fuzz-build fuzz-ci clean
+.PHONY: all deps deps-bench bench-w10 bench-w11 bench-w14 metrics-table build build-asan build-tsan test test-c test-lua test-lua-asan test-tsan demo bench compare fuzz fuzz-build fuzz-ci clean
 
 all: build
 
@@ -55,24 +55,27 @@ build-tsan: deps
 test-c: build-asan
 	cd $(BUILD_ASAN) && $(LSAN_ENV) ctest --output-on-failure
 
-# The MCP client test's npm project (spec/mcp: the official MCP SDK and ajv,
-# pinned by its lock file): npm ci when node_modules is missing or older than
-# the lock file; Debian's nodejs and npm when there is no npm.
+# The specs' npm projects, each pinned by its lock file: spec/mcp (the MCP
+# client test: the official MCP SDK and ajv) and spec/observer (the Observer's
+# browser test and bench/w14: puppeteer-core driving Debian's chromium): npm ci
+# when node_modules is missing or older than the lock file; Debian's nodejs
+# and npm when there is no npm.
 MCP_NPM := spec/mcp/node_modules/.package-lock.json
-$(MCP_NPM): spec/mcp/package-lock.json
+OBSERVER_NPM := spec/observer/node_modules/.package-lock.json
+spec/%/node_modules/.package-lock.json: spec/%/package-lock.json
 	@command -v npm >/dev/null || ($(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm)
-	cd spec/mcp && npm ci --no-audit --no-fund
+	cd spec/$* && npm ci --no-audit --no-fund
 	@touch $@
 
 # Busted specs against the -Werror build, loading build/lua/halo/core.so.
-test-lua: build $(MCP_NPM)
+test-lua: build $(MCP_NPM) $(OBSERVER_NPM)
 	HALO_BUILD=$(BUILD) busted --lua=luajit
 
 # The same specs against the sanitized module, so the bindings get ASan+UBSan
 # too; a leak anywhere in the run fails it at exit (the halo nodes the specs
 # start as OS processes report theirs in their own logs).
-test-lua-asan: build-asan $(MCP_NPM)
+test-lua-asan: build-asan $(MCP_NPM) $(OBSERVER_NPM)
 	$(LSAN_ENV) \
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	HALO_BUILD=$(BUILD_ASAN) busted --lua=luajit
@@ -108,6 +111,11 @@ bench-w10: build deps-bench
 # W11: MCP tools/call latency, local and proxied, at 1k-100k processes (bench/w11/run).
 bench-w11: build
 	./bench/w11/run
+
+# W14: the Observer at 100k processes: first process-table paint in chromium,
+# snapshot sizes, the observed node's CPU per browser (bench/w14/run).
+bench-w14: build $(OBSERVER_NPM)
+	./bench/w14/run
 
 # libFuzzer targets, each for FUZZ_SECONDS (default 60): fuzz_decode (the
 # MessagePack decoder, seeded with encodings of assorted values) and
