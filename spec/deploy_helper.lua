@@ -118,10 +118,10 @@ local function healthy(svc, name, ports)
   return ok
 end
 
---- True when this build has `halo observer` (branch obs-server).
+--- True when this build has `halo observer` (issue 14).
 function M.has_observer()
-  local out = M.sh(M.halo_bin .. " help 2>&1")
-  return out:find("\n  observer", 1, true) ~= nil
+  local out = M.sh(M.halo_bin .. " observer --help 2>&1")
+  return not out:find("unknown command 'observer'", 1, true)
 end
 
 --- Starts the compose file's topology in dir: etcd, then every built
