@@ -72,6 +72,20 @@ describe("deploy/", function()
     end)())
   end)
 
+  it("has the Makefile targets up, down, restart, logs, status and clean; up prints the URLs", function()
+    local out, ok = sh("make -s -C deploy config 2>&1")
+    assert.is_true(ok, out)
+    out, ok = sh("make -s -n -C deploy up down restart logs status clean 2>&1")
+    assert.is_true(ok, out)
+    for _, s in ipairs({ "docker-compose -f docker-compose.yml up -d --build", "http://localhost:8888/",
+                         "http://localhost:9911/", "http://localhost:9922/mcp", "http://localhost:9091/",
+                         "docker-compose -f docker-compose.yml down", "docker-compose -f docker-compose.yml logs -f",
+                         "docker-compose -f docker-compose.yml ps", "etcdctl --endpoints=http://localhost:2379 endpoint health",
+                         "down -v --rmi all" }) do
+      assert.truthy(out:find(s, 1, true), s .. " not in:\n" .. out)
+    end
+  end)
+
   it("promtool check config accepts prometheus.yml: the five radars every 10 s", function()
     local out, ok = sh("promtool check config deploy/prometheus.yml 2>&1")
     assert.is_true(ok, out)
