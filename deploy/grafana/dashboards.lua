@@ -251,10 +251,10 @@ local ROWS = {
   } },
   { "Logging", true, {
     ts("Log Messages Rate", {
-      { "sum by (level) (" .. rate("halo_log_messages_total", ',level="debug"') .. ")", "{{level}}", color = "blue" },
-      { "sum by (level) (" .. rate("halo_log_messages_total", ',level="info"') .. ")", "{{level}}", color = "green" },
-      { "sum by (level) (" .. rate("halo_log_messages_total", ',level="warning"') .. ")", "{{level}}", color = "yellow" },
-      { "sum by (level) (" .. rate("halo_log_messages_total", ',level="error"') .. ")", "{{level}}", color = "red" } },
+      { "sum by (level) (" .. rate("halo_log_messages_total", ',level="debug"') .. ")", "debug", color = "blue" },
+      { "sum by (level) (" .. rate("halo_log_messages_total", ',level="info"') .. ")", "info", color = "green" },
+      { "sum by (level) (" .. rate("halo_log_messages_total", ',level="warning"') .. ")", "warning", color = "yellow" },
+      { "sum by (level) (" .. rate("halo_log_messages_total", ',level="error"') .. ")", "error", color = "red" } },
       { unit = "ops", sort = "desc" }),
     ts("Log Messages per Node", { { rate("halo_log_messages_total", ',level!="trace",level!="panic"'),
                                     "{{node}} {{level}}" } }, { unit = "ops" }),
