@@ -24,7 +24,6 @@ function M.sh(cmd)
 end
 
 local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-M.quote = quote
 
 --- deploy/docker-compose.yml as `docker-compose config` resolves it (the
 -- environment's HALO_COOKIE or the default, anchors merged), decoded.
@@ -124,15 +123,8 @@ function M.has_observer()
   return not out:find("unknown command 'observer'", 1, true)
 end
 
---- Starts the compose file's topology in dir: etcd, then every built
--- service in depends_on order, each waited for by its own health check
--- (rewritten), then Prometheus with deploy/prometheus.yml rewritten in its
--- targets (and scraping every SCRAPE_SECONDS). The observer starts only when
--- this build has `halo observer` (start_observer). Returns the topology t:
--- t.compose, t.ports[service][container port], t.pids[service], t.prom
--- (Prometheus' port), t.order, t.observer (false when skipped), t.dir.
-function M.start(dir)
-  local t = { dir = dir, compose = M.compose(), pids = {}, ports = {} }
+local function start_all(t)
+  local dir = t.dir
   local c = t.compose
   t.order = M.order(c)
   local wanted = {} -- {service, container port} of every address a command listens on
@@ -160,6 +152,23 @@ function M.start(dir)
     end
   end
   M.start_prometheus(t)
+end
+
+--- Starts the compose file's topology in dir: etcd, then every built
+-- service in depends_on order, each waited for by its own health check
+-- (rewritten), then Prometheus with deploy/prometheus.yml rewritten in its
+-- targets (and scraping every SCRAPE_SECONDS). The observer starts only when
+-- this build has `halo observer` (start_observer). Returns the topology t:
+-- t.compose, t.ports[service][container port], t.pids[service], t.prom
+-- (Prometheus' port), t.order, t.observer (false when skipped), t.dir.
+-- On a failure it stops what it started and raises.
+function M.start(dir)
+  local t = { dir = dir, compose = M.compose(), pids = {}, ports = {} }
+  local ok, err = pcall(start_all, t)
+  if not ok then
+    M.stop(t)
+    error(err, 0)
+  end
   return t
 end
 

@@ -11,7 +11,6 @@
 -- under its compose memory limit.
 local helper = require("helper")
 local deploy = require("deploy_helper")
-local cjson = require("cjson")
 
 local sh = deploy.sh
 
@@ -177,11 +176,7 @@ describe("the deploy topology on this machine", function()
 
   setup(function()
     dir = helper.script_dir("README", "deploy spec run directory\n")
-    local ok, err = pcall(function() t = deploy.start(dir) end)
-    if not ok then
-      if t then deploy.stop(t) end
-      error(err, 0)
-    end
+    t = deploy.start(dir)
   end)
   teardown(function()
     if t then deploy.stop(t) end
