@@ -5,9 +5,11 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
 JOBS       ?= $(shell nproc)
-PACKAGES   := build-essential cmake pkg-config libuv1-dev libluajit-5.1-dev luajit \
-              lua-cjson lua-cjson-dev node-llhttp lua-busted zlib1g-dev libssl-dev etcd-server \
-              nginx libnginx-mod-http-echo prometheus curl netcat-openbsd golang-go chromium
+# BUILD_PACKAGES build halo (deploy/Dockerfile: make build PACKAGES='$(BUILD_PACKAGES)'); the rest test it
+BUILD_PACKAGES := build-essential cmake pkg-config libuv1-dev libluajit-5.1-dev luajit \
+              lua-cjson lua-cjson-dev node-llhttp zlib1g-dev libssl-dev
+PACKAGES   := $(BUILD_PACKAGES) lua-busted etcd-server \
+              nginx libnginx-mod-http-echo prometheus curl netcat-openbsd golang-go docker-compose chromium
 BENCH_PACKAGES := erlang-base wrk
 FUZZ_PACKAGES  := clang
 FUZZ_SECONDS   ?= 60

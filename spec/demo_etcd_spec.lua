@@ -44,19 +44,7 @@ describe("halo demo on etcd", function()
 
   it("forms the cluster through etcd and runs the scenarios across it", function()
     local client_port, peer_port = helper.free_ports(2)
-    sh_quiet(("etcd --name demo --data-dir %s/etcd.data --listen-client-urls http://127.0.0.1:%d " ..
-      "--advertise-client-urls http://127.0.0.1:%d --listen-peer-urls http://127.0.0.1:%d " ..
-      "--initial-advertise-peer-urls http://127.0.0.1:%d --initial-cluster demo=http://127.0.0.1:%d " ..
-      "--heartbeat-interval 50 --election-timeout 300 --logger zap --log-level warn " ..
-      ">> %s/etcd.log 2>&1 & echo $! > %s/etcd.pid")
-      :format(dir, client_port, client_port, peer_port, peer_port, peer_port, dir, dir))
-    etcd_pid = tonumber(demo.read(dir .. "/etcd.pid"))
-    helper.run(function()
-      assert(helper.wait_until(function()
-        local res = halo.http.request({ host = "127.0.0.1", port = client_port, path = "/health", timeout = 500 })
-        return res and res.status == 200 and res.body:find("true", 1, true)
-      end, 15000, 50), "etcd did not start: " .. demo.read(dir .. "/etcd.log"))
-    end, { timeout = 20000 })
+    etcd_pid = helper.start_etcd(dir, "demo", client_port, peer_port)
 
     local registrar = "etcd://127.0.0.1:" .. client_port
     d = demo.start(dir, ("--nodes 3 --base-port %d --log-level info --mcp-port 0 --observer-port 0 --registrar %s"):format(helper.random_port(),

@@ -171,4 +171,27 @@ function helper.go_pprof(args, path)
   return out
 end
 
+--- Starts Debian's etcd (a single member named name) on loopback client_port
+-- and peer_port with its data and log in dir, and waits (15 s at most,
+-- blocking) until /health says true; returns its OS process id. Raises
+-- with its log when it does not come up.
+function helper.start_etcd(dir, name, client_port, peer_port)
+  os.execute(("unset LD_PRELOAD; etcd --name %s --data-dir %s/etcd.data --listen-client-urls http://127.0.0.1:%d " ..
+    "--advertise-client-urls http://127.0.0.1:%d --listen-peer-urls http://127.0.0.1:%d " ..
+    "--initial-advertise-peer-urls http://127.0.0.1:%d --initial-cluster %s=http://127.0.0.1:%d " ..
+    "--heartbeat-interval 50 --election-timeout 300 --logger zap --log-level warn " ..
+    ">> %s/etcd.log 2>&1 & echo $! > %s/etcd.pid")
+    :format(name, dir, client_port, client_port, peer_port, peer_port, name, peer_port, dir, dir))
+  local pid = tonumber(helper.read(dir .. "/etcd.pid"))
+  for _ = 1, 300 do
+    local f = io.popen(("unset LD_PRELOAD; curl -s --max-time 1 http://127.0.0.1:%d/health"):format(client_port))
+    local body = f:read("*a")
+    f:close()
+    if body:find('"health":"true"', 1, true) then return pid end
+    os.execute("sleep 0.05")
+  end
+  if pid then helper.kill(pid) end
+  error("etcd did not start: " .. (helper.read(dir .. "/etcd.log") or ""))
+end
+
 return helper
