@@ -142,6 +142,15 @@ function helper.free_ports(n)
   return unpack(out)
 end
 
+--- Runs a shell command; returns its output (stderr too) followed by a last
+-- line "rc=<exit status>".
+function helper.sh(cmd)
+  local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
+  local out = f:read("*a")
+  f:close()
+  return out
+end
+
 --- The text of the file at path, or nil when it cannot be read.
 function helper.read(path)
   local f = io.open(path, "rb")

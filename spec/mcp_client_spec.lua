@@ -7,14 +7,10 @@
 -- fixture of spec/mcp/calls/*.json on node1 and proxied to node2, and checks
 -- the session id (issued, sent back, ended by DELETE), the token and the
 -- list_changed notification on its GET stream after it adds a tool file.
+local helper = require("helper")
 local mcp_helper = require("mcp_helper")
 
-local function sh(cmd)
-  local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
-  local out = f:read("*a")
-  f:close()
-  return out
-end
+local sh = helper.sh
 
 local read = mcp_helper.read
 

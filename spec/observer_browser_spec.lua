@@ -11,12 +11,7 @@ local helper = require("helper")
 local halo_bin = (os.getenv("HALO_BUILD") or "build") .. "/halo"
 local NODES = { "node1@localhost", "node2@localhost", "node3@localhost" }
 
-local function sh(cmd)
-  local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
-  local out = f:read("*a")
-  f:close()
-  return out
-end
+local sh = helper.sh
 
 -- Waits (blocking, tries x 20 ms) until the file at path matches pattern;
 -- the capture, or nil.

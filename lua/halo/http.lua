@@ -66,6 +66,15 @@ function M.request(opts)
   return res
 end
 
+--- Whether a (a header's value) equals secret b, compared in a time that
+-- does not tell where the first difference is (bearer tokens).
+function M.same_secret(a, b)
+  if type(a) ~= "string" or type(b) ~= "string" or #a ~= #b then return false end
+  local diff = 0
+  for i = 1, #a do diff = bit.bor(diff, bit.bxor(a:byte(i), b:byte(i))) end
+  return diff == 0
+end
+
 --- GET url; opts as for request (headers, timeout...).
 function M.get(url, opts)
   local o = { method = "GET" }

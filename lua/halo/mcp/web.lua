@@ -31,13 +31,7 @@ local streams_open = 0
 
 local function urandom_hex(n) return assert(require("halo.core").node.random_hex(n)) end
 
--- Compares without leaking where the first difference is.
-local function same_secret(a, b)
-  if type(a) ~= "string" or #a ~= #b then return false end
-  local diff = 0
-  for i = 1, #a do diff = bit.bor(diff, bit.bxor(a:byte(i), b:byte(i))) end
-  return diff == 0
-end
+local same_secret = require("halo.http").same_secret
 
 local JSON_HEADERS = { ["content-type"] = "application/json" }
 

@@ -26,13 +26,7 @@ local cfg = {}      -- token, www
 local sessions = {} -- id -> session pid
 local nsessions = 0
 
--- Compares without leaking where the first difference is.
-local function same_secret(a, b)
-  if type(a) ~= "string" or #a ~= #b then return false end
-  local diff = 0
-  for i = 1, #a do diff = bit.bor(diff, bit.bxor(a:byte(i), b:byte(i))) end
-  return diff == 0
-end
+local same_secret = require("halo.http").same_secret
 
 local JSON = { ["content-type"] = "application/json" }
 
