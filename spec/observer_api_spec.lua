@@ -276,6 +276,36 @@ describe("observer API", function()
     s.close()
   end)
 
+  it("serves /sse and /api/ only to requests naming a loopback host (DNS rebinding)", function()
+    local out = sh(("curl -s --max-time 3 -H 'Host: rebind.example:9911' -w ' %%{http_code}' %ssse"):format(url))
+    assert.matches("forbidden: host rebind.example:9911 is not a loopback name", out)
+    assert.matches(" 403$", out)
+    out = sh(("curl -s --max-time 3 -H 'Origin: http://rebind.example' -w ' %%{http_code}' %ssse"):format(url))
+    assert.matches(" 403$", out)
+    local s = open_stream()
+    local status, r = session_post(s, "/api/do/goroutines", {}, { Host = "rebind.example:9911" })
+    assert.equals(403, status)
+    assert.matches("not a loopback name", r.error)
+    status = session_post(s, "/api/subscribe", { type = "node_info" }, { Origin = "http://rebind.example:9911" })
+    assert.equals(403, status)
+    status = session_post(s, "/api/subscribe", { type = "node_info" }, { Host = "localhost:9911",
+      Origin = "http://localhost:9911" })
+    assert.equals(200, status)
+    s.close()
+  end)
+
+  it("reads a JSON null in args as absent, on a remote node too", function()
+    local s = open_stream()
+    assert.equals(200, (session_post(s, "/api/switch", { node = "node2@localhost" })))
+    local status, r = session_post(s, "/api/subscribe",
+      '{"type":"process_list","args":{"name":"halo_remote","limit":null,"sort":null}}')
+    assert.equals(200, status, json.encode(r))
+    assert.equals('process_list:{"name":"halo_remote"}', r.data.key)
+    local snap = snapshot(s, "process_list", r.data.key)
+    assert.equals("halo_remote", snap.data.data.Processes[1].Name)
+    s.close()
+  end)
+
   it("answers every subscription type with its documented shape from a remote node", function()
     local s = open_stream()
     local node = "node2@localhost"
@@ -379,6 +409,26 @@ describe("observer API", function()
     -- the same subscription again is the same key
     assert.equals(pkey, subscribe(s, "process_info", { pid = sup_pid }))
     assert.equals(200, (session_post(s, "/api/unsubscribe", { key = pkey })))
+    s.close()
+  end)
+end)
+
+describe("observer API, ending a node's entry", function()
+  it("refuses to exit or kill the entry process of the observed and of the observer's node", function()
+    local s = open_stream()
+    for _, node in ipairs({ "observer@localhost", "node2@localhost" }) do
+      assert.equals(200, (session_post(s, "/api/switch", { node = node })))
+      local key = subscribe(s, "process_list", { behavior = "entry" })
+      local entry = snapshot(s, "process_list", key).data.data.Processes[1].PID
+      for _, act in ipairs({ "kill", "exit" }) do
+        local status, r = session_post(s, "/api/do/" .. act, { pid = entry, reason = "shutdown" },
+          { Authorization = "Bearer " .. TOKEN })
+        assert.equals(403, status, node .. " " .. act .. ": " .. json.encode(r))
+        assert.matches("entry process", r.error)
+      end
+      local status, r = session_post(s, "/api/do/stack", { pid = entry }) -- both nodes still answer
+      assert.equals(200, status, json.encode(r))
+    end
     s.close()
   end)
 end)
@@ -518,6 +568,47 @@ describe("halo.inspect and the observer application", function()
       assert.matches("^ENOTALLOWED", err)
       assert(observer.stop())
     end)
+    os.execute("rm -rf " .. www)
+  end)
+
+  it("caps the sessions and each session's subscriptions, and walks a www with a symlink loop once", function()
+    local www = helper.script_dir("index.html", "<!doctype html><title>o</title>")
+    os.execute("ln -s . " .. www .. "/loop && ln -s . " .. www .. "/loop2")
+    local web, session = require("halo.observer.web"), require("halo.observer.session")
+    local max_sessions, max_subs = web.MAX_SESSIONS, session.MAX_SUBSCRIPTIONS
+    web.MAX_SESSIONS, session.MAX_SUBSCRIPTIONS = 1, 2
+    local curl = {}
+    helper.run(function()
+      local observer = require("halo.observer")
+      local url = assert(observer.start({ port = 0, www = www }))
+      local http = require("halo.http")
+      assert.equals(200, assert(http.get(url .. "index.html")).status)
+      assert.equals(404, assert(http.get(url .. "loop/index.html")).status)
+      local file = www .. "/.sse"
+      curl[1] = helper.spawn_os(("unset LD_PRELOAD; exec curl -sN %ssse"):format(url), file)
+      local sid
+      assert(helper.wait_until(function()
+        sid = (helper.read(file) or ""):match('"session":"(%x+)"')
+        return sid ~= nil
+      end, 5000, 20), "no session")
+      local r = assert(http.get(url .. "sse"))
+      assert.equals(503, r.status)
+      assert.matches("too many sessions", r.body)
+      local function sub(args)
+        local a = assert(http.request({ method = "POST", url = url .. "api/subscribe", headers = {
+          ["x-observer-session"] = sid }, body = json.encode({ type = "process_list", args = args }) }))
+        return a.status, json.decode(a.body)
+      end
+      assert.equals(200, (sub({ name = "a" })))
+      assert.equals(200, (sub({ name = "b" })))
+      local status, a = sub({ name = "c" })
+      assert.equals(429, status)
+      assert.matches("too many subscriptions", a.error)
+      assert.equals(200, (sub({ name = "a" }))) -- the same key again: a no-op
+      helper.kill(curl[1])
+      assert(observer.stop())
+    end)
+    web.MAX_SESSIONS, session.MAX_SUBSCRIPTIONS = max_sessions, max_subs
     os.execute("rm -rf " .. www)
   end)
 end)

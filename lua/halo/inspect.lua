@@ -401,8 +401,9 @@ function M.system_process(pid)
 end
 
 --- Why pid may not be acted on from an Observer (a system process, the
--- Observer's own or an MCP one), or nil.
-function M.protected(pid)
+-- Observer's own or an MCP one; with ending, also the node's entry
+-- process, whose end other than normal stops the node), or nil.
+function M.protected(pid, ending)
   local why = M.system_process(pid)
   if why then return why end
   local info = halo.process_info(pid)
@@ -410,14 +411,19 @@ function M.protected(pid)
   if info.Application == "observer" or info.Application == "mcp" then
     return ("not allowed: %s belongs to the %s application"):format(pid, info.Application)
   end
+  -- the entry: spawned by the node itself (its parent is the node's root, the leader)
+  if ending and info.Behavior == "entry" and info.Parent == info.Leader then
+    return ("not allowed: %s is the node's entry process (its end stops the node)"):format(pid)
+  end
 end
 
 local function refused(why) return nil, "ENOTALLOWED: " .. why, "ENOTALLOWED" end
 
-local function target(args)
+-- The pid of args when it may be acted on (ending: exit or kill), else nil, err, code.
+local function target(args, ending)
   local pid, err, code = pid_arg(args)
   if not pid then return nil, err, code end
-  local why = M.protected(pid)
+  local why = M.protected(pid, ending)
   if why then return refused(why) end
   return pid
 end
@@ -470,13 +476,13 @@ function ACT.send(args)
 end
 
 function ACT.exit(args)
-  local pid, err, code = target(args)
+  local pid, err, code = target(args, true)
   if not pid then return nil, err, code end
   return done("exit sent", halo.exit(pid, str_arg(args.reason) or "normal"))
 end
 
 function ACT.kill(args)
-  local pid, err, code = target(args)
+  local pid, err, code = target(args, true)
   if not pid then return nil, err, code end
   return done("killed", halo.kill(pid))
 end
