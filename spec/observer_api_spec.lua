@@ -469,6 +469,26 @@ describe("halo.inspect and the observer application", function()
     end, { log_level = "warning" })
   end)
 
+  it("fails only the process_inspect view of a busy process, within its short timeout", function()
+    helper.run(function()
+      local me = halo.self()
+      local busy = halo.spawn({ handle_message = function()
+        halo.send(me, "inside")
+        halo.sleep(1500)
+      end, handle_inspect = function() return { a = "1" } end })
+      halo.send(busy, "go")
+      local _, msg = halo.receive(2000)
+      assert.equals("inside", msg) -- the process is in its callback: it cannot answer an inspect now
+      local data, err, code = inspect.view("process_inspect", { pid = busy })
+      assert.is_nil(data)
+      assert.equals("ETIMEDOUT", code)
+      assert.matches("did not answer its inspect within " .. inspect.VIEW_INSPECT_TIMEOUT .. " ms", err)
+      assert.is_true(inspect.VIEW_INSPECT_TIMEOUT < require("halo.observer.session").CALL_TIMEOUT)
+      assert.same({ a = "1" }, assert(inspect.act("inspect", { pid = busy }))) -- the action waits longer
+      halo.kill(busy)
+    end)
+  end)
+
   it("lists processes top-N by any column, filtered, with Total and Matched", function()
     helper.run(function()
       local pids = {}

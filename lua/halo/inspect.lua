@@ -23,7 +23,9 @@ local A = require("halo.mcp.toolargs")
 
 local M = {}
 
-M.INSPECT_TIMEOUT = 5000 -- ms: a behavior's handle_inspect
+M.INSPECT_TIMEOUT = 4000 -- ms: a behavior's handle_inspect for the inspect action (within a 5 s node call)
+M.VIEW_INSPECT_TIMEOUT = 500 -- ms: the same for the process_inspect view: a process busy in a
+                             -- callback cannot answer, and the view shares one read with the others
 M.TAP_IDLE_MS = 10000    -- a tap nobody read for this long ends
 M.STORM_CAP = 200        -- log records kept per second
 M.RING = 1000            -- log records a tap holds
@@ -198,18 +200,24 @@ function V.process_info(args)
   return info
 end
 
-function V.process_inspect(args)
+local function process_inspect(args, timeout)
   local pid, err, code = pid_arg(args)
   if not pid then return nil, err, code end
-  local map, ierr, icode = halo.inspect(pid, {}, M.INSPECT_TIMEOUT)
+  local map, ierr, icode = halo.inspect(pid, {}, timeout)
   if not map then
     if not halo.alive(pid) then return { State = "terminated" } end
+    if icode == "ETIMEDOUT" then
+      return nil, ("ETIMEDOUT: %s did not answer its inspect within %d ms (busy in a callback?)"):format(pid, timeout),
+        icode
+    end
     return nil, ierr, icode
   end
   local out = object()
   if type(map) == "table" then for k, v in pairs(map) do out[k] = v end end
   return out
 end
+
+function V.process_inspect(args) return process_inspect(args, M.VIEW_INSPECT_TIMEOUT) end
 
 function V.application_list()
   local out = array()
@@ -457,7 +465,7 @@ function ACT.goroutines(args)
                                        debug = tonumber(args.debug), limit = tonumber(args.limit) })
 end
 
-ACT.inspect = V.process_inspect
+function ACT.inspect(args) return process_inspect(args, M.INSPECT_TIMEOUT) end
 ACT.app_tree = V.application_tree
 
 --- A decoded JSON value with its nulls removed (JSON null has no Lua value:
