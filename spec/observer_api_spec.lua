@@ -625,7 +625,28 @@ describe("halo.inspect and the observer application", function()
       assert.equals(429, status)
       assert.matches("too many subscriptions", a.error)
       assert.equals(200, (sub({ name = "a" }))) -- the same key again: a no-op
+      -- a view whose data JSON cannot hold fails alone; the session lives on
+      local cyclic = halo.spawn({ handle_message = function() end,
+                                  handle_inspect = function() local t = { a = "1" } t.self = t return t end })
+      local a = assert(http.request({ method = "POST", url = url .. "api/unsubscribe", headers = {
+        ["x-observer-session"] = sid }, body = json.encode({ key = 'process_list:{"name":"b"}' }) }))
+      assert.equals(200, a.status)
+      a = assert(http.request({ method = "POST", url = url .. "api/subscribe", headers = {
+        ["x-observer-session"] = sid }, body = json.encode({ type = "process_inspect", args = { pid = cyclic } }) }))
+      assert.equals(400, a.status, a.body)
+      assert.matches("JSON cannot hold", a.body)
+      local _, err = inspect.act_json("inspect", { pid = cyclic })
+      assert.matches("^EINCORRECT: .*JSON cannot hold", err)
+      assert.equals(200, (sub({ name = "a" })))
+      -- a session that ends without its stream's cleanup no longer counts
+      halo.kill(halo.whereis("observer_session_" .. sid))
+      assert(helper.wait_until(function() return web.sessions() == 0 end, 3000, 20))
+      curl[2] = helper.spawn_os(("unset LD_PRELOAD; exec curl -sN %ssse"):format(url), file .. "2")
+      assert(helper.wait_until(function() return (helper.read(file .. "2") or ""):match('"session"') end, 5000, 20),
+        "no second session: " .. tostring(helper.read(file .. "2")))
+      halo.kill(cyclic)
       helper.kill(curl[1])
+      helper.kill(curl[2])
       assert(observer.stop())
     end)
     web.MAX_SESSIONS, session.MAX_SUBSCRIPTIONS = max_sessions, max_subs

@@ -393,7 +393,9 @@ end
 function M.view_json(name, args)
   local r, err, code = M.view(name, args)
   if r == nil then return nil, err, code end
-  return meta(name, r, { json = json.encode(r) })
+  local ok, text = pcall(json.encode, r)
+  if not ok then return incorrect(name .. " answered what JSON cannot hold: " .. tostring(text)) end
+  return meta(name, r, { json = text })
 end
 
 -- -- actions ----------------------------------------------------------------
@@ -558,7 +560,9 @@ end
 function M.act_json(name, args)
   local r, err, code = M.act(name, args)
   if r == nil then return nil, err, code end
-  return { json = json.encode(r) }
+  local ok, text = pcall(json.encode, r)
+  if not ok then return incorrect(name .. " answered what JSON cannot hold: " .. tostring(text)) end
+  return { json = text }
 end
 
 --- halo_remote's handler of {op = "inspect" | "act"}: a process of its own

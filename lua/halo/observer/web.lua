@@ -26,9 +26,18 @@ M.MAX_SESSIONS = 64    -- open SSE sessions; more are answered 503
 
 local encode, decode = json.encode, json.decode
 
-local cfg = {}      -- token, www
+local cfg = {}      -- token, www, loopback
 local sessions = {} -- id -> session pid
-local nsessions = 0
+
+-- The open sessions' count; a session that ended without its stream's
+-- cleanup (it failed, and took its linked connection process along) is dropped.
+local function open_sessions()
+  local n = 0
+  for id, pid in pairs(sessions) do
+    if halo.alive(pid) then n = n + 1 else sessions[id] = nil end
+  end
+  return n
+end
 
 -- Compares without leaking where the first difference is.
 local function same_secret(a, b)
@@ -124,7 +133,7 @@ end
 local function stream(req, res)
   local why = foreign(req)
   if why then return 403, "forbidden: " .. why .. "\n" end
-  if nsessions >= M.MAX_SESSIONS then return 503, ("too many sessions (at most %d)\n"):format(M.MAX_SESSIONS) end
+  if open_sessions() >= M.MAX_SESSIONS then return 503, ("too many sessions (at most %d)\n"):format(M.MAX_SESSIONS) end
   local me, id = halo.self(), assert(core.node.random_hex(16))
   local pid, err = halo.spawn(session.Session, { conn = me, id = id, actions = cfg.token ~= nil },
     { name = "observer_session_" .. id, link = true, behavior = "halo.observer.session" })
@@ -132,7 +141,7 @@ local function stream(req, res)
     log.error("observer: cannot start a session: %s", tostring(err))
     return 503, "cannot start a session\n"
   end
-  sessions[id], nsessions = pid, nsessions + 1
+  sessions[id] = pid
   res:sse({ ["x-accel-buffering"] = "no" })
   local closed = false
   while true do
@@ -148,7 +157,7 @@ local function stream(req, res)
     end
     if not written then break end
   end
-  sessions[id], nsessions = nil, nsessions - 1
+  sessions[id] = nil
   halo.unlink(pid)
   halo.kill(pid)
   res:finish()
@@ -256,7 +265,7 @@ end
 
 function M.Web:handle_inspect()
   local o = self.o
-  local out = { url = self.url, www = o.www, files = tostring(self.files), sessions = tostring(nsessions),
+  local out = { url = self.url, www = o.www, files = tostring(self.files), sessions = tostring(open_sessions()),
                 token = o.token and "<redacted>" or "" }
   for k, v in pairs(self.srv:stats() or {}) do out["http_" .. k] = tostring(v) end
   return out
@@ -268,11 +277,10 @@ function M.Web:terminate()
     sessions[id] = nil
     halo.kill(pid)
   end
-  nsessions = 0
   if self.srv then self.srv:close() end
 end
 
 --- The number of open sessions.
-function M.sessions() return nsessions end
+function M.sessions() return open_sessions() end
 
 return M
