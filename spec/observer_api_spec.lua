@@ -276,6 +276,36 @@ describe("observer API", function()
     s.close()
   end)
 
+  it("serves /sse and /api/ only to requests naming a loopback host (DNS rebinding)", function()
+    local out = sh(("curl -s --max-time 3 -H 'Host: rebind.example:9911' -w ' %%{http_code}' %ssse"):format(url))
+    assert.matches("forbidden: host rebind.example:9911 is not a loopback name", out)
+    assert.matches(" 403$", out)
+    out = sh(("curl -s --max-time 3 -H 'Origin: http://rebind.example' -w ' %%{http_code}' %ssse"):format(url))
+    assert.matches(" 403$", out)
+    local s = open_stream()
+    local status, r = session_post(s, "/api/do/goroutines", {}, { Host = "rebind.example:9911" })
+    assert.equals(403, status)
+    assert.matches("not a loopback name", r.error)
+    status = session_post(s, "/api/subscribe", { type = "node_info" }, { Origin = "http://rebind.example:9911" })
+    assert.equals(403, status)
+    status = session_post(s, "/api/subscribe", { type = "node_info" }, { Host = "localhost:9911",
+      Origin = "http://localhost:9911" })
+    assert.equals(200, status)
+    s.close()
+  end)
+
+  it("reads a JSON null in args as absent, on a remote node too", function()
+    local s = open_stream()
+    assert.equals(200, (session_post(s, "/api/switch", { node = "node2@localhost" })))
+    local status, r = session_post(s, "/api/subscribe",
+      '{"type":"process_list","args":{"name":"halo_remote","limit":null,"sort":null}}')
+    assert.equals(200, status, json.encode(r))
+    assert.equals('process_list:{"name":"halo_remote"}', r.data.key)
+    local snap = snapshot(s, "process_list", r.data.key)
+    assert.equals("halo_remote", snap.data.data.Processes[1].Name)
+    s.close()
+  end)
+
   it("answers every subscription type with its documented shape from a remote node", function()
     local s = open_stream()
     local node = "node2@localhost"
@@ -383,6 +413,26 @@ describe("observer API", function()
   end)
 end)
 
+describe("observer API, ending a node's entry", function()
+  it("refuses to exit or kill the entry process of the observed and of the observer's node", function()
+    local s = open_stream()
+    for _, node in ipairs({ "observer@localhost", "node2@localhost" }) do
+      assert.equals(200, (session_post(s, "/api/switch", { node = node })))
+      local key = subscribe(s, "process_list", { behavior = "entry" })
+      local entry = snapshot(s, "process_list", key).data.data.Processes[1].PID
+      for _, act in ipairs({ "kill", "exit" }) do
+        local status, r = session_post(s, "/api/do/" .. act, { pid = entry, reason = "shutdown" },
+          { Authorization = "Bearer " .. TOKEN })
+        assert.equals(403, status, node .. " " .. act .. ": " .. json.encode(r))
+        assert.matches("entry process", r.error)
+      end
+      local status, r = session_post(s, "/api/do/stack", { pid = entry }) -- both nodes still answer
+      assert.equals(200, status, json.encode(r))
+    end
+    s.close()
+  end)
+end)
+
 -- What the views and the observer application do inside one node.
 describe("halo.inspect and the observer application", function()
   local halo = require("halo")
@@ -417,6 +467,26 @@ describe("halo.inspect and the observer application", function()
       assert(helper.wait_until(function() return count("halo.inspect.tap") == 0 end, 3000, 20), "the tap is still there")
       inspect.TAP_IDLE_MS = idle
     end, { log_level = "warning" })
+  end)
+
+  it("fails only the process_inspect view of a busy process, within its short timeout", function()
+    helper.run(function()
+      local me = halo.self()
+      local busy = halo.spawn({ handle_message = function()
+        halo.send(me, "inside")
+        halo.sleep(1500)
+      end, handle_inspect = function() return { a = "1" } end })
+      halo.send(busy, "go")
+      local _, msg = halo.receive(2000)
+      assert.equals("inside", msg) -- the process is in its callback: it cannot answer an inspect now
+      local data, err, code = inspect.view("process_inspect", { pid = busy })
+      assert.is_nil(data)
+      assert.equals("ETIMEDOUT", code)
+      assert.matches("did not answer its inspect within " .. inspect.VIEW_INSPECT_TIMEOUT .. " ms", err)
+      assert.is_true(inspect.VIEW_INSPECT_TIMEOUT < require("halo.observer.session").CALL_TIMEOUT)
+      assert.same({ a = "1" }, assert(inspect.act("inspect", { pid = busy }))) -- the action waits longer
+      halo.kill(busy)
+    end)
   end)
 
   it("lists processes top-N by any column, filtered, with Total and Matched", function()
@@ -518,6 +588,68 @@ describe("halo.inspect and the observer application", function()
       assert.matches("^ENOTALLOWED", err)
       assert(observer.stop())
     end)
+    os.execute("rm -rf " .. www)
+  end)
+
+  it("caps the sessions and each session's subscriptions, and walks a www with a symlink loop once", function()
+    local www = helper.script_dir("index.html", "<!doctype html><title>o</title>")
+    os.execute("ln -s . " .. www .. "/loop && ln -s . " .. www .. "/loop2")
+    local web, session = require("halo.observer.web"), require("halo.observer.session")
+    local max_sessions, max_subs = web.MAX_SESSIONS, session.MAX_SUBSCRIPTIONS
+    web.MAX_SESSIONS, session.MAX_SUBSCRIPTIONS = 1, 2
+    local curl = {}
+    helper.run(function()
+      local observer = require("halo.observer")
+      local url = assert(observer.start({ port = 0, www = www }))
+      local http = require("halo.http")
+      assert.equals(200, assert(http.get(url .. "index.html")).status)
+      assert.equals(404, assert(http.get(url .. "loop/index.html")).status)
+      local file = www .. "/.sse"
+      curl[1] = helper.spawn_os(("unset LD_PRELOAD; exec curl -sN %ssse"):format(url), file)
+      local sid
+      assert(helper.wait_until(function()
+        sid = (helper.read(file) or ""):match('"session":"(%x+)"')
+        return sid ~= nil
+      end, 5000, 20), "no session")
+      local r = assert(http.get(url .. "sse"))
+      assert.equals(503, r.status)
+      assert.matches("too many sessions", r.body)
+      local function sub(args)
+        local a = assert(http.request({ method = "POST", url = url .. "api/subscribe", headers = {
+          ["x-observer-session"] = sid }, body = json.encode({ type = "process_list", args = args }) }))
+        return a.status, json.decode(a.body)
+      end
+      assert.equals(200, (sub({ name = "a" })))
+      assert.equals(200, (sub({ name = "b" })))
+      local status, a = sub({ name = "c" })
+      assert.equals(429, status)
+      assert.matches("too many subscriptions", a.error)
+      assert.equals(200, (sub({ name = "a" }))) -- the same key again: a no-op
+      -- a view whose data JSON cannot hold fails alone; the session lives on
+      local cyclic = halo.spawn({ handle_message = function() end,
+                                  handle_inspect = function() local t = { a = "1" } t.self = t return t end })
+      local a = assert(http.request({ method = "POST", url = url .. "api/unsubscribe", headers = {
+        ["x-observer-session"] = sid }, body = json.encode({ key = 'process_list:{"name":"b"}' }) }))
+      assert.equals(200, a.status)
+      a = assert(http.request({ method = "POST", url = url .. "api/subscribe", headers = {
+        ["x-observer-session"] = sid }, body = json.encode({ type = "process_inspect", args = { pid = cyclic } }) }))
+      assert.equals(400, a.status, a.body)
+      assert.matches("JSON cannot hold", a.body)
+      local _, err = inspect.act_json("inspect", { pid = cyclic })
+      assert.matches("^EINCORRECT: .*JSON cannot hold", err)
+      assert.equals(200, (sub({ name = "a" })))
+      -- a session that ends without its stream's cleanup no longer counts
+      halo.kill(halo.whereis("observer_session_" .. sid))
+      assert(helper.wait_until(function() return web.sessions() == 0 end, 3000, 20))
+      curl[2] = helper.spawn_os(("unset LD_PRELOAD; exec curl -sN %ssse"):format(url), file .. "2")
+      assert(helper.wait_until(function() return (helper.read(file .. "2") or ""):match('"session"') end, 5000, 20),
+        "no second session: " .. tostring(helper.read(file .. "2")))
+      halo.kill(cyclic)
+      helper.kill(curl[1])
+      helper.kill(curl[2])
+      assert(observer.stop())
+    end)
+    web.MAX_SESSIONS, session.MAX_SUBSCRIPTIONS = max_sessions, max_subs
     os.execute("rm -rf " .. www)
   end)
 end)

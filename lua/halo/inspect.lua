@@ -23,7 +23,9 @@ local A = require("halo.mcp.toolargs")
 
 local M = {}
 
-M.INSPECT_TIMEOUT = 5000 -- ms: a behavior's handle_inspect
+M.INSPECT_TIMEOUT = 4000 -- ms: a behavior's handle_inspect for the inspect action (within a 5 s node call)
+M.VIEW_INSPECT_TIMEOUT = 500 -- ms: the same for the process_inspect view: a process busy in a
+                             -- callback cannot answer, and the view shares one read with the others
 M.TAP_IDLE_MS = 10000    -- a tap nobody read for this long ends
 M.STORM_CAP = 200        -- log records kept per second
 M.RING = 1000            -- log records a tap holds
@@ -198,18 +200,24 @@ function V.process_info(args)
   return info
 end
 
-function V.process_inspect(args)
+local function process_inspect(args, timeout)
   local pid, err, code = pid_arg(args)
   if not pid then return nil, err, code end
-  local map, ierr, icode = halo.inspect(pid, {}, M.INSPECT_TIMEOUT)
+  local map, ierr, icode = halo.inspect(pid, {}, timeout)
   if not map then
     if not halo.alive(pid) then return { State = "terminated" } end
+    if icode == "ETIMEDOUT" then
+      return nil, ("ETIMEDOUT: %s did not answer its inspect within %d ms (busy in a callback?)"):format(pid, timeout),
+        icode
+    end
     return nil, ierr, icode
   end
   local out = object()
   if type(map) == "table" then for k, v in pairs(map) do out[k] = v end end
   return out
 end
+
+function V.process_inspect(args) return process_inspect(args, M.VIEW_INSPECT_TIMEOUT) end
 
 function V.application_list()
   local out = array()
@@ -385,7 +393,9 @@ end
 function M.view_json(name, args)
   local r, err, code = M.view(name, args)
   if r == nil then return nil, err, code end
-  return meta(name, r, { json = json.encode(r) })
+  local ok, text = pcall(json.encode, r)
+  if not ok then return incorrect(name .. " answered what JSON cannot hold: " .. tostring(text)) end
+  return meta(name, r, { json = text })
 end
 
 -- -- actions ----------------------------------------------------------------
@@ -401,8 +411,9 @@ function M.system_process(pid)
 end
 
 --- Why pid may not be acted on from an Observer (a system process, the
--- Observer's own or an MCP one), or nil.
-function M.protected(pid)
+-- Observer's own or an MCP one; with ending, also the node's entry
+-- process, whose end other than normal stops the node), or nil.
+function M.protected(pid, ending)
   local why = M.system_process(pid)
   if why then return why end
   local info = halo.process_info(pid)
@@ -410,14 +421,19 @@ function M.protected(pid)
   if info.Application == "observer" or info.Application == "mcp" then
     return ("not allowed: %s belongs to the %s application"):format(pid, info.Application)
   end
+  -- the entry: spawned by the node itself (its parent is the node's root, the leader)
+  if ending and info.Behavior == "entry" and info.Parent == info.Leader then
+    return ("not allowed: %s is the node's entry process (its end stops the node)"):format(pid)
+  end
 end
 
 local function refused(why) return nil, "ENOTALLOWED: " .. why, "ENOTALLOWED" end
 
-local function target(args)
+-- The pid of args when it may be acted on (ending: exit or kill), else nil, err, code.
+local function target(args, ending)
   local pid, err, code = pid_arg(args)
   if not pid then return nil, err, code end
-  local why = M.protected(pid)
+  local why = M.protected(pid, ending)
   if why then return refused(why) end
   return pid
 end
@@ -451,7 +467,7 @@ function ACT.goroutines(args)
                                        debug = tonumber(args.debug), limit = tonumber(args.limit) })
 end
 
-ACT.inspect = V.process_inspect
+function ACT.inspect(args) return process_inspect(args, M.INSPECT_TIMEOUT) end
 ACT.app_tree = V.application_tree
 
 --- A decoded JSON value with its nulls removed (JSON null has no Lua value:
@@ -470,13 +486,13 @@ function ACT.send(args)
 end
 
 function ACT.exit(args)
-  local pid, err, code = target(args)
+  local pid, err, code = target(args, true)
   if not pid then return nil, err, code end
   return done("exit sent", halo.exit(pid, str_arg(args.reason) or "normal"))
 end
 
 function ACT.kill(args)
-  local pid, err, code = target(args)
+  local pid, err, code = target(args, true)
   if not pid then return nil, err, code end
   return done("killed", halo.kill(pid))
 end
@@ -544,7 +560,9 @@ end
 function M.act_json(name, args)
   local r, err, code = M.act(name, args)
   if r == nil then return nil, err, code end
-  return { json = json.encode(r) }
+  local ok, text = pcall(json.encode, r)
+  if not ok then return incorrect(name .. " answered what JSON cannot hold: " .. tostring(text)) end
+  return { json = text }
 end
 
 --- halo_remote's handler of {op = "inspect" | "act"}: a process of its own

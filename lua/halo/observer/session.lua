@@ -18,6 +18,7 @@ local M = {}
 M.TICK_MS = 1000
 M.CALL_TIMEOUT = 5000
 M.CONTRACT = 1
+M.MAX_SUBSCRIPTIONS = 256 -- per session: each is one view read every second
 
 -- subscription types: the view each reads (topology is the session's own)
 M.TYPES = { node_info = true, process_list = true, process_info = true, process_inspect = true,
@@ -204,6 +205,9 @@ function Session:subscribe(req)
   if type(args) ~= "table" then return { status = 400, error = "args must be an object" } end
   local key = t .. ":" .. stable(args)
   if not self.subs[key] then
+    if #self.order >= M.MAX_SUBSCRIPTIONS then
+      return { status = 429, error = ("too many subscriptions (at most %d a session)"):format(M.MAX_SUBSCRIPTIONS) }
+    end
     local s = { type = t, args = args, key = key }
     if t == "log" then s.query, s.seen = log_query, log_seen end
     self.subs[key] = s

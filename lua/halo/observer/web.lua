@@ -6,7 +6,10 @@
 -- session header, then calls the session (subscribe, unsubscribe, switch)
 -- or, for /api/do/<action>, asks the session's observed node itself.
 -- Mutating actions need the token (Authorization: Bearer, compared in
--- constant time); without a configured token they are off.
+-- constant time); without a configured token they are off. On a loopback
+-- address /sse and /api/ answer only requests whose Host (and Origin, when
+-- present) name a loopback host: a site whose name is made to resolve to
+-- 127.0.0.1 (DNS rebinding) is not let in.
 local halo = require("halo")
 local core = require("halo.core")
 local json = require("halo.json")
@@ -19,12 +22,22 @@ local M = {}
 M.MAX_BODY = 1048576
 M.PING_MS = 15000
 M.CALL_TIMEOUT = 15000 -- a session call: a switch or a first snapshot waits on a node (5 s each)
+M.MAX_SESSIONS = 64    -- open SSE sessions; more are answered 503
 
 local encode, decode = json.encode, json.decode
 
-local cfg = {}      -- token, www
+local cfg = {}      -- token, www, loopback
 local sessions = {} -- id -> session pid
-local nsessions = 0
+
+-- The open sessions' count; a session that ended without its stream's
+-- cleanup (it failed, and took its linked connection process along) is dropped.
+local function open_sessions()
+  local n = 0
+  for id, pid in pairs(sessions) do
+    if halo.alive(pid) then n = n + 1 else sessions[id] = nil end
+  end
+  return n
+end
 
 local same_secret = require("halo.http").same_secret
 
@@ -47,16 +60,24 @@ local function read_file(path)
   return body
 end
 
--- Every regular file under dir as {url path, file path}; symlinked
--- directories are not followed, names starting with "." are left out.
-local function walk(dir, prefix, out)
+-- Every regular file under dir as {url path, file path}; names starting
+-- with "." are left out, a directory already walked (a symlink loop) is not
+-- walked again.
+local function walk(dir, prefix, out, seen)
+  if not seen then
+    local st = core.fs.stat(dir)
+    seen = { [st and st.ino or -1] = true }
+  end
   local names = core.fs.scandir(dir)
   for _, name in ipairs(names or {}) do
     if name:sub(1, 1) ~= "." then
       local path = dir .. "/" .. name
       local st = core.fs.stat(path)
       if st and st.type == "dir" then
-        walk(path, prefix .. name .. "/", out)
+        if not seen[st.ino] then
+          seen[st.ino] = true
+          walk(path, prefix .. name .. "/", out, seen)
+        end
       elseif st and st.type == "file" then
         out[#out + 1] = { prefix .. name, path }
       end
@@ -78,9 +99,35 @@ local function file_handler(path)
   end
 end
 
+-- -- who may ask --------------------------------------------------------------
+
+local LOOPBACK = { localhost = true, ["127.0.0.1"] = true, ["::1"] = true }
+
+local function loopback(name)
+  name = name:lower():gsub("^%[(.*)%]$", "%1")
+  return LOOPBACK[name] == true or name:match("^127%.%d+%.%d+%.%d+$") ~= nil
+end
+
+-- The host name of a Host header ("h", "h:port", "[v6]:port").
+local function host_name(h) return h:match("^(%[[^%]]*%])") or h:match("^([^:]*)") end
+
+-- Why req may not use /sse or /api/ (see the top), or nil.
+local function foreign(req)
+  if not cfg.loopback then return nil end
+  local host, origin = req.headers.host, req.headers.origin
+  if host and not loopback(host_name(host)) then return "host " .. host .. " is not a loopback name" end
+  if origin then
+    local o = origin:match("^%a[%w+.-]*://([^/]*)")
+    if not (o and loopback(host_name(o))) then return "origin " .. origin .. " is not a loopback one" end
+  end
+end
+
 -- -- SSE ----------------------------------------------------------------------
 
 local function stream(req, res)
+  local why = foreign(req)
+  if why then return 403, "forbidden: " .. why .. "\n" end
+  if open_sessions() >= M.MAX_SESSIONS then return 503, ("too many sessions (at most %d)\n"):format(M.MAX_SESSIONS) end
   local me, id = halo.self(), assert(core.node.random_hex(16))
   local pid, err = halo.spawn(session.Session, { conn = me, id = id, actions = cfg.token ~= nil },
     { name = "observer_session_" .. id, link = true, behavior = "halo.observer.session" })
@@ -88,7 +135,7 @@ local function stream(req, res)
     log.error("observer: cannot start a session: %s", tostring(err))
     return 503, "cannot start a session\n"
   end
-  sessions[id], nsessions = pid, nsessions + 1
+  sessions[id] = pid
   res:sse({ ["x-accel-buffering"] = "no" })
   local closed = false
   while true do
@@ -104,7 +151,7 @@ local function stream(req, res)
     end
     if not written then break end
   end
-  sessions[id], nsessions = nil, nsessions - 1
+  sessions[id] = nil
   halo.unlink(pid)
   halo.kill(pid)
   res:finish()
@@ -116,6 +163,8 @@ end
 
 -- The request's session pid, or nil, status, body, headers.
 local function session_of(req)
+  local why = foreign(req)
+  if why then return nil, fail(403, "forbidden: " .. why) end
   local id = req.headers["x-observer-session"]
   if not id then return nil, fail(401, "missing X-Observer-Session") end
   local pid = sessions[id]
@@ -123,14 +172,15 @@ local function session_of(req)
   return pid
 end
 
--- The decoded JSON object of the body, or nil, status, body, headers.
+-- The decoded JSON object of the body without its nulls (a null reads as
+-- absent, and could not cross to another node), or nil, status, body, headers.
 local function body_of(req)
   if req.body == nil or req.body == "" then return {} end
   local v, err = decode(req.body)
   if type(v) ~= "table" or getmetatable(v) == json.ARRAY then
     return nil, fail(400, "invalid JSON body: " .. (v == nil and tostring(err or "not JSON") or "an object expected"))
   end
-  return v
+  return inspect.denull(v)
 end
 
 local function call_session(pid, req)
@@ -182,7 +232,7 @@ M.Web = { name = "halo.observer.web" }
 
 function M.Web:init(o)
   self.o = o
-  cfg = { token = o.token, www = o.www }
+  cfg = { token = o.token, www = o.www, loopback = loopback(o.host) }
   local srv, err = require("halo.http").serve({ host = o.host, port = o.port, max_body = M.MAX_BODY })
   if not srv then error(("observer: cannot serve on %s:%d: %s"):format(o.host, o.port, tostring(err)), 0) end
   assert(srv:route("/sse", stream, { "GET" }))
@@ -209,7 +259,7 @@ end
 
 function M.Web:handle_inspect()
   local o = self.o
-  local out = { url = self.url, www = o.www, files = tostring(self.files), sessions = tostring(nsessions),
+  local out = { url = self.url, www = o.www, files = tostring(self.files), sessions = tostring(open_sessions()),
                 token = o.token and "<redacted>" or "" }
   for k, v in pairs(self.srv:stats() or {}) do out["http_" .. k] = tostring(v) end
   return out
@@ -221,11 +271,10 @@ function M.Web:terminate()
     sessions[id] = nil
     halo.kill(pid)
   end
-  nsessions = 0
   if self.srv then self.srv:close() end
 end
 
 --- The number of open sessions.
-function M.sessions() return nsessions end
+function M.sessions() return open_sessions() end
 
 return M
