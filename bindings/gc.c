@@ -159,8 +159,12 @@ void hb_gc_start(halo_binding_t *B, lua_State *L, int opts) {
   g->idle0 = uv_metrics_idle_time(&B->loop);
   if (!g->on) return;
   g->sentinel = hb_heap_cycles();
+  /* The heap at start may hold garbage of earlier work in this Lua state
+   * (another node's run): a cycle under way from the start finds what is
+   * live, where a first threshold taken from this heap would be late. */
   g->live = g->total0;
   g->next_total = g->total0 / 100 * (uint64_t)pause_setting(L);
+  g->active = 1;
   backstop(B, L);
 }
 

@@ -14,6 +14,7 @@ end
 
 -- The node's own services (kind system) refuse exit and kill (halo.inspect).
 local system_process = require("halo.inspect").system_process
+local node_entry = require("halo.inspect").node_entry
 local denull = require("halo.inspect").denull
 
 local BAD_PID = "invalid pid: incorrect PID format, expected <crc.high.low>"
@@ -141,7 +142,8 @@ return {
     description = "Sends an exit signal with a reason (default normal; shutdown, kill or any text) to a local "
       .. "process from the MCP worker. It ends the process with that reason unless the process traps exits. "
       .. "Answers `exit signal sent to <pid> (reason: <reason>)`. The node's system processes (kind system: "
-      .. "halo_remote, halo_applications, cron) are refused.",
+      .. "halo_remote, halo_applications, cron) are refused, and a reason other than normal to the node's entry "
+      .. "process (its end stops the node).",
     inputSchema = { type = "object", properties = {
       pid = { type = "string", description = "PID (<crc.high.low>, brackets optional)" },
       reason = { type = "string", description = "exit reason (default normal)" },
@@ -149,9 +151,9 @@ return {
     handler = function(args)
       local pid = A.pid(args.pid)
       if not pid then return nil, BAD_PID end
-      local refused = system_process(pid)
-      if refused then return nil, "send_exit: " .. refused end
       local reason = (type(args.reason) == "string" and args.reason ~= "") and args.reason or "normal"
+      local refused = system_process(pid) or (reason ~= "normal" and node_entry(pid))
+      if refused then return nil, "send_exit: " .. refused end
       local ok, err = try(halo.exit, pid, reason)
       if not ok then return nil, "send_exit: " .. plain(err) end
       return ("exit signal sent to %s (reason: %s)"):format(pid, reason)
@@ -162,7 +164,7 @@ return {
     description = "Kills a local process at once. An idle one ends with reason kill; one suspended inside a "
       .. "callback (sleeping, calling) becomes a zombee: its links and monitors fire now, it never runs again. "
       .. "Answers `process <pid> killed`. The node's system processes (kind system: halo_remote, "
-      .. "halo_applications, cron) are refused.",
+      .. "halo_applications, cron) and its entry process (its end stops the node) are refused.",
     inputSchema = { type = "object", properties = {
       pid = { type = "string", description = "PID (<crc.high.low>, brackets optional)" },
     }, required = json.array({ "pid" }) },
@@ -170,7 +172,7 @@ return {
       local pid = A.pid(args.pid)
       if not pid then return nil, BAD_PID end
       if pid == halo.self() then return nil, "process_kill: not allowed: that is the MCP worker running this call" end
-      local refused = system_process(pid)
+      local refused = system_process(pid) or node_entry(pid)
       if refused then return nil, "process_kill: " .. refused end
       local ok, err = try(halo.kill, pid)
       if not ok then return nil, "process_kill: " .. plain(err) end

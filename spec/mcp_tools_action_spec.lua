@@ -355,7 +355,8 @@ describe("mcp_tools/action.lua and log.lua", function()
         local sys = assert(halo.spawn({ name = "spec.system", kind = "system", handle_message = function() end }))
         local out = { sys = sys, kill = run("process_kill", { pid = sys }),
                       exit = run("send_exit", { pid = sys, reason = "kill" }),
-                      exit_normal = run("send_exit", { pid = sys:sub(2, -2) }) }
+                      exit_normal = run("send_exit", { pid = sys:sub(2, -2) }),
+                      entry = halo.self(), exit_entry = run("send_exit", { pid = halo.self(), reason = "shutdown" }) }
         out.state = halo.process_state(sys)
         halo.kill(sys)
         return out
@@ -365,6 +366,9 @@ describe("mcp_tools/action.lua and log.lua", function()
       assert.equal("send_exit: " .. why, r.exit.err)
       assert.equal("send_exit: " .. why, r.exit_normal.err)
       assert.equal("sleep", r.state)
+      -- the node's entry: ending it stops the node
+      assert.equal(("send_exit: not allowed: %s is the node's entry process (its end stops the node)"):format(r.entry),
+        r.exit_entry.err)
     end)
   end)
 

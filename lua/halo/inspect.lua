@@ -410,6 +410,16 @@ function M.system_process(pid)
   end
 end
 
+--- The refusal's text when pid is the node's entry process (spawned by the
+-- node itself: its parent is the node's root, the leader), whose end other
+-- than normal stops the node. Else nil.
+function M.node_entry(pid)
+  local info = halo.process_info(pid)
+  if info and info.Behavior == "entry" and info.Parent == info.Leader then
+    return ("not allowed: %s is the node's entry process (its end stops the node)"):format(pid)
+  end
+end
+
 --- Why pid may not be acted on from an Observer (a system process, the
 -- Observer's own or an MCP one; with ending, also the node's entry
 -- process, whose end other than normal stops the node), or nil.
@@ -421,10 +431,7 @@ function M.protected(pid, ending)
   if info.Application == "observer" or info.Application == "mcp" then
     return ("not allowed: %s belongs to the %s application"):format(pid, info.Application)
   end
-  -- the entry: spawned by the node itself (its parent is the node's root, the leader)
-  if ending and info.Behavior == "entry" and info.Parent == info.Leader then
-    return ("not allowed: %s is the node's entry process (its end stops the node)"):format(pid)
-  end
+  if ending then return M.node_entry(pid) end
 end
 
 local function refused(why) return nil, "ENOTALLOWED: " .. why, "ENOTALLOWED" end
