@@ -107,6 +107,12 @@ describe("deploy/", function()
                          "down -v --rmi all" }) do
       assert.truthy(out:find(s, 1, true), s .. " not in:\n" .. out)
     end
+    -- with Docker's compose plugin present the Makefile uses it, not the legacy binary
+    local bin = helper.script_dir("docker", "#!/bin/sh\n[ \"$1 $2\" = \"compose version\" ]\n")
+    out, ok = sh(("chmod +x %s/docker && PATH=%s:$PATH make -s -n -C deploy up 2>&1"):format(bin, bin))
+    os.execute("rm -rf " .. bin)
+    assert.is_true(ok, out)
+    assert.truthy(out:find("docker compose -f docker-compose.yml up -d --build", 1, true), out)
   end)
 
   it("promtool check config accepts prometheus.yml: the five radars every 10 s", function()
