@@ -13,6 +13,10 @@ local M = {}
 M.halo_bin = (os.getenv("HALO_BUILD") or "build") .. "/halo"
 M.DATASOURCE = "deploy/grafana/provisioning/datasources/prometheus.yml"
 M.DASHBOARDS = { "deploy/grafana/dashboards/halo-cluster.json", "deploy/grafana/dashboards/slowweb.json" }
+-- Grafana 11's core panel types (a dashboard naming another shows "Panel plugin not found")
+M.PANEL_TYPES = { timeseries = true, stat = true, table = true, bargauge = true, gauge = true, barchart = true,
+                  piechart = true, heatmap = true, histogram = true, text = true, ["state-timeline"] = true,
+                  ["status-history"] = true, logs = true, row = true }
 M.SCRAPE_SECONDS = 1 -- the local copy of prometheus.yml scrapes every second (the deploy's: 10 s)
 
 --- Runs a shell command line without the sanitizer preload; output, success.
@@ -257,6 +261,12 @@ function M.dashboards()
     end
   end
   return boards, queries
+end
+
+--- The PromQL of a query variable: its query object's `query`, or the
+-- legacy plain string Grafana also reads.
+function M.variable_query(v)
+  return type(v.query) == "table" and v.query.query or v.query
 end
 
 --- expr with Grafana's variables as Grafana fills them for a 1 h range:

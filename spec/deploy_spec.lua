@@ -64,6 +64,30 @@ describe("deploy/", function()
     local obs = table.concat(c.services.observer.command, " ")
     assert.truthy(obs:find("^halo observer %-%-host 0%.0%.0%.0 %-%-port 9911 "), obs)
     assert.truthy(obs:find("--registrar etcd://etcd:2379 --cluster observability", 1, true), obs)
+    -- Grafana reads what the compose file mounts: the provider's path, the home
+    -- dashboard, the datasource's URL (the prometheus service and its port)
+    local g = c.services.grafana
+    local provider = assert(helper.read("deploy/grafana/provisioning/dashboards/halo.yml"))
+    local dash_dir = assert(provider:match("\n%s+path: (%S+)"))
+    local mounts = {}
+    for _, v in ipairs(g.volumes) do
+      local src, dst = v:match("/(deploy/grafana/%S-):(%S-):ro$")
+      assert.truthy(src, "grafana volume " .. v)
+      mounts[dst] = src
+    end
+    assert.equal("deploy/grafana/dashboards", mounts[dash_dir], "the dashboard provider's path " .. dash_dir)
+    assert.equal("deploy/grafana/provisioning", mounts["/etc/grafana/provisioning"])
+    local home = g.environment.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH
+    assert.equal(dash_dir .. "/halo-cluster.json", home)
+    assert.truthy(helper.read("deploy/grafana/dashboards/halo-cluster.json"))
+    local url = assert(helper.read(deploy.DATASOURCE):match("\n%s+url: (%S+)"))
+    local prom_port = table.concat(c.services.prometheus.command, " "):match("%-%-web%.listen%-address=:(%d+)")
+    assert.equal("http://prometheus:" .. prom_port, url)
+    -- the nodes' debug logs (tens of KB a second each) are rotated by docker
+    for _, name in ipairs({ "node1", "node2", "node3", "node4", "node5", "observer", "slowweb" }) do
+      local log = c.services[name].logging
+      assert.truthy(log and log.options and log.options["max-size"], name .. " has no log rotation")
+    end
     assert.same({ "node1", "node2", "node3", "node4", "node5", "observer", "slowweb" }, (function()
       local o = deploy.order(c)
       table.sort(o)
@@ -83,6 +107,12 @@ describe("deploy/", function()
                          "down -v --rmi all" }) do
       assert.truthy(out:find(s, 1, true), s .. " not in:\n" .. out)
     end
+    -- with Docker's compose plugin present the Makefile uses it, not the legacy binary
+    local bin = helper.script_dir("docker", "#!/bin/sh\n[ \"$1 $2\" = \"compose version\" ]\n")
+    out, ok = sh(("chmod +x %s/docker && PATH=%s:$PATH make -s -n -C deploy up 2>&1"):format(bin, bin))
+    os.execute("rm -rf " .. bin)
+    assert.is_true(ok, out)
+    assert.truthy(out:find("docker compose -f docker-compose.yml up -d --build", 1, true), out)
   end)
 
   it("promtool check config accepts prometheus.yml: the five radars every 10 s", function()
@@ -107,25 +137,43 @@ describe("deploy/", function()
   end)
 
   it("dashboards: unique uids, the provisioned datasource on every panel, a query in every panel", function()
-    local ds = assert(helper.read(deploy.DATASOURCE):match("\n%s+uid: (%S+)"))
+    local ds_text = helper.read(deploy.DATASOURCE)
+    local ds = assert(ds_text:match("\n%s+uid: (%S+)"))
+    local ds_type = assert(ds_text:match("\n%s+type: (%S+)"))
     local boards, queries = deploy.dashboards()
     local uids, panels = {}, 0
     for _, b in ipairs(boards) do
       assert.falsy(uids[b.doc.uid], "duplicate uid " .. tostring(b.doc.uid))
       uids[b.doc.uid] = true
-      assert.equal("node", b.doc.templating.list[1].name)
-      assert.equal(ds, b.doc.templating.list[1].datasource.uid)
+      -- object datasource refs ({type, uid}) need schema 36 or later
+      assert.truthy(type(b.doc.schemaVersion) == "number" and b.doc.schemaVersion >= 36, b.file .. ": schemaVersion")
+      -- the node variable: a Prometheus label_values query, multi-select with All as .*
+      local v = b.doc.templating.list[1]
+      assert.equal("node", v.name)
+      assert.equal("query", v.type)
+      assert.same({ type = ds_type, uid = ds }, v.datasource)
+      local vq = deploy.variable_query(v)
+      assert.truthy(type(vq) == "string", b.file .. ": the node variable has no query")
+      assert.truthy(vq:find("^label_values%([%w_:]+, node%)$"), vq)
+      assert.equal(vq, v.definition)
+      assert.is_true(v.multi and v.includeAll)
+      assert.equal(".*", v.allValue)
       local ids = {}
       for _, p in ipairs(deploy.panels(b.doc)) do
         panels = panels + 1
+        assert.truthy(deploy.PANEL_TYPES[p.type], b.file .. ": " .. p.title .. ": not a Grafana panel type: " .. tostring(p.type))
         assert.falsy(ids[p.id], b.file .. ": duplicate panel id " .. tostring(p.id))
         ids[p.id] = true
-        assert.equal(ds, p.datasource and p.datasource.uid, b.file .. ": " .. p.title)
+        assert.same({ type = ds_type, uid = ds }, p.datasource, b.file .. ": " .. p.title)
         assert.truthy(#(p.targets or {}) >= 1, b.file .. ": " .. p.title .. " has no query")
         for _, q in ipairs(p.targets) do
-          assert.equal(ds, q.datasource and q.datasource.uid, b.file .. ": " .. p.title)
+          assert.same({ type = ds_type, uid = ds }, q.datasource, b.file .. ": " .. p.title)
           assert.truthy(type(q.expr) == "string" and #q.expr > 0, b.file .. ": " .. p.title .. " has an empty query")
           assert.falsy(q.expr:find("ergo_", 1, true), q.expr)
+          -- $node is a multi-value regex (All = .*): only =~ matches it
+          for before in q.expr:gmatch('([^"]*)"%$node"') do
+            assert.truthy(before:find("=~$"), b.file .. ": " .. p.title .. ": $node without =~ in " .. q.expr)
+          end
         end
       end
     end
@@ -166,6 +214,8 @@ describe("deploy/", function()
     for _, dir in ipairs({ "lua", "scenarios", "mcp_tools", "observer/www" }) do
       assert.truthy(docker:find("COPY %-%-from=build /opt/halo/" .. dir:gsub("%p", "%%%0") .. " "), dir)
     end
+    assert.truthy(docker:find("chmod -R a+rX lua scenarios mcp_tools observer/www", 1, true),
+      "the runtime user may not read the Lua trees (COPY keeps the context's modes)")
     assert.truthy(docker:find("\nUSER halo\n", 1, true))
     assert.truthy(docker:find("\nHEALTHCHECK ", 1, true))
   end)
@@ -230,6 +280,27 @@ describe("the deploy topology on this machine", function()
     for _ in pairs(panels) do n = n + 1 end
     print(("\ndeploy: %d panels, %d queries answered with series after %d s of scraping"):format(n, #queries,
       os.time() - started))
+  end)
+
+  it("lists every node in each dashboard's node variable (its label_values query)", function()
+    local want = {}
+    for i = 1, 5 do
+      want[#want + 1] = table.concat(t.compose.services["node" .. i].command, " "):match("%-%-name (%S+)")
+    end
+    table.sort(want)
+    local boards = deploy.dashboards()
+    for _, b in ipairs(boards) do
+      local metric = deploy.variable_query(b.doc.templating.list[1]):match("^label_values%(([%w_:]+), node%)$")
+      local got
+      assert(deploy.wait(function()
+        local doc = deploy.query(t.prom, "count by (node) (" .. metric .. ")")
+        got = {}
+        for _, s in ipairs(doc.data and doc.data.result or {}) do got[#got + 1] = s.metric.node end
+        table.sort(got)
+        return #got == #want
+      end, 30), b.file .. ": label_values(" .. metric .. ", node) gives " .. table.concat(got, " "))
+      assert.same(want, got)
+    end
   end)
 
   it("exports every metric family the dashboards' queries name", function()
