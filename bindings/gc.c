@@ -19,9 +19,9 @@
  *
  * LuaJIT's trigger stays as the backstop, a quarter of the live heap past
  * the paced one: a slice that allocates more than that before it yields
- * gets LuaJIT's own steps inside it, as
- * before; those are not timed (runtime_stats shows how many cycles ended
- * so: the sentinel's count of cycles less those the paced steps ended).
+ * gets LuaJIT's own steps inside it, as before; those are not timed
+ * (runtime_stats shows how many cycles ended so: the sentinel's count of
+ * cycles less those the paced steps ended).
  * A finalizer that raises ends the step through the gate (logged against
  * the node): a process is never billed for another's garbage. A CPU
  * profile counts a step's ticks under the core's mark halo_gc_step: LuaJIT
