@@ -291,6 +291,8 @@ describe("the MCP server", function()
       write(dir .. "/echo.lua", TOOLS["echo.lua"]:gsub("v = 1", "v = 22"))
       out.after = json.decode(text(c.call("echo", { x = 1 }))).v
       -- an open GET stream hears of a new file
+      local function conns() return #halo.process_list({ behavior = "halo.http.connection" }) end
+      local conns0 = conns()
       local curl = helper.spawn_os(("unset LD_PRELOAD; exec curl -sN -H 'Accept: text/event-stream' -H 'Mcp-Session-Id: %s' %s")
         :format(c.sid, c.url), sse)
       assert(helper.wait_until(function()
@@ -310,6 +312,9 @@ describe("the MCP server", function()
       out.removed = c.call("added").error
       helper.kill(curl)
       out.closed = helper.wait_until(function() return halo.inspect("mcp_web").streams == "0" end, 5000)
+      -- and its connection's process ended with it (the stream took the close)
+      out.conn_gone = helper.wait_until(function() return conns() == conns0 end, 5000)
+      out.conns = { conns0, conns() }
       -- a syntax error: reported in its tools' results, the others still work
       local failed = reg.stats().failed
       write(dir .. "/slow.lua", "return { {{ syntax error")
@@ -325,6 +330,7 @@ describe("the MCP server", function()
     assert.equal(22, r.after)
     assert.is_true(r.notified)
     assert.is_true(r.closed) -- the stream's process noticed the client go
+    assert.is_true(r.conn_gone, ("connection processes before the stream %d, after it closed %d"):format(r.conns[1], r.conns[2]))
     assert.equal("new", r.added)
     assert.truthy(table.concat(r.listed, " "):find("added", 1, true))
     assert.same({ code = -32602, message = "unknown tool: added" }, r.removed)

@@ -181,6 +181,16 @@ describe("observer API", function()
     end, 5000)
     assert.is_true(gone, "the closed stream's session is still there")
     assert.equals(before, #of_type(s.file, "node_info", key)) -- nothing more reached the closed stream
+    -- and so is its connection's process (the stream took the close: res:closed());
+    -- the watcher's own stream is the one connection left
+    local ckey = subscribe(watcher, "process_list", { behavior = "halo.http.connection" })
+    local conns
+    local one = wait_for(function()
+      local snap = of_type(watcher.file, "process_list", ckey)
+      conns = snap[#snap] and snap[#snap].data.data.Matched
+      return conns == 1
+    end, 5000)
+    assert.is_true(one, "connection processes left: " .. tostring(conns))
     watcher.close()
   end)
 

@@ -147,6 +147,13 @@ function Res:event(ev)
   return self:write(table.concat(out, "\n"))
 end
 
+--- For a handler that waits on its mailbox (a stream) and took the
+-- connection's close, the message false: the connection's process ends
+-- once the handler returns instead of waiting for a next request.
+function Res:closed()
+  self.gone = true
+end
+
 --- Ends the streamed answer.
 function Res:finish()
   if self.finished then return true end
@@ -202,7 +209,10 @@ local function connection(a)
   while true do
     local _, req = receive()
     if req == false then return end
-    if type(req) == "table" and req.route then serve_one(srv, res, req) end
+    if type(req) == "table" and req.route then
+      serve_one(srv, res, req)
+      if res.gone then return end
+    end
   end
 end
 

@@ -171,9 +171,11 @@ local function stream(req, res, s, sid)
   streams_open = streams_open + 1
   if streams_open == 1 then halo.send("mcp_web", "scan") end
   local note = '{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}'
+  local closed = false
   while true do
     local from, msg = halo.receive(KEEPALIVE_MS)
     local ok = true
+    if msg == false then closed = true end
     if msg == false or msg == "ended" then break end
     if msg == "list_changed" then
       ok = res:event({ event = "message", data = note })
@@ -185,6 +187,7 @@ local function stream(req, res, s, sid)
   s.streams[me] = nil
   streams_open = streams_open - 1
   res:finish()
+  if closed then res:closed() end -- the connection's close was taken here
 end
 
 local function handle(req, res)

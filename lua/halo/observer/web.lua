@@ -155,8 +155,7 @@ local function stream(req, res)
   halo.unlink(pid)
   halo.kill(pid)
   res:finish()
-  -- the connection's end was taken here: this process has no more requests to serve
-  if closed then halo.exit(me, "normal") end
+  if closed then res:closed() end -- the connection's close was taken here
 end
 
 -- -- the API ------------------------------------------------------------------
