@@ -258,7 +258,7 @@ void hb_heap_start(halo_binding_t *B, lua_State *L, int opts);
  *  when one is due, stop (LuaJIT's own trigger again), the figures as a
  *  table on top of L. */
 void hb_gc_start(halo_binding_t *B, lua_State *L, int opts);
-uint64_t hb_gc_slice(halo_binding_t *B); /* ns in the step, 0 when none ran */
+void hb_gc_slice(halo_binding_t *B, struct halo_proc *p); /* after p's slice, not nested in another */
 void hb_gc_stop(halo_binding_t *B, lua_State *L);
 void hb_gc_push_stats(halo_binding_t *B, lua_State *L);
 /** The sentinel's finalizer ran: a cycle has swept (bindings/heap.c). */

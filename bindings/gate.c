@@ -231,14 +231,7 @@ static int run_slice(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
 static int hook_run(halo_node_t *n, halo_proc_t *p, halo_msg_t *msg) {
   halo_binding_t *B = n->host;
   int rc = run_slice(n, p, msg);
-  if (B->cur != B->L) return rc;
-  uint64_t *owner = n->alloc ? halo_alloc_attribute(n->alloc, NULL) : NULL;
-  n->current = NULL;
-  uint64_t ns = hb_gc_slice(B);
-  n->current = p;
-  if (n->alloc) halo_alloc_attribute(n->alloc, owner);
-  if (n->open == p) n->open_t0 += ns; /* the batch closes p's interval later */
-  else p->running_ns -= ns;          /* the scheduler adds the slice's time right after */
+  if (B->cur == B->L) hb_gc_slice(B, p);
   return rc;
 }
 

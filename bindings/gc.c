@@ -29,6 +29,7 @@
  * process runs next.
  */
 #include "binding.h"
+#include "process.h"
 #include "prof.h"
 
 #include <string.h>
@@ -128,24 +129,33 @@ static void ended_elsewhere(halo_binding_t *B) {
   g->last_alloc = B->alloc.allocated;
 }
 
-uint64_t hb_gc_slice(halo_binding_t *B) {
+void hb_gc_slice(halo_binding_t *B, halo_proc_t *p) {
   hb_gc_t *g = &B->gc;
-  if (!g->on || !lua_gc(B->L, LUA_GCISRUNNING, 0)) return 0; /* collectgarbage("stop") holds until "restart" */
+  if (!g->on || !lua_gc(B->L, LUA_GCISRUNNING, 0)) return; /* collectgarbage("stop") holds until "restart" */
   if (hb_heap_cycles() != g->sentinel) ended_elsewhere(B);
   uint64_t since = B->alloc.allocated - g->last_alloc;
   if (g->active) {
-    if (since < GC_BATCH) return 0;
+    if (since < GC_BATCH) return;
   } else {
-    if (heap_bytes(B) < g->next_total) return 0;
+    if (heap_bytes(B) < g->next_total) return;
     g->active = 1;
     since = 0; /* the new cycle owes nothing for what came before it: a first step starts it */
   }
   g->last_alloc = B->alloc.allocated;
   if (since > g->headroom) since = g->headroom;
   step_ctx_t c = {B, since / 1024 > 1048576 ? 1048576 : (int)(since / 1024)};
+  /* on the node's account: no current process (a finalizer's halo.self()
+   * is nil), its allocations unowned, its time taken off p's slice */
+  halo_node_t *n = &B->node;
+  uint64_t *owner = halo_alloc_attribute(&B->alloc, NULL);
+  n->current = NULL;
   uint64_t t0 = uv_hrtime();
   hb_gate(B, NULL, "the collector", step_body, &c);
-  return uv_hrtime() - t0;
+  uint64_t ns = uv_hrtime() - t0;
+  n->current = p;
+  halo_alloc_attribute(&B->alloc, owner);
+  if (n->open == p) n->open_t0 += ns; /* the batch closes p's interval later */
+  else p->running_ns -= ns;          /* the scheduler adds the slice's time right after */
 }
 
 void hb_gc_start(halo_binding_t *B, lua_State *L, int opts) {

@@ -11,13 +11,7 @@ os.remove(dir)
 assert(os.execute("mkdir -p " .. dir) == 0)
 local seq = 0
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = helper.read
 
 -- Runs a shell command in the background; returns the path its output goes to
 -- and the path that appears once it is done.
